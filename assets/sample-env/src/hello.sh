@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+echo "${GREETING:-Hello} from hello 1.0.0"

@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+echo "report: all systems nominal at $(date -u +%FT%TZ)"

@@ -1,0 +1,473 @@
+//! Clean builds: clone the repository at HEAD into a fresh temp dir (so only committed,
+//! tracked files exist), run the build's `command` with bash there, stream its output.
+//!
+//! The command runs in its own process group; cancel, timeout and normal exit all end the
+//! whole group, so nothing the build started outlives it. The clone is removed as soon as
+//! the command exits; `$out` lives beside it in a temp dir that the caller packs, keeps
+//! (`pubdeck build` → `result-<name>`) or drops.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::{Event, EventTx, Stage, Stream};
+use crate::manifest::{Build, VersionSpec};
+
+/// Longest log line sent as one event; longer lines are split (nothing is dropped).
+pub const MAX_LINE: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot clone {repo} at {rev}: {message}")]
+    Clone {
+        repo: PathBuf,
+        rev: String,
+        message: String,
+    },
+    #[error("cannot prepare the build directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot start bash for build `{name}`: {source}")]
+    Spawn {
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("cannot determine the version of build `{name}`: {message}")]
+    Version { name: String, message: String },
+    #[error("build `{name}` failed with exit code {code}")]
+    Failed { name: String, code: i32 },
+    #[error("build `{name}` was killed by signal {signal}")]
+    Killed { name: String, signal: i32 },
+    #[error("build `{name}` was cancelled")]
+    Cancelled { name: String },
+    #[error("build `{name}` did not finish within {}s and was stopped", .after.as_secs())]
+    TimedOut { name: String, after: Duration },
+    #[error("build `{name}` wrote nothing to $out")]
+    EmptyOutput { name: String },
+}
+
+impl BuildError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            BuildError::EmptyOutput { .. } => Some(
+                "the command must create $out, e.g. `mkdir -p $out/bin && cp mytool $out/bin/`"
+                    .into(),
+            ),
+            BuildError::Failed { .. } => {
+                Some("the log above shows the failing command; the build ran in a fresh clone, so every file it needs must be committed".into())
+            }
+            BuildError::Version { .. } => Some(
+                "version.file must name a committed file; version.command must print the version".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// What to build and from where.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The repository's work tree (the clone source) and the commit to build.
+    pub repo: PathBuf,
+    pub rev: String,
+    /// The environment directory relative to the repository top level.
+    pub env_subdir: PathBuf,
+    pub build: Build,
+    pub timeout: Option<Duration>,
+}
+
+/// A finished build: `$out` in a temp dir that disappears when this is dropped.
+#[derive(Debug)]
+pub struct Output {
+    root: tempfile::TempDir,
+    pub name: String,
+    pub version: Option<String>,
+    pub duration: Duration,
+}
+
+impl Output {
+    /// The path of `$out` (a directory, or a file when the build wrote `$out` as one).
+    pub fn path(&self) -> PathBuf {
+        self.root.path().join("out")
+    }
+
+    /// `<name>-<version>` or `<name>`: the store path name.
+    pub fn store_name(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{}-{v}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// Moves `$out` to `dest` (replacing what was there) and returns `dest`.
+    pub fn keep(self, dest: &Path) -> std::io::Result<PathBuf> {
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let staged = dest.with_file_name(format!(
+            ".{}.new",
+            dest.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        remove_any(&staged)?;
+        if std::fs::rename(self.path(), &staged).is_err() {
+            crate::fsutil::copy_tree(&self.path(), &staged)?;
+        }
+        remove_any(dest)?;
+        std::fs::rename(&staged, dest)?;
+        Ok(dest.to_path_buf())
+    }
+}
+
+fn remove_any(p: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => {
+            make_writable(p);
+            std::fs::remove_dir_all(p)
+        }
+        Ok(_) => std::fs::remove_file(p),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Builds often leave read-only directories; make a tree removable.
+fn make_writable(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in walk_dirs(p) {
+        if let Ok(m) = std::fs::metadata(&entry) {
+            let mode = m.permissions().mode();
+            if mode & 0o700 != 0o700 {
+                let _ =
+                    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode | 0o700));
+            }
+        }
+    }
+}
+
+fn walk_dirs(p: &Path) -> Vec<PathBuf> {
+    let mut out = vec![p.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        if let Ok(rd) = std::fs::read_dir(&out[i]) {
+            for e in rd.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    out.push(e.path());
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Kills the whole process group when dropped (cancel, timeout, panic, early return).
+struct GroupGuard(Option<i32>);
+
+impl GroupGuard {
+    fn kill(&mut self, signal: i32) {
+        if let Some(pgid) = self.0 {
+            // SAFETY: killpg has no memory-safety preconditions.
+            unsafe {
+                libc::killpg(pgid, signal);
+            }
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill(libc::SIGKILL);
+    }
+}
+
+/// Runs a clean build, sending `Cloned`, `Log` and `BuildExited` events (and stage events
+/// for `Clone` and `Build`).
+pub async fn run(
+    req: &Request,
+    tx: &EventTx,
+    cancel: &CancellationToken,
+) -> Result<Output, BuildError> {
+    let name = req.build.name.clone();
+    let root = tempfile::Builder::new()
+        .prefix("pubdeck-build-")
+        .tempdir()?;
+    let src = root.path().join("src");
+
+    let _ = tx
+        .send(Event::StageStarted {
+            stage: Stage::Clone,
+        })
+        .await;
+    let t = Instant::now();
+    let cloned = {
+        let (repo, rev, src) = (req.repo.clone(), req.rev.clone(), src.clone());
+        tokio::task::spawn_blocking(move || clone_at(&repo, &rev, &src))
+            .await
+            .expect("clone task panicked")
+    };
+    let _ = tx
+        .send(Event::StageFinished {
+            stage: Stage::Clone,
+            duration: t.elapsed(),
+            ok: cloned.is_ok(),
+        })
+        .await;
+    cloned?;
+    let _ = tx
+        .send(Event::Cloned {
+            rev: req.rev.clone(),
+            dir: src.clone(),
+        })
+        .await;
+
+    let _ = tx
+        .send(Event::StageStarted {
+            stage: Stage::Build,
+        })
+        .await;
+    let t = Instant::now();
+    let result = build_in_clone(req, &src, &root.path().join("out"), tx, cancel).await;
+    // The clone goes now, whatever happened; `$out` stays until the Output is dropped.
+    let src2 = src.clone();
+    let _ = tokio::task::spawn_blocking(move || remove_any(&src2)).await;
+    let _ = tx
+        .send(Event::StageFinished {
+            stage: Stage::Build,
+            duration: t.elapsed(),
+            ok: result.is_ok(),
+        })
+        .await;
+    let version = result?;
+    Ok(Output {
+        root,
+        name,
+        version,
+        duration: t.elapsed(),
+    })
+}
+
+fn clone_at(repo: &Path, rev: &str, dest: &Path) -> Result<(), BuildError> {
+    let err = |message: String| BuildError::Clone {
+        repo: repo.to_path_buf(),
+        rev: rev.to_string(),
+        message,
+    };
+    let url = repo.to_string_lossy().into_owned();
+    let cloned = git2::build::RepoBuilder::new()
+        .clone(&url, dest)
+        .map_err(|e| err(e.message().to_string()))?;
+    let oid = git2::Oid::from_str(rev).map_err(|e| err(e.message().to_string()))?;
+    cloned.find_commit(oid).map_err(|_| {
+        err("the commit is on no branch of the repository, so a clone cannot see it".into())
+    })?;
+    cloned
+        .set_head_detached(oid)
+        .map_err(|e| err(e.message().to_string()))?;
+    cloned
+        .checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+        .map_err(|e| err(e.message().to_string()))?;
+    Ok(())
+}
+
+async fn resolve_version(build: &Build, env_dir: &Path) -> Result<Option<String>, BuildError> {
+    let err = |message: String| BuildError::Version {
+        name: build.name.clone(),
+        message,
+    };
+    let v = match &build.version {
+        None => return Ok(None),
+        Some(VersionSpec::Literal(v)) => v.clone(),
+        Some(VersionSpec::File(f)) => tokio::fs::read_to_string(env_dir.join(f))
+            .await
+            .map_err(|e| err(format!("cannot read {f} in the clean clone: {e}")))?
+            .trim()
+            .to_string(),
+        Some(VersionSpec::Command(c)) => {
+            let out = Command::new("bash")
+                .args(["--noprofile", "--norc", "-c", c])
+                .current_dir(env_dir)
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .map_err(|e| err(format!("cannot run bash: {e}")))?;
+            if !out.status.success() {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                return Err(err(format!(
+                    "version.command failed ({}): {}",
+                    out.status,
+                    stderr.lines().next().unwrap_or("").trim()
+                )));
+            }
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        }
+    };
+    if v.is_empty() {
+        return Err(err("it is empty".into()));
+    }
+    Ok(Some(v))
+}
+
+async fn build_in_clone(
+    req: &Request,
+    src: &Path,
+    out: &Path,
+    tx: &EventTx,
+    cancel: &CancellationToken,
+) -> Result<Option<String>, BuildError> {
+    let name = &req.build.name;
+    let env_dir = src.join(&req.env_subdir);
+    let version = resolve_version(&req.build, &env_dir).await?;
+
+    let mut cmd = Command::new("bash");
+    cmd.args(["--noprofile", "--norc", "-e", "-c", &req.build.command])
+        .current_dir(&env_dir)
+        .env("out", out)
+        .env("pname", name)
+        .env("FLOX_ENV_PROJECT", &env_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    match &version {
+        Some(v) => cmd.env("version", v),
+        None => cmd.env_remove("version"),
+    };
+    match &req.build.description {
+        Some(d) => cmd.env("description", d),
+        None => cmd.env_remove("description"),
+    };
+    let mut child = cmd.spawn().map_err(|source| BuildError::Spawn {
+        name: name.clone(),
+        source,
+    })?;
+    let mut group = GroupGuard(child.id().map(|p| p as i32));
+    let stdout = tokio::spawn(pump(
+        child.stdout.take().expect("piped"),
+        Stream::Stdout,
+        tx.clone(),
+    ));
+    let stderr = tokio::spawn(pump(
+        child.stderr.take().expect("piped"),
+        Stream::Stderr,
+        tx.clone(),
+    ));
+
+    let timeout = async {
+        match req.timeout {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        status = child.wait() => Ok(status?),
+        _ = cancel.cancelled() => Err(BuildError::Cancelled { name: name.clone() }),
+        _ = timeout => Err(BuildError::TimedOut { name: name.clone(), after: req.timeout.unwrap_or_default() }),
+    };
+    // Whatever happened, nothing the build started may outlive it; this also closes
+    // the pipes held by background children so the readers finish.
+    if outcome.is_err() {
+        group.kill(libc::SIGTERM);
+        if tokio::time::timeout(Duration::from_secs(2), child.wait())
+            .await
+            .is_err()
+        {
+            group.kill(libc::SIGKILL);
+        }
+    }
+    group.kill(libc::SIGKILL);
+    group.0 = None;
+    let _ = child.wait().await;
+    let _ = stdout.await;
+    let _ = stderr.await;
+
+    let status = outcome?;
+    let _ = tx
+        .send(Event::BuildExited {
+            code: status.code(),
+            signal: status.signal(),
+        })
+        .await;
+    if let Some(signal) = status.signal() {
+        return Err(BuildError::Killed {
+            name: name.clone(),
+            signal,
+        });
+    }
+    if !status.success() {
+        return Err(BuildError::Failed {
+            name: name.clone(),
+            code: status.code().unwrap_or(-1),
+        });
+    }
+    let empty = match std::fs::symlink_metadata(out) {
+        Err(_) => true,
+        Ok(m) if m.is_dir() => std::fs::read_dir(out)?.next().is_none(),
+        Ok(_) => false,
+    };
+    if empty {
+        return Err(BuildError::EmptyOutput { name: name.clone() });
+    }
+    Ok(version)
+}
+
+/// Sends each line of `r` as a log event; lines longer than [`MAX_LINE`] are split.
+async fn pump(r: impl AsyncRead + Unpin, stream: Stream, tx: EventTx) {
+    let mut r = BufReader::with_capacity(64 * 1024, r);
+    let mut buf = Vec::with_capacity(256);
+    loop {
+        buf.clear();
+        let n = match read_line_capped(&mut r, &mut buf).await {
+            Ok(n) => n,
+            Err(_) => break,
+        };
+        if n == 0 {
+            break;
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+        }
+        let line = String::from_utf8_lossy(&buf).into_owned();
+        if tx.send(Event::Log { stream, line }).await.is_err() {
+            // Nobody listens any more; keep draining so the build is not blocked on a pipe.
+            continue;
+        }
+    }
+}
+
+/// Reads up to and including `\n`, or [`MAX_LINE`] bytes, whichever comes first.
+async fn read_line_capped<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    let mut total = 0;
+    loop {
+        let available = r.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(total);
+        }
+        let room = MAX_LINE - buf.len();
+        let chunk = &available[..available.len().min(room)];
+        let (used, done) = match memchr_nl(chunk) {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), buf.len() + chunk.len() >= MAX_LINE),
+        };
+        buf.extend_from_slice(&chunk[..used]);
+        r.consume(used);
+        total += used;
+        if done {
+            return Ok(total);
+        }
+    }
+}
+
+fn memchr_nl(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}

@@ -1,0 +1,320 @@
+//! The plain command line: clap definitions and one function per subcommand.
+//!
+//! Exit status: 0 success, 1 the operation failed (a check failed, the build failed, not
+//! found, refused), 2 usage error (clap's own). Errors go to stderr as one sentence plus a
+//! hint; `--json` prints exactly one document on stdout.
+
+pub mod output;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::{Event, Stream};
+use crate::manifest::{Env, VersionSpec};
+use output::Style;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pubdeck",
+    version,
+    about = "Publish Flox environment builds to your organisation's catalog, and install what it published."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the [build.*] entries of the environment's manifest.
+    Builds {
+        /// The environment directory (holding .flox/).
+        #[arg(long, short, default_value = ".")]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evaluate every publish precondition; exit 1 if any fails.
+    Check {
+        /// The build to be published (also checks that it exists).
+        build: Option<String>,
+        #[arg(long, short, default_value = ".")]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Decide `pushed` from the last fetched state, without contacting the remote.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Clean-build one build from a fresh clone of HEAD; prints the output path.
+    Build {
+        build: String,
+        #[arg(long, short, default_value = ".")]
+        dir: PathBuf,
+        /// Stop the build after this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<u64>,
+    },
+}
+
+/// A failed command: one sentence, an optional hint, and the exit status to use.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>, hint: Option<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            hint,
+        }
+    }
+}
+
+impl From<crate::manifest::ManifestError> for Failure {
+    fn from(e: crate::manifest::ManifestError) -> Self {
+        Failure::new(e.to_string(), e.hint())
+    }
+}
+
+impl From<crate::build::BuildError> for Failure {
+    fn from(e: crate::build::BuildError) -> Self {
+        Failure::new(e.to_string(), e.hint())
+    }
+}
+
+pub type CmdResult = Result<ExitCode, Failure>;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            output::error(&format!("cannot start the async runtime: {e}"), None);
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(f) => {
+            output::error(&f.message, f.hint.as_deref());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> CmdResult {
+    match cli.command {
+        Command::Builds { dir, json } => builds(&dir, json),
+        Command::Check {
+            build,
+            dir,
+            json,
+            offline,
+        } => check(&dir, build.as_deref(), json, offline).await,
+        Command::Build {
+            build,
+            dir,
+            timeout,
+        } => build_cmd(&dir, &build, timeout.map(std::time::Duration::from_secs)).await,
+    }
+}
+
+fn version_json(v: &Option<VersionSpec>) -> serde_json::Value {
+    match v {
+        None => serde_json::Value::Null,
+        Some(VersionSpec::Literal(s)) => json!(s),
+        Some(VersionSpec::File(f)) => json!({ "file": f }),
+        Some(VersionSpec::Command(c)) => json!({ "command": c }),
+    }
+}
+
+fn builds(dir: &Path, as_json: bool) -> CmdResult {
+    let manifest = Env::find(dir)?.manifest()?;
+    if as_json {
+        let builds: Vec<_> = manifest
+            .builds
+            .iter()
+            .map(|b| {
+                json!({
+                    "name": b.name,
+                    "version": version_json(&b.version),
+                    "description": b.description,
+                    "command": b.command,
+                })
+            })
+            .collect();
+        println!("{}", json!({ "builds": builds }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if manifest.builds.is_empty() {
+        eprintln!(
+            "{} defines no builds; add a [build.<name>] table with a `command`",
+            manifest.path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = manifest
+        .builds
+        .iter()
+        .map(|b| {
+            vec![
+                b.name.clone(),
+                b.version
+                    .as_ref()
+                    .map(|v| v.to_string())
+                    .unwrap_or("-".into()),
+                b.description.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        output::table(&["NAME", "VERSION", "DESCRIPTION"], &rows, Style::stdout())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn check(dir: &Path, build: Option<&str>, as_json: bool, offline: bool) -> CmdResult {
+    let opts = crate::git::Options {
+        fetch: !offline,
+        ..Default::default()
+    };
+    let (dir, build_name) = (dir.to_path_buf(), build.map(str::to_string));
+    let report = tokio::task::spawn_blocking(move || {
+        crate::git::evaluate(&dir, build_name.as_deref(), &opts)
+    })
+    .await
+    .expect("check task panicked");
+    if as_json {
+        println!(
+            "{}",
+            json!({ "build": report.build, "ok": report.ok(), "checks": report.checks })
+        );
+    } else {
+        print!("{}", output::checklist(&report.checks, Style::stdout()));
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn build_cmd(dir: &Path, name: &str, timeout: Option<std::time::Duration>) -> CmdResult {
+    let env = Env::find(dir)?;
+    let manifest = env.manifest()?;
+    let Some(build) = manifest.build(name).cloned() else {
+        let hint = manifest
+            .nearest_build(name)
+            .map(|n| format!("did you mean `{n}`?"));
+        return Err(Failure::new(
+            format!("{} has no build named `{name}`", manifest.path.display()),
+            hint,
+        ));
+    };
+    let env_dir = env.dir.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        crate::git::evaluate(
+            &env_dir,
+            None,
+            &crate::git::Options {
+                fetch: false,
+                ..Default::default()
+            },
+        )
+    })
+    .await
+    .expect("check task panicked");
+    let err_style = Style::stderr();
+    let Some(source) = report.source.clone().filter(|s| s.rev.is_some()) else {
+        let why = report
+            .checks
+            .iter()
+            .find(|c| {
+                !c.ok && (c.id == crate::git::id::GIT_REPO || c.id == crate::git::id::UPSTREAM)
+            })
+            .map(|c| (c.message.clone(), c.hint.clone()))
+            .unwrap_or((
+                "the environment has no committed state to build".into(),
+                None,
+            ));
+        return Err(Failure::new(
+            format!("cannot clean-build: {}", why.0),
+            why.1,
+        ));
+    };
+    let rev = source.rev.clone().expect("filtered");
+    for c in report.failed() {
+        if c.id == crate::git::id::CLEAN || c.id == crate::git::id::ENV_TRACKED {
+            eprintln!(
+                "{} {}; the clean build uses commit {} only",
+                err_style.warn("note:"),
+                c.message,
+                &rev[..7]
+            );
+        }
+    }
+    let req = crate::build::Request {
+        repo: source.workdir.clone(),
+        rev,
+        env_subdir: source.env_subdir.clone(),
+        build,
+        timeout,
+    };
+    let (tx, mut rx) = crate::event::channel();
+    let cancel = CancellationToken::new();
+    let ctrl_c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            ctrl_c.cancel();
+        }
+    });
+    let printer = tokio::spawn(async move {
+        use std::io::Write;
+        while let Some(ev) = rx.recv().await {
+            let mut err = std::io::stderr().lock();
+            match ev {
+                Event::Log { stream, line } => {
+                    let _ = match stream {
+                        Stream::Stdout => writeln!(err, "{line}"),
+                        Stream::Stderr => writeln!(err, "{}", err_style.muted(&line)),
+                    };
+                }
+                Event::Cloned { rev, .. } => {
+                    let _ = writeln!(err, "{}", err_style.muted(&format!("cloned {}", &rev[..7])));
+                }
+                _ => {}
+            }
+        }
+    });
+    let result = crate::build::run(&req, &tx, &cancel).await;
+    drop(tx);
+    let _ = printer.await;
+    let out = result?;
+    let result_name = format!("result-{name}");
+    let kept = env.flox_dir().join("cache/pubdeck").join(&result_name);
+    let kept = out
+        .keep(&kept)
+        .map_err(|e| Failure::new(format!("cannot keep the build output: {e}"), None))?;
+    let link = env.dir.join(&result_name);
+    let target = kept.strip_prefix(&env.dir).unwrap_or(&kept).to_path_buf();
+    let _ = std::fs::remove_file(&link);
+    if let Err(e) = std::os::unix::fs::symlink(&target, &link) {
+        eprintln!(
+            "{} cannot link {}: {e}",
+            err_style.warn("note:"),
+            link.display()
+        );
+        println!("{}", kept.display());
+    } else {
+        println!("{}", link.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

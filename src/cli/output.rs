@@ -1,0 +1,151 @@
+//! Terminal output for the plain CLI: colours (off under `NO_COLOR` or off a terminal),
+//! aligned tables and checklists, and the error format (one sentence, then `hint:`).
+
+use std::io::IsTerminal;
+
+use crate::git::Check;
+
+/// Which styling a stream gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    /// Colour only for a terminal, and never under `NO_COLOR` (any non-empty value).
+    pub fn for_stream(is_terminal: bool) -> Style {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Style {
+            color: is_terminal && !no_color,
+        }
+    }
+
+    pub fn stdout() -> Style {
+        Style::for_stream(std::io::stdout().is_terminal())
+    }
+
+    pub fn stderr() -> Style {
+        Style::for_stream(std::io::stderr().is_terminal())
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    pub fn ok(&self, s: &str) -> String {
+        self.paint("32", s)
+    }
+    pub fn err(&self, s: &str) -> String {
+        self.paint("31", s)
+    }
+    pub fn warn(&self, s: &str) -> String {
+        self.paint("33", s)
+    }
+    pub fn muted(&self, s: &str) -> String {
+        self.paint("2", s)
+    }
+    pub fn bold(&self, s: &str) -> String {
+        self.paint("1", s)
+    }
+}
+
+/// A compact aligned checklist: `✓ id  message`, with the hint under a failing check.
+pub fn checklist(checks: &[Check], style: Style) -> String {
+    let width = checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for c in checks {
+        let mark = if c.ok {
+            style.ok("✓")
+        } else {
+            style.err("✗")
+        };
+        out.push_str(&format!("{mark} {:<width$}  {}\n", c.id, c.message));
+        if let (false, Some(h)) = (c.ok, &c.hint) {
+            out.push_str(&format!(
+                "  {:<width$}  {}\n",
+                "",
+                style.muted(&format!("hint: {h}"))
+            ));
+        }
+    }
+    out
+}
+
+/// Left-aligned columns; the last column is not padded.
+pub fn table(header: &[&str], rows: &[Vec<String>], style: Style) -> String {
+    let cols = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, cell) in r.iter().enumerate().take(cols) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let render = |cells: &[String], bold: bool| {
+        let mut s = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            s.push_str(&if bold { style.bold(cell) } else { cell.clone() });
+            if i + 1 < cells.len() {
+                s.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let mut out = render(&header, true);
+    for r in rows {
+        out.push_str(&render(r, false));
+    }
+    out
+}
+
+/// Prints an error as one sentence plus an optional hint, to stderr.
+pub fn error(message: &str, hint: Option<&str>) {
+    let style = Style::stderr();
+    eprintln!("{} {message}", style.err("error:"));
+    if let Some(h) = hint {
+        eprintln!("{} {h}", style.muted("hint:"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checklist_aligns_and_hints_failures_only() {
+        let checks = vec![
+            Check::pass("git-repo", "in a repo"),
+            Check::fail("has-packages", "none installed", "flox install hello"),
+        ];
+        let s = checklist(&checks, Style { color: false });
+        assert_eq!(
+            s,
+            "✓ git-repo      in a repo\n✗ has-packages  none installed\n                hint: flox install hello\n"
+        );
+    }
+
+    #[test]
+    fn colour_is_only_escape_codes() {
+        let s = checklist(&[Check::fail("a", "b", "c")], Style { color: true });
+        assert!(s.contains("\x1b[31m✗\x1b[0m"));
+        let plain = checklist(&[Check::fail("a", "b", "c")], Style { color: false });
+        assert!(!plain.contains('\x1b'));
+    }
+
+    #[test]
+    fn table_pads_all_but_last_column() {
+        let s = table(
+            &["NAME", "DESC"],
+            &[
+                vec!["a".into(), "x y".into()],
+                vec!["long-name".into(), "".into()],
+            ],
+            Style { color: false },
+        );
+        assert_eq!(s, "NAME       DESC\na          x y\nlong-name\n");
+    }
+}

@@ -1,0 +1,16 @@
+//! pubdeck: publish the builds of a Flox environment to an organisation's catalog, and
+//! browse and install what the organisation has published.
+//!
+//! The engine modules (`manifest`, `git`, `build`, …) know nothing about terminals; the
+//! faces (`cli`, later `tui` and `server`) drive them. See ARCHITECTURE.md.
+
+pub mod build;
+pub mod cache;
+pub mod cli;
+pub mod event;
+pub mod fsutil;
+pub mod git;
+pub mod manifest;
+pub mod nar;
+pub mod narinfo;
+pub mod sign;

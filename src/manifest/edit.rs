@@ -1,0 +1,250 @@
+//! Format-preserving edits of a manifest, written atomically.
+//!
+//! Every edit starts from the text the [`Manifest`] was read from, refuses to write when the
+//! file changed on disk in between, re-validates the result, and replaces the file with
+//! temp file + fsync + rename, so a reader sees either the old or the new manifest.
+
+use toml_edit::{DocumentMut, Item, Table, value};
+
+use super::{Manifest, ManifestError};
+
+/// An `[install]` entry to add.
+#[derive(Debug, Clone)]
+pub struct NewInstall<'a> {
+    pub id: &'a str,
+    pub pkg_path: &'a str,
+    pub pkg_group: Option<&'a str>,
+    pub version: Option<&'a str>,
+}
+
+impl Manifest {
+    fn doc(&self) -> DocumentMut {
+        self.text
+            .parse()
+            .expect("text was validated when the manifest was parsed")
+    }
+
+    /// The manifest text with `entry` added to `[install]` as dotted keys
+    /// (`hello.pkg-path = "myorg/hello"`, `hello.pkg-group = "hello"`).
+    pub fn with_install(&self, entry: &NewInstall) -> Result<String, ManifestError> {
+        if self.install.iter().any(|i| i.id == entry.id) {
+            return Err(ManifestError::AlreadyInstalled {
+                path: self.path.clone(),
+                id: entry.id.to_string(),
+            });
+        }
+        let mut doc = self.doc();
+        if !doc.contains_key("install") {
+            let mut t = Table::new();
+            t.set_implicit(false);
+            doc.insert("install", Item::Table(t));
+        }
+        let install = doc["install"]
+            .as_table_like_mut()
+            .expect("validated as a table");
+        let mut t = Table::new();
+        t.set_dotted(true);
+        t.insert("pkg-path", value(entry.pkg_path));
+        if let Some(g) = entry.pkg_group {
+            t.insert("pkg-group", value(g));
+        }
+        if let Some(v) = entry.version {
+            t.insert("version", value(v));
+        }
+        install.insert(entry.id, Item::Table(t));
+        self.checked(doc.to_string())
+    }
+
+    /// The manifest text with build `name`'s version set to the string `version`.
+    pub fn with_build_version(&self, name: &str, version: &str) -> Result<String, ManifestError> {
+        if self.build(name).is_none() {
+            return Err(ManifestError::NoSuchBuild {
+                path: self.path.clone(),
+                name: name.to_string(),
+            });
+        }
+        let mut doc = self.doc();
+        let build = doc["build"][name]
+            .as_table_like_mut()
+            .expect("validated as a table");
+        match build.get_mut("version") {
+            // Keep the key's place and decoration; replace the value only.
+            Some(item) if item.is_str() => {
+                let decor = item.as_value().map(|v| v.decor().clone());
+                *item = value(version);
+                if let (Some(decor), Some(v)) = (decor, item.as_value_mut()) {
+                    *v.decor_mut() = decor;
+                }
+            }
+            _ => {
+                build.remove("version");
+                build.insert("version", value(version));
+            }
+        }
+        self.checked(doc.to_string())
+    }
+
+    /// Validates edited text before anything is written.
+    fn checked(&self, text: String) -> Result<String, ManifestError> {
+        Manifest::parse(&self.path, text.clone())?;
+        Ok(text)
+    }
+
+    /// Writes `text` in place of this manifest, atomically, if the file on disk is still the
+    /// one this manifest was read from. Returns the re-read manifest.
+    pub fn write(&self, text: &str) -> Result<Manifest, ManifestError> {
+        let on_disk =
+            std::fs::read_to_string(&self.path).map_err(|source| ManifestError::Read {
+                path: self.path.clone(),
+                source,
+            })?;
+        if on_disk != self.text {
+            return Err(ManifestError::Changed {
+                path: self.path.clone(),
+            });
+        }
+        crate::fsutil::write_atomic(&self.path, text.as_bytes()).map_err(|source| {
+            ManifestError::Write {
+                path: self.path.clone(),
+                source,
+            }
+        })?;
+        Manifest::parse(&self.path, text.to_string())
+    }
+
+    /// Adds an install entry and writes the file.
+    pub fn add_install(&self, entry: &NewInstall) -> Result<Manifest, ManifestError> {
+        let text = self.with_install(entry)?;
+        self.write(&text)
+    }
+
+    /// Sets a build's version and writes the file.
+    pub fn set_build_version(&self, name: &str, version: &str) -> Result<Manifest, ManifestError> {
+        let text = self.with_build_version(name, version)?;
+        self.write(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const SAMPLE: &str = r#"version = 1
+
+# packages we use
+[install]
+curl.pkg-path = "curl" # pinned by the base catalog
+
+[build.hello]
+# the greeting
+command = "mkdir -p $out"
+version = "1.0"   # bump me
+
+[options]
+systems = ["x86_64-linux"]
+"#;
+
+    fn sample() -> Manifest {
+        Manifest::parse(Path::new("m.toml"), SAMPLE.to_string()).unwrap()
+    }
+
+    #[test]
+    fn add_install_keeps_comments_and_uses_dotted_keys() {
+        let text = sample()
+            .with_install(&NewInstall {
+                id: "hello",
+                pkg_path: "myorg/hello",
+                pkg_group: Some("hello"),
+                version: None,
+            })
+            .unwrap();
+        assert!(text.contains("# packages we use\n[install]\ncurl.pkg-path = \"curl\" # pinned by the base catalog\nhello.pkg-path = \"myorg/hello\"\nhello.pkg-group = \"hello\"\n"), "{text}");
+        assert!(text.contains("# the greeting"));
+        let m = Manifest::parse(Path::new("m.toml"), text).unwrap();
+        assert_eq!(m.install[1].pkg_group.as_deref(), Some("hello"));
+    }
+
+    #[test]
+    fn add_install_creates_the_table() {
+        let m = Manifest::parse(Path::new("m.toml"), "version = 1\n".into()).unwrap();
+        let text = m
+            .with_install(&NewInstall {
+                id: "x",
+                pkg_path: "myorg/x",
+                pkg_group: Some("x"),
+                version: Some("1.2"),
+            })
+            .unwrap();
+        assert_eq!(
+            text,
+            "version = 1\n\n[install]\nx.pkg-path = \"myorg/x\"\nx.pkg-group = \"x\"\nx.version = \"1.2\"\n"
+        );
+    }
+
+    #[test]
+    fn duplicate_install_is_refused() {
+        let err = sample()
+            .with_install(&NewInstall {
+                id: "curl",
+                pkg_path: "myorg/curl",
+                pkg_group: None,
+                version: None,
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("already installs `curl`"));
+    }
+
+    #[test]
+    fn set_version_keeps_trailing_comment() {
+        let text = sample().with_build_version("hello", "1.1").unwrap();
+        assert!(text.contains("version = \"1.1\"   # bump me\n"), "{text}");
+        assert_eq!(text.len(), SAMPLE.len());
+    }
+
+    #[test]
+    fn set_version_replaces_a_command_version() {
+        let m = Manifest::parse(
+            Path::new("m.toml"),
+            "version = 1\n[build]\nfoo.command = \"x\"\nfoo.version.command = 'echo 1'\n".into(),
+        )
+        .unwrap();
+        let text = m.with_build_version("foo", "2.0").unwrap();
+        let m2 = Manifest::parse(Path::new("m.toml"), text.clone()).unwrap();
+        assert_eq!(
+            m2.builds[0].version,
+            Some(crate::manifest::VersionSpec::Literal("2.0".into())),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unknown_build_is_refused() {
+        assert!(matches!(
+            sample().with_build_version("nope", "1"),
+            Err(ManifestError::NoSuchBuild { .. })
+        ));
+    }
+
+    #[test]
+    fn write_refuses_when_file_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.toml");
+        std::fs::write(&path, SAMPLE).unwrap();
+        let m = Manifest::load(&path).unwrap();
+        std::fs::write(&path, format!("{SAMPLE}# edited elsewhere\n")).unwrap();
+        let err = m.set_build_version("hello", "2").unwrap_err();
+        assert!(matches!(err, ManifestError::Changed { .. }));
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .ends_with("# edited elsewhere\n")
+        );
+        let m = Manifest::load(&path).unwrap();
+        let m = m.set_build_version("hello", "2").unwrap();
+        assert_eq!(
+            m.builds[0].version,
+            Some(super::super::VersionSpec::Literal("2".into()))
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! Clean builds from a fresh clone: logs stream as events, only committed files exist,
+//! cancel and timeout end the whole process group, temp dirs always go away.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::Repo;
+use pubdeck::build::{self, BuildError, Request};
+use pubdeck::event::{self, Event, Stream};
+use pubdeck::manifest::Manifest;
+use tokio_util::sync::CancellationToken;
+
+fn request(repo: &Repo, name: &str) -> Request {
+    let m = Manifest::load(&repo.work.join(".flox/env/manifest.toml")).unwrap();
+    Request {
+        repo: repo.work.clone(),
+        rev: repo.head(),
+        env_subdir: PathBuf::new(),
+        build: m.build(name).unwrap().clone(),
+        timeout: None,
+    }
+}
+
+async fn run(
+    req: &Request,
+    cancel: &CancellationToken,
+) -> (Result<build::Output, BuildError>, Vec<Event>) {
+    let (tx, mut rx) = event::channel();
+    let collector = tokio::spawn(async move {
+        let mut v = Vec::new();
+        while let Some(e) = rx.recv().await {
+            v.push(e);
+        }
+        v
+    });
+    let r = build::run(req, &tx, cancel).await;
+    drop(tx);
+    (r, collector.await.unwrap())
+}
+
+fn logs(events: &[Event]) -> Vec<(Stream, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Log { stream, line } => Some((*stream, line.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn cloned_dir(events: &[Event]) -> PathBuf {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::Cloned { dir, .. } => Some(dir.clone()),
+            _ => None,
+        })
+        .expect("a Cloned event")
+}
+
+fn with_build(command: &str) -> Repo {
+    Repo::with_manifest(&format!(
+        "version = 1\n[install]\nhello.pkg-path = \"hello\"\n[build.t]\nversion = \"2.0\"\ndescription = \"d\"\ncommand = '''\n{command}\n'''\n"
+    ))
+}
+
+#[tokio::test]
+async fn builds_from_committed_files_only_and_streams_logs() {
+    let repo = with_build(
+        "echo \"v=$version d=$description\"\necho to-stderr >&2\ntest ! -e uncommitted.txt\nmkdir -p $out/bin\ncp committed.txt $out/\n",
+    );
+    repo.write("committed.txt", "in git\n");
+    repo.commit_all("add file");
+    repo.write("uncommitted.txt", "not in git\n");
+    let req = request(&repo, "t");
+    let (r, events) = run(&req, &CancellationToken::new()).await;
+    let out = r.unwrap_or_else(|e| panic!("{e}: {:?}", logs(&events)));
+    assert_eq!(out.version.as_deref(), Some("2.0"));
+    assert_eq!(out.store_name(), "t-2.0");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("committed.txt")).unwrap(),
+        "in git\n"
+    );
+    let l = logs(&events);
+    assert!(l.contains(&(Stream::Stdout, "v=2.0 d=d".into())), "{l:?}");
+    assert!(l.contains(&(Stream::Stderr, "to-stderr".into())), "{l:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::BuildExited { code: Some(0), .. }))
+    );
+    // the clone is gone already; $out goes with the Output
+    assert!(!cloned_dir(&events).exists());
+    let root = out.path().parent().unwrap().to_path_buf();
+    drop(out);
+    assert!(!root.exists());
+}
+
+#[tokio::test]
+async fn out_may_be_a_single_file() {
+    let repo = with_build("echo foo > $out");
+    let (r, _) = run(&request(&repo, "t"), &CancellationToken::new()).await;
+    let out = r.unwrap();
+    assert_eq!(std::fs::read_to_string(out.path()).unwrap(), "foo\n");
+}
+
+#[tokio::test]
+async fn empty_output_fails_clearly() {
+    for cmd in ["true", "mkdir -p $out"] {
+        let repo = with_build(cmd);
+        let (r, events) = run(&request(&repo, "t"), &CancellationToken::new()).await;
+        let err = r.unwrap_err();
+        assert!(matches!(err, BuildError::EmptyOutput { .. }), "{err}");
+        assert_eq!(err.to_string(), "build `t` wrote nothing to $out");
+        assert!(!cloned_dir(&events).exists());
+    }
+}
+
+#[tokio::test]
+async fn failing_command_reports_exit_code_and_cleans_up() {
+    let repo = with_build("echo before\nfalse\necho never");
+    let (r, events) = run(&request(&repo, "t"), &CancellationToken::new()).await;
+    let err = r.unwrap_err();
+    assert_eq!(err.to_string(), "build `t` failed with exit code 1");
+    let l = logs(&events);
+    assert_eq!(
+        l,
+        vec![(Stream::Stdout, "before".to_string())],
+        "bash -e stops at the failure"
+    );
+    assert!(!cloned_dir(&events).exists());
+}
+
+#[tokio::test]
+async fn long_and_non_utf8_lines_survive() {
+    let repo = with_build(
+        "head -c 3000000 /dev/zero | tr '\\0' 'x'; echo\nprintf 'caf\\xe9\\n'\nprintf '\\033[31mred\\033[0m\\n'\nmkdir -p $out && touch $out/x",
+    );
+    let (r, events) = run(&request(&repo, "t"), &CancellationToken::new()).await;
+    r.unwrap();
+    let l = logs(&events);
+    let xs: usize = l
+        .iter()
+        .filter(|(_, s)| s.starts_with('x'))
+        .map(|(_, s)| s.len())
+        .sum();
+    assert_eq!(xs, 3_000_000, "long line delivered in chunks, nothing lost");
+    assert!(l.iter().all(|(_, s)| s.len() <= build::MAX_LINE));
+    assert!(l.contains(&(Stream::Stdout, "caf\u{fffd}".into())));
+    assert!(
+        l.contains(&(Stream::Stdout, "\x1b[31mred\x1b[0m".into())),
+        "ANSI kept"
+    );
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+async fn wait_for_pidfile(dir: &std::path::Path) -> i32 {
+    for _ in 0..500 {
+        if let Ok(s) = std::fs::read_to_string(dir.join("bg.pid"))
+            && let Ok(p) = s.trim().parse()
+        {
+            return p;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the build never wrote its pid file");
+}
+
+#[tokio::test]
+async fn cancel_kills_the_whole_process_group() {
+    let pid_dir = tempfile::tempdir().unwrap();
+    let repo = with_build(&format!(
+        "sleep 300 &\necho $! > {}/bg.pid\necho started\nsleep 300",
+        pid_dir.path().display()
+    ));
+    let req = request(&repo, "t");
+    let cancel = CancellationToken::new();
+    let c2 = cancel.clone();
+    let handle = tokio::spawn(async move { run(&req, &c2).await });
+    let bg = wait_for_pidfile(pid_dir.path()).await;
+    assert!(process_alive(bg));
+    cancel.cancel();
+    let (r, events) = tokio::time::timeout(Duration::from_secs(10), handle)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(r.unwrap_err(), BuildError::Cancelled { .. }));
+    // reaped by init shortly after the kill; give it a moment
+    for _ in 0..100 {
+        if !process_alive(bg) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!process_alive(bg), "background child of the build survived");
+    assert!(!cloned_dir(&events).exists());
+}
+
+#[tokio::test]
+async fn timeout_stops_the_build() {
+    let repo = with_build("sleep 300");
+    let mut req = request(&repo, "t");
+    req.timeout = Some(Duration::from_millis(300));
+    let (r, _) = run(&req, &CancellationToken::new()).await;
+    let err = r.unwrap_err();
+    assert!(matches!(err, BuildError::TimedOut { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn background_children_do_not_hold_the_build_open() {
+    // A build that leaves a daemon behind still finishes, and the daemon is killed.
+    let pid_dir = tempfile::tempdir().unwrap();
+    let repo = with_build(&format!(
+        "sleep 300 &\necho $! > {}/bg.pid\nmkdir -p $out && touch $out/done",
+        pid_dir.path().display()
+    ));
+    let (r, _) = tokio::time::timeout(
+        Duration::from_secs(20),
+        run(&request(&repo, "t"), &CancellationToken::new()),
+    )
+    .await
+    .expect("build finished although a background child holds stdout");
+    r.unwrap();
+    let bg = wait_for_pidfile(pid_dir.path()).await;
+    for _ in 0..100 {
+        if !process_alive(bg) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!process_alive(bg));
+}
+
+#[tokio::test]
+async fn version_from_file_and_command() {
+    let repo = Repo::with_manifest(
+        "version = 1\n[install]\nh.pkg-path = \"h\"\n[build.f]\nversion.file = \"VERSION\"\ncommand = \"mkdir -p $out && echo $version > $out/v\"\n[build.c]\nversion.command = \"echo 3.$((1+1))\"\ncommand = \"mkdir -p $out && echo $version > $out/v\"\n",
+    );
+    repo.write("VERSION", "1.4.2\n");
+    repo.commit_all("version");
+    let (r, _) = run(&request(&repo, "f"), &CancellationToken::new()).await;
+    let out = r.unwrap();
+    assert_eq!(out.version.as_deref(), Some("1.4.2"));
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("v")).unwrap(),
+        "1.4.2\n"
+    );
+    let (r, _) = run(&request(&repo, "c"), &CancellationToken::new()).await;
+    assert_eq!(r.unwrap().store_name(), "c-3.2");
+}
+
+#[test]
+fn cli_build_prints_result_path() {
+    let repo = Repo::new();
+    let out = common::pubdeck(&["build", "hello", "--dir", repo.work.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let path = PathBuf::from(common::stdout(&out).trim());
+    assert_eq!(path, repo.work.join("result-hello"));
+    let hello = path.join("bin/hello");
+    let status = std::process::Command::new(&hello).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&status.stdout), "hello\n");
+    // the result lives under .flox/cache, which .flox/.gitignore ignores: checks stay green
+    let r = pubdeck::git::evaluate(&repo.work, None, &pubdeck::git::Options::default());
+    assert!(r.ok(), "{:#?}", r.checks);
+    let failed = common::pubdeck(&["build", "nope", "--dir", repo.work.to_str().unwrap()]);
+    assert_eq!(failed.status.code(), Some(1));
+}
