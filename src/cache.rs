@@ -1,0 +1,925 @@
+//! `file://` Nix binary caches: compression, one-pass packing of a tree into a compressed NAR,
+//! crash-safe publishing (NAR first, narinfo last, temp file + fsync + rename, never
+//! overwriting a different narinfo), and verified download/unpack.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use tempfile::NamedTempFile;
+use thiserror::Error;
+
+use crate::nar::{
+    self, HashingReader, HashingWriter, NarReadError, NarSummary, NarWriteError, Sha256Hash,
+    StorePath, StorePathError,
+};
+use crate::narinfo::{self, NarInfo, NarInfoError};
+use crate::sign::{PublicKey, SecretKey};
+
+/// Contents of `nix-cache-info` for a cache pubdeck writes.
+pub const NIX_CACHE_INFO: &str = "StoreDir: /nix/store\n";
+
+/// How NAR files in a cache are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// zstd (multithreaded), the default.
+    #[default]
+    Zstd,
+    /// xz, what Nix itself uses by default (slow).
+    Xz,
+    /// Uncompressed.
+    None,
+}
+
+impl Compression {
+    /// The narinfo `Compression` value.
+    pub fn nix_name(self) -> &'static str {
+        match self {
+            Self::Zstd => "zstd",
+            Self::Xz => "xz",
+            Self::None => "none",
+        }
+    }
+
+    /// Parses a narinfo `Compression` value (only the methods pubdeck supports).
+    pub fn from_nix_name(s: &str) -> Option<Self> {
+        match s {
+            "zstd" => Some(Self::Zstd),
+            "xz" => Some(Self::Xz),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+
+    /// File name extension of the NAR file, including the dot: `.nar.zst`, `.nar.xz`, `.nar`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Zstd => ".nar.zst",
+            Self::Xz => ".nar.xz",
+            Self::None => ".nar",
+        }
+    }
+
+    /// Wraps `r` in the matching decompressor.
+    pub fn decoder<'a, R: Read + 'a>(self, r: R) -> io::Result<Box<dyn Read + 'a>> {
+        Ok(match self {
+            Self::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
+            Self::Xz => Box::new(xz2::read::XzDecoder::new(r)),
+            Self::None => Box::new(r),
+        })
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.nix_name())
+    }
+}
+
+impl FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::from_nix_name(s)
+            .ok_or_else(|| format!("unknown compression {s:?} (expected zstd, xz or none)"))
+    }
+}
+
+/// Compression settings for packing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackOptions {
+    pub compression: Compression,
+    /// zstd level (1–19); 3 by default.
+    pub zstd_level: i32,
+    /// zstd worker threads; 0 means one per available CPU. Output does not depend on it.
+    pub zstd_threads: u32,
+    /// xz preset (0–9); 6 by default, as Nix.
+    pub xz_level: u32,
+}
+
+impl Default for PackOptions {
+    fn default() -> Self {
+        Self {
+            compression: Compression::Zstd,
+            zstd_level: 3,
+            zstd_threads: 0,
+            xz_level: 6,
+        }
+    }
+}
+
+impl PackOptions {
+    /// Default settings with the given compression.
+    pub fn with(compression: Compression) -> Self {
+        Self {
+            compression,
+            ..Self::default()
+        }
+    }
+}
+
+/// Why packing, publishing or fetching failed.
+#[derive(Debug, Error)]
+pub enum CacheError {
+    #[error(transparent)]
+    Pack(#[from] NarWriteError),
+    #[error("cannot compress the NAR ({compression}): {source}")]
+    Compress {
+        compression: Compression,
+        source: io::Error,
+    },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("{} says {found:?}, but pubdeck only supports StoreDir /nix/store", path.display())]
+    ForeignStore { path: PathBuf, found: String },
+    #[error(
+        "refusing to overwrite {}: it already exists with different content (differs in: {fields})",
+        path.display()
+    )]
+    Conflict { path: PathBuf, fields: String },
+    #[error("{} is not a valid narinfo: {source}", path.display())]
+    BadNarInfo { path: PathBuf, source: NarInfoError },
+    #[error(transparent)]
+    NarInfo(#[from] NarInfoError),
+    #[error(transparent)]
+    StorePath(#[from] StorePathError),
+    #[error("narinfo for {path}: {detail}")]
+    CaMismatch { path: StorePath, detail: String },
+    #[error("download of {path} failed the {check} check: expected {expected}, got {actual}")]
+    Mismatch {
+        path: StorePath,
+        check: &'static str,
+        expected: String,
+        actual: String,
+    },
+    #[error("cannot unpack {path}: {source}")]
+    Unpack {
+        path: StorePath,
+        source: NarReadError,
+    },
+    #[error("destination {} already exists", .0.display())]
+    DestExists(PathBuf),
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> CacheError + use<> {
+    let path = path.to_owned();
+    move |source| CacheError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Figures of one pack: the uncompressed NAR and the compressed file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackSummary {
+    pub compression: Compression,
+    pub nar: NarSummary,
+    pub file_hash: Sha256Hash,
+    pub file_size: u64,
+}
+
+/// A compressed NAR in a temporary file, with its figures.
+#[derive(Debug)]
+pub struct PackedNar {
+    pub file: NamedTempFile,
+    pub summary: PackSummary,
+}
+
+enum Encoder<W: Write> {
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    Xz(xz2::write::XzEncoder<W>),
+    None(W),
+}
+
+impl<W: Write> Encoder<W> {
+    fn new(opts: &PackOptions, w: W) -> io::Result<Self> {
+        Ok(match opts.compression {
+            Compression::Zstd => {
+                let mut e = zstd::stream::write::Encoder::new(w, opts.zstd_level)?;
+                let threads = match opts.zstd_threads {
+                    0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+                    n => n,
+                };
+                // Always at least one worker: zstd's multithreaded output is identical for any
+                // worker count >= 1 (but differs from single-threaded mode), so caches stay
+                // reproducible across machines.
+                e.multithread(threads.max(1))?;
+                Self::Zstd(e)
+            }
+            Compression::Xz => Self::Xz(xz2::write::XzEncoder::new(w, opts.xz_level)),
+            Compression::None => Self::None(w),
+        })
+    }
+
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Self::Zstd(e) => e.finish(),
+            Self::Xz(e) => e.finish(),
+            Self::None(w) => Ok(w),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Zstd(e) => e.write(buf),
+            Self::Xz(e) => e.write(buf),
+            Self::None(w) => w.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Zstd(e) => e.write_all(buf),
+            Self::Xz(e) => e.write_all(buf),
+            Self::None(w) => w.write_all(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Zstd(e) => e.flush(),
+            Self::Xz(e) => e.flush(),
+            Self::None(w) => w.flush(),
+        }
+    }
+}
+
+/// Packs `src` into a compressed NAR written to `out`, in one streaming pass
+/// (tree → NAR → hash → compressor → hash → `out`). Returns `out` and the figures.
+pub fn pack_to_writer<W: Write>(
+    src: &Path,
+    opts: &PackOptions,
+    out: W,
+) -> Result<(W, PackSummary), CacheError> {
+    let compression = opts.compression;
+    let cerr = |source| CacheError::Compress {
+        compression,
+        source,
+    };
+    let mut enc = Encoder::new(opts, HashingWriter::new(out)).map_err(cerr)?;
+    let nar = nar::dump_path(src, &mut enc).map_err(|e| match e {
+        // Errors from the compressor or the output surface as NAR write errors.
+        NarWriteError::Write(source) => cerr(source),
+        e => CacheError::Pack(e),
+    })?;
+    let (out, file_hash, file_size) = enc.finish().map_err(cerr)?.finish();
+    Ok((
+        out,
+        PackSummary {
+            compression,
+            nar,
+            file_hash,
+            file_size,
+        },
+    ))
+}
+
+/// Packs `src` into a new temporary file in `tmp_dir` (put it on the destination file system so
+/// it can be renamed into place). No NAR is held in memory.
+pub fn pack_path(src: &Path, opts: &PackOptions, tmp_dir: &Path) -> Result<PackedNar, CacheError> {
+    let mut file = tempfile::Builder::new()
+        .prefix(".pubdeck-nar-")
+        .tempfile_in(tmp_dir)
+        .map_err(io_err("create a temporary file in", tmp_dir))?;
+    let path = file.path().to_owned();
+    let (w, summary) = pack_to_writer(
+        src,
+        opts,
+        BufWriter::with_capacity(256 * 1024, file.as_file_mut()),
+    )?;
+    w.into_inner()
+        .map_err(|e| e.into_error())
+        .map_err(io_err("write", &path))?;
+    Ok(PackedNar { file, summary })
+}
+
+/// Whether [`FileCache::insert`] wrote anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The narinfo was new and has been written.
+    Added,
+    /// An identical narinfo was already there.
+    AlreadyPresent,
+}
+
+/// Builds the signed narinfo of a `source` (content-addressed) store path named `name`.
+pub fn source_narinfo(
+    summary: &PackSummary,
+    name: &str,
+    references: &[StorePath],
+    key: &SecretKey,
+) -> Result<NarInfo, CacheError> {
+    let store_path = StorePath::from_nar_hash(&summary.nar.nar_hash, name, references)?;
+    let mut references = references.to_vec();
+    references.sort();
+    references.dedup();
+    let mut info = NarInfo {
+        store_path,
+        url: format!(
+            "nar/{}{}",
+            summary.file_hash.to_nix32(),
+            summary.compression.extension()
+        ),
+        compression: summary.compression,
+        file_hash: summary.file_hash,
+        file_size: summary.file_size,
+        nar_hash: summary.nar.nar_hash,
+        nar_size: summary.nar.nar_size,
+        references,
+        deriver: None,
+        system: None,
+        sigs: Vec::new(),
+        ca: Some(narinfo::ca_recursive_sha256(&summary.nar.nar_hash)),
+        extra: Vec::new(),
+    };
+    info.sign(key);
+    Ok(info)
+}
+
+/// A local binary cache directory, as read by Nix through `file://DIR`.
+#[derive(Debug, Clone)]
+pub struct FileCache {
+    root: PathBuf,
+}
+
+impl FileCache {
+    /// Opens (creating if needed) the cache at `root`, with `nar/` and `nix-cache-info`.
+    pub fn open(root: &Path) -> Result<Self, CacheError> {
+        fs::create_dir_all(root.join("nar")).map_err(io_err("create", root))?;
+        let info = root.join("nix-cache-info");
+        match fs::read_to_string(&info) {
+            Ok(text) => {
+                let dir = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("StoreDir: "))
+                    .unwrap_or("/nix/store");
+                if dir != "/nix/store" {
+                    return Err(CacheError::ForeignStore {
+                        path: info,
+                        found: dir.to_owned(),
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match write_atomic(root, &info, NIX_CACHE_INFO.as_bytes(), false) {
+                    Ok(()) => {}
+                    // Created concurrently by someone else: fine.
+                    Err(CacheError::Io { source, .. })
+                        if source.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(io_err("read", &info)(e)),
+        }
+        Ok(Self {
+            root: root.to_owned(),
+        })
+    }
+
+    /// The cache directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the NAR files go (pass it to [`pack_path`] as the temporary directory).
+    pub fn nar_dir(&self) -> PathBuf {
+        self.root.join("nar")
+    }
+
+    /// Packs `src` as the `source` store path `name` (with `references`), signs it with `key`
+    /// and inserts it. Returns the narinfo and whether it was new.
+    pub fn add_source(
+        &self,
+        src: &Path,
+        name: &str,
+        references: &[StorePath],
+        opts: &PackOptions,
+        key: &SecretKey,
+    ) -> Result<(NarInfo, Outcome), CacheError> {
+        nar::validate_name(name)?;
+        let packed = pack_path(src, opts, &self.nar_dir())?;
+        let info = source_narinfo(&packed.summary, name, references, key)?;
+        let outcome = self.insert(packed.file, &info)?;
+        Ok((info, outcome))
+    }
+
+    /// Publishes a compressed NAR (a temp file on the cache's file system, e.g. from
+    /// [`pack_path`] with [`Self::nar_dir`]) and its narinfo: NAR first, narinfo last, each
+    /// fsynced and renamed into place. An existing identical narinfo is accepted; a different
+    /// one is never overwritten.
+    pub fn insert(&self, nar_file: NamedTempFile, info: &NarInfo) -> Result<Outcome, CacheError> {
+        let url = Path::new(&info.url);
+        let nar_name = url
+            .strip_prefix("nar")
+            .ok()
+            .filter(|n| n.components().count() == 1 && !info.url.contains(".."))
+            .ok_or_else(|| CacheError::CaMismatch {
+                path: info.store_path.clone(),
+                detail: format!("URL {:?} is not nar/<file>", info.url),
+            })?;
+        let nar_path = self.nar_dir().join(nar_name);
+        let info_path = self.root.join(info.file_name());
+        let text = info.to_string();
+
+        let size = nar_file
+            .as_file()
+            .metadata()
+            .map_err(io_err("stat", nar_file.path()))?
+            .len();
+        if size != info.file_size {
+            return Err(CacheError::Mismatch {
+                path: info.store_path.clone(),
+                check: "FileSize",
+                expected: info.file_size.to_string(),
+                actual: size.to_string(),
+            });
+        }
+        let existing = read_optional(&info_path)?;
+        if let Some(old) = &existing {
+            check_same(&info_path, old, &text)?;
+        }
+        // 1. The NAR, unless an intact copy is already there (its name is its hash).
+        if existing.is_none() || fs::symlink_metadata(&nar_path).is_err() {
+            nar_file
+                .as_file()
+                .sync_all()
+                .map_err(io_err("fsync", nar_file.path()))?;
+            nar_file
+                .persist(&nar_path)
+                .map_err(|e| io_err("rename a temporary file to", &nar_path)(e.error))?;
+            sync_dir(&self.nar_dir())?;
+        }
+        if existing.is_some() {
+            return Ok(Outcome::AlreadyPresent);
+        }
+        // 2. The narinfo, never replacing one that appeared meanwhile.
+        match write_atomic(&self.root, &info_path, text.as_bytes(), false) {
+            Ok(()) => Ok(Outcome::Added),
+            Err(CacheError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
+                let old = read_optional(&info_path)?.unwrap_or_default();
+                check_same(&info_path, &old, &text)?;
+                Ok(Outcome::AlreadyPresent)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads and parses the narinfo of `hash_part`, if present.
+    pub fn narinfo(&self, hash_part: &str) -> Result<Option<NarInfo>, CacheError> {
+        let path = self.root.join(format!("{hash_part}.narinfo"));
+        match read_optional(&path)? {
+            None => Ok(None),
+            Some(text) => NarInfo::parse(&text)
+                .map(Some)
+                .map_err(|source| CacheError::BadNarInfo { path, source }),
+        }
+    }
+
+    /// Verifies and unpacks the store path described by `info` from this cache (see [`fetch_nar`]).
+    pub fn fetch(
+        &self,
+        info: &NarInfo,
+        trusted: &[PublicKey],
+        dest: &Path,
+    ) -> Result<NarSummary, CacheError> {
+        let path = self.root.join(&info.url);
+        let f = File::open(&path).map_err(io_err("open", &path))?;
+        fetch_nar(info, trusted, f, dest)
+    }
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, CacheError> {
+    match fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("read", path)(e)),
+    }
+}
+
+/// Errors unless `old` and `new` narinfo texts are identical, naming the keys that differ.
+fn check_same(path: &Path, old: &str, new: &str) -> Result<(), CacheError> {
+    if old == new {
+        return Ok(());
+    }
+    let keys = |t: &str| -> Vec<(String, String)> {
+        t.lines()
+            .map(|l| {
+                let (k, v) = l.split_once(": ").unwrap_or((l, ""));
+                (k.to_owned(), v.to_owned())
+            })
+            .collect()
+    };
+    let (o, n) = (keys(old), keys(new));
+    let mut fields: Vec<&str> = Vec::new();
+    for (k, v) in o.iter().chain(n.iter()) {
+        let in_o = o.iter().any(|(k2, v2)| k2 == k && v2 == v);
+        let in_n = n.iter().any(|(k2, v2)| k2 == k && v2 == v);
+        let differs = !(in_o && in_n);
+        if differs && !fields.contains(&k.as_str()) {
+            fields.push(k);
+        }
+    }
+    if fields.is_empty() {
+        fields.push("layout");
+    }
+    Err(CacheError::Conflict {
+        path: path.to_owned(),
+        fields: fields.join(", "),
+    })
+}
+
+fn sync_dir(dir: &Path) -> Result<(), CacheError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync", dir))
+}
+
+/// Writes `data` to `path` through a temporary file in `dir` (fsync, rename, fsync `dir`).
+/// With `overwrite == false` an existing `path` is an `AlreadyExists` I/O error.
+fn write_atomic(dir: &Path, path: &Path, data: &[u8], overwrite: bool) -> Result<(), CacheError> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".pubdeck-tmp-")
+        .tempfile_in(dir)
+        .map_err(io_err("create a temporary file in", dir))?;
+    tmp.write_all(data)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(io_err("write", tmp.path()))?;
+    if overwrite {
+        tmp.persist(path)
+            .map_err(|e| io_err("rename a temporary file to", path)(e.error))?;
+    } else {
+        tmp.persist_noclobber(path)
+            .map_err(|e| io_err("create", path)(e.error))?;
+    }
+    sync_dir(dir)
+}
+
+/// Checks the `CA` field of a `fixed:r:sha256:` narinfo against its NarHash and store path.
+fn check_ca(info: &NarInfo) -> Result<(), CacheError> {
+    let Some(ca) = &info.ca else { return Ok(()) };
+    let fail = |detail: String| CacheError::CaMismatch {
+        path: info.store_path.clone(),
+        detail,
+    };
+    let Some(h) = ca.strip_prefix("fixed:r:") else {
+        return Ok(());
+    };
+    let hash = Sha256Hash::parse(h).map_err(|e| fail(format!("unsupported CA {ca:?}: {e}")))?;
+    if hash != info.nar_hash {
+        return Err(fail(format!(
+            "CA {ca:?} does not match NarHash {}",
+            info.nar_hash
+        )));
+    }
+    let expected = StorePath::from_nar_hash(&hash, info.store_path.name(), &info.references)?;
+    if expected != info.store_path {
+        return Err(fail(format!(
+            "CA {ca:?} with these references gives store path {expected}"
+        )));
+    }
+    Ok(())
+}
+
+/// Verifies and unpacks a downloaded NAR: checks `info`'s signature against `trusted`, its CA
+/// (when present), then streams `compressed` through FileSize/FileHash checks, the decompressor
+/// and NarSize/NarHash checks while unpacking into a temporary directory beside `dest`, and
+/// renames the result to `dest` only when every check passed. Nothing is left behind on error.
+pub fn fetch_nar<R: Read>(
+    info: &NarInfo,
+    trusted: &[PublicKey],
+    compressed: R,
+    dest: &Path,
+) -> Result<NarSummary, CacheError> {
+    info.verify(trusted)?;
+    check_ca(info)?;
+    if fs::symlink_metadata(dest).is_ok() {
+        return Err(CacheError::DestExists(dest.to_owned()));
+    }
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".pubdeck-fetch-")
+        .tempdir_in(parent)
+        .map_err(io_err("create a temporary directory in", parent))?;
+    let staged = tmp.path().join("out");
+    let mismatch = |check, expected: String, actual: String| CacheError::Mismatch {
+        path: info.store_path.clone(),
+        check,
+        expected,
+        actual,
+    };
+
+    // Read at most one byte more than declared, so a lying server cannot stream forever.
+    let mut file_reader = HashingReader::new(compressed.take(info.file_size.saturating_add(1)));
+    let mut nar_left = 0;
+    let unpacked = match info.compression.decoder(&mut file_reader) {
+        Ok(dec) => {
+            let mut limited = dec.take(info.nar_size.saturating_add(1));
+            let r = nar::unpack_nar(&mut limited, &staged);
+            nar_left = limited.limit();
+            r
+        }
+        Err(source) => Err(NarReadError::Input { offset: 0, source }),
+    };
+    // Hash the whole file even if decoding stopped early (trailing data, corrupt stream).
+    io::copy(&mut file_reader, &mut io::sink()).map_err(|source| CacheError::Unpack {
+        path: info.store_path.clone(),
+        source: NarReadError::Input { offset: 0, source },
+    })?;
+    let (_, file_hash, file_size) = file_reader.finish();
+    if file_size != info.file_size {
+        let actual = if file_size > info.file_size {
+            "more".to_owned()
+        } else {
+            file_size.to_string()
+        };
+        return Err(mismatch("FileSize", info.file_size.to_string(), actual));
+    }
+    if file_hash != info.file_hash {
+        return Err(mismatch(
+            "FileHash",
+            info.file_hash.to_string(),
+            file_hash.to_string(),
+        ));
+    }
+    if nar_left == 0 {
+        return Err(mismatch(
+            "NarSize",
+            info.nar_size.to_string(),
+            "more".to_owned(),
+        ));
+    }
+    let summary = unpacked.map_err(|source| CacheError::Unpack {
+        path: info.store_path.clone(),
+        source,
+    })?;
+    if summary.nar_size != info.nar_size {
+        return Err(mismatch(
+            "NarSize",
+            info.nar_size.to_string(),
+            summary.nar_size.to_string(),
+        ));
+    }
+    if summary.nar_hash != info.nar_hash {
+        return Err(mismatch(
+            "NarHash",
+            info.nar_hash.to_string(),
+            summary.nar_hash.to_string(),
+        ));
+    }
+    rename_noreplace(&staged, dest)?;
+    Ok(summary)
+}
+
+/// Renames without ever replacing an existing `to` (`renameat2(RENAME_NOREPLACE)`).
+fn rename_noreplace(from: &Path, to: &Path) -> Result<(), CacheError> {
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes());
+    let (Ok(f), Ok(t)) = (c(from), c(to)) else {
+        return Err(io_err("rename to", to)(io::Error::from(
+            io::ErrorKind::InvalidInput,
+        )));
+    };
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD makes them relative to the cwd.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EEXIST) {
+        return Err(CacheError::DestExists(to.to_owned()));
+    }
+    if err.raw_os_error() == Some(libc::EINVAL) {
+        // File system without RENAME_NOREPLACE: check, then rename (small race window).
+        if fs::symlink_metadata(to).is_ok() {
+            return Err(CacheError::DestExists(to.to_owned()));
+        }
+        return fs::rename(from, to).map_err(io_err("rename to", to));
+    }
+    Err(io_err("rename to", to)(err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    fn key() -> SecretKey {
+        SecretKey::parse("myorg-1:6tDF/ay829tLhpzfOngP18RDyejcn3mhsvAPIWtCT4Ggau0YpYOyn86tne3vG2Oy4LKJsuT8FhjzY9jgRXX36Q==").unwrap()
+    }
+
+    fn sample_tree(dir: &Path) -> PathBuf {
+        let root = dir.join("tree");
+        fs::create_dir_all(root.join("bin")).unwrap();
+        fs::write(root.join("bin/run"), b"#!/bin/sh\necho hi\n").unwrap();
+        fs::set_permissions(root.join("bin/run"), fs::Permissions::from_mode(0o755)).unwrap();
+        let text: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        fs::write(root.join("data.txt"), text).unwrap();
+        symlink("bin/run", root.join("link")).unwrap();
+        root
+    }
+
+    /// Names of the entries in `dir`, sorted.
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn compression_names() {
+        for (c, name, ext) in [
+            (Compression::Zstd, "zstd", ".nar.zst"),
+            (Compression::Xz, "xz", ".nar.xz"),
+            (Compression::None, "none", ".nar"),
+        ] {
+            assert_eq!(c.nix_name(), name);
+            assert_eq!(c.extension(), ext);
+            assert_eq!(name.parse::<Compression>().unwrap(), c);
+        }
+        assert_eq!(Compression::default(), Compression::Zstd);
+        assert!("bzip2".parse::<Compression>().is_err());
+    }
+
+    #[test]
+    fn pack_and_fetch_round_trip_each_compression() {
+        let t = tempfile::tempdir().unwrap();
+        let src = sample_tree(t.path());
+        let mut plain = Vec::new();
+        let want = nar::dump_path(&src, &mut plain).unwrap();
+        for c in [Compression::Zstd, Compression::Xz, Compression::None] {
+            let cache = FileCache::open(&t.path().join(format!("cache-{c}"))).unwrap();
+            let (info, outcome) = cache
+                .add_source(&src, "sample-1", &[], &PackOptions::with(c), &key())
+                .unwrap();
+            assert_eq!(outcome, Outcome::Added);
+            assert_eq!(info.nar_hash, want.nar_hash);
+            assert_eq!(info.nar_size, want.nar_size);
+            assert!(info.url.ends_with(c.extension()));
+            let nar_file = cache.root().join(&info.url);
+            assert_eq!(fs::metadata(&nar_file).unwrap().len(), info.file_size);
+            assert_eq!(
+                Sha256Hash::of(&fs::read(&nar_file).unwrap()),
+                info.file_hash
+            );
+            if c == Compression::None {
+                assert_eq!(fs::read(&nar_file).unwrap(), plain);
+            } else {
+                assert!(info.file_size < info.nar_size / 2, "{c} did not compress");
+            }
+            let again = cache.narinfo(info.store_path.hash_part()).unwrap().unwrap();
+            assert_eq!(again, info);
+            assert_eq!(
+                fs::read_to_string(cache.root().join("nix-cache-info")).unwrap(),
+                NIX_CACHE_INFO
+            );
+            let dest = t.path().join(format!("out-{c}"));
+            assert_eq!(cache.fetch(&info, &[key().public()], &dest).unwrap(), want);
+            assert_eq!(nar::dump_path(&dest, io::sink()).unwrap(), want);
+            // No temporary files left in the cache.
+            assert_eq!(listing(&cache.nar_dir()).len(), 1);
+            assert_eq!(listing(cache.root()).len(), 3);
+        }
+    }
+
+    #[test]
+    fn zstd_output_does_not_depend_on_thread_count() {
+        let t = tempfile::tempdir().unwrap();
+        let src = sample_tree(t.path());
+        let pack = |threads| {
+            let opts = PackOptions {
+                zstd_threads: threads,
+                ..PackOptions::default()
+            };
+            pack_to_writer(&src, &opts, Vec::new()).unwrap()
+        };
+        let (one, s1) = pack(1);
+        let (four, s4) = pack(4);
+        assert_eq!(s1, s4);
+        assert_eq!(one, four);
+    }
+
+    #[test]
+    fn insert_is_idempotent_and_never_overwrites() {
+        let t = tempfile::tempdir().unwrap();
+        let src = sample_tree(t.path());
+        let cache = FileCache::open(&t.path().join("c")).unwrap();
+        let opts = PackOptions::default();
+        let (info, o1) = cache.add_source(&src, "s", &[], &opts, &key()).unwrap();
+        let (_, o2) = cache.add_source(&src, "s", &[], &opts, &key()).unwrap();
+        assert_eq!((o1, o2), (Outcome::Added, Outcome::AlreadyPresent));
+        // A narinfo that differs (e.g. signed by another key) is refused, and the file stays.
+        let info_path = cache.root().join(info.file_name());
+        let before = fs::read(&info_path).unwrap();
+        let other = SecretKey::generate("other-1").unwrap();
+        let err = cache.add_source(&src, "s", &[], &opts, &other).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, CacheError::Conflict { .. }), "{msg}");
+        assert!(
+            msg.contains(&info_path.display().to_string()) && msg.contains("Sig"),
+            "{msg}"
+        );
+        assert_eq!(fs::read(&info_path).unwrap(), before);
+        // A lost NAR is restored by re-publishing.
+        fs::remove_file(cache.root().join(&info.url)).unwrap();
+        let (_, o3) = cache.add_source(&src, "s", &[], &opts, &key()).unwrap();
+        assert_eq!(o3, Outcome::AlreadyPresent);
+        assert!(cache.root().join(&info.url).exists());
+        assert_eq!(listing(&cache.nar_dir()).len(), 1);
+    }
+
+    #[test]
+    fn open_rejects_foreign_store_dir() {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("nix-cache-info"), "StoreDir: /gnu/store\n").unwrap();
+        let e = FileCache::open(t.path()).unwrap_err();
+        assert!(matches!(e, CacheError::ForeignStore { .. }), "{e}");
+    }
+
+    #[test]
+    fn fetch_reports_the_failed_check_and_leaves_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let src = sample_tree(t.path());
+        let cache = FileCache::open(&t.path().join("c")).unwrap();
+        let (info, _) = cache
+            .add_source(&src, "s", &[], &PackOptions::default(), &key())
+            .unwrap();
+        let good = fs::read(cache.root().join(&info.url)).unwrap();
+        let trusted = [key().public()];
+        let out = t.path().join("dl");
+        fs::create_dir(&out).unwrap();
+        let dest = out.join("s");
+        let check = |info: &NarInfo, bytes: &[u8], want: &str| {
+            let e = fetch_nar(info, &trusted, bytes, &dest)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{want:?} not in {e:?}");
+            assert!(listing(&out).is_empty(), "left behind: {:?}", listing(&out));
+        };
+        let mut corrupt = good.clone();
+        let mid = corrupt.len() / 2;
+        corrupt[mid] ^= 1;
+        check(&info, &corrupt, "FileHash check");
+        check(&info, &good[..good.len() - 1], "FileSize check");
+        let mut longer = good.clone();
+        longer.push(0);
+        check(&info, &longer, "FileSize check");
+        // A NAR that decompresses fine but differs from NarHash (narinfo re-signed, no CA).
+        let mut lying = info.clone();
+        lying.ca = None;
+        lying.nar_hash = Sha256Hash::of(b"something else");
+        lying.sign(&key());
+        check(&lying, &good, "NarHash check");
+        let mut short = info.clone();
+        short.ca = None;
+        short.nar_size -= 8;
+        short.sign(&key());
+        check(&short, &good, "NarSize check");
+        // Signature and CA problems are caught before anything is read.
+        let mut unsigned = info.clone();
+        unsigned.sigs.clear();
+        check(&unsigned, &good, "no signatures");
+        let mut wrong_ca = info.clone();
+        wrong_ca.ca = Some(narinfo::ca_recursive_sha256(&Sha256Hash::of(b"x")));
+        check(&wrong_ca, &good, "does not match NarHash");
+        check(&info, b"not zstd at all", "FileSize check");
+        // And the good one works, once.
+        fetch_nar(&info, &trusted, &good[..], &dest).unwrap();
+        assert_eq!(listing(&out), vec!["s".to_owned()]);
+        let e = fetch_nar(&info, &trusted, &good[..], &dest).unwrap_err();
+        assert!(matches!(e, CacheError::DestExists(_)), "{e}");
+    }
+
+    #[test]
+    fn add_source_rejects_bad_names() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = FileCache::open(t.path()).unwrap();
+        let e = cache
+            .add_source(t.path(), "bad name", &[], &PackOptions::default(), &key())
+            .unwrap_err();
+        assert!(e.to_string().contains("bad name"), "{e}");
+    }
+}

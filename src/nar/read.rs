@@ -1,0 +1,497 @@
+//! Strict, streaming NAR parser: validation and unpacking.
+//!
+//! Only the canonical serialisation Nix itself writes is accepted: entries strictly sorted by
+//! name bytes, zero padding, valid names, no bytes after the root node. Lengths are bounded
+//! before anything is allocated; file contents are streamed, never buffered whole.
+
+use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use super::hash::HashingReader;
+use super::{NarSummary, pad_len};
+
+/// Longest entry name accepted (Linux `NAME_MAX`).
+pub const MAX_NAME_LEN: u64 = 255;
+/// Longest symlink target accepted (Linux `PATH_MAX` without the NUL).
+pub const MAX_TARGET_LEN: u64 = 4095;
+/// Deepest directory nesting accepted (deeper trees cannot exist under `PATH_MAX` anyway).
+pub const MAX_DEPTH: usize = 2048;
+/// Longest fixed token (`nix-archive-1`) is 13 bytes; anything longer is reported, not read.
+const MAX_TOKEN_LEN: u64 = 16;
+const READ_BUF: usize = 256 * 1024;
+
+/// Mode of unpacked directories and executable files.
+pub const MODE_EXEC: u32 = 0o755;
+/// Mode of unpacked non-executable files.
+pub const MODE_FILE: u32 = 0o644;
+
+/// What is wrong with a NAR.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NarProblem {
+    #[error("unexpected end of input (truncated NAR)")]
+    Truncated,
+    #[error("expected {expected:?}, found {found:?}")]
+    UnexpectedToken {
+        expected: &'static str,
+        found: String,
+    },
+    #[error("expected {expected:?}, found a {len}-byte string")]
+    TokenTooLong { expected: &'static str, len: u64 },
+    #[error("unknown node type {0:?}")]
+    UnknownType(String),
+    #[error("non-zero padding byte")]
+    BadPadding,
+    #[error("{what} is {len} bytes long, the limit is {max}")]
+    TooLong {
+        what: &'static str,
+        len: u64,
+        max: u64,
+    },
+    #[error("invalid entry name {0:?} (empty, \".\", \"..\", or contains '/' or NUL)")]
+    BadName(String),
+    #[error("entry {name:?} is not sorted after {prev:?}")]
+    Unsorted { prev: String, name: String },
+    #[error("duplicate entry {0:?}")]
+    Duplicate(String),
+    #[error("invalid symlink target {0:?} (empty or contains NUL)")]
+    BadTarget(String),
+    #[error("directories nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    #[error("trailing bytes after the root node")]
+    TrailingBytes,
+}
+
+/// Why a NAR could not be read or unpacked.
+#[derive(Debug, Error)]
+pub enum NarReadError {
+    #[error("invalid NAR at byte {offset}: {problem}")]
+    Invalid { offset: u64, problem: NarProblem },
+    #[error("cannot read NAR input at byte {offset}: {source}")]
+    Input { offset: u64, source: io::Error },
+    #[error("cannot create {}: {source}", path.display())]
+    Output { path: PathBuf, source: io::Error },
+}
+
+impl NarReadError {
+    /// The structural problem, when the NAR itself is invalid.
+    pub fn problem(&self) -> Option<&NarProblem> {
+        match self {
+            Self::Invalid { problem, .. } => Some(problem),
+            _ => None,
+        }
+    }
+}
+
+/// Checks that `input` is exactly one canonical NAR, returning its hash and size.
+pub fn validate_nar<R: Read>(input: R) -> Result<NarSummary, NarReadError> {
+    parse(input, &mut NullSink)
+}
+
+/// Unpacks the NAR in `input` to `dest`, which must not exist (its parent must). The root may
+/// be a directory, a file or a symlink. Directories and executables get mode 0755, other files
+/// 0644, regardless of umask. On error, whatever was created so far is left for the caller to
+/// remove (see [`crate::cache`] for an all-or-nothing variant).
+pub fn unpack_nar<R: Read>(input: R, dest: &Path) -> Result<NarSummary, NarReadError> {
+    let mut sink = UnpackSink {
+        dest: dest.to_owned(),
+        file: None,
+        path: PathBuf::new(),
+    };
+    parse(input, &mut sink)
+}
+
+/// Receives the nodes of a NAR in order. Paths are relative, `/`-joined, empty for the root.
+trait Sink {
+    fn directory(&mut self, rel: &[u8]) -> Result<(), NarReadError>;
+    fn symlink(&mut self, rel: &[u8], target: &[u8]) -> Result<(), NarReadError>;
+    fn file_start(&mut self, rel: &[u8], executable: bool) -> Result<(), NarReadError>;
+    fn file_data(&mut self, data: &[u8]) -> Result<(), NarReadError>;
+    fn file_end(&mut self) -> Result<(), NarReadError>;
+}
+
+struct NullSink;
+
+impl Sink for NullSink {
+    fn directory(&mut self, _: &[u8]) -> Result<(), NarReadError> {
+        Ok(())
+    }
+    fn symlink(&mut self, _: &[u8], _: &[u8]) -> Result<(), NarReadError> {
+        Ok(())
+    }
+    fn file_start(&mut self, _: &[u8], _: bool) -> Result<(), NarReadError> {
+        Ok(())
+    }
+    fn file_data(&mut self, _: &[u8]) -> Result<(), NarReadError> {
+        Ok(())
+    }
+    fn file_end(&mut self) -> Result<(), NarReadError> {
+        Ok(())
+    }
+}
+
+struct UnpackSink {
+    dest: PathBuf,
+    file: Option<File>,
+    /// Path of the node being created.
+    path: PathBuf,
+}
+
+impl UnpackSink {
+    fn set_path(&mut self, rel: &[u8]) {
+        self.path.clone_from(&self.dest);
+        if !rel.is_empty() {
+            self.path.push(OsStr::from_bytes(rel));
+        }
+    }
+    fn err(&self, source: io::Error) -> NarReadError {
+        NarReadError::Output {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+impl Sink for UnpackSink {
+    fn directory(&mut self, rel: &[u8]) -> Result<(), NarReadError> {
+        self.set_path(rel);
+        fs::create_dir(&self.path).map_err(|e| self.err(e))?;
+        fs::set_permissions(&self.path, Permissions::from_mode(MODE_EXEC)).map_err(|e| self.err(e))
+    }
+    fn symlink(&mut self, rel: &[u8], target: &[u8]) -> Result<(), NarReadError> {
+        self.set_path(rel);
+        std::os::unix::fs::symlink(OsStr::from_bytes(target), &self.path).map_err(|e| self.err(e))
+    }
+    fn file_start(&mut self, rel: &[u8], executable: bool) -> Result<(), NarReadError> {
+        self.set_path(rel);
+        let mode = if executable { MODE_EXEC } else { MODE_FILE };
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&self.path)
+            .map_err(|e| self.err(e))?;
+        f.set_permissions(Permissions::from_mode(mode))
+            .map_err(|e| self.err(e))?;
+        self.file = Some(f);
+        Ok(())
+    }
+    fn file_data(&mut self, data: &[u8]) -> Result<(), NarReadError> {
+        match self.file.as_mut() {
+            Some(f) => f.write_all(data).map_err(|source| NarReadError::Output {
+                path: self.path.clone(),
+                source,
+            }),
+            None => Ok(()),
+        }
+    }
+    fn file_end(&mut self) -> Result<(), NarReadError> {
+        self.file = None;
+        Ok(())
+    }
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+struct Parser<R> {
+    r: BufReader<HashingReader<R>>,
+    pos: u64,
+    tok: Vec<u8>,
+}
+
+/// One open directory while parsing.
+struct Frame {
+    prev: Option<Vec<u8>>,
+    /// Length of the relative path of this directory.
+    rel_len: usize,
+}
+
+enum NodeType {
+    Regular,
+    Symlink,
+    Directory,
+}
+
+fn parse<R: Read, S: Sink>(input: R, sink: &mut S) -> Result<NarSummary, NarReadError> {
+    let mut p = Parser {
+        r: BufReader::with_capacity(READ_BUF, HashingReader::new(input)),
+        pos: 0,
+        tok: Vec::with_capacity(MAX_NAME_LEN as usize),
+    };
+    p.expect("nix-archive-1")?;
+    let mut rel: Vec<u8> = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    // Parse the root node; a directory pushes a frame and is continued below.
+    if let NodeType::Directory = p.node_start(&rel, sink)? {
+        stack.push(Frame {
+            prev: None,
+            rel_len: 0,
+        });
+    }
+    while let Some(frame) = stack.last_mut() {
+        let at = p.pos;
+        p.read_token("entry\" or \")", MAX_TOKEN_LEN)?;
+        match p.tok.as_slice() {
+            b")" => {
+                stack.pop();
+                if let Some(parent) = stack.last() {
+                    rel.truncate(parent.rel_len);
+                    p.expect(")")?; // closes the "entry" of the directory just finished
+                }
+                continue;
+            }
+            b"entry" => {}
+            _ => {
+                return Err(p.invalid_at(
+                    at,
+                    NarProblem::UnexpectedToken {
+                        expected: "entry\" or \")",
+                        found: lossy(&p.tok),
+                    },
+                ));
+            }
+        }
+        p.expect("(")?;
+        p.expect("name")?;
+        let at = p.pos;
+        p.read_string("entry name", MAX_NAME_LEN)?;
+        let name = p.tok.as_slice();
+        if name.is_empty()
+            || name == b"."
+            || name == b".."
+            || name.contains(&b'/')
+            || name.contains(&0)
+        {
+            return Err(p.invalid_at(at, NarProblem::BadName(lossy(name))));
+        }
+        if let Some(prev) = &frame.prev {
+            match prev.as_slice().cmp(name) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => {
+                    return Err(p.invalid_at(at, NarProblem::Duplicate(lossy(name))));
+                }
+                std::cmp::Ordering::Greater => {
+                    return Err(p.invalid_at(
+                        at,
+                        NarProblem::Unsorted {
+                            prev: lossy(prev),
+                            name: lossy(name),
+                        },
+                    ));
+                }
+            }
+        }
+        let mut prev = frame.prev.take().unwrap_or_default();
+        prev.clear();
+        prev.extend_from_slice(name);
+        frame.prev = Some(prev);
+        let dir_len = frame.rel_len;
+        rel.truncate(dir_len);
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(&p.tok);
+        p.expect("node")?;
+        match p.node_start(&rel, sink)? {
+            NodeType::Directory => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(p.invalid(NarProblem::TooDeep));
+                }
+                stack.push(Frame {
+                    prev: None,
+                    rel_len: rel.len(),
+                });
+            }
+            _ => p.expect(")")?, // closes the entry
+        }
+    }
+    // Nothing may follow the root node.
+    let at = p.pos;
+    let more =
+        p.r.fill_buf()
+            .map_err(|source| NarReadError::Input { offset: at, source })?;
+    if !more.is_empty() {
+        return Err(p.invalid_at(at, NarProblem::TrailingBytes));
+    }
+    let (_, nar_hash, nar_size) = p.r.into_inner().finish();
+    Ok(NarSummary { nar_hash, nar_size })
+}
+
+impl<R: Read> Parser<R> {
+    fn invalid(&self, problem: NarProblem) -> NarReadError {
+        self.invalid_at(self.pos, problem)
+    }
+
+    fn invalid_at(&self, offset: u64, problem: NarProblem) -> NarReadError {
+        NarReadError::Invalid { offset, problem }
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), NarReadError> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.r.read(&mut buf[done..]) {
+                Ok(0) => return Err(self.invalid_at(self.pos + done as u64, NarProblem::Truncated)),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(NarReadError::Input {
+                        offset: self.pos + done as u64,
+                        source,
+                    });
+                }
+            }
+        }
+        self.pos += buf.len() as u64;
+        Ok(())
+    }
+
+    fn read_u64(&mut self) -> Result<u64, NarReadError> {
+        let mut b = [0u8; 8];
+        self.read_exact(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn read_padding(&mut self, len: u64) -> Result<(), NarReadError> {
+        let mut pad = [0u8; 8];
+        let n = pad_len(len);
+        let at = self.pos;
+        self.read_exact(&mut pad[..n])?;
+        if pad[..n].iter().any(|&b| b != 0) {
+            return Err(self.invalid_at(at, NarProblem::BadPadding));
+        }
+        Ok(())
+    }
+
+    /// Reads a string of at most `max` bytes into `self.tok`.
+    fn read_string(&mut self, what: &'static str, max: u64) -> Result<(), NarReadError> {
+        let at = self.pos;
+        let len = self.read_u64()?;
+        if len > max {
+            return Err(self.invalid_at(at, NarProblem::TooLong { what, len, max }));
+        }
+        self.read_body(len)
+    }
+
+    /// Reads a fixed token (bounded by [`MAX_TOKEN_LEN`]) into `self.tok`.
+    fn read_token(&mut self, expected: &'static str, max: u64) -> Result<(), NarReadError> {
+        let at = self.pos;
+        let len = self.read_u64()?;
+        if len > max {
+            return Err(self.invalid_at(at, NarProblem::TokenTooLong { expected, len }));
+        }
+        self.read_body(len)
+    }
+
+    fn read_body(&mut self, len: u64) -> Result<(), NarReadError> {
+        let mut tok = std::mem::take(&mut self.tok);
+        tok.resize(len as usize, 0);
+        let r = self.read_exact(&mut tok);
+        self.tok = tok;
+        r?;
+        self.read_padding(len)
+    }
+
+    fn expect(&mut self, token: &'static str) -> Result<(), NarReadError> {
+        let at = self.pos;
+        self.read_token(token, MAX_TOKEN_LEN)?;
+        if self.tok != token.as_bytes() {
+            return Err(self.invalid_at(
+                at,
+                NarProblem::UnexpectedToken {
+                    expected: token,
+                    found: lossy(&self.tok),
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// Parses `"(" "type" <type> …` up to and including the node's closing `")"` for files and
+    /// symlinks; for directories, stops after the type (entries are parsed by the caller).
+    fn node_start<S: Sink>(&mut self, rel: &[u8], sink: &mut S) -> Result<NodeType, NarReadError> {
+        self.expect("(")?;
+        self.expect("type")?;
+        let at = self.pos;
+        self.read_token("regular\", \"symlink\" or \"directory", MAX_TOKEN_LEN)?;
+        match self.tok.as_slice() {
+            b"regular" => {
+                self.regular(rel, sink)?;
+                self.expect(")")?;
+                Ok(NodeType::Regular)
+            }
+            b"symlink" => {
+                self.expect("target")?;
+                let at = self.pos;
+                self.read_string("symlink target", MAX_TARGET_LEN)?;
+                if self.tok.is_empty() || self.tok.contains(&0) {
+                    return Err(self.invalid_at(at, NarProblem::BadTarget(lossy(&self.tok))));
+                }
+                let target = std::mem::take(&mut self.tok);
+                let r = sink.symlink(rel, &target);
+                self.tok = target;
+                r?;
+                self.expect(")")?;
+                Ok(NodeType::Symlink)
+            }
+            b"directory" => {
+                sink.directory(rel)?;
+                Ok(NodeType::Directory)
+            }
+            other => Err(self.invalid_at(at, NarProblem::UnknownType(lossy(other)))),
+        }
+    }
+
+    fn regular<S: Sink>(&mut self, rel: &[u8], sink: &mut S) -> Result<(), NarReadError> {
+        let at = self.pos;
+        self.read_token("executable\" or \"contents", MAX_TOKEN_LEN)?;
+        let executable = match self.tok.as_slice() {
+            b"executable" => {
+                self.expect("")?;
+                self.expect("contents")?;
+                true
+            }
+            b"contents" => false,
+            _ => {
+                return Err(self.invalid_at(
+                    at,
+                    NarProblem::UnexpectedToken {
+                        expected: "executable\" or \"contents",
+                        found: lossy(&self.tok),
+                    },
+                ));
+            }
+        };
+        let len = self.read_u64()?;
+        sink.file_start(rel, executable)?;
+        let mut left = len;
+        while left > 0 {
+            let chunk = match self.r.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(NarReadError::Input {
+                        offset: self.pos,
+                        source,
+                    });
+                }
+            };
+            if chunk.is_empty() {
+                return Err(self.invalid(NarProblem::Truncated));
+            }
+            let n = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            sink.file_data(&chunk[..n])?;
+            self.r.consume(n);
+            self.pos += n as u64;
+            left -= n as u64;
+        }
+        sink.file_end()?;
+        self.read_padding(len)
+    }
+}

@@ -1,0 +1,225 @@
+//! Streaming NAR serialisation of a file system tree (what `nix-store --dump` does).
+
+use std::ffi::OsString;
+use std::fs::{self, File, FileType};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use super::hash::Sha256Hash;
+use super::{NarSummary, pad_len};
+
+/// Size of the staging buffer file contents are read into (and hashed from).
+const BUF_SIZE: usize = 256 * 1024;
+/// Flush before reading file data when less than this much room is left in the buffer.
+const MIN_READ: usize = 64 * 1024;
+
+/// Why a tree could not be written as a NAR.
+#[derive(Debug, Error)]
+pub enum NarWriteError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error(
+        "{} is a {kind}; a NAR can only hold regular files, directories and symlinks",
+        path.display()
+    )]
+    UnsupportedType { path: PathBuf, kind: &'static str },
+    #[error(
+        "{} changed while being packed: it had {expected} bytes, but {actual} could be read",
+        path.display()
+    )]
+    Changed {
+        path: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("{} was replaced by a non-regular file while being packed", .0.display())]
+    Replaced(PathBuf),
+    #[error("cannot write the NAR output: {0}")]
+    Write(#[source] io::Error),
+}
+
+/// Serialises `path` (a directory, regular file or symlink; symlinks are never followed) as a
+/// NAR into `out`, returning the NAR's SHA-256 and size computed in the same pass.
+///
+/// Directory entries are sorted by the raw bytes of their names, so non-UTF-8 names are
+/// supported. Regular files are marked executable when the owner-execute bit is set.
+pub fn dump_path<W: Write>(path: &Path, out: W) -> Result<NarSummary, NarWriteError> {
+    let meta = fs::symlink_metadata(path).map_err(|source| NarWriteError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut d = Dumper {
+        out,
+        hasher: Sha256::new(),
+        size: 0,
+        buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
+        len: 0,
+        path: path.to_owned(),
+    };
+    d.put_str(b"nix-archive-1")?;
+    d.node(meta.file_type())?;
+    d.flush_buf()?;
+    d.out.flush().map_err(NarWriteError::Write)?;
+    Ok(NarSummary {
+        nar_hash: Sha256Hash(d.hasher.finalize().into()),
+        nar_size: d.size,
+    })
+}
+
+struct Dumper<W> {
+    out: W,
+    hasher: Sha256,
+    /// Bytes flushed to `out` so far.
+    size: u64,
+    buf: Box<[u8]>,
+    /// Bytes of `buf` in use.
+    len: usize,
+    /// The path of the node being written (pushed/popped while walking).
+    path: PathBuf,
+}
+
+impl<W: Write> Dumper<W> {
+    fn flush_buf(&mut self) -> Result<(), NarWriteError> {
+        let data = &self.buf[..self.len];
+        self.hasher.update(data);
+        self.out.write_all(data).map_err(NarWriteError::Write)?;
+        self.size += self.len as u64;
+        self.len = 0;
+        Ok(())
+    }
+
+    /// Appends a small piece (always much smaller than the buffer).
+    fn put(&mut self, data: &[u8]) -> Result<(), NarWriteError> {
+        if self.buf.len() - self.len < data.len() {
+            self.flush_buf()?;
+        }
+        self.buf[self.len..self.len + data.len()].copy_from_slice(data);
+        self.len += data.len();
+        Ok(())
+    }
+
+    fn put_u64(&mut self, n: u64) -> Result<(), NarWriteError> {
+        self.put(&n.to_le_bytes())
+    }
+
+    fn put_str(&mut self, s: &[u8]) -> Result<(), NarWriteError> {
+        self.put_u64(s.len() as u64)?;
+        self.put(s)?;
+        self.put(&[0u8; 8][..pad_len(s.len() as u64)])
+    }
+
+    fn read_err(&self, source: io::Error) -> NarWriteError {
+        NarWriteError::Read {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn node(&mut self, ft: FileType) -> Result<(), NarWriteError> {
+        self.put_str(b"(")?;
+        self.put_str(b"type")?;
+        if ft.is_dir() {
+            self.put_str(b"directory")?;
+            self.directory()?;
+        } else if ft.is_file() {
+            self.put_str(b"regular")?;
+            self.regular()?;
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&self.path).map_err(|e| self.read_err(e))?;
+            self.put_str(b"symlink")?;
+            self.put_str(b"target")?;
+            self.put_str(target.as_os_str().as_bytes())?;
+        } else {
+            let kind = if ft.is_fifo() {
+                "FIFO"
+            } else if ft.is_socket() {
+                "socket"
+            } else if ft.is_block_device() {
+                "block device"
+            } else if ft.is_char_device() {
+                "character device"
+            } else {
+                "special file"
+            };
+            return Err(NarWriteError::UnsupportedType {
+                path: self.path.clone(),
+                kind,
+            });
+        }
+        self.put_str(b")")
+    }
+
+    fn directory(&mut self) -> Result<(), NarWriteError> {
+        let mut entries: Vec<(OsString, FileType)> = Vec::new();
+        for entry in fs::read_dir(&self.path).map_err(|e| self.read_err(e))? {
+            let entry = entry.map_err(|e| self.read_err(e))?;
+            let ft = entry.file_type().map_err(|source| NarWriteError::Read {
+                path: entry.path(),
+                source,
+            })?;
+            entries.push((entry.file_name(), ft));
+        }
+        entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        for (name, ft) in entries {
+            self.put_str(b"entry")?;
+            self.put_str(b"(")?;
+            self.put_str(b"name")?;
+            self.put_str(name.as_bytes())?;
+            self.put_str(b"node")?;
+            self.path.push(&name);
+            let r = self.node(ft);
+            self.path.pop();
+            r?;
+            self.put_str(b")")?;
+        }
+        Ok(())
+    }
+
+    fn regular(&mut self) -> Result<(), NarWriteError> {
+        let mut file = File::open(&self.path).map_err(|e| self.read_err(e))?;
+        let meta = file.metadata().map_err(|e| self.read_err(e))?;
+        if !meta.is_file() {
+            // Replaced by something else between listing and opening.
+            return Err(NarWriteError::Replaced(self.path.clone()));
+        }
+        if meta.permissions().mode() & 0o100 != 0 {
+            self.put_str(b"executable")?;
+            self.put_str(b"")?;
+        }
+        self.put_str(b"contents")?;
+        let expected = meta.len();
+        self.put_u64(expected)?;
+        let mut read: u64 = 0;
+        loop {
+            if self.buf.len() - self.len < MIN_READ {
+                self.flush_buf()?;
+            }
+            let n = match file.read(&mut self.buf[self.len..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.read_err(e)),
+            };
+            if n == 0 {
+                break;
+            }
+            read += n as u64;
+            self.len += n;
+            if read > expected {
+                break;
+            }
+        }
+        if read != expected {
+            return Err(NarWriteError::Changed {
+                path: self.path.clone(),
+                expected,
+                actual: read,
+            });
+        }
+        self.put(&[0u8; 8][..pad_len(expected)])
+    }
+}

@@ -1,0 +1,536 @@
+//! Nix signing keys and narinfo signatures (ed25519), interoperable with `nix key …`.
+//!
+//! Key files: secret `name:base64(seed ‖ public)` (64 bytes), public `name:base64(public)`.
+//! Signatures: `name:base64(64-byte signature)` over the narinfo fingerprint
+//! `1;<store path>;<NarHash>;<NarSize>;<sorted reference paths joined by ",">`.
+
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use thiserror::Error;
+
+use crate::nar::{Sha256Hash, StorePath};
+
+/// Why a key or signature could not be parsed, loaded, written or used.
+#[derive(Debug, Error)]
+pub enum KeyError {
+    #[error("{what} is not of the form <name>:<base64>")]
+    Syntax { what: &'static str },
+    #[error(
+        "{what} has an invalid name {name:?} (it must be non-empty, without ':' or whitespace)"
+    )]
+    BadName { what: &'static str, name: String },
+    #[error("{what} {name:?} is not valid base64: {source}")]
+    Base64 {
+        what: &'static str,
+        name: String,
+        source: base64::DecodeError,
+    },
+    #[error("{what} {name:?} decodes to {len} bytes, expected {expected}")]
+    Length {
+        what: &'static str,
+        name: String,
+        len: usize,
+        expected: usize,
+    },
+    #[error("secret key {0:?} is corrupt: its public half does not match its seed")]
+    Mismatch(String),
+    #[error("public key {0:?} is not a valid ed25519 point")]
+    BadPoint(String),
+    #[error("cannot read key file {}: {source}", path.display())]
+    ReadFile { path: PathBuf, source: io::Error },
+    #[error("in key file {}: {source}", path.display())]
+    InFile {
+        path: PathBuf,
+        #[source]
+        source: Box<KeyError>,
+    },
+    #[error("refusing to overwrite existing key file {}", .0.display())]
+    Exists(PathBuf),
+    #[error("cannot write key file {}: {source}", path.display())]
+    WriteFile { path: PathBuf, source: io::Error },
+}
+
+/// Why no signature could be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum VerifyError {
+    #[error("no signatures")]
+    Unsigned,
+    #[error("signed only by untrusted keys ({signers}); trusted keys: {trusted}")]
+    Untrusted { signers: String, trusted: String },
+    #[error("the signature by trusted key {0:?} does not match the contents")]
+    BadSignature(String),
+}
+
+fn split_key<'a>(s: &'a str, what: &'static str) -> Result<(&'a str, &'a str), KeyError> {
+    let (name, b64) = s.trim().split_once(':').ok_or(KeyError::Syntax { what })?;
+    if name.is_empty() || name.chars().any(char::is_whitespace) {
+        return Err(KeyError::BadName {
+            what,
+            name: name.to_owned(),
+        });
+    }
+    Ok((name, b64))
+}
+
+fn decode_fixed<const N: usize>(
+    name: &str,
+    b64: &str,
+    what: &'static str,
+) -> Result<[u8; N], KeyError> {
+    let bytes = B64.decode(b64).map_err(|source| KeyError::Base64 {
+        what,
+        name: name.to_owned(),
+        source,
+    })?;
+    <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| KeyError::Length {
+        what,
+        name: name.to_owned(),
+        len: bytes.len(),
+        expected: N,
+    })
+}
+
+fn check_name(name: &str, what: &'static str) -> Result<(), KeyError> {
+    if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
+        return Err(KeyError::BadName {
+            what,
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn read_key_file(path: &Path) -> Result<String, KeyError> {
+    fs::read_to_string(path).map_err(|source| KeyError::ReadFile {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn in_file(path: &Path) -> impl FnOnce(KeyError) -> KeyError + '_ {
+    move |e| KeyError::InFile {
+        path: path.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+/// A named ed25519 signing key.
+#[derive(Clone)]
+pub struct SecretKey {
+    name: String,
+    key: SigningKey,
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey({:?}, <redacted>)", self.name)
+    }
+}
+
+impl SecretKey {
+    /// Generates a new key from the OS random number generator.
+    pub fn generate(name: &str) -> Result<Self, KeyError> {
+        check_name(name, "secret key")?;
+        Ok(Self {
+            name: name.to_owned(),
+            key: SigningKey::generate(&mut rand::rngs::OsRng),
+        })
+    }
+
+    /// Parses `name:base64(seed ‖ public)`; surrounding whitespace (a trailing newline) is ignored.
+    pub fn parse(s: &str) -> Result<Self, KeyError> {
+        const WHAT: &str = "secret key";
+        let (name, b64) = split_key(s, WHAT)?;
+        let bytes: [u8; 64] = decode_fixed(name, b64, WHAT)?;
+        let key = SigningKey::from_keypair_bytes(&bytes)
+            .map_err(|_| KeyError::Mismatch(name.to_owned()))?;
+        Ok(Self {
+            name: name.to_owned(),
+            key,
+        })
+    }
+
+    /// Loads a secret key file.
+    pub fn from_file(path: &Path) -> Result<Self, KeyError> {
+        Self::parse(&read_key_file(path)?).map_err(in_file(path))
+    }
+
+    /// The key name (the part before `:`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The matching public key.
+    pub fn public(&self) -> PublicKey {
+        PublicKey {
+            name: self.name.clone(),
+            key: self.key.verifying_key(),
+        }
+    }
+
+    /// The key file contents, `name:base64(seed ‖ public)` (no trailing newline, like Nix).
+    pub fn to_nix_string(&self) -> String {
+        format!("{}:{}", self.name, B64.encode(self.key.to_keypair_bytes()))
+    }
+
+    /// Writes the secret key to `path` (mode 0600) and the public key to `path` + `.pub`,
+    /// refusing to overwrite either. Returns the public key file's path.
+    pub fn write_new(&self, path: &Path) -> Result<PathBuf, KeyError> {
+        let mut pub_path = path.as_os_str().to_owned();
+        pub_path.push(".pub");
+        let pub_path = PathBuf::from(pub_path);
+        if fs::symlink_metadata(&pub_path).is_ok() {
+            return Err(KeyError::Exists(pub_path));
+        }
+        write_new_file(path, self.to_nix_string().as_bytes(), 0o600)?;
+        if let Err(e) = write_new_file(&pub_path, self.public().to_nix_string().as_bytes(), 0o644) {
+            let _ = fs::remove_file(path);
+            return Err(e);
+        }
+        Ok(pub_path)
+    }
+
+    /// Signs `message` (a narinfo fingerprint, see [`fingerprint`]).
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        Signature {
+            key_name: self.name.clone(),
+            bytes: self.key.sign(message).to_bytes(),
+        }
+    }
+}
+
+fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|source| {
+            if source.kind() == io::ErrorKind::AlreadyExists {
+                KeyError::Exists(path.to_owned())
+            } else {
+                KeyError::WriteFile {
+                    path: path.to_owned(),
+                    source,
+                }
+            }
+        })?;
+    f.write_all(contents)
+        .and_then(|()| f.sync_all())
+        .map_err(|source| KeyError::WriteFile {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// A named ed25519 public key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    name: String,
+    key: VerifyingKey,
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.to_nix_string())
+    }
+}
+
+impl PublicKey {
+    /// Parses `name:base64(32 bytes)`; surrounding whitespace is ignored.
+    pub fn parse(s: &str) -> Result<Self, KeyError> {
+        const WHAT: &str = "public key";
+        let (name, b64) = split_key(s, WHAT)?;
+        let bytes: [u8; 32] = decode_fixed(name, b64, WHAT)?;
+        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::BadPoint(name.into()))?;
+        Ok(Self {
+            name: name.to_owned(),
+            key,
+        })
+    }
+
+    /// Loads a public key file.
+    pub fn from_file(path: &Path) -> Result<Self, KeyError> {
+        Self::parse(&read_key_file(path)?).map_err(in_file(path))
+    }
+
+    /// The key name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `name:base64(public)`, as `nix key convert-secret-to-public` prints it.
+    pub fn to_nix_string(&self) -> String {
+        format!("{}:{}", self.name, B64.encode(self.key.as_bytes()))
+    }
+
+    /// True when `sig` is by a key of this name and verifies `message`.
+    pub fn verifies(&self, message: &[u8], sig: &Signature) -> bool {
+        sig.key_name == self.name
+            && self
+                .key
+                .verify_strict(message, &ed25519_dalek::Signature::from_bytes(&sig.bytes))
+                .is_ok()
+    }
+}
+
+/// A narinfo `Sig` value: `keyname:base64(signature)`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Signature {
+    key_name: String,
+    bytes: [u8; 64],
+}
+
+impl Signature {
+    /// Parses `keyname:base64(64 bytes)`.
+    pub fn parse(s: &str) -> Result<Self, KeyError> {
+        const WHAT: &str = "signature";
+        let (name, b64) = s.split_once(':').ok_or(KeyError::Syntax { what: WHAT })?;
+        check_name(name, WHAT)?;
+        Ok(Self {
+            key_name: name.to_owned(),
+            bytes: decode_fixed(name, b64, WHAT)?,
+        })
+    }
+
+    /// The name of the key that made it.
+    pub fn key_name(&self) -> &str {
+        &self.key_name
+    }
+}
+
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.key_name, B64.encode(self.bytes))
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({self})")
+    }
+}
+
+/// The string Nix signs for a store path:
+/// `1;<path>;sha256:<nix32>;<size>;<sorted full reference paths joined by ",">`.
+pub fn fingerprint(
+    path: &StorePath,
+    nar_hash: &Sha256Hash,
+    nar_size: u64,
+    references: &[StorePath],
+) -> String {
+    let mut refs: Vec<String> = references.iter().map(ToString::to_string).collect();
+    refs.sort();
+    format!("1;{path};{nar_hash};{nar_size};{}", refs.join(","))
+}
+
+/// Checks `sigs` over `message` against the `trusted` keys. Succeeds with the name of the first
+/// trusted key whose signature verifies; any failing signature by a trusted key name is an error
+/// (it means the contents were changed after signing).
+pub fn verify_signatures(
+    message: &[u8],
+    sigs: &[Signature],
+    trusted: &[PublicKey],
+) -> Result<String, VerifyError> {
+    if sigs.is_empty() {
+        return Err(VerifyError::Unsigned);
+    }
+    let mut good = None;
+    for sig in sigs {
+        let keys: Vec<&PublicKey> = trusted.iter().filter(|k| k.name == sig.key_name).collect();
+        if keys.is_empty() {
+            continue;
+        }
+        if keys.iter().any(|k| k.verifies(message, sig)) {
+            good.get_or_insert_with(|| sig.key_name.clone());
+        } else {
+            return Err(VerifyError::BadSignature(sig.key_name.clone()));
+        }
+    }
+    good.ok_or_else(|| VerifyError::Untrusted {
+        signers: names(sigs.iter().map(|s| s.key_name.as_str())),
+        trusted: names(trusted.iter().map(|k| k.name.as_str())),
+    })
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
+    let v: Vec<&str> = it.collect();
+    if v.is_empty() {
+        "none".to_owned()
+    } else {
+        v.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SK1: &str = "myorg-1:6tDF/ay829tLhpzfOngP18RDyejcn3mhsvAPIWtCT4Ggau0YpYOyn86tne3vG2Oy4LKJsuT8FhjzY9jgRXX36Q==";
+    const PK1: &str = "myorg-1:oGrtGKWDsp/OrZ3t7xtjsuCyibLk/BYY82PY4EV19+k=";
+    const SIG1: &str = "myorg-1:o2NroKubDU3HxungJLzYrQ5ge1MIGX8lPaKD2fZv7md2n5GeQQT00ouPmuc5e3amXk26apYOg3w6vqbf+bOOCg==";
+
+    fn vector_fingerprint() -> String {
+        fingerprint(
+            &StorePath::parse("/nix/store/zi4mpp16w48vdgiwlsngl034yxri4r9f-hello-1.0").unwrap(),
+            &Sha256Hash::parse("sha256:14720lvy7lnjfdc032m3p21czxmrfbh542bf5gygjh187zajkly8")
+                .unwrap(),
+            73160,
+            &[],
+        )
+    }
+
+    #[test]
+    fn vector_key_signs_like_nix() {
+        let sk = SecretKey::parse(&format!("{SK1}\n")).unwrap();
+        assert_eq!(sk.name(), "myorg-1");
+        assert_eq!(sk.to_nix_string(), SK1);
+        assert_eq!(sk.public().to_nix_string(), PK1);
+        let fp = vector_fingerprint();
+        assert_eq!(
+            fp,
+            "1;/nix/store/zi4mpp16w48vdgiwlsngl034yxri4r9f-hello-1.0;sha256:14720lvy7lnjfdc032m3p21czxmrfbh542bf5gygjh187zajkly8;73160;"
+        );
+        let sig = sk.sign(fp.as_bytes());
+        assert_eq!(sig.to_string(), SIG1);
+        assert_eq!(Signature::parse(SIG1).unwrap(), sig);
+        let pk = PublicKey::parse(PK1).unwrap();
+        assert_eq!(
+            verify_signatures(fp.as_bytes(), &[sig], &[pk]).unwrap(),
+            "myorg-1"
+        );
+    }
+
+    #[test]
+    fn fingerprint_sorts_full_reference_paths() {
+        let p = StorePath::parse("/nix/store/d73sxad9kfi52kd1aamr7s6fxxw59bpn-app").unwrap();
+        let a = StorePath::parse("/nix/store/v025qgw660gppzh3iq0w60wvwbdqisvw-mytree").unwrap();
+        let b = StorePath::parse("/nix/store/l6whz3nmm0nrg5az1cicla89aa5zxrfh-libthing").unwrap();
+        let h = Sha256Hash::of(b"");
+        assert_eq!(
+            fingerprint(&p, &h, 1, &[a.clone(), b.clone()]),
+            format!("1;{p};{h};1;{b},{a}")
+        );
+    }
+
+    #[test]
+    fn verification_failures() {
+        let sk = SecretKey::parse(SK1).unwrap();
+        let pk = sk.public();
+        let other = SecretKey::generate("other-1").unwrap();
+        let fp = vector_fingerprint();
+        let sig = sk.sign(fp.as_bytes());
+        assert_eq!(
+            verify_signatures(
+                b"tampered",
+                std::slice::from_ref(&sig),
+                std::slice::from_ref(&pk)
+            ),
+            Err(VerifyError::BadSignature("myorg-1".into()))
+        );
+        assert_eq!(
+            verify_signatures(fp.as_bytes(), &[], std::slice::from_ref(&pk)),
+            Err(VerifyError::Unsigned)
+        );
+        let e = verify_signatures(fp.as_bytes(), &[other.sign(fp.as_bytes())], &[pk]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "signed only by untrusted keys (other-1); trusted keys: myorg-1"
+        );
+        // A signature by a key of the right name but different material is bad, not untrusted.
+        let impostor = SecretKey::generate("myorg-1").unwrap();
+        assert_eq!(
+            verify_signatures(
+                fp.as_bytes(),
+                &[impostor.sign(fp.as_bytes())],
+                &[sk.public()]
+            ),
+            Err(VerifyError::BadSignature("myorg-1".into()))
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_keys() {
+        assert!(matches!(
+            SecretKey::parse("nocolon"),
+            Err(KeyError::Syntax { .. })
+        ));
+        assert!(matches!(
+            SecretKey::parse(":abcd"),
+            Err(KeyError::BadName { .. })
+        ));
+        assert!(matches!(
+            SecretKey::parse("k:!!!"),
+            Err(KeyError::Base64 { .. })
+        ));
+        assert!(matches!(
+            SecretKey::parse(PK1),
+            Err(KeyError::Length {
+                len: 32,
+                expected: 64,
+                ..
+            })
+        ));
+        assert!(matches!(
+            PublicKey::parse(SK1),
+            Err(KeyError::Length {
+                len: 64,
+                expected: 32,
+                ..
+            })
+        ));
+        // Seed of one key with the public half of another.
+        let a = SecretKey::parse(SK1).unwrap().key.to_keypair_bytes();
+        let b = SecretKey::generate("x").unwrap().key.to_keypair_bytes();
+        let mut mixed = a;
+        mixed[32..].copy_from_slice(&b[32..]);
+        let s = format!("myorg-1:{}", B64.encode(mixed));
+        assert!(matches!(SecretKey::parse(&s), Err(KeyError::Mismatch(_))));
+        assert!(matches!(
+            SecretKey::generate("a:b"),
+            Err(KeyError::BadName { .. })
+        ));
+        assert!(Signature::parse("myorg-1:AAAA").is_err());
+    }
+
+    #[test]
+    fn write_new_creates_0600_and_refuses_overwrite() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("key.sec");
+        let sk = SecretKey::generate("test-1").unwrap();
+        let pub_path = sk.write_new(&path).unwrap();
+        assert_eq!(pub_path, t.path().join("key.sec.pub"));
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            SecretKey::from_file(&path).unwrap().to_nix_string(),
+            sk.to_nix_string()
+        );
+        assert_eq!(PublicKey::from_file(&pub_path).unwrap(), sk.public());
+        let again = SecretKey::generate("test-1").unwrap();
+        assert!(matches!(again.write_new(&path), Err(KeyError::Exists(p)) if p == pub_path));
+        fs::remove_file(&pub_path).unwrap();
+        assert!(matches!(again.write_new(&path), Err(KeyError::Exists(p)) if p == path));
+        assert_eq!(
+            SecretKey::from_file(&path).unwrap().to_nix_string(),
+            sk.to_nix_string()
+        );
+        let e = SecretKey::from_file(&t.path().join("missing"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing"), "{e}");
+        fs::write(t.path().join("bad"), "junk").unwrap();
+        let e = SecretKey::from_file(&t.path().join("bad"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad") && e.contains("<name>:<base64>"), "{e}");
+    }
+}
