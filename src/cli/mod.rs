@@ -4,6 +4,7 @@
 //! found, refused), 2 usage error (clap's own). Errors go to stderr as one sentence plus a
 //! hint; `--json` prints exactly one document on stdout.
 
+pub mod local;
 pub mod output;
 
 use std::path::{Path, PathBuf};
@@ -58,6 +59,26 @@ pub enum Command {
         /// Stop the build after this many seconds.
         #[arg(long, value_name = "SECONDS")]
         timeout: Option<u64>,
+    },
+    /// Nix-format signing keys.
+    #[command(subcommand)]
+    Key(local::KeyCommand),
+    /// Pack a directory as a signed content-addressed store path into a file:// cache.
+    Pack {
+        /// The tree to pack (a directory, file or symlink).
+        path: PathBuf,
+        /// Store path name, e.g. hello-1.0.
+        #[arg(long)]
+        name: String,
+        /// The binary cache directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        #[arg(long, value_name = "FILE", env = "PUBDECK_SIGNING_KEY")]
+        signing_key: PathBuf,
+        #[arg(long, default_value = "zstd", value_parser = local::parse_compression)]
+        compression: crate::cache::Compression,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -123,6 +144,25 @@ pub async fn run(cli: Cli) -> CmdResult {
             dir,
             timeout,
         } => build_cmd(&dir, &build, timeout.map(std::time::Duration::from_secs)).await,
+        Command::Key(cmd) => local::key(cmd),
+        Command::Pack {
+            path,
+            name,
+            to,
+            signing_key,
+            compression,
+            json,
+        } => {
+            let to = match to.to_str().and_then(|s| s.strip_prefix("file://")) {
+                Some(rest) => PathBuf::from(rest),
+                None => to,
+            };
+            tokio::task::spawn_blocking(move || {
+                local::pack(&path, &name, &to, &signing_key, compression, json)
+            })
+            .await
+            .expect("pack task panicked")
+        }
     }
 }
 

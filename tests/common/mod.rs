@@ -127,3 +127,92 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// The repository root of pubdeck's checkout.
+pub fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl Repo {
+    /// A pushed repository holding a copy of `assets/sample-env`.
+    pub fn sample_env() -> Repo {
+        let src = crate_dir().join("assets/sample-env");
+        let repo = Repo::new();
+        std::fs::remove_dir_all(repo.work.join(".flox")).unwrap();
+        copy_dir(&src, &repo.work);
+        repo.commit_all("sample environment");
+        repo.git(&["push", "-q"]);
+        repo
+    }
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// True when `nix` is usable; otherwise prints why the test is skipped, or panics when
+/// `PUBDECK_REQUIRE_NIX=1` (CI) says it must run.
+pub fn have_nix(test: &str) -> bool {
+    let ok = Command::new("nix")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("PUBDECK_REQUIRE_NIX").as_deref() == Ok("1") {
+            panic!("{test}: nix is not on PATH but PUBDECK_REQUIRE_NIX=1");
+        }
+        eprintln!("SKIP {test}: nix is not on PATH (set PUBDECK_REQUIRE_NIX=1 to make this fail)");
+    }
+    ok
+}
+
+/// Runs the real-Nix oracle over a file:// cache; returns the kept work dir (KEEP=1).
+pub fn run_oracle(cache: &Path, pubkey_file: &Path, store_paths: &[&str]) -> PathBuf {
+    let oracle = crate_dir().join("../shared/oracle/nix_oracle.sh");
+    let out = Command::new("bash")
+        .arg(oracle)
+        .arg(cache)
+        .arg(pubkey_file)
+        .args(store_paths)
+        .env("KEEP", "1")
+        .output()
+        .expect("oracle runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("ORACLE OK"),
+        "oracle rejected the cache:\n{text}"
+    );
+    let kept = text
+        .lines()
+        .find_map(|l| l.strip_prefix("kept "))
+        .expect("oracle prints the kept dir");
+    PathBuf::from(kept)
+}
+
+/// `diff -r --no-dereference` of two trees; panics with the diff when they differ.
+pub fn assert_same_tree(a: &Path, b: &Path) {
+    let out = Command::new("diff")
+        .args(["-r", "--no-dereference"])
+        .arg(a)
+        .arg(b)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "trees differ:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

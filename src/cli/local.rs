@@ -1,0 +1,102 @@
+//! Subcommands that work on local files only: `key generate|public`, `pack`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{CmdResult, Failure};
+use crate::cache::{Compression, FileCache, PackOptions};
+use crate::sign::{KeyError, SecretKey};
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate a Nix-format ed25519 key pair (secret file mode 0600, FILE.pub beside it).
+    Generate {
+        /// Key name, by convention `<org>-<n>` (e.g. myorg-1).
+        #[arg(long)]
+        name: String,
+        /// Secret key file to create (default: ./<name>.key); never overwritten.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the public key of a secret key file.
+    Public { file: PathBuf },
+}
+
+impl From<KeyError> for Failure {
+    fn from(e: KeyError) -> Self {
+        let hint = match &e {
+            KeyError::Exists(_) => Some(
+                "choose another --out, or delete the old key if you really mean to replace it"
+                    .into(),
+            ),
+            _ => None,
+        };
+        Failure::new(e.to_string(), hint)
+    }
+}
+
+pub fn key(cmd: KeyCommand) -> CmdResult {
+    match cmd {
+        KeyCommand::Generate { name, out } => {
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("{name}.key")));
+            let key = SecretKey::generate(&name)?;
+            let pub_path = key.write_new(&out)?;
+            println!("{}", key.public().to_nix_string());
+            eprintln!(
+                "wrote {} (secret, mode 0600) and {}",
+                out.display(),
+                pub_path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        KeyCommand::Public { file } => {
+            let key = SecretKey::from_file(&file)?;
+            println!("{}", key.public().to_nix_string());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Parses `none|xz|zstd`.
+pub fn parse_compression(s: &str) -> Result<Compression, String> {
+    Compression::from_nix_name(s)
+        .ok_or_else(|| format!("unknown compression `{s}`; use zstd, xz or none"))
+}
+
+/// `pubdeck pack PATH --name N --to DIR --signing-key F`: pack a tree as a signed,
+/// content-addressed store path into a file:// binary cache.
+pub fn pack(
+    path: &Path,
+    name: &str,
+    to: &Path,
+    signing_key: &Path,
+    compression: Compression,
+    as_json: bool,
+) -> CmdResult {
+    let key = SecretKey::from_file(signing_key)?;
+    let cache = FileCache::open(to).map_err(|e| Failure::new(e.to_string(), None))?;
+    let (info, outcome) = cache
+        .add_source(path, name, &[], &PackOptions::with(compression), &key)
+        .map_err(|e| Failure::new(e.to_string(), None))?;
+    if as_json {
+        println!(
+            "{}",
+            json!({
+                "store_path": info.store_path.to_string(),
+                "narinfo": cache.root().join(info.file_name()),
+                "url": info.url,
+                "nar_hash": info.nar_hash.to_string(),
+                "nar_size": info.nar_size,
+                "file_hash": info.file_hash.to_string(),
+                "file_size": info.file_size,
+                "added": outcome == crate::cache::Outcome::Added,
+            })
+        );
+    } else {
+        println!("{}", info.store_path);
+    }
+    Ok(ExitCode::SUCCESS)
+}
