@@ -6,11 +6,14 @@
 
 pub mod build;
 pub mod cache;
+pub mod catalog;
 pub mod cli;
+pub mod config;
 pub mod event;
 pub mod fsutil;
 pub mod git;
 pub mod manifest;
 pub mod nar;
 pub mod narinfo;
+pub mod server;
 pub mod sign;

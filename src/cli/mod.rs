@@ -4,6 +4,7 @@
 //! found, refused), 2 usage error (clap's own). Errors go to stderr as one sentence plus a
 //! hint; `--json` prints exactly one document on stdout.
 
+pub mod catalog;
 pub mod local;
 pub mod output;
 
@@ -63,6 +64,18 @@ pub enum Command {
     /// Nix-format signing keys.
     #[command(subcommand)]
     Key(local::KeyCommand),
+    /// Fuzzy search over the packages of the catalogs you can see.
+    Search(catalog::SearchArgs),
+    /// Description, versions and builds of ORG/PKG.
+    Show(catalog::ShowArgs),
+    /// Manage catalogs: create, set-store, add-key, allow, revoke, allowlist.
+    Catalog(catalog::CatalogArgs),
+    /// Run the catalog service.
+    Serve(catalog::ServeArgs),
+    /// Manage the catalog service's users.
+    User(catalog::UserArgs),
+    /// Store a catalog service URL and token in the config file (mode 0600).
+    Login(catalog::LoginArgs),
     /// Pack a directory as a signed content-addressed store path into a file:// cache.
     Pack {
         /// The tree to pack (a directory, file or symlink).
@@ -87,6 +100,8 @@ pub enum Command {
 pub struct Failure {
     pub message: String,
     pub hint: Option<String>,
+    /// Exit status: 1 (failed) unless a usage error (2).
+    pub code: u8,
 }
 
 impl Failure {
@@ -94,6 +109,17 @@ impl Failure {
         Failure {
             message: message.into(),
             hint,
+            code: 1,
+        }
+    }
+}
+
+impl From<catalog::CliError> for Failure {
+    fn from(e: catalog::CliError) -> Self {
+        Failure {
+            message: e.message,
+            hint: e.hint,
+            code: e.exit,
         }
     }
 }
@@ -125,7 +151,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(f) => {
             output::error(&f.message, f.hint.as_deref());
-            ExitCode::FAILURE
+            ExitCode::from(f.code)
         }
     }
 }
@@ -145,6 +171,47 @@ pub async fn run(cli: Cli) -> CmdResult {
             timeout,
         } => build_cmd(&dir, &build, timeout.map(std::time::Duration::from_secs)).await,
         Command::Key(cmd) => local::key(cmd),
+        Command::Search(args) => {
+            catalog_cmd(catalog::run_search(
+                &args,
+                &Default::default(),
+                &mut std::io::stdout(),
+            ))
+            .await
+        }
+        Command::Show(args) => {
+            catalog_cmd(catalog::run_show(
+                &args,
+                &Default::default(),
+                &mut std::io::stdout(),
+            ))
+            .await
+        }
+        Command::Catalog(args) => {
+            catalog_cmd(catalog::run_catalog(
+                &args,
+                &Default::default(),
+                &mut std::io::stdout(),
+            ))
+            .await
+        }
+        Command::Serve(args) => catalog_cmd(catalog::run_serve(&args, &Default::default())).await,
+        Command::User(args) => {
+            catalog_cmd(catalog::run_user(
+                &args,
+                &Default::default(),
+                &mut std::io::stdout(),
+            ))
+            .await
+        }
+        Command::Login(args) => {
+            catalog_cmd(catalog::run_login(
+                &args,
+                &Default::default(),
+                &mut std::io::stdout(),
+            ))
+            .await
+        }
         Command::Pack {
             path,
             name,
@@ -164,6 +231,11 @@ pub async fn run(cli: Cli) -> CmdResult {
             .expect("pack task panicked")
         }
     }
+}
+
+async fn catalog_cmd(f: impl std::future::Future<Output = catalog::CliResult>) -> CmdResult {
+    f.await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn version_json(v: &Option<VersionSpec>) -> serde_json::Value {

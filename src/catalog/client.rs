@@ -1,0 +1,343 @@
+//! HTTP client for the `pubdeck serve` catalog service (reqwest + rustls).
+//!
+//! The token is sent as `Authorization: Bearer …` and never appears in errors, logs or `Debug`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{ETAG, IF_NONE_MATCH};
+use reqwest::{Method, RequestBuilder, StatusCode, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::types::*;
+use super::validate::{validate_revision, validate_store_url};
+use super::{
+    Catalog, CatalogError, CatalogResult, MAX_SEARCH_LIMIT, validate_org_name,
+    validate_package_name, validate_user_name,
+};
+
+/// A client of the catalog service. Cheap to clone.
+#[derive(Clone)]
+pub struct CatalogClient {
+    base: Url,
+    token: Option<Arc<str>>,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for CatalogClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogClient")
+            .field("base", &self.base.as_str())
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+#[derive(Serialize)]
+struct CreateBody<'a> {
+    name: &'a str,
+    store_url: &'a str,
+    keys: &'a [String],
+}
+
+#[derive(Serialize)]
+struct StoreBody<'a> {
+    store_url: &'a str,
+}
+
+#[derive(Serialize)]
+struct KeyBody<'a> {
+    key: &'a str,
+}
+
+#[derive(serde::Deserialize)]
+struct UsersBody {
+    users: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct WhoamiBody {
+    user: String,
+}
+
+#[derive(serde::Deserialize)]
+struct CatalogsBody {
+    catalogs: Vec<CatalogInfo>,
+}
+
+#[derive(serde::Deserialize)]
+struct PackagesBody {
+    packages: Vec<PackageSummary>,
+}
+
+#[derive(serde::Deserialize)]
+struct SearchBody {
+    results: Vec<SearchHit>,
+}
+
+#[derive(serde::Deserialize)]
+struct CheckBody {
+    build: Option<BuildRecord>,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    error: ErrorInner,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorInner {
+    message: String,
+}
+
+impl CatalogClient {
+    /// A client for the service at `base_url` (`http(s)://host:port[/prefix]`).
+    pub fn new(base_url: &str, token: Option<String>) -> CatalogResult<CatalogClient> {
+        let mut base = Url::parse(base_url).map_err(|_| {
+            CatalogError::BadRequest(format!("invalid catalog URL {}", super::quote(base_url)))
+        })?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(CatalogError::BadRequest(format!(
+                "catalog URL {} must start with http:// or https://",
+                super::quote(base_url)
+            )));
+        }
+        if base.password().is_some() || !base.username().is_empty() {
+            return Err(CatalogError::BadRequest(
+                "the catalog URL must not contain credentials; use PUBDECK_TOKEN".into(),
+            ));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        base.set_query(None);
+        base.set_fragment(None);
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("pubdeck/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CatalogError::Internal(format!("cannot build the HTTP client: {e}")))?;
+        let token = token
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| Arc::from(t.trim()));
+        Ok(CatalogClient { base, token, http })
+    }
+
+    /// The service URL.
+    pub fn base_url(&self) -> &str {
+        self.base.as_str()
+    }
+
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut s) = url.path_segments_mut() {
+            s.pop_if_empty().push("v1").extend(segments);
+        }
+        url
+    }
+
+    fn request(&self, method: Method, segments: &[&str]) -> RequestBuilder {
+        let req = self.http.request(method, self.url(segments));
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> CatalogError {
+        let reason = if e.is_timeout() {
+            "timed out".to_string()
+        } else if e.is_connect() {
+            "connection failed".to_string()
+        } else {
+            let mut source: Option<&dyn std::error::Error> = Some(e);
+            let mut last = String::new();
+            while let Some(s) = source {
+                last = s.to_string();
+                source = s.source();
+            }
+            last
+        };
+        CatalogError::Unreachable {
+            url: self.base.as_str().trim_end_matches('/').to_string(),
+            reason,
+        }
+    }
+
+    async fn send_raw(&self, req: RequestBuilder) -> CatalogResult<reqwest::Response> {
+        let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = resp.status();
+        if status.is_success() || status == StatusCode::NOT_MODIFIED {
+            return Ok(resp);
+        }
+        let text = resp.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<ErrorBody>(&text)
+            .map(|b| b.error.message)
+            .unwrap_or_else(|_| format!("the catalog answered {status}"));
+        Err(match status {
+            StatusCode::UNAUTHORIZED => CatalogError::Unauthorized,
+            StatusCode::FORBIDDEN => CatalogError::Forbidden(message),
+            StatusCode::NOT_FOUND => CatalogError::NotFound(message),
+            StatusCode::CONFLICT => CatalogError::Conflict(message),
+            s if s.is_client_error() => CatalogError::BadRequest(message),
+            _ => CatalogError::Internal(message),
+        })
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: RequestBuilder) -> CatalogResult<T> {
+        let resp = self.send_raw(req).await?;
+        resp.json::<T>().await.map_err(|e| {
+            CatalogError::Internal(format!(
+                "unexpected answer from {}: {}",
+                self.base,
+                e.without_url()
+            ))
+        })
+    }
+}
+
+impl Catalog for CatalogClient {
+    async fn whoami(&self) -> CatalogResult<String> {
+        let body: WhoamiBody = self.send(self.request(Method::GET, &["whoami"])).await?;
+        Ok(body.user)
+    }
+
+    async fn create_catalog(
+        &self,
+        org: &str,
+        store_url: &str,
+        keys: &[String],
+    ) -> CatalogResult<CatalogInfo> {
+        validate_org_name(org)?;
+        validate_store_url(store_url)?;
+        let body = CreateBody {
+            name: org,
+            store_url,
+            keys,
+        };
+        self.send(self.request(Method::POST, &["catalogs"]).json(&body))
+            .await
+    }
+
+    async fn catalog(&self, org: &str) -> CatalogResult<CatalogInfo> {
+        validate_org_name(org)?;
+        self.send(self.request(Method::GET, &["catalogs", org]))
+            .await
+    }
+
+    async fn catalogs(&self) -> CatalogResult<Vec<CatalogInfo>> {
+        let body: CatalogsBody = self.send(self.request(Method::GET, &["catalogs"])).await?;
+        Ok(body.catalogs)
+    }
+
+    async fn set_store(&self, org: &str, store_url: &str) -> CatalogResult<CatalogInfo> {
+        validate_org_name(org)?;
+        validate_store_url(store_url)?;
+        let req = self
+            .request(Method::PUT, &["catalogs", org, "store"])
+            .json(&StoreBody { store_url });
+        self.send(req).await
+    }
+
+    async fn add_key(&self, org: &str, public_key: &str) -> CatalogResult<CatalogInfo> {
+        validate_org_name(org)?;
+        super::parse_public_key(public_key)?;
+        let req = self
+            .request(Method::POST, &["catalogs", org, "keys"])
+            .json(&KeyBody {
+                key: public_key.trim(),
+            });
+        self.send(req).await
+    }
+
+    async fn allow(&self, org: &str, user: &str) -> CatalogResult<Vec<String>> {
+        validate_org_name(org)?;
+        validate_user_name(user)?;
+        let req = self.request(Method::PUT, &["catalogs", org, "allowlist", user]);
+        Ok(self.send::<UsersBody>(req).await?.users)
+    }
+
+    async fn revoke(&self, org: &str, user: &str) -> CatalogResult<Vec<String>> {
+        validate_org_name(org)?;
+        validate_user_name(user)?;
+        let req = self.request(Method::DELETE, &["catalogs", org, "allowlist", user]);
+        Ok(self.send::<UsersBody>(req).await?.users)
+    }
+
+    async fn allowlist(&self, org: &str) -> CatalogResult<Vec<String>> {
+        validate_org_name(org)?;
+        let req = self.request(Method::GET, &["catalogs", org, "allowlist"]);
+        Ok(self.send::<UsersBody>(req).await?.users)
+    }
+
+    async fn register_build(&self, build: &NewBuild) -> CatalogResult<RegisterOutcome> {
+        super::validate::validate_new_build(build)?;
+        let req = self
+            .request(Method::POST, &["catalogs", &build.org, "builds"])
+            .json(build);
+        self.send(req).await
+    }
+
+    async fn check_build(&self, query: &CheckBuild) -> CatalogResult<Option<BuildRecord>> {
+        validate_org_name(&query.org)?;
+        validate_package_name(&query.name)?;
+        validate_revision(&query.revision)?;
+        let mut params = vec![("name", query.name.as_str()), ("revision", &query.revision)];
+        if let Some(system) = &query.system {
+            params.push(("system", system));
+        }
+        let req = self
+            .request(Method::GET, &["catalogs", &query.org, "check-build"])
+            .query(&params);
+        Ok(self.send::<CheckBody>(req).await?.build)
+    }
+
+    async fn list_packages(&self, if_none_match: Option<&str>) -> CatalogResult<Listing> {
+        let mut req = self.request(Method::GET, &["packages"]);
+        if let Some(tag) = if_none_match {
+            req = req.header(IF_NONE_MATCH, tag);
+        }
+        let resp = self.send_raw(req).await?;
+        let etag = resp
+            .headers()
+            .get(ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if resp.status() == StatusCode::NOT_MODIFIED {
+            return Ok(Listing::NotModified {
+                etag: etag
+                    .or(if_none_match.map(str::to_string))
+                    .unwrap_or_default(),
+            });
+        }
+        let body: PackagesBody = resp.json().await.map_err(|e| {
+            CatalogError::Internal(format!(
+                "unexpected answer from {}: {}",
+                self.base,
+                e.without_url()
+            ))
+        })?;
+        Ok(Listing::Packages {
+            etag: etag.unwrap_or_default(),
+            packages: body.packages,
+        })
+    }
+
+    async fn search(&self, query: &str, limit: usize) -> CatalogResult<Vec<SearchHit>> {
+        let limit = limit.clamp(1, MAX_SEARCH_LIMIT).to_string();
+        let req = self
+            .request(Method::GET, &["search"])
+            .query(&[("q", query), ("limit", &limit)]);
+        Ok(self.send::<SearchBody>(req).await?.results)
+    }
+
+    async fn show(&self, org: &str, package: &str) -> CatalogResult<PackageDetail> {
+        validate_org_name(org)?;
+        validate_package_name(package)?;
+        self.send(self.request(Method::GET, &["catalogs", org, "packages", package]))
+            .await
+    }
+}

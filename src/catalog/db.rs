@@ -1,0 +1,783 @@
+//! The catalog database: SQLite or PostgreSQL behind one `sqlx::AnyPool`.
+//!
+//! All SQL uses `$N` placeholders, which both drivers accept (sqlx's SQLite driver maps `$N`
+//! to argument N), and only TEXT/BIGINT columns, so one migration serves both. No access
+//! control here: that is [`super::embedded`]'s job.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor, Row};
+
+use super::validate::{now_secs, rfc3339};
+use super::{BuildRecord, CatalogError, CatalogResult, NewBuild, PackageSummary};
+
+/// The schema migrations, embedded in the binary.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "catalog",
+    include_str!("../../assets/migrations/0001_catalog.sql"),
+)];
+
+/// Source of the embedded migrations for `sqlx::migrate::Migrator`.
+#[derive(Debug, Clone, Copy)]
+pub struct EmbeddedMigrations;
+
+impl MigrationSource<'static> for EmbeddedMigrations {
+    fn resolve(
+        self,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>>
+                + Send,
+        >,
+    > {
+        Box::pin(async {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|(v, d, sql)| {
+                    Migration::new(
+                        *v,
+                        Cow::Borrowed(*d),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+/// Which database engine is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A catalog row.
+#[derive(Debug, Clone)]
+pub struct CatalogRow {
+    /// Catalog name.
+    pub name: String,
+    /// Owner user name.
+    pub owner: String,
+    /// Store URL.
+    pub store_url: String,
+    /// Bumped on every change of its package list.
+    pub generation: i64,
+    /// Seconds since the epoch.
+    pub created_at: i64,
+}
+
+/// A package row.
+#[derive(Debug, Clone)]
+pub struct PackageRow {
+    /// Highest version.
+    pub latest_version: String,
+    /// Description of the latest version.
+    pub description: String,
+}
+
+/// Outcome of inserting a build.
+#[derive(Debug)]
+pub enum Inserted {
+    /// The row is new.
+    Created(BuildRecord),
+    /// A row for (catalog, package, version, system) already exists: here it is.
+    Existing(BuildRecord),
+}
+
+/// Turns `--db` input into a sqlx URL: `sqlite://PATH` (created if missing),
+/// `postgres://…`, or a bare path meaning SQLite.
+pub fn normalize_db_url(input: &str) -> CatalogResult<(String, Backend, Option<PathBuf>)> {
+    if input.starts_with("postgres://") || input.starts_with("postgresql://") {
+        return Ok((input.to_string(), Backend::Postgres, None));
+    }
+    if input.contains("://") && !input.starts_with("sqlite:") {
+        return Err(CatalogError::BadRequest(format!(
+            "unsupported database URL {}: use sqlite://PATH or postgres://…",
+            redact_url(input)
+        )));
+    }
+    let (path, params, encoded) = match input
+        .strip_prefix("sqlite://")
+        .or_else(|| input.strip_prefix("sqlite:"))
+    {
+        Some(rest) => {
+            let (p, q) = match rest.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (rest, None),
+            };
+            (p.to_string(), q, p.to_string())
+        }
+        None => {
+            let encoded: String = input
+                .chars()
+                .map(|c| match c {
+                    '%' => "%25".to_string(),
+                    '?' => "%3F".to_string(),
+                    '#' => "%23".to_string(),
+                    c => c.to_string(),
+                })
+                .collect();
+            (input.to_string(), None, encoded)
+        }
+    };
+    if path.is_empty() {
+        return Err(CatalogError::BadRequest(format!(
+            "database URL {input:?} names no file"
+        )));
+    }
+    let params = match params {
+        Some(q) if q.contains("mode=") => q.to_string(),
+        Some(q) => format!("{q}&mode=rwc"),
+        None => "mode=rwc".to_string(),
+    };
+    Ok((
+        format!("sqlite://{encoded}?{params}"),
+        Backend::Sqlite,
+        Some(PathBuf::from(path)),
+    ))
+}
+
+/// A database URL with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A new random token: `pdk_` + 32 random bytes, base64url without padding.
+pub fn generate_token() -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!(
+        "pdk_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// SHA-256 of a token, hex.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A connection pool to the catalog database, migrated to the current schema.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn map_db(err: sqlx::Error) -> CatalogError {
+    CatalogError::db(err)
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+impl Db {
+    /// Connects (creating a SQLite file and its directory if needed) and runs migrations.
+    pub async fn connect(input: &str) -> CatalogResult<Db> {
+        sqlx::any::install_default_drivers();
+        let (url, backend, path) = normalize_db_url(input)?;
+        if let Some(parent) = path.as_deref().and_then(Path::parent)
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                CatalogError::Internal(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let options: AnyConnectOptions = url.parse().map_err(|e: sqlx::Error| {
+            CatalogError::BadRequest(format!("invalid database URL {}: {e}", redact_url(input)))
+        })?;
+        let max = match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| match backend {
+                Backend::Postgres => CatalogError::Unreachable {
+                    url: redact_url(input),
+                    reason: e.to_string(),
+                },
+                Backend::Sqlite => CatalogError::Internal(format!(
+                    "cannot open the catalog database {}: {e}",
+                    redact_url(input)
+                )),
+            })?;
+        if backend == Backend::Sqlite {
+            // Persistent; lets readers run while one writer writes.
+            if let Err(e) = pool.execute("PRAGMA journal_mode = WAL").await {
+                tracing::warn!(error = %e, "could not switch SQLite to WAL mode");
+            }
+        }
+        let migrator = Migrator::new(EmbeddedMigrations)
+            .await
+            .map_err(|e| CatalogError::Internal(format!("migrations: {e}")))?;
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| CatalogError::Internal(format!("migrating the catalog database: {e}")))?;
+        Ok(Db { pool, backend })
+    }
+
+    /// The engine behind the pool.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for bulk seeding (benchmarks) and tests.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- users ----------------------------------------------------------------------------
+
+    /// Creates a user with an optional token hash; `Conflict` if the name is taken.
+    pub async fn create_user(&self, name: &str, token_hash: Option<&str>) -> CatalogResult<()> {
+        let res =
+            sqlx::query("INSERT INTO users (name, token_hash, created_at) VALUES ($1, $2, $3)")
+                .bind(name)
+                .bind(token_hash.map(str::to_string))
+                .bind(now_secs())
+                .execute(&self.pool)
+                .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(CatalogError::Conflict(format!(
+                "a user named {name} already exists"
+            ))),
+            Err(e) => Err(map_db(e)),
+        }
+    }
+
+    /// Creates a user and returns its new token (only the token's hash is stored).
+    pub async fn add_user(&self, name: &str) -> CatalogResult<String> {
+        super::validate_user_name(name)?;
+        let token = generate_token();
+        self.create_user(name, Some(&hash_token(&token))).await?;
+        Ok(token)
+    }
+
+    /// Creates the user if missing (embedded catalogs).
+    pub async fn ensure_user(&self, name: &str) -> CatalogResult<()> {
+        sqlx::query(
+            "INSERT INTO users (name, token_hash, created_at) VALUES ($1, NULL, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(now_secs())
+        .execute(&self.pool)
+        .await
+        .map_err(map_db)?;
+        Ok(())
+    }
+
+    /// Whether a user exists.
+    pub async fn user_exists(&self, name: &str) -> CatalogResult<bool> {
+        let row = sqlx::query("SELECT name FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_db)?;
+        Ok(row.is_some())
+    }
+
+    /// The user owning a token hash, with the stored hash (for a constant-time re-check).
+    pub async fn user_by_token_hash(&self, hash: &str) -> CatalogResult<Option<(String, String)>> {
+        let row = sqlx::query("SELECT name, token_hash FROM users WHERE token_hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_db)?;
+        row.map(|r| Ok((get_str(&r, "name")?, get_str(&r, "token_hash")?)))
+            .transpose()
+    }
+
+    // ---- catalogs -------------------------------------------------------------------------
+
+    /// One catalog row.
+    pub async fn catalog_row(&self, name: &str) -> CatalogResult<Option<CatalogRow>> {
+        let row = sqlx::query(
+            "SELECT name, owner, store_url, generation, created_at FROM catalogs WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_db)?;
+        row.as_ref().map(catalog_from_row).transpose()
+    }
+
+    /// Catalogs `user` owns or is allowlisted on, by name.
+    pub async fn visible_catalogs(&self, user: &str) -> CatalogResult<Vec<CatalogRow>> {
+        let rows = sqlx::query(
+            "SELECT name, owner, store_url, generation, created_at FROM catalogs \
+             WHERE owner = $1 OR name IN (SELECT catalog FROM allowlist WHERE username = $1) \
+             ORDER BY name",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_db)?;
+        rows.iter().map(catalog_from_row).collect()
+    }
+
+    /// Whether `user` is on the allowlist of `catalog`.
+    pub async fn is_allowed(&self, catalog: &str, user: &str) -> CatalogResult<bool> {
+        let row =
+            sqlx::query("SELECT username FROM allowlist WHERE catalog = $1 AND username = $2")
+                .bind(catalog)
+                .bind(user)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_db)?;
+        Ok(row.is_some())
+    }
+
+    /// Creates a catalog with its keys; `Conflict` if the name is taken.
+    pub async fn insert_catalog(
+        &self,
+        name: &str,
+        owner: &str,
+        store_url: &str,
+        keys: &[(String, String)],
+    ) -> CatalogResult<()> {
+        let now = now_secs();
+        let mut tx = self.pool.begin().await.map_err(map_db)?;
+        let res = sqlx::query(
+            "INSERT INTO catalogs (name, owner, store_url, generation, created_at) VALUES ($1, $2, $3, 0, $4)",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(store_url)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(CatalogError::Conflict(format!(
+                    "a catalog named {name} already exists; pick another name"
+                )));
+            }
+            Err(e) => return Err(map_db(e)),
+        }
+        for (key_name, key) in keys {
+            insert_key(&mut *tx, name, key_name, key, now).await?;
+        }
+        tx.commit().await.map_err(map_db)
+    }
+
+    /// Sets the store URL.
+    pub async fn set_store(&self, catalog: &str, store_url: &str) -> CatalogResult<()> {
+        sqlx::query("UPDATE catalogs SET store_url = $1 WHERE name = $2")
+            .bind(store_url)
+            .bind(catalog)
+            .execute(&self.pool)
+            .await
+            .map_err(map_db)?;
+        Ok(())
+    }
+
+    /// Adds a trusted key (no-op if present).
+    pub async fn add_key(&self, catalog: &str, key_name: &str, key: &str) -> CatalogResult<()> {
+        insert_key(&self.pool, catalog, key_name, key, now_secs()).await
+    }
+
+    /// Trusted keys of a catalog, oldest first.
+    pub async fn keys(&self, catalog: &str) -> CatalogResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT public_key FROM catalog_keys WHERE catalog = $1 ORDER BY added_at, public_key",
+        )
+        .bind(catalog)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_db)?;
+        rows.iter().map(|r| get_str(r, "public_key")).collect()
+    }
+
+    /// Adds `user` to the allowlist (no-op if present).
+    pub async fn allow(&self, catalog: &str, user: &str) -> CatalogResult<()> {
+        sqlx::query(
+            "INSERT INTO allowlist (catalog, username, added_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (catalog, username) DO NOTHING",
+        )
+        .bind(catalog)
+        .bind(user)
+        .bind(now_secs())
+        .execute(&self.pool)
+        .await
+        .map_err(map_db)?;
+        Ok(())
+    }
+
+    /// Removes `user` from the allowlist; whether it was there.
+    pub async fn revoke(&self, catalog: &str, user: &str) -> CatalogResult<bool> {
+        let res = sqlx::query("DELETE FROM allowlist WHERE catalog = $1 AND username = $2")
+            .bind(catalog)
+            .bind(user)
+            .execute(&self.pool)
+            .await
+            .map_err(map_db)?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// The allowlist, sorted.
+    pub async fn allowlist(&self, catalog: &str) -> CatalogResult<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT username FROM allowlist WHERE catalog = $1 ORDER BY username")
+                .bind(catalog)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_db)?;
+        rows.iter().map(|r| get_str(r, "username")).collect()
+    }
+
+    // ---- packages and builds --------------------------------------------------------------
+
+    /// Inserts a build, and updates its package row and the catalog generation, in one
+    /// transaction. The insert comes first so that a concurrent duplicate fails on the
+    /// primary key (and SQLite takes the write lock before reading anything).
+    pub async fn insert_build(
+        &self,
+        b: &NewBuild,
+        key_name: &str,
+        published_by: &str,
+    ) -> CatalogResult<Inserted> {
+        let now = now_secs();
+        let refs = serde_json::to_string(&b.references).map_err(internal)?;
+        let installed = serde_json::to_string(&b.installed_packages).map_err(internal)?;
+        let size = i64::try_from(b.nar_size)
+            .map_err(|_| CatalogError::BadRequest("nar_size is too large".into()))?;
+        let mut tx = self.pool.begin().await.map_err(map_db)?;
+        let res = sqlx::query(
+            "INSERT INTO builds (catalog, package, version, system, description, store_path, \
+             narinfo_url, nar_hash, nar_size, refs, signature, key_name, source_url, revision, \
+             branch, build_name, installed, published_by, published_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+        )
+        .bind(&b.org)
+        .bind(&b.package)
+        .bind(&b.version)
+        .bind(&b.system)
+        .bind(&b.description)
+        .bind(&b.store_path)
+        .bind(&b.narinfo_url)
+        .bind(&b.nar_hash)
+        .bind(size)
+        .bind(refs)
+        .bind(&b.signature)
+        .bind(key_name)
+        .bind(&b.source_url)
+        .bind(&b.revision)
+        .bind(&b.branch)
+        .bind(&b.build_name)
+        .bind(installed)
+        .bind(published_by)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                drop(tx);
+                let existing = self
+                    .build(&b.org, &b.package, &b.version, &b.system)
+                    .await?
+                    .ok_or_else(|| CatalogError::Internal("conflicting build vanished".into()))?;
+                return Ok(Inserted::Existing(existing));
+            }
+            Err(e) => return Err(map_db(e)),
+        }
+        let current =
+            sqlx::query("SELECT latest_version FROM packages WHERE catalog = $1 AND name = $2")
+                .bind(&b.org)
+                .bind(&b.package)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_db)?;
+        let newer = match current {
+            None => true,
+            Some(row) => {
+                let latest = get_str(&row, "latest_version")?;
+                super::validate::compare_versions(&b.version, &latest).is_ge()
+            }
+        };
+        if newer {
+            sqlx::query(
+                "INSERT INTO packages (catalog, name, latest_version, description, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (catalog, name) DO UPDATE \
+                 SET latest_version = $3, description = $4, updated_at = $5",
+            )
+            .bind(&b.org)
+            .bind(&b.package)
+            .bind(&b.version)
+            .bind(&b.description)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_db)?;
+        }
+        sqlx::query("UPDATE catalogs SET generation = generation + 1 WHERE name = $1")
+            .bind(&b.org)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_db)?;
+        tx.commit().await.map_err(map_db)?;
+        let record = self
+            .build(&b.org, &b.package, &b.version, &b.system)
+            .await?
+            .ok_or_else(|| CatalogError::Internal("registered build vanished".into()))?;
+        Ok(Inserted::Created(record))
+    }
+
+    /// One build.
+    pub async fn build(
+        &self,
+        catalog: &str,
+        package: &str,
+        version: &str,
+        system: &str,
+    ) -> CatalogResult<Option<BuildRecord>> {
+        let row = sqlx::query(&format!(
+            "{BUILD_COLUMNS} WHERE catalog = $1 AND package = $2 AND version = $3 AND system = $4"
+        ))
+        .bind(catalog)
+        .bind(package)
+        .bind(version)
+        .bind(system)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_db)?;
+        row.as_ref().map(build_from_row).transpose()
+    }
+
+    /// The most recent build of a revision whose package or build name is `name`.
+    pub async fn build_by_revision(
+        &self,
+        catalog: &str,
+        name: &str,
+        revision: &str,
+        system: Option<&str>,
+    ) -> CatalogResult<Option<BuildRecord>> {
+        let rows = sqlx::query(&format!(
+            "{BUILD_COLUMNS} WHERE catalog = $1 AND revision = $2 AND (package = $3 OR build_name = $3) \
+             ORDER BY published_at DESC"
+        ))
+        .bind(catalog)
+        .bind(revision)
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_db)?;
+        for row in &rows {
+            let b = build_from_row(row)?;
+            if system.is_none_or(|s| s == b.system) {
+                return Ok(Some(b));
+            }
+        }
+        Ok(None)
+    }
+
+    /// All builds of a package.
+    pub async fn builds_of(&self, catalog: &str, package: &str) -> CatalogResult<Vec<BuildRecord>> {
+        let rows = sqlx::query(&format!(
+            "{BUILD_COLUMNS} WHERE catalog = $1 AND package = $2"
+        ))
+        .bind(catalog)
+        .bind(package)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_db)?;
+        rows.iter().map(build_from_row).collect()
+    }
+
+    /// One package row.
+    pub async fn package(&self, catalog: &str, name: &str) -> CatalogResult<Option<PackageRow>> {
+        let row = sqlx::query(
+            "SELECT latest_version, description FROM packages WHERE catalog = $1 AND name = $2",
+        )
+        .bind(catalog)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_db)?;
+        row.map(|r| {
+            Ok(PackageRow {
+                latest_version: get_str(&r, "latest_version")?,
+                description: get_str(&r, "description")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// All packages of a catalog, by name, with its generation read in the same transaction.
+    pub async fn package_summaries(
+        &self,
+        catalog: &str,
+    ) -> CatalogResult<(i64, Vec<PackageSummary>)> {
+        let mut tx = self.pool.begin().await.map_err(map_db)?;
+        let generation = sqlx::query("SELECT generation FROM catalogs WHERE name = $1")
+            .bind(catalog)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_db)?
+            .map(|r| r.try_get::<i64, _>("generation"))
+            .transpose()
+            .map_err(map_db)?
+            .unwrap_or(-1);
+        let rows = sqlx::query(
+            "SELECT name, latest_version, description FROM packages WHERE catalog = $1 ORDER BY name",
+        )
+        .bind(catalog)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_db)?;
+        tx.commit().await.map_err(map_db)?;
+        let list = rows
+            .iter()
+            .map(|r| {
+                let package = get_str(r, "name")?;
+                Ok(PackageSummary {
+                    name: format!("{catalog}/{package}"),
+                    org: catalog.to_string(),
+                    package,
+                    latest_version: get_str(r, "latest_version")?,
+                    description: get_str(r, "description")?,
+                })
+            })
+            .collect::<CatalogResult<Vec<_>>>()?;
+        Ok((generation, list))
+    }
+}
+
+const BUILD_COLUMNS: &str = "SELECT catalog, package, version, system, description, store_path, \
+     narinfo_url, nar_hash, nar_size, refs, signature, key_name, source_url, revision, branch, \
+     build_name, installed, published_by, published_at FROM builds";
+
+async fn insert_key<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    catalog: &str,
+    key_name: &str,
+    key: &str,
+    now: i64,
+) -> CatalogResult<()> {
+    sqlx::query(
+        "INSERT INTO catalog_keys (catalog, public_key, key_name, added_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (catalog, public_key) DO NOTHING",
+    )
+    .bind(catalog)
+    .bind(key)
+    .bind(key_name)
+    .bind(now)
+    .execute(ex)
+    .await
+    .map_err(map_db)?;
+    Ok(())
+}
+
+fn internal(e: impl std::fmt::Display) -> CatalogError {
+    CatalogError::Internal(e.to_string())
+}
+
+fn get_str(row: &AnyRow, col: &str) -> CatalogResult<String> {
+    row.try_get::<String, _>(col).map_err(map_db)
+}
+
+fn get_i64(row: &AnyRow, col: &str) -> CatalogResult<i64> {
+    row.try_get::<i64, _>(col).map_err(map_db)
+}
+
+fn catalog_from_row(row: &AnyRow) -> CatalogResult<CatalogRow> {
+    Ok(CatalogRow {
+        name: get_str(row, "name")?,
+        owner: get_str(row, "owner")?,
+        store_url: get_str(row, "store_url")?,
+        generation: get_i64(row, "generation")?,
+        created_at: get_i64(row, "created_at")?,
+    })
+}
+
+fn build_from_row(row: &AnyRow) -> CatalogResult<BuildRecord> {
+    let list = |col: &str| -> CatalogResult<Vec<String>> {
+        serde_json::from_str(&get_str(row, col)?).map_err(internal)
+    };
+    Ok(BuildRecord {
+        org: get_str(row, "catalog")?,
+        package: get_str(row, "package")?,
+        version: get_str(row, "version")?,
+        description: get_str(row, "description")?,
+        system: get_str(row, "system")?,
+        store_path: get_str(row, "store_path")?,
+        narinfo_url: get_str(row, "narinfo_url")?,
+        nar_hash: get_str(row, "nar_hash")?,
+        nar_size: u64::try_from(get_i64(row, "nar_size")?).unwrap_or(0),
+        references: list("refs")?,
+        signature: get_str(row, "signature")?,
+        key_name: get_str(row, "key_name")?,
+        source_url: get_str(row, "source_url")?,
+        revision: get_str(row, "revision")?,
+        branch: get_str(row, "branch")?,
+        build_name: get_str(row, "build_name")?,
+        installed_packages: list("installed")?,
+        published_by: get_str(row, "published_by")?,
+        published_at: rfc3339(get_i64(row, "published_at")?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let (u, b, p) = normalize_db_url("/tmp/x y/c.sqlite").unwrap();
+        assert_eq!(u, "sqlite:///tmp/x y/c.sqlite?mode=rwc");
+        assert_eq!(b, Backend::Sqlite);
+        assert_eq!(p.unwrap(), PathBuf::from("/tmp/x y/c.sqlite"));
+        let (u, _, _) = normalize_db_url("/tmp/a?b.db").unwrap();
+        assert_eq!(u, "sqlite:///tmp/a%3Fb.db?mode=rwc");
+        let (u, _, _) = normalize_db_url("sqlite:///tmp/c.db?mode=ro").unwrap();
+        assert_eq!(u, "sqlite:///tmp/c.db?mode=ro");
+        let (_, b, _) = normalize_db_url("postgres://u:p@127.0.0.1/db").unwrap();
+        assert_eq!(b, Backend::Postgres);
+        assert!(normalize_db_url("mysql://x").is_err());
+        assert_eq!(
+            redact_url("postgres://u:secret@127.0.0.1/db"),
+            "postgres://u:***@127.0.0.1/db"
+        );
+    }
+}

@@ -1,0 +1,370 @@
+//! The catalog logic over a database, acting as one user: access control, validation,
+//! signature checks, immutability. Used directly as the embedded (local SQLite) catalog, and by
+//! the HTTP service for the authenticated user of each request.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::db::{CatalogRow, Db, Inserted};
+use super::search::{SearchCache, etag_for};
+use super::validate::{
+    compare_versions, rfc3339, validate_new_build, validate_revision, validate_store_url,
+    validate_system,
+};
+use super::{
+    BuildRecord, Catalog, CatalogError, CatalogInfo, CatalogResult, CheckBuild, Listing,
+    MAX_SEARCH_LIMIT, NewBuild, PackageDetail, RegisterOutcome, RegisterStatus, Role, SearchHit,
+    VersionDetail, parse_public_key, validate_org_name, validate_package_name, validate_user_name,
+    verify_signature,
+};
+
+/// A migrated database plus the per-process package cache; shared by all users' views.
+#[derive(Debug)]
+pub struct CatalogBackend {
+    db: Db,
+    cache: SearchCache,
+}
+
+impl CatalogBackend {
+    /// Connects to `sqlite://PATH`, a bare path, or `postgres://…`, and migrates.
+    pub async fn connect(db_url: &str) -> CatalogResult<Arc<CatalogBackend>> {
+        Ok(Arc::new(CatalogBackend {
+            db: Db::connect(db_url).await?,
+            cache: SearchCache::default(),
+        }))
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// A view of the catalog acting as `user` (who must exist).
+    pub fn as_user(self: &Arc<Self>, user: &str) -> EmbeddedCatalog {
+        EmbeddedCatalog {
+            backend: Arc::clone(self),
+            user: Arc::from(user),
+        }
+    }
+}
+
+/// The catalog over a database, acting as one user. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EmbeddedCatalog {
+    backend: Arc<CatalogBackend>,
+    user: Arc<str>,
+}
+
+/// The local OS user's name: `$USER` when it is a valid user name, else `uid-<uid>`.
+pub fn local_user_name() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| validate_user_name(u).is_ok())
+        .unwrap_or_else(|| {
+            // SAFETY: getuid has no preconditions and cannot fail.
+            let uid = unsafe { libc::getuid() };
+            format!("uid-{uid}")
+        })
+}
+
+fn not_found(org: &str) -> CatalogError {
+    CatalogError::NotFound(format!("catalog {org} not found"))
+}
+
+fn owner_only(org: &str) -> CatalogError {
+    CatalogError::Forbidden(format!(
+        "only the owner of catalog {org} can change it or publish to it"
+    ))
+}
+
+impl EmbeddedCatalog {
+    /// Opens (creating if needed) a local catalog file, owned by the local OS user.
+    pub async fn open(path: &Path) -> CatalogResult<EmbeddedCatalog> {
+        let text = path.to_str().ok_or_else(|| {
+            CatalogError::BadRequest(format!("catalog path {} is not UTF-8", path.display()))
+        })?;
+        Self::open_as(text, &local_user_name()).await
+    }
+
+    /// Opens a catalog database as `user`, creating the user if missing.
+    pub async fn open_as(db_url: &str, user: &str) -> CatalogResult<EmbeddedCatalog> {
+        validate_user_name(user)?;
+        let backend = CatalogBackend::connect(db_url).await?;
+        backend.db.ensure_user(user).await?;
+        Ok(backend.as_user(user))
+    }
+
+    /// The user this view acts as.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The backend (database and cache).
+    pub fn backend(&self) -> &Arc<CatalogBackend> {
+        &self.backend
+    }
+
+    fn db(&self) -> &Db {
+        &self.backend.db
+    }
+
+    /// The catalog if the caller may see it, with the caller's role; otherwise the same
+    /// `NotFound` as for a missing catalog.
+    async fn visible(&self, org: &str) -> CatalogResult<(CatalogRow, Role)> {
+        validate_org_name(org)?;
+        let row = self
+            .db()
+            .catalog_row(org)
+            .await?
+            .ok_or_else(|| not_found(org))?;
+        if row.owner == *self.user {
+            Ok((row, Role::Owner))
+        } else if self.db().is_allowed(org, &self.user).await? {
+            Ok((row, Role::Reader))
+        } else {
+            Err(not_found(org))
+        }
+    }
+
+    async fn owned(&self, org: &str) -> CatalogResult<CatalogRow> {
+        match self.visible(org).await? {
+            (row, Role::Owner) => Ok(row),
+            (_, Role::Reader) => Err(owner_only(org)),
+        }
+    }
+
+    async fn info(&self, row: CatalogRow, role: Role) -> CatalogResult<CatalogInfo> {
+        let keys = self.db().keys(&row.name).await?;
+        Ok(CatalogInfo {
+            name: row.name,
+            owner: row.owner,
+            store_url: row.store_url,
+            keys,
+            role,
+            created_at: rfc3339(row.created_at),
+        })
+    }
+}
+
+fn canonical_key(text: &str) -> CatalogResult<(String, String)> {
+    let name = parse_public_key(text)?;
+    Ok((name, text.trim().to_string()))
+}
+
+impl Catalog for EmbeddedCatalog {
+    async fn whoami(&self) -> CatalogResult<String> {
+        Ok(self.user.to_string())
+    }
+
+    async fn create_catalog(
+        &self,
+        org: &str,
+        store_url: &str,
+        keys: &[String],
+    ) -> CatalogResult<CatalogInfo> {
+        validate_org_name(org)?;
+        validate_store_url(store_url)?;
+        let keys = keys
+            .iter()
+            .map(|k| canonical_key(k))
+            .collect::<CatalogResult<Vec<_>>>()?;
+        self.db()
+            .insert_catalog(org, &self.user, store_url, &keys)
+            .await?;
+        self.catalog(org).await
+    }
+
+    async fn catalog(&self, org: &str) -> CatalogResult<CatalogInfo> {
+        let (row, role) = self.visible(org).await?;
+        self.info(row, role).await
+    }
+
+    async fn catalogs(&self) -> CatalogResult<Vec<CatalogInfo>> {
+        let rows = self.db().visible_catalogs(&self.user).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let role = if row.owner == *self.user {
+                Role::Owner
+            } else {
+                Role::Reader
+            };
+            out.push(self.info(row, role).await?);
+        }
+        Ok(out)
+    }
+
+    async fn set_store(&self, org: &str, store_url: &str) -> CatalogResult<CatalogInfo> {
+        validate_org_name(org)?;
+        validate_store_url(store_url)?;
+        self.owned(org).await?;
+        self.db().set_store(org, store_url).await?;
+        self.catalog(org).await
+    }
+
+    async fn add_key(&self, org: &str, public_key: &str) -> CatalogResult<CatalogInfo> {
+        validate_org_name(org)?;
+        let (name, key) = canonical_key(public_key)?;
+        self.owned(org).await?;
+        self.db().add_key(org, &name, &key).await?;
+        self.catalog(org).await
+    }
+
+    async fn allow(&self, org: &str, user: &str) -> CatalogResult<Vec<String>> {
+        validate_org_name(org)?;
+        validate_user_name(user)?;
+        let row = self.owned(org).await?;
+        if !self.db().user_exists(user).await? {
+            return Err(CatalogError::NotFound(format!("no user named {user}")));
+        }
+        if row.owner != user {
+            self.db().allow(org, user).await?;
+        }
+        self.db().allowlist(org).await
+    }
+
+    async fn revoke(&self, org: &str, user: &str) -> CatalogResult<Vec<String>> {
+        validate_org_name(org)?;
+        validate_user_name(user)?;
+        self.owned(org).await?;
+        self.db().revoke(org, user).await?;
+        self.db().allowlist(org).await
+    }
+
+    async fn allowlist(&self, org: &str) -> CatalogResult<Vec<String>> {
+        self.owned(org).await?;
+        self.db().allowlist(org).await
+    }
+
+    async fn register_build(&self, build: &NewBuild) -> CatalogResult<RegisterOutcome> {
+        validate_new_build(build)?;
+        self.owned(&build.org).await?;
+        let keys = self.db().keys(&build.org).await?;
+        let key_name = verify_signature(
+            &build.store_path,
+            &build.nar_hash,
+            build.nar_size,
+            &build.references,
+            &build.signature,
+            &keys,
+        )?;
+        match self.db().insert_build(build, &key_name, &self.user).await? {
+            Inserted::Created(record) => {
+                tracing::info!(
+                    org = %build.org, package = %build.package, version = %build.version,
+                    system = %build.system, user = %self.user, "build registered"
+                );
+                Ok(RegisterOutcome {
+                    status: RegisterStatus::Created,
+                    build: record,
+                })
+            }
+            Inserted::Existing(record) if record.nar_hash == build.nar_hash => {
+                Ok(RegisterOutcome {
+                    status: RegisterStatus::AlreadyPublished,
+                    build: record,
+                })
+            }
+            Inserted::Existing(record) => Err(CatalogError::Conflict(format!(
+                "{}/{} {} for {} is already published with a different NAR hash ({}); versions are immutable, publish a new version",
+                record.org, record.package, record.version, record.system, record.nar_hash
+            ))),
+        }
+    }
+
+    async fn check_build(&self, query: &CheckBuild) -> CatalogResult<Option<BuildRecord>> {
+        validate_package_name(&query.name)?;
+        validate_revision(&query.revision)?;
+        if let Some(system) = &query.system {
+            validate_system(system)?;
+        }
+        self.visible(&query.org).await?;
+        self.db()
+            .build_by_revision(
+                &query.org,
+                &query.name,
+                &query.revision,
+                query.system.as_deref(),
+            )
+            .await
+    }
+
+    async fn list_packages(&self, if_none_match: Option<&str>) -> CatalogResult<Listing> {
+        let visible = self.db().visible_catalogs(&self.user).await?;
+        let etag = etag_for(&visible);
+        if if_none_match.is_some_and(|tags| etag_matches(tags, &etag)) {
+            return Ok(Listing::NotModified { etag });
+        }
+        let lists = self.backend.cache.snapshot(self.db(), &visible).await?;
+        let packages = lists
+            .iter()
+            .flat_map(|c| c.packages.iter().cloned())
+            .collect();
+        Ok(Listing::Packages { etag, packages })
+    }
+
+    async fn search(&self, query: &str, limit: usize) -> CatalogResult<Vec<SearchHit>> {
+        if query.len() > 256 || query.chars().any(char::is_control) {
+            return Err(CatalogError::BadRequest(
+                "the search query must be at most 256 characters, without control characters"
+                    .into(),
+            ));
+        }
+        let limit = limit.clamp(1, MAX_SEARCH_LIMIT);
+        let visible = self.db().visible_catalogs(&self.user).await?;
+        let cache = &self.backend.cache;
+        let etag = etag_for(&visible);
+        if let Some(hits) = cache.cached_result(&etag, query, limit) {
+            return Ok(hits.as_ref().clone());
+        }
+        let lists = cache.snapshot(self.db(), &visible).await?;
+        // The scan is CPU-bound: keep it off the async worker threads.
+        let backend = Arc::clone(&self.backend);
+        let q = query.to_string();
+        let hits = tokio::task::spawn_blocking(move || backend.cache.search(&lists, &q, limit))
+            .await
+            .map(Arc::new)
+            .map_err(|e| CatalogError::Internal(format!("search task failed: {e}")))?;
+        cache.store_result(&etag, query, limit, Arc::clone(&hits));
+        Ok(hits.as_ref().clone())
+    }
+
+    async fn show(&self, org: &str, package: &str) -> CatalogResult<PackageDetail> {
+        validate_org_name(org)?;
+        validate_package_name(package)?;
+        let (row, _) = self.visible(org).await?;
+        let missing = || CatalogError::NotFound(format!("package {org}/{package} not found"));
+        let pkg = self.db().package(org, package).await?.ok_or_else(missing)?;
+        let mut builds = self.db().builds_of(org, package).await?;
+        builds.sort_by(|a, b| {
+            compare_versions(&b.version, &a.version).then_with(|| a.system.cmp(&b.system))
+        });
+        let mut versions: Vec<VersionDetail> = Vec::new();
+        for b in builds {
+            match versions.last_mut() {
+                Some(v) if v.version == b.version => v.builds.push(b),
+                _ => versions.push(VersionDetail {
+                    version: b.version.clone(),
+                    builds: vec![b],
+                }),
+            }
+        }
+        Ok(PackageDetail {
+            name: format!("{org}/{package}"),
+            org: org.to_string(),
+            package: package.to_string(),
+            description: pkg.description,
+            latest_version: pkg.latest_version,
+            owner: row.owner,
+            keys: self.db().keys(org).await?,
+            store_url: row.store_url,
+            versions,
+        })
+    }
+}
+
+/// Whether an `If-None-Match` value (`*`, or a list of possibly weak tags) matches `etag`.
+pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    if_none_match.split(',').map(str::trim).any(|t| {
+        t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag.strip_prefix("W/").unwrap_or(etag)
+    })
+}

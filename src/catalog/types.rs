@@ -1,0 +1,232 @@
+//! Data exchanged with a catalog (the JSON shapes of the `/v1` API).
+
+use serde::{Deserialize, Serialize};
+
+/// The caller's relation to a catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Created it: may publish and administer.
+    Owner,
+    /// On the allowlist: may read.
+    Reader,
+}
+
+/// A catalog (organisation) as its owner or a reader sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogInfo {
+    /// Catalog name, e.g. `myorg`.
+    pub name: String,
+    /// The owning user.
+    pub owner: String,
+    /// Where the builds are stored (`file://…`, `s3://…`).
+    pub store_url: String,
+    /// Trusted public keys `name:base64`.
+    pub keys: Vec<String>,
+    /// The caller's role.
+    pub role: Role,
+    /// Creation time (RFC 3339, UTC).
+    pub created_at: String,
+}
+
+/// A build to register (what `publish` sends after uploading).
+/// Fields the server sets itself (`published_by`, `published_at`) are ignored if sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewBuild {
+    /// Catalog name.
+    pub org: String,
+    /// Package name.
+    pub package: String,
+    /// Version string.
+    pub version: String,
+    /// One-line description.
+    #[serde(default)]
+    pub description: String,
+    /// Nix system, e.g. `x86_64-linux`.
+    pub system: String,
+    /// `/nix/store/<hash>-<name>-<version>`.
+    pub store_path: String,
+    /// Where the narinfo lives in the store.
+    pub narinfo_url: String,
+    /// `sha256:<nix32>`.
+    pub nar_hash: String,
+    /// NAR size in bytes.
+    pub nar_size: u64,
+    /// Store paths referenced (base names or full paths); usually empty.
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// `keyname:base64(ed25519 signature over the narinfo fingerprint)`.
+    pub signature: String,
+    /// Name of the signing key (optional; must match the signature's when given).
+    #[serde(default)]
+    pub key_name: String,
+    /// Source repository URL, without credentials.
+    pub source_url: String,
+    /// Git revision built.
+    pub revision: String,
+    /// Git branch built.
+    #[serde(default)]
+    pub branch: String,
+    /// `[build.<name>]` of the manifest.
+    pub build_name: String,
+    /// The environment's `[install]` packages at that revision.
+    #[serde(default)]
+    pub installed_packages: Vec<String>,
+}
+
+/// A registered build, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRecord {
+    /// Catalog name.
+    pub org: String,
+    /// Package name.
+    pub package: String,
+    /// Version.
+    pub version: String,
+    /// Description given with this build.
+    pub description: String,
+    /// Nix system.
+    pub system: String,
+    /// Store path.
+    pub store_path: String,
+    /// narinfo URL.
+    pub narinfo_url: String,
+    /// `sha256:<nix32>`.
+    pub nar_hash: String,
+    /// NAR size in bytes.
+    pub nar_size: u64,
+    /// References.
+    pub references: Vec<String>,
+    /// The narinfo signature.
+    pub signature: String,
+    /// Name of the key that signed (verified by the catalog).
+    pub key_name: String,
+    /// Source repository URL.
+    pub source_url: String,
+    /// Git revision.
+    pub revision: String,
+    /// Git branch.
+    pub branch: String,
+    /// Build name in the manifest.
+    pub build_name: String,
+    /// Installed packages of the environment.
+    pub installed_packages: Vec<String>,
+    /// User who registered it (from the token).
+    pub published_by: String,
+    /// Registration time (RFC 3339, UTC, server clock).
+    pub published_at: String,
+}
+
+/// Whether a registration created a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisterStatus {
+    /// New record (HTTP 201).
+    Created,
+    /// The same NAR was already registered for this version and system (HTTP 200).
+    AlreadyPublished,
+}
+
+/// Answer to a registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterOutcome {
+    /// Created or already there.
+    pub status: RegisterStatus,
+    /// The stored record.
+    pub build: BuildRecord,
+}
+
+/// Query for an already-published build of a source revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckBuild {
+    /// Catalog name.
+    pub org: String,
+    /// Package name or build name.
+    pub name: String,
+    /// Git revision.
+    pub revision: String,
+    /// Restrict to one system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+}
+
+/// One package in a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageSummary {
+    /// `org/package`.
+    pub name: String,
+    /// Catalog name.
+    pub org: String,
+    /// Package name.
+    pub package: String,
+    /// Highest version.
+    pub latest_version: String,
+    /// Description of the latest version.
+    pub description: String,
+}
+
+/// Answer to a package listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listing {
+    /// The caller's copy (by ETag) is current.
+    NotModified {
+        /// The current ETag.
+        etag: String,
+    },
+    /// The full list.
+    Packages {
+        /// Opaque version tag of this list; send it back as `if_none_match`.
+        etag: String,
+        /// Packages sorted by name.
+        packages: Vec<PackageSummary>,
+    },
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// `org/package`.
+    pub name: String,
+    /// Catalog name.
+    pub org: String,
+    /// Package name.
+    pub package: String,
+    /// Highest version.
+    pub latest_version: String,
+    /// Description.
+    pub description: String,
+    /// Fuzzy score (higher is better).
+    pub score: i64,
+}
+
+/// All versions and builds of one package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageDetail {
+    /// `org/package`.
+    pub name: String,
+    /// Catalog name.
+    pub org: String,
+    /// Package name.
+    pub package: String,
+    /// Description of the latest version.
+    pub description: String,
+    /// Highest version.
+    pub latest_version: String,
+    /// Catalog owner.
+    pub owner: String,
+    /// Store URL of the catalog.
+    pub store_url: String,
+    /// Keys the catalog trusts.
+    pub keys: Vec<String>,
+    /// Versions, highest first.
+    pub versions: Vec<VersionDetail>,
+}
+
+/// One version of a package with its builds per system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionDetail {
+    /// Version.
+    pub version: String,
+    /// Builds, one per system, sorted by system.
+    pub builds: Vec<BuildRecord>,
+}

@@ -1,0 +1,322 @@
+//! Input checks shared by the client, the embedded catalog and the server, plus small helpers
+//! (version ordering, timestamps).
+
+use std::cmp::Ordering;
+
+use super::{
+    CatalogError, CatalogResult, NewBuild, quote, validate_org_name, validate_package_name,
+};
+
+const NIX32: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
+
+fn bad(msg: String) -> CatalogError {
+    CatalogError::BadRequest(msg)
+}
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+fn check_text(field: &str, value: &str, max: usize, required: bool) -> CatalogResult<()> {
+    if required && value.trim().is_empty() {
+        return Err(bad(format!("{field} must not be empty")));
+    }
+    if value.len() > max {
+        return Err(bad(format!("{field} is longer than {max} bytes")));
+    }
+    if has_control(value) {
+        return Err(bad(format!("{field} contains control characters")));
+    }
+    Ok(())
+}
+
+/// Checks every field of a build registration.
+pub fn validate_new_build(b: &NewBuild) -> CatalogResult<()> {
+    validate_org_name(&b.org)?;
+    validate_package_name(&b.package)?;
+    validate_version(&b.version)?;
+    validate_system(&b.system)?;
+    check_text("description", &b.description, 4096, false)?;
+    validate_store_path(&b.store_path)?;
+    check_text("narinfo_url", &b.narinfo_url, 2048, true)?;
+    validate_nar_hash(&b.nar_hash)?;
+    if b.nar_size > i64::MAX as u64 {
+        return Err(bad("nar_size is too large".into()));
+    }
+    if b.references.len() > 10_000 {
+        return Err(bad("too many references".into()));
+    }
+    for r in &b.references {
+        let base = r.rsplit('/').next().unwrap_or(r);
+        check_text("reference", r, 1024, true)?;
+        if !is_store_basename(base) {
+            return Err(bad(format!("reference {} is not a store path", quote(r))));
+        }
+    }
+    check_text("signature", &b.signature, 512, true)?;
+    if !b.key_name.is_empty() {
+        check_text("key_name", &b.key_name, 128, false)?;
+        let sig_key = b.signature.split_once(':').map_or("", |(k, _)| k);
+        if sig_key != b.key_name {
+            return Err(bad(format!(
+                "key_name {} does not match the signature's key {}",
+                quote(&b.key_name),
+                quote(sig_key)
+            )));
+        }
+    }
+    validate_source_url(&b.source_url)?;
+    validate_revision(&b.revision)?;
+    check_text("branch", &b.branch, 255, false)?;
+    validate_package_name(&b.build_name)
+        .map_err(|_| bad(format!("invalid build name {}", quote(&b.build_name))))?;
+    if b.installed_packages.len() > 10_000 {
+        return Err(bad("too many installed packages".into()));
+    }
+    for p in &b.installed_packages {
+        check_text("installed package", p, 512, true)?;
+    }
+    Ok(())
+}
+
+/// A version: 1 to 128 of `[A-Za-z0-9._+~-]`, starting with a letter or digit.
+pub fn validate_version(v: &str) -> CatalogResult<()> {
+    let ok = (1..=128).contains(&v.len())
+        && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'~' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!("invalid version {}", quote(v))))
+    }
+}
+
+/// A Nix system such as `x86_64-linux`.
+pub fn validate_system(s: &str) -> CatalogResult<()> {
+    let ok = (3..=64).contains(&s.len())
+        && s.contains('-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "invalid system {} (expected e.g. x86_64-linux)",
+            quote(s)
+        )))
+    }
+}
+
+/// A git revision: 7 to 64 hex digits.
+pub fn validate_revision(r: &str) -> CatalogResult<()> {
+    if (7..=64).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "invalid revision {} (expected a git commit id)",
+            quote(r)
+        )))
+    }
+}
+
+fn is_store_basename(base: &str) -> bool {
+    let Some((hash, name)) = base.split_at_checked(32) else {
+        return false;
+    };
+    hash.bytes().all(|b| NIX32.contains(&b))
+        && name.len() > 1
+        && name.starts_with('-')
+        && name[1..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-._?=".contains(&b))
+}
+
+/// `/<store dir>/<32 nix32 chars>-<name>`.
+pub fn validate_store_path(p: &str) -> CatalogResult<()> {
+    check_text("store_path", p, 1024, true)?;
+    let ok = p.starts_with('/')
+        && p.rsplit_once('/')
+            .is_some_and(|(dir, base)| !dir.is_empty() && is_store_basename(base));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!("invalid store path {}", quote(p))))
+    }
+}
+
+/// `sha256:` followed by 52 nix32 characters.
+pub fn validate_nar_hash(h: &str) -> CatalogResult<()> {
+    let ok = h
+        .strip_prefix("sha256:")
+        .is_some_and(|rest| rest.len() == 52 && rest.bytes().all(|b| NIX32.contains(&b)));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "invalid NAR hash {} (expected sha256:<nix32>)",
+            quote(h)
+        )))
+    }
+}
+
+/// A store URL: `file://`, `s3://`, `http(s)://`, without a password.
+pub fn validate_store_url(u: &str) -> CatalogResult<()> {
+    check_text("store URL", u, 2048, true)?;
+    let url = reqwest::Url::parse(u).map_err(|_| bad(format!("invalid store URL {}", quote(u))))?;
+    if !matches!(url.scheme(), "file" | "s3" | "http" | "https") {
+        return Err(bad(format!(
+            "unsupported store URL {} (use file:///path or s3://bucket)",
+            quote(u)
+        )));
+    }
+    if url.password().is_some() || !url.username().is_empty() {
+        return Err(bad(
+            "the store URL must not contain credentials; S3 credentials come from the AWS environment"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A source repository URL without credentials (`ssh://git@…` and `git@host:path` are fine,
+/// a password or an http(s) user name is not).
+pub fn validate_source_url(u: &str) -> CatalogResult<()> {
+    check_text("source_url", u, 2048, true)?;
+    let creds = || {
+        bad(
+            "source_url must not contain credentials; strip the user and password from the URL"
+                .into(),
+        )
+    };
+    match reqwest::Url::parse(u) {
+        Ok(url) => {
+            if url.password().is_some() {
+                return Err(creds());
+            }
+            if matches!(url.scheme(), "http" | "https") && !url.username().is_empty() {
+                return Err(creds());
+            }
+            Ok(())
+        }
+        Err(_) => {
+            // scp-like `user@host:path`, or a local path
+            if let Some((userinfo, _)) = u.split_once('@')
+                && (userinfo.contains(':') || userinfo.contains('/'))
+            {
+                return Err(creds());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Orders versions naturally: numeric runs compare as numbers, the rest as text.
+pub fn compare_versions(a: &str, b: &str) -> Ordering {
+    let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (x.first(), y.first()) {
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(c), Some(d)) if c.is_ascii_digit() && d.is_ascii_digit() => {
+                let nx = x.iter().take_while(|c| c.is_ascii_digit()).count();
+                let ny = y.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (dx, dy) = (trim_zeros(&x[..nx]), trim_zeros(&y[..ny]));
+                let ord = dx.len().cmp(&dy.len()).then_with(|| dx.cmp(dy));
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+                x = &x[nx..];
+                y = &y[ny..];
+            }
+            (Some(c), Some(d)) => {
+                if c != d {
+                    return c.cmp(d);
+                }
+                x = &x[1..];
+                y = &y[1..];
+            }
+        }
+    }
+}
+
+fn trim_zeros(d: &[u8]) -> &[u8] {
+    let n = d.iter().take_while(|&&c| c == b'0').count();
+    &d[n..]
+}
+
+/// Seconds since the epoch as RFC 3339 UTC (`2026-05-20T12:34:56Z`).
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Now, in seconds since the epoch.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(compare_versions("1.10", "1.9"), Ordering::Greater);
+        assert_eq!(compare_versions("2.0", "10.0"), Ordering::Less);
+        assert_eq!(compare_versions("1.0", "1.0.1"), Ordering::Less);
+        assert_eq!(compare_versions("1.0", "1.0"), Ordering::Equal);
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_779_280_496), "2026-05-20T12:34:56Z");
+    }
+
+    #[test]
+    fn urls() {
+        assert!(validate_source_url("https://github.com/o/r.git").is_ok());
+        assert!(validate_source_url("ssh://git@github.com/o/r.git").is_ok());
+        assert!(validate_source_url("git@github.com:o/r.git").is_ok());
+        assert!(validate_source_url("file:///tmp/remote.git").is_ok());
+        assert!(validate_source_url("https://user:pw@github.com/o/r").is_err());
+        assert!(validate_source_url("https://ghp_token@github.com/o/r").is_err());
+        assert!(validate_source_url("ssh://git:pw@github.com/o/r").is_err());
+        assert!(validate_store_url("file:///srv/cache").is_ok());
+        assert!(validate_store_url("s3://bucket?endpoint=http://127.0.0.1:9000").is_ok());
+        assert!(validate_store_url("s3://k:s@bucket").is_err());
+        assert!(validate_store_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn store_paths() {
+        let p = "/nix/store/0c8b6mcvgb1w3l4nrnvz83ms0xbcbxrj-hello-1.0";
+        assert!(validate_store_path(p).is_ok());
+        assert!(validate_store_path("/nix/store/short-hello").is_err());
+        assert!(validate_nar_hash(&format!("sha256:{}", "0".repeat(52))).is_ok());
+        assert!(validate_nar_hash(&format!("sha256:{}", "e".repeat(52))).is_err());
+    }
+}

@@ -1,0 +1,565 @@
+//! Catalog commands: `serve`, `user add`, `login`, `catalog …`, `search`, `show`.
+//!
+//! Each `run_*` takes its clap args, the caller's [`Overrides`] (global flags) and the stdout
+//! writer; errors come back as [`CliError`] (one sentence, optional hint, exit code).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use crate::catalog::db::Db;
+use crate::catalog::{
+    Catalog, CatalogError, CatalogInfo, DEFAULT_SEARCH_LIMIT, PackageDetail, SearchHit,
+    parse_package_ref,
+};
+use crate::config::{ConfigError, Overrides, Settings, save_login};
+
+/// A command failure: what to print on stderr and the exit status.
+#[derive(Debug)]
+pub struct CliError {
+    /// One sentence.
+    pub message: String,
+    /// A fix, if there is one.
+    pub hint: Option<String>,
+    /// 1 = operation failed, 2 = usage.
+    pub exit: u8,
+}
+
+impl CliError {
+    /// A failure (exit 1).
+    pub fn failed(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            hint: None,
+            exit: 1,
+        }
+    }
+
+    /// A usage error (exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            hint: None,
+            exit: 2,
+        }
+    }
+
+    /// Adds a hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Prints `error: …` and `hint: …` to stderr and returns the exit code.
+    pub fn report(&self) -> ExitCode {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "error: {}", self.message);
+        if let Some(h) = &self.hint {
+            let _ = writeln!(err, "hint: {h}");
+        }
+        ExitCode::from(self.exit)
+    }
+}
+
+impl From<CatalogError> for CliError {
+    fn from(e: CatalogError) -> Self {
+        CliError {
+            hint: e.hint(),
+            message: e.to_string(),
+            exit: 1,
+        }
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
+        CliError::failed(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::failed(format!("cannot write the output: {e}"))
+    }
+}
+
+/// Result of a command.
+pub type CliResult = Result<(), CliError>;
+
+/// Where the catalog is, for commands that use one.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CatalogFlags {
+    /// Catalog service URL (http(s)://…) or local catalog file.
+    #[arg(long, value_name = "URL")]
+    pub catalog: Option<String>,
+}
+
+impl CatalogFlags {
+    fn merge(&self, base: &Overrides) -> Overrides {
+        let mut o = base.clone();
+        if self.catalog.is_some() {
+            o.catalog.clone_from(&self.catalog);
+        }
+        o
+    }
+}
+
+/// `pubdeck serve`
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Database: sqlite://PATH (default <data>/service.sqlite) or postgres://…
+    #[arg(long, value_name = "URL", env = "PUBDECK_DB")]
+    pub db: Option<String>,
+}
+
+/// `pubdeck user …`
+#[derive(Args, Debug, Clone)]
+pub struct UserArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: UserCommand,
+}
+
+/// User administration on the service's database.
+#[derive(Subcommand, Debug, Clone)]
+pub enum UserCommand {
+    /// Create a user and print its token once.
+    Add {
+        /// User name (letters, digits, '.', '_', '-').
+        name: String,
+        /// Database: sqlite://PATH (default <data>/service.sqlite) or postgres://…
+        #[arg(long, value_name = "URL", env = "PUBDECK_DB")]
+        db: Option<String>,
+        /// Print {"user", "token"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `pubdeck login`
+#[derive(Args, Debug, Clone)]
+pub struct LoginArgs {
+    /// Catalog service URL.
+    pub url: String,
+    /// Read the token from this environment variable instead of standard input.
+    #[arg(long, value_name = "VAR", default_value = "PUBDECK_TOKEN")]
+    pub token_env: String,
+}
+
+/// `pubdeck catalog …`
+#[derive(Args, Debug, Clone)]
+pub struct CatalogArgs {
+    /// Catalog location.
+    #[command(flatten)]
+    pub flags: CatalogFlags,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CatalogCommand,
+}
+
+/// Catalog administration (owner only, except `create`).
+#[derive(Subcommand, Debug, Clone)]
+pub enum CatalogCommand {
+    /// Create a catalog owned by you.
+    Create {
+        /// Catalog (organisation) name.
+        org: String,
+        /// Store URL (file:///path or s3://bucket?…); default: the configured store.
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+        /// Trusted public key file (name:base64); repeatable.
+        #[arg(long = "key", value_name = "PUBFILE")]
+        keys: Vec<PathBuf>,
+        /// Print the catalog as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the store URL.
+    SetStore {
+        /// Catalog name.
+        org: String,
+        /// New store URL.
+        url: String,
+    },
+    /// Trust another public key (for rotation).
+    AddKey {
+        /// Catalog name.
+        org: String,
+        /// Public key file (name:base64).
+        pubfile: PathBuf,
+    },
+    /// Let a user read the catalog.
+    Allow {
+        /// Catalog name.
+        org: String,
+        /// User name.
+        user: String,
+    },
+    /// Remove a user from the allowlist.
+    Revoke {
+        /// Catalog name.
+        org: String,
+        /// User name.
+        user: String,
+    },
+    /// Show the allowlist.
+    Allowlist {
+        /// Catalog name.
+        org: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `pubdeck search`
+#[derive(Args, Debug, Clone)]
+pub struct SearchArgs {
+    /// What to look for (fuzzy).
+    pub query: String,
+    /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// At most this many results.
+    #[arg(long, default_value_t = DEFAULT_SEARCH_LIMIT, value_parser = parse_limit)]
+    pub limit: usize,
+    /// Catalog location.
+    #[command(flatten)]
+    pub flags: CatalogFlags,
+}
+
+/// `pubdeck show`
+#[derive(Args, Debug, Clone)]
+pub struct ShowArgs {
+    /// ORG/PACKAGE
+    pub package: String,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Catalog location.
+    #[command(flatten)]
+    pub flags: CatalogFlags,
+}
+
+fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> CliResult {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::failed(format!("cannot encode JSON: {e}")))?;
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// Replaces control characters (terminal escapes) in text from the catalog.
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// `pubdeck serve [--listen ADDR] [--db URL]`: runs until SIGTERM / Ctrl-C.
+pub async fn run_serve(args: &ServeArgs, overrides: &Overrides) -> CliResult {
+    init_logging();
+    let settings = Settings::resolve(overrides)?;
+    let db = args
+        .db
+        .clone()
+        .unwrap_or_else(|| settings.default_service_db());
+    let server = crate::server::Server::bind(args.listen, &db)
+        .await
+        .map_err(|e| CliError::failed(format!("{e:#}")))?;
+    let addr = server
+        .local_addr()
+        .map_err(|e| CliError::failed(e.to_string()))?;
+    tracing::info!(
+        %addr,
+        db = %crate::catalog::db::redact_url(&db),
+        "pubdeck catalog service listening"
+    );
+    server
+        .run()
+        .await
+        .map_err(|e| CliError::failed(format!("the service stopped: {e:#}")))
+}
+
+/// `pubdeck user add NAME [--db URL]`: prints the token once.
+pub async fn run_user(args: &UserArgs, overrides: &Overrides, out: &mut dyn Write) -> CliResult {
+    let UserCommand::Add { name, db, json } = &args.command;
+    let settings = Settings::resolve(overrides)?;
+    let db_url = db.clone().unwrap_or_else(|| settings.default_service_db());
+    let db = Db::connect(&db_url).await?;
+    let token = db.add_user(name).await;
+    db.close().await;
+    let token = token?;
+    if *json {
+        print_json(out, &serde_json::json!({"user": name, "token": token}))?;
+    } else {
+        writeln!(out, "{token}")?;
+        eprintln!(
+            "created user {name}; the token above is shown only once: store it now (PUBDECK_TOKEN)"
+        );
+    }
+    Ok(())
+}
+
+/// `pubdeck login URL`: checks a token against the service and saves URL and token in the
+/// config file (mode 0600). The token comes from `$PUBDECK_TOKEN` (or `--token-env`) or stdin.
+pub async fn run_login(args: &LoginArgs, overrides: &Overrides, out: &mut dyn Write) -> CliResult {
+    let token = match std::env::var(&args.token_env)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        Some(t) => t,
+        None => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| CliError::failed(format!("cannot read the token: {e}")))?;
+            line.trim().to_string()
+        }
+    };
+    if token.is_empty() {
+        return Err(CliError::usage("no token given")
+            .with_hint("pipe it on standard input or set PUBDECK_TOKEN"));
+    }
+    let client = crate::catalog::CatalogClient::new(&args.url, Some(token.clone()))?;
+    let user = client.whoami().await?;
+    let settings = Settings::resolve(overrides)?;
+    save_login(&settings.config_file, &args.url, &token)?;
+    writeln!(
+        out,
+        "logged in to {} as {user}; saved in {}",
+        args.url,
+        settings.config_file.display()
+    )?;
+    Ok(())
+}
+
+fn read_key_file(path: &PathBuf) -> Result<String, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::failed(format!(
+            "cannot read the public key {}: {e}",
+            path.display()
+        ))
+    })?;
+    let key = text.trim().to_string();
+    crate::catalog::parse_public_key(&key).map_err(|_| {
+        CliError::failed(format!(
+            "{} is not a public key file (expected NAME:BASE64)",
+            path.display()
+        ))
+        .with_hint("use the .pub file written by `pubdeck key generate`")
+    })?;
+    Ok(key)
+}
+
+fn print_catalog(out: &mut dyn Write, info: &CatalogInfo) -> CliResult {
+    writeln!(out, "catalog  {}", info.name)?;
+    writeln!(out, "owner    {}", clean(&info.owner))?;
+    writeln!(out, "store    {}", clean(&info.store_url))?;
+    if info.keys.is_empty() {
+        writeln!(
+            out,
+            "keys     (none: add one with `pubdeck catalog add-key`)"
+        )?;
+    }
+    for (i, k) in info.keys.iter().enumerate() {
+        writeln!(
+            out,
+            "{}{}",
+            if i == 0 { "keys     " } else { "         " },
+            clean(k)
+        )?;
+    }
+    Ok(())
+}
+
+/// `pubdeck catalog create|set-store|add-key|allow|revoke|allowlist`.
+pub async fn run_catalog(
+    args: &CatalogArgs,
+    overrides: &Overrides,
+    out: &mut dyn Write,
+) -> CliResult {
+    let settings = Settings::resolve(&args.flags.merge(overrides))?;
+    let catalog = settings.open_catalog().await?;
+    match &args.command {
+        CatalogCommand::Create {
+            org,
+            store,
+            keys,
+            json,
+        } => {
+            let keys = keys
+                .iter()
+                .map(read_key_file)
+                .collect::<Result<Vec<_>, _>>()?;
+            let store = store.clone().unwrap_or_else(|| settings.store.clone());
+            let info = catalog.create_catalog(org, &store, &keys).await?;
+            if *json {
+                print_json(out, &info)?;
+            } else {
+                print_catalog(out, &info)?;
+            }
+        }
+        CatalogCommand::SetStore { org, url } => {
+            let info = catalog.set_store(org, url).await?;
+            writeln!(
+                out,
+                "store of {} is now {}",
+                info.name,
+                clean(&info.store_url)
+            )?;
+        }
+        CatalogCommand::AddKey { org, pubfile } => {
+            let key = read_key_file(pubfile)?;
+            let info = catalog.add_key(org, &key).await?;
+            writeln!(out, "{} trusts {} key(s)", info.name, info.keys.len())?;
+        }
+        CatalogCommand::Allow { org, user } => {
+            catalog.allow(org, user).await?;
+            writeln!(out, "{user} may now read {org}")?;
+        }
+        CatalogCommand::Revoke { org, user } => {
+            catalog.revoke(org, user).await?;
+            writeln!(out, "{user} may no longer read {org}")?;
+        }
+        CatalogCommand::Allowlist { org, json } => {
+            let users = catalog.allowlist(org).await?;
+            if *json {
+                print_json(out, &serde_json::json!({"catalog": org, "users": users}))?;
+            } else if users.is_empty() {
+                eprintln!("only the owner can read {org}");
+            } else {
+                for u in users {
+                    writeln!(out, "{}", clean(&u))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Two aligned columns: name and description (description cut to the terminal-ish width).
+pub fn format_search(hits: &[SearchHit]) -> String {
+    let width = hits
+        .iter()
+        .map(|h| h.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut s = String::new();
+    for h in hits {
+        let desc: String = clean(&h.description).chars().take(100).collect();
+        let line = format!("{:<width$}  {desc}", clean(&h.name));
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+/// `pubdeck search QUERY [--json] [--limit N]`.
+pub async fn run_search(
+    args: &SearchArgs,
+    overrides: &Overrides,
+    out: &mut dyn Write,
+) -> CliResult {
+    let settings = Settings::resolve(&args.flags.merge(overrides))?;
+    let catalog = settings.open_catalog().await?;
+    let hits = catalog.search(&args.query, args.limit).await?;
+    if args.json {
+        return print_json(
+            out,
+            &serde_json::json!({"query": args.query, "results": hits}),
+        );
+    }
+    if hits.is_empty() {
+        eprintln!("no packages match {:?}", args.query);
+        return Ok(());
+    }
+    out.write_all(format_search(&hits).as_bytes())?;
+    if hits.len() == args.limit {
+        eprintln!(
+            "showing the first {} results; use --limit to see more",
+            hits.len()
+        );
+    }
+    Ok(())
+}
+
+/// Human-readable `show` output.
+pub fn format_show(d: &PackageDetail) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(s, "{} - {}", d.name, clean(&d.description));
+    let _ = writeln!(s, "  latest   {}", d.latest_version);
+    let _ = writeln!(s, "  owner    {}", clean(&d.owner));
+    let _ = writeln!(s, "  store    {}", clean(&d.store_url));
+    for (i, k) in d.keys.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  {}{}",
+            if i == 0 { "keys     " } else { "         " },
+            clean(k)
+        );
+    }
+    let _ = writeln!(s, "versions");
+    for v in &d.versions {
+        let _ = writeln!(s, "  {}", v.version);
+        for b in &v.builds {
+            let _ = writeln!(s, "    {:<16} {}", b.system, b.store_path);
+            let branch = if b.branch.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", clean(&b.branch))
+            };
+            let _ = writeln!(
+                s,
+                "    {:<16} published by {} at {}, revision {}{branch}, key {}",
+                "",
+                clean(&b.published_by),
+                b.published_at,
+                &b.revision[..b.revision.len().min(12)],
+                clean(&b.key_name)
+            );
+        }
+    }
+    s
+}
+
+/// `pubdeck show ORG/PKG [--json]`.
+pub async fn run_show(args: &ShowArgs, overrides: &Overrides, out: &mut dyn Write) -> CliResult {
+    let (org, pkg) = parse_package_ref(&args.package).map_err(|e| {
+        CliError::usage(e.to_string())
+            .with_hint("name the package as ORG/PACKAGE, e.g. myorg/hello")
+    })?;
+    let settings = Settings::resolve(&args.flags.merge(overrides))?;
+    let catalog = settings.open_catalog().await?;
+    let detail = catalog.show(&org, &pkg).await?;
+    if args.json {
+        print_json(out, &detail)
+    } else {
+        out.write_all(format_show(&detail).as_bytes())?;
+        Ok(())
+    }
+}
+
+fn parse_limit(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=crate::catalog::MAX_SEARCH_LIMIT).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a number from 1 to {}",
+            crate::catalog::MAX_SEARCH_LIMIT
+        )),
+    }
+}

@@ -1,0 +1,449 @@
+//! Settings, highest first: flags ([`Overrides`]); environment (`PUBDECK_CATALOG`,
+//! `PUBDECK_TOKEN`, `PUBDECK_ORG`, `PUBDECK_SIGNING_KEY`, `PUBDECK_DATA_DIR`, `PUBDECK_STORE`);
+//! `$XDG_CONFIG_HOME/pubdeck/config.toml` (keys `catalog`, `token`, `org`, `signing-key`,
+//! `store`, `data-dir`); defaults (embedded catalog `<data>/catalog.sqlite`, store
+//! `file://<data>/store-cache`, data dir `$XDG_DATA_HOME/pubdeck`).
+//!
+//! The config file is parsed and edited with `toml_edit` (comments survive) and written
+//! atomically with mode 0600, since it may hold a token.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use toml_edit::{DocumentMut, Item, value};
+
+use crate::catalog::{AnyCatalog, CatalogClient, CatalogResult, EmbeddedCatalog};
+
+/// Keys the config file understands.
+pub const CONFIG_KEYS: &[&str] = &[
+    "catalog",
+    "token",
+    "org",
+    "signing-key",
+    "store",
+    "data-dir",
+];
+
+/// Settings problems.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No home directory to derive default paths from.
+    #[error("cannot find the home directory; set HOME or XDG_CONFIG_HOME and XDG_DATA_HOME")]
+    NoHome,
+    /// The config file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has a wrongly typed key.
+    #[error("{path} is not a valid pubdeck config: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The config file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Values given on the command line (highest priority). `None` means "not given".
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--catalog`.
+    pub catalog: Option<String>,
+    /// A token from a flag or a test (never a CLI flag in practice: it would show in `ps`).
+    pub token: Option<String>,
+    /// `--org`.
+    pub org: Option<String>,
+    /// `--signing-key`.
+    pub signing_key: Option<PathBuf>,
+    /// `--store`.
+    pub store: Option<String>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// Use this config file instead of the XDG one.
+    pub config_file: Option<PathBuf>,
+}
+
+/// Where the catalog is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogLocation {
+    /// The `pubdeck serve` service at this `http(s)://` URL.
+    Service(String),
+    /// A local SQLite catalog file.
+    Embedded(PathBuf),
+}
+
+/// Resolved settings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The catalog to use.
+    pub catalog: CatalogLocation,
+    /// Token for the service.
+    pub token: Option<String>,
+    /// Default organisation (catalog name).
+    pub org: Option<String>,
+    /// Secret signing key file.
+    pub signing_key: Option<PathBuf>,
+    /// Store URL for new catalogs and the embedded default.
+    pub store: String,
+    /// pubdeck's data directory.
+    pub data_dir: PathBuf,
+    /// The config file consulted (it may not exist).
+    pub config_file: PathBuf,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("catalog", &self.catalog)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("org", &self.org)
+            .field("signing_key", &self.signing_key)
+            .field("store", &self.store)
+            .field("data_dir", &self.data_dir)
+            .field("config_file", &self.config_file)
+            .finish()
+    }
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+fn expand_home(p: &str, home: Option<&str>) -> PathBuf {
+    match (p.strip_prefix("~/"), home) {
+        (Some(rest), Some(h)) => Path::new(h).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+/// The config file path: `$XDG_CONFIG_HOME/pubdeck/config.toml` or `~/.config/pubdeck/config.toml`.
+pub fn default_config_path(env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, ConfigError> {
+    if let Some(x) = non_empty(env("XDG_CONFIG_HOME")) {
+        return Ok(Path::new(&x).join("pubdeck").join("config.toml"));
+    }
+    let home = non_empty(env("HOME")).ok_or(ConfigError::NoHome)?;
+    Ok(Path::new(&home).join(".config/pubdeck/config.toml"))
+}
+
+/// The default data directory: `$XDG_DATA_HOME/pubdeck` or `~/.local/share/pubdeck`.
+pub fn default_data_dir(env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, ConfigError> {
+    if let Some(x) = non_empty(env("XDG_DATA_HOME")) {
+        return Ok(Path::new(&x).join("pubdeck"));
+    }
+    let home = non_empty(env("HOME")).ok_or(ConfigError::NoHome)?;
+    Ok(Path::new(&home).join(".local/share/pubdeck"))
+}
+
+/// Parses a catalog setting: `http(s)://…` is the service, anything else a file path.
+pub fn parse_catalog_location(text: &str, home: Option<&str>) -> CatalogLocation {
+    let t = text.trim();
+    if t.starts_with("http://") || t.starts_with("https://") {
+        CatalogLocation::Service(t.to_string())
+    } else {
+        CatalogLocation::Embedded(expand_home(t.strip_prefix("file://").unwrap_or(t), home))
+    }
+}
+
+impl Settings {
+    /// Resolves settings from `overrides`, the process environment and the config file.
+    pub fn resolve(overrides: &Overrides) -> Result<Settings, ConfigError> {
+        Self::resolve_with(overrides, &|k| std::env::var(k).ok())
+    }
+
+    /// Like [`Settings::resolve`] with an explicit environment (for tests).
+    pub fn resolve_with(
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let home = non_empty(env("HOME"));
+        let config_file = match &overrides.config_file {
+            Some(p) => p.clone(),
+            None => default_config_path(env)?,
+        };
+        let file = ConfigFile::load(&config_file)?;
+        let pick = |flag: Option<String>, var: &str, key: &str| {
+            non_empty(flag)
+                .or_else(|| non_empty(env(var)))
+                .or_else(|| non_empty(file.get(key)))
+        };
+        let data_dir = match pick(
+            overrides.data_dir.as_ref().map(|p| p.display().to_string()),
+            "PUBDECK_DATA_DIR",
+            "data-dir",
+        ) {
+            Some(d) => expand_home(&d, home.as_deref()),
+            None => default_data_dir(env)?,
+        };
+        let catalog = match pick(overrides.catalog.clone(), "PUBDECK_CATALOG", "catalog") {
+            Some(c) => parse_catalog_location(&c, home.as_deref()),
+            None => CatalogLocation::Embedded(data_dir.join("catalog.sqlite")),
+        };
+        let store = pick(overrides.store.clone(), "PUBDECK_STORE", "store")
+            .unwrap_or_else(|| format!("file://{}", data_dir.join("store-cache").display()));
+        let signing_key = pick(
+            overrides
+                .signing_key
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            "PUBDECK_SIGNING_KEY",
+            "signing-key",
+        )
+        .map(|p| expand_home(&p, home.as_deref()));
+        Ok(Settings {
+            catalog,
+            token: pick(overrides.token.clone(), "PUBDECK_TOKEN", "token"),
+            org: pick(overrides.org.clone(), "PUBDECK_ORG", "org"),
+            signing_key,
+            store,
+            data_dir,
+            config_file,
+        })
+    }
+
+    /// Opens the configured catalog: a client for a service URL, else the embedded file
+    /// (created on first use).
+    pub async fn open_catalog(&self) -> CatalogResult<AnyCatalog> {
+        match &self.catalog {
+            CatalogLocation::Service(url) => Ok(AnyCatalog::Remote(CatalogClient::new(
+                url,
+                self.token.clone(),
+            )?)),
+            CatalogLocation::Embedded(path) => {
+                Ok(AnyCatalog::Embedded(EmbeddedCatalog::open(path).await?))
+            }
+        }
+    }
+
+    /// The default database of `pubdeck serve`: `sqlite://<data>/service.sqlite`.
+    pub fn default_service_db(&self) -> String {
+        format!(
+            "sqlite://{}",
+            self.data_dir.join("service.sqlite").display()
+        )
+    }
+}
+
+/// The config file, editable with comments preserved.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    path: PathBuf,
+    doc: DocumentMut,
+}
+
+impl ConfigFile {
+    /// Loads the file; a missing file is an empty config.
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let doc: DocumentMut =
+            text.parse()
+                .map_err(|e: toml_edit::TomlError| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.message().to_string(),
+                })?;
+        for key in CONFIG_KEYS {
+            if let Some(item) = doc.get(key)
+                && item.as_str().is_none()
+            {
+                return Err(ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!("`{key}` must be a string"),
+                });
+            }
+        }
+        Ok(ConfigFile {
+            path: path.to_path_buf(),
+            doc,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A string value.
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.doc.get(key).and_then(Item::as_str).map(str::to_string)
+    }
+
+    /// Sets a value (keeps the rest of the file as it was).
+    pub fn set(&mut self, key: &str, val: &str) {
+        self.doc[key] = value(val);
+    }
+
+    /// Removes a value.
+    pub fn remove(&mut self, key: &str) {
+        self.doc.remove(key);
+    }
+
+    /// Writes the file atomically (temp file + rename) with mode 0600.
+    pub fn save(&self) -> Result<(), ConfigError> {
+        let err = |source| ConfigError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let dir = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        create_private_dir(dir).map_err(err)?;
+        // NamedTempFile is created with mode 0600.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".config.toml.")
+            .tempfile_in(dir)
+            .map_err(err)?;
+        tmp.write_all(self.doc.to_string().as_bytes())
+            .map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        set_private(tmp.path()).map_err(err)?;
+        tmp.persist(&self.path).map_err(|e| err(e.error))?;
+        Ok(())
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
+fn set_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
+/// Stores a catalog URL and token in the config file (what `pubdeck login` does).
+pub fn save_login(config_file: &Path, catalog: &str, token: &str) -> Result<(), ConfigError> {
+    let mut file = ConfigFile::load(config_file)?;
+    file.set("catalog", catalog);
+    file.set("token", token);
+    file.save()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_and_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_str().unwrap().to_string();
+        let env = env_of(&[("HOME", &home)]);
+        let s = Settings::resolve_with(&Overrides::default(), &env).unwrap();
+        let data = dir.path().join(".local/share/pubdeck");
+        assert_eq!(
+            s.catalog,
+            CatalogLocation::Embedded(data.join("catalog.sqlite"))
+        );
+        assert_eq!(
+            s.store,
+            format!("file://{}", data.join("store-cache").display())
+        );
+        assert_eq!(
+            s.config_file,
+            dir.path().join(".config/pubdeck/config.toml")
+        );
+        assert_eq!(s.token, None);
+
+        // config file < env < flags
+        let cfg = dir.path().join(".config/pubdeck/config.toml");
+        std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+        std::fs::write(
+            &cfg,
+            "# mine\ncatalog = \"http://127.0.0.1:1\"\ntoken = \"t-file\"\norg = \"fileorg\"\nsigning-key = \"~/k\"\n",
+        )
+        .unwrap();
+        let s = Settings::resolve_with(&Overrides::default(), &env).unwrap();
+        assert_eq!(
+            s.catalog,
+            CatalogLocation::Service("http://127.0.0.1:1".into())
+        );
+        assert_eq!(s.token.as_deref(), Some("t-file"));
+        assert_eq!(s.signing_key, Some(dir.path().join("k")));
+        let env2 = env_of(&[
+            ("HOME", &home),
+            ("PUBDECK_ORG", "envorg"),
+            ("PUBDECK_TOKEN", "t-env"),
+        ]);
+        let s = Settings::resolve_with(&Overrides::default(), &env2).unwrap();
+        assert_eq!(s.org.as_deref(), Some("envorg"));
+        assert_eq!(s.token.as_deref(), Some("t-env"));
+        let o = Overrides {
+            org: Some("flagorg".into()),
+            catalog: Some("/tmp/c.sqlite".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve_with(&o, &env2).unwrap();
+        assert_eq!(s.org.as_deref(), Some("flagorg"));
+        assert_eq!(s.catalog, CatalogLocation::Embedded("/tmp/c.sqlite".into()));
+        assert!(!format!("{s:?}").contains("t-env"));
+    }
+
+    #[test]
+    fn save_keeps_comments_and_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("sub/config.toml");
+        std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+        std::fs::write(&cfg, "# keep me\norg = \"a\"\n").unwrap();
+        save_login(&cfg, "http://127.0.0.1:9", "pdk_x").unwrap();
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        assert!(text.contains("# keep me"));
+        assert!(text.contains("token = \"pdk_x\""));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&cfg).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        std::fs::write(&cfg, "token = 5\n").unwrap();
+        assert!(ConfigFile::load(&cfg).is_err());
+    }
+}

@@ -1,0 +1,241 @@
+//! `/v1` request handlers: thin adapters from HTTP to [`crate::catalog::Catalog`] methods of
+//! the embedded catalog acting as the authenticated user.
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::catalog::{
+    Catalog, CatalogError, CheckBuild, DEFAULT_SEARCH_LIMIT, EmbeddedCatalog, Listing, NewBuild,
+    RegisterStatus,
+};
+
+type ApiResult = Result<Response, ApiError>;
+
+fn view(state: &AppState, caller: &Caller) -> EmbeddedCatalog {
+    state.backend.as_user(&caller.0)
+}
+
+fn ok<T: serde::Serialize>(value: T) -> ApiResult {
+    Ok(Json(value).into_response())
+}
+
+/// `GET /v1/health`
+pub async fn health() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+/// `GET /v1/whoami`
+pub async fn whoami(Extension(caller): Extension<Caller>) -> ApiResult {
+    ok(json!({"user": caller.0}))
+}
+
+/// Body of `POST /v1/catalogs`.
+#[derive(Deserialize)]
+pub struct CreateCatalog {
+    name: String,
+    store_url: String,
+    #[serde(default)]
+    keys: Vec<String>,
+}
+
+/// `POST /v1/catalogs`
+pub async fn create_catalog(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(body): ApiJson<CreateCatalog>,
+) -> ApiResult {
+    let info = view(&state, &caller)
+        .create_catalog(&body.name, &body.store_url, &body.keys)
+        .await?;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+/// `GET /v1/catalogs`
+pub async fn list_catalogs(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult {
+    ok(json!({"catalogs": view(&state, &caller).catalogs().await?}))
+}
+
+/// `GET /v1/catalogs/{org}`
+pub async fn get_catalog(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(org): ApiPath<String>,
+) -> ApiResult {
+    ok(view(&state, &caller).catalog(&org).await?)
+}
+
+/// Body of `PUT /v1/catalogs/{org}/store`.
+#[derive(Deserialize)]
+pub struct SetStore {
+    store_url: String,
+}
+
+/// `PUT /v1/catalogs/{org}/store`
+pub async fn set_store(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(org): ApiPath<String>,
+    ApiJson(body): ApiJson<SetStore>,
+) -> ApiResult {
+    ok(view(&state, &caller)
+        .set_store(&org, &body.store_url)
+        .await?)
+}
+
+/// Body of `POST /v1/catalogs/{org}/keys`.
+#[derive(Deserialize)]
+pub struct AddKey {
+    key: String,
+}
+
+/// `POST /v1/catalogs/{org}/keys`
+pub async fn add_key(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(org): ApiPath<String>,
+    ApiJson(body): ApiJson<AddKey>,
+) -> ApiResult {
+    ok(view(&state, &caller).add_key(&org, &body.key).await?)
+}
+
+/// `GET /v1/catalogs/{org}/allowlist`
+pub async fn allowlist(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(org): ApiPath<String>,
+) -> ApiResult {
+    ok(json!({"users": view(&state, &caller).allowlist(&org).await?}))
+}
+
+/// `PUT /v1/catalogs/{org}/allowlist/{user}`
+pub async fn allow(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((org, user)): ApiPath<(String, String)>,
+) -> ApiResult {
+    ok(json!({"users": view(&state, &caller).allow(&org, &user).await?}))
+}
+
+/// `DELETE /v1/catalogs/{org}/allowlist/{user}`
+pub async fn revoke(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((org, user)): ApiPath<(String, String)>,
+) -> ApiResult {
+    ok(json!({"users": view(&state, &caller).revoke(&org, &user).await?}))
+}
+
+/// `POST /v1/catalogs/{org}/builds` — 201 created, 200 already published, 409 conflict.
+pub async fn register_build(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(org): ApiPath<String>,
+    ApiJson(build): ApiJson<NewBuild>,
+) -> ApiResult {
+    if build.org != org {
+        return Err(CatalogError::BadRequest(format!(
+            "the body's org {:?} does not match the URL's catalog {org:?}",
+            build.org
+        ))
+        .into());
+    }
+    let outcome = view(&state, &caller).register_build(&build).await?;
+    let status = match outcome.status {
+        RegisterStatus::Created => StatusCode::CREATED,
+        RegisterStatus::AlreadyPublished => StatusCode::OK,
+    };
+    Ok((status, Json(outcome)).into_response())
+}
+
+/// Query of `GET /v1/catalogs/{org}/check-build`.
+#[derive(Deserialize)]
+pub struct CheckQuery {
+    name: String,
+    revision: String,
+    system: Option<String>,
+}
+
+/// `GET /v1/catalogs/{org}/check-build?name=&revision=[&system=]`
+pub async fn check_build(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(org): ApiPath<String>,
+    ApiQuery(q): ApiQuery<CheckQuery>,
+) -> ApiResult {
+    let query = CheckBuild {
+        org,
+        name: q.name,
+        revision: q.revision,
+        system: q.system,
+    };
+    ok(json!({"build": view(&state, &caller).check_build(&query).await?}))
+}
+
+/// `GET /v1/catalogs/{org}/packages/{package}`
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((org, package)): ApiPath<(String, String)>,
+) -> ApiResult {
+    ok(view(&state, &caller).show(&org, &package).await?)
+}
+
+/// `GET /v1/packages` with `ETag` / `If-None-Match`.
+pub async fn list_packages(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let inm = headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    let listing = view(&state, &caller).list_packages(inm).await?;
+    let (status, etag, body) = match listing {
+        Listing::NotModified { etag } => (StatusCode::NOT_MODIFIED, etag, None),
+        Listing::Packages { etag, packages } => {
+            (StatusCode::OK, etag, Some(json!({"packages": packages})))
+        }
+    };
+    let mut resp = match body {
+        Some(b) => (status, Json(b)).into_response(),
+        None => status.into_response(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        resp.headers_mut().insert(ETAG, v);
+    }
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    Ok(resp)
+}
+
+/// Query of `GET /v1/search`.
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    q: String,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/search?q=&limit=`
+pub async fn search(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(q): ApiQuery<SearchQuery>,
+) -> ApiResult {
+    let limit = q.limit.unwrap_or(DEFAULT_SEARCH_LIMIT);
+    ok(json!({"results": view(&state, &caller).search(&q.q, limit).await?}))
+}
+
+/// Fallback for unknown routes.
+pub async fn no_route() -> ApiError {
+    ApiError::no_route()
+}

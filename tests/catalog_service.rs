@@ -1,0 +1,977 @@
+//! The catalog suite, written once and run against: the HTTP service on SQLite, the service
+//! on PostgreSQL (when `PUBDECK_TEST_PG_URL` is set) and the embedded catalog. Services listen
+//! on 127.0.0.1 with a random port; byte-level checks use raw reqwest.
+
+#[path = "common/catalog_support.rs"]
+mod catalog_support;
+
+use catalog_support::{Fixture, Kind, TestKey, build};
+use pubdeck::catalog::{
+    AnyCatalog, Catalog, CatalogError, CheckBuild, Listing, RegisterStatus, Role,
+};
+use reqwest::StatusCode;
+
+const STORE: &str = "file:///tmp/pubdeck-test-store";
+
+/// Runs each named `async fn(Fixture)` on every backend.
+macro_rules! on_all_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_service { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(fx) = super::Fixture::start(super::Kind::SqliteService).await { super::$name(fx).await }
+            }
+        )* }
+        mod postgres_service { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(fx) = super::Fixture::start(super::Kind::PostgresService).await { super::$name(fx).await }
+            }
+        )* }
+        mod embedded { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(fx) = super::Fixture::start(super::Kind::Embedded).await { super::$name(fx).await }
+            }
+        )* }
+    };
+}
+
+/// Runs each named `async fn(Fixture)` on the HTTP service backends only.
+macro_rules! on_services {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_http { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(fx) = super::Fixture::start(super::Kind::SqliteService).await { super::$name(fx).await }
+            }
+        )* }
+        mod postgres_http { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(fx) = super::Fixture::start(super::Kind::PostgresService).await { super::$name(fx).await }
+            }
+        )* }
+    };
+}
+
+on_all_backends!(
+    publish_show_search_and_check,
+    immutable_versions,
+    concurrent_registration_has_one_winner,
+    concurrent_same_hash_is_idempotent,
+    malicious_names_are_rejected,
+    signatures_must_match_a_catalog_key,
+    restart_keeps_data,
+    listing_etag,
+    access_control,
+    catalog_admin,
+    credentials_in_source_url_are_rejected,
+);
+
+on_services!(
+    http_auth_is_required,
+    http_hidden_catalog_is_byte_identical_to_missing,
+    http_oversized_body_is_413,
+    http_bad_json_is_400,
+    http_server_rejects_malicious_names,
+    http_published_by_comes_from_the_token,
+    http_unknown_route_is_json_404,
+);
+
+async fn setup(fx: &Fixture, org: &str) -> (AnyCatalog, TestKey) {
+    let owner = fx.user("alice").await;
+    let key = TestKey::new(&format!("{org}-1"), 1);
+    let info = owner
+        .create_catalog(org, STORE, &[key.public()])
+        .await
+        .unwrap();
+    assert_eq!(info.owner, "alice");
+    assert_eq!(info.role, Role::Owner);
+    assert_eq!(info.keys, vec![key.public()]);
+    (owner, key)
+}
+
+async fn publish_show_search_and_check(fx: Fixture) {
+    let (owner, key) = setup(&fx, "myorg").await;
+    assert_eq!(owner.whoami().await.unwrap(), "alice");
+    for (pkg, ver) in [
+        ("hello", "1.0"),
+        ("hello", "1.10"),
+        ("hello", "1.9"),
+        ("jq-tools", "0.1"),
+        ("shellcheck", "2.0"),
+    ] {
+        let out = owner
+            .register_build(&build(&key, "myorg", pkg, ver, "a"))
+            .await
+            .unwrap();
+        assert_eq!(out.status, RegisterStatus::Created);
+        assert_eq!(out.build.published_by, "alice");
+        assert_eq!(out.build.key_name, key.name);
+    }
+    let mut arm = build(&key, "myorg", "hello", "1.10", "arm");
+    arm.system = "aarch64-linux".into();
+    key.sign(&mut arm);
+    owner.register_build(&arm).await.unwrap();
+
+    let d = owner.show("myorg", "hello").await.unwrap();
+    assert_eq!(d.name, "myorg/hello");
+    assert_eq!(d.latest_version, "1.10");
+    let versions: Vec<_> = d.versions.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(versions, ["1.10", "1.9", "1.0"]);
+    let systems: Vec<_> = d.versions[0]
+        .builds
+        .iter()
+        .map(|b| b.system.as_str())
+        .collect();
+    assert_eq!(systems, ["aarch64-linux", "x86_64-linux"]);
+    assert_eq!(d.store_url, STORE);
+    assert_eq!(d.keys, vec![key.public()]);
+    assert_eq!(d.versions[0].builds[1].installed_packages, ["hello", "jq"]);
+    assert!(d.versions[0].builds[1].published_at.ends_with('Z'));
+
+    let hits = owner.search("hello", 10).await.unwrap();
+    assert_eq!(hits[0].name, "myorg/hello");
+    assert_eq!(hits[0].latest_version, "1.10");
+    assert!(hits.iter().all(|h| h.name != "myorg/jq-tools"));
+    let hits = owner.search("shck", 10).await.unwrap();
+    assert_eq!(hits[0].name, "myorg/shellcheck");
+    assert_eq!(owner.search("", 2).await.unwrap().len(), 2);
+
+    let err = owner.show("myorg", "nope").await.unwrap_err();
+    assert!(
+        matches!(err, CatalogError::NotFound(ref m) if m.contains("myorg/nope")),
+        "{err:?}"
+    );
+
+    let b = build(&key, "myorg", "hello", "1.9", "a");
+    let q = CheckBuild {
+        org: "myorg".into(),
+        name: "hello".into(),
+        revision: b.revision.clone(),
+        system: None,
+    };
+    let found = owner
+        .check_build(&q)
+        .await
+        .unwrap()
+        .expect("already published");
+    assert_eq!(found.version, "1.9");
+    let q2 = CheckBuild {
+        revision: "0".repeat(40),
+        ..q.clone()
+    };
+    assert_eq!(owner.check_build(&q2).await.unwrap(), None);
+    let q3 = CheckBuild {
+        system: Some("aarch64-darwin".into()),
+        ..q
+    };
+    assert_eq!(owner.check_build(&q3).await.unwrap(), None);
+    fx.finish().await;
+}
+
+async fn immutable_versions(fx: Fixture) {
+    let (owner, key) = setup(&fx, "myorg").await;
+    let first = build(&key, "myorg", "hello", "1.0", "one");
+    assert_eq!(
+        owner.register_build(&first).await.unwrap().status,
+        RegisterStatus::Created
+    );
+    let again = owner.register_build(&first).await.unwrap();
+    assert_eq!(again.status, RegisterStatus::AlreadyPublished);
+    assert_eq!(again.build.nar_hash, first.nar_hash);
+    let other = build(&key, "myorg", "hello", "1.0", "two");
+    let err = owner.register_build(&other).await.unwrap_err();
+    match err {
+        CatalogError::Conflict(m) => {
+            assert!(
+                m.contains("myorg/hello 1.0") && m.contains("different NAR hash"),
+                "{m}"
+            );
+        }
+        e => panic!("expected a conflict, got {e:?}"),
+    }
+    let d = owner.show("myorg", "hello").await.unwrap();
+    assert_eq!(d.versions[0].builds[0].nar_hash, first.nar_hash);
+    fx.finish().await;
+}
+
+async fn race(fx: &Fixture, same_hash: bool) -> Vec<Result<RegisterStatus, CatalogError>> {
+    let (owner, key) = setup(fx, "raceorg").await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let content = if same_hash {
+            "same".to_string()
+        } else {
+            format!("content-{i}")
+        };
+        let b = build(&key, "raceorg", "racer", "1.0", &content);
+        let c = owner.clone();
+        tasks.push(tokio::spawn(async move {
+            c.register_build(&b).await.map(|o| o.status)
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    results
+}
+
+async fn concurrent_registration_has_one_winner(fx: Fixture) {
+    let results = race(&fx, false).await;
+    let created = results
+        .iter()
+        .filter(|r| matches!(r, Ok(RegisterStatus::Created)))
+        .count();
+    let conflicts = results
+        .iter()
+        .filter(|r| matches!(r, Err(CatalogError::Conflict(_))))
+        .count();
+    assert_eq!(created, 1, "{results:?}");
+    assert_eq!(conflicts, 19, "{results:?}");
+    fx.finish().await;
+}
+
+async fn concurrent_same_hash_is_idempotent(fx: Fixture) {
+    let results = race(&fx, true).await;
+    let created = results
+        .iter()
+        .filter(|r| matches!(r, Ok(RegisterStatus::Created)))
+        .count();
+    let already = results
+        .iter()
+        .filter(|r| matches!(r, Ok(RegisterStatus::AlreadyPublished)))
+        .count();
+    assert_eq!((created, already), (1, 19), "{results:?}");
+    fx.finish().await;
+}
+
+fn is_bad_request(r: &Result<impl std::fmt::Debug, CatalogError>) -> bool {
+    matches!(r, Err(CatalogError::BadRequest(_)))
+}
+
+async fn malicious_names_are_rejected(fx: Fixture) {
+    let (owner, key) = setup(&fx, "myorg").await;
+    let long = "a".repeat(129);
+    for bad in [
+        "..",
+        ".",
+        "a/b",
+        "a\0b",
+        long.as_str(),
+        "héllo",
+        "",
+        "../etc",
+    ] {
+        let mut b = build(&key, "myorg", "x", "1.0", "c");
+        b.package = bad.to_string();
+        assert!(
+            is_bad_request(&owner.register_build(&b).await),
+            "package {bad:?}"
+        );
+        assert!(
+            is_bad_request(&owner.show("myorg", bad).await),
+            "show {bad:?}"
+        );
+    }
+    for bad in ["ab", "a/b", "..", "bad org", "ünï", &"o".repeat(64)] {
+        assert!(
+            is_bad_request(&owner.create_catalog(bad, STORE, &[]).await),
+            "org {bad:?}"
+        );
+    }
+    assert!(is_bad_request(&owner.allow("myorg", "../bob").await));
+    assert!(
+        owner
+            .register_build(&build(&key, "myorg", &"a".repeat(128), "1.0", "c"))
+            .await
+            .is_ok()
+    );
+    fx.finish().await;
+}
+
+async fn signatures_must_match_a_catalog_key(fx: Fixture) {
+    let (owner, key) = setup(&fx, "myorg").await;
+    let stranger = TestKey::new("stranger-1", 9);
+    let err = owner
+        .register_build(&build(&stranger, "myorg", "hello", "1.0", "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CatalogError::Forbidden(ref m) if m.contains("does not trust")),
+        "{err:?}"
+    );
+    // right key name, wrong key
+    let impostor = TestKey::new(&key.name, 7);
+    let err = owner
+        .register_build(&build(&impostor, "myorg", "hello", "1.0", "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CatalogError::Forbidden(ref m) if m.contains("does not match")),
+        "{err:?}"
+    );
+    // tampered after signing
+    let mut b = build(&key, "myorg", "hello", "1.0", "x");
+    b.nar_size += 1;
+    assert!(matches!(
+        owner.register_build(&b).await,
+        Err(CatalogError::Forbidden(_))
+    ));
+    // rotation: trust the new key, both work
+    let info = owner.add_key("myorg", &stranger.public()).await.unwrap();
+    assert_eq!(info.keys.len(), 2);
+    assert!(
+        owner
+            .register_build(&build(&stranger, "myorg", "hello", "1.0", "x"))
+            .await
+            .is_ok()
+    );
+    assert!(
+        owner
+            .register_build(&build(&key, "myorg", "hello", "2.0", "x"))
+            .await
+            .is_ok()
+    );
+    assert!(is_bad_request(&owner.add_key("myorg", "not-a-key").await));
+    fx.finish().await;
+}
+
+async fn restart_keeps_data(mut fx: Fixture) {
+    let (owner, key) = setup(&fx, "myorg").await;
+    owner
+        .register_build(&build(&key, "myorg", "hello", "1.0", "x"))
+        .await
+        .unwrap();
+    let token = fx.add_user("bob").await;
+    owner.allow("myorg", "bob").await.unwrap();
+    drop(owner);
+    fx.restart().await;
+    let bob = fx.as_token("bob", &token);
+    assert_eq!(
+        bob.show("myorg", "hello").await.unwrap().latest_version,
+        "1.0"
+    );
+    let alice = fx.user("alice").await;
+    assert_eq!(alice.allowlist("myorg").await.unwrap(), ["bob"]);
+    fx.finish().await;
+}
+
+async fn listing_etag(fx: Fixture) {
+    let (owner, key) = setup(&fx, "myorg").await;
+    owner
+        .register_build(&build(&key, "myorg", "hello", "1.0", "x"))
+        .await
+        .unwrap();
+    let Listing::Packages { etag, packages } = owner.list_packages(None).await.unwrap() else {
+        panic!("expected a list");
+    };
+    assert!(!etag.is_empty());
+    assert_eq!(packages.len(), 1);
+    assert_eq!(packages[0].name, "myorg/hello");
+    assert_eq!(
+        owner.list_packages(Some(&etag)).await.unwrap(),
+        Listing::NotModified { etag: etag.clone() }
+    );
+    owner
+        .register_build(&build(&key, "myorg", "world", "1.0", "x"))
+        .await
+        .unwrap();
+    match owner.list_packages(Some(&etag)).await.unwrap() {
+        Listing::Packages { etag: e2, packages } => {
+            assert_ne!(e2, etag);
+            assert_eq!(packages.len(), 2);
+        }
+        l => panic!("expected a fresh list, got {l:?}"),
+    }
+    fx.finish().await;
+}
+
+async fn access_control(fx: Fixture) {
+    let (alice, key) = setup(&fx, "secretorg").await;
+    alice
+        .register_build(&build(&key, "secretorg", "hello", "1.0", "x"))
+        .await
+        .unwrap();
+    let bob = fx.user("bob").await;
+    let carol = fx.user("carol").await;
+
+    // a stranger sees the same as for a missing catalog
+    let hidden = bob.show("secretorg", "hello").await.unwrap_err();
+    assert_eq!(
+        hidden,
+        CatalogError::NotFound("catalog secretorg not found".into())
+    );
+    let missing = bob.show("nosuchorg", "hello").await.unwrap_err();
+    assert_eq!(
+        missing,
+        CatalogError::NotFound("catalog nosuchorg not found".into())
+    );
+    assert!(matches!(
+        bob.catalog("secretorg").await,
+        Err(CatalogError::NotFound(_))
+    ));
+    assert!(matches!(
+        bob.allow("secretorg", "bob").await,
+        Err(CatalogError::NotFound(_))
+    ));
+    assert!(matches!(
+        bob.register_build(&build(&key, "secretorg", "evil", "1.0", "x"))
+            .await,
+        Err(CatalogError::NotFound(_))
+    ));
+    assert!(bob.search("hello", 10).await.unwrap().is_empty());
+    assert!(
+        matches!(bob.list_packages(None).await.unwrap(), Listing::Packages { packages, .. } if packages.is_empty())
+    );
+
+    // allowlisted: read yes, write no
+    assert_eq!(alice.allow("secretorg", "carol").await.unwrap(), ["carol"]);
+    assert_eq!(
+        carol
+            .show("secretorg", "hello")
+            .await
+            .unwrap()
+            .latest_version,
+        "1.0"
+    );
+    assert_eq!(
+        carol.search("hello", 10).await.unwrap()[0].name,
+        "secretorg/hello"
+    );
+    assert_eq!(carol.catalog("secretorg").await.unwrap().role, Role::Reader);
+    let err = carol
+        .register_build(&build(&key, "secretorg", "evil", "1.0", "x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CatalogError::Forbidden(_)), "{err:?}");
+    assert!(matches!(
+        carol.set_store("secretorg", STORE).await,
+        Err(CatalogError::Forbidden(_))
+    ));
+    assert!(matches!(
+        carol.allow("secretorg", "bob").await,
+        Err(CatalogError::Forbidden(_))
+    ));
+    assert!(matches!(
+        carol.allowlist("secretorg").await,
+        Err(CatalogError::Forbidden(_))
+    ));
+
+    // revoke takes effect at once
+    assert!(alice.revoke("secretorg", "carol").await.unwrap().is_empty());
+    let err = carol.show("secretorg", "hello").await.unwrap_err();
+    assert_eq!(err, hidden);
+    assert!(carol.search("hello", 10).await.unwrap().is_empty());
+
+    // unknown users cannot be allowed; taken names conflict
+    assert!(matches!(
+        alice.allow("secretorg", "nobody").await,
+        Err(CatalogError::NotFound(_))
+    ));
+    assert!(matches!(
+        bob.create_catalog("secretorg", STORE, &[]).await,
+        Err(CatalogError::Conflict(_))
+    ));
+    fx.finish().await;
+}
+
+async fn catalog_admin(fx: Fixture) {
+    let (alice, _) = setup(&fx, "myorg").await;
+    let info = alice
+        .set_store(
+            "myorg",
+            "s3://bucket?endpoint=http://127.0.0.1:9000&region=us-east-1",
+        )
+        .await
+        .unwrap();
+    assert!(info.store_url.starts_with("s3://bucket"));
+    assert!(is_bad_request(
+        &alice.set_store("myorg", "s3://key:secret@bucket").await
+    ));
+    assert!(is_bad_request(&alice.set_store("myorg", "ftp://x").await));
+    let cats = alice.catalogs().await.unwrap();
+    assert_eq!(cats.len(), 1);
+    assert_eq!(cats[0].name, "myorg");
+    fx.finish().await;
+}
+
+async fn credentials_in_source_url_are_rejected(fx: Fixture) {
+    let (owner, key) = setup(&fx, "myorg").await;
+    for url in [
+        "https://user:pw@example.invalid/r.git",
+        "https://ghp_abc@example.invalid/r.git",
+    ] {
+        let mut b = build(&key, "myorg", "hello", "1.0", "x");
+        b.source_url = url.into();
+        let err = owner.register_build(&b).await.unwrap_err();
+        assert!(
+            matches!(err, CatalogError::BadRequest(ref m) if m.contains("credentials")),
+            "{err:?}"
+        );
+        assert!(!err.to_string().contains("pw@"));
+    }
+    fx.finish().await;
+}
+
+// ---- HTTP-level checks -------------------------------------------------------------------
+
+fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn http_auth_is_required(fx: Fixture) {
+    let (_alice, _) = setup(&fx, "myorg").await;
+    let base = fx.base_url();
+    let health = http()
+        .get(format!("{base}/v1/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    for auth in [
+        None,
+        Some("Bearer pdk_wrong"),
+        Some("Basic YWxpY2U6eA=="),
+        Some("Bearer "),
+    ] {
+        let mut req = http().get(format!("{base}/v1/catalogs/myorg"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert!(resp.headers().contains_key("www-authenticate"));
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+    let bad = fx.as_token("alice", "pdk_wrong");
+    let err = bad.whoami().await.unwrap_err();
+    assert_eq!(err, CatalogError::Unauthorized);
+    assert!(err.to_string().contains("PUBDECK_TOKEN") && !err.to_string().contains("pdk_wrong"));
+    fx.finish().await;
+}
+
+struct Raw {
+    status: StatusCode,
+    content_type: Option<String>,
+    body: Vec<u8>,
+}
+
+async fn raw(req: reqwest::RequestBuilder) -> Raw {
+    let resp = req.send().await.unwrap();
+    Raw {
+        status: resp.status(),
+        content_type: resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string()),
+        body: resp.bytes().await.unwrap().to_vec(),
+    }
+}
+
+async fn probe(base: &str, token: &str, org: &str) -> Vec<Raw> {
+    let c = http();
+    let build =
+        serde_json::to_value(build(&TestKey::new("k", 3), org, "evil", "1.0", "x")).unwrap();
+    vec![
+        raw(c
+            .get(format!("{base}/v1/catalogs/{org}"))
+            .bearer_auth(token))
+        .await,
+        raw(c
+            .get(format!("{base}/v1/catalogs/{org}/packages/hello"))
+            .bearer_auth(token))
+        .await,
+        raw(c
+            .get(format!("{base}/v1/catalogs/{org}/packages/nothere"))
+            .bearer_auth(token))
+        .await,
+        raw(c
+            .get(format!("{base}/v1/catalogs/{org}/allowlist"))
+            .bearer_auth(token))
+        .await,
+        raw(c
+            .put(format!("{base}/v1/catalogs/{org}/allowlist/bob"))
+            .bearer_auth(token))
+        .await,
+        raw(c
+            .post(format!("{base}/v1/catalogs/{org}/builds"))
+            .bearer_auth(token)
+            .json(&build))
+        .await,
+        raw(c
+            .get(format!(
+                "{base}/v1/catalogs/{org}/check-build?name=hello&revision={}",
+                "a".repeat(40)
+            ))
+            .bearer_auth(token))
+        .await,
+        raw(c
+            .put(format!("{base}/v1/catalogs/{org}/store"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"store_url": STORE})))
+        .await,
+    ]
+}
+
+async fn http_hidden_catalog_is_byte_identical_to_missing(fx: Fixture) {
+    let base = fx.base_url();
+    let bob = fx.add_user("bob").await;
+    let before = probe(&base, &bob, "secretorg").await;
+    let (alice, key) = setup(&fx, "secretorg").await;
+    alice
+        .register_build(&build(&key, "secretorg", "hello", "1.0", "x"))
+        .await
+        .unwrap();
+    let after = probe(&base, &bob, "secretorg").await;
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        assert_eq!(b.status, StatusCode::NOT_FOUND, "probe {i}");
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "probe {i}");
+        assert_eq!(a.content_type, b.content_type, "probe {i}");
+        assert_eq!(
+            a.body,
+            b.body,
+            "probe {i}: {}",
+            String::from_utf8_lossy(&a.body)
+        );
+    }
+    // an allowlisted reader gets 403 on writes
+    let carol = fx.add_user("carol").await;
+    alice.allow("secretorg", "carol").await.unwrap();
+    let as_carol = probe(&base, &carol, "secretorg").await;
+    let statuses: Vec<u16> = as_carol.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(statuses, [200, 200, 404, 403, 403, 403, 200, 403]);
+    fx.finish().await;
+}
+
+async fn http_oversized_body_is_413(fx: Fixture) {
+    let (_alice, _) = setup(&fx, "myorg").await;
+    let token = fx.add_user("dave").await;
+    let big = format!(
+        "{{\"name\":\"{}\",\"store_url\":\"x\"}}",
+        "a".repeat(2 * 1024 * 1024)
+    );
+    let resp = http()
+        .post(format!("{}/v1/catalogs", fx.base_url()))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_large");
+    // chunked, no Content-Length
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
+        .into_bytes()
+        .chunks(64 * 1024)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let stream = futures::stream::iter(chunks);
+    let resp = http()
+        .post(format!("{}/v1/catalogs", fx.base_url()))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    fx.finish().await;
+}
+
+async fn http_bad_json_is_400(fx: Fixture) {
+    let (_alice, _) = setup(&fx, "myorg").await;
+    let token = fx.add_user("dave").await;
+    let c = http();
+    let resp = c
+        .post(format!("{}/v1/catalogs", fx.base_url()))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("the request body is not valid JSON"),
+        "{msg}"
+    );
+    let resp = c
+        .post(format!("{}/v1/catalogs", fx.base_url()))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "neworg"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("store_url"),
+        "{body}"
+    );
+    let resp = c
+        .get(format!("{}/v1/search?limit=abc&q=x", fx.base_url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    fx.finish().await;
+}
+
+async fn http_server_rejects_malicious_names(fx: Fixture) {
+    let (_alice, key) = setup(&fx, "myorg").await;
+    let token = fx.add_user("alice").await;
+    let c = http();
+    let base = fx.base_url();
+    for seg in ["a%2Fb", "a%00b", "h%C3%A9llo", &"a".repeat(129), "%20"] {
+        let resp = c
+            .get(format!("{base}/v1/catalogs/myorg/packages/{seg}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{seg}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "bad_request");
+    }
+    let long = "a".repeat(129);
+    for bad in ["..", "a/b", "a\u{0}b", long.as_str(), "héllo"] {
+        let mut b = serde_json::to_value(build(&key, "myorg", "x", "1.0", "c")).unwrap();
+        b["package"] = serde_json::Value::String(bad.to_string());
+        let resp = c
+            .post(format!("{base}/v1/catalogs/myorg/builds"))
+            .bearer_auth(&token)
+            .json(&b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{bad:?}");
+    }
+    fx.finish().await;
+}
+
+async fn http_published_by_comes_from_the_token(fx: Fixture) {
+    let (_alice, key) = setup(&fx, "myorg").await;
+    let token = fx.add_user("alice").await;
+    let mut b = serde_json::to_value(build(&key, "myorg", "hello", "1.0", "c")).unwrap();
+    b["published_by"] = "mallory".into();
+    b["published_at"] = "1999-01-01T00:00:00Z".into();
+    let resp = http()
+        .post(format!("{}/v1/catalogs/myorg/builds", fx.base_url()))
+        .bearer_auth(&token)
+        .json(&b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "created");
+    assert_eq!(body["build"]["published_by"], "alice");
+    assert_ne!(body["build"]["published_at"], "1999-01-01T00:00:00Z");
+    let again = http()
+        .post(format!("{}/v1/catalogs/myorg/builds", fx.base_url()))
+        .bearer_auth(&token)
+        .json(&b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    fx.finish().await;
+}
+
+async fn http_unknown_route_is_json_404(fx: Fixture) {
+    let resp = http()
+        .get(format!("{}/v2/nothing", fx.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    fx.finish().await;
+}
+
+// ---- command line ------------------------------------------------------------------------
+
+mod cli {
+    use super::catalog_support::{TestKey, build};
+    use clap::{Parser, Subcommand};
+    use pubdeck::catalog::{Catalog, CatalogClient, EmbeddedCatalog};
+    use pubdeck::cli::catalog::{
+        CatalogArgs, SearchArgs, ShowArgs, UserArgs, run_catalog, run_search, run_show, run_user,
+    };
+    use pubdeck::config::Overrides;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Cmd,
+    }
+
+    #[derive(Subcommand)]
+    enum Cmd {
+        Catalog(CatalogArgs),
+        Search(SearchArgs),
+        Show(ShowArgs),
+        User(UserArgs),
+    }
+
+    async fn run(args: &[&str], o: &Overrides) -> (Result<(), u8>, String) {
+        let cli = Cli::try_parse_from(std::iter::once("pubdeck").chain(args.iter().copied()))
+            .expect("arguments parse");
+        let mut out = Vec::new();
+        let res = match &cli.command {
+            Cmd::Catalog(a) => run_catalog(a, o, &mut out).await,
+            Cmd::Search(a) => run_search(a, o, &mut out).await,
+            Cmd::Show(a) => run_show(a, o, &mut out).await,
+            Cmd::User(a) => run_user(a, o, &mut out).await,
+        };
+        (res.map_err(|e| e.exit), String::from_utf8(out).unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn search_show_and_admin_on_the_embedded_catalog() {
+        let tmp = tempfile::tempdir().unwrap();
+        let catalog = tmp.path().join("catalog.sqlite");
+        let o = Overrides {
+            catalog: Some(catalog.display().to_string()),
+            config_file: Some(tmp.path().join("config.toml")),
+            data_dir: Some(tmp.path().join("data")),
+            ..Overrides::default()
+        };
+        let key = TestKey::new("myorg-1", 1);
+        let pubfile = tmp.path().join("key.pub");
+        std::fs::write(&pubfile, format!("{}\n", key.public())).unwrap();
+        let pubfile = pubfile.display().to_string();
+
+        let (res, out) = run(
+            &["catalog", "create", "myorg", "--key", &pubfile, "--json"],
+            &o,
+        )
+        .await;
+        assert_eq!(res, Ok(()));
+        let info: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(info["name"], "myorg");
+        assert!(info["store_url"].as_str().unwrap().starts_with("file://"));
+        assert_eq!(info["keys"][0], key.public());
+
+        let local = EmbeddedCatalog::open(&catalog).await.unwrap();
+        for (pkg, desc) in [
+            ("hello", "GNU hello"),
+            ("hello-world-server", "greets over HTTP"),
+        ] {
+            let mut b = build(&key, "myorg", pkg, "1.0", "x");
+            b.description = desc.into();
+            local.register_build(&b).await.unwrap();
+        }
+
+        let (res, out) = run(&["search", "hello", "--json"], &o).await;
+        assert_eq!(res, Ok(()));
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(doc["results"][0]["name"], "myorg/hello");
+        assert_eq!(doc["results"].as_array().unwrap().len(), 2);
+
+        let (res, out) = run(&["search", "hello"], &o).await;
+        assert_eq!(res, Ok(()));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("myorg/hello  "));
+        let col = lines[1].find("greets").unwrap();
+        assert_eq!(
+            lines[0].find("GNU").unwrap(),
+            col,
+            "aligned columns:\n{out}"
+        );
+
+        let (res, out) = run(&["search", "hello", "--limit", "1", "--json"], &o).await;
+        assert_eq!(res, Ok(()));
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(doc["results"].as_array().unwrap().len(), 1);
+
+        let (res, out) = run(&["show", "myorg/hello", "--json"], &o).await;
+        assert_eq!(res, Ok(()));
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            doc["versions"][0]["builds"][0]["published_by"],
+            local.user()
+        );
+
+        let (res, out) = run(&["show", "myorg/hello"], &o).await;
+        assert_eq!(res, Ok(()));
+        assert!(out.starts_with("myorg/hello - GNU hello"), "{out}");
+        assert!(out.contains("x86_64-linux") && out.contains("/nix/store/"));
+
+        assert_eq!(run(&["show", "not-a-ref"], &o).await.0, Err(2));
+        assert_eq!(run(&["show", "myorg/nope"], &o).await.0, Err(1));
+        assert_eq!(run(&["show", "other/hello"], &o).await.0, Err(1));
+
+        let (res, out) = run(&["catalog", "allowlist", "myorg", "--json"], &o).await;
+        assert_eq!(res, Ok(()));
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(doc["users"], serde_json::json!([]));
+        assert_eq!(
+            run(&["catalog", "allow", "myorg", "ghost"], &o).await.0,
+            Err(1)
+        );
+        let (res, _) = run(&["catalog", "set-store", "myorg", "file:///srv/cache"], &o).await;
+        assert_eq!(res, Ok(()));
+        assert_eq!(
+            local.catalog("myorg").await.unwrap().store_url,
+            "file:///srv/cache"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn user_add_prints_a_working_token() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", tmp.path().join("svc.sqlite").display());
+        let o = Overrides {
+            config_file: Some(tmp.path().join("config.toml")),
+            data_dir: Some(tmp.path().join("data")),
+            ..Overrides::default()
+        };
+        let (res, out) = run(&["user", "add", "erin", "--db", &db, "--json"], &o).await;
+        assert_eq!(res, Ok(()));
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let token = doc["token"].as_str().unwrap().to_string();
+        assert!(token.starts_with("pdk_") && token.len() > 40);
+        // only the hash is stored
+        let raw = std::fs::read(tmp.path().join("svc.sqlite")).unwrap();
+        assert!(!raw.windows(token.len()).any(|w| w == token.as_bytes()));
+        assert_eq!(
+            run(&["user", "add", "erin", "--db", &db], &o).await.0,
+            Err(1)
+        );
+
+        let server = pubdeck::server::Server::bind("127.0.0.1:0".parse().unwrap(), &db)
+            .await
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run_until(async move {
+            let _ = rx.await;
+        }));
+        let client = CatalogClient::new(&format!("http://{addr}"), Some(token.clone())).unwrap();
+        assert_eq!(client.whoami().await.unwrap(), "erin");
+        assert!(!format!("{client:?}").contains(&token));
+        let _ = tx.send(());
+        task.await.unwrap().unwrap();
+        let err = client.whoami().await.unwrap_err();
+        assert!(
+            matches!(err, pubdeck::catalog::CatalogError::Unreachable { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(&addr.to_string()));
+    }
+}
