@@ -32,6 +32,9 @@ pub struct Check {
     pub ok: bool,
     pub message: String,
     pub hint: Option<String>,
+    /// A failing warning is reported but does not make the whole report fail.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
 }
 
 impl Check {
@@ -41,6 +44,7 @@ impl Check {
             ok: true,
             message: message.into(),
             hint: None,
+            warning: false,
         }
     }
 
@@ -50,7 +54,21 @@ impl Check {
             ok: false,
             message: message.into(),
             hint: Some(hint.into()),
+            warning: false,
         }
+    }
+
+    /// A failing check that is only a warning.
+    pub fn warn(id: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Check {
+        Check {
+            warning: true,
+            ..Check::fail(id, message, hint)
+        }
+    }
+
+    /// Whether this check blocks: failed and not a warning.
+    pub fn blocks(&self) -> bool {
+        !self.ok && !self.warning
     }
 }
 

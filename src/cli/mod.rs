@@ -7,6 +7,8 @@
 pub mod catalog;
 pub mod local;
 pub mod output;
+pub mod pipeline;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -70,6 +72,15 @@ pub enum Command {
     Show(catalog::ShowArgs),
     /// Manage catalogs: create, set-store, add-key, allow, revoke, allowlist.
     Catalog(catalog::CatalogArgs),
+    /// Run the whole pipeline: checks, clean build, pack, sign, upload, register.
+    Publish(pipeline::PublishArgs),
+    /// Install-readiness checks for ORG/PKG[@VER]; exit 1 if install would fail.
+    Ready(pipeline::ReadyArgs),
+    /// Download, verify and unpack ORG/PKG[@VER], then add it to the manifest.
+    Install(pipeline::ReadyArgs),
+    /// Talk to a Catalog Store directly (file:// or s3://).
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Run the catalog service.
     Serve(catalog::ServeArgs),
     /// Manage the catalog service's users.
@@ -171,6 +182,13 @@ pub async fn run(cli: Cli) -> CmdResult {
             timeout,
         } => build_cmd(&dir, &build, timeout.map(std::time::Duration::from_secs)).await,
         Command::Key(cmd) => local::key(cmd),
+        Command::Publish(args) => pipeline::publish(args).await,
+        Command::Ready(args) => pipeline::ready(args).await,
+        Command::Install(args) => pipeline::install(args).await,
+        Command::Store(cmd) => match store::run(cmd).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e) => Err(Failure::new(e.to_string(), None)),
+        },
         Command::Search(args) => {
             catalog_cmd(catalog::run_search(
                 &args,

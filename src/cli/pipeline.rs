@@ -1,0 +1,437 @@
+//! `publish`, `ready`, `install`: the pipelines on the plain command line.
+//!
+//! Events are printed as they come: on a terminal as a stage list with spinners and an
+//! indicatif upload bar; off a terminal or with `CI=true` as plain timestamped lines; with
+//! `--json` only one final document goes to stdout.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::output::{self, Style};
+use super::{CmdResult, Failure};
+use crate::catalog::AnyCatalog;
+use crate::config::{Overrides, Settings};
+use crate::event::{Event, EventRx, Stream};
+use crate::install::{self, PackageRef};
+use crate::publish::{self, Plan, PublishError};
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Builds to publish (names of [build.*] tables).
+    pub builds: Vec<String>,
+    /// Publish every build of the manifest.
+    #[arg(long, conflicts_with = "builds")]
+    pub all: bool,
+    #[arg(long, short, default_value = ".")]
+    pub dir: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Catalog service URL or local catalog file.
+    #[arg(long, value_name = "URL")]
+    pub catalog: Option<String>,
+    /// Compression of the NAR: zstd, xz or none.
+    #[arg(long, default_value = "zstd", value_parser = super::local::parse_compression)]
+    pub compression: crate::cache::Compression,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadyArgs {
+    /// ORG/PKG or ORG/PKG@VERSION
+    pub package: String,
+    #[arg(long, short, default_value = ".")]
+    pub dir: PathBuf,
+    #[arg(long, value_name = "URL")]
+    pub catalog: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn settings(
+    catalog: &Option<String>,
+    org: Option<String>,
+    key: Option<PathBuf>,
+) -> Result<Settings, Failure> {
+    Settings::resolve(&Overrides {
+        catalog: catalog.clone(),
+        org,
+        signing_key: key,
+        ..Default::default()
+    })
+    .map_err(|e| Failure::new(e.to_string(), None))
+}
+
+async fn open(settings: &Settings) -> Result<AnyCatalog, Failure> {
+    settings
+        .open_catalog()
+        .await
+        .map_err(|e| Failure::new(e.to_string(), e.hint()))
+}
+
+/// Whether to draw spinners and bars (stderr is a terminal and this is not CI).
+fn interactive() -> bool {
+    std::io::stderr().is_terminal()
+        && std::env::var("CI")
+            .map(|v| v != "true" && v != "1")
+            .unwrap_or(true)
+}
+
+/// Prints the event stream until it closes.
+async fn print_events(mut rx: EventRx, quiet: bool) {
+    if quiet {
+        while rx.recv().await.is_some() {}
+        return;
+    }
+    if interactive() {
+        print_fancy(rx).await
+    } else {
+        while let Some(e) = rx.recv().await {
+            if let Some(line) = plain_line(&e) {
+                eprintln!("{} {line}", timestamp());
+            }
+        }
+    }
+}
+
+fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    format!("[{h:02}:{m:02}:{s:02}]")
+}
+
+fn plain_line(e: &Event) -> Option<String> {
+    Some(match e {
+        Event::StageStarted { stage } => format!("{} ...", stage.name()),
+        Event::StageFinished {
+            stage,
+            duration,
+            ok,
+        } => {
+            format!(
+                "{} {} ({:.1}s)",
+                stage.name(),
+                if *ok { "done" } else { "FAILED" },
+                duration.as_secs_f64()
+            )
+        }
+        Event::StageSkipped { .. } => return None,
+        Event::Check(c) => format!(
+            "check {} {}: {}{}",
+            if c.ok {
+                "ok"
+            } else if c.warning {
+                "WARN"
+            } else {
+                "FAIL"
+            },
+            c.id,
+            c.message,
+            c.hint
+                .as_ref()
+                .filter(|_| !c.ok)
+                .map(|h| format!(" (hint: {h})"))
+                .unwrap_or_default()
+        ),
+        Event::Cloned { rev, .. } => format!("cloned {}", &rev[..rev.len().min(7)]),
+        Event::Log { stream, line } => match stream {
+            Stream::Stdout => format!("| {line}"),
+            Stream::Stderr => format!("! {line}"),
+        },
+        Event::BuildExited { code, signal } => match (code, signal) {
+            (Some(c), _) => format!("build command exited with {c}"),
+            (_, Some(s)) => format!("build command killed by signal {s}"),
+            _ => "build command exited".into(),
+        },
+        Event::Packed {
+            store_path,
+            nar_hash,
+            nar_size,
+            file_size,
+        } => {
+            format!(
+                "packed {store_path} ({nar_size} bytes NAR, {file_size} compressed, {nar_hash})"
+            )
+        }
+        Event::Signed { key_name } => format!("signed with {key_name}"),
+        Event::Upload { sent, total, .. } => {
+            if sent != total {
+                return None;
+            }
+            format!("transferred {total} bytes")
+        }
+        Event::Note { message } => message.clone(),
+        Event::Published { reference } => format!("published {reference}"),
+    })
+}
+
+async fn print_fancy(mut rx: EventRx) {
+    let style = Style::stderr();
+    let mp = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let spinner_style =
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template");
+    let bar_style = ProgressStyle::with_template(
+        "  {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+    )
+    .expect("valid template");
+    let mut spinner: Option<ProgressBar> = None;
+    let mut bar: Option<ProgressBar> = None;
+    while let Some(e) = rx.recv().await {
+        match &e {
+            Event::StageStarted { stage } => {
+                let s = mp.add(ProgressBar::new_spinner().with_style(spinner_style.clone()));
+                s.set_message(stage.name());
+                s.enable_steady_tick(Duration::from_millis(100));
+                spinner = Some(s);
+            }
+            Event::StageFinished {
+                stage,
+                duration,
+                ok,
+            } => {
+                if let Some(s) = spinner.take() {
+                    s.finish_and_clear();
+                }
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                let mark = if *ok {
+                    style.ok("✓")
+                } else {
+                    style.err("✗")
+                };
+                let _ = mp.println(format!(
+                    "{mark} {:<9} {:.1}s",
+                    stage.name(),
+                    duration.as_secs_f64()
+                ));
+            }
+            Event::Upload {
+                sent,
+                total,
+                retries,
+                ..
+            } => {
+                let b = bar.get_or_insert_with(|| {
+                    mp.add(ProgressBar::new(*total).with_style(bar_style.clone()))
+                });
+                b.set_length(*total);
+                b.set_position(*sent);
+                if *retries > 0 {
+                    b.set_message(format!("{retries} retries"));
+                }
+            }
+            Event::Check(c) if !c.ok => {
+                let _ = mp.println(output::checklist(std::slice::from_ref(c), style).trim_end());
+            }
+            Event::Log {
+                stream: Stream::Stderr,
+                line,
+            } => {
+                let _ = mp.println(style.muted(line));
+            }
+            other => {
+                if let Some(line) = plain_line(other).filter(|_| !matches!(other, Event::Check(_)))
+                {
+                    let _ = mp.println(line);
+                }
+            }
+        }
+    }
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+}
+
+pub async fn publish(args: PublishArgs) -> CmdResult {
+    let s = settings(&args.catalog, args.org.clone(), args.signing_key.clone())?;
+    let catalog = open(&s).await?;
+    let builds = if args.all {
+        let m = crate::manifest::Env::find(&args.dir)?.manifest()?;
+        m.builds.iter().map(|b| b.name.clone()).collect()
+    } else {
+        args.builds.clone()
+    };
+    if builds.is_empty() {
+        return Err(Failure {
+            code: 2,
+            ..Failure::new(
+                "name a build to publish, or pass --all",
+                Some("`pubdeck builds` lists them".into()),
+            )
+        });
+    }
+    let cancel = CancellationToken::new();
+    let c2 = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            c2.cancel();
+        }
+    });
+    let mut results = Vec::new();
+    let mut failed = None;
+    for name in &builds {
+        let mut plan = Plan::new(&args.dir, name);
+        plan.org = s.org.clone();
+        plan.signing_key = s.signing_key.clone();
+        plan.compression = args.compression;
+        plan.put.journal_dir = Some(s.data_dir.join("upload-journals"));
+        let (tx, rx) = crate::event::channel();
+        let printer = tokio::spawn(print_events(rx, args.json));
+        let r = publish::run(&plan, &catalog, &tx, &cancel).await;
+        drop(tx);
+        let _ = printer.await;
+        match r {
+            Ok(p) => {
+                if !args.json {
+                    println!("{}", p.reference());
+                }
+                results.push(p);
+            }
+            Err(e) => {
+                if !args.json
+                    && let PublishError::Preconditions(checks) = &e
+                {
+                    eprint!("{}", output::checklist(checks, Style::stderr()));
+                }
+                failed = Some((name.clone(), e));
+                break;
+            }
+        }
+    }
+    if args.json {
+        let docs: Vec<_> = results.iter().map(published_json).collect();
+        let mut doc = if builds.len() == 1 && docs.len() == 1 {
+            docs[0].clone()
+        } else {
+            json!({ "results": docs })
+        };
+        if let Some((name, e)) = &failed {
+            doc = json!({ "results": docs, "error": { "build": name, "message": e.to_string() } });
+        }
+        println!("{doc}");
+    }
+    match failed {
+        None => Ok(ExitCode::SUCCESS),
+        Some((name, e)) => Err(Failure::new(
+            if builds.len() > 1 {
+                format!("publishing `{name}` failed: {e}")
+            } else {
+                e.to_string()
+            },
+            e.hint(),
+        )),
+    }
+}
+
+fn published_json(p: &publish::Published) -> serde_json::Value {
+    let durations: serde_json::Map<String, serde_json::Value> = p
+        .durations
+        .iter()
+        .map(|(s, d)| (s.name().to_string(), json!((d * 1000.0).round() / 1000.0)))
+        .collect();
+    json!({
+        "org": p.org,
+        "package": p.package,
+        "version": p.version,
+        "system": p.system,
+        "store_path": p.store_path,
+        "narinfo_url": p.narinfo_url,
+        "nar_hash": p.nar_hash,
+        "nar_size": p.nar_size,
+        "file_size": p.file_size,
+        "already_published": p.already_published,
+        "durations": durations,
+    })
+}
+
+fn request(
+    package: &str,
+    dir: &std::path::Path,
+    s: &Settings,
+) -> Result<install::Request, Failure> {
+    let pkg = PackageRef::parse(package).map_err(|e| Failure {
+        code: 2,
+        ..Failure::new(
+            e.to_string(),
+            Some("write it as ORG/PKG or ORG/PKG@VERSION".into()),
+        )
+    })?;
+    Ok(install::Request::new(pkg, dir, &s.data_dir))
+}
+
+pub async fn ready(args: ReadyArgs) -> CmdResult {
+    let s = settings(&args.catalog, None, None)?;
+    let req = request(&args.package, &args.dir, &s)?;
+    let catalog = open(&s).await?;
+    let r = install::ready(&req, &catalog).await;
+    if args.json {
+        println!(
+            "{}",
+            json!({ "package": r.package.to_string(), "version": r.version, "ok": r.ok(), "checks": r.checks })
+        );
+    } else {
+        print!("{}", output::checklist(&r.checks, Style::stdout()));
+    }
+    Ok(if r.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub async fn install(args: ReadyArgs) -> CmdResult {
+    let s = settings(&args.catalog, None, None)?;
+    let req = request(&args.package, &args.dir, &s)?;
+    let catalog = open(&s).await?;
+    let (tx, rx) = crate::event::channel();
+    let printer = tokio::spawn(async move {
+        let mut rx = rx;
+        let mut checks = Vec::new();
+        while let Some(e) = rx.recv().await {
+            match e {
+                Event::Check(c) => checks.push(c),
+                Event::Note { message } => eprintln!("{message}"),
+                _ => {}
+            }
+        }
+        checks
+    });
+    let r = install::install(&req, &catalog, &tx).await;
+    drop(tx);
+    let checks = printer.await.unwrap_or_default();
+    match r {
+        Ok(i) => {
+            if args.json {
+                println!("{}", serde_json::to_value(&i).unwrap_or_default());
+            } else {
+                println!(
+                    "installed {}@{} as `{}` in {}",
+                    i.package,
+                    i.version,
+                    i.id,
+                    i.manifest.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if matches!(e, install::InstallError::NotReady(..)) && !args.json {
+                eprint!("{}", output::checklist(&checks, Style::stderr()));
+            }
+            Err(Failure::new(e.to_string(), e.hint()))
+        }
+    }
+}

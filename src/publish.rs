@@ -1,0 +1,724 @@
+//! The publish pipeline: checks → dedup → clone → build → pack → sign → upload → register.
+//!
+//! One function, [`run`], driven identically by the CLI, the TUI and tests; it reports
+//! through the [`Event`] stream. Invariants: every precondition is evaluated before anything
+//! is built; the NAR is in the store before its narinfo, the narinfo before the catalog
+//! registration, so nothing is visible to anyone before its bytes are complete; cancelling
+//! at any point leaves no temp dirs and nothing registered.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::build;
+use crate::cache::{self, Compression, PackOptions};
+use crate::catalog::{
+    AnyCatalog, Catalog, CatalogError, CheckBuild, NewBuild, RegisterStatus, Role,
+};
+use crate::event::{Event, EventTx, Stage};
+use crate::git::{self, Check};
+use crate::nar::StorePath;
+use crate::sign::{PublicKey, SecretKey};
+use crate::store::{OpenOptions, Progress, ProgressSink, PutIfAbsent, PutOptions, Store};
+
+/// Ids of the checks publish adds to the git preconditions.
+pub mod id {
+    pub const SIGNING_KEY: &str = "signing-key";
+    pub const CATALOG: &str = "catalog";
+    pub const MAY_PUBLISH: &str = "may-publish";
+    pub const KEY_TRUSTED: &str = "key-trusted";
+    pub const STORE: &str = "store";
+}
+
+/// What to publish and with what.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The environment directory.
+    pub dir: PathBuf,
+    pub build: String,
+    pub org: Option<String>,
+    pub signing_key: Option<PathBuf>,
+    /// Nix system of the build, e.g. `x86_64-linux`.
+    pub system: String,
+    pub compression: Compression,
+    pub put: PutOptions,
+    pub store_open: OpenOptions,
+    pub build_timeout: Option<Duration>,
+    /// Contact the git remote (the CLI does; tests of offline behaviour don't).
+    pub fetch: bool,
+}
+
+impl Plan {
+    pub fn new(dir: &Path, build: &str) -> Plan {
+        Plan {
+            dir: dir.to_path_buf(),
+            build: build.to_string(),
+            org: None,
+            signing_key: None,
+            system: current_system(),
+            compression: Compression::Zstd,
+            put: PutOptions::default(),
+            store_open: OpenOptions::default(),
+            build_timeout: None,
+            fetch: true,
+        }
+    }
+}
+
+/// The Nix system string of this machine (`x86_64-linux`, `aarch64-darwin`, …).
+pub fn current_system() -> String {
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        other => other,
+    };
+    format!("{}-{os}", std::env::consts::ARCH)
+}
+
+/// What was published (or found already published).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Published {
+    pub org: String,
+    pub package: String,
+    pub version: String,
+    pub system: String,
+    pub store_path: String,
+    pub narinfo_url: String,
+    pub nar_hash: String,
+    pub nar_size: u64,
+    /// Size of the compressed NAR (0 when skipped).
+    pub file_size: u64,
+    /// True when this revision was already published and nothing was rebuilt.
+    pub already_published: bool,
+    /// Seconds per stage that ran.
+    pub durations: Vec<(Stage, f64)>,
+}
+
+impl Published {
+    /// `myorg/hello@1.0.0`
+    pub fn reference(&self) -> String {
+        format!("{}/{}@{}", self.org, self.package, self.version)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{} precondition{} failed: {}", .0.iter().filter(|c| !c.ok).count(), if .0.iter().filter(|c| !c.ok).count() == 1 { "" } else { "s" }, .0.iter().filter(|c| !c.ok).map(|c| c.id).collect::<Vec<_>>().join(", "))]
+    Preconditions(Vec<Check>),
+    #[error(transparent)]
+    Build(#[from] build::BuildError),
+    #[error("cannot pack the build output: {0}")]
+    Pack(String),
+    #[error("upload to {store} failed: {message}")]
+    Upload { store: String, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the catalog refused the registration: {0}")]
+    Register(CatalogError),
+    #[error("publish was cancelled")]
+    Cancelled,
+}
+
+impl PublishError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PublishError::Preconditions(_) => Some(
+                "fix the failing checks above (each has its own hint) and run publish again".into(),
+            ),
+            PublishError::Build(e) => e.hint(),
+            PublishError::Conflict(_) => {
+                Some("bump the build's version (pubdeck never replaces a published version)".into())
+            }
+            PublishError::Register(e) => e.hint(),
+            _ => None,
+        }
+    }
+}
+
+/// Everything the checks stage learnt, for the later stages.
+struct Checked {
+    source: git::Source,
+    manifest: crate::manifest::Manifest,
+    key: SecretKey,
+    org: String,
+    store: Store,
+}
+
+async fn send(tx: &EventTx, e: Event) {
+    let _ = tx.send(e).await;
+}
+
+/// Runs the whole pipeline for one build.
+pub async fn run(
+    plan: &Plan,
+    catalog: &AnyCatalog,
+    tx: &EventTx,
+    cancel: &CancellationToken,
+) -> Result<Published, PublishError> {
+    let mut durations = Vec::new();
+
+    // 1. checks — all of them, before anything is built.
+    send(
+        tx,
+        Event::StageStarted {
+            stage: Stage::Check,
+        },
+    )
+    .await;
+    let t = Instant::now();
+    let checked = checks(plan, catalog, tx).await;
+    let ok = checked.is_ok();
+    send(
+        tx,
+        Event::StageFinished {
+            stage: Stage::Check,
+            duration: t.elapsed(),
+            ok,
+        },
+    )
+    .await;
+    durations.push((Stage::Check, t.elapsed().as_secs_f64()));
+    let c = checked?;
+    if cancel.is_cancelled() {
+        return Err(PublishError::Cancelled);
+    }
+    let rev = c.source.rev.clone().expect("checks passed, so HEAD exists");
+    let build_def = c
+        .manifest
+        .build(&plan.build)
+        .cloned()
+        .expect("build-exists passed");
+
+    // 2. already published at this revision? Then there is nothing to do.
+    let query = CheckBuild {
+        org: c.org.clone(),
+        name: plan.build.clone(),
+        revision: rev.clone(),
+        system: Some(plan.system.clone()),
+    };
+    if let Ok(Some(record)) = catalog.check_build(&query).await {
+        let reason = format!(
+            "{}/{}@{} was already published from {}",
+            record.org,
+            record.package,
+            record.version,
+            &rev[..7]
+        );
+        for stage in &Stage::ALL[1..] {
+            send(
+                tx,
+                Event::StageSkipped {
+                    stage: *stage,
+                    reason: reason.clone(),
+                },
+            )
+            .await;
+        }
+        send(tx, Event::Note { message: reason }).await;
+        let published = Published {
+            org: record.org,
+            package: record.package,
+            version: record.version,
+            system: record.system,
+            store_path: record.store_path,
+            narinfo_url: record.narinfo_url,
+            nar_hash: record.nar_hash,
+            nar_size: record.nar_size,
+            file_size: 0,
+            already_published: true,
+            durations,
+        };
+        send(
+            tx,
+            Event::Published {
+                reference: published.reference(),
+            },
+        )
+        .await;
+        return Ok(published);
+    }
+
+    // 3. clean build (emits the clone and build stages itself)
+    let req = build::Request {
+        repo: c.source.workdir.clone(),
+        rev: rev.clone(),
+        env_subdir: c.source.env_subdir.clone(),
+        build: build_def.clone(),
+        timeout: plan.build_timeout,
+    };
+    let t = Instant::now();
+    let output = build::run(&req, tx, cancel).await?;
+    durations.push((Stage::Build, t.elapsed().as_secs_f64()));
+    let version = output
+        .version
+        .clone()
+        .unwrap_or_else(|| format!("0.0.0+{}", &rev[..7]));
+    let store_name = format!("{}-{version}", plan.build);
+
+    // 4. pack: NAR → hash → compress → hash → temp file, one pass
+    send(tx, Event::StageStarted { stage: Stage::Pack }).await;
+    let t = Instant::now();
+    let pack_dir = tempfile::Builder::new()
+        .prefix("pubdeck-pack-")
+        .tempdir()
+        .map_err(|e| PublishError::Pack(e.to_string()))?;
+    let packed = {
+        let (out, opts, dir) = (
+            output.path(),
+            PackOptions::with(plan.compression),
+            pack_dir.path().to_path_buf(),
+        );
+        let task = tokio::task::spawn_blocking(move || cache::pack_path(&out, &opts, &dir));
+        tokio::select! {
+            r = task => r.expect("pack task panicked").map_err(|e| PublishError::Pack(e.to_string())),
+            _ = cancel.cancelled() => Err(PublishError::Cancelled),
+        }
+    };
+    let ok = packed.is_ok();
+    send(
+        tx,
+        Event::StageFinished {
+            stage: Stage::Pack,
+            duration: t.elapsed(),
+            ok,
+        },
+    )
+    .await;
+    let packed = packed?;
+    drop(output); // $out is in the NAR now
+    let store_path = StorePath::from_nar_hash(&packed.summary.nar.nar_hash, &store_name, &[])
+        .map_err(|e| PublishError::Pack(e.to_string()))?;
+    send(
+        tx,
+        Event::Packed {
+            store_path: store_path.to_string(),
+            nar_hash: packed.summary.nar.nar_hash.to_string(),
+            nar_size: packed.summary.nar.nar_size,
+            file_size: packed.summary.file_size,
+        },
+    )
+    .await;
+    durations.push((Stage::Pack, t.elapsed().as_secs_f64()));
+
+    // 5. sign
+    send(tx, Event::StageStarted { stage: Stage::Sign }).await;
+    let t = Instant::now();
+    let info = cache::source_narinfo(&packed.summary, &store_name, &[], &c.key)
+        .map_err(|e| PublishError::Pack(e.to_string()))?;
+    send(
+        tx,
+        Event::Signed {
+            key_name: c.key.name().to_string(),
+        },
+    )
+    .await;
+    send(
+        tx,
+        Event::StageFinished {
+            stage: Stage::Sign,
+            duration: t.elapsed(),
+            ok: true,
+        },
+    )
+    .await;
+    durations.push((Stage::Sign, t.elapsed().as_secs_f64()));
+    if cancel.is_cancelled() {
+        return Err(PublishError::Cancelled);
+    }
+
+    // 6. upload: nix-cache-info, then the NAR, then (only then) the narinfo
+    send(
+        tx,
+        Event::StageStarted {
+            stage: Stage::Upload,
+        },
+    )
+    .await;
+    let t = Instant::now();
+    let uploaded = tokio::select! {
+        r = upload(&c.store, &packed, &info, &plan.put, tx) => r,
+        _ = cancel.cancelled() => Err(PublishError::Cancelled),
+    };
+    let ok = uploaded.is_ok();
+    send(
+        tx,
+        Event::StageFinished {
+            stage: Stage::Upload,
+            duration: t.elapsed(),
+            ok,
+        },
+    )
+    .await;
+    uploaded?;
+    durations.push((Stage::Upload, t.elapsed().as_secs_f64()));
+    drop(packed);
+    drop(pack_dir);
+    if cancel.is_cancelled() {
+        return Err(PublishError::Cancelled);
+    }
+
+    // 7. register: from here on the build is visible.
+    send(
+        tx,
+        Event::StageStarted {
+            stage: Stage::Register,
+        },
+    )
+    .await;
+    let t = Instant::now();
+    let narinfo_url = c.store.url().object_url(&info.file_name());
+    let new = NewBuild {
+        org: c.org.clone(),
+        package: plan.build.clone(),
+        version: version.clone(),
+        description: build_def.description.clone().unwrap_or_default(),
+        system: plan.system.clone(),
+        store_path: info.store_path.to_string(),
+        narinfo_url: narinfo_url.clone(),
+        nar_hash: info.nar_hash.to_string(),
+        nar_size: info.nar_size,
+        references: Vec::new(),
+        signature: info.sigs.first().map(|s| s.to_string()).unwrap_or_default(),
+        key_name: c.key.name().to_string(),
+        source_url: c.source.remote_url.clone().unwrap_or_default(),
+        revision: rev.clone(),
+        branch: c.source.branch.clone().unwrap_or_default(),
+        build_name: plan.build.clone(),
+        installed_packages: c.manifest.install.iter().map(|i| i.describe()).collect(),
+    };
+    let registered = tokio::select! {
+        r = catalog.register_build(&new) => r,
+        _ = cancel.cancelled() => return Err(PublishError::Cancelled),
+    };
+    let ok = registered.is_ok();
+    send(
+        tx,
+        Event::StageFinished {
+            stage: Stage::Register,
+            duration: t.elapsed(),
+            ok,
+        },
+    )
+    .await;
+    durations.push((Stage::Register, t.elapsed().as_secs_f64()));
+    let outcome = registered.map_err(|e| match e {
+        CatalogError::Conflict(m) => PublishError::Conflict(m),
+        other => PublishError::Register(other),
+    })?;
+    let published = Published {
+        org: c.org,
+        package: plan.build.clone(),
+        version,
+        system: plan.system.clone(),
+        store_path: info.store_path.to_string(),
+        narinfo_url,
+        nar_hash: info.nar_hash.to_string(),
+        nar_size: info.nar_size,
+        file_size: info.file_size,
+        already_published: outcome.status == RegisterStatus::AlreadyPublished,
+        durations,
+    };
+    send(
+        tx,
+        Event::Published {
+            reference: published.reference(),
+        },
+    )
+    .await;
+    Ok(published)
+}
+
+async fn upload(
+    store: &Store,
+    packed: &cache::PackedNar,
+    info: &crate::narinfo::NarInfo,
+    put: &PutOptions,
+    tx: &EventTx,
+) -> Result<(), PublishError> {
+    let err = |message: String| PublishError::Upload {
+        store: store.url().to_string(),
+        message,
+    };
+    match store
+        .put_if_absent(
+            "nix-cache-info",
+            bytes::Bytes::from_static(b"StoreDir: /nix/store\n"),
+        )
+        .await
+        .map_err(|e| err(e.to_string()))?
+    {
+        PutIfAbsent::DifferentContent => {
+            // Someone else's cache info: only a foreign StoreDir would matter.
+            let text = store
+                .get("nix-cache-info")
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            if !String::from_utf8_lossy(&text).contains("StoreDir: /nix/store") {
+                return Err(err(
+                    "its nix-cache-info names a StoreDir other than /nix/store".into(),
+                ));
+            }
+        }
+        PutIfAbsent::Created | PutIfAbsent::SameContent => {}
+    }
+
+    let (sink, mut progress) = ProgressSink::channel();
+    let forward = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let (mut sent, mut total, mut rate, mut eta, mut retries) =
+                (0u64, 0u64, 0.0, None, 0u32);
+            while let Some(p) = progress.recv().await {
+                match p {
+                    Progress::Started {
+                        total_bytes,
+                        resumed_bytes,
+                        ..
+                    } => {
+                        total = total_bytes;
+                        sent = resumed_bytes;
+                    }
+                    Progress::Bytes { done, total: t, .. } => {
+                        sent = done;
+                        total = t;
+                    }
+                    Progress::Rate {
+                        bytes_per_sec,
+                        eta: e,
+                        done,
+                        total: t,
+                    } => {
+                        rate = bytes_per_sec;
+                        eta = e.map(|d| d.as_secs_f64());
+                        sent = done;
+                        total = t;
+                    }
+                    Progress::Retry {
+                        attempt, reason, ..
+                    } => {
+                        retries += 1;
+                        let _ = tx
+                            .send(Event::Note {
+                                message: format!("upload retry {attempt}: {reason}"),
+                            })
+                            .await;
+                    }
+                    Progress::Stalled { idle } => {
+                        let _ = tx
+                            .send(Event::Note {
+                                message: format!(
+                                    "upload stalled: nothing moved for {}s",
+                                    idle.as_secs()
+                                ),
+                            })
+                            .await;
+                        continue;
+                    }
+                    Progress::Skipped { size, .. } => {
+                        sent = size;
+                        total = size;
+                    }
+                    Progress::Finished { .. } => {
+                        sent = total;
+                    }
+                    _ => continue,
+                }
+                let _ = tx
+                    .send(Event::Upload {
+                        sent,
+                        total,
+                        rate,
+                        eta,
+                        retries,
+                    })
+                    .await;
+            }
+        })
+    };
+    let mut opts = put.clone();
+    opts.content_hash = Some(info.file_hash.to_string());
+    let nar = store
+        .put_file(&info.url, packed.file.path(), &opts, &sink)
+        .await;
+    drop(sink);
+    let _ = forward.await;
+    nar.map_err(|e| err(e.to_string()))?;
+
+    let text = info.to_string();
+    match store
+        .put_if_absent(&info.file_name(), bytes::Bytes::from(text.into_bytes()))
+        .await
+        .map_err(|e| err(e.to_string()))?
+    {
+        PutIfAbsent::Created | PutIfAbsent::SameContent => Ok(()),
+        PutIfAbsent::DifferentContent => Err(PublishError::Conflict(format!(
+            "{} already has a different narinfo for {}; pubdeck never overwrites one",
+            store.url(),
+            info.store_path
+        ))),
+    }
+}
+
+/// Evaluates every precondition (git ones and publish's own) and sends each as an event.
+async fn checks(plan: &Plan, catalog: &AnyCatalog, tx: &EventTx) -> Result<Checked, PublishError> {
+    let (dir, build, fetch) = (plan.dir.clone(), plan.build.clone(), plan.fetch);
+    let report = tokio::task::spawn_blocking(move || {
+        git::evaluate(
+            &dir,
+            Some(&build),
+            &git::Options {
+                fetch,
+                ..Default::default()
+            },
+        )
+    })
+    .await
+    .expect("check task panicked");
+    let mut all = report.checks.clone();
+
+    // signing key
+    let key = match &plan.signing_key {
+        None => {
+            all.push(Check::fail(
+                id::SIGNING_KEY,
+                "no signing key is configured",
+                "pass --signing-key FILE or set PUBDECK_SIGNING_KEY (create one with `pubdeck key generate --name <org>-1`)",
+            ));
+            None
+        }
+        Some(path) => match SecretKey::from_file(path) {
+            Ok(k) => {
+                all.push(Check::pass(
+                    id::SIGNING_KEY,
+                    format!("signing key `{}` from {}", k.name(), path.display()),
+                ));
+                Some(k)
+            }
+            Err(e) => {
+                all.push(Check::fail(
+                    id::SIGNING_KEY,
+                    e.to_string(),
+                    "check the path and that the file is a Nix secret key (`name:base64`)",
+                ));
+                None
+            }
+        },
+    };
+
+    // catalog, permission, trusted key, store
+    let mut info = None;
+    let mut store = None;
+    match &plan.org {
+        None => {
+            all.push(Check::fail(
+                id::CATALOG,
+                "no organisation is configured",
+                "pass --org ORG or set PUBDECK_ORG",
+            ));
+        }
+        Some(org) => match catalog.catalog(org).await {
+            Ok(ci) => {
+                all.push(Check::pass(
+                    id::CATALOG,
+                    format!("catalog `{org}` is reachable"),
+                ));
+                info = Some(ci);
+            }
+            Err(e) => {
+                let hint = e.hint().unwrap_or_else(|| {
+                    format!("create it with `pubdeck catalog create {org} --store URL`")
+                });
+                all.push(Check::fail(id::CATALOG, e.to_string(), hint));
+            }
+        },
+    }
+    match &info {
+        Some(ci) if ci.role == Role::Owner => all.push(Check::pass(
+            id::MAY_PUBLISH,
+            format!("you own catalog `{}`", ci.name),
+        )),
+        Some(ci) => all.push(Check::fail(
+            id::MAY_PUBLISH,
+            format!("you may read catalog `{}` but not publish to it", ci.name),
+            format!(
+                "ask its owner ({}) to publish, or publish to your own catalog with --org",
+                ci.owner
+            ),
+        )),
+        None => all.push(Check::fail(
+            id::MAY_PUBLISH,
+            "not checked: the catalog is not available",
+            "fix `catalog` first",
+        )),
+    }
+    match (&info, &key) {
+        (Some(ci), Some(k)) => {
+            let public = k.public();
+            let trusted = ci
+                .keys
+                .iter()
+                .filter_map(|s| PublicKey::parse(s).ok())
+                .any(|p| p == public);
+            if trusted {
+                all.push(Check::pass(
+                    id::KEY_TRUSTED,
+                    format!("catalog `{}` trusts key `{}`", ci.name, k.name()),
+                ));
+            } else {
+                all.push(Check::fail(
+                    id::KEY_TRUSTED,
+                    format!("catalog `{}` does not trust signing key `{}`", ci.name, k.name()),
+                    format!(
+                        "add its public half: `pubdeck key public KEYFILE > key.pub && pubdeck catalog add-key {} key.pub`",
+                        ci.name
+                    ),
+                ));
+            }
+        }
+        _ => all.push(Check::fail(
+            id::KEY_TRUSTED,
+            "not checked: needs both the signing key and the catalog",
+            "fix `signing-key` and `catalog` first",
+        )),
+    }
+    match &info {
+        Some(ci) if ci.store_url.trim().is_empty() => all.push(Check::fail(
+            id::STORE,
+            format!("catalog `{}` has no store configured", ci.name),
+            format!(
+                "run `pubdeck catalog set-store {} file:///path/or/s3://bucket`",
+                ci.name
+            ),
+        )),
+        Some(ci) => match Store::open_str(&ci.store_url, &plan.store_open).await {
+            Ok(s) => {
+                all.push(Check::pass(id::STORE, format!("store {}", s.url())));
+                store = Some(s);
+            }
+            Err(e) => all.push(Check::fail(
+                id::STORE,
+                e.to_string(),
+                "fix the catalog's store URL with `pubdeck catalog set-store`",
+            )),
+        },
+        None => all.push(Check::fail(
+            id::STORE,
+            "not checked: the catalog is not available",
+            "fix `catalog` first",
+        )),
+    }
+
+    for c in &all {
+        send(tx, Event::Check(c.clone())).await;
+    }
+    if all.iter().any(|c| !c.ok) {
+        return Err(PublishError::Preconditions(all));
+    }
+    Ok(Checked {
+        source: report.source.expect("git checks passed"),
+        manifest: report.manifest.expect("manifest check passed"),
+        key: key.expect("signing-key passed"),
+        org: plan.org.clone().expect("catalog passed"),
+        store: store.expect("store passed"),
+    })
+}

@@ -1,0 +1,135 @@
+//! Store errors: each `Display` is one sentence a user can act on; the underlying
+//! SDK or I/O error stays reachable through `source()` for `--verbose` output.
+
+use std::error::Error as StdError;
+use std::path::PathBuf;
+
+/// A boxed underlying cause.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Everything a store operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid store URL {url}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+
+    #[error("invalid store key {key:?}: {reason}")]
+    InvalidKey { key: String, reason: String },
+
+    #[error(
+        "the store at {store} rejected the credentials ({code}); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile"
+    )]
+    Credentials {
+        store: String,
+        code: String,
+        #[source]
+        source: BoxError,
+    },
+
+    #[error(
+        "no credentials were found for the store at {store}; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or pick a profile with ?profile="
+    )]
+    NoCredentials {
+        store: String,
+        #[source]
+        source: BoxError,
+    },
+
+    #[error("the bucket {bucket:?} does not exist at {store}")]
+    NoSuchBucket {
+        store: String,
+        bucket: String,
+        #[source]
+        source: BoxError,
+    },
+
+    #[error(
+        "the store at {store} denied {op} of {key:?} (AccessDenied); the credentials lack permission for it"
+    )]
+    PermissionDenied {
+        store: String,
+        op: &'static str,
+        key: String,
+        #[source]
+        source: BoxError,
+    },
+
+    #[error("cannot reach the store at {store} ({reason}); check the endpoint and the network")]
+    Unreachable {
+        store: String,
+        reason: String,
+        #[source]
+        source: BoxError,
+    },
+
+    #[error("{key:?} does not exist in the store at {store}")]
+    NotFound { store: String, key: String },
+
+    #[error("{op} of {key:?} failed at the store at {store}: {detail}")]
+    Service {
+        store: String,
+        op: &'static str,
+        key: String,
+        detail: String,
+        #[source]
+        source: BoxError,
+    },
+
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{} changed while it was being uploaded ({what}); upload it again", path.display())]
+    SourceChanged { path: PathBuf, what: String },
+
+    #[error("{} is too large for S3 ({size} bytes; the limit is 5 TiB)", path.display())]
+    TooLarge { path: PathBuf, size: u64 },
+
+    #[error("the download of {key:?} is corrupt: {what}")]
+    Corrupt { key: String, what: String },
+
+    #[error(
+        "the upload of {key:?} to {store} was interrupted ({reason}); run the same command again to resume it"
+    )]
+    Interrupted {
+        store: String,
+        key: String,
+        reason: String,
+        #[source]
+        source: Box<StoreError>,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether retrying the same operation later could succeed (network trouble).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unreachable { .. } | StoreError::Interrupted { .. }
+        )
+    }
+}
+
+/// The error and its `source()` chain, one cause per line (for `--verbose`).
+pub fn error_chain(err: &(dyn StdError + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str("\n  caused by: ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
+}

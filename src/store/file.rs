@@ -1,0 +1,415 @@
+//! `file://` backend: the cache root is a local directory.
+//!
+//! Writes go to a temp file in the destination directory, are fsynced and renamed
+//! into place, so a partial file is never visible under its final name;
+//! `put_if_absent` renames without replacing (renameat2 NOREPLACE / link), so
+//! concurrent writers can't overwrite each other.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use super::progress::{Meter, Progress, ProgressSink};
+use super::{
+    DownloadOptions, ObjectInfo, PutIfAbsent, PutOptions, PutOutcome, StoreError, StoreUrl,
+    partial_path,
+};
+
+/// File names starting with this are in-progress writes, never listed.
+pub(crate) const TEMP_PREFIX: &str = ".pubdeck-tmp-";
+const CHUNK: usize = 1024 * 1024;
+
+/// A cache rooted at a local directory.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    root: PathBuf,
+    url: StoreUrl,
+}
+
+fn blocking_err(e: tokio::task::JoinError) -> StoreError {
+    StoreError::io("finish a background task for", "", std::io::Error::other(e))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.map_err(blocking_err)?
+}
+
+impl FileStore {
+    pub fn new(root: PathBuf, url: StoreUrl) -> Self {
+        FileStore { root, url }
+    }
+
+    pub fn url(&self) -> &StoreUrl {
+        &self.url
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    fn not_found(&self, key: &str) -> StoreError {
+        StoreError::NotFound {
+            store: self.url.to_string(),
+            key: key.to_owned(),
+        }
+    }
+
+    pub async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let path = self.path(key);
+        match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("inspect", path, e)),
+        }
+    }
+
+    pub async fn put_file(
+        &self,
+        key: &str,
+        src: &Path,
+        opts: &PutOptions,
+        progress: &ProgressSink,
+    ) -> Result<PutOutcome, StoreError> {
+        let size = tokio::fs::metadata(src)
+            .await
+            .map_err(|e| StoreError::io("read", src, e))?
+            .len();
+        if self.head(key).await? == Some(size) {
+            progress.send(Progress::Skipped {
+                key: key.to_owned(),
+                size,
+            });
+            return Ok(PutOutcome::Skipped { size });
+        }
+        progress.send(Progress::Started {
+            key: key.to_owned(),
+            total_bytes: size,
+            parts: 1,
+            part_size: size,
+            resumed_bytes: 0,
+        });
+        progress.send(Progress::PartStarted {
+            part: 1,
+            bytes: size,
+        });
+        let started = Instant::now();
+        let meter = Meter::new(progress.clone(), size, 0);
+        let _ticker = meter.start_ticker(opts.timing);
+        let dest = self.path(key);
+        let src = src.to_owned();
+        let m = Arc::clone(&meter);
+        blocking(move || copy_into_place(&src, &dest, size, &m)).await?;
+        progress.send(Progress::PartFinished {
+            part: 1,
+            bytes: size,
+        });
+        progress.send(Progress::Finished {
+            key: key.to_owned(),
+            total_bytes: size,
+            sent_bytes: meter.reported(),
+            resumed_bytes: 0,
+            elapsed: started.elapsed(),
+        });
+        Ok(PutOutcome::Uploaded {
+            size,
+            sent_bytes: meter.reported(),
+            resumed_bytes: 0,
+        })
+    }
+
+    pub async fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<PutIfAbsent, StoreError> {
+        let dest = self.path(key);
+        blocking(move || {
+            if let Some(existing) = read_if_exists(&dest)? {
+                return Ok(compare(&existing, &bytes));
+            }
+            let tmp = write_temp(&dest, &bytes)?;
+            match tmp.persist_noclobber(&dest) {
+                Ok(_) => {
+                    sync_parent(&dest)?;
+                    Ok(PutIfAbsent::Created)
+                }
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let existing =
+                        std::fs::read(&dest).map_err(|e| StoreError::io("read", &dest, e))?;
+                    Ok(compare(&existing, &bytes))
+                }
+                Err(e) => Err(StoreError::io("create", &dest, e.error)),
+            }
+        })
+        .await
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        let path = self.path(key);
+        match tokio::fs::read(&path).await {
+            Ok(b) => Ok(Bytes::from(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(self.not_found(key)),
+            Err(e) => Err(StoreError::io("read", path, e)),
+        }
+    }
+
+    pub async fn download(
+        &self,
+        key: &str,
+        dest: &Path,
+        opts: &DownloadOptions,
+        progress: &ProgressSink,
+    ) -> Result<u64, StoreError> {
+        let Some(size) = self.head(key).await? else {
+            return Err(self.not_found(key));
+        };
+        let src = self.path(key);
+        let partial = partial_path(dest);
+        let have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+        let resumed = if have <= size { have } else { 0 };
+        progress.send(Progress::Started {
+            key: key.to_owned(),
+            total_bytes: size,
+            parts: 1,
+            part_size: size,
+            resumed_bytes: resumed,
+        });
+        let started = Instant::now();
+        let meter = Meter::new(progress.clone(), size, resumed);
+        let _ticker = meter.start_ticker(opts.timing);
+        let m = Arc::clone(&meter);
+        let p = partial.clone();
+        blocking(move || {
+            let mut out = open_partial(&p, resumed)?;
+            let mut input = File::open(&src).map_err(|e| StoreError::io("read", &src, e))?;
+            input
+                .seek(SeekFrom::Start(resumed))
+                .map_err(|e| StoreError::io("read", &src, e))?;
+            copy_counting(&mut input, &src, &mut out, &p, &m)?;
+            out.sync_all().map_err(|e| StoreError::io("write", &p, e))
+        })
+        .await?;
+        let (key_s, dest_s, opts_s) = (key.to_owned(), dest.to_owned(), opts.clone());
+        let len =
+            blocking(move || finish_download(&key_s, &partial, &dest_s, size, &opts_s)).await?;
+        progress.send(Progress::Finished {
+            key: key.to_owned(),
+            total_bytes: size,
+            sent_bytes: meter.reported(),
+            resumed_bytes: resumed,
+            elapsed: started.elapsed(),
+        });
+        Ok(len)
+    }
+
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let root = self.root.clone();
+        let prefix = prefix.to_owned();
+        blocking(move || {
+            let mut out = Vec::new();
+            walk(&root, "", &mut out)?;
+            out.retain(|o| o.key.starts_with(&prefix));
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("delete", path, e)),
+        }
+    }
+}
+
+fn compare(existing: &[u8], wanted: &[u8]) -> PutIfAbsent {
+    if existing == wanted {
+        PutIfAbsent::SameContent
+    } else {
+        PutIfAbsent::DifferentContent
+    }
+}
+
+fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::io("read", path, e)),
+    }
+}
+
+fn parent_of(dest: &Path) -> Result<&Path, StoreError> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create the directory", dir, e))?;
+    Ok(dir)
+}
+
+fn new_temp(dest: &Path) -> Result<tempfile::NamedTempFile, StoreError> {
+    let dir = parent_of(dest)?;
+    tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(dir)
+        .map_err(|e| StoreError::io("create a temporary file in", dir, e))
+}
+
+fn write_temp(dest: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, StoreError> {
+    let mut tmp = new_temp(dest)?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| StoreError::io("write", tmp.path().to_owned(), e))?;
+    Ok(tmp)
+}
+
+fn sync_parent(path: &Path) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io("sync the directory", dir, e))
+}
+
+fn copy_counting(
+    input: &mut File,
+    src: &Path,
+    out: &mut File,
+    dst: &Path,
+    meter: &Meter,
+) -> Result<u64, StoreError> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(StoreError::io("read", src, e)),
+        };
+        out.write_all(&buf[..n])
+            .map_err(|e| StoreError::io("write", dst, e))?;
+        total += n as u64;
+        meter.add(n as u64);
+    }
+}
+
+fn copy_into_place(src: &Path, dest: &Path, size: u64, meter: &Meter) -> Result<(), StoreError> {
+    let mut input = File::open(src).map_err(|e| StoreError::io("read", src, e))?;
+    let mut tmp = new_temp(dest)?;
+    let tmp_path = tmp.path().to_owned();
+    let copied = copy_counting(&mut input, src, tmp.as_file_mut(), &tmp_path, meter)?;
+    if copied != size {
+        return Err(StoreError::SourceChanged {
+            path: src.to_owned(),
+            what: format!("{size} bytes became {copied}"),
+        });
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| StoreError::io("write", &tmp_path, e))?;
+    tmp.persist(dest)
+        .map_err(|e| StoreError::io("rename into place", dest, e.error))?;
+    sync_parent(dest)
+}
+
+/// Open the partial download file, keeping its first `keep` bytes.
+pub(crate) fn open_partial(path: &Path, keep: u64) -> Result<File, StoreError> {
+    parent_of(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| StoreError::io("write", path, e))?;
+    f.set_len(keep)
+        .and_then(|_| f.seek(SeekFrom::Start(keep)).map(|_| ()))
+        .map_err(|e| StoreError::io("write", path, e))?;
+    Ok(f)
+}
+
+/// Verify the complete partial file and rename it to `dest`; a bad one is deleted.
+pub(crate) fn finish_download(
+    key: &str,
+    partial: &Path,
+    dest: &Path,
+    size: u64,
+    opts: &DownloadOptions,
+) -> Result<u64, StoreError> {
+    let corrupt = |what: String| {
+        let _ = std::fs::remove_file(partial);
+        Err(StoreError::Corrupt {
+            key: key.to_owned(),
+            what,
+        })
+    };
+    let len = std::fs::metadata(partial)
+        .map_err(|e| StoreError::io("read", partial, e))?
+        .len();
+    if len != size {
+        return corrupt(format!("got {len} bytes, the store said {size}"));
+    }
+    if let Some(expected) = opts.expected_size
+        && expected != len
+    {
+        return corrupt(format!("got {len} bytes, expected {expected}"));
+    }
+    if let Some(expected) = opts.expected_sha256 {
+        let mut f = File::open(partial).map_err(|e| StoreError::io("read", partial, e))?;
+        let mut h = Sha256::new();
+        std::io::copy(&mut f, &mut h).map_err(|e| StoreError::io("read", partial, e))?;
+        let got: [u8; 32] = h.finalize().into();
+        if got != expected {
+            return corrupt(format!(
+                "its SHA-256 is {}, expected {}",
+                hex::encode(got),
+                hex::encode(expected)
+            ));
+        }
+    }
+    std::fs::rename(partial, dest).map_err(|e| StoreError::io("rename into place", dest, e))?;
+    sync_parent(dest)?;
+    Ok(len)
+}
+
+fn walk(dir: &Path, rel: &str, out: &mut Vec<ObjectInfo>) -> Result<(), StoreError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("list", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if name.starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let key = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let ft = entry
+            .file_type()
+            .map_err(|e| StoreError::io("list", dir, e))?;
+        if ft.is_dir() {
+            walk(&entry.path(), &key, out)?;
+        } else if ft.is_file() {
+            let size = entry
+                .metadata()
+                .map_err(|e| StoreError::io("list", dir, e))?
+                .len();
+            out.push(ObjectInfo { key, size });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! The Catalog Store: one `Store` over a local directory (`file://`) or an S3 bucket
+//! (`s3://`), with keys relative to the binary cache root (`nix-cache-info`,
+//! `<hash>.narinfo`, `nar/<filehash>.nar.zst`).
+//!
+//! - `put_file` uploads a NAR (S3: concurrent multipart with retries, progress and a
+//!   resume journal; file: temp file + fsync + rename) and skips objects already present.
+//! - `put_if_absent` writes small metadata without ever overwriting different content.
+//! - `download` resumes a partial `<dest>.part` file with a range request and can verify
+//!   size and SHA-256 before the file appears under its final name.
+
+mod buffers;
+mod error;
+mod file;
+mod journal;
+mod progress;
+mod retry;
+mod s3;
+mod upload;
+mod url;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use error::{BoxError, StoreError, error_chain};
+pub use file::FileStore;
+pub use journal::{FileIdentity, Journal, JournalPart};
+pub use progress::{Progress, ProgressSink, ProgressTiming};
+pub use retry::RetryPolicy;
+pub use s3::S3Store;
+pub use url::{S3Location, StoreUrl};
+
+/// Explicit access keys, overriding the standard AWS credential chain (tests, CLI flags).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaticCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for StaticCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"***")
+            .finish()
+    }
+}
+
+/// How to open a store.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// `None`: the standard chain (env `AWS_ACCESS_KEY_ID`/…, profiles, SSO-less web identity, IMDS).
+    pub credentials: Option<StaticCredentials>,
+    pub retry: RetryPolicy,
+    /// TCP connect timeout (default 10 s).
+    pub connect_timeout: Option<Duration>,
+}
+
+/// Default single-PUT limit: larger files go multipart.
+pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 * MIB;
+/// Default multipart part size.
+pub const DEFAULT_PART_SIZE: u64 = 8 * MIB;
+/// Default number of parts in flight.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+/// Journals older than this are aborted and removed by the stale-journal cleanup.
+pub const DEFAULT_JOURNAL_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+const MIB: u64 = 1024 * 1024;
+
+/// Knobs of `put_file`.
+#[derive(Debug, Clone)]
+pub struct PutOptions {
+    /// Files up to this size are sent with one PUT.
+    pub multipart_threshold: u64,
+    /// Requested part size (raised so no upload needs more than 10,000 parts; min 5 MiB).
+    pub part_size: u64,
+    /// Parts in flight; memory use is about `concurrency * part_size`.
+    pub concurrency: usize,
+    /// Directory of resume journals; `None` disables resume.
+    pub journal_dir: Option<PathBuf>,
+    /// The file's content hash (the NAR FileHash), part of the journal identity.
+    pub content_hash: Option<String>,
+    /// Journals older than this are cleaned up (their uploads aborted).
+    pub journal_max_age: Duration,
+    pub timing: ProgressTiming,
+    pub content_type: Option<String>,
+}
+
+impl Default for PutOptions {
+    fn default() -> Self {
+        PutOptions {
+            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+            part_size: DEFAULT_PART_SIZE,
+            concurrency: DEFAULT_CONCURRENCY,
+            journal_dir: None,
+            content_hash: None,
+            journal_max_age: DEFAULT_JOURNAL_MAX_AGE,
+            timing: ProgressTiming::default(),
+            content_type: None,
+        }
+    }
+}
+
+/// Result of `put_file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Uploaded; `sent_bytes` by this run, `resumed_bytes` from an earlier one.
+    Uploaded {
+        size: u64,
+        sent_bytes: u64,
+        resumed_bytes: u64,
+    },
+    /// Already present with the same size: nothing sent.
+    Skipped { size: u64 },
+}
+
+/// Result of `put_if_absent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutIfAbsent {
+    Created,
+    /// The object existed with exactly these bytes.
+    SameContent,
+    /// The object existed with other bytes; it was left untouched.
+    DifferentContent,
+}
+
+/// One listed object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Key relative to the cache root.
+    pub key: String,
+    pub size: u64,
+}
+
+/// Checks for `download`.
+#[derive(Debug, Clone, Default)]
+pub struct DownloadOptions {
+    pub expected_size: Option<u64>,
+    /// SHA-256 of the whole object (e.g. the decoded narinfo FileHash).
+    pub expected_sha256: Option<[u8; 32]>,
+    pub timing: ProgressTiming,
+}
+
+/// A Catalog Store; cheap to clone and shareable across tasks.
+#[derive(Debug, Clone)]
+pub enum Store {
+    File(FileStore),
+    S3(S3Store),
+}
+
+impl Store {
+    /// Open the store at `url` (S3: builds the client; nothing is sent yet).
+    pub async fn open(url: &StoreUrl, opts: &OpenOptions) -> Result<Store, StoreError> {
+        Ok(match url {
+            StoreUrl::File { root } => Store::File(FileStore::new(root.clone(), url.clone())),
+            StoreUrl::S3(loc) => Store::S3(S3Store::open(loc, url.clone(), opts).await?),
+        })
+    }
+
+    /// Parse and open.
+    pub async fn open_str(url: &str, opts: &OpenOptions) -> Result<Store, StoreError> {
+        Store::open(&StoreUrl::parse(url)?, opts).await
+    }
+
+    pub fn url(&self) -> &StoreUrl {
+        match self {
+            Store::File(f) => f.url(),
+            Store::S3(s) => s.url(),
+        }
+    }
+
+    /// Size of the object at `key`, or `None` when absent.
+    pub async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        validate_key(key)?;
+        match self {
+            Store::File(f) => f.head(key).await,
+            Store::S3(s) => s.head(key).await,
+        }
+    }
+
+    pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.head(key).await?.is_some())
+    }
+
+    /// Upload a local file (a NAR) to `key`; skipped when already present with its size.
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        opts: &PutOptions,
+        progress: &ProgressSink,
+    ) -> Result<PutOutcome, StoreError> {
+        validate_key(key)?;
+        match self {
+            Store::File(f) => f.put_file(key, path, opts, progress).await,
+            Store::S3(s) => upload::put_file(s, key, path, opts, progress).await,
+        }
+    }
+
+    /// Create `key` with `bytes` unless it exists; never overwrites different content.
+    pub async fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<PutIfAbsent, StoreError> {
+        validate_key(key)?;
+        match self {
+            Store::File(f) => f.put_if_absent(key, bytes).await,
+            Store::S3(s) => s.put_if_absent(key, bytes).await,
+        }
+    }
+
+    /// Read a small object whole; `StoreError::NotFound` when absent.
+    pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        validate_key(key)?;
+        match self {
+            Store::File(f) => f.get(key).await,
+            Store::S3(s) => s.get(key).await,
+        }
+    }
+
+    /// Download `key` to `dest` via `partial_path(dest)`, resuming a partial file;
+    /// the file appears under `dest` only complete (and verified if asked). Returns its size.
+    pub async fn download(
+        &self,
+        key: &str,
+        dest: &Path,
+        opts: &DownloadOptions,
+        progress: &ProgressSink,
+    ) -> Result<u64, StoreError> {
+        validate_key(key)?;
+        match self {
+            Store::File(f) => f.download(key, dest, opts, progress).await,
+            Store::S3(s) => s.download(key, dest, opts, progress).await,
+        }
+    }
+
+    /// Objects under `prefix` (relative to the cache root), sorted by key.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        match self {
+            Store::File(f) => f.list(prefix).await,
+            Store::S3(s) => s.list(prefix).await,
+        }
+    }
+
+    /// Delete `key`; deleting an absent key is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        validate_key(key)?;
+        match self {
+            Store::File(f) => f.delete(key).await,
+            Store::S3(s) => s.delete(key).await,
+        }
+    }
+
+    /// Abort and forget this store's interrupted uploads whose journal is older than
+    /// `max_age` or whose upload id is gone. Returns how many journals were removed.
+    pub async fn cleanup_stale_uploads(
+        &self,
+        journal_dir: &Path,
+        max_age: Duration,
+    ) -> Result<usize, StoreError> {
+        match self {
+            Store::File(_) => Ok(0),
+            Store::S3(s) => upload::cleanup_stale(s, journal_dir, max_age, true).await,
+        }
+    }
+}
+
+/// Where `download(…, dest, …)` keeps the partial file.
+pub fn partial_path(dest: &Path) -> PathBuf {
+    let mut name = dest
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".part");
+    dest.with_file_name(name)
+}
+
+/// Keys are relative slash-separated paths without empty, `.` or `..` components.
+pub fn validate_key(key: &str) -> Result<(), StoreError> {
+    let bad = |reason: &str| {
+        Err(StoreError::InvalidKey {
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    if key.is_empty() {
+        return bad("it is empty");
+    }
+    if key.len() > 1024 {
+        return bad("it is longer than 1024 bytes");
+    }
+    if key.starts_with('/') {
+        return bad("it must be relative to the cache root");
+    }
+    if key.contains(['\\', '\0']) || key.chars().any(char::is_control) {
+        return bad("it contains a backslash or control character");
+    }
+    if key
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return bad("it has an empty, '.' or '..' component");
+    }
+    if key.split('/').any(|c| c.starts_with(file::TEMP_PREFIX)) {
+        return bad("its name is reserved for temporary files");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        for ok in ["nix-cache-info", "abc.narinfo", "nar/x.nar.zst"] {
+            validate_key(ok).unwrap();
+        }
+        for bad in [
+            "",
+            "/abs",
+            "a//b",
+            "../x",
+            "a/./b",
+            "a\\b",
+            "nar/",
+            ".pubdeck-tmp-x",
+        ] {
+            assert!(validate_key(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn partial_path_is_a_sibling() {
+        assert_eq!(
+            partial_path(Path::new("/d/x.nar")),
+            PathBuf::from("/d/x.nar.part")
+        );
+    }
+}
