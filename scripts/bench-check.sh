@@ -8,7 +8,7 @@ N=${1:-50000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 command -v hyperfine >/dev/null || { apt-get install -y -qq hyperfine >/dev/null; }
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
-BIN="$ROOT/target/release/pubdeck"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/pubdeck"
 BASE=$(mktemp -d /dev/shm/pubdeck-bench-check.XXXXXX)
 trap 'rm -rf "$BASE"' EXIT
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.invalid

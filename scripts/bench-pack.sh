@@ -11,7 +11,7 @@ FILES=${2:-20000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 command -v nix >/dev/null || { apt-get install -y -qq nix-bin >/dev/null; }
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
-BIN="$ROOT/target/release/pubdeck"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/pubdeck"
 W=$(mktemp -d /dev/shm/pubdeck-bench-pack.XXXXXX)
 trap 'chmod -R u+w "$W" 2>/dev/null; rm -rf "$W"' EXIT
 export NIX_CONFIG=$'experimental-features = nix-command\nsubstituters =\nsandbox = false'

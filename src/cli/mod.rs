@@ -13,6 +13,8 @@ pub mod store;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::io::IsTerminal;
+
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -28,12 +30,29 @@ use output::Style;
     about = "Publish Flox environment builds to your organisation's catalog, and install what it published."
 )]
 pub struct Cli {
+    /// Without a command, pubdeck opens the full-screen workbench on the current directory.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The full-screen workbench (also what `pubdeck` alone opens).
+    Tui {
+        #[arg(long, short, default_value = ".")]
+        dir: PathBuf,
+        #[arg(long, value_name = "URL")]
+        catalog: Option<String>,
+    },
+    /// Create the demo workspace (git repo + remote, environment, key, catalog, store) and open it.
+    Demo {
+        /// Where the workspace lives (default: <data dir>/demo); reused when complete.
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Print where everything is and the commands to try, instead of opening the TUI.
+        #[arg(long)]
+        no_tui: bool,
+    },
     /// List the [build.*] entries of the environment's manifest.
     Builds {
         /// The environment directory (holding .flox/).
@@ -168,7 +187,20 @@ pub fn main() -> ExitCode {
 }
 
 pub async fn run(cli: Cli) -> CmdResult {
-    match cli.command {
+    let Some(command) = cli.command else {
+        if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+            return tui(PathBuf::from("."), None, None).await;
+        }
+        return Err(Failure {
+            code: 2,
+            ..Failure::new(
+                "no command given and not on a terminal, so there is no workbench to open",
+                Some("run `pubdeck --help` for the commands".into()),
+            )
+        });
+    };
+    match command {
+        Command::Tui { dir, catalog } => tui(dir, catalog, None).await,
         Command::Builds { dir, json } => builds(&dir, json),
         Command::Check {
             build,
@@ -182,6 +214,7 @@ pub async fn run(cli: Cli) -> CmdResult {
             timeout,
         } => build_cmd(&dir, &build, timeout.map(std::time::Duration::from_secs)).await,
         Command::Key(cmd) => local::key(cmd),
+        Command::Demo { path, no_tui } => demo(path, no_tui).await,
         Command::Publish(args) => pipeline::publish(args).await,
         Command::Ready(args) => pipeline::ready(args).await,
         Command::Install(args) => pipeline::install(args).await,
@@ -446,5 +479,98 @@ async fn build_cmd(dir: &Path, name: &str, timeout: Option<std::time::Duration>)
     } else {
         println!("{}", link.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo(path: Option<PathBuf>, no_tui: bool) -> CmdResult {
+    let path = match path {
+        Some(p) => p,
+        None => crate::config::Settings::resolve(&Default::default())
+            .map_err(|e| Failure::new(e.to_string(), None))?
+            .data_dir
+            .join("demo"),
+    };
+    let ws = crate::demo::ensure(&path)
+        .await
+        .map_err(|e| Failure::new(e.to_string(), None))?;
+    if !no_tui {
+        return tui(ws.env_dir(), None, Some(&ws)).await;
+    }
+    let env = ws.env_dir();
+    let style = Style::stdout();
+    println!("{} {}", style.bold("demo workspace:"), ws.root.display());
+    println!(
+        "  environment  {} (git, pushed to {})",
+        env.display(),
+        ws.remote().display()
+    );
+    println!(
+        "  catalog      {} (org {})",
+        ws.catalog_file().display(),
+        crate::demo::ORG
+    );
+    println!("  store        {}", ws.store_url());
+    println!("  signing key  {}", ws.key_file().display());
+    println!("\n{}", style.bold("point pubdeck at it:"));
+    for (k, v) in ws.env_vars() {
+        println!("  export {k}={v}");
+    }
+    let d = env.display();
+    println!("\n{}", style.bold("then try:"));
+    for cmd in [
+        format!("pubdeck builds --dir {d}"),
+        format!("pubdeck check hello --dir {d}"),
+        format!("pubdeck publish hello --dir {d}"),
+        "pubdeck search gateway".to_string(),
+        "pubdeck show myorg/hello".to_string(),
+        format!("pubdeck ready myorg/api-gateway --dir {d}"),
+        format!("pubdeck install myorg/api-gateway --dir {d}"),
+    ] {
+        println!("  {cmd}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the workbench on `dir` with the configured (or the demo workspace's) catalog.
+async fn tui(
+    dir: PathBuf,
+    catalog: Option<String>,
+    demo: Option<&crate::demo::Workspace>,
+) -> CmdResult {
+    if !std::io::stdout().is_terminal() {
+        return Err(Failure::new(
+            "the workbench needs a terminal",
+            Some(
+                "use the subcommands (`pubdeck --help`) in scripts, or `pubdeck demo --no-tui`"
+                    .into(),
+            ),
+        ));
+    }
+    let mut overrides = crate::config::Overrides {
+        catalog,
+        ..Default::default()
+    };
+    if let Some(ws) = demo {
+        overrides.catalog = Some(ws.catalog_file().display().to_string());
+        overrides.org = Some(crate::demo::ORG.to_string());
+        overrides.signing_key = Some(ws.key_file());
+        overrides.data_dir = Some(ws.data_dir());
+    }
+    let settings = crate::config::Settings::resolve(&overrides)
+        .map_err(|e| Failure::new(e.to_string(), None))?;
+    let catalog = settings
+        .open_catalog()
+        .await
+        .map_err(|e| Failure::new(e.to_string(), e.hint()))?;
+    let backend = crate::tui::engine::EngineBackend::new(
+        std::path::absolute(&dir).unwrap_or(dir),
+        catalog,
+        settings.org.clone(),
+        settings.signing_key.clone(),
+        settings.data_dir.clone(),
+    );
+    crate::tui::run(std::sync::Arc::new(backend), crate::tui::Options::default())
+        .await
+        .map_err(|e| Failure::new(format!("the workbench failed: {e}"), None))?;
     Ok(ExitCode::SUCCESS)
 }

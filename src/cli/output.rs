@@ -58,10 +58,10 @@ pub fn checklist(checks: &[Check], style: Style) -> String {
     let width = checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
     let mut out = String::new();
     for c in checks {
-        let mark = if c.ok {
-            style.ok("✓")
-        } else {
-            style.err("✗")
+        let mark = match (c.ok, c.warning) {
+            (true, _) => style.ok("✓"),
+            (false, true) => style.warn("!"),
+            (false, false) => style.err("✗"),
         };
         out.push_str(&format!("{mark} {:<width$}  {}\n", c.id, c.message));
         if let (false, Some(h)) = (c.ok, &c.hint) {

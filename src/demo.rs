@@ -1,0 +1,301 @@
+//! The demo workspace: everything pubdeck needs, on one machine, with nothing running.
+//!
+//! `pubdeck demo` creates (once) a git repository with a bare remote (pushed), the sample
+//! environment with three builds (fast, chatty, failing), a signing key, an embedded catalog
+//! with the org `myorg` trusting that key, a `file://` store, and a few hundred realistic
+//! packages — each with a real, signed, installable artifact — so searching is meaningful.
+
+use std::path::{Path, PathBuf};
+
+use git2::{IndexAddOption, Repository, Signature};
+use serde::Deserialize;
+
+use crate::cache::{self, FileCache, PackOptions};
+use crate::catalog::{AnyCatalog, Catalog, EmbeddedCatalog, NewBuild};
+use crate::publish::current_system;
+use crate::sign::SecretKey;
+
+pub const ORG: &str = "myorg";
+const KEY_NAME: &str = "myorg-1";
+
+/// The sample environment, compiled in so `pubdeck demo` works from any directory.
+const SAMPLE_ENV: &[(&str, &str)] = &[
+    (
+        ".flox/env.json",
+        include_str!("../assets/sample-env/.flox/env.json"),
+    ),
+    (
+        ".flox/.gitignore",
+        include_str!("../assets/sample-env/.flox/.gitignore"),
+    ),
+    (
+        ".flox/env/manifest.toml",
+        include_str!("../assets/sample-env/.flox/env/manifest.toml"),
+    ),
+    (
+        "src/hello.sh",
+        include_str!("../assets/sample-env/src/hello.sh"),
+    ),
+    (
+        "src/report.sh",
+        include_str!("../assets/sample-env/src/report.sh"),
+    ),
+    (
+        "README-hello.txt",
+        include_str!("../assets/sample-env/README-hello.txt"),
+    ),
+    (
+        "REPORT_VERSION",
+        include_str!("../assets/sample-env/REPORT_VERSION"),
+    ),
+];
+const PACKAGES: &str = include_str!("../assets/demo/packages.json");
+
+/// Where everything of a demo workspace is.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub root: PathBuf,
+}
+
+impl Workspace {
+    pub fn env_dir(&self) -> PathBuf {
+        self.root.join("workspace")
+    }
+    pub fn remote(&self) -> PathBuf {
+        self.root.join("remote.git")
+    }
+    pub fn key_file(&self) -> PathBuf {
+        self.root.join("keys").join(format!("{KEY_NAME}.key"))
+    }
+    pub fn catalog_file(&self) -> PathBuf {
+        self.root.join("catalog.sqlite")
+    }
+    pub fn store_dir(&self) -> PathBuf {
+        self.root.join("store")
+    }
+    pub fn store_url(&self) -> String {
+        format!("file://{}", self.store_dir().display())
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+    fn ready_marker(&self) -> PathBuf {
+        self.root.join(".demo-ready")
+    }
+
+    /// The environment variables that point pubdeck at this workspace.
+    pub fn env_vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PUBDECK_CATALOG", self.catalog_file().display().to_string()),
+            ("PUBDECK_ORG", ORG.to_string()),
+            ("PUBDECK_SIGNING_KEY", self.key_file().display().to_string()),
+            ("PUBDECK_DATA_DIR", self.data_dir().display().to_string()),
+        ]
+    }
+
+    pub async fn catalog(&self) -> Result<AnyCatalog, DemoError> {
+        Ok(AnyCatalog::Embedded(
+            EmbeddedCatalog::open(&self.catalog_file())
+                .await
+                .map_err(|e| DemoError(format!("cannot open the demo catalog: {e}")))?,
+        ))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DemoError(String);
+
+fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> DemoError + '_ {
+    move |e| DemoError(format!("{what}: {e}"))
+}
+
+#[derive(Deserialize)]
+struct SeedPackage {
+    name: String,
+    description: String,
+    versions: Vec<String>,
+}
+
+/// Creates the workspace at `root` unless a complete one is already there.
+pub async fn ensure(root: &Path) -> Result<Workspace, DemoError> {
+    let ws = Workspace {
+        root: std::path::absolute(root).map_err(err("cannot resolve the demo path"))?,
+    };
+    if ws.ready_marker().is_file() {
+        return Ok(ws);
+    }
+    if ws.root.exists()
+        && std::fs::read_dir(&ws.root)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    {
+        return Err(DemoError(format!(
+            "{} exists and is not a complete demo workspace; remove it or pass another --path",
+            ws.root.display()
+        )));
+    }
+    std::fs::create_dir_all(&ws.root).map_err(err("cannot create the demo directory"))?;
+    let ws2 = ws.clone();
+    tokio::task::spawn_blocking(move || create_repository(&ws2))
+        .await
+        .expect("demo task panicked")?;
+
+    std::fs::create_dir_all(ws.root.join("keys"))
+        .map_err(err("cannot create the keys directory"))?;
+    let key = SecretKey::generate(KEY_NAME).map_err(err("cannot generate a key"))?;
+    key.write_new(&ws.key_file())
+        .map_err(err("cannot write the demo key"))?;
+
+    let catalog = ws.catalog().await?;
+    catalog
+        .create_catalog(ORG, &ws.store_url(), &[key.public().to_nix_string()])
+        .await
+        .map_err(err("cannot create the demo catalog"))?;
+    seed(&ws, &catalog, &key).await?;
+    std::fs::write(ws.ready_marker(), "").map_err(err("cannot finish the demo workspace"))?;
+    Ok(ws)
+}
+
+fn create_repository(ws: &Workspace) -> Result<(), DemoError> {
+    let g = |e: git2::Error| {
+        DemoError(format!(
+            "cannot set up the demo git repository: {}",
+            e.message()
+        ))
+    };
+    Repository::init_bare(ws.remote()).map_err(g)?;
+    let env = ws.env_dir();
+    for (rel, text) in SAMPLE_ENV {
+        let p = env.join(rel);
+        std::fs::create_dir_all(p.parent().expect("relative path has a parent"))
+            .map_err(err("cannot write the sample environment"))?;
+        std::fs::write(&p, text).map_err(err("cannot write the sample environment"))?;
+        if rel.ends_with(".sh") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+                .map_err(err("cannot chmod"))?;
+        }
+    }
+    let repo = Repository::init(&env).map_err(g)?;
+    let mut index = repo.index().map_err(g)?;
+    index
+        .add_all(["*"], IndexAddOption::DEFAULT, None)
+        .map_err(g)?;
+    index.write().map_err(g)?;
+    let tree = repo.find_tree(index.write_tree().map_err(g)?).map_err(g)?;
+    let sig = Signature::now("pubdeck demo", "demo@pubdeck.invalid").map_err(g)?;
+    repo.commit(
+        Some("refs/heads/main"),
+        &sig,
+        &sig,
+        "Add the sample environment",
+        &tree,
+        &[],
+    )
+    .map_err(g)?;
+    repo.set_head("refs/heads/main").map_err(g)?;
+    let url = format!("file://{}", ws.remote().display());
+    let mut remote = repo.remote("origin", &url).map_err(g)?;
+    remote
+        .push(&["refs/heads/main:refs/heads/main"], None)
+        .map_err(g)?;
+    remote
+        .fetch(&["refs/heads/main:refs/remotes/origin/main"], None, None)
+        .map_err(g)?;
+    let mut branch = repo
+        .find_branch("main", git2::BranchType::Local)
+        .map_err(g)?;
+    branch.set_upstream(Some("origin/main")).map_err(g)?;
+    Ok(())
+}
+
+/// Registers every seed package version with a tiny real artifact in the store.
+async fn seed(ws: &Workspace, catalog: &AnyCatalog, key: &SecretKey) -> Result<(), DemoError> {
+    let packages: Vec<SeedPackage> =
+        serde_json::from_str(PACKAGES).map_err(err("the seed package list is invalid"))?;
+    let (ws2, key2) = (ws.clone(), key.clone());
+    let builds = tokio::task::spawn_blocking(move || -> Result<Vec<NewBuild>, DemoError> {
+        let cache = FileCache::open(&ws2.store_dir()).map_err(err("cannot open the demo store"))?;
+        let scratch = tempfile::tempdir().map_err(err("cannot create a temp dir"))?;
+        let mut out = Vec::new();
+        // Tiny trees: one zstd thread avoids a thread pool per artifact.
+        let seed_opts = PackOptions {
+            zstd_threads: 1,
+            ..PackOptions::with(cache::Compression::Zstd)
+        };
+        for p in &packages {
+            for v in &p.versions {
+                let tree = scratch.path().join(format!("{}-{v}", p.name));
+                std::fs::create_dir_all(tree.join("bin"))
+                    .map_err(err("cannot write a seed artifact"))?;
+                let exe = tree.join("bin").join(&p.name);
+                std::fs::write(
+                    &exe,
+                    format!(
+                        "#!/bin/sh\necho '{} {v}: {}'\n",
+                        p.name,
+                        p.description.replace('\'', "")
+                    ),
+                )
+                .map_err(err("cannot write a seed artifact"))?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755))
+                    .map_err(err("cannot chmod"))?;
+                let (info, _) = cache
+                    .add_source(&tree, &format!("{}-{v}", p.name), &[], &seed_opts, &key2)
+                    .map_err(err("cannot pack a seed artifact"))?;
+                out.push(NewBuild {
+                    org: ORG.into(),
+                    package: p.name.clone(),
+                    version: v.clone(),
+                    description: p.description.clone(),
+                    system: current_system(),
+                    store_path: info.store_path.to_string(),
+                    narinfo_url: format!("{}/{}", ws2.store_url(), info.file_name()),
+                    nar_hash: info.nar_hash.to_string(),
+                    nar_size: info.nar_size,
+                    references: vec![],
+                    signature: info.sigs.first().map(|s| s.to_string()).unwrap_or_default(),
+                    key_name: KEY_NAME.into(),
+                    source_url: "https://git.myorg.example/platform/tools.git".into(),
+                    revision: crate::nar::Sha256Hash::of(format!("{}{v}", p.name).as_bytes())
+                        .to_hex()[..40]
+                        .to_string(),
+                    branch: "main".into(),
+                    build_name: p.name.clone(),
+                    installed_packages: vec!["bash".into(), "coreutils".into()],
+                });
+            }
+        }
+        Ok(out)
+    })
+    .await
+    .expect("seed task panicked")?;
+    for b in &builds {
+        catalog
+            .register_build(b)
+            .await
+            .map_err(err("cannot register a seed package"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_list_is_valid_and_sizeable() {
+        let p: Vec<SeedPackage> = serde_json::from_str(PACKAGES).unwrap();
+        assert!(p.len() >= 200);
+        for x in &p {
+            crate::catalog::validate_package_name(&x.name).unwrap();
+            assert!(!x.versions.is_empty() && !x.description.is_empty());
+        }
+        assert!(
+            !p.iter().any(|x| x.name == "hello" || x.name == "report"),
+            "the demo builds publish these"
+        );
+    }
+}

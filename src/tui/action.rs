@@ -1,0 +1,85 @@
+//! What goes into [`App::update`](super::app::App::update) ([`Action`]) and what comes out
+//! ([`Effect`]). Engine results come back as actions; effects are requests the runtime turns
+//! into [`Backend`](super::backend::Backend) calls.
+
+use crossterm::event::{KeyEvent, MouseEvent};
+
+use super::keymap::Command;
+use super::model::{BuildRow, JobKind, PackageDetails, PackageRow};
+use crate::event::Event;
+use crate::git::Check;
+
+/// Something that happened: input, time, or a result from the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Paste(String),
+    Resize(u16, u16),
+    /// The runtime's periodic tick (spinners, debounced requests).
+    Tick,
+    /// A command, as a key bound to it would run it.
+    Command(Command),
+    /// A watched file changed (already debounced).
+    FilesChanged,
+    Builds(Vec<BuildRow>),
+    /// A fresh evaluation of the publish preconditions.
+    Checks(Vec<Check>),
+    /// One event of the running publish/build job.
+    Engine(Event),
+    /// The running job ended; `Ok` carries the reference or output dir, `Err` one sentence.
+    JobFinished {
+        kind: JobKind,
+        build: String,
+        result: Result<String, String>,
+    },
+    /// Outcome of the "push the current branch" fix-it.
+    PushFinished(Result<String, String>),
+    /// Outcome of editing a build's version.
+    VersionSet {
+        build: String,
+        result: Result<String, String>,
+    },
+    /// The catalog's package list (`etag` to pass to the next `load_packages`).
+    Packages {
+        packages: Vec<PackageRow>,
+        etag: Option<String>,
+    },
+    /// The catalog answered "not modified" to `load_packages(etag)`.
+    PackagesUnchanged,
+    Details(PackageDetails),
+    /// Install-readiness checks for `package` (`org/name`).
+    Readiness {
+        package: String,
+        checks: Vec<Check>,
+    },
+    InstallProgress {
+        package: String,
+        message: String,
+        done: u64,
+        total: Option<u64>,
+    },
+    InstallFinished {
+        package: String,
+        result: Result<String, String>,
+    },
+    /// A failed request, one sentence (shown in the status line).
+    Error(String),
+}
+
+/// A request for the outside world; the runtime performs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Quit,
+    LoadBuilds,
+    RunChecks { build: Option<String>, fetch: bool },
+    Publish(String),
+    BuildOnly(String),
+    Cancel,
+    Push,
+    SetVersion { build: String, version: String },
+    LoadPackages { etag: Option<String> },
+    PackageDetails(String),
+    Readiness(String),
+    Install(String),
+}

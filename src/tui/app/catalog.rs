@@ -1,0 +1,362 @@
+//! State and behaviour of the Catalog tab: search, results, details, readiness, install.
+
+use std::collections::HashMap;
+
+use super::{Level, Pending, Popup};
+use crate::git::Check;
+use crate::tui::action::{Action, Effect};
+use crate::tui::fuzzy::{FuzzyIndex, Hit};
+use crate::tui::keymap::{Command, Context};
+use crate::tui::layout::{self, Areas};
+use crate::tui::list::ListCursor;
+use crate::tui::model::{PackageDetails, PackageRow};
+
+type Status = Option<(Level, String)>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CatalogPane {
+    #[default]
+    Search,
+    Results,
+    Details,
+}
+
+impl CatalogPane {
+    pub fn context(self) -> Context {
+        match self {
+            CatalogPane::Search => Context::Search,
+            CatalogPane::Results => Context::Results,
+            CatalogPane::Details => Context::Details,
+        }
+    }
+
+    fn next(self, forward: bool) -> CatalogPane {
+        use CatalogPane::*;
+        match (self, forward) {
+            (Search, true) | (Details, false) => Results,
+            (Results, true) | (Search, false) => Details,
+            (Details, true) | (Results, false) => Search,
+        }
+    }
+}
+
+/// A running or finished install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallState {
+    pub package: String,
+    pub message: String,
+    pub done: u64,
+    pub total: Option<u64>,
+    /// `None` while running.
+    pub result: Option<Result<String, String>>,
+}
+
+#[derive(Debug, Default)]
+pub struct CatalogState {
+    pub focus: CatalogPane,
+    pub packages: Vec<PackageRow>,
+    pub etag: Option<String>,
+    pub loading: bool,
+    /// Fuzzy index over `org/name` of `packages`, holding the current query's hits.
+    pub index: FuzzyIndex,
+    pub cursor: ListCursor,
+    pub details: HashMap<String, PackageDetails>,
+    pub readiness: HashMap<String, Vec<Check>>,
+    /// Tick at which to request details of the selection (debounced).
+    pub details_due: Option<u64>,
+    pub details_scroll: u16,
+    pub install: Option<InstallState>,
+}
+
+impl CatalogState {
+    pub fn query(&self) -> &str {
+        self.index.query()
+    }
+
+    /// The selected hit and its package.
+    pub fn selected(&self) -> Option<(&Hit, &PackageRow)> {
+        let hit = self.index.hits().get(self.cursor.selected)?;
+        Some((hit, self.packages.get(hit.id)?))
+    }
+
+    pub fn selected_ref(&self) -> Option<String> {
+        self.selected().map(|(_, p)| p.reference())
+    }
+
+    pub fn selected_details(&self) -> Option<&PackageDetails> {
+        self.details.get(&self.selected_ref()?)
+    }
+
+    pub fn selected_readiness(&self) -> Option<&Vec<Check>> {
+        self.readiness.get(&self.selected_ref()?)
+    }
+
+    pub fn animating(&self) -> bool {
+        self.loading || self.install.as_ref().is_some_and(|i| i.result.is_none())
+    }
+
+    fn selection_changed(&mut self, tick: u64) {
+        self.details_scroll = 0;
+        self.details_due = Some(tick + super::DEBOUNCE_TICKS);
+    }
+
+    pub fn on_tick(&mut self, tick: u64) -> Vec<Effect> {
+        match self.details_due {
+            Some(due) if due <= tick => {
+                self.details_due = None;
+                let Some(pkg) = self.selected_ref() else {
+                    return Vec::new();
+                };
+                let mut effects = Vec::new();
+                if !self.details.contains_key(&pkg) {
+                    effects.push(Effect::PackageDetails(pkg.clone()));
+                }
+                if !self.readiness.contains_key(&pkg) {
+                    effects.push(Effect::Readiness(pkg));
+                }
+                effects
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn set_query(&mut self, query: &str, tick: u64) {
+        let before = self.selected_ref();
+        self.index.set_query(query);
+        self.cursor = ListCursor::default();
+        if self.selected_ref() != before {
+            self.selection_changed(tick);
+        }
+    }
+
+    pub fn start_install(&mut self, package: String) -> Vec<Effect> {
+        self.install = Some(InstallState {
+            package: package.clone(),
+            message: "starting…".into(),
+            done: 0,
+            total: None,
+            result: None,
+        });
+        vec![Effect::Install(package)]
+    }
+
+    fn move_cursor(&mut self, cmd: Command, tick: u64) {
+        let n = self.index.hits().len();
+        let changed = match cmd {
+            Command::Up => self.cursor.move_by(-1, n),
+            Command::Down => self.cursor.move_by(1, n),
+            Command::PageUp => self.cursor.move_by(-10, n),
+            Command::PageDown => self.cursor.move_by(10, n),
+            Command::Top => self.cursor.select(0, n),
+            Command::Bottom => self.cursor.select(usize::MAX, n),
+            _ => false,
+        };
+        if changed {
+            self.selection_changed(tick);
+        }
+    }
+
+    pub fn command(&mut self, cmd: Command, tick: u64) -> (Vec<Effect>, Status, Option<Popup>) {
+        let none = (Vec::new(), None, None);
+        match cmd {
+            Command::NextPane | Command::PrevPane => {
+                self.focus = self.focus.next(cmd == Command::NextPane);
+                none
+            }
+            Command::FocusSearch => {
+                self.focus = CatalogPane::Search;
+                none
+            }
+            Command::FocusResults => {
+                self.focus = CatalogPane::Results;
+                none
+            }
+            Command::Insert(c) => {
+                let q = format!("{}{c}", self.query());
+                self.set_query(&q, tick);
+                none
+            }
+            Command::Backspace => {
+                let mut q = self.query().to_string();
+                q.pop();
+                self.set_query(&q, tick);
+                none
+            }
+            Command::ClearInput => {
+                self.set_query("", tick);
+                none
+            }
+            Command::ReloadCatalog => {
+                self.loading = true;
+                (
+                    vec![Effect::LoadPackages {
+                        etag: self.etag.clone(),
+                    }],
+                    Some((Level::Info, "reloading catalog…".into())),
+                    None,
+                )
+            }
+            Command::Install => {
+                if self.install.as_ref().is_some_and(|i| i.result.is_none()) {
+                    return (
+                        Vec::new(),
+                        Some((Level::Warn, "an install is already running".into())),
+                        None,
+                    );
+                }
+                let Some((_, pkg)) = self.selected() else {
+                    return (
+                        Vec::new(),
+                        Some((Level::Warn, "no package selected".into())),
+                        None,
+                    );
+                };
+                let reference = pkg.reference();
+                let mut lines = vec![format!(
+                    "Install {reference} {} into this environment?",
+                    pkg.version
+                )];
+                if let Some(checks) = self.readiness.get(&reference) {
+                    let failing: Vec<&str> =
+                        checks.iter().filter(|c| !c.ok).map(|c| c.id).collect();
+                    if !failing.is_empty() {
+                        lines.push(format!("Not ready: {}.", failing.join(", ")));
+                    }
+                }
+                let popup = Popup::Confirm {
+                    title: "Install".into(),
+                    lines,
+                    pending: Pending::Install(reference),
+                };
+                (Vec::new(), None, Some(popup))
+            }
+            Command::Up
+            | Command::Down
+            | Command::PageUp
+            | Command::PageDown
+            | Command::Top
+            | Command::Bottom => {
+                if self.focus == CatalogPane::Details {
+                    self.details_scroll = match cmd {
+                        Command::Up => self.details_scroll.saturating_sub(1),
+                        Command::Down => self.details_scroll.saturating_add(1),
+                        _ => self.details_scroll,
+                    };
+                } else {
+                    self.move_cursor(cmd, tick);
+                }
+                none
+            }
+            _ => none,
+        }
+    }
+
+    pub fn wheel(&mut self, a: &Areas, x: u16, y: u16, down: bool, tick: u64) -> Vec<Effect> {
+        let cmd = if down { Command::Down } else { Command::Up };
+        if layout::contains(a.results, x, y) {
+            self.move_cursor(cmd, tick);
+        } else if layout::contains(a.details, x, y) {
+            self.details_scroll = if down {
+                self.details_scroll.saturating_add(3)
+            } else {
+                self.details_scroll.saturating_sub(3)
+            };
+        }
+        Vec::new()
+    }
+
+    pub fn click(&mut self, a: &Areas, x: u16, y: u16, tick: u64) -> Vec<Effect> {
+        if layout::contains(a.search, x, y) {
+            self.focus = CatalogPane::Search;
+        } else if layout::contains(a.results, x, y) {
+            self.focus = CatalogPane::Results;
+            let inner = layout::inner(a.results);
+            if layout::contains(inner, x, y) {
+                let row = usize::from(y - inner.y) + self.cursor.offset;
+                let n = self.index.hits().len();
+                if row < n && self.cursor.select(row, n) {
+                    self.selection_changed(tick);
+                }
+            }
+        } else if layout::contains(a.details, x, y) || layout::contains(a.readiness, x, y) {
+            self.focus = CatalogPane::Details;
+        }
+        Vec::new()
+    }
+
+    pub fn on_result(&mut self, action: Action, tick: u64) -> (Vec<Effect>, Status) {
+        match action {
+            Action::Packages { packages, etag } => {
+                let before = self.selected_ref();
+                let query = self.query().to_string();
+                self.index = FuzzyIndex::new(packages.iter().map(PackageRow::reference).collect());
+                self.index.set_query(&query);
+                self.packages = packages;
+                self.etag = etag;
+                self.loading = false;
+                self.details.clear();
+                self.readiness.clear();
+                // Keep the selection on the same package when it is still listed.
+                let pos = before.and_then(|r| {
+                    self.index
+                        .hits()
+                        .iter()
+                        .position(|h| self.packages.get(h.id).is_some_and(|p| p.reference() == r))
+                });
+                self.cursor = ListCursor::default();
+                self.cursor
+                    .select(pos.unwrap_or(0), self.index.hits().len());
+                self.selection_changed(tick);
+                let status = format!("{} packages in the catalog", self.packages.len());
+                (Vec::new(), Some((Level::Info, status)))
+            }
+            Action::PackagesUnchanged => {
+                self.loading = false;
+                (Vec::new(), Some((Level::Info, "catalog unchanged".into())))
+            }
+            Action::Details(d) => {
+                self.details.insert(d.reference(), d);
+                (Vec::new(), None)
+            }
+            Action::Readiness { package, checks } => {
+                self.readiness.insert(package, checks);
+                (Vec::new(), None)
+            }
+            Action::InstallProgress {
+                package,
+                message,
+                done,
+                total,
+            } => {
+                self.install = Some(InstallState {
+                    package,
+                    message,
+                    done,
+                    total,
+                    result: None,
+                });
+                (Vec::new(), None)
+            }
+            Action::InstallFinished { package, result } => {
+                let status = match &result {
+                    Ok(msg) => (Level::Ok, format!("installed {package}: {msg}")),
+                    Err(e) => (Level::Error, format!("install of {package} failed: {e}")),
+                };
+                let install = self.install.get_or_insert_with(|| InstallState {
+                    package: package.clone(),
+                    message: String::new(),
+                    done: 0,
+                    total: None,
+                    result: None,
+                });
+                install.message = match &result {
+                    Ok(m) | Err(m) => m.clone(),
+                };
+                install.result = Some(result);
+                self.readiness.remove(&package);
+                (vec![Effect::Readiness(package)], Some(status))
+            }
+            _ => (Vec::new(), None),
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! The workbench state and its pure `update`: actions in, state changes and effects out.
+//! No I/O happens here; see `runtime` for the loop that performs effects.
+
+mod catalog;
+mod publish;
+
+pub use catalog::{CatalogPane, CatalogState, InstallState};
+pub use publish::{Job, PublishPane, PublishState, PushState, StageState, UploadState};
+
+use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::Rect;
+
+use super::action::{Action, Effect};
+use super::keymap::{self, Command, Context};
+use super::layout::{self, Areas};
+use super::theme::Theme;
+
+/// The two tabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Publish,
+    Catalog,
+}
+
+/// How a status message reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Ok,
+    Warn,
+    Error,
+}
+
+/// The one-line message in the header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub text: String,
+    pub level: Level,
+}
+
+/// What a confirmation popup confirms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    Publish(String),
+    Install(String),
+}
+
+/// What a text-input popup is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputPurpose {
+    /// New version of this build.
+    Version(String),
+    LogSearch,
+}
+
+/// The modal popup on top of the tabs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Popup {
+    Confirm {
+        title: String,
+        lines: Vec<String>,
+        pending: Pending,
+    },
+    Input {
+        title: String,
+        value: String,
+        purpose: InputPurpose,
+    },
+    Help {
+        scroll: u16,
+    },
+}
+
+/// Ticks between a selection change and the request it triggers (debounce).
+pub const DEBOUNCE_TICKS: u64 = 1;
+
+#[derive(Debug)]
+pub struct App {
+    pub theme: Theme,
+    /// Terminal size (columns, rows).
+    pub size: (u16, u16),
+    pub tab: Tab,
+    pub popup: Option<Popup>,
+    pub status: Option<Status>,
+    /// Ticks since start (spinners, running-stage durations, debounce).
+    pub tick: u64,
+    /// Duration of one tick, for showing elapsed times.
+    pub tick_ms: u64,
+    pub quit: bool,
+    /// Something visible changed since the last draw.
+    pub dirty: bool,
+    pub publish: PublishState,
+    pub catalog: CatalogState,
+}
+
+impl App {
+    pub fn new(theme: Theme, size: (u16, u16)) -> App {
+        App {
+            theme,
+            size,
+            tab: Tab::Publish,
+            popup: None,
+            status: None,
+            tick: 0,
+            tick_ms: 100,
+            quit: false,
+            dirty: true,
+            publish: PublishState::default(),
+            catalog: CatalogState::default(),
+        }
+    }
+
+    /// What to request when the workbench opens.
+    pub fn init(&mut self) -> Vec<Effect> {
+        vec![
+            Effect::LoadBuilds,
+            Effect::RunChecks {
+                build: self.publish.selected_name(),
+                fetch: true,
+            },
+            Effect::LoadPackages { etag: None },
+        ]
+    }
+
+    /// The screen layout for the current size and contents.
+    pub fn areas(&self) -> Areas {
+        let readiness = self.catalog.selected_readiness().map_or(0, |c| c.len());
+        layout::areas(
+            Rect::new(0, 0, self.size.0, self.size.1),
+            self.publish.builds.len(),
+            readiness,
+        )
+    }
+
+    /// Active keymap contexts, innermost first.
+    pub fn contexts(&self) -> Vec<Context> {
+        match &self.popup {
+            Some(Popup::Confirm { .. }) => vec![Context::Confirm, Context::Always],
+            Some(Popup::Input { .. }) => vec![Context::Input, Context::Always],
+            Some(Popup::Help { .. }) => vec![Context::Help, Context::Always],
+            None => {
+                let (pane, tab) = match self.tab {
+                    Tab::Publish => (self.publish.focus.context(), Context::Publish),
+                    Tab::Catalog => (self.catalog.focus.context(), Context::Catalog),
+                };
+                vec![pane, tab, Context::Global, Context::Always]
+            }
+        }
+    }
+
+    pub fn set_status(&mut self, level: Level, text: impl Into<String>) {
+        self.status = Some(Status {
+            text: text.into(),
+            level,
+        });
+    }
+
+    /// Applies `action`; returns what the runtime should do.
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        let mut dirty = true;
+        let effects = match action {
+            Action::Key(key) => self.key(key, &mut dirty),
+            Action::Command(cmd) => self.command(cmd),
+            Action::Mouse(m) => self.mouse(m, &mut dirty),
+            Action::Paste(text) => {
+                for c in text.chars().filter(|c| !c.is_control()) {
+                    self.insert(c);
+                }
+                Vec::new()
+            }
+            Action::Resize(w, h) => {
+                self.size = (w, h);
+                Vec::new()
+            }
+            Action::Tick => self.on_tick(&mut dirty),
+            Action::Error(msg) => {
+                self.publish.checks_running = false;
+                self.catalog.loading = false;
+                self.set_status(Level::Error, msg);
+                Vec::new()
+            }
+            Action::FilesChanged => self.publish.request_checks(false),
+            Action::Builds(_)
+            | Action::Checks(_)
+            | Action::Engine(_)
+            | Action::JobFinished { .. }
+            | Action::PushFinished(_)
+            | Action::VersionSet { .. } => {
+                let (effects, status) = self.publish.on_result(action, self.tick);
+                if let Some((level, text)) = status {
+                    self.set_status(level, text);
+                }
+                effects
+            }
+            Action::Packages { .. }
+            | Action::PackagesUnchanged
+            | Action::Details(_)
+            | Action::Readiness { .. }
+            | Action::InstallProgress { .. }
+            | Action::InstallFinished { .. } => {
+                let (effects, status) = self.catalog.on_result(action, self.tick);
+                if let Some((level, text)) = status {
+                    self.set_status(level, text);
+                }
+                effects
+            }
+        };
+        self.sync_scroll();
+        self.dirty |= dirty;
+        effects
+    }
+
+    fn key(&mut self, key: KeyEvent, dirty: &mut bool) -> Vec<Effect> {
+        match keymap::resolve(&self.contexts(), &key) {
+            Some(cmd) => self.command(cmd),
+            None => {
+                *dirty = false;
+                Vec::new()
+            }
+        }
+    }
+
+    fn on_tick(&mut self, dirty: &mut bool) -> Vec<Effect> {
+        self.tick += 1;
+        *dirty = self.publish.animating() || self.catalog.animating();
+        let mut effects = self.publish.on_tick(self.tick);
+        effects.extend(self.catalog.on_tick(self.tick));
+        if !effects.is_empty() {
+            *dirty = true;
+        }
+        effects
+    }
+
+    /// Height of the log's text area (for paging and search reveal).
+    pub fn log_height(&self) -> u16 {
+        layout::inner(self.areas().log).height
+    }
+
+    /// Keeps list offsets consistent with the current layout.
+    fn sync_scroll(&mut self) {
+        let a = self.areas();
+        let builds_h = usize::from(layout::inner(a.builds).height.saturating_sub(1));
+        let n = self.publish.builds.len();
+        self.publish.cursor.scroll_into_view(builds_h, n);
+        let results_h = usize::from(layout::inner(a.results).height);
+        let n = self.catalog.index.hits().len();
+        self.catalog.cursor.scroll_into_view(results_h, n);
+    }
+
+    fn command(&mut self, cmd: Command) -> Vec<Effect> {
+        if self.popup.is_some() {
+            return self.popup_command(cmd);
+        }
+        match cmd {
+            Command::Quit => {
+                self.quit = true;
+                let mut effects = Vec::new();
+                if self.publish.job.is_some() {
+                    effects.push(Effect::Cancel);
+                }
+                effects.push(Effect::Quit);
+                effects
+            }
+            Command::Help => {
+                self.popup = Some(Popup::Help { scroll: 0 });
+                Vec::new()
+            }
+            Command::TabPublish => {
+                self.tab = Tab::Publish;
+                Vec::new()
+            }
+            Command::TabCatalog => {
+                self.tab = Tab::Catalog;
+                Vec::new()
+            }
+            _ => {
+                let log_h = self.log_height();
+                let (effects, status, popup) = match self.tab {
+                    Tab::Publish => self.publish.command(cmd, log_h, self.tick),
+                    Tab::Catalog => self.catalog.command(cmd, self.tick),
+                };
+                if let Some((level, text)) = status {
+                    self.set_status(level, text);
+                }
+                if popup.is_some() {
+                    self.popup = popup;
+                }
+                effects
+            }
+        }
+    }
+
+    fn popup_command(&mut self, cmd: Command) -> Vec<Effect> {
+        let Some(popup) = self.popup.as_mut() else {
+            return Vec::new();
+        };
+        match (popup, cmd) {
+            (_, Command::Quit) => {
+                self.popup = None;
+                self.command(Command::Quit)
+            }
+            (_, Command::Dismiss) => {
+                self.popup = None;
+                Vec::new()
+            }
+            (Popup::Help { scroll }, Command::Down) => {
+                *scroll = scroll.saturating_add(1);
+                Vec::new()
+            }
+            (Popup::Help { scroll }, Command::Up) => {
+                *scroll = scroll.saturating_sub(1);
+                Vec::new()
+            }
+            (Popup::Confirm { pending, .. }, Command::Confirm) => {
+                let pending = pending.clone();
+                self.popup = None;
+                match pending {
+                    Pending::Publish(build) => self.publish.start_job(build, self.tick),
+                    Pending::Install(pkg) => self.catalog.start_install(pkg),
+                }
+            }
+            (Popup::Input { value, .. }, Command::Insert(c)) => {
+                value.push(c);
+                Vec::new()
+            }
+            (Popup::Input { value, .. }, Command::Backspace) => {
+                value.pop();
+                Vec::new()
+            }
+            (Popup::Input { value, .. }, Command::ClearInput) => {
+                value.clear();
+                Vec::new()
+            }
+            (Popup::Input { value, purpose, .. }, Command::Submit) => {
+                let (value, purpose) = (value.trim().to_string(), purpose.clone());
+                self.popup = None;
+                self.submit(purpose, value)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn submit(&mut self, purpose: InputPurpose, value: String) -> Vec<Effect> {
+        match purpose {
+            InputPurpose::Version(build) => {
+                if value.is_empty() || value.chars().any(char::is_whitespace) {
+                    self.set_status(
+                        Level::Error,
+                        format!("version {value:?} is not valid: use one word such as 1.2.3"),
+                    );
+                    return Vec::new();
+                }
+                self.set_status(Level::Info, format!("setting {build} version to {value}…"));
+                vec![Effect::SetVersion {
+                    build,
+                    version: value,
+                }]
+            }
+            InputPurpose::LogSearch => {
+                let h = self.log_height();
+                let found = self.publish.log.start_search(value.clone(), h);
+                if !value.is_empty() && found.is_none() {
+                    self.set_status(Level::Warn, format!("pattern not found: {value}"));
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Types `c` into whatever text field has focus.
+    fn insert(&mut self, c: char) {
+        match &mut self.popup {
+            Some(Popup::Input { value, .. }) => value.push(c),
+            Some(_) => {}
+            None if self.tab == Tab::Catalog && self.catalog.focus == CatalogPane::Search => {
+                self.catalog.command(Command::Insert(c), self.tick);
+            }
+            None => {}
+        }
+    }
+
+    fn mouse(&mut self, m: MouseEvent, dirty: &mut bool) -> Vec<Effect> {
+        let (x, y) = (m.column, m.row);
+        let a = self.areas();
+        if let Some(Popup::Help { scroll }) = &mut self.popup {
+            match m.kind {
+                MouseEventKind::ScrollDown => *scroll = scroll.saturating_add(3),
+                MouseEventKind::ScrollUp => *scroll = scroll.saturating_sub(3),
+                _ => *dirty = false,
+            }
+            return Vec::new();
+        }
+        if self.popup.is_some() {
+            *dirty = false;
+            return Vec::new();
+        }
+        match m.kind {
+            MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
+                let down = m.kind == MouseEventKind::ScrollDown;
+                let log_h = self.log_height();
+                match self.tab {
+                    Tab::Publish => self.publish.wheel(&a, x, y, down, log_h, self.tick),
+                    Tab::Catalog => self.catalog.wheel(&a, x, y, down, self.tick),
+                }
+            }
+            MouseEventKind::Down(MouseButton::Left) => {
+                if layout::contains(a.header, x, y) {
+                    if let Some(tab) = tab_at(x) {
+                        self.tab = tab;
+                    }
+                    return Vec::new();
+                }
+                match self.tab {
+                    Tab::Publish => self.publish.click(&a, x, y, self.tick),
+                    Tab::Catalog => self.catalog.click(&a, x, y, self.tick),
+                }
+            }
+            _ => {
+                *dirty = false;
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Header layout: ` pubdeck ` then the tab labels; shared with the header view.
+pub const TAB_LABELS: [(Tab, &str); 2] =
+    [(Tab::Publish, " 1 Publish "), (Tab::Catalog, " 2 Catalog ")];
+/// Column where the first tab label starts.
+pub const TABS_X: u16 = 10;
+
+fn tab_at(x: u16) -> Option<Tab> {
+    let mut start = TABS_X;
+    for (tab, label) in TAB_LABELS {
+        let w = u16::try_from(label.chars().count()).unwrap_or(0);
+        if x >= start && x < start + w {
+            return Some(tab);
+        }
+        start += w + 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Id of the check fixed by the push fix-it.
+pub fn publish_pushed_id() -> &'static str {
+    publish::PUSHED_CHECK
+}

@@ -1,0 +1,588 @@
+//! State and behaviour of the Publish tab: builds, preconditions, the running job, its log.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::{InputPurpose, Level, Pending, Popup};
+use crate::event::{Event, Stage, Stream};
+use crate::git::Check;
+use crate::tui::action::{Action, Effect};
+use crate::tui::keymap::{Command, Context};
+use crate::tui::layout::{self, Areas};
+use crate::tui::list::ListCursor;
+use crate::tui::log::LogBuffer;
+use crate::tui::model::{BuildRow, JobKind, LastResult};
+
+/// Id of the check the push fix-it repairs (`git::id::PUSHED` in the engine).
+pub const PUSHED_CHECK: &str = "pushed";
+
+type Status = Option<(Level, String)>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PublishPane {
+    #[default]
+    Builds,
+    Checks,
+    Log,
+}
+
+impl PublishPane {
+    pub fn context(self) -> Context {
+        match self {
+            PublishPane::Builds => Context::Builds,
+            PublishPane::Checks => Context::Checks,
+            PublishPane::Log => Context::Log,
+        }
+    }
+
+    fn next(self, forward: bool) -> PublishPane {
+        use PublishPane::*;
+        match (self, forward) {
+            (Builds, true) | (Log, false) => Checks,
+            (Checks, true) | (Builds, false) => Log,
+            (Log, true) | (Checks, false) => Builds,
+        }
+    }
+}
+
+/// One stage of the stepper.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StageState {
+    #[default]
+    Pending,
+    Running {
+        since_tick: u64,
+    },
+    Done {
+        ok: bool,
+        duration: Duration,
+    },
+    Skipped(String),
+}
+
+/// Latest upload progress.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct UploadState {
+    pub sent: u64,
+    pub total: u64,
+    pub rate: f64,
+    pub eta: Option<f64>,
+    pub retries: u32,
+}
+
+/// The running publish/build job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub kind: JobKind,
+    pub build: String,
+    pub cancelling: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PushState {
+    #[default]
+    Idle,
+    Running,
+    Done(Result<String, String>),
+}
+
+#[derive(Debug, Default)]
+pub struct PublishState {
+    pub focus: PublishPane,
+    pub builds: Vec<BuildRow>,
+    pub cursor: ListCursor,
+    /// Outcomes of this session's jobs, by build name (override `BuildRow::last`).
+    pub results: HashMap<String, LastResult>,
+    pub checks: Vec<Check>,
+    pub checks_running: bool,
+    pub checks_scroll: u16,
+    /// Tick at which to re-run checks for a new selection (debounced).
+    pub checks_due: Option<u64>,
+    pub job: Option<Job>,
+    /// Kind and build of the last job shown in the stepper.
+    pub shown: Option<(JobKind, String)>,
+    pub stages: [StageState; 7],
+    pub upload: Option<UploadState>,
+    pub store_path: Option<String>,
+    pub nar_size: Option<u64>,
+    pub key_name: Option<String>,
+    pub log: LogBuffer,
+    pub push: PushState,
+}
+
+fn stage_index(stage: Stage) -> usize {
+    Stage::ALL.iter().position(|s| *s == stage).unwrap_or(0)
+}
+
+impl PublishState {
+    pub fn selected(&self) -> Option<&BuildRow> {
+        self.builds.get(self.cursor.selected)
+    }
+
+    pub fn selected_name(&self) -> Option<String> {
+        self.selected().map(|b| b.name.clone())
+    }
+
+    /// What the builds list shows as the last result of `build`.
+    pub fn last_result<'a>(&'a self, build: &'a BuildRow) -> Option<&'a LastResult> {
+        self.results.get(&build.name).or(build.last.as_ref())
+    }
+
+    pub fn failing_checks(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| !c.ok)
+    }
+
+    /// True while something on screen moves with time.
+    pub fn animating(&self) -> bool {
+        self.job.is_some() || self.checks_running || self.push == PushState::Running
+    }
+
+    pub fn request_checks(&mut self, fetch: bool) -> Vec<Effect> {
+        self.checks_running = true;
+        self.checks_due = None;
+        vec![Effect::RunChecks {
+            build: self.selected_name(),
+            fetch,
+        }]
+    }
+
+    pub fn on_tick(&mut self, tick: u64) -> Vec<Effect> {
+        match self.checks_due {
+            Some(due) if due <= tick => self.request_checks(false),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Confirmed publish (or build only): resets the stepper and log and starts the job.
+    pub fn start_job(&mut self, build: String, _tick: u64) -> Vec<Effect> {
+        self.begin(JobKind::Publish, build.clone());
+        vec![Effect::Publish(build)]
+    }
+
+    fn begin(&mut self, kind: JobKind, build: String) {
+        self.stages = Default::default();
+        self.upload = None;
+        self.store_path = None;
+        self.nar_size = None;
+        self.key_name = None;
+        self.log.clear();
+        self.results.insert(build.clone(), LastResult::Building);
+        self.shown = Some((kind, build.clone()));
+        self.job = Some(Job {
+            kind,
+            build,
+            cancelling: false,
+        });
+    }
+
+    pub fn command(
+        &mut self,
+        cmd: Command,
+        log_h: u16,
+        tick: u64,
+    ) -> (Vec<Effect>, Status, Option<Popup>) {
+        let page = u64::from(log_h.saturating_sub(1).max(1));
+        let none = |effects| (effects, None, None);
+        match cmd {
+            Command::NextPane | Command::PrevPane => {
+                self.focus = self.focus.next(cmd == Command::NextPane);
+                none(Vec::new())
+            }
+            Command::Publish => match (self.selected_name(), &self.job) {
+                (_, Some(job)) => (
+                    Vec::new(),
+                    Some((
+                        Level::Warn,
+                        format!("{} of {} is running; c cancels it", job.kind, job.build),
+                    )),
+                    None,
+                ),
+                (None, _) => (
+                    Vec::new(),
+                    Some((Level::Warn, "no build selected".into())),
+                    None,
+                ),
+                (Some(name), None) => {
+                    let version = self
+                        .selected()
+                        .map(|b| b.version.clone())
+                        .unwrap_or_default();
+                    let mut lines = vec![format!("Publish build {name} {version} to the catalog?")];
+                    let failing: Vec<&str> = self.failing_checks().map(|c| c.id).collect();
+                    if !failing.is_empty() {
+                        lines.push(format!(
+                            "{} precondition(s) fail ({}); the pipeline will stop at check.",
+                            failing.len(),
+                            failing.join(", ")
+                        ));
+                    }
+                    let popup = Popup::Confirm {
+                        title: "Publish".into(),
+                        lines,
+                        pending: Pending::Publish(name),
+                    };
+                    (Vec::new(), None, Some(popup))
+                }
+            },
+            Command::BuildOnly => match (self.selected_name(), &self.job) {
+                (_, Some(job)) => (
+                    Vec::new(),
+                    Some((
+                        Level::Warn,
+                        format!("{} of {} is running; c cancels it", job.kind, job.build),
+                    )),
+                    None,
+                ),
+                (None, _) => (
+                    Vec::new(),
+                    Some((Level::Warn, "no build selected".into())),
+                    None,
+                ),
+                (Some(name), None) => {
+                    self.begin(JobKind::BuildOnly, name.clone());
+                    none(vec![Effect::BuildOnly(name)])
+                }
+            },
+            Command::Cancel => match &mut self.job {
+                Some(job) => {
+                    job.cancelling = true;
+                    let msg = format!("cancelling {} of {}…", job.kind, job.build);
+                    (vec![Effect::Cancel], Some((Level::Warn, msg)), None)
+                }
+                None => (
+                    Vec::new(),
+                    Some((Level::Info, "nothing to cancel".into())),
+                    None,
+                ),
+            },
+            Command::Recheck => {
+                let effects = self.request_checks(true);
+                (
+                    effects,
+                    Some((Level::Info, "re-checking (with fetch)…".into())),
+                    None,
+                )
+            }
+            Command::Push => {
+                let pushed = self.checks.iter().find(|c| c.id == PUSHED_CHECK);
+                match pushed {
+                    _ if self.push == PushState::Running => (
+                        Vec::new(),
+                        Some((Level::Info, "push already running".into())),
+                        None,
+                    ),
+                    Some(c) if !c.ok => {
+                        self.push = PushState::Running;
+                        (
+                            vec![Effect::Push],
+                            Some((Level::Info, "pushing current branch…".into())),
+                            None,
+                        )
+                    }
+                    Some(_) => (
+                        Vec::new(),
+                        Some((Level::Info, "nothing to push: HEAD is on the remote".into())),
+                        None,
+                    ),
+                    None => (
+                        Vec::new(),
+                        Some((Level::Info, "no push check yet; r re-checks".into())),
+                        None,
+                    ),
+                }
+            }
+            Command::EditVersion => match self.selected() {
+                Some(b) => {
+                    let popup = Popup::Input {
+                        title: format!("Version of {}", b.name),
+                        value: b.version.clone(),
+                        purpose: InputPurpose::Version(b.name.clone()),
+                    };
+                    (Vec::new(), None, Some(popup))
+                }
+                None => (
+                    Vec::new(),
+                    Some((Level::Warn, "no build selected".into())),
+                    None,
+                ),
+            },
+            Command::LogSearch => {
+                let value = self
+                    .log
+                    .search
+                    .as_ref()
+                    .map(|s| s.pattern.clone())
+                    .unwrap_or_default();
+                let popup = Popup::Input {
+                    title: "Search log".into(),
+                    value,
+                    purpose: InputPurpose::LogSearch,
+                };
+                (Vec::new(), None, Some(popup))
+            }
+            Command::SearchNext | Command::SearchPrev => {
+                if self.log.search.is_none() {
+                    return (
+                        Vec::new(),
+                        Some((Level::Info, "no search: / starts one".into())),
+                        None,
+                    );
+                }
+                let hit = self.log.search_step(cmd == Command::SearchNext, log_h);
+                let status = hit
+                    .is_none()
+                    .then(|| (Level::Warn, "pattern not found".to_string()));
+                (Vec::new(), status, None)
+            }
+            Command::Up
+            | Command::Down
+            | Command::PageUp
+            | Command::PageDown
+            | Command::Top
+            | Command::Bottom => {
+                let effects = match self.focus {
+                    PublishPane::Builds => {
+                        let n = self.builds.len();
+                        let changed = match cmd {
+                            Command::Up => self.cursor.move_by(-1, n),
+                            Command::Down => self.cursor.move_by(1, n),
+                            Command::Top => self.cursor.select(0, n),
+                            Command::Bottom => self.cursor.select(usize::MAX, n),
+                            _ => false,
+                        };
+                        if changed {
+                            self.checks_due = Some(tick + super::DEBOUNCE_TICKS);
+                        }
+                        Vec::new()
+                    }
+                    PublishPane::Checks => {
+                        self.checks_scroll = match cmd {
+                            Command::Up => self.checks_scroll.saturating_sub(1),
+                            Command::Down => self.checks_scroll.saturating_add(1),
+                            Command::Top => 0,
+                            _ => self.checks_scroll,
+                        };
+                        Vec::new()
+                    }
+                    PublishPane::Log => {
+                        match cmd {
+                            Command::Up => self.log.scroll_up(1, log_h),
+                            Command::Down => self.log.scroll_down(1, log_h),
+                            Command::PageUp => self.log.scroll_up(page, log_h),
+                            Command::PageDown => self.log.scroll_down(page, log_h),
+                            Command::Top => self.log.scroll_to_first(),
+                            _ => self.log.resume_follow(),
+                        }
+                        Vec::new()
+                    }
+                };
+                none(effects)
+            }
+            _ => none(Vec::new()),
+        }
+    }
+
+    pub fn wheel(
+        &mut self,
+        a: &Areas,
+        x: u16,
+        y: u16,
+        down: bool,
+        log_h: u16,
+        tick: u64,
+    ) -> Vec<Effect> {
+        if layout::contains(a.log, x, y) {
+            if down {
+                self.log.scroll_down(3, log_h);
+            } else {
+                self.log.scroll_up(3, log_h);
+            }
+        } else if layout::contains(a.builds, x, y) {
+            if self
+                .cursor
+                .move_by(if down { 1 } else { -1 }, self.builds.len())
+            {
+                self.checks_due = Some(tick + super::DEBOUNCE_TICKS);
+            }
+        } else if layout::contains(a.checks, x, y) {
+            self.checks_scroll = if down {
+                self.checks_scroll.saturating_add(1)
+            } else {
+                self.checks_scroll.saturating_sub(1)
+            };
+        }
+        Vec::new()
+    }
+
+    pub fn click(&mut self, a: &Areas, x: u16, y: u16, tick: u64) -> Vec<Effect> {
+        if layout::contains(a.builds, x, y) {
+            self.focus = PublishPane::Builds;
+            // Row 0 of the inner area is the column header.
+            let inner = layout::inner(a.builds);
+            if y > inner.y && layout::contains(inner, x, y) {
+                let row = usize::from(y - inner.y - 1) + self.cursor.offset;
+                if row < self.builds.len() && self.cursor.select(row, self.builds.len()) {
+                    self.checks_due = Some(tick + super::DEBOUNCE_TICKS);
+                }
+            }
+        } else if layout::contains(a.checks, x, y) {
+            self.focus = PublishPane::Checks;
+        } else if layout::contains(a.log, x, y) {
+            self.focus = PublishPane::Log;
+        }
+        Vec::new()
+    }
+
+    /// Applies an engine result.
+    pub fn on_result(&mut self, action: Action, tick: u64) -> (Vec<Effect>, Status) {
+        match action {
+            Action::Builds(builds) => {
+                self.builds = builds;
+                let n = self.builds.len();
+                self.cursor.select(self.cursor.selected, n);
+                (Vec::new(), None)
+            }
+            Action::Checks(checks) => {
+                self.checks = checks;
+                self.checks_running = false;
+                (Vec::new(), None)
+            }
+            Action::Engine(event) => (Vec::new(), self.on_event(event, tick)),
+            Action::JobFinished {
+                kind,
+                build,
+                result,
+            } => {
+                self.job = None;
+                let (last, status) = match &result {
+                    Ok(r) if kind == JobKind::Publish => (
+                        LastResult::Published(r.clone()),
+                        (Level::Ok, format!("published {r}")),
+                    ),
+                    Ok(r) => (
+                        LastResult::Built(r.clone()),
+                        (Level::Ok, format!("built {build}: {r}")),
+                    ),
+                    Err(e) if e == "cancelled" => (
+                        LastResult::Cancelled,
+                        (Level::Warn, format!("{kind} of {build} cancelled")),
+                    ),
+                    Err(e) => (
+                        LastResult::Failed(e.clone()),
+                        (Level::Error, format!("{kind} of {build} failed: {e}")),
+                    ),
+                };
+                // A stage still running when the job ends did not finish.
+                for s in &mut self.stages {
+                    if matches!(s, StageState::Running { .. }) {
+                        *s = StageState::Done {
+                            ok: false,
+                            duration: Duration::ZERO,
+                        };
+                    }
+                }
+                self.results.insert(build, last);
+                (Vec::new(), Some(status))
+            }
+            Action::PushFinished(result) => {
+                let status = match &result {
+                    Ok(msg) => (Level::Ok, format!("pushed: {msg}")),
+                    Err(e) => (Level::Error, format!("push failed: {e}")),
+                };
+                self.push = PushState::Done(result);
+                (self.request_checks(true), Some(status))
+            }
+            Action::VersionSet { build, result } => match result {
+                Ok(v) => {
+                    let mut effects = vec![Effect::LoadBuilds];
+                    effects.extend(self.request_checks(false));
+                    (
+                        effects,
+                        Some((Level::Ok, format!("{build} is now version {v}"))),
+                    )
+                }
+                Err(e) => (
+                    Vec::new(),
+                    Some((
+                        Level::Error,
+                        format!("cannot set the version of {build}: {e}"),
+                    )),
+                ),
+            },
+            _ => (Vec::new(), None),
+        }
+    }
+
+    fn note(&mut self, text: String) {
+        self.log.push(format!("\x1b[2m── {text}\x1b[0m"), false);
+    }
+
+    fn on_event(&mut self, event: Event, tick: u64) -> Status {
+        match event {
+            Event::StageStarted { stage } => {
+                self.stages[stage_index(stage)] = StageState::Running { since_tick: tick };
+            }
+            Event::StageFinished {
+                stage,
+                duration,
+                ok,
+            } => {
+                self.stages[stage_index(stage)] = StageState::Done { ok, duration };
+            }
+            Event::StageSkipped { stage, reason } => {
+                self.note(format!("{} skipped: {reason}", stage.name()));
+                self.stages[stage_index(stage)] = StageState::Skipped(reason);
+            }
+            Event::Check(check) => match self.checks.iter_mut().find(|c| c.id == check.id) {
+                Some(c) => *c = check,
+                None => self.checks.push(check),
+            },
+            Event::Cloned { rev, dir } => {
+                let short: String = rev.chars().take(12).collect();
+                self.note(format!("cloned {short} into {}", dir.display()));
+            }
+            Event::Log { stream, line } => self.log.push(line, stream == Stream::Stderr),
+            Event::BuildExited { code, signal } => {
+                let how = match (code, signal) {
+                    (Some(c), _) => format!("build exited with status {c}"),
+                    (None, Some(s)) => format!("build killed by signal {s}"),
+                    (None, None) => "build exited".to_string(),
+                };
+                self.note(how);
+            }
+            Event::Packed {
+                store_path,
+                nar_size,
+                ..
+            } => {
+                self.note(format!("packed {store_path}"));
+                self.store_path = Some(store_path);
+                self.nar_size = Some(nar_size);
+            }
+            Event::Signed { key_name } => self.key_name = Some(key_name),
+            Event::Upload {
+                sent,
+                total,
+                rate,
+                eta,
+                retries,
+            } => {
+                self.upload = Some(UploadState {
+                    sent,
+                    total,
+                    rate,
+                    eta,
+                    retries,
+                });
+            }
+            Event::Note { message } => {
+                self.note(message.clone());
+                return Some((Level::Info, message));
+            }
+            Event::Published { reference } => {
+                return Some((Level::Ok, format!("published {reference}")));
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,535 @@
+//! `update` as a function: actions in, state and effects out.
+
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+
+use super::*;
+use crate::event::{Event, Stage, Stream};
+use crate::tui::fake::{demo_builds, demo_checks, demo_packages};
+use crate::tui::model::{JobKind, LastResult};
+
+fn app() -> App {
+    let mut app = App::new(Theme::dark(), (100, 30));
+    app.update(Action::Builds(demo_builds()));
+    app.update(Action::Checks(demo_checks(Some("hello"), false)));
+    app.update(Action::Packages {
+        packages: demo_packages(),
+        etag: Some("e1".into()),
+    });
+    app.catalog.details_due = None;
+    app
+}
+
+fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
+    app.update(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+fn ch(app: &mut App, c: char) -> Vec<Effect> {
+    key(app, KeyCode::Char(c))
+}
+
+fn log_line(line: &str) -> Action {
+    Action::Engine(Event::Log {
+        stream: Stream::Stdout,
+        line: line.into(),
+    })
+}
+
+#[test]
+fn init_loads_everything() {
+    let mut app = App::new(Theme::dark(), (100, 30));
+    let effects = app.init();
+    assert!(effects.contains(&Effect::LoadBuilds));
+    assert!(effects.contains(&Effect::LoadPackages { etag: None }));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::RunChecks { fetch: true, .. }))
+    );
+}
+
+#[test]
+fn enter_asks_for_confirmation_then_publishes() {
+    let mut app = app();
+    let effects = key(&mut app, KeyCode::Enter);
+    assert!(effects.is_empty(), "no publish before confirming");
+    match &app.popup {
+        Some(Popup::Confirm { pending, lines, .. }) => {
+            assert_eq!(pending, &Pending::Publish("hello".into()));
+            assert!(
+                lines.iter().any(|l| l.contains("pushed")),
+                "failing check is named: {lines:?}"
+            );
+        }
+        other => panic!("expected a confirmation, got {other:?}"),
+    }
+    assert_eq!(app.contexts()[0], Context::Confirm);
+    let effects = ch(&mut app, 'y');
+    assert_eq!(effects, vec![Effect::Publish("hello".into())]);
+    assert!(app.popup.is_none());
+    assert!(app.publish.job.is_some());
+    assert_eq!(
+        app.publish.results.get("hello"),
+        Some(&LastResult::Building)
+    );
+}
+
+#[test]
+fn escape_dismisses_the_confirmation() {
+    let mut app = app();
+    key(&mut app, KeyCode::Enter);
+    let effects = key(&mut app, KeyCode::Esc);
+    assert!(effects.is_empty());
+    assert!(app.popup.is_none());
+    assert!(app.publish.job.is_none());
+}
+
+#[test]
+fn a_second_job_is_refused_while_one_runs() {
+    let mut app = app();
+    key(&mut app, KeyCode::Enter);
+    ch(&mut app, 'y');
+    assert!(ch(&mut app, 'b').is_empty());
+    key(&mut app, KeyCode::Enter);
+    assert!(app.popup.is_none());
+    assert_eq!(app.status.as_ref().map(|s| s.level), Some(Level::Warn));
+    assert_eq!(ch(&mut app, 'c'), vec![Effect::Cancel]);
+}
+
+#[test]
+fn build_only_starts_at_once() {
+    let mut app = app();
+    ch(&mut app, 'j');
+    assert_eq!(
+        ch(&mut app, 'b'),
+        vec![Effect::BuildOnly("json-check".into())]
+    );
+    app.update(Action::JobFinished {
+        kind: JobKind::BuildOnly,
+        build: "json-check".into(),
+        result: Ok("/tmp/out".into()),
+    });
+    assert!(app.publish.job.is_none());
+    assert_eq!(
+        app.publish.results.get("json-check"),
+        Some(&LastResult::Built("/tmp/out".into()))
+    );
+}
+
+#[test]
+fn stages_and_upload_follow_events() {
+    let mut app = app();
+    app.update(Action::Engine(Event::StageStarted {
+        stage: Stage::Build,
+    }));
+    assert!(matches!(app.publish.stages[2], StageState::Running { .. }));
+    app.update(Action::Engine(Event::StageFinished {
+        stage: Stage::Build,
+        duration: Duration::from_millis(1500),
+        ok: false,
+    }));
+    assert_eq!(
+        app.publish.stages[2],
+        StageState::Done {
+            ok: false,
+            duration: Duration::from_millis(1500)
+        }
+    );
+    app.update(Action::Engine(Event::StageSkipped {
+        stage: Stage::Upload,
+        reason: "already in the store".into(),
+    }));
+    assert!(matches!(app.publish.stages[5], StageState::Skipped(_)));
+    app.update(Action::Engine(Event::Upload {
+        sent: 10,
+        total: 100,
+        rate: 5.0,
+        eta: Some(18.0),
+        retries: 2,
+    }));
+    assert_eq!(
+        app.publish.upload.map(|u| (u.sent, u.retries)),
+        Some((10, 2))
+    );
+}
+
+#[test]
+fn check_events_replace_panel_entries() {
+    let mut app = app();
+    let n = app.publish.checks.len();
+    app.update(Action::Engine(Event::Check(crate::git::Check::pass(
+        "pushed",
+        "now pushed",
+    ))));
+    assert_eq!(app.publish.checks.len(), n);
+    assert!(app.publish.failing_checks().next().is_none());
+}
+
+#[test]
+fn log_appends_and_follow_toggles() {
+    let mut app = app();
+    for i in 0..100 {
+        app.update(log_line(&format!("line {i}")));
+    }
+    assert_eq!(app.publish.log.len(), 100);
+    assert!(app.publish.log.follow);
+    app.publish.focus = PublishPane::Log;
+    ch(&mut app, 'k');
+    assert!(!app.publish.log.follow, "scrolling up stops following");
+    let top = app.publish.log.view_top(app.log_height());
+    app.update(log_line("more"));
+    assert_eq!(
+        app.publish.log.view_top(app.log_height()),
+        top,
+        "paused view stays"
+    );
+    ch(&mut app, 'G');
+    assert!(app.publish.log.follow, "G resumes");
+    key(&mut app, KeyCode::PageUp);
+    assert!(!app.publish.log.follow);
+    key(&mut app, KeyCode::End);
+    assert!(app.publish.log.follow, "End resumes");
+}
+
+#[test]
+fn log_search_with_n_and_shift_n() {
+    let mut app = app();
+    for i in 0..200 {
+        let line = if i % 50 == 7 {
+            format!("\x1b[31merror\x1b[0m at {i}")
+        } else {
+            format!("ok {i}")
+        };
+        app.update(log_line(&line));
+    }
+    app.publish.focus = PublishPane::Log;
+    ch(&mut app, 'g');
+    ch(&mut app, '/');
+    assert!(matches!(
+        app.popup,
+        Some(Popup::Input {
+            purpose: InputPurpose::LogSearch,
+            ..
+        })
+    ));
+    for c in "error".chars() {
+        ch(&mut app, c);
+    }
+    key(&mut app, KeyCode::Enter);
+    let cur = |app: &App| app.publish.log.search.as_ref().and_then(|s| s.current);
+    assert_eq!(cur(&app), Some(7));
+    ch(&mut app, 'n');
+    assert_eq!(cur(&app), Some(57));
+    app.update(Action::Key(KeyEvent::new(
+        KeyCode::Char('N'),
+        KeyModifiers::SHIFT,
+    )));
+    assert_eq!(cur(&app), Some(7));
+    app.update(Action::Key(KeyEvent::new(
+        KeyCode::Char('N'),
+        KeyModifiers::SHIFT,
+    )));
+    assert_eq!(cur(&app), Some(157), "wraps to the last match");
+    assert!(!app.publish.log.follow);
+    let top = app.publish.log.view_top(app.log_height());
+    assert!(
+        (top..top + u64::from(app.log_height())).contains(&157),
+        "match is in view"
+    );
+}
+
+#[test]
+fn typing_filters_with_highlight_indices() {
+    let mut app = app();
+    ch(&mut app, '2');
+    assert_eq!(app.tab, Tab::Catalog);
+    assert_eq!(app.contexts()[0], Context::Search);
+    for c in "jsonchk".chars() {
+        ch(&mut app, c);
+    }
+    assert_eq!(app.catalog.query(), "jsonchk");
+    let (hit, pkg) = app.catalog.selected().expect("a hit");
+    assert_eq!(pkg.name, "json-check");
+    // "myorg/json-check": j=6 s=7 o=8 n=9 c=11 h=12 k=15
+    assert_eq!(hit.indices, vec![6, 7, 8, 9, 11, 12, 15]);
+    // Typing `q` in the search box types it; it does not quit.
+    ch(&mut app, 'q');
+    assert!(!app.quit);
+    assert_eq!(app.catalog.index.total(), 0);
+    key(&mut app, KeyCode::Backspace);
+    assert_eq!(app.catalog.index.total(), 1);
+}
+
+#[test]
+fn details_are_requested_after_the_selection_settles() {
+    let mut app = app();
+    ch(&mut app, '2');
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
+    let pkg = app.catalog.selected_ref().expect("selection");
+    let mut effects = Vec::new();
+    for _ in 0..3 {
+        effects.extend(app.update(Action::Tick));
+    }
+    assert_eq!(
+        effects,
+        vec![Effect::PackageDetails(pkg.clone()), Effect::Readiness(pkg)]
+    );
+    let more: Vec<Effect> = (0..3).flat_map(|_| app.update(Action::Tick)).collect();
+    assert!(more.is_empty(), "requested once");
+}
+
+#[test]
+fn install_confirms_then_reports_progress() {
+    let mut app = app();
+    ch(&mut app, '2');
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.catalog.focus, CatalogPane::Results);
+    let pkg = app.catalog.selected_ref().expect("selection");
+    ch(&mut app, 'i');
+    assert!(matches!(app.popup, Some(Popup::Confirm { .. })));
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Install(pkg.clone())]
+    );
+    app.update(Action::InstallProgress {
+        package: pkg.clone(),
+        message: "downloading".into(),
+        done: 5,
+        total: Some(10),
+    });
+    assert_eq!(app.catalog.install.as_ref().map(|i| i.done), Some(5));
+    let effects = app.update(Action::InstallFinished {
+        package: pkg.clone(),
+        result: Ok("done".into()),
+    });
+    assert_eq!(
+        effects,
+        vec![Effect::Readiness(pkg)],
+        "readiness is re-checked"
+    );
+}
+
+#[test]
+fn push_fixit_only_when_the_pushed_check_fails() {
+    let mut app = app();
+    assert_eq!(ch(&mut app, 'p'), vec![Effect::Push]);
+    assert_eq!(app.publish.push, PushState::Running);
+    let effects = app.update(Action::PushFinished(Ok("main -> origin/main".into())));
+    assert!(matches!(
+        effects[..],
+        [Effect::RunChecks { fetch: true, .. }]
+    ));
+    app.update(Action::Checks(demo_checks(Some("hello"), true)));
+    assert!(ch(&mut app, 'p').is_empty(), "nothing to push");
+}
+
+#[test]
+fn edit_version_submits_set_version() {
+    let mut app = app();
+    ch(&mut app, 'e');
+    assert!(matches!(app.popup, Some(Popup::Input { ref value, .. }) if value == "1.2.3"));
+    app.update(Action::Key(KeyEvent::new(
+        KeyCode::Char('u'),
+        KeyModifiers::CONTROL,
+    )));
+    for c in "1.3.0".chars() {
+        ch(&mut app, c);
+    }
+    let effects = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        effects,
+        vec![Effect::SetVersion {
+            build: "hello".into(),
+            version: "1.3.0".into()
+        }]
+    );
+    let effects = app.update(Action::VersionSet {
+        build: "hello".into(),
+        result: Ok("1.3.0".into()),
+    });
+    assert_eq!(effects[0], Effect::LoadBuilds);
+    // An invalid version is refused without an effect.
+    ch(&mut app, 'e');
+    app.update(Action::Paste("1 2".into()));
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(app.status.as_ref().map(|s| s.level), Some(Level::Error));
+}
+
+#[test]
+fn file_changes_recheck_without_fetch_and_r_with_fetch() {
+    let mut app = app();
+    assert_eq!(
+        app.update(Action::FilesChanged),
+        vec![Effect::RunChecks {
+            build: Some("hello".into()),
+            fetch: false
+        }]
+    );
+    assert_eq!(
+        ch(&mut app, 'r'),
+        vec![Effect::RunChecks {
+            build: Some("hello".into()),
+            fetch: true
+        }]
+    );
+}
+
+#[test]
+fn selecting_another_build_rechecks_after_debounce() {
+    let mut app = app();
+    ch(&mut app, 'j');
+    let effects: Vec<Effect> = (0..3).flat_map(|_| app.update(Action::Tick)).collect();
+    assert_eq!(
+        effects,
+        vec![Effect::RunChecks {
+            build: Some("json-check".into()),
+            fetch: false
+        }]
+    );
+}
+
+#[test]
+fn quit_cancels_a_running_job() {
+    let mut app = app();
+    key(&mut app, KeyCode::Enter);
+    ch(&mut app, 'y');
+    assert_eq!(ch(&mut app, 'q'), vec![Effect::Cancel, Effect::Quit]);
+    assert!(app.quit);
+}
+
+#[test]
+fn ctrl_c_quits_even_from_popups_and_text() {
+    let mut app = app();
+    ch(&mut app, '?');
+    let e = app.update(Action::Key(KeyEvent::new(
+        KeyCode::Char('c'),
+        KeyModifiers::CONTROL,
+    )));
+    assert_eq!(e, vec![Effect::Quit]);
+}
+
+#[test]
+fn idle_ticks_do_not_redraw() {
+    let mut app = app();
+    app.dirty = false;
+    app.update(Action::Tick);
+    assert!(!app.dirty);
+    ch(&mut app, 'b');
+    app.dirty = false;
+    app.update(Action::Tick);
+    assert!(app.dirty, "spinners move while a job runs");
+}
+
+#[test]
+fn mouse_clicks_select_and_wheel_scrolls() {
+    let mut app = app();
+    let a = app.areas();
+    let click = |x, y| {
+        Action::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: x,
+            row: y,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    // Third build row: border, header, then rows.
+    app.update(click(a.builds.x + 3, a.builds.y + 4));
+    assert_eq!(app.publish.cursor.selected, 2);
+    for i in 0..100 {
+        app.update(log_line(&format!("{i}")));
+    }
+    app.update(Action::Mouse(MouseEvent {
+        kind: MouseEventKind::ScrollUp,
+        column: a.log.x + 5,
+        row: a.log.y + 5,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert!(!app.publish.log.follow);
+    // Tab bar click switches tabs.
+    app.update(click(TABS_X + 13, 0));
+    assert_eq!(app.tab, Tab::Catalog);
+    let a = app.areas();
+    app.update(click(a.results.x + 3, a.results.y + 3));
+    assert_eq!(app.catalog.cursor.selected, 2);
+    assert_eq!(app.catalog.focus, CatalogPane::Results);
+}
+
+#[test]
+fn tab_cycles_panes_and_keys_follow_focus() {
+    let mut app = app();
+    assert_eq!(app.contexts()[0], Context::Builds);
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.contexts()[0], Context::Checks);
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.contexts()[0], Context::Log);
+    key(&mut app, KeyCode::BackTab);
+    assert_eq!(app.contexts()[0], Context::Checks);
+}
+
+/// Every context stack the app can be in.
+fn all_stacks() -> Vec<Vec<Context>> {
+    let mut app = app();
+    let mut stacks = Vec::new();
+    for tab in [Tab::Publish, Tab::Catalog] {
+        app.tab = tab;
+        for p in [PublishPane::Builds, PublishPane::Checks, PublishPane::Log] {
+            for c in [
+                CatalogPane::Search,
+                CatalogPane::Results,
+                CatalogPane::Details,
+            ] {
+                app.publish.focus = p;
+                app.catalog.focus = c;
+                stacks.push(app.contexts());
+            }
+        }
+    }
+    for popup in [
+        Popup::Help { scroll: 0 },
+        Popup::Confirm {
+            title: String::new(),
+            lines: Vec::new(),
+            pending: Pending::Install(String::new()),
+        },
+        Popup::Input {
+            title: String::new(),
+            value: String::new(),
+            purpose: InputPurpose::LogSearch,
+        },
+    ] {
+        app.popup = Some(popup);
+        stacks.push(app.contexts());
+    }
+    stacks
+}
+
+#[test]
+fn no_key_is_shadowed_within_any_reachable_stack() {
+    use crate::tui::keymap::{Key, bindings};
+    use std::collections::HashMap;
+    for stack in all_stacks() {
+        let mut owner: HashMap<Key, Context> = HashMap::new();
+        for ctx in &stack {
+            for b in bindings(*ctx) {
+                for k in b.keys.iter().filter(|k| **k != Key::AnyChar) {
+                    if let Some(first) = owner.insert(*k, *ctx) {
+                        panic!("{k:?} is bound in both {first:?} and {ctx:?} (stack {stack:?})");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_context_is_reachable() {
+    let stacks = all_stacks();
+    for ctx in Context::ALL {
+        assert!(
+            stacks.iter().any(|s| s.contains(&ctx)),
+            "{ctx:?} unreachable"
+        );
+    }
+}

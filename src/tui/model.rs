@@ -1,0 +1,113 @@
+//! Plain data the workbench shows. The lead maps the engine's and catalog's types onto these,
+//! so the TUI depends on nothing but `event` and `git::Check`.
+
+use std::fmt;
+
+/// One `[build.<name>]` entry of the environment's manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BuildRow {
+    pub name: String,
+    /// The version the manifest declares (empty when it declares none).
+    pub version: String,
+    pub description: String,
+    /// What the engine knows of earlier runs (e.g. "already published"); `None` if nothing.
+    pub last: Option<LastResult>,
+}
+
+/// The last outcome of a build, as shown in the builds list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LastResult {
+    Building,
+    /// Built (build only), with the output directory.
+    Built(String),
+    /// Published, with the catalog reference (`myorg/hello@1.2.3`).
+    Published(String),
+    /// Failed, with one sentence saying why.
+    Failed(String),
+    Cancelled,
+}
+
+impl LastResult {
+    /// A one-word label for the builds list.
+    pub fn label(&self) -> &'static str {
+        match self {
+            LastResult::Building => "building",
+            LastResult::Built(_) => "built",
+            LastResult::Published(_) => "published",
+            LastResult::Failed(_) => "failed",
+            LastResult::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One package in the organisation's catalog, as listed by search.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PackageRow {
+    pub org: String,
+    pub name: String,
+    /// The latest version.
+    pub version: String,
+    pub description: String,
+}
+
+impl PackageRow {
+    /// `org/name`, the form `install` and `show` take.
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.org, self.name)
+    }
+}
+
+/// One published build of a package version for one system.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SystemBuild {
+    pub version: String,
+    /// `x86_64-linux`, `aarch64-darwin`, …
+    pub system: String,
+    pub store_path: String,
+    pub publisher: String,
+    /// RFC 3339 time of publication.
+    pub published_at: String,
+    /// Source revision (commit id).
+    pub revision: String,
+    /// Name of the signing key (`myorg-1`).
+    pub key: String,
+    /// Where the narinfo lives (`s3://…/<hash>.narinfo`).
+    pub store_url: String,
+    pub nar_size: u64,
+}
+
+/// Everything `show ORG/PKG` knows about a package.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PackageDetails {
+    pub org: String,
+    pub name: String,
+    pub description: String,
+    /// All versions, newest first.
+    pub versions: Vec<String>,
+    /// Builds of all versions, newest first.
+    pub builds: Vec<SystemBuild>,
+    /// The source repository (credential-free URL).
+    pub repository: String,
+}
+
+impl PackageDetails {
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.org, self.name)
+    }
+}
+
+/// Which long job is running on the publish tab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Publish,
+    BuildOnly,
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JobKind::Publish => "publish",
+            JobKind::BuildOnly => "build",
+        })
+    }
+}

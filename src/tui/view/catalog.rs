@@ -1,0 +1,268 @@
+//! Catalog tab panes: search box, results with highlighted matches, details, readiness.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Gauge, Paragraph, Widget};
+
+use super::publish::check_lines;
+use super::{bytes, fit, highlight, pane, spinner};
+use crate::tui::app::{App, CatalogPane};
+
+pub(super) fn search(app: &App, area: Rect, buf: &mut Buffer) {
+    let c = &app.catalog;
+    let t = &app.theme;
+    let focused = c.focus == CatalogPane::Search;
+    let count = if c.loading && c.packages.is_empty() {
+        format!(" {} loading ", spinner(app.tick))
+    } else {
+        format!(" {}/{} ", c.index.total(), c.packages.len())
+    };
+    let block = pane(" Search ", focused, t).title(Line::styled(count, t.muted).right_aligned());
+    let inner = block.inner(area);
+    block.render(area, buf);
+    if inner.area() == 0 {
+        return;
+    }
+    let mut spans = vec![
+        Span::styled("› ", t.accent),
+        Span::styled(c.query().to_string(), t.text),
+    ];
+    if focused {
+        spans.push(Span::styled(" ", t.selection));
+    } else if c.query().is_empty() {
+        spans.push(Span::styled("/ to search", t.muted));
+    }
+    buf.set_line(inner.x, inner.y, &Line::from(spans), inner.width);
+}
+
+pub(super) fn results(app: &App, area: Rect, buf: &mut Buffer) {
+    let c = &app.catalog;
+    let t = &app.theme;
+    let block = pane(" Results ", c.focus == CatalogPane::Results, t);
+    let inner = block.inner(area);
+    block.render(area, buf);
+    if inner.area() == 0 {
+        return;
+    }
+    let hits = c.index.hits();
+    if hits.is_empty() {
+        let msg = if c.packages.is_empty() {
+            "no packages (yet)"
+        } else {
+            "no match"
+        };
+        buf.set_stringn(
+            inner.x + 1,
+            inner.y,
+            msg,
+            usize::from(inner.width.saturating_sub(1)),
+            t.muted,
+        );
+        return;
+    }
+    let ref_w = hits
+        .iter()
+        .skip(c.cursor.offset)
+        .take(usize::from(inner.height))
+        .filter_map(|h| c.index.haystack(h.id))
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(usize::from(inner.width) * 3 / 5);
+    for (i, hit) in hits
+        .iter()
+        .enumerate()
+        .skip(c.cursor.offset)
+        .take(usize::from(inner.height))
+    {
+        let Some(pkg) = c.packages.get(hit.id) else {
+            continue;
+        };
+        let y = inner.y + (i - c.cursor.offset) as u16;
+        let selected = i == c.cursor.selected;
+        let base = if selected { t.selection } else { t.text };
+        // Secondary text keeps the selection readable.
+        let dim = if selected { t.selection } else { t.muted };
+        let reference = fit(&pkg.reference(), ref_w);
+        let pad = ref_w.saturating_sub(reference.chars().count());
+        let mut spans = vec![Span::styled(" ", base)];
+        // Indices are into `org/name`, one char per index, so they apply to `reference`.
+        spans.extend(highlight(
+            vec![Span::styled(reference, base)],
+            &hit.indices,
+            t.matched,
+        ));
+        spans.push(Span::styled(
+            format!("{:pad$} {:<8} ", "", fit(&pkg.version, 8)),
+            dim,
+        ));
+        spans.push(Span::styled(pkg.description.clone(), dim));
+        if selected {
+            buf.set_style(Rect::new(inner.x, y, inner.width, 1), t.selection);
+        }
+        buf.set_line(inner.x, y, &Line::from(spans), inner.width);
+    }
+}
+
+/// Greedy word wrap to `width` columns.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in text.split_whitespace() {
+        let need = cur.chars().count() + usize::from(!cur.is_empty()) + word.chars().count();
+        if !cur.is_empty() && need > width {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
+/// `/nix/store/<hash>-name` with the hash shortened when the whole path does not fit.
+fn store_path(path: &str, width: usize) -> String {
+    if path.chars().count() <= width {
+        return path.to_string();
+    }
+    match path.strip_prefix("/nix/store/") {
+        Some(rest) if rest.len() > 33 && rest.is_char_boundary(8) && rest.is_char_boundary(32) => {
+            fit(&format!("/nix/store/{}…{}", &rest[..8], &rest[32..]), width)
+        }
+        _ => fit(path, width),
+    }
+}
+
+pub(super) fn details(app: &App, area: Rect, buf: &mut Buffer) {
+    let c = &app.catalog;
+    let t = &app.theme;
+    let focused = c.focus == CatalogPane::Details;
+    let Some((_, pkg)) = c.selected() else {
+        pane(" Details ", focused, t).render(area, buf);
+        return;
+    };
+    let block = pane(format!(" {} ", pkg.reference()), focused, t);
+    let width = usize::from(block.inner(area).width);
+    let mut lines: Vec<Line> = wrap(&pkg.description, width.max(1))
+        .into_iter()
+        .map(|l| Line::styled(l, t.text))
+        .collect();
+    lines.push(Line::raw(""));
+    match c.selected_details() {
+        None => lines.push(Line::styled(
+            format!("{} loading details…", spinner(app.tick)),
+            t.muted,
+        )),
+        Some(d) => {
+            let kv = |k: &str, v: String| {
+                Line::from(vec![
+                    Span::styled(format!("{k:<11}"), t.muted),
+                    Span::styled(v, t.text),
+                ])
+            };
+            lines.push(kv("versions", d.versions.join(", ")));
+            lines.push(kv("repository", d.repository.clone()));
+            lines.push(Line::raw(""));
+            lines.push(Line::styled("builds", t.accent));
+            let rest = width.saturating_sub(11);
+            for b in &d.builds {
+                lines.push(Line::from(vec![
+                    Span::styled(format!("  {:<8} ", b.version), t.text),
+                    Span::styled(format!("{:<15}", b.system), t.accent),
+                    Span::styled(format!(" by {} · {}", b.publisher, b.published_at), t.muted),
+                ]));
+                let rev: String = b.revision.chars().take(12).collect();
+                lines.push(kv("    path", store_path(&b.store_path, rest)));
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{:<11}", "    rev"), t.muted),
+                    Span::styled(rev, t.text),
+                    Span::styled("  key ", t.muted),
+                    Span::styled(b.key.clone(), t.text),
+                    Span::styled("  NAR ", t.muted),
+                    Span::styled(bytes(b.nar_size), t.text),
+                ]));
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{:<11}", "    store"), t.muted),
+                    Span::styled(fit(&b.store_url, rest), t.muted),
+                ]));
+            }
+        }
+    }
+    Paragraph::new(lines)
+        .block(block)
+        .scroll((c.details_scroll, 0))
+        .render(area, buf);
+}
+
+pub(super) fn readiness(app: &App, area: Rect, buf: &mut Buffer) {
+    let c = &app.catalog;
+    let t = &app.theme;
+    let block = pane(" Install readiness ", false, t);
+    let inner = block.inner(area);
+    block.render(area, buf);
+    if inner.area() == 0 {
+        return;
+    }
+    let selected = c.selected_ref();
+    let mut lines = match c.selected_readiness() {
+        Some(checks) => check_lines(checks, t, |_| None),
+        None if selected.is_some() => vec![Line::styled(
+            format!("{} checking…", spinner(app.tick)),
+            t.muted,
+        )],
+        None => Vec::new(),
+    };
+    // The install line takes the last row.
+    let install = c
+        .install
+        .as_ref()
+        .filter(|i| Some(&i.package) == selected.as_ref());
+    let list_h = inner.height.saturating_sub(u16::from(install.is_some()));
+    lines.truncate(usize::from(list_h));
+    Paragraph::new(lines).render(
+        Rect {
+            height: list_h,
+            ..inner
+        },
+        buf,
+    );
+    let Some(i) = install else {
+        return;
+    };
+    let row = Rect::new(inner.x, inner.bottom() - 1, inner.width, 1);
+    let w = usize::from(inner.width);
+    match &i.result {
+        None => match i.total {
+            Some(total) if total > 0 => {
+                let ratio = (i.done as f64 / total as f64).clamp(0.0, 1.0);
+                let label = format!("{} {} / {}", i.message, bytes(i.done), bytes(total));
+                Gauge::default()
+                    .gauge_style(t.gauge)
+                    .ratio(ratio)
+                    .label(Span::styled(fit(&label, w), t.text))
+                    .use_unicode(true)
+                    .render(row, buf);
+            }
+            _ => {
+                buf.set_stringn(
+                    row.x,
+                    row.y,
+                    format!("{} {}", spinner(app.tick), i.message),
+                    w,
+                    t.warn,
+                );
+            }
+        },
+        Some(Ok(m)) => {
+            buf.set_stringn(row.x, row.y, format!("✓ installed: {m}"), w, t.ok);
+        }
+        Some(Err(e)) => {
+            buf.set_stringn(row.x, row.y, format!("✗ install failed: {e}"), w, t.error);
+        }
+    }
+}

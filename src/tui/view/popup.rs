@@ -1,0 +1,169 @@
+//! Popups: confirmation, text input and the `?` help generated from the keymap table.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph, Widget, Wrap};
+
+use super::pane;
+use crate::tui::app::{App, Popup};
+use crate::tui::keymap::{self, Context, Key};
+use crate::tui::layout::centered;
+
+pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    let t = &app.theme;
+    let hints = |ctx: Context| super::hints(&[ctx], t, area.width);
+    match &app.popup {
+        None => {}
+        Some(Popup::Confirm { title, lines, .. }) => {
+            let width = lines
+                .iter()
+                .map(|l| l.chars().count())
+                .max()
+                .unwrap_or(0)
+                .clamp(30, 70) as u16
+                + 4;
+            let mut text: Vec<Line> = lines
+                .iter()
+                .map(|l| Line::styled(l.clone(), t.text))
+                .collect();
+            if let Some(first) = text.get_mut(1) {
+                first.style = t.warn;
+            }
+            text.push(Line::raw(""));
+            text.push(hints(Context::Confirm));
+            // Rows after wrapping to the text width (width minus borders and padding).
+            let text_w = usize::from(width.min(area.width).saturating_sub(4)).max(1);
+            let rows: usize = text.iter().map(|l| l.width().div_ceil(text_w).max(1)).sum();
+            let height = u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(2);
+            let r = centered(area, width, height);
+            Clear.render(r, buf);
+            Paragraph::new(text)
+                .wrap(Wrap { trim: false })
+                .block(
+                    pane(format!(" {title} "), true, t)
+                        .padding(ratatui::widgets::Padding::horizontal(1)),
+                )
+                .render(r, buf);
+        }
+        Some(Popup::Input { title, value, .. }) => {
+            let r = centered(area, 52, 6);
+            Clear.render(r, buf);
+            let text = vec![
+                Line::from(vec![
+                    Span::styled("› ", t.accent),
+                    Span::styled(value.clone(), t.text),
+                    Span::styled(" ", t.selection),
+                ]),
+                Line::raw(""),
+                hints(Context::Input),
+            ];
+            Paragraph::new(text)
+                .block(
+                    pane(format!(" {title} "), true, t)
+                        .padding(ratatui::widgets::Padding::horizontal(1)),
+                )
+                .render(r, buf);
+        }
+        Some(Popup::Help { scroll }) => help(app, area, buf, *scroll),
+    }
+}
+
+/// The help text, one section per context (the contexts active under the popup first),
+/// generated from the keymap table.
+pub fn help_lines(app: &App) -> Vec<Vec<Line<'static>>> {
+    let t = &app.theme;
+    // What was active before the popup opened: the current tab and pane.
+    let under = {
+        let mut a = App::new(app.theme, app.size);
+        a.tab = app.tab;
+        a.publish.focus = app.publish.focus;
+        a.catalog.focus = app.catalog.focus;
+        a.contexts()
+    };
+    let mut order: Vec<Context> = under.clone();
+    order.extend(Context::ALL.iter().filter(|c| !under.contains(c)));
+    let key_w = keymap::KEYMAP
+        .iter()
+        .map(|b| keymap::keys_label(b.keys).chars().count())
+        .max()
+        .unwrap_or(8);
+    let mut sections = Vec::new();
+    for ctx in order {
+        let mut lines = Vec::new();
+        let mut title = vec![Span::styled(ctx.title().to_string(), t.accent)];
+        if under.contains(&ctx) {
+            title.push(Span::styled(" ●", t.ok));
+        }
+        lines.push(Line::from(title));
+        for b in keymap::bindings(ctx) {
+            let keys = keymap::keys_label(b.keys);
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!(" {keys:<key_w$} "),
+                    if b.keys.contains(&Key::AnyChar) {
+                        t.muted
+                    } else {
+                        t.text
+                    },
+                ),
+                Span::styled(b.description.to_string(), t.muted),
+            ]));
+        }
+        lines.push(Line::raw(""));
+        sections.push(lines);
+    }
+    sections.push(vec![
+        Line::styled("Mouse", t.accent),
+        Line::styled("  wheel scrolls the pane under it", t.muted),
+        Line::styled("  click focuses a pane, selects a row", t.muted),
+    ]);
+    sections
+}
+
+fn help(app: &App, area: Rect, buf: &mut Buffer, scroll: u16) {
+    let t = &app.theme;
+    let r = centered(
+        area,
+        area.width.saturating_sub(4).min(110),
+        area.height.saturating_sub(2),
+    );
+    Clear.render(r, buf);
+    let block = pane(" Keys (● active here) ", true, t)
+        .title(Line::styled(" j/k scroll · Esc closes ", t.muted).right_aligned());
+    let inner = block.inner(r);
+    block.render(r, buf);
+    if inner.area() == 0 {
+        return;
+    }
+    let sections = help_lines(app);
+    let columns: u16 = if inner.width >= 120 {
+        3
+    } else if inner.width >= 64 {
+        2
+    } else {
+        1
+    };
+    // Flow sections into columns of roughly equal height.
+    let total: usize = sections.iter().map(Vec::len).sum();
+    let per = total.div_ceil(usize::from(columns));
+    let mut cols: Vec<Vec<Line>> = vec![Vec::new()];
+    for s in sections {
+        let cur = cols.len() - 1;
+        if !cols[cur].is_empty()
+            && cols[cur].len() + s.len() / 2 > per
+            && cols.len() < usize::from(columns)
+        {
+            cols.push(Vec::new());
+        }
+        if let Some(last) = cols.last_mut() {
+            last.extend(s);
+        }
+    }
+    let col_w = inner.width / columns;
+    for (i, lines) in cols.into_iter().enumerate() {
+        let x = inner.x + col_w * i as u16;
+        let rect = Rect::new(x, inner.y, col_w.min(inner.right() - x), inner.height);
+        Paragraph::new(lines).scroll((scroll, 0)).render(rect, buf);
+    }
+}
