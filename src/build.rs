@@ -333,6 +333,14 @@ async fn build_in_clone(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    // If pubdeck itself is killed (kill -9), take the build's shell with it.
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
     match &version {
         Some(v) => cmd.env("version", v),
         None => cmd.env_remove("version"),

@@ -144,6 +144,15 @@ struct Checked {
     store: Store,
 }
 
+/// Fault injection for the crash tests: with `PUBDECK_FAILPOINT_PAUSE=<stage>` the pipeline
+/// stops for a minute when it reaches that stage, so a test can `kill -9` it exactly there.
+async fn failpoint(stage: Stage) {
+    if std::env::var("PUBDECK_FAILPOINT_PAUSE").is_ok_and(|s| s == stage.name()) {
+        eprintln!("failpoint: paused at {}", stage.name());
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+}
+
 async fn send(tx: &EventTx, e: Event) {
     let _ = tx.send(e).await;
 }
@@ -247,6 +256,7 @@ pub async fn run(
         timeout: plan.build_timeout,
     };
     let t = Instant::now();
+    failpoint(Stage::Clone).await;
     let output = build::run(&req, tx, cancel).await?;
     durations.push((Stage::Build, t.elapsed().as_secs_f64()));
     let version = output
@@ -257,6 +267,7 @@ pub async fn run(
 
     // 4. pack: NAR → hash → compress → hash → temp file, one pass
     send(tx, Event::StageStarted { stage: Stage::Pack }).await;
+    failpoint(Stage::Pack).await;
     let t = Instant::now();
     let pack_dir = tempfile::Builder::new()
         .prefix("pubdeck-pack-")
@@ -302,6 +313,7 @@ pub async fn run(
 
     // 5. sign
     send(tx, Event::StageStarted { stage: Stage::Sign }).await;
+    failpoint(Stage::Sign).await;
     let t = Instant::now();
     let info = cache::source_narinfo(&packed.summary, &store_name, &[], &c.key)
         .map_err(|e| PublishError::Pack(e.to_string()))?;
@@ -334,6 +346,7 @@ pub async fn run(
         },
     )
     .await;
+    failpoint(Stage::Upload).await;
     let t = Instant::now();
     let uploaded = tokio::select! {
         r = upload(&c.store, &packed, &info, &plan.put, tx) => r,
@@ -365,6 +378,7 @@ pub async fn run(
         },
     )
     .await;
+    failpoint(Stage::Register).await;
     let t = Instant::now();
     let narinfo_url = c.store.url().object_url(&info.file_name());
     let new = NewBuild {

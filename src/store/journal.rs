@@ -55,6 +55,19 @@ pub struct JournalPart {
     pub size: u64,
 }
 
+/// A `.journal-*` temp file older than a minute: its writer is gone.
+fn is_stale_temp(path: &Path) -> bool {
+    let temp = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(".journal-"));
+    temp && std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(60))
+}
+
 /// The persisted state of one multipart upload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {
@@ -175,7 +188,8 @@ impl Journal {
         }
     }
 
-    /// Every journal file in `dir` (missing dir = none).
+    /// Every journal file in `dir` (missing dir = none); removes temp files that a killed
+    /// writer left behind.
     pub fn list(dir: &Path) -> Result<Vec<(PathBuf, Option<Journal>)>, StoreError> {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
@@ -193,6 +207,9 @@ impl Journal {
             if is_journal {
                 let j = Journal::load(&path)?;
                 out.push((path, j));
+            } else if is_stale_temp(&path) {
+                // Left by a writer killed mid-save; the rename never happened.
+                let _ = std::fs::remove_file(&path);
             }
         }
         Ok(out)

@@ -13,6 +13,7 @@ use ratatui::layout::Rect;
 use super::action::{Action, Effect};
 use super::keymap::{self, Command, Context};
 use super::layout::{self, Areas};
+use super::model::JobKind;
 use super::theme::Theme;
 
 /// The two tabs.
@@ -186,7 +187,21 @@ impl App {
             | Action::JobFinished { .. }
             | Action::PushFinished(_)
             | Action::VersionSet { .. } => {
-                let (effects, status) = self.publish.on_result(action, self.tick);
+                // A new publish changes the catalog: refresh the cached package list.
+                let published = matches!(
+                    &action,
+                    Action::JobFinished {
+                        kind: JobKind::Publish,
+                        result: Ok(_),
+                        ..
+                    }
+                );
+                let (mut effects, status) = self.publish.on_result(action, self.tick);
+                if published {
+                    effects.push(Effect::LoadPackages {
+                        etag: self.catalog.etag.clone(),
+                    });
+                }
                 if let Some((level, text)) = status {
                     self.set_status(level, text);
                 }

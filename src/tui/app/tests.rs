@@ -533,3 +533,29 @@ fn every_context_is_reachable() {
         );
     }
 }
+
+#[test]
+fn a_successful_publish_reloads_the_package_list() {
+    let mut app = App::new(Theme::dark(), (100, 30));
+    let effects = app.update(Action::JobFinished {
+        kind: JobKind::Publish,
+        build: "hello".into(),
+        result: Ok("myorg/hello@1.0.0".into()),
+    });
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::LoadPackages { .. })),
+        "{effects:?}"
+    );
+    let effects = app.update(Action::JobFinished {
+        kind: JobKind::Publish,
+        build: "hello".into(),
+        result: Err("build `hello` failed with exit code 1".into()),
+    });
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::LoadPackages { .. }))
+    );
+}

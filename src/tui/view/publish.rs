@@ -108,10 +108,10 @@ pub(super) fn check_lines(
 ) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     for c in checks {
-        let (icon, style) = if c.ok {
-            ("✓", t.ok)
-        } else {
-            ("✗", t.error)
+        let (icon, style) = match (c.ok, c.warning) {
+            (true, _) => ("✓", t.ok),
+            (false, true) => ("!", t.warn),
+            (false, false) => ("✗", t.error),
         };
         lines.push(Line::from(vec![
             Span::styled(format!("{icon} "), style),

@@ -1,0 +1,123 @@
+//! The real binary in tmux: `pubdeck demo` opens the workbench on a fresh demo workspace; a
+//! publish is driven with send-keys until the build shows as published, then the Catalog tab
+//! finds it and shows its install readiness. Skips with a reason when tmux is missing (CI
+//! installs it).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    session: String,
+}
+
+impl Tmux {
+    fn run(args: &[&str]) -> String {
+        let out = Command::new("tmux").args(args).output().expect("tmux runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn capture(&self) -> String {
+        Tmux::run(&["capture-pane", "-p", "-t", &self.session])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.session];
+        args.extend_from_slice(keys);
+        Tmux::run(&args);
+    }
+
+    fn text(&self, text: &str) {
+        Tmux::run(&["send-keys", "-t", &self.session, "-l", text]);
+    }
+
+    /// Waits until the screen contains `needle`; panics with the screen after `timeout`.
+    fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.capture();
+            if screen.contains(needle) {
+                return screen;
+            }
+            if start.elapsed() > timeout {
+                panic!("{needle:?} did not appear within {timeout:?}; screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        Tmux::run(&["kill-session", "-t", &self.session]);
+    }
+}
+
+#[test]
+fn demo_publish_then_find_it_in_the_catalog() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        if std::env::var("CI").is_ok() {
+            panic!("tmux is missing on CI; .ci/run installs it");
+        }
+        eprintln!("SKIP demo_publish_then_find_it_in_the_catalog: tmux is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = tmp.path().join("demo");
+    let data = tmp.path().join("xdg");
+    // Create the workspace first (the seed takes a while in debug builds).
+    let created = Command::new(env!("CARGO_BIN_EXE_pubdeck"))
+        .args(["demo", "--no-tui", "--path"])
+        .arg(&demo)
+        .env("XDG_DATA_HOME", &data)
+        .env("XDG_CONFIG_HOME", &data)
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+
+    let session = format!("pubdeck-e2e-{}", std::process::id());
+    let cmd = format!(
+        "XDG_DATA_HOME={} XDG_CONFIG_HOME={} {} demo --path {}",
+        data.display(),
+        data.display(),
+        env!("CARGO_BIN_EXE_pubdeck"),
+        demo.display()
+    );
+    Tmux::run(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &cmd,
+    ]);
+    let t = Tmux { session };
+    let screen = t.wait_for("Preconditions all pass", Duration::from_secs(30));
+    assert!(screen.contains("hello") && screen.contains("report") && screen.contains("broken"));
+
+    // Enter asks for confirmation, y publishes `hello` (the first build).
+    t.keys(&["Enter"]);
+    t.wait_for("Publish", Duration::from_secs(5));
+    t.keys(&["y"]);
+    // The builds table marks it published; the package list reloads (318 seeded + 1).
+    let screen = t.wait_for("319 packages in the catalog", Duration::from_secs(60));
+    assert!(screen.contains("✓ register"), "{screen}");
+    assert!(screen.contains("published  Greets"), "{screen}");
+
+    // The Catalog tab finds it (the package list is reloaded after a publish).
+    t.keys(&["2"]);
+    t.text("hello");
+    let screen = t.wait_for("myorg/hello ", Duration::from_secs(10));
+    assert!(screen.contains("Greets the organisation"), "{screen}");
+    // The exact match ranks first and is selected; its readiness follows.
+    let screen = t.wait_for("myorg/hello is visible to you", Duration::from_secs(10));
+    assert!(screen.contains("has a build for"), "{screen}");
+    assert!(screen.contains("is not installed yet"), "{screen}");
+    t.keys(&["q"]);
+}
