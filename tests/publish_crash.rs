@@ -19,9 +19,9 @@ hello.pkg-path = "hello"
 [build.slow]
 version = "1.0"
 command = '''
-  echo started
   if [ -n "${PUBDECK_TEST_SLEEP:-}" ]; then
     echo $$ > "$PUBDECK_TEST_PIDFILE"
+    echo started
     exec sleep "$PUBDECK_TEST_SLEEP"
   fi
   mkdir -p $out && echo done > $out/result
