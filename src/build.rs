@@ -16,7 +16,7 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{Event, EventTx, Stage, Stream};
-use crate::manifest::{Build, VersionSpec};
+use crate::manifest::{Build, Env, VersionSpec};
 
 /// Longest log line sent as one event; longer lines are split (nothing is dropped).
 pub const MAX_LINE: usize = 1 << 20;
@@ -48,6 +48,12 @@ pub enum BuildError {
     TimedOut { name: String, after: Duration },
     #[error("build `{name}` wrote nothing to $out")]
     EmptyOutput { name: String },
+    /// The build cannot start: no such build, no committed state, a broken manifest.
+    #[error("{message}")]
+    Prepare {
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 impl BuildError {
@@ -60,6 +66,7 @@ impl BuildError {
             BuildError::Failed { .. } => {
                 Some("the log above shows the failing command; the build ran in a fresh clone, so every file it needs must be committed".into())
             }
+            BuildError::Prepare { hint, .. } => hint.clone(),
             BuildError::Version { .. } => Some(
                 "version.file must name a committed file; version.command must print the version".into(),
             ),
@@ -78,6 +85,76 @@ pub struct Request {
     pub env_subdir: PathBuf,
     pub build: Build,
     pub timeout: Option<Duration>,
+}
+
+/// A build request for the committed state of an environment, plus the checks worth a
+/// warning (uncommitted or untracked files, which the clean build will not see).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub request: Request,
+    pub warnings: Vec<crate::git::Check>,
+}
+
+/// Resolves build `name` of `env` and the commit to build it from (blocking: reads git).
+pub fn prepare(env: &Env, name: &str, timeout: Option<Duration>) -> Result<Prepared, BuildError> {
+    let manifest = env.manifest().map_err(|e| BuildError::Prepare {
+        message: e.to_string(),
+        hint: e.hint(),
+    })?;
+    let build = manifest
+        .build(name)
+        .cloned()
+        .ok_or_else(|| BuildError::Prepare {
+            message: format!("{} has no build named `{name}`", manifest.path.display()),
+            hint: manifest
+                .nearest_build(name)
+                .map(|n| format!("did you mean `{n}`?")),
+        })?;
+    let opts = crate::git::Options {
+        fetch: false,
+        ..Default::default()
+    };
+    let report = crate::git::evaluate(&env.dir, None, &opts);
+    let Some(source) = report.source.clone().filter(|s| s.rev.is_some()) else {
+        let (message, hint) = report
+            .checks
+            .iter()
+            .find(|c| {
+                !c.ok && (c.id == crate::git::id::GIT_REPO || c.id == crate::git::id::UPSTREAM)
+            })
+            .map(|c| (c.message.clone(), c.hint.clone()))
+            .unwrap_or((
+                "the environment has no committed state to build".into(),
+                None,
+            ));
+        return Err(BuildError::Prepare {
+            message: format!("cannot clean-build: {message}"),
+            hint,
+        });
+    };
+    let warnings = report
+        .checks
+        .into_iter()
+        .filter(|c| !c.ok && (c.id == crate::git::id::CLEAN || c.id == crate::git::id::ENV_TRACKED))
+        .collect();
+    Ok(Prepared {
+        request: Request {
+            repo: source.workdir,
+            rev: source.rev.unwrap_or_default(),
+            env_subdir: source.env_subdir,
+            build,
+            timeout,
+        },
+        warnings,
+    })
+}
+
+/// Where a kept build output lives: `.flox/cache/pubdeck/result-<name>` (ignored by Flox's
+/// `.flox/.gitignore`); `result-<name>` in the environment links to it.
+pub fn result_path(env: &Env, name: &str) -> PathBuf {
+    env.flox_dir()
+        .join("cache/pubdeck")
+        .join(format!("result-{name}"))
 }
 
 /// A finished build: `$out` in a temp dir that disappears when this is dropped.

@@ -372,65 +372,21 @@ async fn check(dir: &Path, build: Option<&str>, as_json: bool, offline: bool) ->
 
 async fn build_cmd(dir: &Path, name: &str, timeout: Option<std::time::Duration>) -> CmdResult {
     let env = Env::find(dir)?;
-    let manifest = env.manifest()?;
-    let Some(build) = manifest.build(name).cloned() else {
-        let hint = manifest
-            .nearest_build(name)
-            .map(|n| format!("did you mean `{n}`?"));
-        return Err(Failure::new(
-            format!("{} has no build named `{name}`", manifest.path.display()),
-            hint,
-        ));
-    };
-    let env_dir = env.dir.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        crate::git::evaluate(
-            &env_dir,
-            None,
-            &crate::git::Options {
-                fetch: false,
-                ..Default::default()
-            },
-        )
-    })
-    .await
-    .expect("check task panicked");
+    let (env2, name2) = (env.clone(), name.to_string());
+    let prepared =
+        tokio::task::spawn_blocking(move || crate::build::prepare(&env2, &name2, timeout))
+            .await
+            .expect("prepare task panicked")?;
     let err_style = Style::stderr();
-    let Some(source) = report.source.clone().filter(|s| s.rev.is_some()) else {
-        let why = report
-            .checks
-            .iter()
-            .find(|c| {
-                !c.ok && (c.id == crate::git::id::GIT_REPO || c.id == crate::git::id::UPSTREAM)
-            })
-            .map(|c| (c.message.clone(), c.hint.clone()))
-            .unwrap_or((
-                "the environment has no committed state to build".into(),
-                None,
-            ));
-        return Err(Failure::new(
-            format!("cannot clean-build: {}", why.0),
-            why.1,
-        ));
-    };
-    let rev = source.rev.clone().expect("filtered");
-    for c in report.failed() {
-        if c.id == crate::git::id::CLEAN || c.id == crate::git::id::ENV_TRACKED {
-            eprintln!(
-                "{} {}; the clean build uses commit {} only",
-                err_style.warn("note:"),
-                c.message,
-                &rev[..7]
-            );
-        }
+    let req = prepared.request;
+    for c in &prepared.warnings {
+        eprintln!(
+            "{} {}; the clean build uses commit {} only",
+            err_style.warn("note:"),
+            c.message,
+            &req.rev[..7]
+        );
     }
-    let req = crate::build::Request {
-        repo: source.workdir.clone(),
-        rev,
-        env_subdir: source.env_subdir.clone(),
-        build,
-        timeout,
-    };
     let (tx, mut rx) = crate::event::channel();
     let cancel = CancellationToken::new();
     let ctrl_c = cancel.clone();
@@ -462,7 +418,7 @@ async fn build_cmd(dir: &Path, name: &str, timeout: Option<std::time::Duration>)
     let _ = printer.await;
     let out = result?;
     let result_name = format!("result-{name}");
-    let kept = env.flox_dir().join("cache/pubdeck").join(&result_name);
+    let kept = crate::build::result_path(&env, name);
     let kept = out
         .keep(&kept)
         .map_err(|e| Failure::new(format!("cannot keep the build output: {e}"), None))?;

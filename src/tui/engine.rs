@@ -361,48 +361,21 @@ async fn build_job(
     cancel: &CancellationToken,
 ) -> Result<String, String> {
     let env = Env::find(dir).map_err(|e| e.to_string())?;
-    let manifest = env.manifest().map_err(|e| e.to_string())?;
-    let build = manifest
-        .build(name)
-        .cloned()
-        .ok_or_else(|| format!("the manifest has no build named `{name}`"))?;
-    let env_dir = env.dir.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        crate::git::evaluate(
-            &env_dir,
-            None,
-            &crate::git::Options {
-                fetch: false,
-                ..Default::default()
-            },
-        )
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    let source = report
-        .source
-        .filter(|s| s.rev.is_some())
-        .ok_or_else(|| "cannot clean-build: there is no committed state to build".to_string())?;
-    let req = crate::build::Request {
-        repo: source.workdir.clone(),
-        rev: source.rev.clone().unwrap_or_default(),
-        env_subdir: source.env_subdir.clone(),
-        build,
-        timeout: None,
-    };
+    let (env2, name2) = (env.clone(), name.to_string());
+    let prepared = tokio::task::spawn_blocking(move || crate::build::prepare(&env2, &name2, None))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     let (etx, erx) = crate::event::channel();
     let fwd = tokio::spawn(forward_events(erx, tx.clone()));
-    let r = crate::build::run(&req, &etx, cancel).await;
+    let r = crate::build::run(&prepared.request, &etx, cancel).await;
     drop(etx);
     let _ = fwd.await;
     let out = r.map_err(|e| match e {
         crate::build::BuildError::Cancelled { .. } => "cancelled".to_string(),
         other => other.to_string(),
     })?;
-    let kept = env
-        .flox_dir()
-        .join("cache/pubdeck")
-        .join(format!("result-{name}"));
+    let kept = crate::build::result_path(&env, name);
     let kept = tokio::task::spawn_blocking(move || out.keep(&kept))
         .await
         .map_err(|e| e.to_string())?
