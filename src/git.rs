@@ -381,7 +381,10 @@ fn first_paths(paths: &[String]) -> String {
 
 fn env_tracked(repo: &Repository, flox_spec: &str) -> Check {
     let mut opts = StatusOptions::new();
+    // A literal path, not a pattern: libgit2 then walks only `.flox` instead of filtering
+    // a walk of the whole work tree (the difference is most of the check's cost).
     opts.pathspec(flox_spec)
+        .disable_pathspec_match(true)
         .include_untracked(true)
         .recurse_untracked_dirs(true)
         .include_ignored(false)
@@ -433,27 +436,61 @@ fn env_tracked(repo: &Repository, flox_spec: &str) -> Check {
     }
 }
 
-fn clean(repo: &Repository) -> Check {
-    let mut opts = StatusOptions::new();
-    opts.include_untracked(false)
-        .include_ignored(false)
-        .exclude_submodules(true)
-        .renames_head_to_index(false);
-    let statuses = match repo.statuses(Some(&mut opts)) {
-        Ok(s) => s,
-        Err(e) => {
-            return Check::fail(
-                id::CLEAN,
-                format!("cannot read the git status: {}", e.message()),
-                "run `git status` to see what is wrong",
-            );
+/// Modified or staged tracked files according to the git CLI (`None`: git unavailable).
+///
+/// git refreshes the index with several threads (`core.preloadIndex`) and honours
+/// fsmonitor; libgit2's single-threaded walk costs about twice as much on a large tree,
+/// and this check re-runs on every file change.
+fn dirty_paths_cli(workdir: &Path) -> Option<Vec<String>> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(workdir)
+        .args([
+            "--no-optional-locks",
+            "status",
+            "--porcelain=v2",
+            "-z",
+            "--untracked-files=no",
+            "--ignore-submodules=all",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let mut paths = Vec::new();
+    let mut records = out.stdout.split(|b| *b == 0);
+    while let Some(rec) = records.next() {
+        let fields = match rec.first() {
+            Some(b'1') => 8,
+            Some(b'2') => 9,
+            Some(b'u') => 10,
+            _ => continue,
+        };
+        if let Some(path) = rec.splitn(fields + 1, |b| *b == b' ').nth(fields) {
+            paths.push(String::from_utf8_lossy(path).into_owned());
         }
+        if rec.first() == Some(&b'2') {
+            records.next(); // the rename's original path
+        }
+    }
+    Some(paths)
+}
+
+fn clean(repo: &Repository) -> Check {
+    let dirty = match repo.workdir().and_then(dirty_paths_cli) {
+        Some(paths) => paths,
+        None => match dirty_paths_libgit2(repo) {
+            Ok(paths) => paths,
+            Err(e) => {
+                return Check::fail(
+                    id::CLEAN,
+                    format!("cannot read the git status: {}", e.message()),
+                    "run `git status` to see what is wrong",
+                );
+            }
+        },
     };
-    let dirty: Vec<String> = statuses
-        .iter()
-        .filter(|s| !s.status().is_empty() && !s.status().contains(Status::IGNORED))
-        .map(|s| String::from_utf8_lossy(s.path_bytes()).into_owned())
-        .collect();
     if dirty.is_empty() {
         Check::pass(id::CLEAN, "no tracked file is modified or staged")
     } else {
@@ -468,6 +505,20 @@ fn clean(repo: &Repository) -> Check {
             "commit them (`git commit -am '…'`) or stash them (`git stash`)",
         )
     }
+}
+
+fn dirty_paths_libgit2(repo: &Repository) -> Result<Vec<String>, git2::Error> {
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(false)
+        .include_ignored(false)
+        .exclude_submodules(true)
+        .renames_head_to_index(false);
+    let statuses = repo.statuses(Some(&mut opts))?;
+    Ok(statuses
+        .iter()
+        .filter(|s| !s.status().is_empty() && !s.status().contains(Status::IGNORED))
+        .map(|s| String::from_utf8_lossy(s.path_bytes()).into_owned())
+        .collect())
 }
 
 /// Outcome of trying to refresh the remote-tracking refs.
@@ -613,6 +664,7 @@ pub fn strip_credentials(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::strip_credentials as s;
+    use git2::Repository;
 
     #[test]
     fn https_password_and_user_removed() {
@@ -653,5 +705,47 @@ mod tests {
     #[test]
     fn at_sign_in_password_handled() {
         assert_eq!(s("https://u:p@ss@host/r"), "https://host/r");
+    }
+
+    #[test]
+    fn cli_and_libgit2_agree_on_dirty_paths() {
+        let d = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .arg("-C")
+                .arg(d.path())
+                .args(args)
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        for f in ["a.txt", "b.txt", "c d.txt", "old.txt"] {
+            std::fs::write(d.path().join(f), f).unwrap();
+        }
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "x"]);
+        std::fs::write(d.path().join("a.txt"), "changed").unwrap(); // modified
+        std::fs::write(d.path().join("c d.txt"), "changed").unwrap(); // name with a space
+        std::fs::write(d.path().join("new.txt"), "n").unwrap();
+        git(&["add", "new.txt"]); // staged
+        git(&["mv", "old.txt", "renamed.txt"]); // renamed
+        std::fs::write(d.path().join("untracked.txt"), "u").unwrap(); // does not count
+        let repo = Repository::open(d.path()).unwrap();
+        let mut cli = super::dirty_paths_cli(d.path()).unwrap();
+        let mut lib = super::dirty_paths_libgit2(&repo).unwrap();
+        cli.sort();
+        lib.sort();
+        assert_eq!(cli, ["a.txt", "c d.txt", "new.txt", "renamed.txt"]);
+        assert!(lib.contains(&"a.txt".to_string()) && lib.contains(&"c d.txt".to_string()));
+        assert!(
+            lib.contains(&"new.txt".to_string()) && !lib.contains(&"untracked.txt".to_string())
+        );
     }
 }
