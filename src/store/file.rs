@@ -9,12 +9,11 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::progress::{Meter, Progress, ProgressSink};
+use super::progress::{Meter, Progress, ProgressSink, begin_single};
 use super::{
     DownloadOptions, ObjectInfo, PutIfAbsent, PutOptions, PutOutcome, StoreError, StoreUrl,
     partial_path,
@@ -93,20 +92,7 @@ impl FileStore {
             });
             return Ok(PutOutcome::Skipped { size });
         }
-        progress.send(Progress::Started {
-            key: key.to_owned(),
-            total_bytes: size,
-            parts: 1,
-            part_size: size,
-            resumed_bytes: 0,
-        });
-        progress.send(Progress::PartStarted {
-            part: 1,
-            bytes: size,
-        });
-        let started = Instant::now();
-        let meter = Meter::new(progress.clone(), size, 0);
-        let _ticker = meter.start_ticker(opts.timing);
+        let (meter, _ticker, started) = begin_single(progress, key, size, 0, true, opts.timing);
         let dest = self.path(key);
         let src = src.to_owned();
         let m = Arc::clone(&meter);
@@ -175,16 +161,8 @@ impl FileStore {
         let partial = partial_path(dest);
         let have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
         let resumed = if have <= size { have } else { 0 };
-        progress.send(Progress::Started {
-            key: key.to_owned(),
-            total_bytes: size,
-            parts: 1,
-            part_size: size,
-            resumed_bytes: resumed,
-        });
-        let started = Instant::now();
-        let meter = Meter::new(progress.clone(), size, resumed);
-        let _ticker = meter.start_ticker(opts.timing);
+        let (meter, _ticker, started) =
+            begin_single(progress, key, size, resumed, false, opts.timing);
         let m = Arc::clone(&meter);
         let p = partial.clone();
         blocking(move || {

@@ -229,6 +229,34 @@ impl Meter {
 /// Stops the ticker task on drop.
 pub(crate) struct TickerGuard(tokio::task::JoinHandle<()>);
 
+/// Announces a transfer of `key` sent as one piece (`Started`, plus `PartStarted` for
+/// uploads) and starts its meter and rate ticker.
+pub(crate) fn begin_single(
+    progress: &ProgressSink,
+    key: &str,
+    size: u64,
+    resumed: u64,
+    upload: bool,
+    timing: ProgressTiming,
+) -> (Arc<Meter>, TickerGuard, Instant) {
+    progress.send(Progress::Started {
+        key: key.to_owned(),
+        total_bytes: size,
+        parts: 1,
+        part_size: size,
+        resumed_bytes: resumed,
+    });
+    if upload {
+        progress.send(Progress::PartStarted {
+            part: 1,
+            bytes: size,
+        });
+    }
+    let meter = Meter::new(progress.clone(), size, resumed);
+    let ticker = meter.start_ticker(timing);
+    (meter, ticker, Instant::now())
+}
+
 impl Drop for TickerGuard {
     fn drop(&mut self) {
         self.0.abort();

@@ -8,7 +8,7 @@
 use std::error::Error as StdError;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::error::CredentialsError;
@@ -26,7 +26,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::error::BoxError;
 use super::file::{finish_download, open_partial};
-use super::progress::{Meter, Progress, ProgressSink};
+use super::progress::{Meter, Progress, ProgressSink, begin_single};
 use super::retry::{RetryHint, RetryPolicy, Transient, parse_retry_after, with_retry};
 use super::{
     DownloadOptions, ObjectInfo, OpenOptions, PutIfAbsent, S3Location, StoreError, StoreUrl,
@@ -316,16 +316,8 @@ impl S3Store {
         let partial = partial_path(dest);
         let have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
         let resumed = if have <= size { have } else { 0 };
-        progress.send(Progress::Started {
-            key: key.to_owned(),
-            total_bytes: size,
-            parts: 1,
-            part_size: size,
-            resumed_bytes: resumed,
-        });
-        let started = Instant::now();
-        let meter = Meter::new(progress.clone(), size, resumed);
-        let _ticker = meter.start_ticker(opts.timing);
+        let (meter, _ticker, started) =
+            begin_single(progress, key, size, resumed, false, opts.timing);
         let file = open_partial(&partial, resumed)?;
         let mut file = tokio::fs::File::from_std(file);
         let mut offset = resumed;

@@ -28,7 +28,7 @@ use tokio::sync::Mutex;
 
 use super::buffers::BufferPool;
 use super::journal::{FileIdentity, Journal, JournalPart};
-use super::progress::{Meter, Progress, ProgressSink};
+use super::progress::{Meter, Progress, ProgressSink, begin_single};
 use super::retry::{Transient, with_retry};
 use super::s3::{S3Fail, S3Store};
 use super::{PutOptions, PutOutcome, StoreError};
@@ -182,20 +182,7 @@ async fn single_put(
             what: format!("{size} bytes became {}", data.len()),
         });
     }
-    progress.send(Progress::Started {
-        key: key.to_owned(),
-        total_bytes: size,
-        parts: 1,
-        part_size: size,
-        resumed_bytes: 0,
-    });
-    progress.send(Progress::PartStarted {
-        part: 1,
-        bytes: size,
-    });
-    let started = Instant::now();
-    let meter = Meter::new(progress.clone(), size, 0);
-    let _ticker = meter.start_ticker(opts.timing);
+    let (meter, _ticker, started) = begin_single(progress, key, size, 0, true, opts.timing);
     let full = s3.full_key(key);
     let (full, data, meter_ref) = (&full, &data, &meter);
     with_retry(s3.retry_policy(), progress, Some(1), |_| async move {
