@@ -3,6 +3,8 @@
 //! and real Nix importing what was published.
 //! publish → search → show → ready → install, dedup, refusals before any build.
 
+#[path = "common/catalog_support.rs"]
+mod catalog_support;
 mod common;
 #[path = "common/s3.rs"]
 mod s3srv;
@@ -489,4 +491,64 @@ async fn publish_to_s3_and_nix_reads_the_bucket() {
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let i = install::install(&req, &w.catalog, &tx).await.unwrap();
     assert!(i.path.join("bin/report").is_file());
+}
+
+#[tokio::test]
+async fn publish_and_install_through_the_catalog_service_on_loopback() {
+    let fx = catalog_support::Fixture::start(catalog_support::Kind::SqliteService)
+        .await
+        .unwrap();
+    let alice = fx.user("alice").await;
+    let bob = fx.user("bob").await;
+    assert!(matches!(alice, AnyCatalog::Remote(_)), "over HTTP");
+    let tmp = tempfile::tempdir().unwrap();
+    let key = SecretKey::generate("myorg-1").unwrap();
+    let key_file = tmp.path().join("k.key");
+    key.write_new(&key_file).unwrap();
+    let store = tmp.path().join("store");
+    alice
+        .create_catalog(
+            "myorg",
+            &format!("file://{}", store.display()),
+            &[key.public().to_nix_string()],
+        )
+        .await
+        .unwrap();
+    let repo = Repo::sample_env();
+    let mut plan = Plan::new(&repo.work, "hello");
+    plan.org = Some("myorg".into());
+    plan.signing_key = Some(key_file);
+    let (r, _) = publish_collect(&plan, &alice).await;
+    let p = r.unwrap();
+    assert_eq!(p.reference(), "myorg/hello@1.0.0");
+
+    // bob cannot see it until alice allows him; then he can install but not publish
+    let target = consumer();
+    let req = install::Request::new(
+        PackageRef::parse("myorg/hello").unwrap(),
+        &target.work,
+        &tmp.path().join("bob-data"),
+    );
+    let hidden = install::ready(&req, &bob).await;
+    assert_eq!(hidden.checks[0].id, "visible");
+    assert!(!hidden.checks[0].ok);
+    alice.allow("myorg", "bob").await.unwrap();
+    let (tx, mut rx) = event::channel();
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let installed = install::install(&req, &bob, &tx).await.unwrap();
+    assert!(installed.path.join("bin/hello").is_file());
+    let (r, events) = publish_collect(&plan, &bob).await;
+    let PublishError::Preconditions(checks) = r.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(
+        checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.id)
+            .collect::<Vec<_>>(),
+        ["may-publish"]
+    );
+    assert!(!events.iter().any(|e| matches!(e, Event::Cloned { .. })));
+    fx.finish().await;
 }
