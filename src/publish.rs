@@ -153,6 +153,36 @@ async fn failpoint(stage: Stage) {
     }
 }
 
+/// Announces and times the pipeline's stages, and keeps their durations.
+struct Stages<'a> {
+    tx: &'a EventTx,
+    durations: Vec<(Stage, f64)>,
+}
+
+impl Stages<'_> {
+    /// Sends `StageStarted` (then honours the failpoint) and returns the start time.
+    async fn start(&self, stage: Stage) -> Instant {
+        send(self.tx, Event::StageStarted { stage }).await;
+        failpoint(stage).await;
+        Instant::now()
+    }
+
+    /// Sends `StageFinished` and records the duration.
+    async fn finish(&mut self, stage: Stage, started: Instant, ok: bool) {
+        let duration = started.elapsed();
+        send(
+            self.tx,
+            Event::StageFinished {
+                stage,
+                duration,
+                ok,
+            },
+        )
+        .await;
+        self.durations.push((stage, duration.as_secs_f64()));
+    }
+}
+
 async fn send(tx: &EventTx, e: Event) {
     let _ = tx.send(e).await;
 }
@@ -164,29 +194,15 @@ pub async fn run(
     tx: &EventTx,
     cancel: &CancellationToken,
 ) -> Result<Published, PublishError> {
-    let mut durations = Vec::new();
+    let mut stages = Stages {
+        tx,
+        durations: Vec::new(),
+    };
 
     // 1. checks — all of them, before anything is built.
-    send(
-        tx,
-        Event::StageStarted {
-            stage: Stage::Check,
-        },
-    )
-    .await;
-    let t = Instant::now();
+    let t = stages.start(Stage::Check).await;
     let checked = checks(plan, catalog, tx).await;
-    let ok = checked.is_ok();
-    send(
-        tx,
-        Event::StageFinished {
-            stage: Stage::Check,
-            duration: t.elapsed(),
-            ok,
-        },
-    )
-    .await;
-    durations.push((Stage::Check, t.elapsed().as_secs_f64()));
+    stages.finish(Stage::Check, t, checked.is_ok()).await;
     let c = checked?;
     if cancel.is_cancelled() {
         return Err(PublishError::Cancelled);
@@ -235,7 +251,7 @@ pub async fn run(
             nar_size: record.nar_size,
             file_size: 0,
             already_published: true,
-            durations,
+            durations: stages.durations,
         };
         send(
             tx,
@@ -258,7 +274,9 @@ pub async fn run(
     let t = Instant::now();
     failpoint(Stage::Clone).await;
     let output = build::run(&req, tx, cancel).await?;
-    durations.push((Stage::Build, t.elapsed().as_secs_f64()));
+    stages
+        .durations
+        .push((Stage::Build, t.elapsed().as_secs_f64()));
     let version = output
         .version
         .clone()
@@ -266,36 +284,10 @@ pub async fn run(
     let store_name = format!("{}-{version}", plan.build);
 
     // 4. pack: NAR → hash → compress → hash → temp file, one pass
-    send(tx, Event::StageStarted { stage: Stage::Pack }).await;
-    failpoint(Stage::Pack).await;
-    let t = Instant::now();
-    let pack_dir = tempfile::Builder::new()
-        .prefix("pubdeck-pack-")
-        .tempdir()
-        .map_err(|e| PublishError::Pack(e.to_string()))?;
-    let packed = {
-        let (out, opts, dir) = (
-            output.path(),
-            PackOptions::with(plan.compression),
-            pack_dir.path().to_path_buf(),
-        );
-        let task = tokio::task::spawn_blocking(move || cache::pack_path(&out, &opts, &dir));
-        tokio::select! {
-            r = task => r.expect("pack task panicked").map_err(|e| PublishError::Pack(e.to_string())),
-            _ = cancel.cancelled() => Err(PublishError::Cancelled),
-        }
-    };
-    let ok = packed.is_ok();
-    send(
-        tx,
-        Event::StageFinished {
-            stage: Stage::Pack,
-            duration: t.elapsed(),
-            ok,
-        },
-    )
-    .await;
-    let packed = packed?;
+    let t = stages.start(Stage::Pack).await;
+    let packed = pack(output.path(), plan.compression, cancel).await;
+    stages.finish(Stage::Pack, t, packed.is_ok()).await;
+    let (packed, pack_dir) = packed?;
     drop(output); // $out is in the NAR now
     let store_path = StorePath::from_nar_hash(&packed.summary.nar.nar_hash, &store_name, &[])
         .map_err(|e| PublishError::Pack(e.to_string()))?;
@@ -309,61 +301,34 @@ pub async fn run(
         },
     )
     .await;
-    durations.push((Stage::Pack, t.elapsed().as_secs_f64()));
 
     // 5. sign
-    send(tx, Event::StageStarted { stage: Stage::Sign }).await;
-    failpoint(Stage::Sign).await;
-    let t = Instant::now();
-    let info = cache::source_narinfo(&packed.summary, &store_name, &[], &c.key)
-        .map_err(|e| PublishError::Pack(e.to_string()))?;
-    send(
-        tx,
-        Event::Signed {
-            key_name: c.key.name().to_string(),
-        },
-    )
-    .await;
-    send(
-        tx,
-        Event::StageFinished {
-            stage: Stage::Sign,
-            duration: t.elapsed(),
-            ok: true,
-        },
-    )
-    .await;
-    durations.push((Stage::Sign, t.elapsed().as_secs_f64()));
+    let t = stages.start(Stage::Sign).await;
+    let signed = cache::source_narinfo(&packed.summary, &store_name, &[], &c.key)
+        .map_err(|e| PublishError::Pack(e.to_string()));
+    if signed.is_ok() {
+        send(
+            tx,
+            Event::Signed {
+                key_name: c.key.name().to_string(),
+            },
+        )
+        .await;
+    }
+    stages.finish(Stage::Sign, t, signed.is_ok()).await;
+    let info = signed?;
     if cancel.is_cancelled() {
         return Err(PublishError::Cancelled);
     }
 
     // 6. upload: nix-cache-info, then the NAR, then (only then) the narinfo
-    send(
-        tx,
-        Event::StageStarted {
-            stage: Stage::Upload,
-        },
-    )
-    .await;
-    failpoint(Stage::Upload).await;
-    let t = Instant::now();
+    let t = stages.start(Stage::Upload).await;
     let uploaded = tokio::select! {
         r = upload(&c.store, &packed, &info, &plan.put, tx) => r,
         _ = cancel.cancelled() => Err(PublishError::Cancelled),
     };
-    let ok = uploaded.is_ok();
-    send(
-        tx,
-        Event::StageFinished {
-            stage: Stage::Upload,
-            duration: t.elapsed(),
-            ok,
-        },
-    )
-    .await;
+    stages.finish(Stage::Upload, t, uploaded.is_ok()).await;
     uploaded?;
-    durations.push((Stage::Upload, t.elapsed().as_secs_f64()));
     drop(packed);
     drop(pack_dir);
     if cancel.is_cancelled() {
@@ -371,15 +336,7 @@ pub async fn run(
     }
 
     // 7. register: from here on the build is visible.
-    send(
-        tx,
-        Event::StageStarted {
-            stage: Stage::Register,
-        },
-    )
-    .await;
-    failpoint(Stage::Register).await;
-    let t = Instant::now();
+    let t = stages.start(Stage::Register).await;
     let narinfo_url = c.store.url().object_url(&info.file_name());
     let new = NewBuild {
         org: c.org.clone(),
@@ -404,17 +361,7 @@ pub async fn run(
         r = catalog.register_build(&new) => r,
         _ = cancel.cancelled() => return Err(PublishError::Cancelled),
     };
-    let ok = registered.is_ok();
-    send(
-        tx,
-        Event::StageFinished {
-            stage: Stage::Register,
-            duration: t.elapsed(),
-            ok,
-        },
-    )
-    .await;
-    durations.push((Stage::Register, t.elapsed().as_secs_f64()));
+    stages.finish(Stage::Register, t, registered.is_ok()).await;
     let outcome = registered.map_err(|e| match e {
         CatalogError::Conflict(m) => PublishError::Conflict(m),
         other => PublishError::Register(other),
@@ -430,7 +377,7 @@ pub async fn run(
         nar_size: info.nar_size,
         file_size: info.file_size,
         already_published: outcome.status == RegisterStatus::AlreadyPublished,
-        durations,
+        durations: stages.durations,
     };
     send(
         tx,
@@ -440,6 +387,25 @@ pub async fn run(
     )
     .await;
     Ok(published)
+}
+
+/// Packs `$out` in one pass into a temp dir that lives as long as the returned handle.
+async fn pack(
+    out: PathBuf,
+    compression: Compression,
+    cancel: &CancellationToken,
+) -> Result<(cache::PackedNar, tempfile::TempDir), PublishError> {
+    let dir = tempfile::Builder::new()
+        .prefix("pubdeck-pack-")
+        .tempdir()
+        .map_err(|e| PublishError::Pack(e.to_string()))?;
+    let (opts, path) = (PackOptions::with(compression), dir.path().to_path_buf());
+    let task = tokio::task::spawn_blocking(move || cache::pack_path(&out, &opts, &path));
+    let packed = tokio::select! {
+        r = task => r.expect("pack task panicked").map_err(|e| PublishError::Pack(e.to_string()))?,
+        _ = cancel.cancelled() => return Err(PublishError::Cancelled),
+    };
+    Ok((packed, dir))
 }
 
 async fn upload(
