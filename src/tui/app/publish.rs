@@ -175,6 +175,18 @@ impl PublishState {
         });
     }
 
+    /// The selected build, when a job may start now; otherwise the status line saying why not.
+    fn startable(&self) -> Result<String, (Level, String)> {
+        match (self.selected_name(), &self.job) {
+            (_, Some(job)) => Err((
+                Level::Warn,
+                format!("{} of {} is running; c cancels it", job.kind, job.build),
+            )),
+            (None, _) => Err((Level::Warn, "no build selected".into())),
+            (Some(name), None) => Ok(name),
+        }
+    }
+
     pub fn command(
         &mut self,
         cmd: Command,
@@ -188,21 +200,9 @@ impl PublishState {
                 self.focus = self.focus.next(cmd == Command::NextPane);
                 none(Vec::new())
             }
-            Command::Publish => match (self.selected_name(), &self.job) {
-                (_, Some(job)) => (
-                    Vec::new(),
-                    Some((
-                        Level::Warn,
-                        format!("{} of {} is running; c cancels it", job.kind, job.build),
-                    )),
-                    None,
-                ),
-                (None, _) => (
-                    Vec::new(),
-                    Some((Level::Warn, "no build selected".into())),
-                    None,
-                ),
-                (Some(name), None) => {
+            Command::Publish => match self.startable() {
+                Err(status) => (Vec::new(), Some(status), None),
+                Ok(name) => {
                     let version = self
                         .selected()
                         .map(|b| b.version.clone())
@@ -224,21 +224,9 @@ impl PublishState {
                     (Vec::new(), None, Some(popup))
                 }
             },
-            Command::BuildOnly => match (self.selected_name(), &self.job) {
-                (_, Some(job)) => (
-                    Vec::new(),
-                    Some((
-                        Level::Warn,
-                        format!("{} of {} is running; c cancels it", job.kind, job.build),
-                    )),
-                    None,
-                ),
-                (None, _) => (
-                    Vec::new(),
-                    Some((Level::Warn, "no build selected".into())),
-                    None,
-                ),
-                (Some(name), None) => {
+            Command::BuildOnly => match self.startable() {
+                Err(status) => (Vec::new(), Some(status), None),
+                Ok(name) => {
                     self.begin(JobKind::BuildOnly, name.clone());
                     none(vec![Effect::BuildOnly(name)])
                 }
