@@ -23,12 +23,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     sync_dir(dir)
 }
 
-/// Creates `path` with mode 0600 and `bytes`, refusing to overwrite an existing file.
-pub fn write_new_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Creates `path` with `mode` and `bytes` (fsynced), refusing to overwrite an existing file
+/// (`AlreadyExists`). Secrets use 0600.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
@@ -88,12 +89,12 @@ mod tests {
     fn private_file_is_0600_and_not_overwritten() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("secret");
-        write_new_private(&p, b"s").unwrap();
+        write_new(&p, b"s", 0o600).unwrap();
         assert_eq!(
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        let err = write_new_private(&p, b"t").unwrap_err();
+        let err = write_new(&p, b"t", 0o600).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read_to_string(&p).unwrap(), "s");
     }

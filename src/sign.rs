@@ -5,9 +5,8 @@
 //! `1;<store path>;<NarHash>;<NarSize>;<sorted reference paths joined by ",">`.
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -207,27 +206,16 @@ impl SecretKey {
 }
 
 fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyError> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|source| {
-            if source.kind() == io::ErrorKind::AlreadyExists {
-                KeyError::Exists(path.to_owned())
-            } else {
-                KeyError::WriteFile {
-                    path: path.to_owned(),
-                    source,
-                }
+    crate::fsutil::write_new(path, contents, mode).map_err(|source| {
+        if source.kind() == io::ErrorKind::AlreadyExists {
+            KeyError::Exists(path.to_owned())
+        } else {
+            KeyError::WriteFile {
+                path: path.to_owned(),
+                source,
             }
-        })?;
-    f.write_all(contents)
-        .and_then(|()| f.sync_all())
-        .map_err(|source| KeyError::WriteFile {
-            path: path.to_owned(),
-            source,
-        })
+        }
+    })
 }
 
 /// A named ed25519 public key.
