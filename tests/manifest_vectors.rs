@@ -1,4 +1,4 @@
-//! The 30 real Flox manifests in ../shared/vectors/flox-manifests: pubdeck must agree with
+//! The 30 real Flox manifests in tests/vectors/flox-manifests: pubdeck must agree with
 //! Flox on validity, and extract the same install ids and builds as `expected.json`.
 
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use pubdeck::manifest::{Manifest, VersionSpec};
 use serde_json::Value;
 
 fn vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/flox-manifests")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/flox-manifests")
 }
 
 #[test]

@@ -1,8 +1,11 @@
 //! Golden and interoperability tests for the Nix formats: NAR, store paths, narinfo, keys and
-//! `file://` caches, against the vectors in `shared/vectors` and (when installed) real Nix.
+//! `file://` caches, against the vectors real Nix 2.8 wrote (`tests/vectors`, see its README)
+//! and, when installed, real Nix itself.
 //!
-//! Tests that need `nix` skip with a printed reason when it is missing, unless
+//! Tests that need `nix` skip with a printed reason when it is missing, unless `CI=true` or
 //! `PUBDECK_REQUIRE_NIX=1` is set, in which case they fail.
+
+mod common;
 
 use std::ffi::OsStr;
 use std::fs;
@@ -18,11 +21,7 @@ use pubdeck::narinfo::NarInfo;
 use pubdeck::sign::{PublicKey, SecretKey};
 
 fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors")
-}
-
-fn oracle() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/oracle/nix_oracle.sh")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
 }
 
 /// A temporary directory, on /dev/shm when it exists (many-file and large workloads).
@@ -84,43 +83,16 @@ fn pk1() -> PublicKey {
 
 // ---------------------------------------------------------------- real Nix helpers
 
-/// True when `nix` can be used; otherwise prints why the test is skipped (or panics when
-/// `PUBDECK_REQUIRE_NIX=1`).
-fn have_nix(test: &str) -> bool {
-    let ok = Command::new("nix")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var("PUBDECK_REQUIRE_NIX").as_deref() == Ok("1") {
-            panic!("{test}: nix is not on PATH but PUBDECK_REQUIRE_NIX=1");
-        }
-        eprintln!("SKIP {test}: nix is not on PATH (set PUBDECK_REQUIRE_NIX=1 to make this fail)");
-    }
-    ok
-}
+use common::nix::{have_nix, nix_cmd, nix_store_dump, run_ok};
 
-fn nix_cmd(program: &str) -> Command {
-    let mut c = Command::new(program);
-    c.env(
-        "NIX_CONFIG",
-        "experimental-features = nix-command\nsubstituters =",
-    );
-    c
-}
-
-fn run_ok(mut c: Command, input: Option<&[u8]>) -> Vec<u8> {
+/// Runs `c` with `input` on stdin; panics with its output when it fails.
+fn run_with_input(mut c: Command, input: &[u8]) -> Vec<u8> {
     use std::process::Stdio;
-    c.stdin(if input.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap_or_else(|e| panic!("spawn {c:?}: {e}"));
-    if let Some(i) = input {
-        child.stdin.take().unwrap().write_all(i).unwrap();
-    }
+    child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -131,32 +103,15 @@ fn run_ok(mut c: Command, input: Option<&[u8]>) -> Vec<u8> {
     out.stdout
 }
 
-fn nix_store_dump(p: &Path) -> Vec<u8> {
-    let mut c = nix_cmd("nix-store");
-    c.arg("--dump").arg(p);
-    run_ok(c, None)
+fn oracle_paths(paths: &[&StorePath]) -> Vec<String> {
+    paths.iter().map(|p| p.to_string()).collect()
 }
 
-/// Runs the oracle with KEEP=1 and returns the directory it kept (restored trees in `root/`).
-fn run_oracle(cache: &Path, pubkey_file: &Path, paths: &[&StorePath]) -> PathBuf {
-    let mut c = nix_cmd("bash");
-    c.arg(oracle()).arg(cache).arg(pubkey_file);
-    for p in paths {
-        c.arg(p.to_string());
-    }
-    c.env("KEEP", "1");
-    let out = String::from_utf8(run_ok(c, None)).unwrap();
-    assert!(out.contains("ORACLE OK"), "{out}");
-    let kept = out
-        .lines()
-        .find_map(|l| l.strip_prefix("kept "))
-        .unwrap_or_else(|| panic!("no 'kept' line in oracle output:\n{out}"));
-    PathBuf::from(kept)
-}
-
-fn remove_kept(dir: &Path) {
-    let _ = Command::new("chmod").arg("-R").arg("u+w").arg(dir).status();
-    let _ = fs::remove_dir_all(dir);
+/// The real-Nix oracle over `cache`; the guard holds the restored trees.
+fn run_oracle(cache: &Path, pubkey_file: &Path, paths: &[&StorePath]) -> common::nix::Oracle {
+    let paths = oracle_paths(paths);
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    common::nix::oracle(cache, pubkey_file, &refs)
 }
 
 // ---------------------------------------------------------------- trees
@@ -668,7 +623,7 @@ fn nix_accepts_our_cache_and_restores_the_trees() {
     // Our public key is what nix derives from our secret key file.
     let mut c = nix_cmd("nix");
     c.args(["key", "convert-secret-to-public"]);
-    let nix_pub = run_ok(c, Some(key.to_nix_string().as_bytes()));
+    let nix_pub = run_with_input(c, key.to_nix_string().as_bytes());
     assert_eq!(
         String::from_utf8(nix_pub).unwrap().trim(),
         key.public().to_nix_string()
@@ -714,26 +669,15 @@ fn nix_accepts_our_cache_and_restores_the_trees() {
     published.push((with_refs, info));
 
     let paths: Vec<&StorePath> = published.iter().map(|(_, i)| &i.store_path).collect();
-    let kept = run_oracle(cache.root(), &pub_file, &paths);
+    let oracle = run_oracle(cache.root(), &pub_file, &paths);
     for (src, info) in &published {
-        let restored = kept.join(format!("root{}", info.store_path));
-        let got = dump(&restored);
-        remove_kept_on_panic(&kept, || {
-            assert_eq!(
-                got.1,
-                dump(src).1,
-                "restored {} differs from its source",
-                info.store_path
-            )
-        });
-    }
-    remove_kept(&kept);
-}
-
-fn remove_kept_on_panic(kept: &Path, f: impl FnOnce() + std::panic::UnwindSafe) {
-    if let Err(e) = std::panic::catch_unwind(f) {
-        remove_kept(kept);
-        std::panic::resume_unwind(e);
+        let got = dump(&oracle.restored(&info.store_path.to_string()));
+        assert_eq!(
+            got.1,
+            dump(src).1,
+            "restored {} differs from its source",
+            info.store_path
+        );
     }
 }
 
@@ -745,10 +689,10 @@ fn nix_generated_key_signs_for_nix() {
     let t = tempfile::tempdir().unwrap();
     let mut c = nix_cmd("nix");
     c.args(["key", "generate-secret", "--key-name", "nix-made-1"]);
-    let secret = run_ok(c, None);
+    let secret = run_ok(c);
     let mut c = nix_cmd("nix");
     c.args(["key", "convert-secret-to-public"]);
-    let public = run_ok(c, Some(&secret));
+    let public = run_with_input(c, &secret);
     fs::write(
         t.path().join("nix.sec"),
         format!("{}\n", String::from_utf8_lossy(&secret)),
@@ -772,11 +716,12 @@ fn nix_generated_key_signs_for_nix() {
         info.store_path.to_string(),
         expected_value("store_path(name=hello-1.0)")
     );
-    let kept = run_oracle(cache.root(), &t.path().join("nix.pub"), &[&info.store_path]);
-    let restored = kept.join(format!("root{}", info.store_path));
-    let ok = dump(&restored).0 == golden_nar();
-    remove_kept(&kept);
-    assert!(ok, "restored tree differs from tree.nar");
+    let oracle = run_oracle(cache.root(), &t.path().join("nix.pub"), &[&info.store_path]);
+    let restored = oracle.restored(&info.store_path.to_string());
+    assert!(
+        dump(&restored).0 == golden_nar(),
+        "restored tree differs from tree.nar"
+    );
 
     // The oracle rejects it under a different trusted key.
     let other = t.path().join("other.pub");
@@ -788,15 +733,10 @@ fn nix_generated_key_signs_for_nix() {
             .to_nix_string(),
     )
     .unwrap();
-    let mut c = nix_cmd("bash");
-    c.arg(oracle())
-        .arg(cache.root())
-        .arg(&other)
-        .arg(info.store_path.to_string());
-    let out = c.output().unwrap();
+    let rejected = common::nix::check(cache.root(), &other, &[&info.store_path.to_string()]);
     assert!(
-        !out.status.success(),
-        "oracle accepted a signature by an untrusted key"
+        rejected.is_err(),
+        "the oracle accepted a signature by an untrusted key"
     );
 }
 

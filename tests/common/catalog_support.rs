@@ -2,6 +2,11 @@
 //! PostgreSQL when `PUBDECK_TEST_PG_URL` is set, embedded), signing keys and sample builds.
 #![allow(dead_code)]
 
+// Also loaded by `common`; both copies are the same two-line helper.
+#[allow(clippy::duplicate_mod)]
+#[path = "skip.rs"]
+mod skip;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -131,6 +136,14 @@ async fn start_server(
     (backend, addr, tx, task)
 }
 
+/// The name of the running test (the thread's name under the libtest harness).
+fn current_test() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("a catalog test")
+        .to_string()
+}
+
 fn pg_admin_url() -> Option<String> {
     std::env::var("PUBDECK_TEST_PG_URL")
         .ok()
@@ -155,7 +168,11 @@ impl Fixture {
             Kind::Embedded => tmp.path().join("catalog.sqlite").display().to_string(),
             Kind::PostgresService => {
                 let Some(admin) = pg_admin_url() else {
-                    eprintln!("PUBDECK_TEST_PG_URL is not set: skipping the PostgreSQL run");
+                    skip::skip_or_fail(
+                        &format!("the PostgreSQL run of {}", current_test()),
+                        "PUBDECK_TEST_PG_URL is not set (scripts/pg-test-server.sh start prints one)",
+                        &[],
+                    );
                     return None;
                 };
                 let name = format!("pdk_test_{}", hex::encode(rand::random::<[u8; 6]>()));

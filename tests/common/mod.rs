@@ -159,47 +159,18 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// True when `nix` is usable; otherwise prints why the test is skipped, or panics when
-/// `PUBDECK_REQUIRE_NIX=1` (CI) says it must run.
-pub fn have_nix(test: &str) -> bool {
-    let ok = Command::new("nix")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var("PUBDECK_REQUIRE_NIX").as_deref() == Ok("1") {
-            panic!("{test}: nix is not on PATH but PUBDECK_REQUIRE_NIX=1");
-        }
-        eprintln!("SKIP {test}: nix is not on PATH (set PUBDECK_REQUIRE_NIX=1 to make this fail)");
-    }
-    ok
-}
+pub mod nix;
+mod skip;
 
-/// Runs the real-Nix oracle over a file:// cache; returns the kept work dir (KEEP=1).
-pub fn run_oracle(cache: &Path, pubkey_file: &Path, store_paths: &[&str]) -> PathBuf {
-    let oracle = crate_dir().join("../shared/oracle/nix_oracle.sh");
-    let out = Command::new("bash")
-        .arg(oracle)
-        .arg(cache)
-        .arg(pubkey_file)
-        .args(store_paths)
-        .env("KEEP", "1")
-        .output()
-        .expect("oracle runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("ORACLE OK"),
-        "oracle rejected the cache:\n{text}"
-    );
-    let kept = text
-        .lines()
-        .find_map(|l| l.strip_prefix("kept "))
-        .expect("oracle prints the kept dir");
-    PathBuf::from(kept)
+pub use skip::skip_or_fail;
+
+#[allow(unused_imports)]
+pub use nix::have_nix;
+
+/// Runs the real-Nix oracle over a file:// cache (see `nix::check`); the returned guard
+/// holds the restored trees until dropped.
+pub fn run_oracle(cache: &Path, pubkey_file: &Path, store_paths: &[&str]) -> nix::Oracle {
+    nix::oracle(cache, pubkey_file, store_paths)
 }
 
 /// `diff -r --no-dereference` of two trees; panics with the diff when they differ.

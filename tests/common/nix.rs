@@ -1,0 +1,219 @@
+//! Real Nix as the suite's oracle: the same checks `shared/oracle/nix_oracle.sh` makes, run
+//! from the suite itself so a fresh clone needs nothing beside it.
+//!
+//! For a `file://` cache written by pubdeck, [`oracle`]:
+//! 1. `nix store verify --all` over the cache (contents and signatures; Nix trusts CA paths
+//!    without signatures, so …)
+//! 2. … the same again with every `CA:` line removed, so each path must carry a valid `Sig:`;
+//! 3. `nix copy --from file://CACHE --to CHROOT` of the given paths (and their closure), with
+//!    `require-sigs = true`, into two throw-away chroot stores (with and without CA lines);
+//! 4. `nix store verify --all` of both chroot stores (re-dumps the imported trees and
+//!    compares them with the registered NarHash).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::skip_or_fail;
+
+/// `NIX_CONFIG` for every Nix call of the suite: no substituters, signatures required.
+pub const NIX_CONFIG: &str =
+    "experimental-features = nix-command\nsubstituters =\nrequire-sigs = true\nsandbox = false";
+
+/// True when `nix` is usable. Otherwise prints one line saying why `test` does not run, and
+/// fails instead under `CI=true` or `PUBDECK_REQUIRE_NIX=1`.
+pub fn have_nix(test: &str) -> bool {
+    let ok = Command::new("nix")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip_or_fail(
+            test,
+            "nix is not on PATH (apt-get install nix-bin; CI installs it)",
+            &["PUBDECK_REQUIRE_NIX"],
+        );
+    }
+    ok
+}
+
+/// True when this process may write to the real `/nix/store` (root, as CI runs).
+pub fn can_write_nix_store() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A `Command` for a Nix program with the suite's configuration and a private cache dir.
+pub fn nix_cmd(program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.env("NIX_CONFIG", NIX_CONFIG);
+    c
+}
+
+/// Runs `c`; on failure returns its output as the error.
+pub fn run(mut c: Command) -> Result<Vec<u8>, String> {
+    let out = c
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {c:?}: {e}"))?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(format!(
+            "{c:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Runs `c` and panics with its output when it fails.
+pub fn run_ok(c: Command) -> Vec<u8> {
+    run(c).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `nix-store --dump PATH`.
+pub fn nix_store_dump(p: &Path) -> Vec<u8> {
+    let mut c = nix_cmd("nix-store");
+    c.arg("--dump").arg(p);
+    run_ok(c)
+}
+
+/// The throw-away stores an oracle run imported into; removed on drop.
+pub struct Oracle {
+    pub work: tempfile::TempDir,
+}
+
+impl Oracle {
+    /// Where the oracle restored `store_path` (from the cache with CA lines).
+    pub fn restored(&self, store_path: &str) -> PathBuf {
+        self.work
+            .path()
+            .join("root")
+            .join(store_path.trim_start_matches('/'))
+    }
+}
+
+impl Drop for Oracle {
+    fn drop(&mut self) {
+        // Imported trees are read-only.
+        let _ = Command::new("chmod")
+            .arg("-R")
+            .arg("u+w")
+            .arg(self.work.path())
+            .status();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("cp -a {} {} failed", from.display(), to.display()))
+    }
+}
+
+/// Runs the oracle over `cache` with the public key in `pubkey_file`; `Err` carries what Nix
+/// rejected.
+pub fn check(cache: &Path, pubkey_file: &Path, store_paths: &[&str]) -> Result<Oracle, String> {
+    let pubkey = std::fs::read_to_string(pubkey_file)
+        .map_err(|e| format!("cannot read {}: {e}", pubkey_file.display()))?;
+    let pubkey = pubkey.trim();
+    if !cache.join("nix-cache-info").is_file() {
+        return Err("nix-cache-info is missing (Nix would create it silently)".into());
+    }
+    let narinfos = std::fs::read_dir(cache)
+        .map_err(|e| e.to_string())?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".narinfo"))
+        .count();
+    if narinfos == 0 {
+        return Err("the cache has no .narinfo files".into());
+    }
+    let work = tempfile::Builder::new()
+        .prefix("nix-oracle.")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let oracle = Oracle { work };
+    let w = oracle.work.path();
+    // Nix writes into a cache it opens: work on copies.
+    let with_ca = w.join("cache");
+    let no_ca = w.join("cache-noca");
+    copy_dir(cache, &with_ca)?;
+    copy_dir(cache, &no_ca)?;
+    for e in std::fs::read_dir(&no_ca).map_err(|e| e.to_string())? {
+        let p = e.map_err(|e| e.to_string())?.path();
+        if p.extension().is_some_and(|x| x == "narinfo") {
+            let text = std::fs::read_to_string(&p).map_err(|e| e.to_string())?;
+            let kept: String = text
+                .lines()
+                .filter(|l| !l.starts_with("CA: "))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            std::fs::write(&p, kept).map_err(|e| e.to_string())?;
+        }
+    }
+    let nix = |args: &[&str], extra: &[&Path]| {
+        let mut c = nix_cmd("nix");
+        c.args(args)
+            .args(extra)
+            .env("XDG_CACHE_HOME", w.join("xdg"));
+        c
+    };
+    for (cache, root) in [(&with_ca, w.join("root")), (&no_ca, w.join("root-noca"))] {
+        let url = format!("file://{}", cache.display());
+        run(nix(
+            &[
+                "store",
+                "verify",
+                "--store",
+                &url,
+                "--trusted-public-keys",
+                pubkey,
+                "--all",
+            ],
+            &[],
+        ))?;
+        let mut copy = nix(
+            &[
+                "copy",
+                "--from",
+                &url,
+                "--to",
+                &root.display().to_string(),
+                "--option",
+                "trusted-public-keys",
+                pubkey,
+            ],
+            &[],
+        );
+        copy.args(store_paths);
+        run(copy)?;
+        run(nix(
+            &[
+                "store",
+                "verify",
+                "--store",
+                &root.display().to_string(),
+                "--trusted-public-keys",
+                pubkey,
+                "--all",
+            ],
+            &[],
+        ))?;
+    }
+    Ok(oracle)
+}
+
+/// [`check`], panicking with Nix's words when it rejects the cache.
+pub fn oracle(cache: &Path, pubkey_file: &Path, store_paths: &[&str]) -> Oracle {
+    check(cache, pubkey_file, store_paths)
+        .unwrap_or_else(|e| panic!("Nix rejected the cache:\n{e}"))
+}
