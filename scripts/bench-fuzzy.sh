@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
-# Compares pubdeck's per-keystroke fuzzy filtering (fuzzy-matcher, skim v2) with
-# `fzf --filter` on the same 100,000-name list and queries.
+# Compares the workbench's per-keystroke filtering (the one catalog search, nucleo) with skim v2
+# and with `fzf --filter` on the same 100,000-package list and queries.
 #   scripts/bench-fuzzy.sh            (needs fzf: apt-get install -y fzf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-QUERIES="json-check,mtrxexp,paygw,auth-api-12,logshp,srchwrk,cfgsync,service,eeee,myorg/web,xyz"
+QUERIES="py-dh,lbtaoc,perl-q,ut,json-check,rs-auth,paygw,cfgsync,service,org001/web,xyz"
 LIST="$(mktemp)"
 trap 'rm -f "$LIST"' EXIT
 
-cargo build --release --example bench_fuzzy -q
 echo "== pubdeck (in-process, per keystroke)"
-./target/release/examples/bench_fuzzy --write-list "$LIST" --queries "$QUERIES"
+cargo bench -q --bench search -- --write-list "$LIST" --queries "$QUERIES"
 
 if ! command -v fzf >/dev/null; then
   echo "fzf not installed; skipping the comparison" >&2

@@ -6,6 +6,7 @@
 //! the command exits; `$out` lives beside it in a temp dir that the caller packs, keeps
 //! (`pubdeck build` → `result-<name>`) or drops.
 
+use crate::event::Hinted;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -46,6 +47,8 @@ pub enum BuildError {
     Cancelled { name: String },
     #[error("build `{name}` did not finish within {}s and was stopped", .after.as_secs())]
     TimedOut { name: String, after: Duration },
+    #[error("cannot keep the build output: {0}")]
+    Keep(std::io::Error),
     #[error("build `{name}` wrote nothing to $out")]
     EmptyOutput { name: String },
     /// The build cannot start: no such build, no committed state, a broken manifest.
@@ -56,8 +59,8 @@ pub enum BuildError {
     },
 }
 
-impl BuildError {
-    pub fn hint(&self) -> Option<String> {
+impl crate::event::Hinted for BuildError {
+    fn hint(&self) -> Option<String> {
         match self {
             BuildError::EmptyOutput { .. } => Some(
                 "the command must create $out, e.g. `mkdir -p $out/bin && cp mytool $out/bin/`"
@@ -155,6 +158,78 @@ pub fn result_path(env: &Env, name: &str) -> PathBuf {
     env.flox_dir()
         .join("cache/pubdeck")
         .join(format!("result-{name}"))
+}
+
+/// `result-<name>` in the environment directory: the link to the kept output.
+pub fn result_link(env: &Env, name: &str) -> PathBuf {
+    env.dir.join(format!("result-{name}"))
+}
+
+/// A build output kept for the user ("build only").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Kept {
+    pub build: String,
+    pub version: Option<String>,
+    /// Where the output lives ([`result_path`]).
+    pub path: PathBuf,
+    /// The `result-<name>` link to it, unless it could not be made (then `link_error`).
+    pub link: Option<PathBuf>,
+    pub link_error: Option<String>,
+}
+
+/// "Build only": the clean build of `name` at the environment's committed state, kept as
+/// [`result_path`] with a `result-<name>` link beside the manifest. Sends the warnings of
+/// [`prepare`] as `Check` events, then the build's own events.
+pub async fn build_and_keep(
+    env: &Env,
+    name: &str,
+    timeout: Option<Duration>,
+    tx: &EventTx,
+    cancel: &CancellationToken,
+) -> Result<Kept, BuildError> {
+    let (env2, name2) = (env.clone(), name.to_string());
+    let prepared = tokio::task::spawn_blocking(move || prepare(&env2, &name2, timeout))
+        .await
+        .map_err(|e| BuildError::Io(std::io::Error::other(e)))??;
+    for warning in prepared.warnings {
+        let _ = tx.send(Event::Check(warning)).await;
+    }
+    let out = run(&prepared.request, tx, cancel).await?;
+    let version = out.version.clone();
+    let (dest, link) = (result_path(env, name), result_link(env, name));
+    let rel = dest.strip_prefix(&env.dir).unwrap_or(&dest).to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let path = out.keep(&dest)?;
+        let linked = match std::fs::symlink_metadata(&link) {
+            // Never replace something that is not our link.
+            Ok(m) if !m.file_type().is_symlink() => Err(format!(
+                "{} exists and is not a link; remove it to get the link back",
+                link.display()
+            )),
+            _ => {
+                let _ = std::fs::remove_file(&link);
+                std::os::unix::fs::symlink(&rel, &link).map_err(|e| e.to_string())
+            }
+        };
+        let (link, link_error) = match linked {
+            Ok(()) => (Some(link), None),
+            Err(e) => (None, Some(e)),
+        };
+        Ok::<_, std::io::Error>(Kept {
+            build: String::new(),
+            version,
+            path,
+            link,
+            link_error,
+        })
+    })
+    .await
+    .map_err(|e| BuildError::Io(std::io::Error::other(e)))?
+    .map_err(BuildError::Keep)
+    .map(|k| Kept {
+        build: name.to_string(),
+        ..k
+    })
 }
 
 /// A finished build: `$out` in a temp dir that disappears when this is dropped.
@@ -382,9 +457,7 @@ async fn resolve_version(build: &Build, env_dir: &Path) -> Result<Option<String>
             String::from_utf8_lossy(&out.stdout).trim().to_string()
         }
     };
-    if v.is_empty() {
-        return Err(err("it is empty".into()));
-    }
+    crate::manifest::check_version(&v).map_err(|e| err(e.to_string()))?;
     Ok(Some(v))
 }
 

@@ -227,6 +227,11 @@ impl Settings {
     }
 
     /// The default database of `pubdeck serve`: `sqlite://<data>/service.sqlite`.
+    /// Where interrupted uploads keep their resume journals (every face uses this one).
+    pub fn journal_dir(&self) -> PathBuf {
+        self.data_dir.join("upload-journals")
+    }
+
     pub fn default_service_db(&self) -> String {
         format!(
             "sqlite://{}",

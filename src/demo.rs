@@ -110,12 +110,35 @@ fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> DemoError + '_ {
     move |e| DemoError(format!("{what}: {e}"))
 }
 
-#[derive(Deserialize)]
-struct SeedPackage {
-    name: String,
-    description: String,
-    versions: Vec<String>,
+/// One package the demo catalog is seeded with (`assets/demo/packages.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SeedPackage {
+    pub name: String,
+    pub description: String,
+    /// Oldest first.
+    pub versions: Vec<String>,
 }
+
+/// The packages the demo catalog is seeded with, by name.
+pub fn seed_packages() -> Vec<SeedPackage> {
+    let mut p: Vec<SeedPackage> =
+        serde_json::from_str(PACKAGES).expect("assets/demo/packages.json is valid");
+    p.sort_by(|a, b| a.name.cmp(&b.name));
+    p
+}
+
+/// The sample environment's manifest, as `pubdeck demo` writes it.
+pub fn sample_manifest() -> crate::manifest::Manifest {
+    let (path, text) = SAMPLE_ENV
+        .iter()
+        .find(|(p, _)| *p == ".flox/env/manifest.toml")
+        .expect("the sample environment has a manifest");
+    crate::manifest::Manifest::parse(Path::new(path), text.to_string())
+        .expect("the sample manifest is valid")
+}
+
+/// The demo's signing key name.
+pub const DEMO_KEY_NAME: &str = KEY_NAME;
 
 /// Creates the workspace at `root` unless a complete one is already there.
 pub async fn ensure(root: &Path) -> Result<Workspace, DemoError> {
@@ -212,8 +235,7 @@ fn create_repository(ws: &Workspace) -> Result<(), DemoError> {
 
 /// Registers every seed package version with a tiny real artifact in the store.
 async fn seed(ws: &Workspace, catalog: &AnyCatalog, key: &SecretKey) -> Result<(), DemoError> {
-    let packages: Vec<SeedPackage> =
-        serde_json::from_str(PACKAGES).map_err(err("the seed package list is invalid"))?;
+    let packages = seed_packages();
     let (ws2, key2) = (ws.clone(), key.clone());
     let builds = tokio::task::spawn_blocking(move || -> Result<Vec<NewBuild>, DemoError> {
         let cache = FileCache::open(&ws2.store_dir()).map_err(err("cannot open the demo store"))?;
@@ -287,7 +309,7 @@ mod tests {
 
     #[test]
     fn seed_list_is_valid_and_sizeable() {
-        let p: Vec<SeedPackage> = serde_json::from_str(PACKAGES).unwrap();
+        let p = seed_packages();
         assert!(p.len() >= 200);
         for x in &p {
             crate::catalog::validate_package_name(&x.name).unwrap();

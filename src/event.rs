@@ -45,6 +45,14 @@ impl Stage {
     }
 }
 
+/// Which way a transfer goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Upload,
+    Download,
+}
+
 /// Which pipe a build log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -96,13 +104,43 @@ pub enum Event {
     Signed {
         key_name: String,
     },
-    /// Upload progress in bytes.
-    Upload {
+    /// Progress of one object moving to or from the store.
+    Transfer {
+        direction: Direction,
+        key: String,
         sent: u64,
         total: u64,
+        /// Smoothed bytes per second (0 until known).
         rate: f64,
+        /// Seconds left, when known.
         eta: Option<f64>,
+        /// Attempts retried so far.
         retries: u32,
+    },
+    /// An attempt failed and is retried.
+    TransferRetry {
+        direction: Direction,
+        key: String,
+        attempt: u32,
+        reason: String,
+    },
+    /// Nothing moved for `idle`.
+    TransferStalled {
+        direction: Direction,
+        key: String,
+        #[serde(with = "secs")]
+        idle: Duration,
+    },
+    /// The object is complete in its destination.
+    TransferDone {
+        direction: Direction,
+        key: String,
+        /// Its size.
+        size: u64,
+        /// Bytes moved by this run (0 when it was already there).
+        moved: u64,
+        #[serde(with = "secs")]
+        elapsed: Duration,
     },
     /// A note for the user (a warning, a skipped step explained).
     Note {
@@ -111,6 +149,42 @@ pub enum Event {
     Published {
         reference: String,
     },
+}
+
+/// A failed operation as the engine hands it to a face: one sentence saying what went wrong
+/// and, where a command fixes it, that command. The face alone decides how to show them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Failure {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>, hint: Option<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            hint,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// An engine error: one sentence (its `Display`) and, where a command fixes it, a hint.
+pub trait Hinted: std::fmt::Display {
+    /// The command or edit that fixes the problem, where one exists.
+    fn hint(&self) -> Option<String> {
+        None
+    }
+
+    /// The error as plain data for a face.
+    fn failure(&self) -> Failure {
+        Failure::new(self.to_string(), self.hint())
+    }
 }
 
 /// The sending half of an event stream. Bounded: a slow consumer slows the producer

@@ -5,6 +5,7 @@
 //! full list. The cost is one `git2` status walk plus, when asked, one `git fetch`, so the
 //! TUI can re-run [`evaluate`] on every file change (with `fetch: false`).
 
+use crate::event::Hinted;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -627,6 +628,99 @@ fn pushed(repo: &Repository, workdir: &Path, remote: &str, head: Oid, opts: &Opt
             format!("run `git push {remote} {branch}`"),
         ),
     }
+}
+
+/// What the "not pushed" fix-it did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Pushed {
+    /// The local branch that was pushed.
+    pub branch: String,
+    /// Its upstream, `remote/branch`.
+    pub upstream: String,
+}
+
+/// Why pushing the current branch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("{0}")]
+    NoUpstream(String),
+    #[error("git push to {upstream} failed: {message}")]
+    Failed { upstream: String, message: String },
+    #[error("cannot run git: {0}")]
+    Spawn(std::io::Error),
+}
+
+impl Hinted for PushError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            PushError::NoUpstream(_) => {
+                Some("set one with `git branch --set-upstream-to=origin/<branch>`".into())
+            }
+            PushError::Failed { .. } => {
+                Some("check the network and your credentials, then run `git push`".into())
+            }
+            PushError::Spawn(_) => Some("install git and make sure it is on PATH".into()),
+        }
+    }
+}
+
+/// The current branch and its upstream (`origin/main`) of the repository holding `dir`.
+pub fn current_upstream(dir: &Path) -> Result<(String, String), PushError> {
+    let no = |why: &str| PushError::NoUpstream(why.to_string());
+    let repo =
+        Repository::discover(dir).map_err(|_| no("the environment is not in a git repository"))?;
+    let head = repo
+        .head()
+        .map_err(|_| no("the repository has no commit yet"))?;
+    if !head.is_branch() {
+        return Err(no("HEAD is detached, so there is no branch to push"));
+    }
+    let branch = head
+        .shorthand()
+        .map_err(|_| no("the current branch name is not UTF-8"))?
+        .to_string();
+    let local = repo
+        .find_branch(&branch, BranchType::Local)
+        .map_err(|e| no(e.message()))?;
+    let upstream = local
+        .upstream()
+        .map_err(|_| PushError::NoUpstream(format!("branch `{branch}` has no upstream")))?;
+    let upstream = upstream
+        .name()
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .to_string();
+    Ok((branch, upstream))
+}
+
+/// The "not pushed" fix-it: `git push` of the current branch to its upstream, with the git
+/// CLI (so the user's credential helpers apply) and no terminal prompt.
+pub async fn push_current_branch(dir: &Path) -> Result<Pushed, PushError> {
+    let d = dir.to_path_buf();
+    let (branch, upstream) = tokio::task::spawn_blocking(move || current_upstream(&d))
+        .await
+        .map_err(|e| PushError::Spawn(std::io::Error::other(e)))??;
+    let out = tokio::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["push", "--quiet"])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(PushError::Spawn)?;
+    if out.status.success() {
+        return Ok(Pushed { branch, upstream });
+    }
+    let message = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("git push failed")
+        .trim_start_matches("fatal: ")
+        .to_string();
+    Err(PushError::Failed { upstream, message })
 }
 
 /// Removes credentials from a remote URL: the password always, the user name too except

@@ -6,6 +6,7 @@
 //! FileHash/FileSize and the NarHash/NarSize — it does not trust CA paths the way Nix does.
 //! Any failure leaves both the local store and the manifest as they were.
 
+use crate::event::Hinted;
 use std::path::{Path, PathBuf};
 
 use crate::cache;
@@ -487,8 +488,8 @@ pub enum InstallError {
     },
 }
 
-impl InstallError {
-    pub fn hint(&self) -> Option<String> {
+impl crate::event::Hinted for InstallError {
+    fn hint(&self) -> Option<String> {
         match self {
             InstallError::NotReady(p, _) => Some(format!("run `pubdeck ready {p}` for the details and fixes")),
             InstallError::Verify(_) => Some("the artifact in the store does not match what was signed; nothing was installed. Ask the publisher to publish again".into()),
@@ -499,7 +500,7 @@ impl InstallError {
 }
 
 /// What `install` did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Installed {
     pub package: String,
     pub version: String,
@@ -510,6 +511,8 @@ pub struct Installed {
     pub manifest: PathBuf,
     /// The install id added to `[install]`.
     pub id: String,
+    /// The executables it provides: the entries of its `bin/`, as full paths.
+    pub executables: Vec<PathBuf>,
 }
 
 /// Readiness, download, verify, unpack atomically, then edit the manifest.
@@ -552,25 +555,13 @@ pub async fn install(
             .tempdir_in(&req.store_dir)
             .map_err(io(&req.store_dir))?;
         let file = tmp.path().join("nar");
-        let (sink, mut progress) = ProgressSink::channel();
-        let forward = {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                while let Some(p) = progress.recv().await {
-                    if let crate::store::Progress::Bytes { done, total, .. } = p {
-                        let _ = tx
-                            .send(Event::Upload {
-                                sent: done,
-                                total,
-                                rate: 0.0,
-                                eta: None,
-                                retries: 0,
-                            })
-                            .await;
-                    }
-                }
-            })
-        };
+        let (sink, progress) = ProgressSink::channel();
+        let forward = tokio::spawn(crate::store::forward_as_events(
+            progress,
+            tx.clone(),
+            crate::event::Direction::Download,
+            r.narinfo.url.clone(),
+        ));
         let opts = DownloadOptions {
             expected_size: Some(r.narinfo.file_size),
             expected_sha256: Some(r.narinfo.file_hash.0),
@@ -609,10 +600,20 @@ pub async fn install(
         version: r.build.version.clone(),
         system: r.build.system.clone(),
         store_path: r.build.store_path.clone(),
-        path: dest,
         manifest: r.manifest.path.clone(),
         id: pkg.package.clone(),
+        executables: executables(&dest),
+        path: dest,
     })
+}
+
+/// The entries of `root/bin` (sorted full paths); none when it has no `bin/`.
+pub fn executables(root: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(root.join("bin"))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
 }
 
 /// Unpacked trees are read-only; make them writable, then remove.

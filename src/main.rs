@@ -1,3 +1,50 @@
-fn main() -> std::process::ExitCode {
-    pubdeck::cli::main()
+//! The binary: parses the command line and wires the faces. The command line runs every
+//! subcommand itself and hands back the workbench (`tui`) or the service (`server`) when
+//! asked for one; faces never start each other.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use pubdeck::cli::{self, Cli, Failure, Handoff};
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let f = Failure::new(format!("cannot start the async runtime: {e}"), None);
+            return cli::report(&f);
+        }
+    };
+    rt.block_on(async move {
+        let handoff = match cli::run(args).await {
+            Ok(h) => h,
+            Err(f) => return cli::report(&f),
+        };
+        let done = match handoff {
+            Handoff::Exit(code) => return code,
+            Handoff::Workbench(w) => {
+                let cli::Workbench {
+                    dir,
+                    catalog,
+                    settings,
+                } = *w;
+                let backend = pubdeck::tui::engine::EngineBackend::new(dir, catalog, settings);
+                pubdeck::tui::run(Arc::new(backend), pubdeck::tui::Options::default())
+                    .await
+                    .map_err(|e| Failure::new(format!("the workbench failed: {e}"), None))
+            }
+            Handoff::Serve { listen, db } => {
+                cli::init_logging();
+                pubdeck::server::serve(listen, &db)
+                    .await
+                    .map_err(|e| Failure::new(format!("{e:#}"), None))
+            }
+        };
+        match done {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(f) => cli::report(&f),
+        }
+    })
 }

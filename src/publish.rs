@@ -6,6 +6,7 @@
 //! registration, so nothing is visible to anyone before its bytes are complete; cancelling
 //! at any point leaves no temp dirs and nothing registered.
 
+use crate::event::Hinted;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ use crate::event::{Event, EventTx, Stage};
 use crate::git::{self, Check};
 use crate::nar::StorePath;
 use crate::sign::{PublicKey, SecretKey};
-use crate::store::{OpenOptions, Progress, ProgressSink, PutIfAbsent, PutOptions, Store};
+use crate::store::{OpenOptions, ProgressSink, PutIfAbsent, PutOptions, Store};
 
 /// Ids of the checks publish adds to the git preconditions.
 pub mod id {
@@ -66,6 +67,17 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The plan for `build` with the configured org, signing key and journal directory.
+    pub fn configured(dir: &Path, build: &str, settings: &crate::config::Settings) -> Plan {
+        let mut plan = Plan::new(dir, build);
+        plan.org.clone_from(&settings.org);
+        plan.signing_key.clone_from(&settings.signing_key);
+        plan.put.journal_dir = Some(settings.journal_dir());
+        plan
+    }
+}
+
 /// The Nix system string of this machine (`x86_64-linux`, `aarch64-darwin`, …).
 pub fn current_system() -> String {
     let os = match std::env::consts::OS {
@@ -76,7 +88,7 @@ pub fn current_system() -> String {
 }
 
 /// What was published (or found already published).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Published {
     pub org: String,
     pub package: String,
@@ -119,8 +131,8 @@ pub enum PublishError {
     Cancelled,
 }
 
-impl PublishError {
-    pub fn hint(&self) -> Option<String> {
+impl crate::event::Hinted for PublishError {
+    fn hint(&self) -> Option<String> {
         match self {
             PublishError::Preconditions(_) => Some(
                 "fix the failing checks above (each has its own hint) and run publish again".into(),
@@ -442,79 +454,13 @@ async fn upload(
         PutIfAbsent::Created | PutIfAbsent::SameContent => {}
     }
 
-    let (sink, mut progress) = ProgressSink::channel();
-    let forward = {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let (mut sent, mut total, mut rate, mut eta, mut retries) =
-                (0u64, 0u64, 0.0, None, 0u32);
-            while let Some(p) = progress.recv().await {
-                match p {
-                    Progress::Started {
-                        total_bytes,
-                        resumed_bytes,
-                        ..
-                    } => {
-                        total = total_bytes;
-                        sent = resumed_bytes;
-                    }
-                    Progress::Bytes { done, total: t, .. } => {
-                        sent = done;
-                        total = t;
-                    }
-                    Progress::Rate {
-                        bytes_per_sec,
-                        eta: e,
-                        done,
-                        total: t,
-                    } => {
-                        rate = bytes_per_sec;
-                        eta = e.map(|d| d.as_secs_f64());
-                        sent = done;
-                        total = t;
-                    }
-                    Progress::Retry {
-                        attempt, reason, ..
-                    } => {
-                        retries += 1;
-                        let _ = tx
-                            .send(Event::Note {
-                                message: format!("upload retry {attempt}: {reason}"),
-                            })
-                            .await;
-                    }
-                    Progress::Stalled { idle } => {
-                        let _ = tx
-                            .send(Event::Note {
-                                message: format!(
-                                    "upload stalled: nothing moved for {}s",
-                                    idle.as_secs()
-                                ),
-                            })
-                            .await;
-                        continue;
-                    }
-                    Progress::Skipped { size, .. } => {
-                        sent = size;
-                        total = size;
-                    }
-                    Progress::Finished { .. } => {
-                        sent = total;
-                    }
-                    _ => continue,
-                }
-                let _ = tx
-                    .send(Event::Upload {
-                        sent,
-                        total,
-                        rate,
-                        eta,
-                        retries,
-                    })
-                    .await;
-            }
-        })
-    };
+    let (sink, progress) = ProgressSink::channel();
+    let forward = tokio::spawn(crate::store::forward_as_events(
+        progress,
+        tx.clone(),
+        crate::event::Direction::Upload,
+        info.url.clone(),
+    ));
     let mut opts = put.clone();
     opts.content_hash = Some(info.file_hash.to_string());
     let nar = store

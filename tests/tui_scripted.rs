@@ -1,6 +1,9 @@
 //! Scripted sessions: key events and engine events go through `runtime::dispatch`, the same
 //! path the runtime uses, against the FakeBackend (no terminal, no delays).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -8,7 +11,8 @@ use pubdeck::tui::app::{App, StageState, Tab};
 use pubdeck::tui::backend::{ActionRx, ActionTx};
 use pubdeck::tui::model::LastResult;
 use pubdeck::tui::runtime::dispatch;
-use pubdeck::tui::{Action, FakeBackend, Theme};
+use pubdeck::tui::{Action, Theme};
+use support::fake::FakeBackend;
 
 struct Session {
     app: App,
@@ -19,16 +23,14 @@ struct Session {
 
 impl Session {
     fn new() -> Session {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) = pubdeck::tui::backend::inbox();
         let mut s = Session {
             app: App::new(Theme::dark(), (100, 30)),
             backend: FakeBackend::instant(),
             tx,
             rx,
         };
-        for effect in s.app.init() {
-            pubdeck::tui::runtime::perform(effect, &s.backend, &s.tx);
-        }
+        pubdeck::tui::runtime::start(&mut s.app, &s.backend, &s.tx);
         s
     }
 
@@ -86,7 +88,7 @@ async fn publish_from_keys_to_published() {
     s.until("publish", |a| a.publish.job.is_none()).await;
     assert_eq!(
         s.app.publish.results.get("hello"),
-        Some(&LastResult::Published("myorg/hello@1.2.3".into()))
+        Some(&LastResult::Published("myorg/hello@1.0.0".into()))
     );
     assert!(
         s.app
@@ -102,10 +104,10 @@ async fn publish_from_keys_to_published() {
 
 #[tokio::test]
 async fn cancel_stops_a_running_publish() {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = pubdeck::tui::backend::inbox();
     let backend = FakeBackend::with_speed(1.0);
     let mut app = App::new(Theme::dark(), (100, 30));
-    app.update(Action::Builds(pubdeck::tui::fake::demo_builds()));
+    app.update(Action::Builds(support::fake::demo_builds()));
     let key = |c| Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
     dispatch(
         &mut app,
@@ -142,8 +144,11 @@ async fn catalog_search_details_install() {
         .await;
     s.key(KeyCode::Char('2'));
     assert_eq!(s.app.tab, Tab::Catalog);
-    s.typ("helo");
-    assert_eq!(s.app.catalog.selected_ref().as_deref(), Some("myorg/hello"));
+    s.typ("apigw");
+    assert_eq!(
+        s.app.catalog.selected_ref().as_deref(),
+        Some("myorg/api-gateway")
+    );
     s.until("details and readiness", |a| {
         a.catalog.selected_details().is_some() && a.catalog.selected_readiness().is_some()
     })

@@ -1,9 +1,12 @@
 //! Every view renders on tiny and odd terminal sizes without panicking.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use pubdeck::tui::Action;
 use pubdeck::tui::app::{App, InputPurpose, Pending, Popup};
-use pubdeck::tui::screenshots;
 use pubdeck::tui::view::render_to_buffer;
+use support::screenshots;
 
 fn apps() -> Vec<App> {
     let mut apps: Vec<App> = screenshots::all().into_iter().map(|(_, a)| a).collect();

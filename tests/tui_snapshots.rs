@@ -1,13 +1,16 @@
 //! Snapshots of every view at 100×30 on fixed demo data: the text plus the style of every
 //! non-default cell run, so meaning carried by colour (a failing check is red) is checked.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use pubdeck::tui::app::{App, InputPurpose, Popup, PublishPane};
-use pubdeck::tui::fake::{demo_details, demo_readiness};
 use pubdeck::tui::keymap::Command;
-use pubdeck::tui::screenshots;
-use pubdeck::tui::snapshot::buffer_to_text;
 use pubdeck::tui::view::render_to_buffer;
 use pubdeck::tui::{Action, Theme};
+use support::fake::{demo_details, demo_readiness};
+use support::screenshots;
+use support::snapshot::buffer_to_text;
 
 fn snap(app: &App) -> String {
     buffer_to_text(&render_to_buffer(app, 100, 30))
@@ -41,7 +44,7 @@ fn publish_finished() {
     app.update(Action::JobFinished {
         kind: pubdeck::tui::JobKind::Publish,
         build: "hello".into(),
-        result: Ok("myorg/hello@1.2.3".into()),
+        outcome: support::fake::job_outcome(pubdeck::tui::JobKind::Publish, "hello", "1.0.0"),
     });
     insta::assert_snapshot!("publish_finished", snap(&app));
 }
@@ -84,10 +87,10 @@ fn catalog_search() {
 fn catalog_not_ready_and_installing() {
     let mut app = screenshots::catalog_search();
     app.update(Action::Command(Command::ClearInput));
-    for c in "datasync".chars() {
+    for c in "dnssync".chars() {
         app.update(Action::Command(Command::Insert(c)));
     }
-    let (_, row) = app.catalog.selected().expect("data-sync listed");
+    let (_, row) = app.catalog.selected().expect("dns-sync listed");
     let row = row.clone();
     let package = row.reference();
     app.update(Action::Details(demo_details(&row)));
@@ -97,7 +100,6 @@ fn catalog_not_ready_and_installing() {
     });
     app.update(Action::InstallProgress {
         package,
-        message: "downloading".into(),
         done: 3_000_000,
         total: Some(8_000_000),
     });

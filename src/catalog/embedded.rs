@@ -318,9 +318,8 @@ impl Catalog for EmbeddedCatalog {
         }
         let lists = cache.snapshot(self.db(), &visible).await?;
         // The scan is CPU-bound: keep it off the async worker threads.
-        let backend = Arc::clone(&self.backend);
         let q = query.to_string();
-        let hits = tokio::task::spawn_blocking(move || backend.cache.search(&lists, &q, limit))
+        let hits = tokio::task::spawn_blocking(move || super::search::search(&lists, &q, limit))
             .await
             .map(Arc::new)
             .map_err(|e| CatalogError::Internal(format!("search task failed: {e}")))?;

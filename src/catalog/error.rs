@@ -31,9 +31,9 @@ pub enum CatalogError {
     Internal(String),
 }
 
-impl CatalogError {
+impl crate::event::Hinted for CatalogError {
     /// A one-line fix, where one exists.
-    pub fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<String> {
         match self {
             CatalogError::Unauthorized => Some(
                 "ask the catalog admin for a token (`pubdeck user add NAME`), then export PUBDECK_TOKEN=…"
@@ -57,7 +57,9 @@ impl CatalogError {
             _ => None,
         }
     }
+}
 
+impl CatalogError {
     /// Stable machine-readable code (used in the HTTP error body).
     pub fn code(&self) -> &'static str {
         match self {

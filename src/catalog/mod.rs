@@ -11,7 +11,7 @@ pub mod client;
 pub mod db;
 pub mod embedded;
 mod error;
-mod search;
+pub mod search;
 mod types;
 pub mod validate;
 

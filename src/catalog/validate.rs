@@ -79,17 +79,9 @@ pub fn validate_new_build(b: &NewBuild) -> CatalogResult<()> {
     Ok(())
 }
 
-/// A version: 1 to 128 of `[A-Za-z0-9._+~-]`, starting with a letter or digit.
+/// A version: the rule of [`crate::manifest::check_version`].
 pub fn validate_version(v: &str) -> CatalogResult<()> {
-    let ok = (1..=128).contains(&v.len())
-        && v.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'~' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(bad(format!("invalid version {}", quote(v))))
-    }
+    crate::manifest::check_version(v).map_err(|_| bad(format!("invalid version {}", quote(v))))
 }
 
 /// A Nix system such as `x86_64-linux`.

@@ -3,6 +3,7 @@
 //! Each `run_*` takes its clap args, the caller's [`Overrides`] (global flags) and the stdout
 //! writer; errors come back as [`CliError`] (one sentence, optional hint, exit code).
 
+use crate::event::Hinted;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -262,36 +263,13 @@ fn clean(s: &str) -> String {
         .collect()
 }
 
-fn init_logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-/// `pubdeck serve [--listen ADDR] [--db URL]`: runs until SIGTERM / Ctrl-C.
-pub async fn run_serve(args: &ServeArgs, overrides: &Overrides) -> CliResult {
-    init_logging();
-    let settings = Settings::resolve(overrides)?;
-    let db = args
+/// The database `pubdeck serve` uses: `--db`, or the default service database.
+pub fn serve_db(args: &ServeArgs, overrides: &Overrides) -> Result<String, super::Failure> {
+    let settings = Settings::resolve(overrides).map_err(CliError::from)?;
+    Ok(args
         .db
         .clone()
-        .unwrap_or_else(|| settings.default_service_db());
-    let server = crate::server::Server::bind(args.listen, &db)
-        .await
-        .map_err(|e| CliError::failed(format!("{e:#}")))?;
-    let addr = server
-        .local_addr()
-        .map_err(|e| CliError::failed(e.to_string()))?;
-    tracing::info!(
-        %addr,
-        db = %crate::catalog::db::redact_url(&db),
-        "pubdeck catalog service listening"
-    );
-    server
-        .run()
-        .await
-        .map_err(|e| CliError::failed(format!("the service stopped: {e:#}")))
+        .unwrap_or_else(|| settings.default_service_db()))
 }
 
 /// `pubdeck user add NAME [--db URL]`: prints the token once.

@@ -10,6 +10,7 @@ pub mod output;
 pub mod pipeline;
 pub mod store;
 
+use crate::event::Hinted;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -168,28 +169,45 @@ impl From<crate::build::BuildError> for Failure {
 
 pub type CmdResult = Result<ExitCode, Failure>;
 
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            output::error(&format!("cannot start the async runtime: {e}"), None);
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(f) => {
-            output::error(&f.message, f.hint.as_deref());
-            ExitCode::from(f.code)
-        }
-    }
+/// What the command line hands back to `main`: an exit status, or another face to run.
+/// The faces never start each other; `main.rs` wires them.
+pub enum Handoff {
+    Exit(ExitCode),
+    /// Open the workbench.
+    Workbench(Box<Workbench>),
+    /// Run the catalog service on `listen` over the database `db`.
+    Serve {
+        listen: std::net::SocketAddr,
+        db: String,
+    },
 }
 
-pub async fn run(cli: Cli) -> CmdResult {
+/// Logs to stderr at INFO (the service's log).
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// What the workbench opens on: the environment `dir` and the configured catalog.
+pub struct Workbench {
+    pub dir: PathBuf,
+    pub catalog: crate::catalog::AnyCatalog,
+    pub settings: crate::config::Settings,
+}
+
+/// Prints a failure (one sentence, then `hint:`) and returns its exit status.
+pub fn report(f: &Failure) -> ExitCode {
+    output::error(&f.message, f.hint.as_deref());
+    ExitCode::from(f.code)
+}
+
+/// Runs `cli`: a subcommand to completion, or the face it asks for, handed back.
+pub async fn run(cli: Cli) -> Result<Handoff, Failure> {
     let Some(command) = cli.command else {
         if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
-            return tui(PathBuf::from("."), None, None).await;
+            return workbench(PathBuf::from("."), None, None).await;
         }
         return Err(Failure {
             code: 2,
@@ -200,7 +218,24 @@ pub async fn run(cli: Cli) -> CmdResult {
         });
     };
     match command {
-        Command::Tui { dir, catalog } => tui(dir, catalog, None).await,
+        Command::Tui { dir, catalog } => workbench(dir, catalog, None).await,
+        Command::Demo { path, no_tui } => demo(path, no_tui).await,
+        Command::Serve(args) => {
+            let db = catalog::serve_db(&args, &Default::default())?;
+            Ok(Handoff::Serve {
+                listen: args.listen,
+                db,
+            })
+        }
+        other => subcommand(other).await.map(Handoff::Exit),
+    }
+}
+
+async fn subcommand(command: Command) -> CmdResult {
+    match command {
+        Command::Tui { .. } | Command::Demo { .. } | Command::Serve(_) => {
+            unreachable!("handed off in run()")
+        }
         Command::Builds { dir, json } => builds(&dir, json),
         Command::Check {
             build,
@@ -214,7 +249,6 @@ pub async fn run(cli: Cli) -> CmdResult {
             timeout,
         } => build_cmd(&dir, &build, timeout.map(std::time::Duration::from_secs)).await,
         Command::Key(cmd) => local::key(cmd),
-        Command::Demo { path, no_tui } => demo(path, no_tui).await,
         Command::Publish(args) => pipeline::publish(args).await,
         Command::Ready(args) => pipeline::ready(args).await,
         Command::Install(args) => pipeline::install(args).await,
@@ -246,7 +280,6 @@ pub async fn run(cli: Cli) -> CmdResult {
             ))
             .await
         }
-        Command::Serve(args) => catalog_cmd(catalog::run_serve(&args, &Default::default())).await,
         Command::User(args) => {
             catalog_cmd(catalog::run_user(
                 &args,
@@ -438,7 +471,7 @@ async fn build_cmd(dir: &Path, name: &str, timeout: Option<std::time::Duration>)
     Ok(ExitCode::SUCCESS)
 }
 
-async fn demo(path: Option<PathBuf>, no_tui: bool) -> CmdResult {
+async fn demo(path: Option<PathBuf>, no_tui: bool) -> Result<Handoff, Failure> {
     let path = match path {
         Some(p) => p,
         None => crate::config::Settings::resolve(&Default::default())
@@ -450,7 +483,7 @@ async fn demo(path: Option<PathBuf>, no_tui: bool) -> CmdResult {
         .await
         .map_err(|e| Failure::new(e.to_string(), None))?;
     if !no_tui {
-        return tui(ws.env_dir(), None, Some(&ws)).await;
+        return workbench(ws.env_dir(), None, Some(&ws)).await;
     }
     let env = ws.env_dir();
     let style = Style::stdout();
@@ -484,15 +517,15 @@ async fn demo(path: Option<PathBuf>, no_tui: bool) -> CmdResult {
     ] {
         println!("  {cmd}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Handoff::Exit(ExitCode::SUCCESS))
 }
 
-/// Opens the workbench on `dir` with the configured (or the demo workspace's) catalog.
-async fn tui(
+/// The workbench on `dir` with the configured (or the demo workspace's) catalog.
+async fn workbench(
     dir: PathBuf,
     catalog: Option<String>,
     demo: Option<&crate::demo::Workspace>,
-) -> CmdResult {
+) -> Result<Handoff, Failure> {
     if !std::io::stdout().is_terminal() {
         return Err(Failure::new(
             "the workbench needs a terminal",
@@ -518,15 +551,9 @@ async fn tui(
         .open_catalog()
         .await
         .map_err(|e| Failure::new(e.to_string(), e.hint()))?;
-    let backend = crate::tui::engine::EngineBackend::new(
-        std::path::absolute(&dir).unwrap_or(dir),
+    Ok(Handoff::Workbench(Box::new(Workbench {
+        dir: std::path::absolute(&dir).unwrap_or(dir),
         catalog,
-        settings.org.clone(),
-        settings.signing_key.clone(),
-        settings.data_dir.clone(),
-    );
-    crate::tui::run(std::sync::Arc::new(backend), crate::tui::Options::default())
-        .await
-        .map_err(|e| Failure::new(format!("the workbench failed: {e}"), None))?;
-    Ok(ExitCode::SUCCESS)
+        settings,
+    })))
 }

@@ -103,6 +103,22 @@ pub fn table(header: &[&str], rows: &[Vec<String>], style: Style) -> String {
 }
 
 /// Prints an error as one sentence plus an optional hint, to stderr.
+/// `1.5 MiB`, `512 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
 pub fn error(message: &str, hint: Option<&str>) {
     let style = Style::stderr();
     eprintln!("{} {message}", style.err("error:"));

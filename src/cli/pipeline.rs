@@ -4,6 +4,7 @@
 //! indicatif upload bar; off a terminal or with `CI=true` as plain timestamped lines; with
 //! `--json` only one final document goes to stdout.
 
+use crate::event::Hinted;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +19,7 @@ use super::output::{self, Style};
 use super::{CmdResult, Failure};
 use crate::catalog::AnyCatalog;
 use crate::config::{Overrides, Settings};
-use crate::event::{Event, EventRx, Stream};
+use crate::event::{Direction, Event, EventRx, Stream};
 use crate::install::{self, PackageRef};
 use crate::publish::{self, Plan, PublishError};
 
@@ -166,11 +167,41 @@ fn plain_line(e: &Event) -> Option<String> {
             )
         }
         Event::Signed { key_name } => format!("signed with {key_name}"),
-        Event::Upload { sent, total, .. } => {
-            if sent != total {
-                return None;
+        Event::Transfer { .. } => return None,
+        Event::TransferDone {
+            direction,
+            key,
+            size,
+            moved,
+            elapsed,
+        } => {
+            let verb = match direction {
+                Direction::Upload => "uploaded",
+                Direction::Download => "downloaded",
+            };
+            if *moved == 0 {
+                format!("{key} is already there ({size} bytes)")
+            } else {
+                let secs = elapsed.as_secs_f64();
+                let rate = if secs > 0.0 {
+                    *moved as f64 / secs
+                } else {
+                    0.0
+                };
+                format!(
+                    "{verb} {key}: {size} bytes in {secs:.1}s ({}/s)",
+                    output::human_bytes(rate as u64)
+                )
             }
-            format!("transferred {total} bytes")
+        }
+        Event::TransferRetry {
+            key,
+            attempt,
+            reason,
+            ..
+        } => format!("retry {attempt} of {key}: {reason}"),
+        Event::TransferStalled { key, idle, .. } => {
+            format!("{key}: nothing moved for {}s", idle.as_secs())
         }
         Event::Note { message } => message.clone(),
         Event::Published { reference } => format!("published {reference}"),
@@ -218,7 +249,7 @@ async fn print_fancy(mut rx: EventRx) {
                     duration.as_secs_f64()
                 ));
             }
-            Event::Upload {
+            Event::Transfer {
                 sent,
                 total,
                 retries,
@@ -283,11 +314,8 @@ pub async fn publish(args: PublishArgs) -> CmdResult {
     let mut results = Vec::new();
     let mut failed = None;
     for name in &builds {
-        let mut plan = Plan::new(&args.dir, name);
-        plan.org = s.org.clone();
-        plan.signing_key = s.signing_key.clone();
+        let mut plan = Plan::configured(&args.dir, name, &s);
         plan.compression = args.compression;
-        plan.put.journal_dir = Some(s.data_dir.join("upload-journals"));
         let (tx, rx) = crate::event::channel();
         let printer = tokio::spawn(print_events(rx, args.json));
         let r = publish::run(&plan, &catalog, &tx, &cancel).await;

@@ -3,7 +3,7 @@
 //! Progress goes to stderr, one line per event worth showing (machine-greppable:
 //! `part N done`, a rate line about once a second, and a final summary line).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Subcommand;
@@ -28,7 +28,7 @@ pub enum StoreCommand {
         /// Parts uploaded at the same time.
         #[arg(long)]
         concurrency: Option<usize>,
-        /// Where resume journals live (default: $XDG_CACHE_HOME/pubdeck/uploads).
+        /// Where resume journals live (default: <data dir>/upload-journals).
         #[arg(long, env = "PUBDECK_JOURNAL_DIR")]
         journal_dir: Option<PathBuf>,
         /// The file's content hash (e.g. the NAR FileHash); part of the resume identity.
@@ -78,21 +78,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn default_journal_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
-    Some(base.join("pubdeck").join("uploads"))
-}
-
-fn human(n: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < UNITS.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    format!("{v:.1} {}", UNITS[i])
+    crate::config::Settings::resolve(&Default::default())
+        .ok()
+        .map(|s| s.journal_dir())
 }
 
 /// Print progress events as stderr lines until the sender side is dropped.
@@ -127,9 +115,9 @@ fn spawn_printer(verb: &'static str) -> (ProgressSink, tokio::task::JoinHandle<(
                     let eta = eta.map_or("?".into(), |d| format!("{}s", d.as_secs()));
                     eprintln!(
                         "{} / {} ({pct:.1}%) at {}/s, eta {eta}",
-                        human(done as f64),
-                        human(total as f64),
-                        human(bytes_per_sec)
+                        super::output::human_bytes(done),
+                        super::output::human_bytes(total),
+                        super::output::human_bytes(bytes_per_sec as u64)
                     );
                 }
                 Progress::Retry {
@@ -158,7 +146,7 @@ fn spawn_printer(verb: &'static str) -> (ProgressSink, tokio::task::JoinHandle<(
                     let secs = elapsed.as_secs_f64().max(1e-9);
                     eprintln!(
                         "{verb} {key}: sent {sent_bytes} of {total_bytes} bytes (resumed {resumed_bytes}) in {secs:.2}s ({}/s)",
-                        human(sent_bytes as f64 / secs)
+                        super::output::human_bytes((sent_bytes as f64 / secs) as u64)
                     );
                 }
                 Progress::Skipped { key, size } => {

@@ -120,6 +120,7 @@ impl Manifest {
 
     /// Sets a build's version and writes the file.
     pub fn set_build_version(&self, name: &str, version: &str) -> Result<Manifest, ManifestError> {
+        super::check_version(version)?;
         let text = self.with_build_version(name, version)?;
         self.write(&text)
     }

@@ -83,20 +83,55 @@ pub enum ManifestError {
     NoSuchBuild { path: PathBuf, name: String },
     #[error("{path} already installs `{id}`")]
     AlreadyInstalled { path: PathBuf, id: String },
+    #[error("version {version:?} is not valid: {reason}")]
+    BadVersion {
+        version: String,
+        reason: &'static str,
+    },
 }
 
-impl ManifestError {
+impl crate::event::Hinted for ManifestError {
     /// A command or edit that fixes the problem, where one exists.
-    pub fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<String> {
         match self {
             ManifestError::NotFound { .. } => Some(
                 "run pubdeck in an environment directory, pass --dir, or create one with `flox init`"
                     .into(),
             ),
             ManifestError::Changed { .. } => Some("reload and try again".into()),
+            ManifestError::BadVersion { .. } => Some("use one word such as 1.2.3 or 2024.11-rc1".into()),
             _ => None,
         }
     }
+}
+
+/// The one rule for build versions, wherever they come from (a manifest edit, `version.file`,
+/// `version.command`, a registration): they become part of store path names and catalog
+/// keys. 1 to 128 characters, starting with a letter or digit, made of letters, digits and
+/// `. _ + -`.
+pub fn check_version(version: &str) -> Result<(), ManifestError> {
+    let bad = |reason| {
+        Err(ManifestError::BadVersion {
+            version: version.to_string(),
+            reason,
+        })
+    };
+    if version.is_empty() {
+        return bad("it is empty");
+    }
+    if version.len() > 128 {
+        return bad("it is longer than 128 characters");
+    }
+    if !version.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return bad("it must start with a letter or digit");
+    }
+    if !version
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'))
+    {
+        return bad("use only letters, digits and . _ + -");
+    }
+    Ok(())
 }
 
 /// A located Flox environment: the directory holding `.flox/`.

@@ -137,6 +137,21 @@ impl Server {
     }
 }
 
+/// `pubdeck serve`: binds, logs where it listens, and serves until SIGTERM or Ctrl-C.
+pub async fn serve(listen: SocketAddr, db_url: &str) -> anyhow::Result<()> {
+    let server = Server::bind(listen, db_url).await?;
+    let addr = server.local_addr()?;
+    tracing::info!(
+        %addr,
+        db = %crate::catalog::db::redact_url(db_url),
+        "pubdeck catalog service listening"
+    );
+    server
+        .run()
+        .await
+        .map_err(|e| anyhow::anyhow!("the service stopped: {e:#}"))
+}
+
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

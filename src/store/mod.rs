@@ -26,7 +26,7 @@ use bytes::Bytes;
 pub use error::{BoxError, StoreError, error_chain};
 pub use file::FileStore;
 pub use journal::{FileIdentity, Journal, JournalPart};
-pub use progress::{Progress, ProgressSink, ProgressTiming};
+pub use progress::{Progress, ProgressSink, ProgressTiming, forward_as_events};
 pub use retry::RetryPolicy;
 pub use s3::S3Store;
 pub use url::{S3Location, StoreUrl};

@@ -263,6 +263,98 @@ impl Drop for TickerGuard {
     }
 }
 
+/// Translates a transfer's progress into the engine's event stream (the one place this
+/// happens): bytes and rates become `Transfer`, retries `TransferRetry`, stalls
+/// `TransferStalled`, and the end `TransferDone`. Returns when the sink side is dropped.
+pub async fn forward_as_events(
+    mut progress: UnboundedReceiver<Progress>,
+    tx: crate::event::EventTx,
+    direction: crate::event::Direction,
+    key: String,
+) {
+    use crate::event::Event;
+    let (mut sent, mut total, mut rate, mut eta, mut retries) = (0u64, 0u64, 0.0, None, 0u32);
+    let started = Instant::now();
+    while let Some(p) = progress.recv().await {
+        let event = match p {
+            Progress::Started {
+                total_bytes,
+                resumed_bytes,
+                ..
+            } => {
+                total = total_bytes;
+                sent = resumed_bytes;
+                None
+            }
+            Progress::Bytes { done, total: t, .. } => {
+                sent = done;
+                total = t;
+                None
+            }
+            Progress::Rate {
+                bytes_per_sec,
+                eta: e,
+                done,
+                total: t,
+            } => {
+                rate = bytes_per_sec;
+                eta = e.map(|d| d.as_secs_f64());
+                sent = done;
+                total = t;
+                None
+            }
+            Progress::Retry {
+                attempt, reason, ..
+            } => {
+                retries += 1;
+                Some(Event::TransferRetry {
+                    direction,
+                    key: key.clone(),
+                    attempt,
+                    reason,
+                })
+            }
+            Progress::Stalled { idle } => Some(Event::TransferStalled {
+                direction,
+                key: key.clone(),
+                idle,
+            }),
+            Progress::Skipped { size, .. } => Some(Event::TransferDone {
+                direction,
+                key: key.clone(),
+                size,
+                moved: 0,
+                elapsed: started.elapsed(),
+            }),
+            Progress::Finished {
+                total_bytes,
+                sent_bytes,
+                elapsed,
+                ..
+            } => Some(Event::TransferDone {
+                direction,
+                key: key.clone(),
+                size: total_bytes,
+                moved: sent_bytes,
+                elapsed,
+            }),
+            Progress::PartStarted { .. } | Progress::PartFinished { .. } => continue,
+        };
+        let event = event.unwrap_or_else(|| Event::Transfer {
+            direction,
+            key: key.clone(),
+            sent,
+            total,
+            rate,
+            eta,
+            retries,
+        });
+        if tx.send(event).await.is_err() {
+            break;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,9 +5,10 @@
 use crossterm::event::{KeyEvent, MouseEvent};
 
 use super::keymap::Command;
-use super::model::{BuildRow, JobKind, PackageDetails, PackageRow};
-use crate::event::Event;
-use crate::git::Check;
+use super::model::{BuildRow, JobKind, JobOutcome, PackageDetails, PackageRow};
+use crate::event::{Event, Failure};
+use crate::git::{Check, Pushed};
+use crate::install::Installed;
 
 /// Something that happened: input, time, or a result from the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,18 +28,18 @@ pub enum Action {
     Checks(Vec<Check>),
     /// One event of the running publish/build job.
     Engine(Event),
-    /// The running job ended; `Ok` carries the reference or output dir, `Err` one sentence.
+    /// The running job ended.
     JobFinished {
         kind: JobKind,
         build: String,
-        result: Result<String, String>,
+        outcome: JobOutcome,
     },
     /// Outcome of the "push the current branch" fix-it.
-    PushFinished(Result<String, String>),
-    /// Outcome of editing a build's version.
+    PushFinished(Result<Pushed, Failure>),
+    /// Outcome of editing a build's version: `Ok` carries the version now in the manifest.
     VersionSet {
         build: String,
-        result: Result<String, String>,
+        result: Result<String, Failure>,
     },
     /// The catalog's package list (`etag` to pass to the next `load_packages`).
     Packages {
@@ -53,18 +54,18 @@ pub enum Action {
         package: String,
         checks: Vec<Check>,
     },
+    /// Bytes of the install's download so far.
     InstallProgress {
         package: String,
-        message: String,
         done: u64,
         total: Option<u64>,
     },
     InstallFinished {
         package: String,
-        result: Result<String, String>,
+        result: Result<Installed, Failure>,
     },
-    /// A failed request, one sentence (shown in the status line).
-    Error(String),
+    /// A failed request (shown in the status line, with its hint).
+    Error(Failure),
 }
 
 /// A request for the outside world; the runtime performs it.

@@ -10,9 +10,18 @@ use super::action::Action;
 use super::model::BuildRow;
 use crate::event::EventRx;
 
-/// Where results go: the runtime's inbox.
-pub type ActionTx = tokio::sync::mpsc::UnboundedSender<Action>;
-pub type ActionRx = tokio::sync::mpsc::UnboundedReceiver<Action>;
+/// Where results go: the runtime's inbox. Bounded: a flood of log lines slows the producer
+/// (back through the engine's event channel to the build's pipes) instead of filling memory.
+pub type ActionTx = tokio::sync::mpsc::Sender<Action>;
+pub type ActionRx = tokio::sync::mpsc::Receiver<Action>;
+
+/// Capacity of the inbox.
+pub const INBOX_CAPACITY: usize = 1024;
+
+/// A new inbox.
+pub fn inbox() -> (ActionTx, ActionRx) {
+    tokio::sync::mpsc::channel(INBOX_CAPACITY)
+}
 
 /// The engine as the workbench sees it. Object-safe; shared as `Arc<dyn Backend>`.
 ///
@@ -22,7 +31,7 @@ pub type ActionRx = tokio::sync::mpsc::UnboundedReceiver<Action>;
 /// |---|---|
 /// | `run_checks` | `Action::Checks` (all checks, never stop-at-first) or `Action::Error` |
 /// | `publish`, `build_only` | `Action::Engine(event)`… then exactly one `Action::JobFinished` |
-/// | `cancel` | the running job ends with `JobFinished { result: Err("cancelled") }` |
+/// | `cancel` | the running job ends with `JobFinished { outcome: JobOutcome::Cancelled }` |
 /// | `push` | `Action::PushFinished` |
 /// | `set_version` | `Action::VersionSet` |
 /// | `load_packages` | `Action::Packages` or `Action::PackagesUnchanged` or `Action::Error` |
@@ -63,7 +72,7 @@ pub trait Backend: Send + Sync {
 /// A helper for implementations of `publish`/`build_only`.
 pub async fn forward_events(mut rx: EventRx, tx: ActionTx) {
     while let Some(event) = rx.recv().await {
-        if tx.send(Action::Engine(event)).is_err() {
+        if tx.send(Action::Engine(event)).await.is_err() {
             break;
         }
     }

@@ -1,6 +1,7 @@
 //! The real [`Backend`]: the workbench driving the engine (git checks, the publish pipeline,
 //! clean builds, the catalog, install). Every call returns at once and reports back through
-//! actions, so the UI thread never waits on I/O.
+//! actions, so the UI thread never waits on I/O. This is an adapter only: each method calls
+//! one engine function and hands its typed result to the app.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -9,12 +10,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::action::Action;
 use super::backend::{ActionTx, Backend, forward_events};
-use super::model::{BuildRow, JobKind, PackageDetails, PackageRow, SystemBuild};
+use super::model::{BuildRow, JobKind, JobOutcome, PackageDetails, PackageRow, SystemBuild};
+use crate::build::BuildError;
 use crate::catalog::{AnyCatalog, Catalog, Listing};
-use crate::event::Event;
+use crate::config::Settings;
+use crate::event::{Event, Failure, Hinted};
 use crate::install::{self, PackageRef};
 use crate::manifest::Env;
-use crate::publish::{self, Plan};
+use crate::publish::{self, Plan, PublishError};
 use crate::store::OpenOptions;
 
 /// Where the workbench works and with what.
@@ -23,27 +26,17 @@ pub struct EngineBackend {
     /// The environment directory.
     pub dir: PathBuf,
     pub catalog: AnyCatalog,
-    pub org: Option<String>,
-    pub signing_key: Option<PathBuf>,
-    pub data_dir: PathBuf,
+    pub settings: Settings,
     pub store_open: OpenOptions,
     job: Arc<Mutex<Option<CancellationToken>>>,
 }
 
 impl EngineBackend {
-    pub fn new(
-        dir: PathBuf,
-        catalog: AnyCatalog,
-        org: Option<String>,
-        signing_key: Option<PathBuf>,
-        data_dir: PathBuf,
-    ) -> EngineBackend {
+    pub fn new(dir: PathBuf, catalog: AnyCatalog, settings: Settings) -> EngineBackend {
         EngineBackend {
             dir,
             catalog,
-            org,
-            signing_key,
-            data_dir,
+            settings,
             store_open: OpenOptions::default(),
             job: Arc::default(),
         }
@@ -57,52 +50,72 @@ impl EngineBackend {
         }
         token
     }
+
+    fn request(&self, package: &str) -> Result<install::Request, Failure> {
+        let pkg = PackageRef::parse(package).map_err(|e| e.failure())?;
+        let mut req = install::Request::new(pkg, &self.dir, &self.settings.data_dir);
+        req.store_open = self.store_open.clone();
+        Ok(req)
+    }
 }
 
-fn send(tx: &ActionTx, a: Action) {
-    let _ = tx.send(a);
+async fn send(tx: &ActionTx, a: Action) {
+    let _ = tx.send(a).await;
+}
+
+/// How a publish ended, as the app sees it.
+fn publish_outcome(r: Result<publish::Published, PublishError>) -> JobOutcome {
+    match r {
+        Ok(p) => JobOutcome::Published(Box::new(p)),
+        Err(PublishError::Cancelled | PublishError::Build(BuildError::Cancelled { .. })) => {
+            JobOutcome::Cancelled
+        }
+        Err(e) => JobOutcome::Failed(e.failure()),
+    }
+}
+
+/// How a build-only job ended, as the app sees it.
+fn build_outcome(r: Result<crate::build::Kept, BuildError>) -> JobOutcome {
+    match r {
+        Ok(k) => JobOutcome::Built(k),
+        Err(BuildError::Cancelled { .. }) => JobOutcome::Cancelled,
+        Err(e) => JobOutcome::Failed(e.failure()),
+    }
 }
 
 impl Backend for EngineBackend {
     fn builds(&self) -> Vec<BuildRow> {
         match Env::find(&self.dir).and_then(|e| e.manifest()) {
-            Ok(m) => m
-                .builds
-                .iter()
-                .map(|b| BuildRow {
-                    name: b.name.clone(),
-                    version: b
-                        .version
-                        .as_ref()
-                        .map(|v| v.to_string())
-                        .unwrap_or_default(),
-                    description: b.description.clone().unwrap_or_default(),
-                    last: None,
-                })
-                .collect(),
+            Ok(m) => super::model::build_rows(&m),
             Err(_) => Vec::new(),
         }
     }
 
     fn run_checks(&self, build: Option<String>, fetch: bool, tx: &ActionTx) {
         let (dir, tx) = (self.dir.clone(), tx.clone());
-        tokio::task::spawn_blocking(move || {
-            let opts = crate::git::Options {
-                fetch,
-                ..Default::default()
-            };
-            let report = crate::git::evaluate(&dir, build.as_deref(), &opts);
-            send(&tx, Action::Checks(report.checks));
+        tokio::spawn(async move {
+            let report = tokio::task::spawn_blocking(move || {
+                let opts = crate::git::Options {
+                    fetch,
+                    ..Default::default()
+                };
+                crate::git::evaluate(&dir, build.as_deref(), &opts)
+            })
+            .await;
+            match report {
+                Ok(report) => send(&tx, Action::Checks(report.checks)).await,
+                Err(e) => {
+                    let f = Failure::new(format!("the checks failed to run: {e}"), None);
+                    send(&tx, Action::Error(f)).await
+                }
+            }
         });
     }
 
     fn publish(&self, build: String, tx: &ActionTx) {
         let cancel = self.start_job();
-        let mut plan = Plan::new(&self.dir, &build);
-        plan.org.clone_from(&self.org);
-        plan.signing_key.clone_from(&self.signing_key);
+        let mut plan = Plan::configured(&self.dir, &build, &self.settings);
         plan.store_open = self.store_open.clone();
-        plan.put.journal_dir = Some(self.data_dir.join("upload-journals"));
         let (catalog, tx) = (self.catalog.clone(), tx.clone());
         tokio::spawn(async move {
             let (etx, erx) = crate::event::channel();
@@ -110,22 +123,16 @@ impl Backend for EngineBackend {
             let r = publish::run(&plan, &catalog, &etx, &cancel).await;
             drop(etx);
             let _ = fwd.await;
-            let result = match r {
-                Ok(p) => Ok(p.reference()),
-                Err(publish::PublishError::Cancelled) => Err("cancelled".to_string()),
-                Err(crate::publish::PublishError::Build(crate::build::BuildError::Cancelled {
-                    ..
-                })) => Err("cancelled".to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+            let outcome = publish_outcome(r);
             send(
                 &tx,
                 Action::JobFinished {
                     kind: JobKind::Publish,
                     build,
-                    result,
+                    outcome,
                 },
-            );
+            )
+            .await;
         });
     }
 
@@ -133,15 +140,27 @@ impl Backend for EngineBackend {
         let cancel = self.start_job();
         let (dir, tx) = (self.dir.clone(), tx.clone());
         tokio::spawn(async move {
-            let result = build_job(&dir, &build, &tx, &cancel).await;
+            let (etx, erx) = crate::event::channel();
+            let fwd = tokio::spawn(forward_events(erx, tx.clone()));
+            let r = match Env::find(&dir) {
+                Ok(env) => crate::build::build_and_keep(&env, &build, None, &etx, &cancel).await,
+                Err(e) => Err(BuildError::Prepare {
+                    message: e.to_string(),
+                    hint: e.hint(),
+                }),
+            };
+            drop(etx);
+            let _ = fwd.await;
+            let outcome = build_outcome(r);
             send(
                 &tx,
                 Action::JobFinished {
                     kind: JobKind::BuildOnly,
                     build,
-                    result,
+                    outcome,
                 },
-            );
+            )
+            .await;
         });
     }
 
@@ -154,65 +173,50 @@ impl Backend for EngineBackend {
     fn push(&self, tx: &ActionTx) {
         let (dir, tx) = (self.dir.clone(), tx.clone());
         tokio::spawn(async move {
-            let out = tokio::process::Command::new("git")
-                .arg("-C")
-                .arg(&dir)
-                .args(["push", "--quiet"])
-                .env("GIT_TERMINAL_PROMPT", "0")
-                .stdin(std::process::Stdio::null())
-                .output()
-                .await;
-            let result = match out {
-                Ok(o) if o.status.success() => {
-                    Ok("pushed the current branch to its upstream".to_string())
-                }
-                Ok(o) => Err(String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .map(str::trim)
-                    .find(|l| !l.is_empty())
-                    .unwrap_or("git push failed")
-                    .trim_start_matches("fatal: ")
-                    .to_string()),
-                Err(e) => Err(format!("cannot run git: {e}")),
-            };
-            send(&tx, Action::PushFinished(result));
+            let r = crate::git::push_current_branch(&dir)
+                .await
+                .map_err(|e| e.failure());
+            send(&tx, Action::PushFinished(r)).await;
         });
     }
 
     fn set_version(&self, build: String, version: String, tx: &ActionTx) {
         let (dir, tx) = (self.dir.clone(), tx.clone());
-        tokio::task::spawn_blocking(move || {
-            let result = Env::find(&dir)
-                .and_then(|e| e.manifest())
-                .and_then(|m| m.set_build_version(&build, &version))
-                .map(|_| format!("{build} is now version {version}; commit and push to publish it"))
-                .map_err(|e| e.to_string());
-            send(&tx, Action::VersionSet { build, result });
+        tokio::spawn(async move {
+            let (b, v) = (build.clone(), version.clone());
+            let r = tokio::task::spawn_blocking(move || {
+                Env::find(&dir)
+                    .and_then(|e| e.manifest())
+                    .and_then(|m| m.set_build_version(&b, &v))
+                    .map(|_| v)
+                    .map_err(|e| e.failure())
+            })
+            .await
+            .unwrap_or_else(|e| Err(Failure::new(e.to_string(), None)));
+            send(&tx, Action::VersionSet { build, result: r }).await;
         });
     }
 
     fn load_packages(&self, etag: Option<String>, tx: &ActionTx) {
         let (catalog, tx) = (self.catalog.clone(), tx.clone());
         tokio::spawn(async move {
-            match catalog.list_packages(etag.as_deref()).await {
-                Ok(Listing::NotModified { .. }) => send(&tx, Action::PackagesUnchanged),
-                Ok(Listing::Packages { etag, packages }) => send(
-                    &tx,
-                    Action::Packages {
-                        packages: packages
-                            .into_iter()
-                            .map(|p| PackageRow {
-                                org: p.org,
-                                name: p.package,
-                                version: p.latest_version,
-                                description: p.description,
-                            })
-                            .collect(),
-                        etag: Some(etag),
-                    },
-                ),
-                Err(e) => send(&tx, Action::Error(e.to_string())),
-            }
+            let a = match catalog.list_packages(etag.as_deref()).await {
+                Ok(Listing::NotModified { .. }) => Action::PackagesUnchanged,
+                Ok(Listing::Packages { etag, packages }) => Action::Packages {
+                    packages: packages
+                        .into_iter()
+                        .map(|p| PackageRow {
+                            org: p.org,
+                            name: p.package,
+                            version: p.latest_version,
+                            description: p.description,
+                        })
+                        .collect(),
+                    etag: Some(etag),
+                },
+                Err(e) => Action::Error(e.failure()),
+            };
+            send(&tx, a).await;
         });
     }
 
@@ -223,44 +227,11 @@ impl Backend for EngineBackend {
                 Ok(p) => catalog.show(&p.org, &p.package).await,
                 Err(e) => Err(e),
             };
-            match r {
-                Ok(d) => {
-                    let builds = d
-                        .versions
-                        .iter()
-                        .flat_map(|v| v.builds.iter())
-                        .map(|b| SystemBuild {
-                            version: b.version.clone(),
-                            system: b.system.clone(),
-                            store_path: b.store_path.clone(),
-                            publisher: b.published_by.clone(),
-                            published_at: b.published_at.clone(),
-                            revision: b.revision.clone(),
-                            key: b.key_name.clone(),
-                            store_url: d.store_url.clone(),
-                            nar_size: b.nar_size,
-                        })
-                        .collect();
-                    let repository = d
-                        .versions
-                        .first()
-                        .and_then(|v| v.builds.first())
-                        .map(|b| b.source_url.clone())
-                        .unwrap_or_default();
-                    send(
-                        &tx,
-                        Action::Details(PackageDetails {
-                            org: d.org,
-                            name: d.package,
-                            description: d.description,
-                            versions: d.versions.iter().map(|v| v.version.clone()).collect(),
-                            builds,
-                            repository,
-                        }),
-                    );
-                }
-                Err(e) => send(&tx, Action::Error(e.to_string())),
-            }
+            let a = match r {
+                Ok(d) => Action::Details(details(d)),
+                Err(e) => Action::Error(e.failure()),
+            };
+            send(&tx, a).await;
         });
     }
 
@@ -268,19 +239,17 @@ impl Backend for EngineBackend {
         let me = self.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            match me.request(&package) {
+            let a = match me.request(&package) {
                 Ok(req) => {
                     let r = install::ready(&req, &me.catalog).await;
-                    send(
-                        &tx,
-                        Action::Readiness {
-                            package,
-                            checks: r.checks,
-                        },
-                    );
+                    Action::Readiness {
+                        package,
+                        checks: r.checks,
+                    }
                 }
-                Err(e) => send(&tx, Action::Error(e)),
-            }
+                Err(e) => Action::Error(e),
+            };
+            send(&tx, a).await;
         });
     }
 
@@ -291,13 +260,8 @@ impl Backend for EngineBackend {
             let req = match me.request(&package) {
                 Ok(r) => r,
                 Err(e) => {
-                    send(
-                        &tx,
-                        Action::InstallFinished {
-                            package,
-                            result: Err(e),
-                        },
-                    );
+                    let result = Err(e);
+                    send(&tx, Action::InstallFinished { package, result }).await;
                     return;
                 }
             };
@@ -305,31 +269,21 @@ impl Backend for EngineBackend {
             let (p2, tx2) = (package.clone(), tx.clone());
             let fwd = tokio::spawn(async move {
                 while let Some(e) = erx.recv().await {
-                    let (message, done, total) = match e {
-                        Event::Upload { sent, total, .. } => {
-                            ("downloading".to_string(), sent, Some(total))
-                        }
-                        Event::Note { message } => (message, 0, None),
-                        _ => continue,
-                    };
-                    send(
-                        &tx2,
-                        Action::InstallProgress {
+                    if let Event::Transfer { sent, total, .. } = e {
+                        let a = Action::InstallProgress {
                             package: p2.clone(),
-                            message,
-                            done,
-                            total,
-                        },
-                    );
+                            done: sent,
+                            total: Some(total),
+                        };
+                        send(&tx2, a).await;
+                    }
                 }
             });
             let r = install::install(&req, &me.catalog, &etx).await;
             drop(etx);
             let _ = fwd.await;
-            let result = r
-                .map(|i| format!("installed {}@{} as `{}`", i.package, i.version, i.id))
-                .map_err(|e| e.to_string());
-            send(&tx, Action::InstallFinished { package, result });
+            let result = r.map_err(|e| e.failure());
+            send(&tx, Action::InstallFinished { package, result }).await;
         });
     }
 
@@ -344,41 +298,36 @@ impl Backend for EngineBackend {
     }
 }
 
-impl EngineBackend {
-    fn request(&self, package: &str) -> Result<install::Request, String> {
-        let pkg = PackageRef::parse(package).map_err(|e| e.to_string())?;
-        let mut req = install::Request::new(pkg, &self.dir, &self.data_dir);
-        req.store_open = self.store_open.clone();
-        Ok(req)
+/// The catalog's answer to `show`, as the details pane shows it.
+fn details(d: crate::catalog::PackageDetail) -> PackageDetails {
+    let builds = d
+        .versions
+        .iter()
+        .flat_map(|v| v.builds.iter())
+        .map(|b| SystemBuild {
+            version: b.version.clone(),
+            system: b.system.clone(),
+            store_path: b.store_path.clone(),
+            publisher: b.published_by.clone(),
+            published_at: b.published_at.clone(),
+            revision: b.revision.clone(),
+            key: b.key_name.clone(),
+            store_url: d.store_url.clone(),
+            nar_size: b.nar_size,
+        })
+        .collect();
+    let repository = d
+        .versions
+        .first()
+        .and_then(|v| v.builds.first())
+        .map(|b| b.source_url.clone())
+        .unwrap_or_default();
+    PackageDetails {
+        org: d.org,
+        name: d.package,
+        description: d.description,
+        versions: d.versions.iter().map(|v| v.version.clone()).collect(),
+        builds,
+        repository,
     }
-}
-
-/// The clean build of the workbench's "build only": output kept as `result-<name>`.
-async fn build_job(
-    dir: &std::path::Path,
-    name: &str,
-    tx: &ActionTx,
-    cancel: &CancellationToken,
-) -> Result<String, String> {
-    let env = Env::find(dir).map_err(|e| e.to_string())?;
-    let (env2, name2) = (env.clone(), name.to_string());
-    let prepared = tokio::task::spawn_blocking(move || crate::build::prepare(&env2, &name2, None))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    let (etx, erx) = crate::event::channel();
-    let fwd = tokio::spawn(forward_events(erx, tx.clone()));
-    let r = crate::build::run(&prepared.request, &etx, cancel).await;
-    drop(etx);
-    let _ = fwd.await;
-    let out = r.map_err(|e| match e {
-        crate::build::BuildError::Cancelled { .. } => "cancelled".to_string(),
-        other => other.to_string(),
-    })?;
-    let kept = crate::build::result_path(&env, name);
-    let kept = tokio::task::spawn_blocking(move || out.keep(&kept))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot keep the build output: {e}"))?;
-    Ok(kept.display().to_string())
 }

@@ -2,8 +2,8 @@
 //!
 //! Data flow: terminal input, engine results and ticks become [`Action`]s; the pure
 //! [`App::update`] turns each into state changes and [`Effect`]s; the [`runtime`] performs
-//! effects by calling the [`Backend`] (the engine, or [`FakeBackend`] for demos and tests),
-//! whose results come back as actions. Views only read [`App`]. One keymap table
+//! effects by calling the [`Backend`] (the engine in `tui::engine`; tests use a fake over the
+//! demo world), whose results come back as actions. Views only read [`App`]. One keymap table
 //! ([`keymap::KEYMAP`]) drives dispatch, the footer and the `?` popup.
 
 pub mod action;
@@ -11,17 +11,12 @@ pub mod ansi;
 pub mod app;
 pub mod backend;
 pub mod engine;
-pub mod fake;
-pub mod fuzzy;
 pub mod keymap;
 pub mod layout;
 pub mod list;
 pub mod log;
 pub mod model;
 pub mod runtime;
-pub mod screenshots;
-pub mod snapshot;
-pub mod svg;
 pub mod theme;
 pub mod view;
 mod watch;
@@ -29,7 +24,8 @@ mod watch;
 pub use action::{Action, Effect};
 pub use app::App;
 pub use backend::{ActionTx, Backend, forward_events};
-pub use fake::FakeBackend;
-pub use model::{BuildRow, JobKind, LastResult, PackageDetails, PackageRow, SystemBuild};
+pub use model::{
+    BuildRow, JobKind, JobOutcome, LastResult, PackageDetails, PackageRow, SystemBuild,
+};
 pub use runtime::{Options, run};
 pub use theme::Theme;

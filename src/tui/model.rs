@@ -1,7 +1,22 @@
-//! Plain data the workbench shows. The lead maps the engine's and catalog's types onto these,
-//! so the TUI depends on nothing but `event` and `git::Check`.
+//! Plain data the workbench shows. `tui::engine` maps the catalog's types onto these; the
+//! outcomes of long jobs are the engine's own typed results ([`Published`], [`Kept`],
+//! [`Failure`]), so the face alone chooses the words.
 
 use std::fmt;
+use std::path::PathBuf;
+
+pub use crate::build::Kept;
+pub use crate::event::Failure;
+pub use crate::publish::Published;
+
+/// How a publish or build-only job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    Published(Box<Published>),
+    Built(Kept),
+    Cancelled,
+    Failed(Failure),
+}
 
 /// One `[build.<name>]` entry of the environment's manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -14,16 +29,34 @@ pub struct BuildRow {
     pub last: Option<LastResult>,
 }
 
+/// The `[build.*]` entries of a manifest as the builds list shows them.
+pub fn build_rows(manifest: &crate::manifest::Manifest) -> Vec<BuildRow> {
+    manifest
+        .builds
+        .iter()
+        .map(|b| BuildRow {
+            name: b.name.clone(),
+            version: b
+                .version
+                .as_ref()
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            description: b.description.clone().unwrap_or_default(),
+            last: None,
+        })
+        .collect()
+}
+
 /// The last outcome of a build, as shown in the builds list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LastResult {
     Building,
-    /// Built (build only), with the output directory.
-    Built(String),
+    /// Built (build only), with the kept output.
+    Built(PathBuf),
     /// Published, with the catalog reference (`myorg/hello@1.2.3`).
     Published(String),
-    /// Failed, with one sentence saying why.
-    Failed(String),
+    /// Failed, with what went wrong.
+    Failed(Failure),
     Cancelled,
 }
 

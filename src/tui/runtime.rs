@@ -64,13 +64,22 @@ pub fn map_event(ev: TermEvent) -> Option<Action> {
     }
 }
 
-/// Performs one effect; returns false for [`Effect::Quit`].
-pub fn perform(effect: Effect, backend: &dyn Backend, tx: &ActionTx) -> bool {
+/// What performing an effect led to.
+#[derive(Debug)]
+pub enum Performed {
+    /// Started (or done); results, if any, come back through the inbox.
+    Done,
+    /// A result that is ready now, to be applied at once.
+    Now(Box<Action>),
+    /// [`Effect::Quit`].
+    Quit,
+}
+
+/// Performs one effect.
+pub fn perform(effect: Effect, backend: &dyn Backend, tx: &ActionTx) -> Performed {
     match effect {
-        Effect::Quit => return false,
-        Effect::LoadBuilds => {
-            let _ = tx.send(Action::Builds(backend.builds()));
-        }
+        Effect::Quit => return Performed::Quit,
+        Effect::LoadBuilds => return Performed::Now(Box::new(Action::Builds(backend.builds()))),
         Effect::RunChecks { build, fetch } => backend.run_checks(build, fetch, tx),
         Effect::Publish(b) => backend.publish(b, tx),
         Effect::BuildOnly(b) => backend.build_only(b, tx),
@@ -82,17 +91,37 @@ pub fn perform(effect: Effect, backend: &dyn Backend, tx: &ActionTx) -> bool {
         Effect::Readiness(p) => backend.readiness(p, tx),
         Effect::Install(p) => backend.install(p, tx),
     }
-    true
+    Performed::Done
 }
 
-/// Applies `action` and performs its effects: the one path every action takes, in the
-/// runtime and in scripted tests. Returns false when the app should quit.
+/// Applies `action` and performs its effects (applying results that are ready at once): the
+/// one path every action takes, in the runtime and in scripted tests. Returns false when the
+/// app should quit.
 pub fn dispatch(app: &mut App, action: Action, backend: &dyn Backend, tx: &ActionTx) -> bool {
     let mut go_on = true;
-    for effect in app.update(action) {
-        go_on &= perform(effect, backend, tx);
+    let mut queue = std::collections::VecDeque::from([action]);
+    while let Some(action) = queue.pop_front() {
+        for effect in app.update(action) {
+            match perform(effect, backend, tx) {
+                Performed::Done => {}
+                Performed::Now(a) => queue.push_back(*a),
+                Performed::Quit => go_on = false,
+            }
+        }
     }
     go_on && !app.quit
+}
+
+/// Applies the effects `App::init` asks for.
+pub fn start(app: &mut App, backend: &dyn Backend, tx: &ActionTx) {
+    for effect in app.init() {
+        match perform(effect, backend, tx) {
+            Performed::Now(a) => {
+                dispatch(app, *a, backend, tx);
+            }
+            Performed::Done | Performed::Quit => {}
+        }
+    }
 }
 
 /// Restores the terminal (idempotent; errors ignored: there is nothing better to do).
@@ -161,7 +190,7 @@ async fn run_inner(backend: Arc<dyn Backend>, opts: Options) -> io::Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Action>();
+    let (tx, mut rx) = super::backend::inbox();
     let size = terminal.size()?;
     let mut app = App::new(
         opts.theme.unwrap_or_else(Theme::from_env),
@@ -169,9 +198,7 @@ async fn run_inner(backend: Arc<dyn Backend>, opts: Options) -> io::Result<()> {
     );
     app.tick_ms = u64::try_from(opts.tick.as_millis()).unwrap_or(100);
     let _watcher = watch::spawn(backend.watch_paths(), tx.clone());
-    for effect in app.init() {
-        perform(effect, backend.as_ref(), &tx);
-    }
+    start(&mut app, backend.as_ref(), &tx);
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(opts.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

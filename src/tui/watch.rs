@@ -56,7 +56,7 @@ pub fn spawn(paths: Vec<PathBuf>, tx: ActionTx) -> Option<RecommendedWatcher> {
                     Err(_) => break,
                 }
             }
-            if tx.send(Action::FilesChanged).is_err() {
+            if tx.send(Action::FilesChanged).await.is_err() {
                 return;
             }
         }
@@ -81,7 +81,7 @@ mod tests {
     async fn a_save_is_reported_once_within_300ms() {
         let dir = std::env::temp_dir().join(format!("pubdeck-watch-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, mut rx) = crate::tui::backend::inbox();
         let _w = spawn(vec![dir.clone()], tx).expect("watcher");
         tokio::time::sleep(Duration::from_millis(50)).await;
         let start = Instant::now();

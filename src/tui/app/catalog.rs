@@ -3,15 +3,21 @@
 use std::collections::HashMap;
 
 use super::{Level, Pending, Popup};
+use crate::catalog::search::{Filter, Hit, SearchIndex};
+use crate::event::Failure;
 use crate::git::Check;
+use crate::install::Installed;
 use crate::tui::action::{Action, Effect};
-use crate::tui::fuzzy::{FuzzyIndex, Hit};
 use crate::tui::keymap::{Command, Context};
 use crate::tui::layout::{self, Areas};
 use crate::tui::list::ListCursor;
 use crate::tui::model::{PackageDetails, PackageRow};
 
-type Status = Option<(Level, String)>;
+type Status = Option<super::Status>;
+
+fn status(level: Level, text: impl Into<String>) -> Status {
+    Some(super::Status::new(level, text))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CatalogPane {
@@ -44,11 +50,11 @@ impl CatalogPane {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallState {
     pub package: String,
-    pub message: String,
+    /// Bytes downloaded so far, out of `total` when known.
     pub done: u64,
     pub total: Option<u64>,
     /// `None` while running.
-    pub result: Option<Result<String, String>>,
+    pub result: Option<Result<Installed, Failure>>,
 }
 
 #[derive(Debug, Default)]
@@ -57,8 +63,8 @@ pub struct CatalogState {
     pub packages: Vec<PackageRow>,
     pub etag: Option<String>,
     pub loading: bool,
-    /// Fuzzy index over `org/name` of `packages`, holding the current query's hits.
-    pub index: FuzzyIndex,
+    /// The catalog search over `packages`, holding the current query's hits.
+    pub index: Filter,
     pub cursor: ListCursor,
     pub details: HashMap<String, PackageDetails>,
     pub readiness: HashMap<String, Vec<Check>>,
@@ -132,7 +138,6 @@ impl CatalogState {
     pub fn start_install(&mut self, package: String) -> Vec<Effect> {
         self.install = Some(InstallState {
             package: package.clone(),
-            message: "starting…".into(),
             done: 0,
             total: None,
             result: None,
@@ -192,7 +197,7 @@ impl CatalogState {
                     vec![Effect::LoadPackages {
                         etag: self.etag.clone(),
                     }],
-                    Some((Level::Info, "reloading catalog…".into())),
+                    status(Level::Info, "reloading catalog…"),
                     None,
                 )
             }
@@ -200,16 +205,12 @@ impl CatalogState {
                 if self.install.as_ref().is_some_and(|i| i.result.is_none()) {
                     return (
                         Vec::new(),
-                        Some((Level::Warn, "an install is already running".into())),
+                        status(Level::Warn, "an install is already running"),
                         None,
                     );
                 }
                 let Some((_, pkg)) = self.selected() else {
-                    return (
-                        Vec::new(),
-                        Some((Level::Warn, "no package selected".into())),
-                        None,
-                    );
+                    return (Vec::new(), status(Level::Warn, "no package selected"), None);
                 };
                 let reference = pkg.reference();
                 let mut lines = vec![format!(
@@ -289,7 +290,12 @@ impl CatalogState {
             Action::Packages { packages, etag } => {
                 let before = self.selected_ref();
                 let query = self.query().to_string();
-                self.index = FuzzyIndex::new(packages.iter().map(PackageRow::reference).collect());
+                let index = SearchIndex::new(
+                    packages
+                        .iter()
+                        .map(|p| (p.org.as_str(), p.name.as_str(), p.description.as_str())),
+                );
+                self.index = Filter::new(std::sync::Arc::new(index));
                 self.index.set_query(&query);
                 self.packages = packages;
                 self.etag = etag;
@@ -307,12 +313,12 @@ impl CatalogState {
                 self.cursor
                     .select(pos.unwrap_or(0), self.index.hits().len());
                 self.selection_changed(tick);
-                let status = format!("{} packages in the catalog", self.packages.len());
-                (Vec::new(), Some((Level::Info, status)))
+                let text = format!("{} packages in the catalog", self.packages.len());
+                (Vec::new(), status(Level::Info, text))
             }
             Action::PackagesUnchanged => {
                 self.loading = false;
-                (Vec::new(), Some((Level::Info, "catalog unchanged".into())))
+                (Vec::new(), status(Level::Info, "catalog unchanged"))
             }
             Action::Details(d) => {
                 self.details.insert(d.reference(), d);
@@ -324,13 +330,11 @@ impl CatalogState {
             }
             Action::InstallProgress {
                 package,
-                message,
                 done,
                 total,
             } => {
                 self.install = Some(InstallState {
                     package,
-                    message,
                     done,
                     total,
                     result: None,
@@ -339,19 +343,24 @@ impl CatalogState {
             }
             Action::InstallFinished { package, result } => {
                 let status = match &result {
-                    Ok(msg) => (Level::Ok, format!("installed {package}: {msg}")),
-                    Err(e) => (Level::Error, format!("install of {package} failed: {e}")),
+                    Ok(i) => {
+                        let status = super::Status::new(
+                            Level::Ok,
+                            format!("installed {}@{} as `{}`", i.package, i.version, i.id),
+                        );
+                        match i.executables.first() {
+                            Some(exe) => status.with_hint(format!("run {}", exe.display())),
+                            None => status,
+                        }
+                    }
+                    Err(f) => super::Status::failed(format!("install of {package} failed"), f),
                 };
                 let install = self.install.get_or_insert_with(|| InstallState {
                     package: package.clone(),
-                    message: String::new(),
                     done: 0,
                     total: None,
                     result: None,
                 });
-                install.message = match &result {
-                    Ok(m) | Err(m) => m.clone(),
-                };
                 install.result = Some(result);
                 self.readiness.remove(&package);
                 (vec![Effect::Readiness(package)], Some(status))

@@ -13,7 +13,7 @@ use ratatui::layout::Rect;
 use super::action::{Action, Effect};
 use super::keymap::{self, Command, Context};
 use super::layout::{self, Areas};
-use super::model::JobKind;
+use super::model::JobOutcome;
 use super::theme::Theme;
 
 /// The two tabs.
@@ -32,11 +32,36 @@ pub enum Level {
     Error,
 }
 
-/// The one-line message in the header.
+/// The one-line message in the header, and the command that fixes a failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     pub text: String,
     pub level: Level,
+    pub hint: Option<String>,
+}
+
+impl Status {
+    pub fn new(level: Level, text: impl Into<String>) -> Status {
+        Status {
+            text: text.into(),
+            level,
+            hint: None,
+        }
+    }
+
+    /// `what: <the failure's sentence>`, with its hint.
+    pub fn failed(what: impl std::fmt::Display, f: &crate::event::Failure) -> Status {
+        Status {
+            text: format!("{what}: {}", f.message),
+            level: Level::Error,
+            hint: f.hint.clone(),
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Status {
+        self.hint = Some(hint.into());
+        self
+    }
 }
 
 /// What a confirmation popup confirms.
@@ -150,10 +175,7 @@ impl App {
     }
 
     pub fn set_status(&mut self, level: Level, text: impl Into<String>) {
-        self.status = Some(Status {
-            text: text.into(),
-            level,
-        });
+        self.status = Some(Status::new(level, text));
     }
 
     /// Applies `action`; returns what the runtime should do.
@@ -174,10 +196,14 @@ impl App {
                 Vec::new()
             }
             Action::Tick => self.on_tick(&mut dirty),
-            Action::Error(msg) => {
+            Action::Error(failure) => {
                 self.publish.checks_running = false;
                 self.catalog.loading = false;
-                self.set_status(Level::Error, msg);
+                self.status = Some(Status {
+                    text: failure.message,
+                    level: Level::Error,
+                    hint: failure.hint,
+                });
                 Vec::new()
             }
             Action::FilesChanged => self.publish.request_checks(false),
@@ -191,8 +217,7 @@ impl App {
                 let published = matches!(
                     &action,
                     Action::JobFinished {
-                        kind: JobKind::Publish,
-                        result: Ok(_),
+                        outcome: JobOutcome::Published(_),
                         ..
                     }
                 );
@@ -202,8 +227,8 @@ impl App {
                         etag: self.catalog.etag.clone(),
                     });
                 }
-                if let Some((level, text)) = status {
-                    self.set_status(level, text);
+                if let Some(status) = status {
+                    self.status = Some(status);
                 }
                 effects
             }
@@ -214,8 +239,8 @@ impl App {
             | Action::InstallProgress { .. }
             | Action::InstallFinished { .. } => {
                 let (effects, status) = self.catalog.on_result(action, self.tick);
-                if let Some((level, text)) = status {
-                    self.set_status(level, text);
+                if let Some(status) = status {
+                    self.status = Some(status);
                 }
                 effects
             }
@@ -294,8 +319,8 @@ impl App {
                     Tab::Publish => self.publish.command(cmd, log_h, self.tick),
                     Tab::Catalog => self.catalog.command(cmd, self.tick),
                 };
-                if let Some((level, text)) = status {
-                    self.set_status(level, text);
+                if let Some(status) = status {
+                    self.status = Some(status);
                 }
                 if popup.is_some() {
                     self.popup = popup;
@@ -358,11 +383,13 @@ impl App {
     fn submit(&mut self, purpose: InputPurpose, value: String) -> Vec<Effect> {
         match purpose {
             InputPurpose::Version(build) => {
-                if value.is_empty() || value.chars().any(char::is_whitespace) {
-                    self.set_status(
-                        Level::Error,
-                        format!("version {value:?} is not valid: use one word such as 1.2.3"),
-                    );
+                // The engine's one rule for versions (a pure check; no effect when it fails).
+                if let Err(e) = crate::manifest::check_version(&value) {
+                    let f = crate::event::Hinted::failure(&e);
+                    self.status = Some(Status::failed(
+                        format!("cannot set the version of {build}"),
+                        &f,
+                    ));
                     return Vec::new();
                 }
                 self.set_status(Level::Info, format!("setting {build} version to {value}…"));
@@ -455,9 +482,6 @@ fn tab_at(x: u16) -> Option<Tab> {
     }
     None
 }
-
-#[cfg(test)]
-mod tests;
 
 /// Id of the check fixed by the push fix-it.
 pub fn publish_pushed_id() -> &'static str {

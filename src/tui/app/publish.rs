@@ -4,19 +4,25 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::{InputPurpose, Level, Pending, Popup};
-use crate::event::{Event, Stage, Stream};
+use crate::event::Failure;
+use crate::event::{Direction, Event, Stage, Stream};
 use crate::git::Check;
+use crate::git::Pushed;
 use crate::tui::action::{Action, Effect};
 use crate::tui::keymap::{Command, Context};
 use crate::tui::layout::{self, Areas};
 use crate::tui::list::ListCursor;
 use crate::tui::log::LogBuffer;
-use crate::tui::model::{BuildRow, JobKind, LastResult};
+use crate::tui::model::{BuildRow, JobKind, JobOutcome, LastResult};
 
 /// Id of the check the push fix-it repairs (`git::id::PUSHED` in the engine).
 pub const PUSHED_CHECK: &str = "pushed";
 
-type Status = Option<(Level, String)>;
+type Status = Option<super::Status>;
+
+fn status(level: Level, text: impl Into<String>) -> Status {
+    Some(super::Status::new(level, text))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PublishPane {
@@ -65,9 +71,12 @@ pub enum StageState {
 pub struct UploadState {
     pub sent: u64,
     pub total: u64,
+    /// Bytes per second: smoothed while running, the average once finished.
     pub rate: f64,
     pub eta: Option<f64>,
     pub retries: u32,
+    /// Seconds the whole upload took, once finished.
+    pub elapsed: Option<f64>,
 }
 
 /// The running publish/build job.
@@ -83,7 +92,7 @@ pub enum PushState {
     #[default]
     Idle,
     Running,
-    Done(Result<String, String>),
+    Done(Result<Pushed, Failure>),
 }
 
 #[derive(Debug, Default)]
@@ -176,13 +185,13 @@ impl PublishState {
     }
 
     /// The selected build, when a job may start now; otherwise the status line saying why not.
-    fn startable(&self) -> Result<String, (Level, String)> {
+    fn startable(&self) -> Result<String, super::Status> {
         match (self.selected_name(), &self.job) {
-            (_, Some(job)) => Err((
+            (_, Some(job)) => Err(super::Status::new(
                 Level::Warn,
                 format!("{} of {} is running; c cancels it", job.kind, job.build),
             )),
-            (None, _) => Err((Level::Warn, "no build selected".into())),
+            (None, _) => Err(super::Status::new(Level::Warn, "no build selected")),
             (Some(name), None) => Ok(name),
         }
     }
@@ -235,19 +244,15 @@ impl PublishState {
                 Some(job) => {
                     job.cancelling = true;
                     let msg = format!("cancelling {} of {}…", job.kind, job.build);
-                    (vec![Effect::Cancel], Some((Level::Warn, msg)), None)
+                    (vec![Effect::Cancel], status(Level::Warn, msg), None)
                 }
-                None => (
-                    Vec::new(),
-                    Some((Level::Info, "nothing to cancel".into())),
-                    None,
-                ),
+                None => (Vec::new(), status(Level::Info, "nothing to cancel"), None),
             },
             Command::Recheck => {
                 let effects = self.request_checks(true);
                 (
                     effects,
-                    Some((Level::Info, "re-checking (with fetch)…".into())),
+                    status(Level::Info, "re-checking (with fetch)…"),
                     None,
                 )
             }
@@ -256,25 +261,25 @@ impl PublishState {
                 match pushed {
                     _ if self.push == PushState::Running => (
                         Vec::new(),
-                        Some((Level::Info, "push already running".into())),
+                        status(Level::Info, "push already running"),
                         None,
                     ),
                     Some(c) if !c.ok => {
                         self.push = PushState::Running;
                         (
                             vec![Effect::Push],
-                            Some((Level::Info, "pushing current branch…".into())),
+                            status(Level::Info, "pushing current branch…"),
                             None,
                         )
                     }
                     Some(_) => (
                         Vec::new(),
-                        Some((Level::Info, "nothing to push: HEAD is on the remote".into())),
+                        status(Level::Info, "nothing to push: HEAD is on the remote"),
                         None,
                     ),
                     None => (
                         Vec::new(),
-                        Some((Level::Info, "no push check yet; r re-checks".into())),
+                        status(Level::Info, "no push check yet; r re-checks"),
                         None,
                     ),
                 }
@@ -288,11 +293,7 @@ impl PublishState {
                     };
                     (Vec::new(), None, Some(popup))
                 }
-                None => (
-                    Vec::new(),
-                    Some((Level::Warn, "no build selected".into())),
-                    None,
-                ),
+                None => (Vec::new(), status(Level::Warn, "no build selected"), None),
             },
             Command::LogSearch => {
                 let value = self
@@ -312,14 +313,14 @@ impl PublishState {
                 if self.log.search.is_none() {
                     return (
                         Vec::new(),
-                        Some((Level::Info, "no search: / starts one".into())),
+                        status(Level::Info, "no search: / starts one"),
                         None,
                     );
                 }
                 let hit = self.log.search_step(cmd == Command::SearchNext, log_h);
                 let status = hit
                     .is_none()
-                    .then(|| (Level::Warn, "pattern not found".to_string()));
+                    .then(|| super::Status::new(Level::Warn, "pattern not found"));
                 (Vec::new(), status, None)
             }
             Command::Up
@@ -439,26 +440,40 @@ impl PublishState {
             Action::JobFinished {
                 kind,
                 build,
-                result,
+                outcome,
             } => {
                 self.job = None;
-                let (last, status) = match &result {
-                    Ok(r) if kind == JobKind::Publish => (
-                        LastResult::Published(r.clone()),
-                        (Level::Ok, format!("published {r}")),
-                    ),
-                    Ok(r) => (
-                        LastResult::Built(r.clone()),
-                        (Level::Ok, format!("built {build}: {r}")),
-                    ),
-                    Err(e) if e == "cancelled" => (
+                let (last, status) = match outcome {
+                    JobOutcome::Published(p) => {
+                        let reference = p.reference();
+                        let text = if p.already_published {
+                            format!("{reference} was already published from this commit")
+                        } else {
+                            format!("published {reference}")
+                        };
+                        (
+                            LastResult::Published(reference),
+                            super::Status::new(Level::Ok, text),
+                        )
+                    }
+                    JobOutcome::Built(k) => {
+                        let shown = k.link.as_ref().unwrap_or(&k.path).display().to_string();
+                        let status =
+                            super::Status::new(Level::Ok, format!("built {build}: {shown}"));
+                        let status = match &k.link_error {
+                            Some(e) => status.with_hint(format!("no result link: {e}")),
+                            None => status,
+                        };
+                        (LastResult::Built(k.path), status)
+                    }
+                    JobOutcome::Cancelled => (
                         LastResult::Cancelled,
-                        (Level::Warn, format!("{kind} of {build} cancelled")),
+                        super::Status::new(Level::Warn, format!("{kind} of {build} cancelled")),
                     ),
-                    Err(e) => (
-                        LastResult::Failed(e.clone()),
-                        (Level::Error, format!("{kind} of {build} failed: {e}")),
-                    ),
+                    JobOutcome::Failed(f) => {
+                        let status = super::Status::failed(format!("{kind} of {build} failed"), &f);
+                        (LastResult::Failed(f), status)
+                    }
                 };
                 // A stage still running when the job ends did not finish.
                 for s in &mut self.stages {
@@ -474,8 +489,11 @@ impl PublishState {
             }
             Action::PushFinished(result) => {
                 let status = match &result {
-                    Ok(msg) => (Level::Ok, format!("pushed: {msg}")),
-                    Err(e) => (Level::Error, format!("push failed: {e}")),
+                    Ok(p) => super::Status::new(
+                        Level::Ok,
+                        format!("pushed {} to {}", p.branch, p.upstream),
+                    ),
+                    Err(f) => super::Status::failed("push failed", f),
                 };
                 self.push = PushState::Done(result);
                 (self.request_checks(true), Some(status))
@@ -486,14 +504,17 @@ impl PublishState {
                     effects.extend(self.request_checks(false));
                     (
                         effects,
-                        Some((Level::Ok, format!("{build} is now version {v}"))),
+                        status(
+                            Level::Ok,
+                            format!("{build} is now version {v}; commit and push to publish it"),
+                        ),
                     )
                 }
-                Err(e) => (
+                Err(f) => (
                     Vec::new(),
-                    Some((
-                        Level::Error,
-                        format!("cannot set the version of {build}: {e}"),
+                    Some(super::Status::failed(
+                        format!("cannot set the version of {build}"),
+                        &f,
                     )),
                 ),
             },
@@ -548,12 +569,14 @@ impl PublishState {
                 self.nar_size = Some(nar_size);
             }
             Event::Signed { key_name } => self.key_name = Some(key_name),
-            Event::Upload {
+            Event::Transfer {
+                direction: Direction::Upload,
                 sent,
                 total,
                 rate,
                 eta,
                 retries,
+                ..
             } => {
                 self.upload = Some(UploadState {
                     sent,
@@ -561,14 +584,51 @@ impl PublishState {
                     rate,
                     eta,
                     retries,
+                    elapsed: None,
                 });
             }
+            Event::TransferDone {
+                direction: Direction::Upload,
+                size,
+                moved,
+                elapsed,
+                ..
+            } => {
+                let retries = self.upload.map_or(0, |u| u.retries);
+                let secs = elapsed.as_secs_f64();
+                self.upload = Some(UploadState {
+                    sent: size,
+                    total: size,
+                    rate: if secs > 0.0 { moved as f64 / secs } else { 0.0 },
+                    eta: None,
+                    retries,
+                    elapsed: Some(secs),
+                });
+            }
+            Event::TransferRetry {
+                direction: Direction::Upload,
+                attempt,
+                reason,
+                ..
+            } => self.note(format!("upload retry {attempt}: {reason}")),
+            Event::TransferStalled {
+                direction: Direction::Upload,
+                idle,
+                ..
+            } => self.note(format!(
+                "upload stalled: nothing moved for {}s",
+                idle.as_secs()
+            )),
+            Event::Transfer { .. }
+            | Event::TransferDone { .. }
+            | Event::TransferRetry { .. }
+            | Event::TransferStalled { .. } => {}
             Event::Note { message } => {
                 self.note(message.clone());
-                return Some((Level::Info, message));
+                return status(Level::Info, message);
             }
             Event::Published { reference } => {
-                return Some((Level::Ok, format!("published {reference}")));
+                return status(Level::Ok, format!("published {reference}"));
             }
         }
         None

@@ -65,8 +65,8 @@ pub(super) fn results(app: &App, area: Rect, buf: &mut Buffer) {
         .iter()
         .skip(c.cursor.offset)
         .take(usize::from(inner.height))
-        .filter_map(|h| c.index.haystack(h.id))
-        .map(|s| s.chars().count())
+        .filter_map(|h| c.packages.get(h.id))
+        .map(|p| p.org.chars().count() + 1 + p.name.chars().count())
         .max()
         .unwrap_or(0)
         .min(usize::from(inner.width) * 3 / 5);
@@ -240,7 +240,7 @@ pub(super) fn readiness(app: &App, area: Rect, buf: &mut Buffer) {
         None => match i.total {
             Some(total) if total > 0 => {
                 let ratio = (i.done as f64 / total as f64).clamp(0.0, 1.0);
-                let label = format!("{} {} / {}", i.message, bytes(i.done), bytes(total));
+                let label = format!("downloading {} / {}", bytes(i.done), bytes(total));
                 Gauge::default()
                     .gauge_style(t.gauge)
                     .ratio(ratio)
@@ -252,14 +252,15 @@ pub(super) fn readiness(app: &App, area: Rect, buf: &mut Buffer) {
                 buf.set_stringn(
                     row.x,
                     row.y,
-                    format!("{} {}", spinner(app.tick), i.message),
+                    format!("{} installing {}…", spinner(app.tick), i.package),
                     w,
                     t.warn,
                 );
             }
         },
         Some(Ok(m)) => {
-            buf.set_stringn(row.x, row.y, format!("✓ installed: {m}"), w, t.ok);
+            let text = format!("✓ installed {}@{} as `{}`", m.package, m.version, m.id);
+            buf.set_stringn(row.x, row.y, text, w, t.ok);
         }
         Some(Err(e)) => {
             buf.set_stringn(row.x, row.y, format!("✗ install failed: {e}"), w, t.error);

@@ -202,6 +202,10 @@ fn header(app: &App, area: Rect, buf: &mut Buffer) {
     }
     if let Some(s) = &app.status {
         spans.push(Span::styled(s.text.clone(), level_style(t, s.level)));
+        if let Some(hint) = &s.hint {
+            spans.push(Span::styled(" · hint: ", t.muted));
+            spans.push(Span::styled(hint.clone(), t.text));
+        }
     }
     let line = Line::from(spans);
     let width = u16::try_from(line.width())

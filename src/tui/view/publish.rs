@@ -162,7 +162,10 @@ pub(super) fn checks(app: &App, area: Rect, buf: &mut Buffer) {
             format!("{} pushing…", spinner(app.tick)),
             t.warn,
         ))),
-        PushState::Done(Ok(m)) => lines.push(Line::from(Span::styled(format!("push: {m}"), t.ok))),
+        PushState::Done(Ok(p)) => lines.push(Line::from(Span::styled(
+            format!("pushed {} to {}", p.branch, p.upstream),
+            t.ok,
+        ))),
         PushState::Done(Err(e)) => lines.push(Line::from(Span::styled(
             format!("push failed: {e}"),
             t.error,

@@ -1,6 +1,8 @@
 //! Buffer → SVG, for README screenshots rendered from the real views: cell backgrounds,
 //! coloured text, bold/dim/italic/underline, reverse video; monospace font.
 
+#![allow(dead_code)]
+
 use std::fmt::Write;
 
 use ratatui::buffer::Buffer;
@@ -9,7 +11,7 @@ use ratatui::style::{Color, Modifier};
 const CELL_W: f64 = 8.4;
 const CELL_H: f64 = 17.0;
 const FONT_SIZE: f64 = 14.0;
-const DEFAULT_FG: &str = "#d4d7dd";
+pub const DEFAULT_FG: &str = "#d4d7dd";
 const DEFAULT_BG: &str = "#1b1d23";
 
 fn named(c: Color) -> Option<&'static str> {
@@ -35,7 +37,7 @@ fn named(c: Color) -> Option<&'static str> {
 }
 
 /// xterm's 256-colour palette.
-fn indexed(i: u8) -> String {
+pub fn indexed(i: u8) -> String {
     const BASIC: [Color; 16] = [
         Color::Black,
         Color::Red,
@@ -182,31 +184,4 @@ pub fn buffer_to_svg(buf: &Buffer) -> String {
     }
     out.push_str("</svg>\n");
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ratatui::layout::Rect;
-    use ratatui::style::{Style, Stylize};
-
-    #[test]
-    fn renders_backgrounds_text_and_attributes() {
-        let mut buf = Buffer::empty(Rect::new(0, 0, 6, 1));
-        buf.set_string(
-            0,
-            0,
-            "a<b",
-            Style::new().fg(Color::Red).bg(Color::Blue).bold(),
-        );
-        buf.set_string(3, 0, "x", Style::new().reversed());
-        let svg = buffer_to_svg(&buf);
-        assert!(svg.contains(r##"fill="#3d6fb4""##), "{svg}");
-        assert!(svg.contains(r#"font-weight="bold""#));
-        assert!(svg.contains("a&lt;b"));
-        // Reverse video: default fg becomes the background.
-        assert!(svg.contains(&format!(r#"fill="{DEFAULT_FG}"/>"#)));
-        assert_eq!(indexed(196), "#ff0000");
-        assert_eq!(indexed(232), "#080808");
-    }
 }

@@ -1,15 +1,17 @@
-//! The README screenshots: the real views on FakeBackend demo data, rendered to SVG.
-//! `cargo run --example screenshots` writes them; `tests/tui_screenshots.rs` checks that the
-//! committed files are current.
+//! The README screenshots: the real views on the demo world (see `fake`), rendered to SVG.
+//! `tests/tui_screenshots.rs` checks that the committed files are current, and rewrites them
+//! with `PUBDECK_UPDATE_SCREENSHOTS=1` (`scripts/screenshots.sh`).
+#![allow(dead_code)]
 
-use super::action::Action;
-use super::app::{App, CatalogPane, Popup, PublishPane, Tab};
+use pubdeck::event::{Event, Failure};
+use pubdeck::tui::Action;
+use pubdeck::tui::Theme;
+use pubdeck::tui::app::{App, CatalogPane, Popup, PublishPane, Tab};
+use pubdeck::tui::keymap::Command;
+use pubdeck::tui::model::{JobKind, LastResult};
+use pubdeck::tui::view::render_to_buffer;
+
 use super::fake::{self, demo_builds, demo_checks, demo_details, demo_packages, demo_readiness};
-use super::keymap::Command;
-use super::model::{JobKind, LastResult};
-use super::theme::Theme;
-use super::view::render_to_buffer;
-use crate::event::Event;
 
 /// Screenshot size (columns, rows).
 pub const SIZE: (u16, u16) = (100, 30);
@@ -30,12 +32,12 @@ fn base() -> App {
 pub fn publish_idle() -> App {
     let mut app = base();
     app.publish.results.insert(
-        "json-check".into(),
-        LastResult::Published("myorg/json-check@2.0.1".into()),
+        "report".into(),
+        LastResult::Published("myorg/report@2.3.1".into()),
     );
     app.publish.results.insert(
-        "log-shipper".into(),
-        LastResult::Failed("build exited with status 2".into()),
+        "broken".into(),
+        LastResult::Failed(Failure::new("build `broken` failed with exit code 3", None)),
     );
     app
 }
@@ -48,11 +50,11 @@ pub fn publish_running_at(upload_events: usize) -> App {
     app.update(Action::Command(Command::Confirm));
     app.publish.focus = PublishPane::Log;
     let mut uploads = 0;
-    for (delay, event) in fake::publish_script("hello", "1.2.3", JobKind::Publish) {
+    for (delay, event) in fake::publish_script("hello", "1.0.0", JobKind::Publish) {
         for _ in 0..delay.as_millis() / 100 {
             app.update(Action::Tick);
         }
-        if matches!(event, Event::Upload { .. }) {
+        if matches!(event, Event::Transfer { .. }) {
             uploads += 1;
             if uploads > upload_events {
                 break;

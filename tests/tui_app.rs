@@ -4,10 +4,16 @@ use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
-use super::*;
-use crate::event::{Event, Stage, Stream};
-use crate::tui::fake::{demo_builds, demo_checks, demo_packages};
-use crate::tui::model::{JobKind, LastResult};
+#[path = "support/mod.rs"]
+mod support;
+
+use pubdeck::event::{Direction, Event, Failure, Stage, Stream};
+use pubdeck::git::Pushed;
+use pubdeck::tui::app::*;
+use pubdeck::tui::keymap::Context;
+use pubdeck::tui::model::{JobKind, JobOutcome, LastResult};
+use pubdeck::tui::{Action, Effect, Theme};
+use support::fake::{demo_builds, demo_checks, demo_packages, job_outcome};
 
 fn app() -> App {
     let mut app = App::new(Theme::dark(), (100, 30));
@@ -101,19 +107,21 @@ fn a_second_job_is_refused_while_one_runs() {
 fn build_only_starts_at_once() {
     let mut app = app();
     ch(&mut app, 'j');
-    assert_eq!(
-        ch(&mut app, 'b'),
-        vec![Effect::BuildOnly("json-check".into())]
-    );
+    assert_eq!(ch(&mut app, 'b'), vec![Effect::BuildOnly("report".into())]);
+    let outcome = job_outcome(JobKind::BuildOnly, "report", "2.3.1");
+    let JobOutcome::Built(kept) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    let out = kept.path.clone();
     app.update(Action::JobFinished {
         kind: JobKind::BuildOnly,
-        build: "json-check".into(),
-        result: Ok("/tmp/out".into()),
+        build: "report".into(),
+        outcome,
     });
     assert!(app.publish.job.is_none());
     assert_eq!(
-        app.publish.results.get("json-check"),
-        Some(&LastResult::Built("/tmp/out".into()))
+        app.publish.results.get("report"),
+        Some(&LastResult::Built(out))
     );
 }
 
@@ -141,7 +149,9 @@ fn stages_and_upload_follow_events() {
         reason: "already in the store".into(),
     }));
     assert!(matches!(app.publish.stages[5], StageState::Skipped(_)));
-    app.update(Action::Engine(Event::Upload {
+    app.update(Action::Engine(Event::Transfer {
+        direction: Direction::Upload,
+        key: "nar/x.nar.zst".into(),
         sent: 10,
         total: 100,
         rate: 5.0,
@@ -158,7 +168,7 @@ fn stages_and_upload_follow_events() {
 fn check_events_replace_panel_entries() {
     let mut app = app();
     let n = app.publish.checks.len();
-    app.update(Action::Engine(Event::Check(crate::git::Check::pass(
+    app.update(Action::Engine(Event::Check(pubdeck::git::Check::pass(
         "pushed",
         "now pushed",
     ))));
@@ -245,20 +255,22 @@ fn typing_filters_with_highlight_indices() {
     ch(&mut app, '2');
     assert_eq!(app.tab, Tab::Catalog);
     assert_eq!(app.contexts()[0], Context::Search);
-    for c in "jsonchk".chars() {
+    for c in "apigtwy".chars() {
         ch(&mut app, c);
     }
-    assert_eq!(app.catalog.query(), "jsonchk");
+    assert_eq!(app.catalog.query(), "apigtwy");
     let (hit, pkg) = app.catalog.selected().expect("a hit");
-    assert_eq!(pkg.name, "json-check");
-    // "myorg/json-check": j=6 s=7 o=8 n=9 c=11 h=12 k=15
-    assert_eq!(hit.indices, vec![6, 7, 8, 9, 11, 12, 15]);
+    assert_eq!(pkg.name, "api-gateway");
+    // "myorg/api-gateway": a=6 p=7 i=8 g=10 t=12 w=14 y=16
+    assert_eq!(hit.indices, vec![6, 7, 8, 10, 12, 14, 16]);
+    let matches = app.catalog.index.total();
+    assert!(matches >= 1);
     // Typing `q` in the search box types it; it does not quit.
     ch(&mut app, 'q');
     assert!(!app.quit);
     assert_eq!(app.catalog.index.total(), 0);
     key(&mut app, KeyCode::Backspace);
-    assert_eq!(app.catalog.index.total(), 1);
+    assert_eq!(app.catalog.index.total(), matches);
 }
 
 #[test]
@@ -295,14 +307,22 @@ fn install_confirms_then_reports_progress() {
     );
     app.update(Action::InstallProgress {
         package: pkg.clone(),
-        message: "downloading".into(),
         done: 5,
         total: Some(10),
     });
     assert_eq!(app.catalog.install.as_ref().map(|i| i.done), Some(5));
     let effects = app.update(Action::InstallFinished {
         package: pkg.clone(),
-        result: Ok("done".into()),
+        result: Ok(pubdeck::install::Installed {
+            package: pkg.clone(),
+            version: "1.0.0".into(),
+            system: "x86_64-linux".into(),
+            store_path: "/nix/store/x".into(),
+            path: "/nix/store/x".into(),
+            manifest: "/e/.flox/env/manifest.toml".into(),
+            id: "x".into(),
+            executables: Vec::new(),
+        }),
     });
     assert_eq!(
         effects,
@@ -316,7 +336,10 @@ fn push_fixit_only_when_the_pushed_check_fails() {
     let mut app = app();
     assert_eq!(ch(&mut app, 'p'), vec![Effect::Push]);
     assert_eq!(app.publish.push, PushState::Running);
-    let effects = app.update(Action::PushFinished(Ok("main -> origin/main".into())));
+    let effects = app.update(Action::PushFinished(Ok(Pushed {
+        branch: "main".into(),
+        upstream: "origin/main".into(),
+    })));
     assert!(matches!(
         effects[..],
         [Effect::RunChecks { fetch: true, .. }]
@@ -329,7 +352,7 @@ fn push_fixit_only_when_the_pushed_check_fails() {
 fn edit_version_submits_set_version() {
     let mut app = app();
     ch(&mut app, 'e');
-    assert!(matches!(app.popup, Some(Popup::Input { ref value, .. }) if value == "1.2.3"));
+    assert!(matches!(app.popup, Some(Popup::Input { ref value, .. }) if value == "1.0.0"));
     app.update(Action::Key(KeyEvent::new(
         KeyCode::Char('u'),
         KeyModifiers::CONTROL,
@@ -384,7 +407,7 @@ fn selecting_another_build_rechecks_after_debounce() {
     assert_eq!(
         effects,
         vec![Effect::RunChecks {
-            build: Some("json-check".into()),
+            build: Some("report".into()),
             fetch: false
         }]
     );
@@ -507,7 +530,7 @@ fn all_stacks() -> Vec<Vec<Context>> {
 
 #[test]
 fn no_key_is_shadowed_within_any_reachable_stack() {
-    use crate::tui::keymap::{Key, bindings};
+    use pubdeck::tui::keymap::{Key, bindings};
     use std::collections::HashMap;
     for stack in all_stacks() {
         let mut owner: HashMap<Key, Context> = HashMap::new();
@@ -540,7 +563,7 @@ fn a_successful_publish_reloads_the_package_list() {
     let effects = app.update(Action::JobFinished {
         kind: JobKind::Publish,
         build: "hello".into(),
-        result: Ok("myorg/hello@1.0.0".into()),
+        outcome: job_outcome(JobKind::Publish, "hello", "1.0.0"),
     });
     assert!(
         effects
@@ -551,7 +574,7 @@ fn a_successful_publish_reloads_the_package_list() {
     let effects = app.update(Action::JobFinished {
         kind: JobKind::Publish,
         build: "hello".into(),
-        result: Err("build `hello` failed with exit code 1".into()),
+        outcome: JobOutcome::Failed(Failure::new("build `hello` failed with exit code 1", None)),
     });
     assert!(
         !effects

@@ -1,18 +1,24 @@
-//! Per-keystroke fuzzy filtering of a 100,000-package list, typing queries one character at a
-//! time as the search box does (incremental narrowing), and for comparison each query from
-//! scratch, and the same narrowing with `fuzzy-matcher`'s skim v2 (the matcher first tried).
-//! `--write-list FILE` writes the list (one `org/name` per line) for `fzf --filter`.
+//! The one search (`catalog::search`) as the workbench uses it: per-keystroke filtering of a
+//! 100,000-package list (400 orgs), typing queries one character at a time (incremental
+//! narrowing), each query from scratch, and the same narrowing scored by `fuzzy-matcher`'s
+//! skim v2 (the matcher first tried; the measurement behind the choice in ARCHITECTURE.md).
+//! `--write-list FILE` writes the list (`org/name<TAB>description` per line) for
+//! `fzf --filter`.
 //!
-//! `cargo run --release --example bench_fuzzy -- [--write-list FILE] [--queries a,b,c]`
+//! `cargo bench --bench search -- [--write-list FILE] [--queries a,b,c]`
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fuzzy_matcher::FuzzyMatcher;
 use fuzzy_matcher::skim::SkimMatcherV2;
-use pubdeck::tui::fake::synthetic_packages;
-use pubdeck::tui::fuzzy::{DISPLAY_CAP, FuzzyIndex};
+use pubdeck::catalog::search::{DISPLAY_CAP, Filter, SearchIndex};
+use support::fake::synthetic_packages;
 
-/// The same narrowing + top-K algorithm as `FuzzyIndex`, scored by skim v2.
+/// The same narrowing + top-K algorithm as `Filter`, scored by skim v2.
 struct Skim {
     list: Vec<String>,
     matcher: SkimMatcherV2,
@@ -47,7 +53,7 @@ impl Skim {
 }
 
 const QUERIES: &str =
-    "json-check,mtrxexp,paygw,auth-api-12,logshp,srchwrk,cfgsync,service,eeee,myorg/web,xyz";
+    "py-dh,lbtaoc,perl-q,ut,json-check,rs-auth,paygw,cfgsync,service,org001/web,xyz";
 
 fn pct(v: &mut [Duration], p: f64) -> f64 {
     v.sort();
@@ -62,19 +68,24 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let list: Vec<String> = synthetic_packages(100_000)
-        .iter()
-        .map(|p| p.reference())
-        .collect();
+    let packages = synthetic_packages(100_000, 400);
+    let list: Vec<String> = packages.iter().map(|p| p.reference()).collect();
     if let Some(path) = arg("--write-list") {
-        std::fs::write(&path, list.join("\n") + "\n").expect("write list");
-        eprintln!("wrote {} names to {path}", list.len());
+        let lines: Vec<String> = packages
+            .iter()
+            .map(|p| format!("{}\t{}", p.reference(), p.description))
+            .collect();
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write list");
+        eprintln!("wrote {} lines to {path}", lines.len());
     }
     let queries = arg("--queries").unwrap_or_else(|| QUERIES.to_string());
     let queries: Vec<&str> = queries.split(',').filter(|q| !q.is_empty()).collect();
 
     let t = Instant::now();
-    let mut index = FuzzyIndex::new(list.clone());
+    let mut index =
+        Filter::new(Arc::new(SearchIndex::new(packages.iter().map(|p| {
+            (p.org.as_str(), p.name.as_str(), p.description.as_str())
+        }))));
     println!("index build: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
 
     let mut keystrokes = Vec::new();
@@ -105,7 +116,7 @@ fn main() {
             index
                 .hits()
                 .first()
-                .and_then(|h| index.haystack(h.id))
+                .map(|h| list[h.id].as_str())
                 .unwrap_or("-")
         );
     }

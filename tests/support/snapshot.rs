@@ -1,6 +1,8 @@
 //! A textual rendering of a buffer for snapshot tests: the text, then every run of cells
 //! whose style is not the default, so colours that carry meaning are checked too.
 
+#![allow(dead_code)]
+
 use std::fmt::Write;
 
 use ratatui::buffer::Buffer;
