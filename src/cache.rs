@@ -1,24 +1,25 @@
-//! `file://` Nix binary caches: compression, one-pass packing of a tree into a compressed NAR,
-//! crash-safe publishing (NAR first, narinfo last, temp file + fsync + rename, never
+//! Nix binary caches: compression, one-pass packing of a tree into a compressed NAR, the one
+//! way a store path enters a Catalog Store ([`add_path`]: NAR first, narinfo last, never
 //! overwriting a different narinfo), and verified download/unpack.
 
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tempfile::NamedTempFile;
 use thiserror::Error;
 
 use crate::nar::{
-    self, HashingReader, HashingWriter, NarReadError, NarSummary, NarWriteError, Sha256Hash,
-    StorePath, StorePathError,
+    self, HashingReader, HashingWriter, NarReadError, NarSummary, NarWriteError, RefScanner,
+    Sha256Hash, StorePath, StorePathError,
 };
 use crate::narinfo::{self, NarInfo, NarInfoError};
 use crate::sign::{PublicKey, SecretKey};
+use crate::store::{ProgressSink, PutIfAbsent, PutOptions, Store};
 
 /// Contents of `nix-cache-info` for a cache pubdeck writes.
 pub const NIX_CACHE_INFO: &str = "StoreDir: /nix/store\n";
@@ -138,13 +139,16 @@ pub enum CacheError {
         path: PathBuf,
         source: io::Error,
     },
-    #[error("{} says {found:?}, but pubdeck only supports StoreDir /nix/store", path.display())]
-    ForeignStore { path: PathBuf, found: String },
     #[error(
-        "refusing to overwrite {}: it already exists with different content (differs in: {fields})",
-        path.display()
+        "{store}'s nix-cache-info says {found:?}, but pubdeck only supports StoreDir /nix/store"
     )]
-    Conflict { path: PathBuf, fields: String },
+    ForeignStore { store: String, found: String },
+    #[error(
+        "refusing to overwrite {object}: it already exists with different content (differs in: {fields}); pubdeck never overwrites a narinfo"
+    )]
+    Conflict { object: String, fields: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("{} is not a valid narinfo: {source}", path.display())]
     BadNarInfo { path: PathBuf, source: NarInfoError },
     #[error(transparent)]
@@ -260,13 +264,23 @@ pub fn pack_to_writer<W: Write>(
     opts: &PackOptions,
     out: W,
 ) -> Result<(W, PackSummary), CacheError> {
+    pack_to_writer_scanning(src, opts, out, &mut RefScanner::default())
+}
+
+/// [`pack_to_writer`] that also runs `scanner` over the NAR in the same pass.
+pub fn pack_to_writer_scanning<W: Write>(
+    src: &Path,
+    opts: &PackOptions,
+    out: W,
+    scanner: &mut RefScanner,
+) -> Result<(W, PackSummary), CacheError> {
     let compression = opts.compression;
     let cerr = |source| CacheError::Compress {
         compression,
         source,
     };
     let mut enc = Encoder::new(opts, HashingWriter::new(out)).map_err(cerr)?;
-    let nar = nar::dump_path(src, &mut enc).map_err(|e| match e {
+    let nar = nar::dump_path_scanning(src, &mut enc, scanner).map_err(|e| match e {
         // Errors from the compressor or the output surface as NAR write errors.
         NarWriteError::Write(source) => cerr(source),
         e => CacheError::Pack(e),
@@ -283,18 +297,34 @@ pub fn pack_to_writer<W: Write>(
     ))
 }
 
+/// A new temporary file for a packed NAR in `tmp_dir`.
+fn nar_temp(tmp_dir: &Path) -> Result<NamedTempFile, CacheError> {
+    tempfile::Builder::new()
+        .prefix(".pubdeck-nar-")
+        .tempfile_in(tmp_dir)
+        .map_err(io_err("create a temporary file in", tmp_dir))
+}
+
 /// Packs `src` into a new temporary file in `tmp_dir` (put it on the destination file system so
 /// it can be renamed into place). No NAR is held in memory.
 pub fn pack_path(src: &Path, opts: &PackOptions, tmp_dir: &Path) -> Result<PackedNar, CacheError> {
-    let mut file = tempfile::Builder::new()
-        .prefix(".pubdeck-nar-")
-        .tempfile_in(tmp_dir)
-        .map_err(io_err("create a temporary file in", tmp_dir))?;
+    pack_path_scanning(src, opts, tmp_dir, &mut RefScanner::default())
+}
+
+/// [`pack_path`] that also runs `scanner` over the NAR in the same pass.
+pub fn pack_path_scanning(
+    src: &Path,
+    opts: &PackOptions,
+    tmp_dir: &Path,
+    scanner: &mut RefScanner,
+) -> Result<PackedNar, CacheError> {
+    let mut file = nar_temp(tmp_dir)?;
     let path = file.path().to_owned();
-    let (w, summary) = pack_to_writer(
+    let (w, summary) = pack_to_writer_scanning(
         src,
         opts,
         BufWriter::with_capacity(256 * 1024, file.as_file_mut()),
+        scanner,
     )?;
     w.into_inner()
         .map_err(|e| e.into_error())
@@ -302,7 +332,54 @@ pub fn pack_path(src: &Path, opts: &PackOptions, tmp_dir: &Path) -> Result<Packe
     Ok(PackedNar { file, summary })
 }
 
-/// Whether [`FileCache::insert`] wrote anything.
+/// Packs the NAR that `write_nar` writes (a whole NAR, e.g. a rewritten copy of another)
+/// into a new temporary file in `tmp_dir`, with its figures.
+pub fn pack_nar_with(
+    opts: &PackOptions,
+    tmp_dir: &Path,
+    write_nar: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<PackedNar, CacheError> {
+    let compression = opts.compression;
+    let cerr = |source| CacheError::Compress {
+        compression,
+        source,
+    };
+    let mut file = nar_temp(tmp_dir)?;
+    let path = file.path().to_owned();
+    let out = BufWriter::with_capacity(256 * 1024, file.as_file_mut());
+    let enc = Encoder::new(opts, HashingWriter::new(out)).map_err(cerr)?;
+    let mut nar_w = HashingWriter::new(enc);
+    write_nar(&mut nar_w).map_err(cerr)?;
+    let (enc, nar_hash, nar_size) = nar_w.finish();
+    let (out, file_hash, file_size) = enc.finish().map_err(cerr)?.finish();
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .map_err(io_err("write", &path))?;
+    Ok(PackedNar {
+        file,
+        summary: PackSummary {
+            compression,
+            nar: NarSummary { nar_hash, nar_size },
+            file_hash,
+            file_size,
+        },
+    })
+}
+
+/// The uncompressed NAR of a packed file.
+pub fn unpacked_reader(packed: &PackedNar) -> Result<Box<dyn Read + '_>, CacheError> {
+    let f = File::open(packed.file.path()).map_err(io_err("read", packed.file.path()))?;
+    packed
+        .summary
+        .compression
+        .decoder(io::BufReader::with_capacity(256 * 1024, f))
+        .map_err(|source| CacheError::Compress {
+            compression: packed.summary.compression,
+            source,
+        })
+}
+
+/// Whether [`add_path`] wrote anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// The narinfo was new and has been written.
@@ -345,168 +422,136 @@ pub fn source_narinfo(
     Ok(info)
 }
 
-/// A local binary cache directory, as read by Nix through `file://DIR`.
-#[derive(Debug, Clone)]
-pub struct FileCache {
-    root: PathBuf,
+/// The one way a store path enters a store (publish, `pack`, the demo seeder): makes sure
+/// `nix-cache-info` names `/nix/store`, puts the compressed NAR (skipped when an intact copy
+/// is there: its name is its hash), and only then the narinfo, which is never replaced by a
+/// different one. A reader never finds a narinfo whose NAR is missing or incomplete.
+pub async fn add_path(
+    store: &Store,
+    nar_file: &Path,
+    info: &NarInfo,
+    put: &PutOptions,
+    progress: &ProgressSink,
+) -> Result<Outcome, CacheError> {
+    let size = std::fs::metadata(nar_file)
+        .map_err(io_err("stat", nar_file))?
+        .len();
+    if size != info.file_size {
+        return Err(CacheError::Mismatch {
+            path: info.store_path.clone(),
+            check: "FileSize",
+            expected: info.file_size.to_string(),
+            actual: size.to_string(),
+        });
+    }
+    let nar_name = info
+        .url
+        .strip_prefix("nar/")
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+        .ok_or_else(|| CacheError::CaMismatch {
+            path: info.store_path.clone(),
+            detail: format!("URL {:?} is not nar/<file>", info.url),
+        })?;
+    ensure_cache_info(store).await?;
+    let mut opts = put.clone();
+    opts.content_hash = Some(info.file_hash.to_string());
+    store
+        .put_file(&format!("nar/{nar_name}"), nar_file, &opts, progress)
+        .await?;
+    let text = info.to_string();
+    let key = info.file_name();
+    match store.put_if_absent(&key, Bytes::from(text.clone())).await? {
+        PutIfAbsent::Created => Ok(Outcome::Added),
+        PutIfAbsent::SameContent => Ok(Outcome::AlreadyPresent),
+        PutIfAbsent::DifferentContent => {
+            let old = store.get(&key).await?;
+            check_same(
+                &store.url().object_url(&key),
+                &String::from_utf8_lossy(&old),
+                &text,
+            )?;
+            Ok(Outcome::AlreadyPresent)
+        }
+    }
 }
 
-impl FileCache {
-    /// Opens (creating if needed) the cache at `root`, with `nar/` and `nix-cache-info`.
-    pub fn open(root: &Path) -> Result<Self, CacheError> {
-        fs::create_dir_all(root.join("nar")).map_err(io_err("create", root))?;
-        let info = root.join("nix-cache-info");
-        match fs::read_to_string(&info) {
-            Ok(text) => {
-                let dir = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("StoreDir: "))
-                    .unwrap_or("/nix/store");
-                if dir != "/nix/store" {
-                    return Err(CacheError::ForeignStore {
-                        path: info,
-                        found: dir.to_owned(),
-                    });
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                match write_atomic(root, &info, NIX_CACHE_INFO.as_bytes(), false) {
-                    Ok(()) => {}
-                    // Created concurrently by someone else: fine.
-                    Err(CacheError::Io { source, .. })
-                        if source.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(e) => return Err(io_err("read", &info)(e)),
-        }
-        Ok(Self {
-            root: root.to_owned(),
+/// Creates `nix-cache-info` unless there is one; an existing one must name `/nix/store`.
+async fn ensure_cache_info(store: &Store) -> Result<(), CacheError> {
+    let created = store
+        .put_if_absent(
+            "nix-cache-info",
+            Bytes::from_static(NIX_CACHE_INFO.as_bytes()),
+        )
+        .await?;
+    if created != PutIfAbsent::DifferentContent {
+        return Ok(());
+    }
+    let text = store.get("nix-cache-info").await?;
+    let text = String::from_utf8_lossy(&text);
+    let dir = text
+        .lines()
+        .find_map(|l| l.strip_prefix("StoreDir: "))
+        .unwrap_or("/nix/store")
+        .trim();
+    if dir == "/nix/store" {
+        Ok(())
+    } else {
+        Err(CacheError::ForeignStore {
+            store: store.url().to_string(),
+            found: dir.to_owned(),
         })
     }
-
-    /// The cache directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// Where the NAR files go (pass it to [`pack_path`] as the temporary directory).
-    pub fn nar_dir(&self) -> PathBuf {
-        self.root.join("nar")
-    }
-
-    /// Packs `src` as the `source` store path `name` (with `references`), signs it with `key`
-    /// and inserts it. Returns the narinfo and whether it was new.
-    pub fn add_source(
-        &self,
-        src: &Path,
-        name: &str,
-        references: &[StorePath],
-        opts: &PackOptions,
-        key: &SecretKey,
-    ) -> Result<(NarInfo, Outcome), CacheError> {
-        nar::validate_name(name)?;
-        let packed = pack_path(src, opts, &self.nar_dir())?;
-        let info = source_narinfo(&packed.summary, name, references, key)?;
-        let outcome = self.insert(packed.file, &info)?;
-        Ok((info, outcome))
-    }
-
-    /// Publishes a compressed NAR (a temp file on the cache's file system, e.g. from
-    /// [`pack_path`] with [`Self::nar_dir`]) and its narinfo: NAR first, narinfo last, each
-    /// fsynced and renamed into place. An existing identical narinfo is accepted; a different
-    /// one is never overwritten.
-    pub fn insert(&self, nar_file: NamedTempFile, info: &NarInfo) -> Result<Outcome, CacheError> {
-        let url = Path::new(&info.url);
-        let nar_name = url
-            .strip_prefix("nar")
-            .ok()
-            .filter(|n| n.components().count() == 1 && !info.url.contains(".."))
-            .ok_or_else(|| CacheError::CaMismatch {
-                path: info.store_path.clone(),
-                detail: format!("URL {:?} is not nar/<file>", info.url),
-            })?;
-        let nar_path = self.nar_dir().join(nar_name);
-        let info_path = self.root.join(info.file_name());
-        let text = info.to_string();
-
-        let size = nar_file
-            .as_file()
-            .metadata()
-            .map_err(io_err("stat", nar_file.path()))?
-            .len();
-        if size != info.file_size {
-            return Err(CacheError::Mismatch {
-                path: info.store_path.clone(),
-                check: "FileSize",
-                expected: info.file_size.to_string(),
-                actual: size.to_string(),
-            });
-        }
-        let existing = read_optional(&info_path)?;
-        if let Some(old) = &existing {
-            check_same(&info_path, old, &text)?;
-        }
-        // 1. The NAR, unless an intact copy is already there (its name is its hash).
-        if existing.is_none() || fs::symlink_metadata(&nar_path).is_err() {
-            nar_file
-                .as_file()
-                .sync_all()
-                .map_err(io_err("fsync", nar_file.path()))?;
-            nar_file
-                .persist(&nar_path)
-                .map_err(|e| io_err("rename a temporary file to", &nar_path)(e.error))?;
-            sync_dir(&self.nar_dir())?;
-        }
-        if existing.is_some() {
-            return Ok(Outcome::AlreadyPresent);
-        }
-        // 2. The narinfo, never replacing one that appeared meanwhile.
-        match write_atomic(&self.root, &info_path, text.as_bytes(), false) {
-            Ok(()) => Ok(Outcome::Added),
-            Err(CacheError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
-                let old = read_optional(&info_path)?.unwrap_or_default();
-                check_same(&info_path, &old, &text)?;
-                Ok(Outcome::AlreadyPresent)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Reads and parses the narinfo of `hash_part`, if present.
-    pub fn narinfo(&self, hash_part: &str) -> Result<Option<NarInfo>, CacheError> {
-        let path = self.root.join(format!("{hash_part}.narinfo"));
-        match read_optional(&path)? {
-            None => Ok(None),
-            Some(text) => NarInfo::parse(&text)
-                .map(Some)
-                .map_err(|source| CacheError::BadNarInfo { path, source }),
-        }
-    }
-
-    /// Verifies and unpacks the store path described by `info` from this cache (see [`fetch_nar`]).
-    pub fn fetch(
-        &self,
-        info: &NarInfo,
-        trusted: &[PublicKey],
-        dest: &Path,
-    ) -> Result<NarSummary, CacheError> {
-        let path = self.root.join(&info.url);
-        let f = File::open(&path).map_err(io_err("open", &path))?;
-        fetch_nar(info, trusted, f, dest)
-    }
 }
 
-fn read_optional(path: &Path) -> Result<Option<String>, CacheError> {
-    match fs::read_to_string(path) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err("read", path)(e)),
+/// Packs `src` as the `source` store path `name` (with `references`), signs it with `key` and
+/// adds it to `store` with [`add_path`]. Returns the narinfo and whether it was new.
+pub async fn add_source(
+    store: &Store,
+    src: &Path,
+    name: &str,
+    references: &[StorePath],
+    opts: &PackOptions,
+    key: &SecretKey,
+) -> Result<(NarInfo, Outcome), CacheError> {
+    nar::validate_name(name)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("pubdeck-pack-")
+        .tempdir()
+        .map_err(io_err(
+            "create a temporary directory in",
+            &std::env::temp_dir(),
+        ))?;
+    let (src2, opts2, dir) = (src.to_owned(), *opts, tmp.path().to_owned());
+    let packed = tokio::task::spawn_blocking(move || pack_path(&src2, &opts2, &dir))
+        .await
+        .map_err(|e| io_err("pack", src)(io::Error::other(e)))??;
+    let info = source_narinfo(&packed.summary, name, references, key)?;
+    let outcome = add_path(
+        store,
+        packed.file.path(),
+        &info,
+        &PutOptions::default(),
+        &ProgressSink::none(),
+    )
+    .await?;
+    Ok((info, outcome))
+}
+
+/// The narinfo of `hash_part` in `store`, if there is one.
+pub async fn narinfo(store: &Store, hash_part: &str) -> Result<Option<NarInfo>, CacheError> {
+    let key = format!("{hash_part}.narinfo");
+    match store.get(&key).await {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            NarInfo::parse(&text).map(Some).map_err(CacheError::NarInfo)
+        }
+        Err(crate::store::StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Errors unless `old` and `new` narinfo texts are identical, naming the keys that differ.
-fn check_same(path: &Path, old: &str, new: &str) -> Result<(), CacheError> {
+fn check_same(object: &str, old: &str, new: &str) -> Result<(), CacheError> {
     if old == new {
         return Ok(());
     }
@@ -532,35 +577,9 @@ fn check_same(path: &Path, old: &str, new: &str) -> Result<(), CacheError> {
         fields.push("layout");
     }
     Err(CacheError::Conflict {
-        path: path.to_owned(),
+        object: object.to_owned(),
         fields: fields.join(", "),
     })
-}
-
-fn sync_dir(dir: &Path) -> Result<(), CacheError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync", dir))
-}
-
-/// Writes `data` to `path` through a temporary file in `dir` (fsync, rename, fsync `dir`).
-/// With `overwrite == false` an existing `path` is an `AlreadyExists` I/O error.
-fn write_atomic(dir: &Path, path: &Path, data: &[u8], overwrite: bool) -> Result<(), CacheError> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pubdeck-tmp-")
-        .tempfile_in(dir)
-        .map_err(io_err("create a temporary file in", dir))?;
-    tmp.write_all(data)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(io_err("write", tmp.path()))?;
-    if overwrite {
-        tmp.persist(path)
-            .map_err(|e| io_err("rename a temporary file to", path)(e.error))?;
-    } else {
-        tmp.persist_noclobber(path)
-            .map_err(|e| io_err("create", path)(e.error))?;
-    }
-    sync_dir(dir)
 }
 
 /// Checks the `CA` field of a `fixed:r:sha256:` narinfo against its NarHash and store path.
@@ -682,39 +701,15 @@ pub fn fetch_nar<R: Read>(
     Ok(summary)
 }
 
-/// Renames without ever replacing an existing `to` (`renameat2(RENAME_NOREPLACE)`).
+/// Moves the verified tree into place, never over an existing one.
 fn rename_noreplace(from: &Path, to: &Path) -> Result<(), CacheError> {
-    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes());
-    let (Ok(f), Ok(t)) = (c(from), c(to)) else {
-        return Err(io_err("rename to", to)(io::Error::from(
-            io::ErrorKind::InvalidInput,
-        )));
-    };
-    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD makes them relative to the cwd.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EEXIST) {
-        return Err(CacheError::DestExists(to.to_owned()));
-    }
-    if err.raw_os_error() == Some(libc::EINVAL) {
-        // File system without RENAME_NOREPLACE: check, then rename (small race window).
-        if fs::symlink_metadata(to).is_ok() {
-            return Err(CacheError::DestExists(to.to_owned()));
+    crate::fsutil::rename_noreplace(from, to).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            CacheError::DestExists(to.to_owned())
+        } else {
+            io_err("rename to", to)(e)
         }
-        return fs::rename(from, to).map_err(io_err("rename to", to));
-    }
-    Err(io_err("rename to", to)(err))
+    })
 }
 
 #[cfg(test)]
@@ -764,22 +759,35 @@ mod tests {
         assert!("bzip2".parse::<Compression>().is_err());
     }
 
-    #[test]
-    fn pack_and_fetch_round_trip_each_compression() {
+    async fn file_store(dir: &Path) -> Store {
+        Store::open_str(&format!("file://{}", dir.display()), &Default::default())
+            .await
+            .unwrap()
+    }
+
+    fn fetch(root: &Path, info: &NarInfo, dest: &Path) -> Result<NarSummary, CacheError> {
+        let f = File::open(root.join(&info.url)).unwrap();
+        fetch_nar(info, &[key().public()], f, dest)
+    }
+
+    #[tokio::test]
+    async fn pack_and_fetch_round_trip_each_compression() {
         let t = tempfile::tempdir().unwrap();
         let src = sample_tree(t.path());
         let mut plain = Vec::new();
         let want = nar::dump_path(&src, &mut plain).unwrap();
         for c in [Compression::Zstd, Compression::Xz, Compression::None] {
-            let cache = FileCache::open(&t.path().join(format!("cache-{c}"))).unwrap();
-            let (info, outcome) = cache
-                .add_source(&src, "sample-1", &[], &PackOptions::with(c), &key())
-                .unwrap();
+            let root = t.path().join(format!("cache-{c}"));
+            let store = file_store(&root).await;
+            let (info, outcome) =
+                add_source(&store, &src, "sample-1", &[], &PackOptions::with(c), &key())
+                    .await
+                    .unwrap();
             assert_eq!(outcome, Outcome::Added);
             assert_eq!(info.nar_hash, want.nar_hash);
             assert_eq!(info.nar_size, want.nar_size);
             assert!(info.url.ends_with(c.extension()));
-            let nar_file = cache.root().join(&info.url);
+            let nar_file = root.join(&info.url);
             assert_eq!(fs::metadata(&nar_file).unwrap().len(), info.file_size);
             assert_eq!(
                 Sha256Hash::of(&fs::read(&nar_file).unwrap()),
@@ -790,18 +798,21 @@ mod tests {
             } else {
                 assert!(info.file_size < info.nar_size / 2, "{c} did not compress");
             }
-            let again = cache.narinfo(info.store_path.hash_part()).unwrap().unwrap();
+            let again = narinfo(&store, info.store_path.hash_part())
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(again, info);
             assert_eq!(
-                fs::read_to_string(cache.root().join("nix-cache-info")).unwrap(),
+                fs::read_to_string(root.join("nix-cache-info")).unwrap(),
                 NIX_CACHE_INFO
             );
             let dest = t.path().join(format!("out-{c}"));
-            assert_eq!(cache.fetch(&info, &[key().public()], &dest).unwrap(), want);
+            assert_eq!(fetch(&root, &info, &dest).unwrap(), want);
             assert_eq!(nar::dump_path(&dest, io::sink()).unwrap(), want);
             // No temporary files left in the cache.
-            assert_eq!(listing(&cache.nar_dir()).len(), 1);
-            assert_eq!(listing(cache.root()).len(), 3);
+            assert_eq!(listing(&root.join("nar")).len(), 1);
+            assert_eq!(listing(&root).len(), 3);
         }
     }
 
@@ -822,52 +833,67 @@ mod tests {
         assert_eq!(one, four);
     }
 
-    #[test]
-    fn insert_is_idempotent_and_never_overwrites() {
+    #[tokio::test]
+    async fn add_path_is_idempotent_and_never_overwrites() {
         let t = tempfile::tempdir().unwrap();
         let src = sample_tree(t.path());
-        let cache = FileCache::open(&t.path().join("c")).unwrap();
+        let root = t.path().join("c");
+        let store = file_store(&root).await;
         let opts = PackOptions::default();
-        let (info, o1) = cache.add_source(&src, "s", &[], &opts, &key()).unwrap();
-        let (_, o2) = cache.add_source(&src, "s", &[], &opts, &key()).unwrap();
+        let (info, o1) = add_source(&store, &src, "s", &[], &opts, &key())
+            .await
+            .unwrap();
+        let (_, o2) = add_source(&store, &src, "s", &[], &opts, &key())
+            .await
+            .unwrap();
         assert_eq!((o1, o2), (Outcome::Added, Outcome::AlreadyPresent));
         // A narinfo that differs (e.g. signed by another key) is refused, and the file stays.
-        let info_path = cache.root().join(info.file_name());
+        let info_path = root.join(info.file_name());
         let before = fs::read(&info_path).unwrap();
         let other = SecretKey::generate("other-1").unwrap();
-        let err = cache.add_source(&src, "s", &[], &opts, &other).unwrap_err();
+        let err = add_source(&store, &src, "s", &[], &opts, &other)
+            .await
+            .unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, CacheError::Conflict { .. }), "{msg}");
         assert!(
-            msg.contains(&info_path.display().to_string()) && msg.contains("Sig"),
+            msg.contains(&info.file_name()) && msg.contains("Sig"),
             "{msg}"
         );
         assert_eq!(fs::read(&info_path).unwrap(), before);
         // A lost NAR is restored by re-publishing.
-        fs::remove_file(cache.root().join(&info.url)).unwrap();
-        let (_, o3) = cache.add_source(&src, "s", &[], &opts, &key()).unwrap();
+        fs::remove_file(root.join(&info.url)).unwrap();
+        let (_, o3) = add_source(&store, &src, "s", &[], &opts, &key())
+            .await
+            .unwrap();
         assert_eq!(o3, Outcome::AlreadyPresent);
-        assert!(cache.root().join(&info.url).exists());
-        assert_eq!(listing(&cache.nar_dir()).len(), 1);
+        assert!(root.join(&info.url).exists());
+        assert_eq!(listing(&root.join("nar")).len(), 1);
     }
 
-    #[test]
-    fn open_rejects_foreign_store_dir() {
+    #[tokio::test]
+    async fn a_foreign_store_dir_is_refused() {
         let t = tempfile::tempdir().unwrap();
         fs::write(t.path().join("nix-cache-info"), "StoreDir: /gnu/store\n").unwrap();
-        let e = FileCache::open(t.path()).unwrap_err();
+        let store = file_store(t.path()).await;
+        let src = sample_tree(t.path());
+        let e = add_source(&store, &src, "s", &[], &PackOptions::default(), &key())
+            .await
+            .unwrap_err();
         assert!(matches!(e, CacheError::ForeignStore { .. }), "{e}");
+        assert!(!t.path().join("nar").exists(), "nothing was written");
     }
 
-    #[test]
-    fn fetch_reports_the_failed_check_and_leaves_nothing() {
+    #[tokio::test]
+    async fn fetch_reports_the_failed_check_and_leaves_nothing() {
         let t = tempfile::tempdir().unwrap();
         let src = sample_tree(t.path());
-        let cache = FileCache::open(&t.path().join("c")).unwrap();
-        let (info, _) = cache
-            .add_source(&src, "s", &[], &PackOptions::default(), &key())
+        let root = t.path().join("c");
+        let store = file_store(&root).await;
+        let (info, _) = add_source(&store, &src, "s", &[], &PackOptions::default(), &key())
+            .await
             .unwrap();
-        let good = fs::read(cache.root().join(&info.url)).unwrap();
+        let good = fs::read(root.join(&info.url)).unwrap();
         let trusted = [key().public()];
         let out = t.path().join("dl");
         fs::create_dir(&out).unwrap();
@@ -913,13 +939,20 @@ mod tests {
         assert!(matches!(e, CacheError::DestExists(_)), "{e}");
     }
 
-    #[test]
-    fn add_source_rejects_bad_names() {
+    #[tokio::test]
+    async fn add_source_rejects_bad_names() {
         let t = tempfile::tempdir().unwrap();
-        let cache = FileCache::open(t.path()).unwrap();
-        let e = cache
-            .add_source(t.path(), "bad name", &[], &PackOptions::default(), &key())
-            .unwrap_err();
+        let store = file_store(t.path()).await;
+        let e = add_source(
+            &store,
+            t.path(),
+            "bad name",
+            &[],
+            &PackOptions::default(),
+            &key(),
+        )
+        .await
+        .unwrap_err();
         assert!(e.to_string().contains("bad name"), "{e}");
     }
 }

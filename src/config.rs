@@ -314,17 +314,15 @@ impl ConfigFile {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         create_private_dir(dir).map_err(err)?;
-        // NamedTempFile is created with mode 0600.
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".config.toml.")
-            .tempfile_in(dir)
+        let mut staged = crate::fsutil::Staged::beside(&self.path).map_err(err)?;
+        staged
+            .file()
+            .write_all(self.doc.to_string().as_bytes())
             .map_err(err)?;
-        tmp.write_all(self.doc.to_string().as_bytes())
-            .map_err(err)?;
-        tmp.as_file().sync_all().map_err(err)?;
-        set_private(tmp.path()).map_err(err)?;
-        tmp.persist(&self.path).map_err(|e| err(e.error))?;
-        Ok(())
+        staged.set_mode(0o600).map_err(err)?;
+        staged
+            .commit(&self.path, crate::fsutil::Replace::Yes)
+            .map_err(err)
     }
 }
 
@@ -340,19 +338,6 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(not(unix))]
     {
         std::fs::create_dir_all(dir)
-    }
-}
-
-fn set_private(path: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        Ok(())
     }
 }
 

@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use git2::{IndexAddOption, Repository, Signature};
 use serde::Deserialize;
 
-use crate::cache::{self, FileCache, PackOptions};
+use crate::cache::{self, PackOptions};
 use crate::catalog::{AnyCatalog, Catalog, EmbeddedCatalog, NewBuild};
 use crate::publish::current_system;
 use crate::sign::SecretKey;
+use crate::store::Store;
 
 pub const ORG: &str = "myorg";
 const KEY_NAME: &str = "myorg-1";
@@ -140,6 +141,20 @@ pub fn sample_manifest() -> crate::manifest::Manifest {
 /// The demo's signing key name.
 pub const DEMO_KEY_NAME: &str = KEY_NAME;
 
+/// A seed package's artifact: `bin/<name>`, a script printing its name and version.
+fn seed_tree(tree: &Path, p: &SeedPackage, v: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(tree.join("bin"))?;
+    let exe = tree.join("bin").join(&p.name);
+    let text = format!(
+        "#!/bin/sh\necho '{} {v}: {}'\n",
+        p.name,
+        p.description.replace('\'', "")
+    );
+    std::fs::write(&exe, text)?;
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755))
+}
+
 /// Creates the workspace at `root` unless a complete one is already there.
 pub async fn ensure(root: &Path) -> Result<Workspace, DemoError> {
     let ws = Workspace {
@@ -233,48 +248,47 @@ fn create_repository(ws: &Workspace) -> Result<(), DemoError> {
     Ok(())
 }
 
-/// Registers every seed package version with a tiny real artifact in the store.
+/// Registers every seed package version with a tiny real artifact in the store, written
+/// through the one store write path (`cache::add_path`).
 async fn seed(ws: &Workspace, catalog: &AnyCatalog, key: &SecretKey) -> Result<(), DemoError> {
-    let packages = seed_packages();
-    let (ws2, key2) = (ws.clone(), key.clone());
-    let builds = tokio::task::spawn_blocking(move || -> Result<Vec<NewBuild>, DemoError> {
-        let cache = FileCache::open(&ws2.store_dir()).map_err(err("cannot open the demo store"))?;
-        let scratch = tempfile::tempdir().map_err(err("cannot create a temp dir"))?;
-        let mut out = Vec::new();
-        // Tiny trees: one zstd thread avoids a thread pool per artifact.
-        let seed_opts = PackOptions {
-            zstd_threads: 1,
-            ..PackOptions::with(cache::Compression::Zstd)
-        };
-        for p in &packages {
-            for v in &p.versions {
-                let tree = scratch.path().join(format!("{}-{v}", p.name));
-                std::fs::create_dir_all(tree.join("bin"))
-                    .map_err(err("cannot write a seed artifact"))?;
-                let exe = tree.join("bin").join(&p.name);
-                std::fs::write(
-                    &exe,
-                    format!(
-                        "#!/bin/sh\necho '{} {v}: {}'\n",
-                        p.name,
-                        p.description.replace('\'', "")
-                    ),
+    use futures::StreamExt;
+    let store = Store::open_str(&ws.store_url(), &Default::default())
+        .await
+        .map_err(err("cannot open the demo store"))?;
+    let scratch = tempfile::tempdir().map_err(err("cannot create a temp dir"))?;
+    // Tiny trees: one zstd thread avoids a thread pool per artifact.
+    let seed_opts = PackOptions {
+        zstd_threads: 1,
+        ..PackOptions::with(cache::Compression::Zstd)
+    };
+    let jobs: Vec<(SeedPackage, String)> = seed_packages()
+        .into_iter()
+        .flat_map(|p| p.versions.clone().into_iter().map(move |v| (p.clone(), v)))
+        .collect();
+    let builds: Vec<Result<NewBuild, DemoError>> = futures::stream::iter(jobs)
+        .map(|(p, v)| {
+            let (store, scratch, key) = (&store, scratch.path(), key);
+            async move {
+                let tree = scratch.join(format!("{}-{v}", p.name));
+                seed_tree(&tree, &p, &v).map_err(err("cannot write a seed artifact"))?;
+                let (info, _) = cache::add_source(
+                    store,
+                    &tree,
+                    &format!("{}-{v}", p.name),
+                    &[],
+                    &seed_opts,
+                    key,
                 )
-                .map_err(err("cannot write a seed artifact"))?;
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755))
-                    .map_err(err("cannot chmod"))?;
-                let (info, _) = cache
-                    .add_source(&tree, &format!("{}-{v}", p.name), &[], &seed_opts, &key2)
-                    .map_err(err("cannot pack a seed artifact"))?;
-                out.push(NewBuild {
+                .await
+                .map_err(err("cannot pack a seed artifact"))?;
+                Ok(NewBuild {
                     org: ORG.into(),
                     package: p.name.clone(),
                     version: v.clone(),
                     description: p.description.clone(),
                     system: current_system(),
                     store_path: info.store_path.to_string(),
-                    narinfo_url: format!("{}/{}", ws2.store_url(), info.file_name()),
+                    narinfo_url: store.url().object_url(&info.file_name()),
                     nar_hash: info.nar_hash.to_string(),
                     nar_size: info.nar_size,
                     references: vec![],
@@ -287,13 +301,13 @@ async fn seed(ws: &Workspace, catalog: &AnyCatalog, key: &SecretKey) -> Result<(
                     branch: "main".into(),
                     build_name: p.name.clone(),
                     installed_packages: vec!["bash".into(), "coreutils".into()],
-                });
+                })
             }
-        }
-        Ok(out)
-    })
-    .await
-    .expect("seed task panicked")?;
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    let builds = builds.into_iter().collect::<Result<Vec<_>, _>>()?;
     for b in &builds {
         catalog
             .register_build(b)

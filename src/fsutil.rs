@@ -1,26 +1,96 @@
-//! Small filesystem helpers shared by the engine: atomic replace and private files.
+//! Filesystem helpers shared by the engine: the one atomic-write path, private files, the
+//! no-replace rename, tree copy.
+//!
+//! Every file pubdeck replaces or creates in place goes through [`Staged`]: a temporary file
+//! in the destination's directory (named [`TEMP_PREFIX`]…), fsynced, renamed over (or, with
+//! [`Replace::No`], next to) the destination, then the directory fsynced, so a reader sees
+//! the old content or the whole new content and a crash loses neither.
+//!
+//! pubdeck is Linux-only (`renameat2(RENAME_NOREPLACE)` here, `PR_SET_PDEATHSIG` in `build`);
+//! ARCHITECTURE.md says so.
 
+use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-/// Replaces `path` with `bytes` atomically: a temp file in the same directory, fsync,
-/// rename, fsync of the directory. Keeps the permissions of an existing file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = parent_dir(path);
-    let mode = fs::metadata(path).ok().map(|m| m.permissions().mode());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pubdeck-tmp-")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    if let Some(mode) = mode {
-        tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(mode))?;
+/// File names starting with this are writes in progress (never listed, never a store key).
+pub const TEMP_PREFIX: &str = ".pubdeck-tmp-";
+
+/// Whether a commit may replace an existing destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replace {
+    Yes,
+    /// An existing destination is an `AlreadyExists` error and stays untouched.
+    No,
+}
+
+/// A file being written beside its destination; [`Staged::commit`] puts it in place.
+/// Dropped without committing, it is removed.
+pub struct Staged {
+    tmp: tempfile::NamedTempFile,
+}
+
+impl Staged {
+    /// A new, empty (mode 0600) temporary file in `dest`'s directory, created if missing.
+    pub fn beside(dest: &Path) -> io::Result<Staged> {
+        let dir = parent_dir(dest);
+        fs::create_dir_all(dir)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(dir)?;
+        Ok(Staged { tmp })
     }
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    sync_dir(dir)
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        self.tmp.as_file_mut()
+    }
+
+    pub fn set_mode(&self, mode: u32) -> io::Result<()> {
+        self.tmp
+            .as_file()
+            .set_permissions(fs::Permissions::from_mode(mode))
+    }
+
+    /// fsyncs the file, renames it to `dest` (never over an existing one with
+    /// [`Replace::No`]) and fsyncs the directory.
+    pub fn commit(self, dest: &Path, replace: Replace) -> io::Result<()> {
+        self.tmp.as_file().sync_all()?;
+        match replace {
+            Replace::Yes => self.tmp.persist(dest).map(|_| ()).map_err(|e| e.error)?,
+            Replace::No => self
+                .tmp
+                .persist_noclobber(dest)
+                .map(|_| ())
+                .map_err(|e| e.error)?,
+        }
+        sync_dir(parent_dir(dest))
+    }
+}
+
+/// Replaces `path` with `bytes` atomically, keeping the permissions of an existing file
+/// (a new one is 0600).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mode = fs::metadata(path).ok().map(|m| m.permissions().mode());
+    let mut staged = Staged::beside(path)?;
+    staged.file().write_all(bytes)?;
+    if let Some(mode) = mode {
+        staged.set_mode(mode)?;
+    }
+    staged.commit(path, Replace::Yes)
+}
+
+/// Creates `path` with `bytes` atomically; an existing `path` is `AlreadyExists` and stays.
+pub fn create_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut staged = Staged::beside(path)?;
+    staged.file().write_all(bytes)?;
+    staged.commit(path, Replace::No)
 }
 
 /// Creates `path` with `mode` and `bytes` (fsynced), refusing to overwrite an existing file
@@ -32,12 +102,45 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         .mode(mode)
         .open(path)?;
     f.write_all(bytes)?;
-    f.sync_all()
+    f.sync_all()?;
+    sync_dir(parent_dir(path))
 }
 
 /// fsyncs a directory so a rename inside it is durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Renames `from` to `to` (files or directories) without ever replacing an existing `to`
+/// (`renameat2(RENAME_NOREPLACE)`); an existing `to` is `AlreadyExists`. On a file system
+/// without it, checks first (a small race window), then renames.
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes());
+    let (Ok(f), Ok(t)) = (c(from), c(to)) else {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    };
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD makes them relative to the cwd.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return sync_dir(parent_dir(to));
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EINVAL) {
+        if fs::symlink_metadata(to).is_ok() {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        fs::rename(from, to)?;
+        return sync_dir(parent_dir(to));
+    }
+    Err(err)
 }
 
 /// Copies a tree (files, directories, symlinks as symlinks) keeping permission bits.
@@ -83,6 +186,47 @@ mod tests {
         );
         // no temp files left behind
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn create_atomic_never_replaces() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/f");
+        create_atomic(&p, b"first").unwrap();
+        let e = create_atomic(&p, b"second").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read_to_string(&p).unwrap(), "first");
+        assert_eq!(fs::read_dir(d.path().join("sub")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn staged_files_vanish_unless_committed() {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("x");
+        let mut s = Staged::beside(&dest).unwrap();
+        s.file().write_all(b"half").unwrap();
+        assert!(
+            s.path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(TEMP_PREFIX)
+        );
+        drop(s);
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn rename_noreplace_refuses_an_existing_destination() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        fs::create_dir(&a).unwrap();
+        fs::create_dir(&b).unwrap();
+        let e = rename_noreplace(&a, &b).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        fs::remove_dir(&b).unwrap();
+        rename_noreplace(&a, &b).unwrap();
+        assert!(b.is_dir() && !a.exists());
     }
 
     #[test]

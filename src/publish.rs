@@ -21,7 +21,7 @@ use crate::event::{Event, EventTx, Stage};
 use crate::git::{self, Check};
 use crate::nar::StorePath;
 use crate::sign::{PublicKey, SecretKey};
-use crate::store::{OpenOptions, ProgressSink, PutIfAbsent, PutOptions, Store};
+use crate::store::{OpenOptions, ProgressSink, PutOptions, Store};
 
 /// Ids of the checks publish adds to the git preconditions.
 pub mod id {
@@ -427,33 +427,6 @@ async fn upload(
     put: &PutOptions,
     tx: &EventTx,
 ) -> Result<(), PublishError> {
-    let err = |message: String| PublishError::Upload {
-        store: store.url().to_string(),
-        message,
-    };
-    match store
-        .put_if_absent(
-            "nix-cache-info",
-            bytes::Bytes::from_static(b"StoreDir: /nix/store\n"),
-        )
-        .await
-        .map_err(|e| err(e.to_string()))?
-    {
-        PutIfAbsent::DifferentContent => {
-            // Someone else's cache info: only a foreign StoreDir would matter.
-            let text = store
-                .get("nix-cache-info")
-                .await
-                .map_err(|e| err(e.to_string()))?;
-            if !String::from_utf8_lossy(&text).contains("StoreDir: /nix/store") {
-                return Err(err(
-                    "its nix-cache-info names a StoreDir other than /nix/store".into(),
-                ));
-            }
-        }
-        PutIfAbsent::Created | PutIfAbsent::SameContent => {}
-    }
-
     let (sink, progress) = ProgressSink::channel();
     let forward = tokio::spawn(crate::store::forward_as_events(
         progress,
@@ -461,27 +434,16 @@ async fn upload(
         crate::event::Direction::Upload,
         info.url.clone(),
     ));
-    let mut opts = put.clone();
-    opts.content_hash = Some(info.file_hash.to_string());
-    let nar = store
-        .put_file(&info.url, packed.file.path(), &opts, &sink)
-        .await;
+    let added = cache::add_path(store, packed.file.path(), info, put, &sink).await;
     drop(sink);
     let _ = forward.await;
-    nar.map_err(|e| err(e.to_string()))?;
-
-    let text = info.to_string();
-    match store
-        .put_if_absent(&info.file_name(), bytes::Bytes::from(text.into_bytes()))
-        .await
-        .map_err(|e| err(e.to_string()))?
-    {
-        PutIfAbsent::Created | PutIfAbsent::SameContent => Ok(()),
-        PutIfAbsent::DifferentContent => Err(PublishError::Conflict(format!(
-            "{} already has a different narinfo for {}; pubdeck never overwrites one",
-            store.url(),
-            info.store_path
-        ))),
+    match added {
+        Ok(_) => Ok(()),
+        Err(e @ cache::CacheError::Conflict { .. }) => Err(PublishError::Conflict(e.to_string())),
+        Err(e) => Err(PublishError::Upload {
+            store: store.url().to_string(),
+            message: e.to_string(),
+        }),
     }
 }
 

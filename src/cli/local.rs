@@ -7,8 +7,9 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::{CmdResult, Failure};
-use crate::cache::{Compression, FileCache, PackOptions};
+use crate::cache::{Compression, PackOptions};
 use crate::sign::{KeyError, SecretKey};
+use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
@@ -66,27 +67,43 @@ pub fn parse_compression(s: &str) -> Result<Compression, String> {
         .ok_or_else(|| format!("unknown compression `{s}`; use zstd, xz or none"))
 }
 
-/// `pubdeck pack PATH --name N --to DIR --signing-key F`: pack a tree as a signed,
-/// content-addressed store path into a file:// binary cache.
-pub fn pack(
+/// `pubdeck pack PATH --name N --to STORE --signing-key F`: pack a tree as a signed,
+/// content-addressed store path into a binary cache (a directory, `file://…` or `s3://…`),
+/// through the same write path as publish.
+pub async fn pack(
     path: &Path,
     name: &str,
-    to: &Path,
+    to: &str,
     signing_key: &Path,
     compression: Compression,
     as_json: bool,
 ) -> CmdResult {
     let key = SecretKey::from_file(signing_key)?;
-    let cache = FileCache::open(to).map_err(|e| Failure::new(e.to_string(), None))?;
-    let (info, outcome) = cache
-        .add_source(path, name, &[], &PackOptions::with(compression), &key)
+    let url = if to.contains("://") {
+        to.to_string()
+    } else {
+        let dir = std::path::absolute(to).unwrap_or_else(|_| PathBuf::from(to));
+        format!("file://{}", dir.display())
+    };
+    let store = Store::open_str(&url, &Default::default())
+        .await
         .map_err(|e| Failure::new(e.to_string(), None))?;
+    let (info, outcome) = crate::cache::add_source(
+        &store,
+        path,
+        name,
+        &[],
+        &PackOptions::with(compression),
+        &key,
+    )
+    .await
+    .map_err(|e| Failure::new(e.to_string(), None))?;
     if as_json {
         println!(
             "{}",
             json!({
                 "store_path": info.store_path.to_string(),
-                "narinfo": cache.root().join(info.file_name()),
+                "narinfo": store.url().object_url(&info.file_name()),
                 "url": info.url,
                 "nar_hash": info.nar_hash.to_string(),
                 "nar_size": info.nar_size,

@@ -114,9 +114,9 @@ pub enum Command {
         /// Store path name, e.g. hello-1.0.
         #[arg(long)]
         name: String,
-        /// The binary cache directory (created if missing).
-        #[arg(long, value_name = "DIR")]
-        to: PathBuf,
+        /// The binary cache: a directory (created if missing), file://… or s3://….
+        #[arg(long, value_name = "STORE")]
+        to: String,
         #[arg(long, value_name = "FILE", env = "PUBDECK_SIGNING_KEY")]
         signing_key: PathBuf,
         #[arg(long, default_value = "zstd", value_parser = local::parse_compression)]
@@ -303,17 +303,7 @@ async fn subcommand(command: Command) -> CmdResult {
             signing_key,
             compression,
             json,
-        } => {
-            let to = match to.to_str().and_then(|s| s.strip_prefix("file://")) {
-                Some(rest) => PathBuf::from(rest),
-                None => to,
-            };
-            tokio::task::spawn_blocking(move || {
-                local::pack(&path, &name, &to, &signing_key, compression, json)
-            })
-            .await
-            .expect("pack task panicked")
-        }
+        } => local::pack(&path, &name, &to, &signing_key, compression, json).await,
     }
 }
 
@@ -405,21 +395,7 @@ async fn check(dir: &Path, build: Option<&str>, as_json: bool, offline: bool) ->
 
 async fn build_cmd(dir: &Path, name: &str, timeout: Option<std::time::Duration>) -> CmdResult {
     let env = Env::find(dir)?;
-    let (env2, name2) = (env.clone(), name.to_string());
-    let prepared =
-        tokio::task::spawn_blocking(move || crate::build::prepare(&env2, &name2, timeout))
-            .await
-            .expect("prepare task panicked")?;
     let err_style = Style::stderr();
-    let req = prepared.request;
-    for c in &prepared.warnings {
-        eprintln!(
-            "{} {}; the clean build uses commit {} only",
-            err_style.warn("note:"),
-            c.message,
-            &req.rev[..7]
-        );
-    }
     let (tx, mut rx) = crate::event::channel();
     let cancel = CancellationToken::new();
     let ctrl_c = cancel.clone();
@@ -439,6 +415,14 @@ async fn build_cmd(dir: &Path, name: &str, timeout: Option<std::time::Duration>)
                         Stream::Stderr => writeln!(err, "{}", err_style.muted(&line)),
                     };
                 }
+                Event::Check(c) if !c.ok => {
+                    let _ = writeln!(
+                        err,
+                        "{} {}; the clean build uses committed files only",
+                        err_style.warn("note:"),
+                        c.message
+                    );
+                }
                 Event::Cloned { rev, .. } => {
                     let _ = writeln!(err, "{}", err_style.muted(&format!("cloned {}", &rev[..7])));
                 }
@@ -446,27 +430,20 @@ async fn build_cmd(dir: &Path, name: &str, timeout: Option<std::time::Duration>)
             }
         }
     });
-    let result = crate::build::run(&req, &tx, &cancel).await;
+    let result = crate::build::build_and_keep(&env, name, timeout, &tx, &cancel).await;
     drop(tx);
     let _ = printer.await;
-    let out = result?;
-    let result_name = format!("result-{name}");
-    let kept = crate::build::result_path(&env, name);
-    let kept = out
-        .keep(&kept)
-        .map_err(|e| Failure::new(format!("cannot keep the build output: {e}"), None))?;
-    let link = env.dir.join(&result_name);
-    let target = kept.strip_prefix(&env.dir).unwrap_or(&kept).to_path_buf();
-    let _ = std::fs::remove_file(&link);
-    if let Err(e) = std::os::unix::fs::symlink(&target, &link) {
-        eprintln!(
-            "{} cannot link {}: {e}",
-            err_style.warn("note:"),
-            link.display()
-        );
-        println!("{}", kept.display());
-    } else {
-        println!("{}", link.display());
+    let kept = result?;
+    match (&kept.link, &kept.link_error) {
+        (Some(link), _) => println!("{}", link.display()),
+        (None, e) => {
+            eprintln!(
+                "{} no result-{name} link: {}",
+                err_style.warn("note:"),
+                e.as_deref().unwrap_or("unknown reason")
+            );
+            println!("{}", kept.path.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -18,9 +18,10 @@ use super::{
     DownloadOptions, ObjectInfo, PutIfAbsent, PutOptions, PutOutcome, StoreError, StoreUrl,
     partial_path,
 };
+use crate::fsutil;
 
 /// File names starting with this are in-progress writes, never listed.
-pub(crate) const TEMP_PREFIX: &str = ".pubdeck-tmp-";
+pub(crate) use crate::fsutil::TEMP_PREFIX;
 const CHUNK: usize = 1024 * 1024;
 
 /// A cache rooted at a local directory.
@@ -121,18 +122,14 @@ impl FileStore {
             if let Some(existing) = read_if_exists(&dest)? {
                 return Ok(compare(&existing, &bytes));
             }
-            let tmp = write_temp(&dest, &bytes)?;
-            match tmp.persist_noclobber(&dest) {
-                Ok(_) => {
-                    sync_parent(&dest)?;
-                    Ok(PutIfAbsent::Created)
-                }
-                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+            match fsutil::create_atomic(&dest, &bytes) {
+                Ok(()) => Ok(PutIfAbsent::Created),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let existing =
                         std::fs::read(&dest).map_err(|e| StoreError::io("read", &dest, e))?;
                     Ok(compare(&existing, &bytes))
                 }
-                Err(e) => Err(StoreError::io("create", &dest, e.error)),
+                Err(e) => Err(StoreError::io("create", &dest, e)),
             }
         })
         .await
@@ -227,33 +224,9 @@ fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     }
 }
 
-fn parent_of(dest: &Path) -> Result<&Path, StoreError> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create the directory", dir, e))?;
-    Ok(dir)
-}
-
-fn new_temp(dest: &Path) -> Result<tempfile::NamedTempFile, StoreError> {
-    let dir = parent_of(dest)?;
-    tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(dir)
-        .map_err(|e| StoreError::io("create a temporary file in", dir, e))
-}
-
-fn write_temp(dest: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, StoreError> {
-    let mut tmp = new_temp(dest)?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| StoreError::io("write", tmp.path().to_owned(), e))?;
-    Ok(tmp)
-}
-
 fn sync_parent(path: &Path) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::io("sync the directory", dir, e))
+    fsutil::sync_dir(dir).map_err(|e| StoreError::io("sync the directory", dir, e))
 }
 
 fn copy_counting(
@@ -281,26 +254,25 @@ fn copy_counting(
 
 fn copy_into_place(src: &Path, dest: &Path, size: u64, meter: &Meter) -> Result<(), StoreError> {
     let mut input = File::open(src).map_err(|e| StoreError::io("read", src, e))?;
-    let mut tmp = new_temp(dest)?;
-    let tmp_path = tmp.path().to_owned();
-    let copied = copy_counting(&mut input, src, tmp.as_file_mut(), &tmp_path, meter)?;
+    let mut staged = fsutil::Staged::beside(dest)
+        .map_err(|e| StoreError::io("create a temporary file beside", dest, e))?;
+    let tmp_path = staged.path().to_owned();
+    let copied = copy_counting(&mut input, src, staged.file(), &tmp_path, meter)?;
     if copied != size {
         return Err(StoreError::SourceChanged {
             path: src.to_owned(),
             what: format!("{size} bytes became {copied}"),
         });
     }
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| StoreError::io("write", &tmp_path, e))?;
-    tmp.persist(dest)
-        .map_err(|e| StoreError::io("rename into place", dest, e.error))?;
-    sync_parent(dest)
+    staged
+        .commit(dest, fsutil::Replace::Yes)
+        .map_err(|e| StoreError::io("rename into place", dest, e))
 }
 
 /// Open the partial download file, keeping its first `keep` bytes.
 pub(crate) fn open_partial(path: &Path, keep: u64) -> Result<File, StoreError> {
-    parent_of(path)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create the directory", dir, e))?;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

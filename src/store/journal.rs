@@ -5,7 +5,6 @@
 //! completed parts with their ETags. Every write goes to a temp file in the same
 //! directory, is fsynced and renamed over the old one.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -158,7 +157,7 @@ impl Journal {
         }
     }
 
-    /// Write atomically: temp file in the same directory, fsync, rename.
+    /// Write atomically (`fsutil::write_atomic`).
     pub fn save(&mut self, path: &Path) -> Result<(), StoreError> {
         self.updated_unix = now_unix();
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -167,16 +166,8 @@ impl Journal {
         let json = serde_json::to_vec_pretty(self).map_err(|e| {
             StoreError::io("encode the upload journal", path, std::io::Error::other(e))
         })?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".journal-")
-            .tempfile_in(dir)
-            .map_err(|e| StoreError::io("write the upload journal in", dir, e))?;
-        tmp.write_all(&json)
-            .and_then(|_| tmp.as_file().sync_all())
-            .map_err(|e| StoreError::io("write the upload journal", path, e))?;
-        tmp.persist(path)
-            .map_err(|e| StoreError::io("write the upload journal", path, e.error))?;
-        Ok(())
+        crate::fsutil::write_atomic(path, &json)
+            .map_err(|e| StoreError::io("write the upload journal", path, e))
     }
 
     /// Delete a journal file; a missing one is fine.
