@@ -4,13 +4,15 @@
 pub mod hash;
 pub mod nix32;
 pub mod read;
+pub mod rewrite;
 pub mod store_path;
 pub mod write;
 
 pub use hash::{HashParseError, HashingReader, HashingWriter, Sha256Hash};
 pub use read::{NarProblem, NarReadError, unpack_nar, validate_nar};
+pub use rewrite::{HashModulo, HashPart, RefScanner, Rewriter};
 pub use store_path::{StorePath, StorePathError, validate_name};
-pub use write::{NarWriteError, dump_path};
+pub use write::{NarWriteError, dump_path, dump_path_scanning};
 
 /// Hash and size of a whole NAR (the narinfo `NarHash` and `NarSize`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

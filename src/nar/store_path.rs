@@ -105,11 +105,24 @@ impl StorePath {
 
     /// The content-addressed path Nix gives a NAR-hashed ("recursive", sha256) `source` path,
     /// e.g. what `nix store add-path` produces. `references` are other store paths the
-    /// contents refer to (order and duplicates do not matter; self-references are not supported).
+    /// contents refer to (order and duplicates do not matter).
     pub fn from_nar_hash(
         nar_hash: &Sha256Hash,
         name: &str,
         references: &[StorePath],
+    ) -> Result<Self, StorePathError> {
+        Self::from_ca(nar_hash, name, references, false)
+    }
+
+    /// The content-addressed path named by `ca_hash` (the NAR hash, or for a path that refers
+    /// to itself the hash modulo its own hash part), `name`, its other `references` and
+    /// whether it refers to itself: `source[:<ref>…][:self]:sha256:<hex>:/nix/store:<name>`,
+    /// as `nix store make-content-addressed` computes it.
+    pub fn from_ca(
+        ca_hash: &Sha256Hash,
+        name: &str,
+        references: &[StorePath],
+        has_self_reference: bool,
     ) -> Result<Self, StorePathError> {
         validate_name(name)?;
         let mut refs: Vec<&StorePath> = references.iter().collect();
@@ -120,7 +133,10 @@ impl StorePath {
             s.push(':');
             s.push_str(&r.to_string());
         }
-        s.push_str(&format!(":sha256:{}:{STORE_DIR}:{name}", nar_hash.to_hex()));
+        if has_self_reference {
+            s.push_str(":self");
+        }
+        s.push_str(&format!(":sha256:{}:{STORE_DIR}:{name}", ca_hash.to_hex()));
         let digest: [u8; 32] = Sha256::digest(s.as_bytes()).into();
         let mut folded = [0u8; 20];
         for (i, b) in digest.iter().enumerate() {
@@ -132,6 +148,13 @@ impl StorePath {
     /// The 32-character nix32 hash part (also the narinfo file stem).
     pub fn hash_part(&self) -> &str {
         &self.base[..HASH_PART_LEN]
+    }
+
+    /// The hash part as bytes.
+    pub fn hash_bytes(&self) -> [u8; HASH_PART_LEN] {
+        self.base.as_bytes()[..HASH_PART_LEN]
+            .try_into()
+            .expect("32 bytes")
     }
 
     /// The name after the hash part.

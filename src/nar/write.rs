@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use super::hash::Sha256Hash;
+use super::rewrite::RefScanner;
 use super::{NarSummary, pad_len};
 
 /// Size of the staging buffer file contents are read into (and hashed from).
@@ -49,6 +50,16 @@ pub enum NarWriteError {
 /// Directory entries are sorted by the raw bytes of their names, so non-UTF-8 names are
 /// supported. Regular files are marked executable when the owner-execute bit is set.
 pub fn dump_path<W: Write>(path: &Path, out: W) -> Result<NarSummary, NarWriteError> {
+    dump_path_scanning(path, out, &mut RefScanner::default())
+}
+
+/// [`dump_path`] that also runs `scanner` over the NAR in the same pass (the references of a
+/// store path are the candidate hash parts that occur in its NAR).
+pub fn dump_path_scanning<W: Write>(
+    path: &Path,
+    out: W,
+    scanner: &mut RefScanner,
+) -> Result<NarSummary, NarWriteError> {
     let meta = fs::symlink_metadata(path).map_err(|source| NarWriteError::Read {
         path: path.to_owned(),
         source,
@@ -60,6 +71,7 @@ pub fn dump_path<W: Write>(path: &Path, out: W) -> Result<NarSummary, NarWriteEr
         buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
         len: 0,
         path: path.to_owned(),
+        scanner,
     };
     d.put_str(b"nix-archive-1")?;
     d.node(meta.file_type())?;
@@ -71,8 +83,9 @@ pub fn dump_path<W: Write>(path: &Path, out: W) -> Result<NarSummary, NarWriteEr
     })
 }
 
-struct Dumper<W> {
+struct Dumper<'s, W> {
     out: W,
+    scanner: &'s mut RefScanner,
     hasher: Sha256,
     /// Bytes flushed to `out` so far.
     size: u64,
@@ -83,10 +96,11 @@ struct Dumper<W> {
     path: PathBuf,
 }
 
-impl<W: Write> Dumper<W> {
+impl<W: Write> Dumper<'_, W> {
     fn flush_buf(&mut self) -> Result<(), NarWriteError> {
         let data = &self.buf[..self.len];
         self.hasher.update(data);
+        self.scanner.scan(data);
         self.out.write_all(data).map_err(NarWriteError::Write)?;
         self.size += self.len as u64;
         self.len = 0;
