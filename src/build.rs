@@ -3,8 +3,9 @@
 //!
 //! The command runs in its own process group; cancel, timeout and normal exit all end the
 //! whole group, so nothing the build started outlives it. The clone is removed as soon as
-//! the command exits; `$out` lives beside it in a temp dir that the caller packs, keeps
-//! (`pubdeck build` → `result-<name>`) or drops.
+//! the command exits; `$out` lives in a private directory of its own, at a path exactly as
+//! long as its final store path ([`OutLocation`]), until the caller packs it, keeps it
+//! (`pubdeck build` → `result-<name>`) or drops it.
 
 use crate::event::Hinted;
 use std::os::unix::process::ExitStatusExt;
@@ -16,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use crate::closure::BuiltAs;
 use crate::event::{Event, EventTx, Stage, Stream};
 use crate::manifest::{Build, Env, VersionSpec};
 
@@ -49,6 +51,8 @@ pub enum BuildError {
     TimedOut { name: String, after: Duration },
     #[error("cannot keep the build output: {0}")]
     Keep(std::io::Error),
+    #[error("cannot create the build's private output directory in /tmp: {0}")]
+    OutDir(std::io::Error),
     #[error("build `{name}` wrote nothing to $out")]
     EmptyOutput { name: String },
     /// The build cannot start: no such build, no committed state, a broken manifest.
@@ -88,6 +92,9 @@ pub struct Request {
     pub env_subdir: PathBuf,
     pub build: Build,
     pub timeout: Option<Duration>,
+    /// The version the output is named with when the build declares none (publish uses
+    /// `0.0.0+<rev>`); `None`: the store path name is the build name alone.
+    pub fallback_version: Option<String>,
 }
 
 /// A build request for the committed state of an environment, plus the checks worth a
@@ -147,6 +154,7 @@ pub fn prepare(env: &Env, name: &str, timeout: Option<Duration>) -> Result<Prepa
             env_subdir: source.env_subdir,
             build,
             timeout,
+            fallback_version: None,
         },
         warnings,
     })
@@ -232,10 +240,66 @@ pub async fn build_and_keep(
     })
 }
 
-/// A finished build: `$out` in a temp dir that disappears when this is dropped.
+/// Where `$out` is built: `/tmp/XXXXX/<32 random nix32>-<name>`, exactly as long as the
+/// final `/nix/store/<hash>-<name>`, so references to it can be rewritten in place. The
+/// `/tmp/XXXXX` directory is created exclusively with mode 0700: no other user can create
+/// or replace anything in it. `$out` itself does not exist until the build creates it.
+#[derive(Debug)]
+pub struct OutLocation {
+    dir: tempfile::TempDir,
+    pub built_as: BuiltAs,
+}
+
+/// Length of `/nix/store/`, which the private directory's path (with its `/`) must match.
+const STORE_PREFIX_LEN: usize = "/nix/store/".len();
+
+impl OutLocation {
+    /// A fresh location for a store path named `name`.
+    pub fn new(name: &str) -> std::io::Result<OutLocation> {
+        crate::nar::validate_name(name).map_err(std::io::Error::other)?;
+        // "/tmp/" + 5 random characters + "/" is as long as "/nix/store/".
+        let dir = tempfile::Builder::new()
+            .prefix("")
+            .rand_bytes(STORE_PREFIX_LEN - "/tmp/".len() - 1)
+            .tempdir_in("/tmp")?;
+        let prefix = format!("{}/", dir.path().display());
+        if prefix.len() != STORE_PREFIX_LEN {
+            return Err(std::io::Error::other(format!(
+                "{prefix} is not as long as /nix/store/"
+            )));
+        }
+        let mut hash = [0u8; 32];
+        let alphabet = b"0123456789abcdfghijklmnpqrsvwxyz";
+        for (h, r) in hash.iter_mut().zip(rand::random::<[u8; 32]>()) {
+            *h = alphabet[usize::from(r % 32)];
+        }
+        Ok(OutLocation {
+            dir,
+            built_as: BuiltAs {
+                prefix,
+                hash,
+                name: name.to_string(),
+            },
+        })
+    }
+
+    /// `$out`.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(self.built_as.path())
+    }
+}
+
+impl Drop for OutLocation {
+    fn drop(&mut self) {
+        // Builds often leave read-only directories behind.
+        make_writable(self.dir.path());
+    }
+}
+
+/// A finished build: `$out` in a private temp dir that disappears when this is dropped.
 #[derive(Debug)]
 pub struct Output {
-    root: tempfile::TempDir,
+    out: OutLocation,
     pub name: String,
     pub version: Option<String>,
     pub duration: Duration,
@@ -244,15 +308,17 @@ pub struct Output {
 impl Output {
     /// The path of `$out` (a directory, or a file when the build wrote `$out` as one).
     pub fn path(&self) -> PathBuf {
-        self.root.path().join("out")
+        self.out.path()
+    }
+
+    /// Where `$out` was built (what its references to itself name).
+    pub fn built_as(&self) -> &BuiltAs {
+        &self.out.built_as
     }
 
     /// `<name>-<version>` or `<name>`: the store path name.
     pub fn store_name(&self) -> String {
-        match &self.version {
-            Some(v) => format!("{}-{v}", self.name),
-            None => self.name.clone(),
-        }
+        self.out.built_as.name.clone()
     }
 
     /// Moves `$out` to `dest` (replacing what was there) and returns `dest`.
@@ -275,45 +341,11 @@ impl Output {
 }
 
 fn remove_any(p: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => {
-            make_writable(p);
-            std::fs::remove_dir_all(p)
-        }
-        Ok(_) => std::fs::remove_file(p),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
+    crate::fsutil::remove_tree(p)
 }
 
-/// Builds often leave read-only directories; make a tree removable.
 fn make_writable(p: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    for entry in walk_dirs(p) {
-        if let Ok(m) = std::fs::metadata(&entry) {
-            let mode = m.permissions().mode();
-            if mode & 0o700 != 0o700 {
-                let _ =
-                    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode | 0o700));
-            }
-        }
-    }
-}
-
-fn walk_dirs(p: &Path) -> Vec<PathBuf> {
-    let mut out = vec![p.to_path_buf()];
-    let mut i = 0;
-    while i < out.len() {
-        if let Ok(rd) = std::fs::read_dir(&out[i]) {
-            for e in rd.flatten() {
-                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                    out.push(e.path());
-                }
-            }
-        }
-        i += 1;
-    }
-    out
+    crate::fsutil::make_writable(p)
 }
 
 /// Kills the whole process group when dropped (cancel, timeout, panic, early return).
@@ -382,7 +414,7 @@ pub async fn run(
         })
         .await;
     let t = Instant::now();
-    let result = build_in_clone(req, &src, &root.path().join("out"), tx, cancel).await;
+    let result = build_in_clone(req, &src, tx, cancel).await;
     // The clone goes now, whatever happened; `$out` stays until the Output is dropped.
     let src2 = src.clone();
     let _ = tokio::task::spawn_blocking(move || remove_any(&src2)).await;
@@ -393,9 +425,10 @@ pub async fn run(
             ok: result.is_ok(),
         })
         .await;
-    let version = result?;
+    let (version, out) = result?;
+    drop(root);
     Ok(Output {
-        root,
+        out,
         name,
         version,
         duration: t.elapsed(),
@@ -464,13 +497,19 @@ async fn resolve_version(build: &Build, env_dir: &Path) -> Result<Option<String>
 async fn build_in_clone(
     req: &Request,
     src: &Path,
-    out: &Path,
     tx: &EventTx,
     cancel: &CancellationToken,
-) -> Result<Option<String>, BuildError> {
+) -> Result<(Option<String>, OutLocation), BuildError> {
     let name = &req.build.name;
     let env_dir = src.join(&req.env_subdir);
     let version = resolve_version(&req.build, &env_dir).await?;
+    let store_name = match version.as_ref().or(req.fallback_version.as_ref()) {
+        Some(v) => format!("{name}-{v}"),
+        None => name.clone(),
+    };
+    let location = OutLocation::new(&store_name).map_err(BuildError::OutDir)?;
+    let out_path = location.path();
+    let out = out_path.as_path();
 
     let mut cmd = Command::new("bash");
     cmd.args(["--noprofile", "--norc", "-e", "-c", &req.build.command])
@@ -570,7 +609,7 @@ async fn build_in_clone(
     if empty {
         return Err(BuildError::EmptyOutput { name: name.clone() });
     }
-    Ok(version)
+    Ok((version, location))
 }
 
 /// Sends each line of `r` as a log event; lines longer than [`MAX_LINE`] are split.

@@ -582,36 +582,83 @@ fn check_same(object: &str, old: &str, new: &str) -> Result<(), CacheError> {
     })
 }
 
-/// Checks the `CA` field of a `fixed:r:sha256:` narinfo against its NarHash and store path.
-fn check_ca(info: &NarInfo) -> Result<(), CacheError> {
-    let Some(ca) = &info.ca else { return Ok(()) };
+/// How a narinfo's store path follows from its content (its `CA: fixed:r:sha256:` line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentAddress {
+    /// The NAR hash, or for a path that refers to itself the hash modulo its own hash part.
+    pub hash: Sha256Hash,
+    pub self_reference: bool,
+}
+
+/// Checks that `info`'s store path follows from its content address, name and references
+/// (for a path without a self-reference the CA hash must also be its NarHash). `None` when
+/// the narinfo has no `CA` line; see [`require_content_address`].
+pub fn check_ca(info: &NarInfo) -> Result<Option<ContentAddress>, CacheError> {
+    let Some(ca) = &info.ca else { return Ok(None) };
     let fail = |detail: String| CacheError::CaMismatch {
         path: info.store_path.clone(),
         detail,
     };
     let Some(h) = ca.strip_prefix("fixed:r:") else {
-        return Ok(());
+        return Err(fail(format!(
+            "unsupported CA {ca:?} (pubdeck knows fixed:r:sha256: only)"
+        )));
     };
     let hash = Sha256Hash::parse(h).map_err(|e| fail(format!("unsupported CA {ca:?}: {e}")))?;
-    if hash != info.nar_hash {
+    let self_reference = info.references.contains(&info.store_path);
+    let others: Vec<StorePath> = info
+        .references
+        .iter()
+        .filter(|r| **r != info.store_path)
+        .cloned()
+        .collect();
+    if !self_reference && hash != info.nar_hash {
         return Err(fail(format!(
-            "CA {ca:?} does not match NarHash {}",
+            "CA {ca:?} does not match NarHash {}, and the path does not refer to itself",
             info.nar_hash
         )));
     }
-    let expected = StorePath::from_nar_hash(&hash, info.store_path.name(), &info.references)?;
+    let expected = StorePath::from_ca(&hash, info.store_path.name(), &others, self_reference)?;
     if expected != info.store_path {
         return Err(fail(format!(
-            "CA {ca:?} with these references gives store path {expected}"
+            "its content address, name and references give {expected}, not {}",
+            info.store_path
         )));
     }
-    Ok(())
+    Ok(Some(ContentAddress {
+        hash,
+        self_reference,
+    }))
+}
+
+/// [`check_ca`], refusing a narinfo without a `CA` line: its store path would not follow
+/// from its content, so nothing would stop it from naming another package's path.
+pub fn require_content_address(info: &NarInfo) -> Result<ContentAddress, CacheError> {
+    check_ca(info)?.ok_or_else(|| CacheError::CaMismatch {
+        path: info.store_path.clone(),
+        detail: "it is not content-addressed (no CA line), so its store path does not follow from its content".into(),
+    })
+}
+
+/// A `Read` that copies what it reads into `W`.
+struct Tee<R, W> {
+    inner: R,
+    copy: W,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
 }
 
 /// Verifies and unpacks a downloaded NAR: checks `info`'s signature against `trusted`, its CA
 /// (when present), then streams `compressed` through FileSize/FileHash checks, the decompressor
-/// and NarSize/NarHash checks while unpacking into a temporary directory beside `dest`, and
-/// renames the result to `dest` only when every check passed. Nothing is left behind on error.
+/// and NarSize/NarHash (and for a self-referencing path, CA) checks while unpacking into a
+/// temporary directory beside `dest`, and renames the result to `dest` only when every check
+/// passed. Nothing is left behind on error.
 pub fn fetch_nar<R: Read>(
     info: &NarInfo,
     trusted: &[PublicKey],
@@ -619,7 +666,7 @@ pub fn fetch_nar<R: Read>(
     dest: &Path,
 ) -> Result<NarSummary, CacheError> {
     info.verify(trusted)?;
-    check_ca(info)?;
+    let ca = check_ca(info)?;
     if fs::symlink_metadata(dest).is_ok() {
         return Err(CacheError::DestExists(dest.to_owned()));
     }
@@ -632,21 +679,60 @@ pub fn fetch_nar<R: Read>(
         .tempdir_in(parent)
         .map_err(io_err("create a temporary directory in", parent))?;
     let staged = tmp.path().join("out");
+    let summary = verify_stream(info, ca, compressed, Some(&staged))?;
+    rename_noreplace(&staged, dest)?;
+    Ok(summary)
+}
+
+/// [`fetch_nar`] without unpacking: every check, nothing written.
+pub fn verify_nar<R: Read>(
+    info: &NarInfo,
+    trusted: &[PublicKey],
+    compressed: R,
+) -> Result<NarSummary, CacheError> {
+    info.verify(trusted)?;
+    let ca = check_ca(info)?;
+    verify_stream(info, ca, compressed, None)
+}
+
+/// Streams `compressed` through the FileSize/FileHash checks, the decompressor and the
+/// NarSize/NarHash/CA checks, unpacking to `unpack` when given.
+fn verify_stream<R: Read>(
+    info: &NarInfo,
+    ca: Option<ContentAddress>,
+    compressed: R,
+    unpack: Option<&Path>,
+) -> Result<NarSummary, CacheError> {
     let mismatch = |check, expected: String, actual: String| CacheError::Mismatch {
         path: info.store_path.clone(),
         check,
         expected,
         actual,
     };
-
     // Read at most one byte more than declared, so a lying server cannot stream forever.
     let mut file_reader = HashingReader::new(compressed.take(info.file_size.saturating_add(1)));
     let mut nar_left = 0;
+    // A path that refers to itself is named by its NAR hashed modulo its own hash part.
+    let mut modulo = ca
+        .filter(|c| c.self_reference)
+        .map(|_| nar::HashModulo::new(&info.store_path.hash_bytes(), Vec::new()));
     let unpacked = match info.compression.decoder(&mut file_reader) {
         Ok(dec) => {
-            let mut limited = dec.take(info.nar_size.saturating_add(1));
-            let r = nar::unpack_nar(&mut limited, &staged);
-            nar_left = limited.limit();
+            let limited = dec.take(info.nar_size.saturating_add(1));
+            let mut sink = io::sink();
+            let copy: &mut dyn Write = match modulo.as_mut() {
+                Some(m) => m,
+                None => &mut sink,
+            };
+            let mut tee = Tee {
+                inner: limited,
+                copy,
+            };
+            let r = match unpack {
+                Some(dest) => nar::unpack_nar(&mut tee, dest),
+                None => nar::validate_nar(&mut tee),
+            };
+            nar_left = tee.inner.limit();
             r
         }
         Err(source) => Err(NarReadError::Input { offset: 0, source }),
@@ -697,7 +783,19 @@ pub fn fetch_nar<R: Read>(
             summary.nar_hash.to_string(),
         ));
     }
-    rename_noreplace(&staged, dest)?;
+    if let (Some(m), Some(ca)) = (modulo, ca) {
+        let (got, _) = m.finish().map_err(|source| CacheError::Unpack {
+            path: info.store_path.clone(),
+            source: NarReadError::Input { offset: 0, source },
+        })?;
+        if got != ca.hash {
+            return Err(mismatch(
+                "CA (hash modulo self-references)",
+                ca.hash.to_string(),
+                got.to_string(),
+            ));
+        }
+    }
     Ok(summary)
 }
 

@@ -95,14 +95,20 @@ pub enum Event {
         code: Option<i32>,
         signal: Option<i32>,
     },
+    /// A store path was packed: a dependency of the output, or (last) the output itself.
     Packed {
         store_path: String,
         nar_hash: String,
         nar_size: u64,
         file_size: u64,
+        dependency: bool,
     },
     Signed {
         key_name: String,
+    },
+    /// A dependency the store already has (its narinfo names its content): not uploaded.
+    AlreadyInStore {
+        store_path: String,
     },
     /// Progress of one object moving to or from the store.
     Transfer {

@@ -8,6 +8,7 @@ pub mod build;
 pub mod cache;
 pub mod catalog;
 pub mod cli;
+pub mod closure;
 pub mod config;
 pub mod demo;
 pub mod event;

@@ -15,11 +15,12 @@ use tokio_util::sync::CancellationToken;
 use crate::build;
 use crate::cache::{self, Compression, PackOptions};
 use crate::catalog::{
-    AnyCatalog, Catalog, CatalogError, CheckBuild, NewBuild, RegisterStatus, Role,
+    AnyCatalog, Catalog, CatalogError, CheckBuild, ClosurePath, NewBuild, RegisterStatus, Role,
 };
+use crate::closure;
 use crate::event::{Event, EventTx, Stage};
 use crate::git::{self, Check};
-use crate::nar::StorePath;
+use crate::narinfo::NarInfo;
 use crate::sign::{PublicKey, SecretKey};
 use crate::store::{OpenOptions, ProgressSink, PutOptions, Store};
 
@@ -276,12 +277,14 @@ pub async fn run(
     }
 
     // 3. clean build (emits the clone and build stages itself)
+    let fallback_version = format!("0.0.0+{}", &rev[..7]);
     let req = build::Request {
         repo: c.source.workdir.clone(),
         rev: rev.clone(),
         env_subdir: c.source.env_subdir.clone(),
         build: build_def.clone(),
         timeout: plan.build_timeout,
+        fallback_version: Some(fallback_version.clone()),
     };
     let t = Instant::now();
     failpoint(Stage::Clone).await;
@@ -289,59 +292,61 @@ pub async fn run(
     stages
         .durations
         .push((Stage::Build, t.elapsed().as_secs_f64()));
-    let version = output
-        .version
-        .clone()
-        .unwrap_or_else(|| format!("0.0.0+{}", &rev[..7]));
-    let store_name = format!("{}-{version}", plan.build);
+    let version = output.version.clone().unwrap_or(fallback_version);
 
-    // 4. pack: NAR → hash → compress → hash → temp file, one pass
+    // 4. pack: the output and every store path it refers to, content-addressed
     let t = stages.start(Stage::Pack).await;
-    let packed = pack(output.path(), plan.compression, cancel).await;
+    let packed = pack(&output, plan.compression, cancel).await;
     stages.finish(Stage::Pack, t, packed.is_ok()).await;
-    let (packed, pack_dir) = packed?;
+    let (closure, pack_dir) = packed?;
     drop(output); // $out is in the NAR now
-    let store_path = StorePath::from_nar_hash(&packed.summary.nar.nar_hash, &store_name, &[])
-        .map_err(|e| PublishError::Pack(e.to_string()))?;
-    send(
-        tx,
-        Event::Packed {
-            store_path: store_path.to_string(),
-            nar_hash: packed.summary.nar.nar_hash.to_string(),
-            nar_size: packed.summary.nar.nar_size,
-            file_size: packed.summary.file_size,
-        },
-    )
-    .await;
-
-    // 5. sign
-    let t = stages.start(Stage::Sign).await;
-    let signed = cache::source_narinfo(&packed.summary, &store_name, &[], &c.key)
-        .map_err(|e| PublishError::Pack(e.to_string()));
-    if signed.is_ok() {
+    let top = closure.last().expect("the closure holds the output");
+    for p in &closure {
         send(
             tx,
-            Event::Signed {
-                key_name: c.key.name().to_string(),
+            Event::Packed {
+                store_path: p.store_path.to_string(),
+                nar_hash: p.packed.summary.nar.nar_hash.to_string(),
+                nar_size: p.packed.summary.nar.nar_size,
+                file_size: p.packed.summary.file_size,
+                dependency: p.store_path != top.store_path,
             },
         )
         .await;
     }
-    stages.finish(Stage::Sign, t, signed.is_ok()).await;
-    let info = signed?;
+
+    // 5. sign every path of the closure
+    let t = stages.start(Stage::Sign).await;
+    let infos: Vec<NarInfo> = closure.iter().map(|p| p.narinfo(&c.key)).collect();
+    send(
+        tx,
+        Event::Signed {
+            key_name: c.key.name().to_string(),
+        },
+    )
+    .await;
+    stages.finish(Stage::Sign, t, true).await;
     if cancel.is_cancelled() {
         return Err(PublishError::Cancelled);
     }
+    let info = infos.last().expect("the closure holds the output").clone();
 
-    // 6. upload: nix-cache-info, then the NAR, then (only then) the narinfo
+    // 6. upload: dependencies first; for each path the NAR, then (only then) its narinfo
     let t = stages.start(Stage::Upload).await;
     let uploaded = tokio::select! {
-        r = upload(&c.store, &packed, &info, &plan.put, tx) => r,
+        r = upload_closure(&c.store, &closure, &infos, &plan.put, tx) => r,
         _ = cancel.cancelled() => Err(PublishError::Cancelled),
     };
     stages.finish(Stage::Upload, t, uploaded.is_ok()).await;
     uploaded?;
-    drop(packed);
+    let closure_paths: Vec<ClosurePath> = closure
+        .iter()
+        .map(|p| ClosurePath {
+            store_path: p.store_path.to_string(),
+            nar_size: p.packed.summary.nar.nar_size,
+        })
+        .collect();
+    drop(closure);
     drop(pack_dir);
     if cancel.is_cancelled() {
         return Err(PublishError::Cancelled);
@@ -360,7 +365,11 @@ pub async fn run(
         narinfo_url: narinfo_url.clone(),
         nar_hash: info.nar_hash.to_string(),
         nar_size: info.nar_size,
-        references: Vec::new(),
+        references: info
+            .references
+            .iter()
+            .map(|r| r.base_name().to_string())
+            .collect(),
         signature: info.sigs.first().map(|s| s.to_string()).unwrap_or_default(),
         key_name: c.key.name().to_string(),
         source_url: c.source.remote_url.clone().unwrap_or_default(),
@@ -368,6 +377,8 @@ pub async fn run(
         branch: c.source.branch.clone().unwrap_or_default(),
         build_name: plan.build.clone(),
         installed_packages: c.manifest.install.iter().map(|i| i.describe()).collect(),
+        ca: info.ca.clone().unwrap_or_default(),
+        closure: closure_paths,
     };
     let registered = tokio::select! {
         r = catalog.register_build(&new) => r,
@@ -401,50 +412,83 @@ pub async fn run(
     Ok(published)
 }
 
-/// Packs `$out` in one pass into a temp dir that lives as long as the returned handle.
+/// Packs the output and the store paths it refers to (from the local Nix store), content-
+/// addressed, into a temp dir that lives as long as the returned handle.
 async fn pack(
-    out: PathBuf,
+    output: &build::Output,
     compression: Compression,
     cancel: &CancellationToken,
-) -> Result<(cache::PackedNar, tempfile::TempDir), PublishError> {
+) -> Result<(Vec<closure::PackedPath>, tempfile::TempDir), PublishError> {
     let dir = tempfile::Builder::new()
         .prefix("pubdeck-pack-")
         .tempdir()
         .map_err(|e| PublishError::Pack(e.to_string()))?;
+    let input = closure::Input {
+        tree: output.path(),
+        built_as: output.built_as().clone(),
+    };
     let (opts, path) = (PackOptions::with(compression), dir.path().to_path_buf());
-    let task = tokio::task::spawn_blocking(move || cache::pack_path(&out, &opts, &path));
+    let stop = cancel.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let known = closure::KnownPaths::local().map_err(|e| closure::ClosureError::Io {
+            path: closure::NIX_STORE.into(),
+            source: e,
+        })?;
+        closure::pack_closure(&input, &known, &opts, &path, &|| stop.is_cancelled())
+    });
     let packed = tokio::select! {
-        r = task => r.expect("pack task panicked").map_err(|e| PublishError::Pack(e.to_string()))?,
+        r = task => match r.expect("pack task panicked") {
+            Ok(p) => p,
+            Err(closure::ClosureError::Cancelled) => return Err(PublishError::Cancelled),
+            Err(e) => return Err(PublishError::Pack(e.to_string())),
+        },
         _ = cancel.cancelled() => return Err(PublishError::Cancelled),
     };
     Ok((packed, dir))
 }
 
-async fn upload(
+/// Uploads the closure (see `closure::add_closure`), each transfer reported as events.
+async fn upload_closure(
     store: &Store,
-    packed: &cache::PackedNar,
-    info: &crate::narinfo::NarInfo,
+    closure: &[closure::PackedPath],
+    infos: &[NarInfo],
     put: &PutOptions,
     tx: &EventTx,
 ) -> Result<(), PublishError> {
-    let (sink, progress) = ProgressSink::channel();
-    let forward = tokio::spawn(crate::store::forward_as_events(
-        progress,
-        tx.clone(),
-        crate::event::Direction::Upload,
-        info.url.clone(),
-    ));
-    let added = cache::add_path(store, packed.file.path(), info, put, &sink).await;
-    drop(sink);
-    let _ = forward.await;
-    match added {
-        Ok(_) => Ok(()),
-        Err(e @ cache::CacheError::Conflict { .. }) => Err(PublishError::Conflict(e.to_string())),
-        Err(e) => Err(PublishError::Upload {
+    let mut forwards = Vec::new();
+    let added = closure::add_closure(store, closure, infos, put, |i| {
+        let (sink, progress) = ProgressSink::channel();
+        forwards.push(tokio::spawn(crate::store::forward_as_events(
+            progress,
+            tx.clone(),
+            crate::event::Direction::Upload,
+            infos[i].url.clone(),
+        )));
+        sink
+    })
+    .await;
+    for f in forwards {
+        let _ = f.await;
+    }
+    let added = added.map_err(|e| match e {
+        e @ cache::CacheError::Conflict { .. } => PublishError::Conflict(e.to_string()),
+        e => PublishError::Upload {
             store: store.url().to_string(),
             message: e.to_string(),
-        }),
+        },
+    })?;
+    for (p, a) in closure.iter().zip(added) {
+        if a == closure::Added::AlreadyThere {
+            send(
+                tx,
+                Event::AlreadyInStore {
+                    store_path: p.store_path.to_string(),
+                },
+            )
+            .await;
+        }
     }
+    Ok(())
 }
 
 /// Evaluates every precondition (git ones and publish's own) and sends each as an event.

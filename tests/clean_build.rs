@@ -20,6 +20,7 @@ fn request(repo: &Repo, name: &str) -> Request {
         env_subdir: PathBuf::new(),
         build: m.build(name).unwrap().clone(),
         timeout: None,
+        fallback_version: None,
     }
 }
 

@@ -8,8 +8,9 @@ use serde_json::json;
 
 use super::{CmdResult, Failure};
 use crate::cache::{Compression, PackOptions};
+use crate::closure;
 use crate::sign::{KeyError, SecretKey};
-use crate::store::Store;
+use crate::store::{ProgressSink, PutOptions, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
@@ -68,8 +69,8 @@ pub fn parse_compression(s: &str) -> Result<Compression, String> {
 }
 
 /// `pubdeck pack PATH --name N --to STORE --signing-key F`: pack a tree as a signed,
-/// content-addressed store path into a binary cache (a directory, `file://…` or `s3://…`),
-/// through the same write path as publish.
+/// content-addressed store path, with every store path it refers to, into a binary cache (a
+/// directory, `file://…` or `s3://…`), through the same write path as publish.
 pub async fn pack(
     path: &Path,
     name: &str,
@@ -88,16 +89,29 @@ pub async fn pack(
     let store = Store::open_str(&url, &Default::default())
         .await
         .map_err(|e| Failure::new(e.to_string(), None))?;
-    let (info, outcome) = crate::cache::add_source(
-        &store,
-        path,
-        name,
-        &[],
-        &PackOptions::with(compression),
-        &key,
-    )
+    let input =
+        closure::input_for_tree(path, name).map_err(|e| Failure::new(e.to_string(), None))?;
+    let tmp = tempfile::Builder::new()
+        .prefix("pubdeck-pack-")
+        .tempdir()
+        .map_err(|e| Failure::new(format!("cannot create a temporary directory: {e}"), None))?;
+    let dir = tmp.path().to_path_buf();
+    let opts = PackOptions::with(compression);
+    let packed = tokio::task::spawn_blocking(move || {
+        let known = closure::KnownPaths::local()
+            .map_err(|e| Failure::new(format!("cannot list {}: {e}", closure::NIX_STORE), None))?;
+        closure::pack_closure(&input, &known, &opts, &dir, &|| false)
+            .map_err(|e| Failure::new(e.to_string(), None))
+    })
+    .await
+    .expect("pack task panicked")?;
+    let infos: Vec<_> = packed.iter().map(|p| p.narinfo(&key)).collect();
+    let added = closure::add_closure(&store, &packed, &infos, &PutOptions::default(), |_| {
+        ProgressSink::none()
+    })
     .await
     .map_err(|e| Failure::new(e.to_string(), None))?;
+    let info = infos.last().expect("the closure holds the tree");
     if as_json {
         println!(
             "{}",
@@ -109,7 +123,9 @@ pub async fn pack(
                 "nar_size": info.nar_size,
                 "file_hash": info.file_hash.to_string(),
                 "file_size": info.file_size,
-                "added": outcome == crate::cache::Outcome::Added,
+                "ca": info.ca,
+                "closure": infos.iter().map(|i| i.store_path.to_string()).collect::<Vec<_>>(),
+                "added": added.last() == Some(&closure::Added::Uploaded),
             })
         );
     } else {

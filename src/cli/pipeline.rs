@@ -161,11 +161,14 @@ fn plain_line(e: &Event) -> Option<String> {
             nar_hash,
             nar_size,
             file_size,
+            dependency,
         } => {
+            let what = if *dependency { "dependency " } else { "" };
             format!(
-                "packed {store_path} ({nar_size} bytes NAR, {file_size} compressed, {nar_hash})"
+                "packed {what}{store_path} ({nar_size} bytes NAR, {file_size} compressed, {nar_hash})"
             )
         }
+        Event::AlreadyInStore { store_path } => format!("{store_path} is already in the store"),
         Event::Signed { key_name } => format!("signed with {key_name}"),
         Event::Transfer { .. } => return None,
         Event::TransferDone {
@@ -452,6 +455,20 @@ pub async fn install(args: ReadyArgs) -> CmdResult {
                     i.id,
                     i.manifest.display()
                 );
+                let where_ = match i.store {
+                    "nix" => "the Nix store",
+                    _ => "pubdeck's store",
+                };
+                println!(
+                    "  {} ({} store path{} in {where_}, {} already there)",
+                    i.path.display(),
+                    i.closure.len(),
+                    if i.closure.len() == 1 { "" } else { "s" },
+                    i.reused
+                );
+                for exe in &i.executables {
+                    println!("  {}", exe.display());
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

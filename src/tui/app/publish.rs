@@ -562,11 +562,23 @@ impl PublishState {
             Event::Packed {
                 store_path,
                 nar_size,
+                dependency: true,
+                ..
+            } => {
+                self.note(format!("packed dependency {store_path} ({nar_size} bytes)"));
+            }
+            Event::Packed {
+                store_path,
+                nar_size,
+                dependency: false,
                 ..
             } => {
                 self.note(format!("packed {store_path}"));
                 self.store_path = Some(store_path);
                 self.nar_size = Some(nar_size);
+            }
+            Event::AlreadyInStore { store_path } => {
+                self.note(format!("{store_path} is already in the store"));
             }
             Event::Signed { key_name } => self.key_name = Some(key_name),
             Event::Transfer {
