@@ -138,6 +138,22 @@ pub fn sample_manifest() -> crate::manifest::Manifest {
         .expect("the sample manifest is valid")
 }
 
+/// A file of the sample environment, as `pubdeck demo` writes it.
+pub fn sample_file(rel: &str) -> Option<&'static str> {
+    SAMPLE_ENV.iter().find(|(p, _)| *p == rel).map(|(_, t)| *t)
+}
+
+/// The version a clean build of `build` of the sample environment resolves to (literal
+/// versions and `version.file`; the sample has no `version.command`).
+pub fn sample_version(build: &str) -> Option<String> {
+    use crate::manifest::VersionSpec;
+    match sample_manifest().build(build)?.version.as_ref()? {
+        VersionSpec::Literal(v) => Some(v.clone()),
+        VersionSpec::File(f) => sample_file(f).map(|t| t.trim().to_string()),
+        VersionSpec::Command(_) => None,
+    }
+}
+
 /// The demo's signing key name.
 pub const DEMO_KEY_NAME: &str = KEY_NAME;
 
@@ -301,6 +317,11 @@ async fn seed(ws: &Workspace, catalog: &AnyCatalog, key: &SecretKey) -> Result<(
                     branch: "main".into(),
                     build_name: p.name.clone(),
                     installed_packages: vec!["bash".into(), "coreutils".into()],
+                    ca: info.ca.clone().unwrap_or_default(),
+                    closure: vec![crate::catalog::ClosurePath {
+                        store_path: info.store_path.to_string(),
+                        nar_size: info.nar_size,
+                    }],
                 })
             }
         })

@@ -17,11 +17,18 @@ use super::validate::{now_secs, rfc3339};
 use super::{BuildRecord, CatalogError, CatalogResult, NewBuild, PackageSummary};
 
 /// The schema migrations, embedded in the binary.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "catalog",
-    include_str!("../../assets/migrations/0001_catalog.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "catalog",
+        include_str!("../../assets/migrations/0001_catalog.sql"),
+    ),
+    (
+        2,
+        "content address",
+        include_str!("../../assets/migrations/0002_content_address.sql"),
+    ),
+];
 
 /// Source of the embedded migrations for `sqlx::migrate::Migrator`.
 #[derive(Debug, Clone, Copy)]
@@ -480,14 +487,15 @@ impl Db {
         let now = now_secs();
         let refs = serde_json::to_string(&b.references).map_err(internal)?;
         let installed = serde_json::to_string(&b.installed_packages).map_err(internal)?;
+        let closure = serde_json::to_string(&b.closure).map_err(internal)?;
         let size = i64::try_from(b.nar_size)
             .map_err(|_| CatalogError::BadRequest("nar_size is too large".into()))?;
         let mut tx = self.pool.begin().await.map_err(map_db)?;
         let res = sqlx::query(
             "INSERT INTO builds (catalog, package, version, system, description, store_path, \
              narinfo_url, nar_hash, nar_size, refs, signature, key_name, source_url, revision, \
-             branch, build_name, installed, published_by, published_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+             branch, build_name, installed, published_by, published_at, ca, closure) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
         )
         .bind(&b.org)
         .bind(&b.package)
@@ -508,6 +516,8 @@ impl Db {
         .bind(installed)
         .bind(published_by)
         .bind(now)
+        .bind(&b.ca)
+        .bind(closure)
         .execute(&mut *tx)
         .await;
         match res {
@@ -686,7 +696,7 @@ impl Db {
 
 const BUILD_COLUMNS: &str = "SELECT catalog, package, version, system, description, store_path, \
      narinfo_url, nar_hash, nar_size, refs, signature, key_name, source_url, revision, branch, \
-     build_name, installed, published_by, published_at FROM builds";
+     build_name, installed, published_by, published_at, ca, closure FROM builds";
 
 async fn insert_key<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     ex: E,
@@ -755,6 +765,8 @@ fn build_from_row(row: &AnyRow) -> CatalogResult<BuildRecord> {
         installed_packages: list("installed")?,
         published_by: get_str(row, "published_by")?,
         published_at: rfc3339(get_i64(row, "published_at")?),
+        ca: get_str(row, "ca")?,
+        closure: serde_json::from_str(&get_str(row, "closure")?).map_err(internal)?,
     })
 }
 

@@ -72,6 +72,22 @@ pub struct NewBuild {
     /// The environment's `[install]` packages at that revision.
     #[serde(default)]
     pub installed_packages: Vec<String>,
+    /// The content address `fixed:r:sha256:<nix32>` the store path follows from (with the
+    /// name and references). Empty from older clients: then it is the NAR hash.
+    #[serde(default)]
+    pub ca: String,
+    /// Every store path the build needs, itself included, with NAR sizes.
+    #[serde(default)]
+    pub closure: Vec<ClosurePath>,
+}
+
+/// One store path of a build's closure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosurePath {
+    /// `/nix/store/<hash>-<name>`.
+    pub store_path: String,
+    /// NAR size in bytes.
+    pub nar_size: u64,
 }
 
 /// A registered build, as stored.
@@ -115,6 +131,13 @@ pub struct BuildRecord {
     pub published_by: String,
     /// Registration time (RFC 3339, UTC, server clock).
     pub published_at: String,
+    /// The content address (empty for builds registered before content addresses were
+    /// recorded).
+    #[serde(default)]
+    pub ca: String,
+    /// Every store path the build needs, itself included (empty for old builds).
+    #[serde(default)]
+    pub closure: Vec<ClosurePath>,
 }
 
 /// Whether a registration created a record.

@@ -76,6 +76,87 @@ pub fn validate_new_build(b: &NewBuild) -> CatalogResult<()> {
     for p in &b.installed_packages {
         check_text("installed package", p, 512, true)?;
     }
+    validate_content_address(b)?;
+    validate_closure(b)
+}
+
+/// The store path must follow from the build's content: its content address (the NAR hash,
+/// or for a path that refers to itself the hash modulo its own hash part), name and
+/// references. So no registration can name another package's store path with other bytes.
+pub fn validate_content_address(b: &NewBuild) -> CatalogResult<()> {
+    use crate::nar::{Sha256Hash, StorePath};
+    let path = StorePath::parse(&b.store_path).map_err(|e| bad(e.to_string()))?;
+    let nar_hash = Sha256Hash::parse(&b.nar_hash).map_err(|e| bad(format!("nar_hash: {e}")))?;
+    let ca_hash = if b.ca.is_empty() {
+        nar_hash
+    } else {
+        let h =
+            b.ca.strip_prefix("fixed:r:")
+                .ok_or_else(|| bad(format!("ca {} is not fixed:r:sha256:<hash>", quote(&b.ca))))?;
+        Sha256Hash::parse(h).map_err(|e| bad(format!("ca: {e}")))?
+    };
+    let refs = b
+        .references
+        .iter()
+        .map(|r| {
+            if r.starts_with('/') {
+                StorePath::parse(r)
+            } else {
+                StorePath::from_base_name(r)
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("references: {e}")))?;
+    let self_reference = refs.contains(&path);
+    let others: Vec<StorePath> = refs.into_iter().filter(|r| *r != path).collect();
+    if !self_reference && ca_hash != nar_hash {
+        return Err(bad(format!(
+            "store path {} does not follow from its content: its content address differs from its NAR hash, but it does not refer to itself",
+            b.store_path
+        )));
+    }
+    let expected = StorePath::from_ca(&ca_hash, path.name(), &others, self_reference)
+        .map_err(|e| bad(e.to_string()))?;
+    if expected != path {
+        return Err(bad(format!(
+            "store path {} does not follow from its content: its content address, name and references give {expected}",
+            b.store_path
+        )));
+    }
+    Ok(())
+}
+
+/// The closure lists store paths, the build's own among them, and every reference.
+fn validate_closure(b: &NewBuild) -> CatalogResult<()> {
+    if b.closure.is_empty() {
+        return Ok(());
+    }
+    if b.closure.len() > 100_000 {
+        return Err(bad("the closure has too many paths".into()));
+    }
+    for c in &b.closure {
+        validate_store_path(&c.store_path)?;
+        if c.nar_size > i64::MAX as u64 {
+            return Err(bad("a closure path's nar_size is too large".into()));
+        }
+    }
+    let listed = |p: &str| b.closure.iter().any(|c| c.store_path == p);
+    if !listed(&b.store_path) {
+        return Err(bad(format!(
+            "the closure does not list the build's own store path {}",
+            b.store_path
+        )));
+    }
+    for r in &b.references {
+        let full = if r.starts_with('/') {
+            r.clone()
+        } else {
+            format!("/nix/store/{r}")
+        };
+        if !listed(&full) {
+            return Err(bad(format!("reference {} is not in the closure", quote(r))));
+        }
+    }
     Ok(())
 }
 

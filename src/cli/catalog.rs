@@ -510,6 +510,25 @@ pub fn format_show(d: &PackageDetail) -> String {
                 &b.revision[..b.revision.len().min(12)],
                 clean(&b.key_name)
             );
+            if b.closure.len() > 1 {
+                let total: u64 = b.closure.iter().map(|c| c.nar_size).sum();
+                let _ = writeln!(
+                    s,
+                    "    {:<16} closure of {} store paths, {}:",
+                    "",
+                    b.closure.len(),
+                    super::output::human_bytes(total)
+                );
+                for c in &b.closure {
+                    let _ = writeln!(
+                        s,
+                        "    {:<16}   {:>10}  {}",
+                        "",
+                        super::output::human_bytes(c.nar_size),
+                        clean(&c.store_path)
+                    );
+                }
+            }
         }
     }
     s

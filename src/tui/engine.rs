@@ -314,6 +314,11 @@ fn details(d: crate::catalog::PackageDetail) -> PackageDetails {
             key: b.key_name.clone(),
             store_url: d.store_url.clone(),
             nar_size: b.nar_size,
+            closure: b
+                .closure
+                .iter()
+                .map(|c| (c.store_path.clone(), c.nar_size))
+                .collect(),
         })
         .collect();
     let repository = d

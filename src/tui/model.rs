@@ -107,6 +107,8 @@ pub struct SystemBuild {
     /// Where the narinfo lives (`s3://…/<hash>.narinfo`).
     pub store_url: String,
     pub nar_size: u64,
+    /// Every store path it needs (itself included) with NAR sizes; empty when unknown.
+    pub closure: Vec<(String, u64)>,
 }
 
 /// Everything `show ORG/PKG` knows about a package.

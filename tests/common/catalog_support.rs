@@ -63,15 +63,12 @@ impl TestKey {
     }
 }
 
-/// A signed sample build whose NAR hash derives from `content`.
+/// A signed sample build whose NAR hash derives from `content`, with the store path that
+/// follows from it.
 pub fn build(key: &TestKey, org: &str, pkg: &str, version: &str, content: &str) -> NewBuild {
     let nar_hash = Sha256Hash::of(content.as_bytes());
-    let path = StorePath::from_nar_hash(
-        &Sha256Hash::of(format!("{pkg}{version}{content}").as_bytes()),
-        &format!("{pkg}-{version}"),
-        &[],
-    )
-    .expect("valid name");
+    let path =
+        StorePath::from_nar_hash(&nar_hash, &format!("{pkg}-{version}"), &[]).expect("valid name");
     let mut b = NewBuild {
         org: org.into(),
         package: pkg.into(),
@@ -90,6 +87,8 @@ pub fn build(key: &TestKey, org: &str, pkg: &str, version: &str, content: &str) 
         branch: "main".into(),
         build_name: pkg.into(),
         installed_packages: vec!["hello".into(), "jq".into()],
+        ca: format!("fixed:r:{nar_hash}"),
+        closure: vec![],
     };
     key.sign(&mut b);
     b

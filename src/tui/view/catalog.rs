@@ -190,6 +190,19 @@ pub(super) fn details(app: &App, area: Rect, buf: &mut Buffer) {
                     Span::styled(format!("{:<11}", "    store"), t.muted),
                     Span::styled(fit(&b.store_url, rest), t.muted),
                 ]));
+                if b.closure.len() > 1 {
+                    let total: u64 = b.closure.iter().map(|(_, n)| n).sum();
+                    lines.push(kv(
+                        "    closure",
+                        format!("{} paths, {}", b.closure.len(), bytes(total)),
+                    ));
+                    for (path, size) in &b.closure {
+                        lines.push(Line::from(vec![
+                            Span::styled(format!("{:<11}{:>9} ", "", bytes(*size)), t.muted),
+                            Span::styled(store_path(path, rest.saturating_sub(10)), t.text),
+                        ]));
+                    }
+                }
             }
         }
     }
