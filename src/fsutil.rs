@@ -161,6 +161,90 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
+/// Every directory of the tree at `root`, `root` first; never follows a symlink (a `root`
+/// that is a symlink or a file has none).
+fn dirs_of(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if fs::symlink_metadata(root).is_ok_and(|m| m.is_dir()) {
+        out.push(root.to_path_buf());
+    }
+    let mut i = 0;
+    while i < out.len() {
+        if let Ok(rd) = fs::read_dir(&out[i]) {
+            for e in rd.flatten() {
+                // DirEntry::file_type does not follow symlinks.
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    out.push(e.path());
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Sets the mode of `p` itself, never of what a symlink points to.
+fn chmod_no_follow(p: &Path, f: impl Fn(u32) -> u32) -> io::Result<()> {
+    let m = fs::symlink_metadata(p)?;
+    if m.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mode = m.permissions().mode();
+    let new = f(mode);
+    if new != mode {
+        fs::set_permissions(p, fs::Permissions::from_mode(new))?;
+    }
+    Ok(())
+}
+
+/// Makes every directory of a tree writable by its owner so it can be removed (builds and
+/// installs leave read-only trees). Never follows a symlink, so nothing outside the tree
+/// changes.
+pub fn make_writable(root: &Path) {
+    for d in dirs_of(root) {
+        let _ = chmod_no_follow(&d, |m| m | 0o700);
+    }
+}
+
+/// Removes the tree at `root` (read-only or not) without following any symlink; a missing
+/// `root` is fine.
+pub fn remove_tree(root: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(root) {
+        Ok(m) if m.is_dir() => {
+            make_writable(root);
+            fs::remove_dir_all(root)
+        }
+        Ok(_) => fs::remove_file(root),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes an installed tree read-only (files and directories lose every write bit), as Nix
+/// keeps its store. Never follows a symlink.
+pub fn make_read_only(root: &Path) -> io::Result<()> {
+    let mut files = Vec::new();
+    let dirs = dirs_of(root);
+    for d in &dirs {
+        for e in fs::read_dir(d)?.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_file()) {
+                files.push(e.path());
+            }
+        }
+    }
+    if fs::symlink_metadata(root).is_ok_and(|m| m.is_file()) {
+        files.push(root.to_path_buf());
+    }
+    for f in files {
+        chmod_no_follow(&f, |m| m & !0o222)?;
+    }
+    // Directories last, deepest first, so the walk above could still read them.
+    for d in dirs.iter().rev() {
+        chmod_no_follow(d, |m| m & !0o222)?;
+    }
+    Ok(())
+}
+
 fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -227,6 +311,41 @@ mod tests {
         fs::remove_dir(&b).unwrap();
         rename_noreplace(&a, &b).unwrap();
         assert!(b.is_dir() && !a.exists());
+    }
+
+    #[test]
+    fn read_only_and_removal_never_follow_symlinks() {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        let outside = d.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("f"), "x").unwrap();
+        let tree = d.path().join("tree");
+        fs::create_dir_all(tree.join("sub")).unwrap();
+        fs::write(tree.join("sub/file"), "y").unwrap();
+        symlink(&outside, tree.join("link")).unwrap();
+        make_read_only(&tree).unwrap();
+        let mode = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&tree.join("sub/file")) & 0o222, 0);
+        assert_eq!(mode(&tree) & 0o222, 0);
+        assert_ne!(
+            mode(&outside) & 0o200,
+            0,
+            "the link's target keeps its mode"
+        );
+        assert_ne!(mode(&outside.join("f")) & 0o200, 0);
+        // Removing the tree: the target stays, with its mode.
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o500)).unwrap();
+        remove_tree(&tree).unwrap();
+        assert!(!tree.exists());
+        assert!(outside.join("f").exists());
+        assert_eq!(mode(&outside), 0o500);
+        // A root that is itself a symlink: only the link goes.
+        let link_root = d.path().join("link-root");
+        symlink(&outside, &link_root).unwrap();
+        remove_tree(&link_root).unwrap();
+        assert!(outside.join("f").exists());
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o700)).unwrap();
     }
 
     #[test]

@@ -214,7 +214,9 @@ async fn publish_search_show_ready_install_on_file_store() {
             "system-build",
             "narinfo",
             "signature",
+            "closure",
             "nar",
+            "runs-here",
             "nix-config",
             "environment",
             "not-installed"
@@ -240,12 +242,17 @@ async fn publish_search_show_ready_install_on_file_store() {
     let installed = install::install(&req, &w.catalog, &tx).await.unwrap();
     drop(tx);
     drain.await.unwrap();
-    assert_eq!(
-        installed.path,
-        w.data_dir()
+    // Into the Nix store when Nix can take it here (CI: root), else pubdeck's own store.
+    let expected = match &req.nix {
+        Some(_) => std::path::PathBuf::from(&p.store_path),
+        None => w
+            .data_dir()
             .join("store")
-            .join(p.store_path.trim_start_matches("/nix/store/"))
-    );
+            .join(p.store_path.trim_start_matches("/nix/store/")),
+    };
+    assert_eq!(installed.path, expected);
+    assert_eq!(installed.store == "nix", req.nix.is_some());
+    assert_eq!(installed.executables, vec![expected.join("bin/hello")]);
     let hello = std::process::Command::new(installed.path.join("bin/hello"))
         .output()
         .unwrap();
@@ -309,11 +316,13 @@ async fn tampered_artifact_is_refused_and_nothing_is_written() {
     let target = consumer();
     let manifest_before =
         std::fs::read_to_string(target.work.join(".flox/env/manifest.toml")).unwrap();
-    let req = install::Request::new(
+    let mut req = install::Request::new(
         PackageRef::parse("myorg/hello@1.0.0").unwrap(),
         &target.work,
         &w.data_dir(),
     );
+    // pubdeck's own store (the Nix store may hold this path from another test).
+    req.nix = None;
     let (tx, mut rx) = event::channel();
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let err = install::install(&req, &w.catalog, &tx).await.unwrap_err();

@@ -322,6 +322,9 @@ fn install_confirms_then_reports_progress() {
             manifest: "/e/.flox/env/manifest.toml".into(),
             id: "x".into(),
             executables: Vec::new(),
+            closure: vec!["/nix/store/x".into()],
+            store: "pubdeck",
+            reused: 0,
         }),
     });
     assert_eq!(

@@ -1,10 +1,18 @@
-//! Install readiness and install: from `myorg/hello[@1.0]` to a verified, unpacked store path
-//! under the local store directory and an `[install]` entry in the environment's manifest.
+//! Install readiness and install: from `myorg/hello[@1.0]` to its whole closure in the local
+//! Nix store (or, without Nix, pubdeck's own store directory) and an `[install]` entry in the
+//! environment's manifest.
 //!
-//! Install goes straight to the Catalog Store (never through the catalog service) and always
-//! verifies the narinfo signature against the catalog's keys, the compressed file's
-//! FileHash/FileSize and the NarHash/NarSize — it does not trust CA paths the way Nix does.
-//! Any failure leaves both the local store and the manifest as they were.
+//! Install goes straight to the Catalog Store (never through the catalog service). Every path
+//! of the closure must be content-addressed — its store path follows from its content, name
+//! and references — and signed by a key the catalog trusts; every download is checked
+//! against its FileHash/FileSize, NarHash/NarSize and content address before anything is
+//! imported. A path already present locally is reused only once its contents are proved to
+//! be that path (Nix's registered NAR hash, or a re-hash of pubdeck's own copy). Any failure
+//! leaves both stores and the manifest as they were.
+
+pub mod nix;
+
+pub use nix::NixStore;
 
 use crate::event::Hinted;
 use std::path::{Path, PathBuf};
@@ -17,10 +25,12 @@ use crate::event::{Event, EventTx};
 use crate::git::Check;
 use crate::manifest::edit::NewInstall;
 use crate::manifest::{Env, Manifest};
+use crate::nar::StorePath;
 use crate::narinfo::NarInfo;
 use crate::publish::current_system;
 use crate::sign::PublicKey;
-use crate::store::{DownloadOptions, OpenOptions, ProgressSink, Store};
+use crate::store::{DownloadOptions, OpenOptions, ProgressSink, Store, StoreError};
+use std::collections::HashMap;
 
 /// Check ids of `ready`, in order.
 pub mod id {
@@ -29,6 +39,8 @@ pub mod id {
     pub const NARINFO: &str = "narinfo";
     pub const SIGNATURE: &str = "signature";
     pub const NAR: &str = "nar";
+    pub const CLOSURE: &str = "closure";
+    pub const RUNS_HERE: &str = "runs-here";
     pub const NIX_CONFIG: &str = "nix-config";
     pub const ENVIRONMENT: &str = "environment";
     pub const NOT_INSTALLED: &str = "not-installed";
@@ -88,6 +100,8 @@ pub struct Request {
     pub store_open: OpenOptions,
     /// Nix configuration files to inspect (warnings only).
     pub nix_conf: Vec<PathBuf>,
+    /// Where installs go: the local Nix store, or `None` for pubdeck's own `store_dir`.
+    pub nix: Option<NixStore>,
 }
 
 impl Request {
@@ -106,6 +120,7 @@ impl Request {
             system: current_system(),
             store_open: OpenOptions::default(),
             nix_conf,
+            nix: NixStore::detect(),
         }
     }
 }
@@ -114,7 +129,8 @@ impl Request {
 struct Resolved {
     build: BuildRecord,
     store: Store,
-    narinfo: NarInfo,
+    /// The closure's narinfos, dependencies first, the package last.
+    closure: Vec<NarInfo>,
     keys: Vec<PublicKey>,
     manifest: Manifest,
 }
@@ -200,14 +216,17 @@ pub async fn ready(req: &Request, catalog: &AnyCatalog) -> Readiness {
     match (&detail, &build) {
         (Some(d), Some(b)) => match fetch_narinfo(d, b, &req.store_open).await {
             Ok((s, info)) => {
-                checks.push(Check::pass(id::NARINFO, format!("{} has the narinfo of {}", s.url(), b.store_path)));
+                checks.push(Check::pass(
+                    id::NARINFO,
+                    format!("{} has the narinfo of {}, named by its content", s.url(), b.store_path),
+                ));
                 store = Some(s);
                 narinfo = Some(info);
             }
             Err(msg) => checks.push(Check::fail(
                 id::NARINFO,
                 msg,
-                "the publisher's upload did not complete or the store moved; ask them to publish again",
+                "the publisher's upload did not complete, the store moved, or its narinfo was replaced; ask them to publish again",
             )),
         },
         _ => checks.push(not_checked(id::NARINFO, "no build to look up")),
@@ -223,24 +242,42 @@ pub async fn ready(req: &Request, catalog: &AnyCatalog) -> Readiness {
         },
         None => checks.push(not_checked(id::SIGNATURE, "no narinfo")),
     }
+    let mut closure = None;
     match (&store, &narinfo) {
-        (Some(s), Some(info)) => match s.head(&info.url).await {
-            Ok(Some(size)) if size == info.file_size => checks.push(Check::pass(
-                id::NAR,
-                format!("{} is in the store ({} bytes)", info.url, size),
+        (Some(s), Some(info)) => match walk_closure(s, info, &keys).await {
+            Ok(all) => {
+                checks.push(Check::pass(
+                    id::CLOSURE,
+                    match all.len() {
+                        1 => "it needs no other store path".to_string(),
+                        n => format!(
+                            "its closure of {n} store paths is in the store, signed and content-addressed"
+                        ),
+                    },
+                ));
+                closure = Some(all);
+            }
+            Err(msg) => checks.push(Check::fail(
+                id::CLOSURE,
+                msg,
+                "ask the publisher to publish again; pubdeck uploads a package's closure with it",
             )),
-            Ok(Some(size)) => checks.push(Check::fail(
+        },
+        _ => checks.push(not_checked(id::CLOSURE, "no narinfo")),
+    }
+    match (&store, &closure) {
+        (Some(s), Some(all)) => match missing_nars(s, all).await {
+            Ok(None) => {
+                let bytes: u64 = all.iter().map(|i| i.file_size).sum();
+                checks.push(Check::pass(
+                    id::NAR,
+                    format!("every NAR is in the store ({bytes} bytes to download at most)"),
+                ))
+            }
+            Ok(Some(msg)) => checks.push(Check::fail(
                 id::NAR,
-                format!(
-                    "{} has {size} bytes but the narinfo says {}",
-                    info.url, info.file_size
-                ),
-                "the artifact is damaged; ask the publisher to publish again",
-            )),
-            Ok(None) => checks.push(Check::fail(
-                id::NAR,
-                format!("{} is missing from {}", info.url, s.url()),
-                "the artifact is gone from the store; ask the publisher to publish again",
+                msg,
+                "the artifact is gone or damaged in the store; ask the publisher to publish again",
             )),
             Err(e) => checks.push(Check::fail(
                 id::NAR,
@@ -248,7 +285,10 @@ pub async fn ready(req: &Request, catalog: &AnyCatalog) -> Readiness {
                 "check access to the store",
             )),
         },
-        _ => checks.push(not_checked(id::NAR, "no narinfo")),
+        _ => checks.push(not_checked(id::NAR, "no closure")),
+    }
+    if let Some(all) = &closure {
+        checks.push(runs_here(req, all));
     }
 
     // Nix configuration: a warning only, pubdeck's own install does not go through Nix.
@@ -303,11 +343,11 @@ pub async fn ready(req: &Request, catalog: &AnyCatalog) -> Readiness {
         None => checks.push(not_checked(id::NOT_INSTALLED, "no environment")),
     }
 
-    let resolved = match (build, store, narinfo, manifest) {
-        (Some(build), Some(store), Some(narinfo), Some(manifest)) => Some(Resolved {
+    let resolved = match (build, store, closure, manifest) {
+        (Some(build), Some(store), Some(closure), Some(manifest)) => Some(Resolved {
             build,
             store,
-            narinfo,
+            closure,
             keys,
             manifest,
         }),
@@ -407,7 +447,153 @@ async fn fetch_narinfo(
             b.store_path
         ));
     }
+    cache::require_content_address(&info).map_err(|e| e.to_string())?;
     Ok((store, info))
+}
+
+/// Longest closure install follows.
+const MAX_CLOSURE: usize = 10_000;
+
+/// The narinfos of `top`'s closure, dependencies first and `top` last; each must be in the
+/// store, signed by one of `keys` and content-addressed.
+async fn walk_closure(
+    store: &Store,
+    top: &NarInfo,
+    keys: &[PublicKey],
+) -> Result<Vec<NarInfo>, String> {
+    let mut infos: Vec<NarInfo> = vec![top.clone()];
+    let mut seen: std::collections::HashSet<StorePath> = [top.store_path.clone()].into();
+    let mut next = 0;
+    while next < infos.len() {
+        let refs = infos[next].references.clone();
+        next += 1;
+        for r in refs {
+            if !seen.insert(r.clone()) {
+                continue;
+            }
+            if seen.len() > MAX_CLOSURE {
+                return Err(format!("the closure has more than {MAX_CLOSURE} paths"));
+            }
+            let info = match cache::narinfo(store, r.hash_part()).await {
+                Ok(Some(i)) => i,
+                Ok(None) => {
+                    return Err(format!(
+                        "{} needs {r}, but {} has no narinfo for it",
+                        top.store_path,
+                        store.url()
+                    ));
+                }
+                Err(e) => return Err(format!("cannot read the narinfo of {r}: {e}")),
+            };
+            if info.store_path != r {
+                return Err(format!(
+                    "the narinfo for {r} in {} names {}",
+                    store.url(),
+                    info.store_path
+                ));
+            }
+            info.verify(keys).map_err(|e| e.to_string())?;
+            cache::require_content_address(&info).map_err(|e| e.to_string())?;
+            infos.push(info);
+        }
+    }
+    // Breadth-first from the top; reversed, every path comes after what it refers to
+    // (closures have no cycles but self-references).
+    let order = dependencies_first(&infos);
+    Ok(order.into_iter().map(|i| infos[i].clone()).collect())
+}
+
+/// Indices of `infos` ordered so each comes after the paths it refers to.
+fn dependencies_first(infos: &[NarInfo]) -> Vec<usize> {
+    let index: HashMap<&StorePath, usize> = infos
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (&n.store_path, i))
+        .collect();
+    let mut done = vec![false; infos.len()];
+    let mut order = Vec::with_capacity(infos.len());
+    fn visit(
+        i: usize,
+        infos: &[NarInfo],
+        index: &HashMap<&StorePath, usize>,
+        done: &mut [bool],
+        order: &mut Vec<usize>,
+    ) {
+        let mut stack = vec![(i, 0usize)];
+        done[i] = true;
+        while let Some((n, k)) = stack.pop() {
+            let refs = &infos[n].references;
+            if let Some(r) = refs.get(k) {
+                stack.push((n, k + 1));
+                if let Some(&j) = index.get(r)
+                    && !done[j]
+                {
+                    done[j] = true;
+                    stack.push((j, 0));
+                }
+            } else {
+                order.push(n);
+            }
+        }
+    }
+    for i in 0..infos.len() {
+        if !done[i] {
+            visit(i, infos, &index, &mut done, &mut order);
+        }
+    }
+    order
+}
+
+/// `None` when every NAR of `closure` is in the store with its declared size.
+async fn missing_nars(store: &Store, closure: &[NarInfo]) -> Result<Option<String>, StoreError> {
+    for info in closure {
+        match store.head(&info.url).await? {
+            Some(size) if size == info.file_size => {}
+            Some(size) => {
+                return Ok(Some(format!(
+                    "{} has {size} bytes but the narinfo of {} says {}",
+                    info.url, info.store_path, info.file_size
+                )));
+            }
+            None => {
+                return Ok(Some(format!(
+                    "{} (the NAR of {}) is missing from {}",
+                    info.url,
+                    info.store_path,
+                    store.url()
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Whether the package will run once installed here: from the Nix store always; from
+/// pubdeck's own store only when it refers to no store path, itself included.
+fn runs_here(req: &Request, closure: &[NarInfo]) -> Check {
+    if req.nix.is_some() {
+        return Check::pass(id::RUNS_HERE, "it installs into the Nix store, /nix/store");
+    }
+    let top = closure.last().expect("the closure holds the package");
+    if top.references.is_empty() {
+        return Check::pass(
+            id::RUNS_HERE,
+            "it refers to no store path, so it runs from pubdeck's own store",
+        );
+    }
+    Check::warn(
+        id::RUNS_HERE,
+        format!(
+            "{} refers to {} (itself included); without Nix it goes into pubdeck's own store, where those paths do not exist, so it will not run",
+            top.store_path,
+            if top.references.len() == 1 {
+                "a store path".to_string()
+            } else {
+                format!("{} store paths", top.references.len())
+            }
+        ),
+        "install Nix (e.g. `apt-get install nix-bin`) to install it into /nix/store",
+    )
 }
 
 /// Does the local Nix configuration trust the catalog's keys and list its store?
@@ -479,6 +665,14 @@ pub enum InstallError {
     },
     #[error("{0}")]
     Verify(String),
+    #[error("{path} is already in {where_} with other contents than the catalog's ({detail})")]
+    Occupied {
+        path: String,
+        where_: String,
+        detail: String,
+    },
+    #[error("importing into the Nix store failed: {0}")]
+    Import(#[from] nix::NixError),
     #[error(transparent)]
     Manifest(#[from] crate::manifest::ManifestError),
     #[error("cannot prepare {}: {source}", .path.display())]
@@ -493,6 +687,8 @@ impl crate::event::Hinted for InstallError {
         match self {
             InstallError::NotReady(p, _) => Some(format!("run `pubdeck ready {p}` for the details and fixes")),
             InstallError::Verify(_) => Some("the artifact in the store does not match what was signed; nothing was installed. Ask the publisher to publish again".into()),
+            InstallError::Occupied { where_, path, .. } if where_ == "the Nix store" => Some(format!("check it with `nix store verify {path}`; `nix store delete {path}` removes it if nothing uses it")),
+            InstallError::Occupied { path, .. } => Some(format!("remove {path} (chmod -R u+w first) and install again")),
             InstallError::Manifest(e) => e.hint(),
             _ => None,
         }
@@ -513,9 +709,18 @@ pub struct Installed {
     pub id: String,
     /// The executables it provides: the entries of its `bin/`, as full paths.
     pub executables: Vec<PathBuf>,
+    /// Every store path it needs, itself included (dependencies first).
+    pub closure: Vec<String>,
+    /// Where they are: `nix` (the Nix store) or `pubdeck` (pubdeck's own store).
+    pub store: &'static str,
+    /// How many paths of the closure were already there and reused.
+    pub reused: usize,
 }
 
-/// Readiness, download, verify, unpack atomically, then edit the manifest.
+/// Readiness; then every path of the closure not already (provably) here is downloaded and
+/// verified into a staging directory; only when all of them passed are they imported (into
+/// the Nix store with `nix copy` from the verified copy, or into pubdeck's own store); the
+/// manifest is edited last.
 pub async fn install(
     req: &Request,
     catalog: &AnyCatalog,
@@ -539,7 +744,6 @@ pub async fn install(
         pkg_group: Some(&pkg.package),
         version: pkg.version.as_deref(),
     })?;
-
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| InstallError::Io { path, source }
@@ -547,54 +751,87 @@ pub async fn install(
     tokio::fs::create_dir_all(&req.store_dir)
         .await
         .map_err(io(&req.store_dir))?;
-    let dest = req.store_dir.join(r.narinfo.store_path.base_name());
-    let existed = tokio::fs::symlink_metadata(&dest).await.is_ok();
-    if !existed {
-        let tmp = tempfile::Builder::new()
-            .prefix(".pubdeck-download-")
-            .tempdir_in(&req.store_dir)
-            .map_err(io(&req.store_dir))?;
-        let file = tmp.path().join("nar");
-        let (sink, progress) = ProgressSink::channel();
-        let forward = tokio::spawn(crate::store::forward_as_events(
-            progress,
-            tx.clone(),
-            crate::event::Direction::Download,
-            r.narinfo.url.clone(),
-        ));
-        let opts = DownloadOptions {
-            expected_size: Some(r.narinfo.file_size),
-            expected_sha256: Some(r.narinfo.file_hash.0),
-            ..Default::default()
-        };
-        let downloaded = r.store.download(&r.narinfo.url, &file, &opts, &sink).await;
-        drop(sink);
-        let _ = forward.await;
-        downloaded.map_err(|e| InstallError::Download {
-            store: r.store.url().to_string(),
-            key: r.narinfo.url.clone(),
-            message: e.to_string(),
-        })?;
-        let (info, keys, dest2) = (r.narinfo.clone(), r.keys.clone(), dest.clone());
-        tokio::task::spawn_blocking(move || {
-            let f = std::fs::File::open(&file).map_err(|e| InstallError::Verify(e.to_string()))?;
-            cache::fetch_nar(&info, &keys, std::io::BufReader::new(f), &dest2)
-                .map_err(|e| InstallError::Verify(e.to_string()))
-        })
-        .await
-        .expect("verify task panicked")?;
+    let top = r
+        .closure
+        .last()
+        .expect("the closure holds the package")
+        .clone();
+
+    // 1. What is here already, proved to be those paths.
+    let mut missing = Vec::new();
+    for info in &r.closure {
+        if !present(req, info).await? {
+            missing.push(info.clone());
+        }
     }
+    let reused = r.closure.len() - missing.len();
+
+    // 2. Download and verify everything missing into a staging directory.
+    let staging = tempfile::Builder::new()
+        .prefix(".pubdeck-install-")
+        .tempdir_in(&req.store_dir)
+        .map_err(io(&req.store_dir))?;
+    for info in &missing {
+        stage(req, &r, info, staging.path(), tx).await?;
+    }
+
+    // 3. Import, dependencies first.
+    let location = match &req.nix {
+        Some(nix) => {
+            // The verified copy as a binary cache: every narinfo of the closure (Nix
+            // computes the closure from them), the NARs of the missing paths.
+            let cache_dir = staging.path().join("cache");
+            for info in &r.closure {
+                crate::fsutil::create_atomic(
+                    &cache_dir.join(info.file_name()),
+                    info.to_string().as_bytes(),
+                )
+                .map_err(io(&cache_dir))?;
+            }
+            crate::fsutil::create_atomic(
+                &cache_dir.join("nix-cache-info"),
+                cache::NIX_CACHE_INFO.as_bytes(),
+            )
+            .map_err(io(&cache_dir))?;
+            if !missing.is_empty() {
+                nix.import(&cache_dir, &top.store_path, &r.keys).await?;
+            }
+            PathBuf::from(top.store_path.to_string())
+        }
+        None => {
+            for info in &missing {
+                let staged = staging
+                    .path()
+                    .join("trees")
+                    .join(info.store_path.base_name());
+                let dest = req.store_dir.join(info.store_path.base_name());
+                match crate::fsutil::rename_noreplace(&staged, &dest) {
+                    Ok(()) => {}
+                    // Installed meanwhile (a concurrent install): fine once it is proved.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        if !present(req, info).await? {
+                            return Err(InstallError::Occupied {
+                                path: dest.display().to_string(),
+                                where_: "pubdeck's store".into(),
+                                detail: "it changed while installing".into(),
+                            });
+                        }
+                    }
+                    Err(e) => return Err(io(&dest)(e)),
+                }
+            }
+            req.store_dir.join(top.store_path.base_name())
+        }
+    };
+    drop(staging);
     let _ = tx
         .send(Event::Note {
-            message: format!("{} is in {}", r.narinfo.store_path, dest.display()),
+            message: format!("{} is in {}", top.store_path, location.display()),
         })
         .await;
-    if let Err(e) = r.manifest.write(&new_manifest) {
-        if !existed {
-            let _ = remove_tree(&dest);
-        }
-        return Err(e.into());
-    }
+
+    // 4. The manifest, last.
+    r.manifest.write(&new_manifest)?;
     Ok(Installed {
         package: pkg.name(),
         version: r.build.version.clone(),
@@ -602,9 +839,125 @@ pub async fn install(
         store_path: r.build.store_path.clone(),
         manifest: r.manifest.path.clone(),
         id: pkg.package.clone(),
-        executables: executables(&dest),
-        path: dest,
+        executables: executables(&location),
+        path: location,
+        closure: r.closure.iter().map(|i| i.store_path.to_string()).collect(),
+        store: if req.nix.is_some() { "nix" } else { "pubdeck" },
+        reused,
     })
+}
+
+/// Whether `info`'s path is already here with exactly its contents. A path present with
+/// other contents is an error: it is never replaced silently, never reused.
+async fn present(req: &Request, info: &NarInfo) -> Result<bool, InstallError> {
+    match &req.nix {
+        Some(nix) => match nix.nar_hash(&info.store_path).await? {
+            None => Ok(false),
+            Some(h) if h == info.nar_hash => Ok(true),
+            Some(h) => Err(InstallError::Occupied {
+                path: info.store_path.to_string(),
+                where_: "the Nix store".into(),
+                detail: format!(
+                    "Nix registered NarHash {h}, the narinfo says {}",
+                    info.nar_hash
+                ),
+            }),
+        },
+        None => {
+            let dest = req.store_dir.join(info.store_path.base_name());
+            if std::fs::symlink_metadata(&dest).is_err() {
+                return Ok(false);
+            }
+            let d = dest.clone();
+            let summary =
+                tokio::task::spawn_blocking(move || crate::nar::dump_path(&d, std::io::sink()))
+                    .await
+                    .expect("hash task panicked");
+            match summary {
+                Ok(s) if s.nar_hash == info.nar_hash && s.nar_size == info.nar_size => Ok(true),
+                Ok(s) => Err(InstallError::Occupied {
+                    path: dest.display().to_string(),
+                    where_: "pubdeck's store".into(),
+                    detail: format!(
+                        "its NAR hash is {}, the narinfo says {}",
+                        s.nar_hash, info.nar_hash
+                    ),
+                }),
+                Err(e) => Err(InstallError::Occupied {
+                    path: dest.display().to_string(),
+                    where_: "pubdeck's store".into(),
+                    detail: e.to_string(),
+                }),
+            }
+        }
+    }
+}
+
+/// Downloads `info`'s NAR into `staging` and verifies it completely (FileHash, NarHash, CA);
+/// without Nix it is unpacked (read-only) into `staging/trees/<base name>`.
+async fn stage(
+    req: &Request,
+    r: &Resolved,
+    info: &NarInfo,
+    staging: &Path,
+    tx: &EventTx,
+) -> Result<(), InstallError> {
+    let file = staging.join("cache").join(&info.url);
+    let (sink, progress) = ProgressSink::channel();
+    let forward = tokio::spawn(crate::store::forward_as_events(
+        progress,
+        tx.clone(),
+        crate::event::Direction::Download,
+        info.url.clone(),
+    ));
+    let opts = DownloadOptions {
+        expected_size: Some(info.file_size),
+        expected_sha256: Some(info.file_hash.0),
+        ..Default::default()
+    };
+    if let Some(dir) = file.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|source| InstallError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+    }
+    let downloaded = r.store.download(&info.url, &file, &opts, &sink).await;
+    drop(sink);
+    let _ = forward.await;
+    downloaded.map_err(|e| InstallError::Download {
+        store: r.store.url().to_string(),
+        key: info.url.clone(),
+        message: e.to_string(),
+    })?;
+    let (info, keys) = (info.clone(), r.keys.clone());
+    let unpack_to = req
+        .nix
+        .is_none()
+        .then(|| staging.join("trees").join(info.store_path.base_name()));
+    tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::open(&file).map_err(|e| InstallError::Verify(e.to_string()))?;
+        let f = std::io::BufReader::new(f);
+        let verified = match &unpack_to {
+            Some(dest) => {
+                std::fs::create_dir_all(dest.parent().expect("trees/<name>"))
+                    .map_err(|e| InstallError::Verify(e.to_string()))?;
+                cache::fetch_nar(&info, &keys, f, dest)
+            }
+            None => cache::verify_nar(&info, &keys, f),
+        };
+        verified.map_err(|e| InstallError::Verify(e.to_string()))?;
+        if let Some(dest) = &unpack_to {
+            crate::fsutil::make_read_only(dest).map_err(|source| InstallError::Io {
+                path: dest.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    })
+    .await
+    .expect("verify task panicked")
 }
 
 /// The entries of `root/bin` (sorted full paths); none when it has no `bin/`.
@@ -614,16 +967,6 @@ pub fn executables(root: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     out.sort();
     out
-}
-
-/// Unpacked trees are read-only; make them writable, then remove.
-fn remove_tree(p: &Path) -> std::io::Result<()> {
-    let _ = std::process::Command::new("chmod")
-        .arg("-R")
-        .arg("u+w")
-        .arg(p)
-        .status();
-    std::fs::remove_dir_all(p)
 }
 
 #[cfg(test)]

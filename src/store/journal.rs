@@ -54,12 +54,12 @@ pub struct JournalPart {
     pub size: u64,
 }
 
-/// A `.journal-*` temp file older than a minute: its writer is gone.
+/// A temp file of an atomic write older than a minute: its writer is gone.
 fn is_stale_temp(path: &Path) -> bool {
     let temp = path
         .file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with(".journal-"));
+        .is_some_and(|n| n.starts_with(crate::fsutil::TEMP_PREFIX));
     temp && std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()

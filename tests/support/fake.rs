@@ -217,6 +217,7 @@ pub fn demo_details(row: &PackageRow) -> PackageDetails {
             key: demo::DEMO_KEY_NAME.into(),
             store_url: "file:///demo/store".into(),
             nar_size: 200_000 + mix.next() % 40_000_000,
+            closure: Vec::new(),
         })
         .collect();
     PackageDetails {
@@ -343,6 +344,7 @@ pub fn publish_script(build: &str, version: &str, kind: JobKind) -> Vec<(Duratio
             nar_hash: "sha256:0c5v2lp6yyw8jsvwmg4l2f0v8hcj4mn1sb2bdaf6sgrl5km6ajlq".into(),
             nar_size: 131_072_000,
             file_size: total,
+            dependency: false,
         },
     ));
     ev.push((
@@ -536,11 +538,15 @@ impl FakeBackend {
         if let Some(old) = self.state().job.replace(token.clone()) {
             old.cancel();
         }
+        // A version set in this session, else what the clean build resolves.
         let version = self
-            .builds()
-            .into_iter()
-            .find(|b| b.name == build)
-            .map(|b| b.version)
+            .state()
+            .versions
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == build)
+            .map(|(_, v)| v.clone())
+            .or_else(|| demo::sample_version(&build))
             .unwrap_or_default();
         let script = publish_script(&build, &version, kind);
         let (tx, this) = (tx.clone(), self.clone());
@@ -688,6 +694,9 @@ impl Backend for FakeBackend {
                         path,
                         manifest: PathBuf::from("/demo/workspace/.flox/env/manifest.toml"),
                         id: row.name.clone(),
+                        closure: vec![store_path(&row.name, &row.version)],
+                        store: "pubdeck",
+                        reused: 0,
                     })
                 }
                 None => Err(Failure::new(format!("package {package} not found"), None)),
