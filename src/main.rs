@@ -18,7 +18,8 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let handoff = match cli::run(args).await {
+        // Boxed: the command line's future is large (every subcommand's state machine).
+        let handoff = match Box::pin(cli::run(args)).await {
             Ok(h) => h,
             Err(f) => return cli::report(&f),
         };

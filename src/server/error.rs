@@ -69,6 +69,38 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Rewrites the bodies of errors the framework produces itself (408 from the timeout layer,
+/// 413 from the body limit, anything else without a JSON body) into the API's JSON shape.
+pub async fn json_bodies(res: Response) -> Response {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return res;
+    }
+    let (code, message) = match status {
+        StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "the request body is too large"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this endpoint does not take that method",
+        ),
+        s if s.is_server_error() => ("internal", "internal error; see the service log"),
+        _ => ("bad_request", "the request is not valid"),
+    };
+    let allow = res.headers().get(header::ALLOW).cloned();
+    let mut out = ApiError::new(status, code, message).into_response();
+    if let Some(a) = allow {
+        out.headers_mut().insert(header::ALLOW, a);
+    }
+    out
+}
+
 /// `Json<T>` whose rejections are [`ApiError`]s (400 bad JSON, 413 too large, 415 not JSON).
 pub struct ApiJson<T>(pub T);
 

@@ -239,3 +239,12 @@ pub async fn search(
 pub async fn no_route() -> ApiError {
     ApiError::no_route()
 }
+
+/// 405 for a known path with another method (axum adds the `Allow` header).
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
+}

@@ -1,9 +1,14 @@
-//! `pubdeck serve`: the catalog HTTP service (axum on tokio).
+//! `pubdeck serve`: the catalog HTTP service (axum on tokio, served by hyper's HTTP/1).
 //!
 //! JSON API under `/v1` (see `docs/catalog-api.md`), bearer-token auth, 1 MiB request bodies,
 //! 30 s request timeout, graceful shutdown on SIGTERM / Ctrl-C, request logs via `tracing`
 //! (method, path, status, latency, user; never headers or tokens). The service keeps no state
 //! besides a cache validated against the database, so several instances can share PostgreSQL.
+//!
+//! Slow and idle clients cannot take it down: a request head must arrive within
+//! [`HEADER_READ_TIMEOUT`] (the same timer closes idle keep-alive connections), and at most
+//! [`Limits::max_connections`] connections are served at once; more wait in the kernel's
+//! backlog instead of exhausting file descriptors. Every error body is JSON.
 
 mod auth;
 mod error;
@@ -20,6 +25,7 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -33,6 +39,50 @@ use crate::catalog::embedded::CatalogBackend;
 pub const BODY_LIMIT: usize = 1024 * 1024;
 /// Longest a request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A request head must arrive within this; an idle keep-alive connection is closed after it.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for in-flight requests.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// Connection limits of the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+}
+
+impl Limits {
+    /// Raises the process's open-file limit to its hard limit (at most 65,536) and allows
+    /// half of it as connections (each also needs a database or file handle now and then).
+    pub fn for_this_process() -> Limits {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit write/read the struct we pass; no other memory.
+        let soft = unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                let want = lim.rlim_max.min(65_536);
+                if want > lim.rlim_cur {
+                    let raised = libc::rlimit {
+                        rlim_cur: want,
+                        rlim_max: lim.rlim_max,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                        lim.rlim_cur = want;
+                    }
+                }
+                lim.rlim_cur
+            } else {
+                1024
+            }
+        };
+        Limits {
+            max_connections: usize::try_from(soft / 2).unwrap_or(512).clamp(64, 16_384),
+            header_read_timeout: HEADER_READ_TIMEOUT,
+        }
+    }
+}
 
 /// Shared state of the handlers.
 #[derive(Clone, Debug)]
@@ -72,7 +122,10 @@ pub fn router(backend: Arc<CatalogBackend>) -> Router {
     Router::new()
         .nest("/v1", v1)
         .fallback(handlers::no_route)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // A declared Content-Length over the limit is refused before anything is read.
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -89,6 +142,7 @@ pub fn router(backend: Arc<CatalogBackend>) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        .layer(middleware::map_response(error::json_bodies))
         .with_state(state)
 }
 
@@ -123,10 +177,17 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        self.run_with(Limits::for_this_process(), shutdown).await
+    }
+
+    /// [`Server::run_until`] with explicit limits.
+    pub async fn run_with(
+        self,
+        limits: Limits,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let app = router(Arc::clone(&self.backend));
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        accept_loop(self.listener, app, limits, shutdown).await;
         self.backend.db().close().await;
         Ok(())
     }
@@ -134,6 +195,81 @@ impl Server {
     /// Serves until SIGTERM or Ctrl-C.
     pub async fn run(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
+    }
+}
+
+/// Accepts connections (each only once a slot is free, so excess clients wait in the kernel's
+/// backlog) and serves each with hyper's HTTP/1 and a header-read timeout that also closes
+/// idle keep-alive connections. On `shutdown`: stop accepting, let in-flight requests finish
+/// (at most [`DRAIN`]).
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    use hyper::server::conn::http1;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use tokio::sync::{Semaphore, watch};
+
+    let mut http = http1::Builder::new();
+    // Without a timer hyper cannot time out a request head (and panics when asked to).
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true)
+        .max_buf_size(64 * 1024);
+    let http = Arc::new(http);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => p.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (tcp, remote) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE, ECONNABORTED…: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let svc = TowerToHyperService::new(app.clone());
+        let (http, mut stop_rx) = (Arc::clone(&http), stop_rx.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut conn = std::pin::pin!(http.serve_connection(TokioIo::new(tcp), svc));
+            loop {
+                tokio::select! {
+                    r = conn.as_mut() => {
+                        if let Err(e) = r
+                            && !e.is_timeout()
+                            && !e.is_incomplete_message()
+                        {
+                            tracing::debug!(%remote, error = %e, "connection ended");
+                        }
+                        break;
+                    }
+                    Ok(()) = stop_rx.changed() => conn.as_mut().graceful_shutdown(),
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(DRAIN, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown: connections still open after the drain period are dropped");
     }
 }
 

@@ -1,0 +1,167 @@
+//! The catalog service against hostile or careless clients, on loopback: half-sent request
+//! heads and idle connections, and error answers that are always JSON.
+
+#[path = "common/catalog_support.rs"]
+mod catalog_support;
+
+use std::time::{Duration, Instant};
+
+use catalog_support::{Fixture, Kind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn service() -> Fixture {
+    Fixture::start(Kind::SqliteService)
+        .await
+        .expect("SQLite service")
+}
+
+/// Sends raw bytes and reads the whole answer (the request asks to close).
+async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_connections_do_not_take_the_service_down() {
+    let fx = service().await;
+    let addr = fx.addr.unwrap();
+    // 300 clients that start a request head and never finish it, without a token.
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /v1/search?q=x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    // The service still answers, at once.
+    let t = Instant::now();
+    let health = reqwest::Client::new()
+        .get(format!("http://{addr}/v1/health"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap();
+    let took = t.elapsed();
+    assert_eq!(health.status(), 200);
+    assert!(took < Duration::from_secs(1), "health took {took:?}");
+    // And it drops every half-sent request within 30 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for (i, mut s) in held.into_iter().enumerate() {
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("connection {i} still open after 30 s"));
+        // Closed (EOF or reset); hyper sends no response for a timed-out head.
+        assert!(matches!(n, Ok(0) | Err(_)), "connection {i}: {n:?}");
+    }
+    // An idle keep-alive connection is closed too.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let closed = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an idle keep-alive connection stayed open");
+    fx.finish().await;
+}
+
+fn json_body(answer: &str) -> serde_json::Value {
+    let (head, body) = answer.split_once("\r\n\r\n").expect("head and body");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "not JSON: {head}"
+    );
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_body_is_json() {
+    let fx = service().await;
+    let addr = fx.addr.unwrap();
+    let token = fx.add_user("alice").await;
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into(),
+            "404",
+            "not_found",
+        ),
+        (
+            "DELETE /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into(),
+            "405",
+            "method_not_allowed",
+        ),
+        (
+            format!("PATCH /v1/catalogs HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"),
+            "405",
+            "method_not_allowed",
+        ),
+        (
+            "GET /v1/whoami HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into(),
+            "401",
+            "unauthorized",
+        ),
+        (
+            format!(
+                "POST /v1/catalogs HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n"
+            ),
+            "413",
+            "",
+        ),
+        (
+            format!(
+                "POST /v1/catalogs HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{{oops"
+            ),
+            "400",
+            "",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let answer = raw(addr, request.as_bytes()).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{request:?} → {answer}"
+        );
+        let v = json_body(&answer);
+        let got = v["error"]["code"].as_str().unwrap_or_default();
+        assert!(!got.is_empty(), "{answer}");
+        if !code.is_empty() {
+            assert_eq!(got, code, "{answer}");
+        }
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    // 405 keeps the Allow header.
+    let answer = raw(
+        addr,
+        b"DELETE /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        answer.to_ascii_lowercase().contains("allow: get"),
+        "{answer}"
+    );
+    fx.finish().await;
+}
