@@ -24,6 +24,9 @@ pub const CONFIG_KEYS: &[&str] = &[
     "data-dir",
 ];
 
+/// The config key listing S3 endpoints trusted with the user's AWS credentials.
+pub const TRUSTED_ENDPOINTS: &str = "trusted-endpoints";
+
 /// Settings problems.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -101,6 +104,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// The config file consulted (it may not exist).
     pub config_file: PathBuf,
+    /// S3 endpoints (besides AWS's) trusted with credentials from the environment or a
+    /// profile: `trusted-endpoints = ["http://127.0.0.1:9000"]` in the config file.
+    pub trusted_endpoints: Vec<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -113,6 +119,7 @@ impl std::fmt::Debug for Settings {
             .field("store", &self.store)
             .field("data_dir", &self.data_dir)
             .field("config_file", &self.config_file)
+            .field("trusted_endpoints", &self.trusted_endpoints)
             .finish()
     }
 }
@@ -209,7 +216,16 @@ impl Settings {
             store,
             data_dir,
             config_file,
+            trusted_endpoints: file.get_list(TRUSTED_ENDPOINTS),
         })
+    }
+
+    /// How to open stores: with the endpoints the user trusts.
+    pub fn store_open(&self) -> crate::store::OpenOptions {
+        crate::store::OpenOptions {
+            trusted_endpoints: self.trusted_endpoints.clone(),
+            ..Default::default()
+        }
     }
 
     /// Opens the configured catalog: a client for a service URL, else the embedded file
@@ -276,6 +292,19 @@ impl ConfigFile {
                 });
             }
         }
+        if let Some(item) = doc.get(TRUSTED_ENDPOINTS) {
+            let ok = item
+                .as_array()
+                .is_some_and(|a| a.iter().all(|v| v.as_str().is_some()));
+            if !ok {
+                return Err(ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "`{TRUSTED_ENDPOINTS}` must be a list of endpoint URLs, e.g. [\"http://127.0.0.1:9000\"]"
+                    ),
+                });
+            }
+        }
         Ok(ConfigFile {
             path: path.to_path_buf(),
             doc,
@@ -285,6 +314,19 @@ impl ConfigFile {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A list of strings (empty when unset).
+    pub fn get_list(&self, key: &str) -> Vec<String> {
+        self.doc
+            .get(key)
+            .and_then(Item::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// A string value.

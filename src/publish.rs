@@ -75,6 +75,7 @@ impl Plan {
         plan.org.clone_from(&settings.org);
         plan.signing_key.clone_from(&settings.signing_key);
         plan.put.journal_dir = Some(settings.journal_dir());
+        plan.store_open = settings.store_open();
         plan
     }
 }

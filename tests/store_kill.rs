@@ -29,6 +29,11 @@ fn put_command(server: &TestS3, file: &std::path::Path, journal: &std::path::Pat
         .env_remove("AWS_PROFILE")
         .env("AWS_CONFIG_FILE", "/nonexistent")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        // The test server is a loopback endpoint: the user trusts it in their config.
+        .env(
+            "XDG_CONFIG_HOME",
+            server.trusting_config_home(journal.parent().unwrap()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -13,7 +13,6 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 use super::output::{self, Style};
 use super::{CmdResult, Failure};
@@ -307,13 +306,7 @@ pub async fn publish(args: PublishArgs) -> CmdResult {
             )
         });
     }
-    let cancel = CancellationToken::new();
-    let c2 = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            c2.cancel();
-        }
-    });
+    let cancel = super::cancel_on_signals();
     let mut results = Vec::new();
     let mut failed = None;
     for name in &builds {
@@ -400,7 +393,9 @@ fn request(
             Some("write it as ORG/PKG or ORG/PKG@VERSION".into()),
         )
     })?;
-    Ok(install::Request::new(pkg, dir, &s.data_dir))
+    let mut req = install::Request::new(pkg, dir, &s.data_dir);
+    req.store_open = s.store_open();
+    Ok(req)
 }
 
 pub async fn ready(args: ReadyArgs) -> CmdResult {

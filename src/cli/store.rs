@@ -9,8 +9,8 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use crate::store::{
-    DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, DownloadOptions, OpenOptions, Progress, ProgressSink,
-    PutOptions, PutOutcome, Store, StoreError, StoreUrl,
+    DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, DownloadOptions, Progress, ProgressSink, PutOptions,
+    PutOutcome, Store, StoreError, StoreUrl,
 };
 
 #[derive(Debug, Clone, Subcommand)]
@@ -160,7 +160,10 @@ fn spawn_printer(verb: &'static str) -> (ProgressSink, tokio::task::JoinHandle<(
 }
 
 async fn open(store: &str) -> Result<Store, StoreError> {
-    Store::open(&StoreUrl::parse(store)?, &OpenOptions::default()).await
+    let opts = crate::config::Settings::resolve(&Default::default())
+        .map(|s| s.store_open())
+        .unwrap_or_default();
+    Store::open(&StoreUrl::parse(store)?, &opts).await
 }
 
 /// Run a `store` subcommand.

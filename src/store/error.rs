@@ -93,6 +93,38 @@ pub enum StoreError {
     Corrupt { key: String, what: String },
 
     #[error(
+        "{key:?} in the store at {store} is larger than {limit} bytes, more than such a file can be; refusing to read it"
+    )]
+    Oversized {
+        store: String,
+        key: String,
+        limit: u64,
+    },
+
+    #[error("{key:?} in the store at {store} is not a regular file ({what}); refusing to read it")]
+    NotAFile {
+        store: String,
+        key: String,
+        what: String,
+    },
+
+    #[error("{op} of {key:?} at the store at {store} got no answer within {}s", after.as_secs())]
+    TimedOut {
+        store: String,
+        op: &'static str,
+        key: String,
+        after: std::time::Duration,
+    },
+
+    #[error("not enough free space in {}: the download needs {need} bytes, {have} are free", dir.display())]
+    NoSpace { dir: PathBuf, need: u64, have: u64 },
+
+    #[error(
+        "refusing to send your AWS credentials to {endpoint}, the endpoint of the store at {store}: it is neither AWS nor an endpoint you trust; to trust it, add it to `trusted-endpoints` in ~/.config/pubdeck/config.toml"
+    )]
+    UntrustedEndpoint { store: String, endpoint: String },
+
+    #[error(
         "the upload of {key:?} to {store} was interrupted ({reason}); run the same command again to resume it"
     )]
     Interrupted {
@@ -117,7 +149,9 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            StoreError::Unreachable { .. } | StoreError::Interrupted { .. }
+            StoreError::Unreachable { .. }
+                | StoreError::Interrupted { .. }
+                | StoreError::TimedOut { .. }
         )
     }
 }

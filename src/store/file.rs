@@ -66,13 +66,77 @@ impl FileStore {
     }
 
     pub async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let this = self.clone();
+        let key = key.to_owned();
+        blocking(move || {
+            Ok(match this.open_regular(&key)? {
+                Some(f) => Some(
+                    f.metadata()
+                        .map_err(|e| StoreError::io("inspect", this.path(&key), e))?
+                        .len(),
+                ),
+                None => None,
+            })
+        })
+        .await
+    }
+
+    /// Opens `key` for reading when it is a regular file inside the store (`None` when it
+    /// does not exist). A FIFO, a device, a directory, or a symlink leading out of the
+    /// store is refused without ever blocking on it.
+    fn open_regular(&self, key: &str) -> Result<Option<File>, StoreError> {
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
         let path = self.path(key);
-        match tokio::fs::metadata(&path).await {
-            Ok(m) if m.is_file() => Ok(Some(m.len())),
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::io("inspect", path, e)),
+        let refuse = |what: &str| StoreError::NotAFile {
+            store: self.url.to_string(),
+            key: key.to_owned(),
+            what: what.to_owned(),
+        };
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io("inspect", path, e)),
+        };
+        let real = if meta.file_type().is_symlink() {
+            let real = match std::fs::canonicalize(&path) {
+                Ok(r) => r,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(StoreError::io("inspect", path, e)),
+            };
+            let root = std::fs::canonicalize(&self.root)
+                .map_err(|e| StoreError::io("inspect", &self.root, e))?;
+            if !real.starts_with(&root) {
+                return Err(refuse("a symlink leading out of the store"));
+            }
+            real
+        } else {
+            path
+        };
+        // O_NONBLOCK: opening a FIFO never waits for a writer; O_NOFOLLOW: the checked path
+        // is the opened one.
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(&real)
+            .map_err(|e| StoreError::io("open", &real, e))?;
+        let ft = f
+            .metadata()
+            .map_err(|e| StoreError::io("inspect", &real, e))?
+            .file_type();
+        if ft.is_file() {
+            return Ok(Some(f));
         }
+        Err(refuse(if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else if ft.is_dir() {
+            "a directory"
+        } else if ft.is_socket() {
+            "a socket"
+        } else {
+            "a special file"
+        }))
     }
 
     pub async fn put_file(
@@ -135,13 +199,28 @@ impl FileStore {
         .await
     }
 
-    pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        let path = self.path(key);
-        match tokio::fs::read(&path).await {
-            Ok(b) => Ok(Bytes::from(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(self.not_found(key)),
-            Err(e) => Err(StoreError::io("read", path, e)),
-        }
+    /// Reads `key` whole, at most `max` bytes (more is [`StoreError::Oversized`]).
+    pub async fn get(&self, key: &str, max: u64) -> Result<Bytes, StoreError> {
+        let this = self.clone();
+        let key = key.to_owned();
+        blocking(move || {
+            let Some(f) = this.open_regular(&key)? else {
+                return Err(this.not_found(&key));
+            };
+            let mut buf = Vec::new();
+            f.take(max.saturating_add(1))
+                .read_to_end(&mut buf)
+                .map_err(|e| StoreError::io("read", this.path(&key), e))?;
+            if buf.len() as u64 > max {
+                return Err(StoreError::Oversized {
+                    store: this.url.to_string(),
+                    key,
+                    limit: max,
+                });
+            }
+            Ok(Bytes::from(buf))
+        })
+        .await
     }
 
     pub async fn download(
@@ -154,6 +233,14 @@ impl FileStore {
         let Some(size) = self.head(key).await? else {
             return Err(self.not_found(key));
         };
+        if let Some(expected) = opts.expected_size
+            && size != expected
+        {
+            return Err(StoreError::Corrupt {
+                key: key.to_owned(),
+                what: format!("it has {size} bytes, {expected} were declared"),
+            });
+        }
         let src = self.path(key);
         let partial = partial_path(dest);
         let have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
@@ -162,12 +249,17 @@ impl FileStore {
             begin_single(progress, key, size, resumed, false, opts.timing);
         let m = Arc::clone(&meter);
         let p = partial.clone();
+        let (this, key_s) = (self.clone(), key.to_owned());
         blocking(move || {
             let mut out = open_partial(&p, resumed)?;
-            let mut input = File::open(&src).map_err(|e| StoreError::io("read", &src, e))?;
+            let mut input = this
+                .open_regular(&key_s)?
+                .ok_or_else(|| this.not_found(&key_s))?;
             input
                 .seek(SeekFrom::Start(resumed))
                 .map_err(|e| StoreError::io("read", &src, e))?;
+            // Never more than the size it had when the download started.
+            let mut input = input.take(size - resumed);
             copy_counting(&mut input, &src, &mut out, &p, &m)?;
             out.sync_all().map_err(|e| StoreError::io("write", &p, e))
         })
@@ -230,7 +322,7 @@ fn sync_parent(path: &Path) -> Result<(), StoreError> {
 }
 
 fn copy_counting(
-    input: &mut File,
+    input: &mut impl Read,
     src: &Path,
     out: &mut File,
     dst: &Path,

@@ -29,6 +29,15 @@ pub use journal::{FileIdentity, Journal, JournalPart};
 pub use progress::{Progress, ProgressSink, ProgressTiming, forward_as_events};
 pub use retry::RetryPolicy;
 pub use s3::S3Store;
+
+/// Whether `endpoint` is one of AWS's own (credentials from the environment may go there).
+pub fn is_aws_endpoint(endpoint: &str) -> bool {
+    let Some(rest) = endpoint.strip_prefix("https://") else {
+        return false;
+    };
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn")
+}
 pub use url::{S3Location, StoreUrl};
 
 /// Explicit access keys, overriding the standard AWS credential chain (tests, CLI flags).
@@ -56,7 +65,18 @@ pub struct OpenOptions {
     pub retry: RetryPolicy,
     /// TCP connect timeout (default 10 s).
     pub connect_timeout: Option<Duration>,
+    /// Longest a metadata request (head, get, put of a small object, list, delete) may take
+    /// (default [`DEFAULT_REQUEST_TIMEOUT`]).
+    pub request_timeout: Option<Duration>,
+    /// S3 endpoints (besides AWS's own) the user trusts with credentials from the environment
+    /// or a profile (`trusted-endpoints` in the config file).
+    pub trusted_endpoints: Vec<String>,
 }
+
+/// Default bound on one metadata request.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest object [`Store::get`] reads (narinfos, `nix-cache-info`, listings are far smaller).
+pub const MAX_METADATA_BYTES: u64 = 4 * MIB;
 
 /// Default single-PUT limit: larger files go multipart.
 pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 * MIB;
@@ -144,7 +164,14 @@ pub struct DownloadOptions {
 
 /// A Catalog Store; cheap to clone and shareable across tasks.
 #[derive(Debug, Clone)]
-pub enum Store {
+pub struct Store {
+    backend: Backend,
+    /// Bound on each metadata request.
+    timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
     File(FileStore),
     S3(S3Store),
 }
@@ -152,10 +179,33 @@ pub enum Store {
 impl Store {
     /// Open the store at `url` (S3: builds the client; nothing is sent yet).
     pub async fn open(url: &StoreUrl, opts: &OpenOptions) -> Result<Store, StoreError> {
-        Ok(match url {
-            StoreUrl::File { root } => Store::File(FileStore::new(root.clone(), url.clone())),
-            StoreUrl::S3(loc) => Store::S3(S3Store::open(loc, url.clone(), opts).await?),
+        let backend = match url {
+            StoreUrl::File { root } => Backend::File(FileStore::new(root.clone(), url.clone())),
+            StoreUrl::S3(loc) => Backend::S3(S3Store::open(loc, url.clone(), opts).await?),
+        };
+        Ok(Store {
+            backend,
+            timeout: opts.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
         })
+    }
+
+    /// Runs a metadata request under the request timeout.
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        key: &str,
+        f: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.timeout, f)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::TimedOut {
+                    store: self.url().to_string(),
+                    op,
+                    key: key.to_owned(),
+                    after: self.timeout,
+                })
+            })
     }
 
     /// Parse and open.
@@ -164,19 +214,22 @@ impl Store {
     }
 
     pub fn url(&self) -> &StoreUrl {
-        match self {
-            Store::File(f) => f.url(),
-            Store::S3(s) => s.url(),
+        match &self.backend {
+            Backend::File(f) => f.url(),
+            Backend::S3(s) => s.url(),
         }
     }
 
     /// Size of the object at `key`, or `None` when absent.
     pub async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
         validate_key(key)?;
-        match self {
-            Store::File(f) => f.head(key).await,
-            Store::S3(s) => s.head(key).await,
-        }
+        self.bounded("HEAD", key, async {
+            match &self.backend {
+                Backend::File(f) => f.head(key).await,
+                Backend::S3(s) => s.head(key).await,
+            }
+        })
+        .await
     }
 
     pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
@@ -192,28 +245,36 @@ impl Store {
         progress: &ProgressSink,
     ) -> Result<PutOutcome, StoreError> {
         validate_key(key)?;
-        match self {
-            Store::File(f) => f.put_file(key, path, opts, progress).await,
-            Store::S3(s) => upload::put_file(s, key, path, opts, progress).await,
+        match &self.backend {
+            Backend::File(f) => f.put_file(key, path, opts, progress).await,
+            Backend::S3(s) => upload::put_file(s, key, path, opts, progress).await,
         }
     }
 
     /// Create `key` with `bytes` unless it exists; never overwrites different content.
     pub async fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<PutIfAbsent, StoreError> {
         validate_key(key)?;
-        match self {
-            Store::File(f) => f.put_if_absent(key, bytes).await,
-            Store::S3(s) => s.put_if_absent(key, bytes).await,
-        }
+        self.bounded("PUT", key, async {
+            match &self.backend {
+                Backend::File(f) => f.put_if_absent(key, bytes).await,
+                Backend::S3(s) => s.put_if_absent(key, bytes).await,
+            }
+        })
+        .await
     }
 
-    /// Read a small object whole; `StoreError::NotFound` when absent.
+    /// Read a small object whole (at most [`MAX_METADATA_BYTES`]); `StoreError::NotFound`
+    /// when absent. A file that is not a regular file (a FIFO, a device, a symlink leading
+    /// out of the store) is refused without reading.
     pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         validate_key(key)?;
-        match self {
-            Store::File(f) => f.get(key).await,
-            Store::S3(s) => s.get(key).await,
-        }
+        self.bounded("GET", key, async {
+            match &self.backend {
+                Backend::File(f) => f.get(key, MAX_METADATA_BYTES).await,
+                Backend::S3(s) => s.get(key, MAX_METADATA_BYTES).await,
+            }
+        })
+        .await
     }
 
     /// Download `key` to `dest` via `partial_path(dest)`, resuming a partial file;
@@ -226,27 +287,39 @@ impl Store {
         progress: &ProgressSink,
     ) -> Result<u64, StoreError> {
         validate_key(key)?;
-        match self {
-            Store::File(f) => f.download(key, dest, opts, progress).await,
-            Store::S3(s) => s.download(key, dest, opts, progress).await,
+        // The declared size bounds the download; the disk must have room for it.
+        let size = match opts.expected_size {
+            Some(s) => s,
+            None => self.head(key).await?.ok_or_else(|| StoreError::NotFound {
+                store: self.url().to_string(),
+                key: key.to_owned(),
+            })?,
+        };
+        check_free_space(dest, size)?;
+        match &self.backend {
+            Backend::File(f) => f.download(key, dest, opts, progress).await,
+            Backend::S3(s) => s.download(key, dest, opts, progress).await,
         }
     }
 
     /// Objects under `prefix` (relative to the cache root), sorted by key.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
-        match self {
-            Store::File(f) => f.list(prefix).await,
-            Store::S3(s) => s.list(prefix).await,
+        match &self.backend {
+            Backend::File(f) => f.list(prefix).await,
+            Backend::S3(s) => s.list(prefix).await,
         }
     }
 
     /// Delete `key`; deleting an absent key is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         validate_key(key)?;
-        match self {
-            Store::File(f) => f.delete(key).await,
-            Store::S3(s) => s.delete(key).await,
-        }
+        self.bounded("DELETE", key, async {
+            match &self.backend {
+                Backend::File(f) => f.delete(key).await,
+                Backend::S3(s) => s.delete(key).await,
+            }
+        })
+        .await
     }
 
     /// Abort and forget this store's interrupted uploads whose journal is older than
@@ -256,11 +329,42 @@ impl Store {
         journal_dir: &Path,
         max_age: Duration,
     ) -> Result<usize, StoreError> {
-        match self {
-            Store::File(_) => Ok(0),
-            Store::S3(s) => upload::cleanup_stale(s, journal_dir, max_age, true).await,
+        match &self.backend {
+            Backend::File(_) => Ok(0),
+            Backend::S3(s) => upload::cleanup_stale(s, journal_dir, max_age, true).await,
         }
     }
+}
+
+/// Refuses a download of `size` bytes into `dest`'s directory when the file system has less
+/// free space (beyond what a partial download there already holds).
+fn check_free_space(dest: &Path, size: u64) -> Result<(), StoreError> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return Ok(());
+    };
+    // SAFETY: `st` is a plain C struct statvfs fills; `c` is a valid NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Ok(()); // cannot tell; the write itself will fail cleanly if it must
+    }
+    let have = st.f_bavail.saturating_mul(st.f_frsize);
+    let partial = std::fs::metadata(partial_path(dest))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let need = size.saturating_sub(partial);
+    if need > have {
+        return Err(StoreError::NoSpace {
+            dir: dir.to_path_buf(),
+            need,
+            have,
+        });
+    }
+    Ok(())
 }
 
 /// Where `download(…, dest, …)` keeps the partial file.

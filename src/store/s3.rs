@@ -48,8 +48,26 @@ impl S3Store {
         url: StoreUrl,
         opts: &OpenOptions,
     ) -> Result<Self, StoreError> {
+        // Credentials from the environment or a profile go only to AWS or to an endpoint the
+        // user trusts: a catalog owner must not be able to collect readers' keys by pointing
+        // the store at a host of hers.
+        if let Some(ep) = &loc.endpoint
+            && opts.credentials.is_none()
+            && !super::is_aws_endpoint(ep)
+            && !opts
+                .trusted_endpoints
+                .iter()
+                .any(|t| t.trim_end_matches('/') == ep.trim_end_matches('/'))
+        {
+            return Err(StoreError::UntrustedEndpoint {
+                store: url.to_string(),
+                endpoint: ep.clone(),
+            });
+        }
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(opts.connect_timeout.unwrap_or(Duration::from_secs(10)))
+            // A response must start within this (body streaming has its own stall checks).
+            .read_timeout(Duration::from_secs(60))
             .build();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::disabled())
@@ -169,11 +187,13 @@ impl S3Store {
         }
     }
 
-    async fn get_opt(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+    /// The object whole, at most `max` bytes (more is `Oversized`, whatever the server says
+    /// its length is); `None` when absent.
+    async fn get_opt(&self, key: &str, max: u64) -> Result<Option<Bytes>, StoreError> {
         let full = self.full_key(key);
         let full = &full;
         let res = with_retry(&self.retry, &ProgressSink::none(), None, |_| async move {
-            let out = self
+            let mut out = self
                 .client
                 .get_object()
                 .bucket(&self.loc.bucket)
@@ -181,12 +201,30 @@ impl S3Store {
                 .send()
                 .await
                 .map_err(S3Fail::from)?;
-            let body = out.body.collect().await.map_err(S3Fail::body)?;
-            Ok::<_, S3Fail>(body.into_bytes())
+            if out
+                .content_length()
+                .is_some_and(|n| u64::try_from(n).unwrap_or(u64::MAX) > max)
+            {
+                return Ok(None);
+            }
+            let mut buf = Vec::new();
+            while let Some(chunk) = out.body.next().await {
+                let chunk = chunk.map_err(S3Fail::body)?;
+                if (buf.len() + chunk.len()) as u64 > max {
+                    return Ok(None);
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok::<_, S3Fail>(Some(Bytes::from(buf)))
         })
         .await;
         match res {
-            Ok(b) => Ok(Some(b)),
+            Ok(Some(b)) => Ok(Some(b)),
+            Ok(None) => Err(StoreError::Oversized {
+                store: self.url.to_string(),
+                key: key.to_owned(),
+                limit: max,
+            }),
             Err(f) if f.status == Some(404) && f.code.as_deref() != Some("NoSuchBucket") => {
                 Ok(None)
             }
@@ -194,8 +232,8 @@ impl S3Store {
         }
     }
 
-    pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        self.get_opt(key)
+    pub async fn get(&self, key: &str, max: u64) -> Result<Bytes, StoreError> {
+        self.get_opt(key, max)
             .await?
             .ok_or_else(|| StoreError::NotFound {
                 store: self.url.to_string(),
@@ -213,7 +251,7 @@ impl S3Store {
         };
         // Look first: servers that ignore If-None-Match then still never get an overwrite
         // except in a race; conforming servers close that race with the 412 below.
-        if let Some(existing) = self.get_opt(key).await? {
+        if let Some(existing) = self.get_opt(key, super::MAX_METADATA_BYTES).await? {
             return Ok(compare(&existing));
         }
         let full = self.full_key(key);
@@ -234,10 +272,12 @@ impl S3Store {
         .await;
         match res {
             Ok(_) => Ok(PutIfAbsent::Created),
-            Err(f) if f.status == Some(412) => match self.get_opt(key).await? {
-                Some(existing) => Ok(compare(&existing)),
-                None => Err(self.err("conditional PUT", key, f)),
-            },
+            Err(f) if f.status == Some(412) => {
+                match self.get_opt(key, super::MAX_METADATA_BYTES).await? {
+                    Some(existing) => Ok(compare(&existing)),
+                    None => Err(self.err("conditional PUT", key, f)),
+                }
+            }
             Err(f) => Err(self.err("PUT", key, f)),
         }
     }
@@ -313,6 +353,14 @@ impl S3Store {
                 key: key.to_owned(),
             });
         };
+        if let Some(expected) = opts.expected_size
+            && size != expected
+        {
+            return Err(StoreError::Corrupt {
+                key: key.to_owned(),
+                what: format!("it has {size} bytes, {expected} were declared"),
+            });
+        }
         let partial = partial_path(dest);
         let have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
         let resumed = if have <= size { have } else { 0 };
@@ -324,7 +372,7 @@ impl S3Store {
         let mut attempt = 1;
         while offset < size {
             match self
-                .fetch_range(key, offset, &mut file, &partial, &meter)
+                .fetch_range(key, offset, size - offset, &mut file, &partial, &meter)
                 .await
             {
                 Ok(n) => offset += n,
@@ -376,6 +424,7 @@ impl S3Store {
         &self,
         key: &str,
         offset: u64,
+        left: u64,
         file: &mut tokio::fs::File,
         path: &Path,
         meter: &Arc<Meter>,
@@ -403,6 +452,12 @@ impl S3Store {
             match out.body.next().await {
                 None => return Ok(written),
                 Some(Ok(chunk)) => {
+                    if written + chunk.len() as u64 > left {
+                        return Err(RangeFail::Local(StoreError::Corrupt {
+                            key: key.to_owned(),
+                            what: "the server sent more bytes than the object has".into(),
+                        }));
+                    }
                     file.write_all(&chunk)
                         .await
                         .map_err(|e| RangeFail::Local(StoreError::io("write", path, e)))?;

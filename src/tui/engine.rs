@@ -36,8 +36,8 @@ impl EngineBackend {
         EngineBackend {
             dir,
             catalog,
+            store_open: settings.store_open(),
             settings,
-            store_open: OpenOptions::default(),
             job: Arc::default(),
         }
     }

@@ -135,6 +135,24 @@ impl TestS3 {
         )
     }
 
+    /// `http://127.0.0.1:PORT`
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A config home (for `XDG_CONFIG_HOME`) whose pubdeck config trusts this server with
+    /// the AWS credentials of the environment.
+    pub fn trusting_config_home(&self, dir: &std::path::Path) -> PathBuf {
+        let home = dir.join("config-home");
+        std::fs::create_dir_all(home.join("pubdeck")).unwrap();
+        std::fs::write(
+            home.join("pubdeck/config.toml"),
+            format!("trusted-endpoints = [\"{}\"]\n", self.endpoint()),
+        )
+        .unwrap();
+        home
+    }
+
     pub fn credentials() -> pubdeck::store::StaticCredentials {
         pubdeck::store::StaticCredentials {
             access_key_id: ACCESS_KEY.into(),
