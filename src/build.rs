@@ -458,36 +458,211 @@ fn clone_at(repo: &Path, rev: &str, dest: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
-async fn resolve_version(build: &Build, env_dir: &Path) -> Result<Option<String>, BuildError> {
+/// Longest `version.command` output accepted.
+const VERSION_OUTPUT_CAP: u64 = 64 * 1024;
+
+/// Environment variables a build never sees: pubdeck's own settings (the catalog token) and
+/// cloud credentials.
+const SECRET_PREFIXES: &[&str] = &["PUBDECK_", "AWS_", "AZURE_", "GOOGLE_", "GCP_", "CLOUDSDK_"];
+
+/// The environment a build or `version.command` runs with: pubdeck's, minus secrets.
+fn build_environment() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    std::env::vars_os()
+        .filter(|(k, _)| {
+            let k = k.to_string_lossy();
+            !SECRET_PREFIXES.iter().any(|p| k.starts_with(p))
+        })
+        .collect()
+}
+
+/// How a contained command ended, other than by exiting.
+enum Stopped {
+    Cancelled,
+    TimedOut,
+    /// It wrote more than the capture allows to stdout.
+    OutputCapped,
+    Spawn(std::io::Error),
+    Wait(std::io::Error),
+}
+
+/// What a contained command's stdout is for.
+enum StdoutTo {
+    /// Each line a log event.
+    Log,
+    /// Captured, at most this many bytes (more stops the command).
+    Capture(u64),
+}
+
+/// Runs `script` with bash in `dir` under the build's rules: its own process group (with
+/// everything it starts, killed when it ends, is cancelled, times out or pubdeck dies), no
+/// secrets in its environment, stdin closed, stderr (and stdout unless captured) streamed
+/// as log events. Returns its exit status and the captured stdout.
+struct Contained<'a> {
+    /// bash flags (`-e` for builds).
+    flags: &'a [&'a str],
+    script: &'a str,
+    dir: &'a Path,
+    /// Variables set on top of the scrubbed environment.
+    env: &'a [(&'a str, &'a std::ffi::OsStr)],
+    stdout_to: StdoutTo,
+    deadline: Option<tokio::time::Instant>,
+}
+
+async fn run_contained(
+    c: Contained<'_>,
+    tx: &EventTx,
+    cancel: &CancellationToken,
+) -> Result<(std::process::ExitStatus, Vec<u8>), Stopped> {
+    let Contained {
+        flags,
+        script,
+        dir,
+        env,
+        stdout_to,
+        deadline,
+    } = c;
+    let mut cmd = Command::new("bash");
+    cmd.args(["--noprofile", "--norc"])
+        .args(flags)
+        .args(["-c", script])
+        .current_dir(dir)
+        .env_clear()
+        .envs(build_environment())
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    // If pubdeck itself is killed (kill -9), take the shell with it.
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(Stopped::Spawn)?;
+    let mut group = GroupGuard(child.id().map(|p| p as i32));
+    let out = child.stdout.take().expect("piped");
+    let (capped_tx, mut capped_rx) = tokio::sync::oneshot::channel::<()>();
+    let log_tx = tx.clone();
+    let stdout = match stdout_to {
+        StdoutTo::Log => tokio::spawn(async move {
+            pump(out, Stream::Stdout, log_tx).await;
+            Vec::new()
+        }),
+        StdoutTo::Capture(max) => tokio::spawn(async move {
+            use tokio::io::AsyncReadExt as _;
+            let mut buf = Vec::new();
+            let mut limited = out.take(max + 1);
+            let _ = limited.read_to_end(&mut buf).await;
+            if buf.len() as u64 > max {
+                let _ = capped_tx.send(());
+            }
+            buf
+        }),
+    };
+    let stderr = tokio::spawn(pump(
+        child.stderr.take().expect("piped"),
+        Stream::Stderr,
+        tx.clone(),
+    ));
+    let timeout = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        status = child.wait() => status.map_err(Stopped::Wait),
+        _ = cancel.cancelled() => Err(Stopped::Cancelled),
+        _ = timeout => Err(Stopped::TimedOut),
+        Ok(()) = &mut capped_rx => Err(Stopped::OutputCapped),
+    };
+    // Whatever happened, nothing it started may outlive it; this also closes the pipes
+    // held by background children so the readers finish.
+    if outcome.is_err() {
+        group.kill(libc::SIGTERM);
+        if tokio::time::timeout(Duration::from_secs(2), child.wait())
+            .await
+            .is_err()
+        {
+            group.kill(libc::SIGKILL);
+        }
+    }
+    group.kill(libc::SIGKILL);
+    group.0 = None;
+    let _ = child.wait().await;
+    let captured = stdout.await.unwrap_or_default();
+    let _ = stderr.await;
+    outcome.map(|status| (status, captured))
+}
+
+async fn resolve_version(
+    build: &Build,
+    env_dir: &Path,
+    deadline: Option<tokio::time::Instant>,
+    tx: &EventTx,
+    cancel: &CancellationToken,
+) -> Result<Option<String>, BuildError> {
+    let name = &build.name;
     let err = |message: String| BuildError::Version {
-        name: build.name.clone(),
+        name: name.clone(),
         message,
     };
     let v = match &build.version {
         None => return Ok(None),
         Some(VersionSpec::Literal(v)) => v.clone(),
-        Some(VersionSpec::File(f)) => tokio::fs::read_to_string(env_dir.join(f))
-            .await
-            .map_err(|e| err(format!("cannot read {f} in the clean clone: {e}")))?
-            .trim()
-            .to_string(),
-        Some(VersionSpec::Command(c)) => {
-            let out = Command::new("bash")
-                .args(["--noprofile", "--norc", "-c", c])
-                .current_dir(env_dir)
-                .stdin(Stdio::null())
-                .output()
+        Some(VersionSpec::File(f)) => {
+            let mut text = String::new();
+            let file = tokio::fs::File::open(env_dir.join(f))
                 .await
-                .map_err(|e| err(format!("cannot run bash: {e}")))?;
-            if !out.status.success() {
-                let stderr = String::from_utf8_lossy(&out.stderr);
+                .map_err(|e| err(format!("cannot read {f} in the clean clone: {e}")))?;
+            use tokio::io::AsyncReadExt as _;
+            file.take(VERSION_OUTPUT_CAP)
+                .read_to_string(&mut text)
+                .await
+                .map_err(|e| err(format!("cannot read {f} in the clean clone: {e}")))?;
+            text.trim().to_string()
+        }
+        Some(VersionSpec::Command(c)) => {
+            let contained = Contained {
+                flags: &[],
+                script: c,
+                dir: env_dir,
+                env: &[("FLOX_ENV_PROJECT", env_dir.as_os_str())],
+                stdout_to: StdoutTo::Capture(VERSION_OUTPUT_CAP),
+                deadline,
+            };
+            let ran = run_contained(contained, tx, cancel).await;
+            let (status, out) = match ran {
+                Ok(r) => r,
+                Err(Stopped::Cancelled) => {
+                    return Err(BuildError::Cancelled { name: name.clone() });
+                }
+                Err(Stopped::TimedOut) => {
+                    return Err(BuildError::TimedOut {
+                        name: name.clone(),
+                        after: Duration::ZERO,
+                    });
+                }
+                Err(Stopped::OutputCapped) => {
+                    return Err(err(format!(
+                        "version.command printed more than {} KiB; it must print the version only",
+                        VERSION_OUTPUT_CAP / 1024
+                    )));
+                }
+                Err(Stopped::Spawn(e) | Stopped::Wait(e)) => {
+                    return Err(err(format!("cannot run bash: {e}")));
+                }
+            };
+            if !status.success() {
                 return Err(err(format!(
-                    "version.command failed ({}): {}",
-                    out.status,
-                    stderr.lines().next().unwrap_or("").trim()
+                    "version.command failed ({status}); its error output is in the log"
                 )));
             }
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
+            String::from_utf8_lossy(&out).trim().to_string()
         }
     };
     crate::manifest::check_version(&v).map_err(|e| err(e.to_string()))?;
@@ -502,7 +677,16 @@ async fn build_in_clone(
 ) -> Result<(Option<String>, OutLocation), BuildError> {
     let name = &req.build.name;
     let env_dir = src.join(&req.env_subdir);
-    let version = resolve_version(&req.build, &env_dir).await?;
+    // One deadline for version.command and the build.
+    let deadline = req.timeout.map(|d| tokio::time::Instant::now() + d);
+    let timed_out = || BuildError::TimedOut {
+        name: name.clone(),
+        after: req.timeout.unwrap_or_default(),
+    };
+    let version = match resolve_version(&req.build, &env_dir, deadline, tx, cancel).await {
+        Err(BuildError::TimedOut { .. }) => return Err(timed_out()),
+        other => other?,
+    };
     let store_name = match version.as_ref().or(req.fallback_version.as_ref()) {
         Some(v) => format!("{name}-{v}"),
         None => name.clone(),
@@ -511,78 +695,39 @@ async fn build_in_clone(
     let out_path = location.path();
     let out = out_path.as_path();
 
-    let mut cmd = Command::new("bash");
-    cmd.args(["--noprofile", "--norc", "-e", "-c", &req.build.command])
-        .current_dir(&env_dir)
-        .env("out", out)
-        .env("pname", name)
-        .env("FLOX_ENV_PROJECT", &env_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    // If pubdeck itself is killed (kill -9), take the build's shell with it.
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
+    let mut env: Vec<(&str, &std::ffi::OsStr)> = vec![
+        ("out", out.as_os_str()),
+        ("pname", std::ffi::OsStr::new(name)),
+        ("FLOX_ENV_PROJECT", env_dir.as_os_str()),
+    ];
+    if let Some(v) = &version {
+        env.push(("version", std::ffi::OsStr::new(v)));
     }
-    match &version {
-        Some(v) => cmd.env("version", v),
-        None => cmd.env_remove("version"),
-    };
-    match &req.build.description {
-        Some(d) => cmd.env("description", d),
-        None => cmd.env_remove("description"),
-    };
-    let mut child = cmd.spawn().map_err(|source| BuildError::Spawn {
-        name: name.clone(),
-        source,
-    })?;
-    let mut group = GroupGuard(child.id().map(|p| p as i32));
-    let stdout = tokio::spawn(pump(
-        child.stdout.take().expect("piped"),
-        Stream::Stdout,
-        tx.clone(),
-    ));
-    let stderr = tokio::spawn(pump(
-        child.stderr.take().expect("piped"),
-        Stream::Stderr,
-        tx.clone(),
-    ));
-
-    let timeout = async {
-        match req.timeout {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    let outcome = tokio::select! {
-        status = child.wait() => Ok(status?),
-        _ = cancel.cancelled() => Err(BuildError::Cancelled { name: name.clone() }),
-        _ = timeout => Err(BuildError::TimedOut { name: name.clone(), after: req.timeout.unwrap_or_default() }),
-    };
-    // Whatever happened, nothing the build started may outlive it; this also closes
-    // the pipes held by background children so the readers finish.
-    if outcome.is_err() {
-        group.kill(libc::SIGTERM);
-        if tokio::time::timeout(Duration::from_secs(2), child.wait())
-            .await
-            .is_err()
-        {
-            group.kill(libc::SIGKILL);
-        }
+    if let Some(d) = &req.build.description {
+        env.push(("description", std::ffi::OsStr::new(d)));
     }
-    group.kill(libc::SIGKILL);
-    group.0 = None;
-    let _ = child.wait().await;
-    let _ = stdout.await;
-    let _ = stderr.await;
-
-    let status = outcome?;
+    let contained = Contained {
+        flags: &["-e"],
+        script: &req.build.command,
+        dir: &env_dir,
+        env: &env,
+        stdout_to: StdoutTo::Log,
+        deadline,
+    };
+    let ran = run_contained(contained, tx, cancel).await;
+    let status = match ran {
+        Ok((status, _)) => status,
+        Err(Stopped::Cancelled) => return Err(BuildError::Cancelled { name: name.clone() }),
+        Err(Stopped::TimedOut) => return Err(timed_out()),
+        Err(Stopped::OutputCapped) => unreachable!("the build's output is streamed"),
+        Err(Stopped::Spawn(source)) => {
+            return Err(BuildError::Spawn {
+                name: name.clone(),
+                source,
+            });
+        }
+        Err(Stopped::Wait(e)) => return Err(BuildError::Io(e)),
+    };
     let _ = tx
         .send(Event::BuildExited {
             code: status.code(),

@@ -272,3 +272,141 @@ fn cli_build_prints_result_path() {
     let failed = common::pubdeck(&["build", "nope", "--dir", repo.work.to_str().unwrap()]);
     assert_eq!(failed.status.code(), Some(1));
 }
+
+fn with_version_command(version_command: &str) -> Repo {
+    Repo::with_manifest(&format!(
+        "version = 1\n[install]\nh.pkg-path = \"h\"\n[build.v]\nversion.command = '''{version_command}'''\ncommand = \"mkdir -p $out && echo $version > $out/v\"\n"
+    ))
+}
+
+#[tokio::test]
+async fn version_command_obeys_the_timeout_and_cancel() {
+    let pid_dir = tempfile::tempdir().unwrap();
+    let repo = with_version_command(&format!(
+        "sleep 300 & echo $! > {}/bg.pid; sleep 20; echo 1.0",
+        pid_dir.path().display()
+    ));
+    let mut req = request(&repo, "v");
+    req.timeout = Some(Duration::from_secs(2));
+    let t = std::time::Instant::now();
+    let (r, events) = run(&req, &CancellationToken::new()).await;
+    let err = r.unwrap_err();
+    assert!(matches!(err, BuildError::TimedOut { .. }), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(!cloned_dir(&events).exists(), "the clone is removed");
+    let bg = wait_for_pidfile(pid_dir.path()).await;
+    for _ in 0..100 {
+        if !process_alive(bg) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !process_alive(bg),
+        "version.command's process group is killed"
+    );
+
+    // Cancel stops it too.
+    let req = request(&repo, "v");
+    let cancel = CancellationToken::new();
+    let c2 = cancel.clone();
+    let handle = tokio::spawn(async move { run(&req, &c2).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cancel.cancel();
+    let (r, _) = tokio::time::timeout(Duration::from_secs(10), handle)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(r.unwrap_err(), BuildError::Cancelled { .. }));
+}
+
+#[tokio::test]
+async fn version_command_output_is_capped() {
+    // 1.5 GB of output: stopped at the cap, a clear error, the clone removed.
+    let repo = with_version_command("head -c 1500000000 /dev/zero | tr '\\\\0' 'x'");
+    let t = std::time::Instant::now();
+    let (r, events) = run(&request(&repo, "v"), &CancellationToken::new()).await;
+    let err = r.unwrap_err().to_string();
+    assert!(err.contains("printed more than 64 KiB"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    assert!(!cloned_dir(&events).exists());
+}
+
+#[test]
+fn the_build_sees_no_secrets() {
+    let repo = Repo::with_manifest(
+        "version = 1\n[install]\nh.pkg-path = \"h\"\n[build.env]\ncommand = \"mkdir -p $out && env > $out/env && echo HOME=$HOME > $out/home\"\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pubdeck"))
+        .args(["build", "env", "--dir"])
+        .arg(&repo.work)
+        .env("PUBDECK_TOKEN", "pdk_the_catalog_token")
+        .env("PUBDECK_SIGNING_KEY", "/secret/key")
+        .env("AWS_SECRET_ACCESS_KEY", "aws-secret")
+        .env("AWS_SESSION_TOKEN", "aws-session")
+        .env("GOOGLE_APPLICATION_CREDENTIALS", "/gcp.json")
+        .env("SOME_OTHER_SETTING", "kept")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env = std::fs::read_to_string(repo.work.join("result-env/env")).unwrap();
+    for secret in [
+        "pdk_the_catalog_token",
+        "/secret/key",
+        "aws-secret",
+        "aws-session",
+        "/gcp.json",
+    ] {
+        assert!(!env.contains(secret), "the build saw {secret}:\n{env}");
+    }
+    assert!(env.contains("SOME_OTHER_SETTING=kept"));
+    assert!(env.lines().any(|l| l.starts_with("PATH=")));
+}
+
+#[test]
+fn sigterm_and_sighup_stop_a_build_like_sigint() {
+    for signal in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT] {
+        let pid_dir = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = with_build(&format!(
+            "sleep 300 &\necho $! > {}/bg.pid\nsleep 300",
+            pid_dir.path().display()
+        ));
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pubdeck"))
+            .args(["build", "t", "--dir"])
+            .arg(&repo.work)
+            .env("TMPDIR", tmp.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let bg = rt.block_on(wait_for_pidfile(pid_dir.path()));
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(1), "signal {signal}");
+        for _ in 0..100 {
+            if !process_alive(bg) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            !process_alive(bg),
+            "signal {signal}: the build's children survived"
+        );
+        let left: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "signal {signal}: {left:?} left in TMPDIR");
+    }
+}

@@ -19,10 +19,10 @@ hello.pkg-path = "hello"
 [build.slow]
 version = "1.0"
 command = '''
-  if [ -n "${PUBDECK_TEST_SLEEP:-}" ]; then
-    echo $$ > "$PUBDECK_TEST_PIDFILE"
+  if [ -n "${CRASHTEST_SLEEP:-}" ]; then
+    echo $$ > "$CRASHTEST_PIDFILE"
     echo started
-    exec sleep "$PUBDECK_TEST_SLEEP"
+    exec sleep "$CRASHTEST_SLEEP"
   fi
   mkdir -p $out && echo done > $out/result
 '''
@@ -39,8 +39,8 @@ fn publish_cmd(dir: &Path, tmp: &Path) -> Command {
         .env("PUBDECK_DATA_DIR", tmp.join("data"))
         .env("XDG_CONFIG_HOME", tmp.join("cfg"))
         .env_remove("PUBDECK_FAILPOINT_PAUSE")
-        .env_remove("PUBDECK_TEST_SLEEP")
-        .env("PUBDECK_TEST_PIDFILE", tmp.join("build.pid"));
+        .env_remove("CRASHTEST_SLEEP")
+        .env("CRASHTEST_PIDFILE", tmp.join("build.pid"));
     c
 }
 
@@ -87,7 +87,7 @@ async fn kill_nine_at_five_points_leaves_nothing_visible_and_a_rerun_succeeds() 
         .unwrap();
 
     let points: [(&[(&str, &str)], &str); 5] = [
-        (&[("PUBDECK_TEST_SLEEP", "60")], "| started"),
+        (&[("CRASHTEST_SLEEP", "60")], "| started"),
         (
             &[("PUBDECK_FAILPOINT_PAUSE", "pack")],
             "failpoint: paused at pack",

@@ -182,11 +182,37 @@ pub enum Handoff {
     },
 }
 
+/// A token cancelled by SIGINT, SIGTERM or SIGHUP: a long command stops the same way
+/// whichever arrives (its build's process group killed, its clone removed, exit status 1).
+pub fn cancel_on_signals() -> CancellationToken {
+    use tokio::signal::unix::{SignalKind, signal};
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+        t.cancel();
+    });
+    token
+}
+
 /// Logs to stderr at INFO (the service's log).
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::INFO)
         .with_writer(std::io::stderr)
+        // No colour codes in a log file or a journal.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -397,13 +423,7 @@ async fn build_cmd(dir: &Path, name: &str, timeout: Option<std::time::Duration>)
     let env = Env::find(dir)?;
     let err_style = Style::stderr();
     let (tx, mut rx) = crate::event::channel();
-    let cancel = CancellationToken::new();
-    let ctrl_c = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            ctrl_c.cancel();
-        }
-    });
+    let cancel = cancel_on_signals();
     let printer = tokio::spawn(async move {
         use std::io::Write;
         while let Some(ev) = rx.recv().await {
