@@ -725,11 +725,15 @@ pub async fn push_current_branch(dir: &Path) -> Result<Pushed, PushError> {
 
 /// Removes credentials from a remote URL: the password always, the user name too except
 /// for ssh (where `git@` is the account, not a secret).
+/// A URL's query string and fragment are dropped too (`?access_token=…`).
 pub fn strip_credentials(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         // scp-like `user@host:path` is ssh; a local path has nothing to strip.
         return url.to_string();
     };
+    let url = &url[..url[scheme_end..]
+        .find(['?', '#'])
+        .map_or(url.len(), |i| scheme_end + i)];
     let scheme = &url[..scheme_end];
     let rest = &url[scheme_end + 3..];
     let auth_end = rest.find('/').unwrap_or(rest.len());
@@ -759,6 +763,15 @@ pub fn strip_credentials(url: &str) -> String {
 mod tests {
     use super::strip_credentials as s;
     use git2::Repository;
+
+    #[test]
+    fn query_strings_and_fragments_are_dropped() {
+        assert_eq!(
+            s("https://git.example.com/org/repo.git?access_token=secret#frag"),
+            "https://git.example.com/org/repo.git"
+        );
+        assert_eq!(s("https://u:p@h/r.git?private_token=x"), "https://h/r.git");
+    }
 
     #[test]
     fn https_password_and_user_removed() {

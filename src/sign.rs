@@ -330,22 +330,26 @@ pub fn verify_signatures(
     if sigs.is_empty() {
         return Err(VerifyError::Unsigned);
     }
-    let mut good = None;
+    // As Nix: one valid signature by a trusted key is enough; others (unknown keys, or a
+    // signature that does not verify) are ignored, so an extra bogus `Sig:` blocks nothing.
+    let mut bad = None;
     for sig in sigs {
         let keys: Vec<&PublicKey> = trusted.iter().filter(|k| k.name == sig.key_name).collect();
         if keys.is_empty() {
             continue;
         }
         if keys.iter().any(|k| k.verifies(message, sig)) {
-            good.get_or_insert_with(|| sig.key_name.clone());
-        } else {
-            return Err(VerifyError::BadSignature(sig.key_name.clone()));
+            return Ok(sig.key_name.clone());
         }
+        bad.get_or_insert_with(|| sig.key_name.clone());
     }
-    good.ok_or_else(|| VerifyError::Untrusted {
-        signers: names(sigs.iter().map(|s| s.key_name.as_str())),
-        trusted: names(trusted.iter().map(|k| k.name.as_str())),
-    })
+    match bad {
+        Some(name) => Err(VerifyError::BadSignature(name)),
+        None => Err(VerifyError::Untrusted {
+            signers: names(sigs.iter().map(|s| s.key_name.as_str())),
+            trusted: names(trusted.iter().map(|k| k.name.as_str())),
+        }),
+    }
 }
 
 fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
@@ -442,6 +446,18 @@ mod tests {
             ),
             Err(VerifyError::BadSignature("myorg-1".into()))
         );
+        // One good signature by a trusted key is enough, whatever else is there.
+        for extra in [impostor.sign(fp.as_bytes()), other.sign(fp.as_bytes())] {
+            for sigs in [
+                vec![extra.clone(), sk.sign(fp.as_bytes())],
+                vec![sk.sign(fp.as_bytes()), extra.clone()],
+            ] {
+                assert_eq!(
+                    verify_signatures(fp.as_bytes(), &sigs, &[sk.public()]).unwrap(),
+                    "myorg-1"
+                );
+            }
+        }
     }
 
     #[test]

@@ -551,3 +551,122 @@ async fn publish_and_install_through_the_catalog_service_on_loopback() {
     assert!(!events.iter().any(|e| matches!(e, Event::Cloned { .. })));
     fx.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_installs_of_one_package_both_succeed() {
+    let w = World::new(None).await;
+    publish_collect(&w.plan("hello"), &w.catalog)
+        .await
+        .0
+        .unwrap();
+    let (a, b) = (consumer(), consumer());
+    let request = |env: &Repo| {
+        let mut req = install::Request::new(
+            PackageRef::parse("myorg/hello").unwrap(),
+            &env.work,
+            &w.data_dir(),
+        );
+        req.nix = None;
+        req
+    };
+    let (ra, rb) = (request(&a), request(&b));
+    let run = |req: install::Request| {
+        let catalog = w.catalog.clone();
+        async move {
+            let (tx, mut rx) = event::channel();
+            tokio::spawn(async move { while rx.recv().await.is_some() {} });
+            install::install(&req, &catalog, &tx).await
+        }
+    };
+    let (x, y) = tokio::join!(run(ra), run(rb));
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(x.path, y.path);
+    assert!(x.path.join("bin/hello").is_file());
+    // One of them may have found the other's copy and proved it.
+    assert!(x.reused + y.reused <= 1);
+}
+
+#[tokio::test]
+async fn an_extra_bogus_signature_does_not_block_install() {
+    let w = World::new(None).await;
+    let p = publish_collect(&w.plan("hello"), &w.catalog)
+        .await
+        .0
+        .unwrap();
+    let hash = &p.store_path["/nix/store/".len().."/nix/store/".len() + 32];
+    let narinfo = w.store_dir.join(format!("{hash}.narinfo"));
+    let mut info =
+        pubdeck::narinfo::NarInfo::parse(&std::fs::read_to_string(&narinfo).unwrap()).unwrap();
+    // A well-formed signature by an unknown key and one by the right key name that does not
+    // verify, before the good one.
+    let stranger = SecretKey::generate("stranger-1").unwrap();
+    let impostor = SecretKey::generate("myorg-1").unwrap();
+    let fp = info.fingerprint();
+    let mut sigs = vec![stranger.sign(fp.as_bytes()), impostor.sign(fp.as_bytes())];
+    sigs.append(&mut info.sigs);
+    info.sigs = sigs;
+    std::fs::write(&narinfo, info.to_string()).unwrap();
+    let target = consumer();
+    let mut req = install::Request::new(
+        PackageRef::parse("myorg/hello").unwrap(),
+        &target.work,
+        &w.data_dir(),
+    );
+    req.nix = None;
+    let (tx, mut rx) = event::channel();
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let i = install::install(&req, &w.catalog, &tx).await.unwrap();
+    assert!(i.path.join("bin/hello").is_file());
+}
+
+#[tokio::test]
+async fn installing_a_symlink_root_never_changes_what_it_points_to() {
+    use std::os::unix::fs::PermissionsExt;
+    // A package whose root is a symlink to a directory outside; install makes installed trees
+    // read-only and cleans up staging, and neither may follow the link.
+    let outside = tempfile::tempdir().unwrap();
+    let target_dir = outside.path().join("shared");
+    std::fs::create_dir(&target_dir).unwrap();
+    std::fs::write(target_dir.join("file"), "x").unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let (dir_mode, file_mode) = (mode(&target_dir), mode(&target_dir.join("file")));
+    assert_ne!(dir_mode & 0o200, 0);
+    let repo = Repo::with_manifest(&format!(
+        "version = 1\n[install]\nh.pkg-path = \"h\"\n[build.link]\nversion = \"1.0\"\ncommand = \"ln -s {} $out\"\n",
+        target_dir.display()
+    ));
+    let mut w = World::new(None).await;
+    w.repo = repo;
+    publish_collect(&w.plan("link"), &w.catalog)
+        .await
+        .0
+        .unwrap();
+    let target = consumer();
+    let mut req = install::Request::new(
+        PackageRef::parse("myorg/link").unwrap(),
+        &target.work,
+        &w.data_dir(),
+    );
+    req.nix = None;
+    let (tx, mut rx) = event::channel();
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let i = install::install(&req, &w.catalog, &tx).await.unwrap();
+    assert!(
+        std::fs::symlink_metadata(&i.path)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        mode(&target_dir),
+        dir_mode,
+        "the link's target changed mode"
+    );
+    assert_eq!(mode(&target_dir.join("file")), file_mode);
+    let left: Vec<_> = std::fs::read_dir(w.data_dir().join("store"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".pubdeck-install-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -348,6 +348,28 @@ impl Db {
         row.as_ref().map(catalog_from_row).transpose()
     }
 
+    /// One catalog row and whether `user` is on its allowlist, in one query: a missing and a
+    /// hidden catalog cost the same (no timing difference between them).
+    pub async fn catalog_row_for(
+        &self,
+        name: &str,
+        user: &str,
+    ) -> CatalogResult<Option<(CatalogRow, bool)>> {
+        let row = sqlx::query(
+            "SELECT name, owner, store_url, generation, created_at, \
+             (SELECT COUNT(*) FROM allowlist WHERE catalog = $1 AND username = $2) AS allowed \
+             FROM catalogs WHERE name = $1",
+        )
+        .bind(name)
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_db)?;
+        row.as_ref()
+            .map(|r| Ok((catalog_from_row(r)?, get_i64(r, "allowed")? > 0)))
+            .transpose()
+    }
+
     /// Catalogs `user` owns or is allowlisted on, by name.
     pub async fn visible_catalogs(&self, user: &str) -> CatalogResult<Vec<CatalogRow>> {
         let rows = sqlx::query(

@@ -112,17 +112,11 @@ impl EmbeddedCatalog {
     /// `NotFound` as for a missing catalog.
     async fn visible(&self, org: &str) -> CatalogResult<(CatalogRow, Role)> {
         validate_org_name(org)?;
-        let row = self
-            .db()
-            .catalog_row(org)
-            .await?
-            .ok_or_else(|| not_found(org))?;
-        if row.owner == *self.user {
-            Ok((row, Role::Owner))
-        } else if self.db().is_allowed(org, &self.user).await? {
-            Ok((row, Role::Reader))
-        } else {
-            Err(not_found(org))
+        match self.db().catalog_row_for(org, &self.user).await? {
+            Some((row, _)) if row.owner == *self.user => Ok((row, Role::Owner)),
+            Some((row, true)) => Ok((row, Role::Reader)),
+            // Hidden and missing: the same query, the same answer.
+            Some((_, false)) | None => Err(not_found(org)),
         }
     }
 

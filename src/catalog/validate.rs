@@ -38,7 +38,7 @@ pub fn validate_new_build(b: &NewBuild) -> CatalogResult<()> {
     validate_system(&b.system)?;
     check_text("description", &b.description, 4096, false)?;
     validate_store_path(&b.store_path)?;
-    check_text("narinfo_url", &b.narinfo_url, 2048, true)?;
+    validate_narinfo_url(&b.narinfo_url)?;
     validate_nar_hash(&b.nar_hash)?;
     if b.nar_size > i64::MAX as u64 {
         return Err(bad("nar_size is too large".into()));
@@ -254,6 +254,42 @@ pub fn validate_store_url(u: &str) -> CatalogResult<()> {
     Ok(())
 }
 
+/// Where a build's narinfo lives: a `file://`, `s3://` or `http(s)://` URL with no
+/// credentials and, besides an S3 store's `endpoint`, `region` and `profile`, no query.
+pub fn validate_narinfo_url(u: &str) -> CatalogResult<()> {
+    check_text("narinfo_url", u, 2048, true)?;
+    let url = reqwest::Url::parse(u)
+        .map_err(|_| bad(format!("narinfo_url {} is not a URL", quote(u))))?;
+    if !matches!(url.scheme(), "file" | "s3" | "http" | "https") {
+        return Err(bad(format!(
+            "narinfo_url {} must be a file://, s3:// or http(s):// URL",
+            quote(u)
+        )));
+    }
+    if url.password().is_some() || !url.username().is_empty() {
+        return Err(bad("narinfo_url must not contain credentials".into()));
+    }
+    if url.fragment().is_some() {
+        return Err(bad("narinfo_url must not have a fragment".into()));
+    }
+    for (k, _) in url.query_pairs() {
+        let store_param = url.scheme() == "s3" && matches!(&*k, "endpoint" | "region" | "profile");
+        if !store_param {
+            return Err(bad(format!(
+                "narinfo_url must not carry the query parameter {} (credentials never go into URLs)",
+                quote(&k)
+            )));
+        }
+    }
+    if !url.path().ends_with(".narinfo") {
+        return Err(bad(format!(
+            "narinfo_url {} does not name a .narinfo",
+            quote(u)
+        )));
+    }
+    Ok(())
+}
+
 /// A source repository URL without credentials (`ssh://git@…` and `git@host:path` are fine,
 /// a password or an http(s) user name is not).
 pub fn validate_source_url(u: &str) -> CatalogResult<()> {
@@ -271,6 +307,12 @@ pub fn validate_source_url(u: &str) -> CatalogResult<()> {
             }
             if matches!(url.scheme(), "http" | "https") && !url.username().is_empty() {
                 return Err(creds());
+            }
+            if url.query().is_some() || url.fragment().is_some() {
+                return Err(bad(
+                    "source_url must not carry a query string or fragment (it may hold a token such as access_token); publish strips them"
+                        .into(),
+                ));
             }
             Ok(())
         }

@@ -767,10 +767,12 @@ pub async fn install(
     let reused = r.closure.len() - missing.len();
 
     // 2. Download and verify everything missing into a staging directory.
-    let staging = tempfile::Builder::new()
-        .prefix(".pubdeck-install-")
-        .tempdir_in(&req.store_dir)
-        .map_err(io(&req.store_dir))?;
+    let staging = Staging(
+        tempfile::Builder::new()
+            .prefix(".pubdeck-install-")
+            .tempdir_in(&req.store_dir)
+            .map_err(io(&req.store_dir))?,
+    );
     for info in &missing {
         stage(req, &r, info, staging.path(), tx).await?;
     }
@@ -845,6 +847,22 @@ pub async fn install(
         store: if req.nix.is_some() { "nix" } else { "pubdeck" },
         reused,
     })
+}
+
+/// Where an install stages its verified downloads; removed on drop even when it holds
+/// read-only trees, never following a symlink out of it.
+struct Staging(tempfile::TempDir);
+
+impl Staging {
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        crate::fsutil::make_writable(self.0.path());
+    }
 }
 
 /// Whether `info`'s path is already here with exactly its contents. A path present with
