@@ -212,6 +212,9 @@ pub async fn add_closure(
         }
         cache::add_path(store, p.packed.file.path(), info, put, &progress(i)).await?;
         out.push(Added::Uploaded);
+        if i < last {
+            crate::failpoint::pause("upload-closure").await;
+        }
     }
     Ok(out)
 }

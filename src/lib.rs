@@ -12,6 +12,7 @@ pub mod closure;
 pub mod config;
 pub mod demo;
 pub mod event;
+pub mod failpoint;
 pub mod fsutil;
 pub mod git;
 pub mod install;

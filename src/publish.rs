@@ -158,13 +158,9 @@ struct Checked {
     store: Store,
 }
 
-/// Fault injection for the crash tests: with `PUBDECK_FAILPOINT_PAUSE=<stage>` the pipeline
-/// stops for a minute when it reaches that stage, so a test can `kill -9` it exactly there.
+/// The crash tests' pause at a stage (see [`crate::failpoint`]).
 async fn failpoint(stage: Stage) {
-    if std::env::var("PUBDECK_FAILPOINT_PAUSE").is_ok_and(|s| s == stage.name()) {
-        eprintln!("failpoint: paused at {}", stage.name());
-        tokio::time::sleep(Duration::from_secs(60)).await;
-    }
+    crate::failpoint::pause(stage.name()).await;
 }
 
 /// Announces and times the pipeline's stages, and keeps their durations.

@@ -554,6 +554,7 @@ impl Db {
             }
             Err(e) => return Err(map_db(e)),
         }
+        crate::failpoint::pause("register-transaction").await;
         let current =
             sqlx::query("SELECT latest_version FROM packages WHERE catalog = $1 AND name = $2")
                 .bind(&b.org)

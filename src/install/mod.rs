@@ -767,17 +767,15 @@ pub async fn install(
     let reused = r.closure.len() - missing.len();
 
     // 2. Download and verify everything missing into a staging directory.
-    let staging = Staging(
-        tempfile::Builder::new()
-            .prefix(".pubdeck-install-")
-            .tempdir_in(&req.store_dir)
-            .map_err(io(&req.store_dir))?,
-    );
+    let staging = Staging::new(&req.store_dir).map_err(io(&req.store_dir))?;
     for info in &missing {
         stage(req, &r, info, staging.path(), tx).await?;
     }
 
-    // 3. Import, dependencies first.
+    // 3. Import: the dependencies, then the package, so that a kill in between leaves only
+    //    complete paths whose references are all there, and no package.
+    let (deps, package): (Vec<&NarInfo>, Vec<&NarInfo>) =
+        missing.iter().partition(|i| i.store_path != top.store_path);
     let location = match &req.nix {
         Some(nix) => {
             // The verified copy as a binary cache: every narinfo of the closure (Nix
@@ -795,31 +793,41 @@ pub async fn install(
                 cache::NIX_CACHE_INFO.as_bytes(),
             )
             .map_err(io(&cache_dir))?;
-            if !missing.is_empty() {
-                nix.import(&cache_dir, &top.store_path, &r.keys).await?;
+            for batch in [deps, package] {
+                if batch.is_empty() {
+                    continue;
+                }
+                let paths: Vec<&StorePath> = batch.iter().map(|i| &i.store_path).collect();
+                nix.import(&cache_dir, &paths, &r.keys).await?;
+                crate::failpoint::pause("install-import").await;
             }
             PathBuf::from(top.store_path.to_string())
         }
         None => {
-            for info in &missing {
-                let staged = staging
-                    .path()
-                    .join("trees")
-                    .join(info.store_path.base_name());
-                let dest = req.store_dir.join(info.store_path.base_name());
-                match crate::fsutil::rename_noreplace(&staged, &dest) {
-                    Ok(()) => {}
-                    // Installed meanwhile (a concurrent install): fine once it is proved.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        if !present(req, info).await? {
-                            return Err(InstallError::Occupied {
-                                path: dest.display().to_string(),
-                                where_: "pubdeck's store".into(),
-                                detail: "it changed while installing".into(),
-                            });
+            for batch in [deps, package] {
+                for info in &batch {
+                    let staged = staging
+                        .path()
+                        .join("trees")
+                        .join(info.store_path.base_name());
+                    let dest = req.store_dir.join(info.store_path.base_name());
+                    match crate::fsutil::rename_noreplace(&staged, &dest) {
+                        Ok(()) => {}
+                        // Installed meanwhile (a concurrent install): fine once it is proved.
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                            if !present(req, info).await? {
+                                return Err(InstallError::Occupied {
+                                    path: dest.display().to_string(),
+                                    where_: "pubdeck's store".into(),
+                                    detail: "it changed while installing".into(),
+                                });
+                            }
                         }
+                        Err(e) => return Err(io(&dest)(e)),
                     }
-                    Err(e) => return Err(io(&dest)(e)),
+                }
+                if !batch.is_empty() {
+                    crate::failpoint::pause("install-import").await;
                 }
             }
             req.store_dir.join(top.store_path.base_name())
@@ -849,19 +857,79 @@ pub async fn install(
     })
 }
 
-/// Where an install stages its verified downloads; removed on drop even when it holds
-/// read-only trees, never following a symlink out of it.
-struct Staging(tempfile::TempDir);
+/// Where an install stages its verified downloads: `<store dir>/.pubdeck-install-XXXXXX`,
+/// removed on drop even when it holds read-only trees, never following a symlink out of it.
+/// The install holds an exclusive lock on `<staging>/lock` while it runs; a staging
+/// directory whose lock is free was left by an install that was killed, and the next install
+/// removes it.
+struct Staging {
+    dir: tempfile::TempDir,
+    _lock: std::fs::File,
+}
+
+const STAGING_PREFIX: &str = ".pubdeck-install-";
 
 impl Staging {
+    fn new(store_dir: &Path) -> std::io::Result<Staging> {
+        remove_abandoned_staging(store_dir);
+        let dir = tempfile::Builder::new()
+            .prefix(STAGING_PREFIX)
+            .tempdir_in(store_dir)?;
+        let lock = std::fs::File::create(dir.path().join("lock"))?;
+        if !try_lock(&lock) {
+            return Err(std::io::Error::other("cannot lock a new staging directory"));
+        }
+        Ok(Staging { dir, _lock: lock })
+    }
+
     fn path(&self) -> &Path {
-        self.0.path()
+        self.dir.path()
     }
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        crate::fsutil::make_writable(self.0.path());
+        crate::fsutil::make_writable(self.dir.path());
+    }
+}
+
+/// An exclusive, non-blocking `flock`; released when the file is closed (or its process dies).
+fn try_lock(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// Removes the staging directories of installs that were killed (their lock is free). One
+/// that is still locked belongs to a running install and is left alone.
+fn remove_abandoned_staging(store_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(store_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let is_staging = name.to_str().is_some_and(|n| n.starts_with(STAGING_PREFIX));
+        if !is_staging || !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let dir = e.path();
+        let Ok(lock) = std::fs::File::open(dir.join("lock")) else {
+            // No lock file: killed between creating the directory and its lock, or older.
+            // Only a directory this old is certainly abandoned.
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+            if old {
+                let _ = crate::fsutil::remove_tree(&dir);
+            }
+            continue;
+        };
+        if try_lock(&lock) {
+            let _ = crate::fsutil::remove_tree(&dir);
+        }
     }
 }
 

@@ -65,14 +65,20 @@ impl NixStore {
     }
 
     async fn run(&self, args: &[&str]) -> Result<Vec<u8>, NixError> {
-        let out = tokio::process::Command::new(&self.program)
-            .args(OPTIONS)
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.args(OPTIONS)
             .args(args)
             .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(NixError::Spawn)?;
+            .kill_on_drop(true);
+        // Nix dies with pubdeck, even by SIGKILL: no import goes on behind a killed install.
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let out = cmd.output().await.map_err(NixError::Spawn)?;
         if out.status.success() {
             return Ok(out.stdout);
         }
@@ -122,12 +128,13 @@ impl NixStore {
             .ok_or_else(|| bad(format!("narHash {h:?}")))
     }
 
-    /// Imports `path` and its closure from the binary cache at `cache_dir` into the Nix
-    /// store, trusting `keys` for this call only.
+    /// Imports `paths` and their closures from the binary cache at `cache_dir` into the Nix
+    /// store, trusting `keys` for this call only. Nix adds each path atomically, the
+    /// references of a path before it.
     pub async fn import(
         &self,
         cache_dir: &Path,
-        path: &StorePath,
+        paths: &[&StorePath],
         keys: &[PublicKey],
     ) -> Result<(), NixError> {
         let from = format!("file://{}", cache_dir.display());
@@ -136,17 +143,17 @@ impl NixStore {
             .map(|k| k.to_nix_string())
             .collect::<Vec<_>>()
             .join(" ");
-        self.run(&[
+        let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+        let mut args = vec![
             "--option",
             "trusted-public-keys",
             &keys,
             "copy",
             "--from",
             &from,
-            &path.to_string(),
-        ])
-        .await
-        .map(|_| ())
+        ];
+        args.extend(paths.iter().map(String::as_str));
+        self.run(&args).await.map(|_| ())
     }
 }
 

@@ -1,0 +1,575 @@
+//! `kill -9` at three more points (tests/publish_crash.rs has the first five): between two
+//! paths of a closure upload, during an install's import (pubdeck's store and the real Nix
+//! store), and of the catalog service inside its register transaction (SQLite and
+//! PostgreSQL). After each kill nothing partial is visible, and a rerun succeeds.
+//!
+//! `PUBDECK_FAILPOINT_PAUSE=<point>` (src/failpoint.rs) stops the process exactly at the point
+//! and says so on stderr; the test SIGKILLs it there.
+
+#[path = "common/catalog_support.rs"]
+mod catalog_support;
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use catalog_support::{Fixture, Kind};
+use common::Repo;
+use pubdeck::catalog::{AnyCatalog, Catalog, CatalogClient, CheckBuild, EmbeddedCatalog};
+use pubdeck::narinfo::NarInfo;
+use pubdeck::sign::SecretKey;
+
+/// How long a step may take before the test gives up (bounded loops only).
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// A `pubdeck` process whose stderr lines arrive on a channel.
+struct Proc {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn pubdeck");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a stderr line containing `marker`; returns it.
+    fn wait_for(&mut self, marker: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(marker) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.child.kill();
+                    let status = self.child.wait().unwrap();
+                    panic!(
+                        "never saw {marker:?} (exit {status}):\n{}",
+                        self.seen.join("\n")
+                    );
+                }
+            }
+        }
+    }
+
+    fn kill_nine(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+
+    /// Waits (bounded) for the process to exit on its own.
+    fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.seen.extend(self.lines.try_iter());
+                return (status, self.seen.join("\n"));
+            }
+            if Instant::now() > deadline {
+                self.child.kill().unwrap();
+                panic!(
+                    "still running after {PATIENCE:?}:\n{}",
+                    self.seen.join("\n")
+                );
+            }
+            self.seen.extend(self.lines.try_iter());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn pubdeck(args: &[&str], tmp: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pubdeck"));
+    c.args(args)
+        .env("CI", "true")
+        .env("PUBDECK_DATA_DIR", tmp.join("data"))
+        .env("XDG_CONFIG_HOME", tmp.join("cfg"))
+        .env("PUBDECK_SIGNING_KEY", tmp.join("myorg-1.key"))
+        .env("PUBDECK_ORG", "myorg")
+        .env_remove("PUBDECK_FAILPOINT_PAUSE")
+        .env_remove("PUBDECK_TOKEN")
+        .env_remove("PUBDECK_CATALOG");
+    c
+}
+
+fn run_ok(mut cmd: Command) -> String {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn nix_store_here(test: &str) -> bool {
+    if !common::have_nix(test) {
+        return false;
+    }
+    if !common::nix::can_write_nix_store() {
+        common::skip_or_fail(
+            test,
+            "the Nix store is not writable here (run as root)",
+            &["PUBDECK_REQUIRE_NIX"],
+        );
+        return false;
+    }
+    true
+}
+
+/// A path in the real Nix store with a random token in it, so no earlier run has it.
+fn add_dependency(dir: &Path) -> String {
+    let token = hex::encode(rand::random::<[u8; 8]>());
+    let dep = dir.join(format!("dep-{token}"));
+    std::fs::create_dir_all(dep.join("share")).unwrap();
+    std::fs::write(dep.join("share/data.txt"), format!("data {token}\n")).unwrap();
+    let mut c = common::nix::nix_cmd("nix");
+    c.args(["store", "add-path"]).arg(&dep);
+    String::from_utf8(common::nix::run_ok(c))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn nix_valid(path: &str) -> bool {
+    let mut c = common::nix::nix_cmd("nix");
+    c.args(["path-info", path]);
+    common::nix::run(c).is_ok()
+}
+
+/// A publisher's world on an embedded catalog (`PUBDECK_CATALOG` = a SQLite file): `myorg`
+/// trusts a fresh key and stores into a file:// store; the environment builds `show`, whose
+/// output needs `dep` (a path in the real Nix store).
+struct World {
+    tmp: tempfile::TempDir,
+    repo: Repo,
+    catalog: AnyCatalog,
+    store_dir: PathBuf,
+    pub_file: PathBuf,
+    dep: String,
+}
+
+impl World {
+    async fn new() -> World {
+        let tmp = tempfile::tempdir().unwrap();
+        let dep = add_dependency(tmp.path());
+        let key = SecretKey::generate("myorg-1").unwrap();
+        let pub_file = key.write_new(&tmp.path().join("myorg-1.key")).unwrap();
+        let db = tmp.path().join("catalog.sqlite");
+        let catalog = AnyCatalog::Embedded(EmbeddedCatalog::open(&db).await.unwrap());
+        let store_dir = tmp.path().join("store");
+        catalog
+            .create_catalog(
+                "myorg",
+                &format!("file://{}", store_dir.display()),
+                &[key.public().to_nix_string()],
+            )
+            .await
+            .unwrap();
+        let repo = Repo::with_manifest(&format!(
+            r#"version = 1
+[install]
+hello.pkg-path = "hello"
+
+[build.show]
+version = "2.0.0"
+command = '''
+  mkdir -p $out/bin
+  ln -s {dep}/share $out/share
+  printf '#!/bin/sh\ncat {dep}/share/data.txt\n' > $out/bin/show
+  chmod +x $out/bin/show
+'''
+"#
+        ));
+        World {
+            tmp,
+            repo,
+            catalog,
+            store_dir,
+            pub_file,
+            dep,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = pubdeck(args, self.tmp.path());
+        c.env("PUBDECK_CATALOG", self.tmp.path().join("catalog.sqlite"));
+        c
+    }
+
+    fn publish(&self) -> Command {
+        let mut c = self.cmd(&["publish", "show", "--dir"]);
+        c.arg(&self.repo.work);
+        c
+    }
+
+    fn narinfo_of(&self, store_path: &str) -> Option<NarInfo> {
+        let hash = &store_path["/nix/store/".len()..]["/nix/store/".len() - 11..32];
+        let text = std::fs::read_to_string(self.store_dir.join(format!("{hash}.narinfo"))).ok()?;
+        Some(NarInfo::parse(&text).unwrap())
+    }
+}
+
+/// The store holds only finished artifacts: every narinfo's NAR is there at its full size,
+/// every reference of a narinfo has its own narinfo, and there are no other files (no
+/// half-written temporaries). Returns the store paths it has narinfos for.
+fn assert_store_complete(store_dir: &Path) -> Vec<String> {
+    let mut paths = Vec::new();
+    let mut infos = Vec::new();
+    for e in std::fs::read_dir(store_dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        match name.as_str() {
+            "nix-cache-info" | "nar" => {}
+            n if n.ends_with(".narinfo") => {
+                let info = NarInfo::parse(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
+                paths.push(info.store_path.to_string());
+                infos.push(info);
+            }
+            other => panic!("unexpected file in the store: {other}"),
+        }
+    }
+    let nars: Vec<String> = std::fs::read_dir(store_dir.join("nar"))
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    for n in &nars {
+        assert!(!n.starts_with('.'), "a temporary file is visible: nar/{n}");
+    }
+    for info in &infos {
+        let nar = store_dir.join(&info.url);
+        let len = std::fs::metadata(&nar)
+            .unwrap_or_else(|_| panic!("{} has a narinfo but no NAR", info.store_path))
+            .len();
+        assert_eq!(len, info.file_size, "{} NAR is partial", info.store_path);
+        for r in &info.references {
+            assert!(
+                paths.contains(&r.to_string()),
+                "{} refers to {r}, which the store lacks",
+                info.store_path
+            );
+        }
+    }
+    paths.sort();
+    paths
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_nine_between_two_paths_of_a_closure_upload() {
+    let test = "kill_nine_between_two_paths_of_a_closure_upload";
+    if !nix_store_here(test) {
+        return;
+    }
+    let w = World::new().await;
+    let mut p = w.publish();
+    p.env("PUBDECK_FAILPOINT_PAUSE", "upload-closure");
+    let mut proc = Proc::spawn(p);
+    proc.wait_for("failpoint: paused at upload-closure");
+    proc.kill_nine();
+
+    // The dependency is in the store, complete; the output is not; the catalog shows nothing.
+    let in_store = assert_store_complete(&w.store_dir);
+    assert_eq!(
+        in_store,
+        std::slice::from_ref(&w.dep),
+        "exactly the dependency was uploaded"
+    );
+    assert!(w.catalog.search("show", 10).await.unwrap().is_empty());
+    assert!(w.catalog.show("myorg", "show").await.is_err());
+
+    // The rerun finds the dependency there, uploads the rest, registers.
+    let out = run_ok(w.publish());
+    assert_eq!(out.trim(), "myorg/show@2.0.0");
+    let detail = w.catalog.show("myorg", "show").await.unwrap();
+    let top = detail.versions[0].builds[0].store_path.clone();
+    let mut expect = vec![w.dep.clone(), top.clone()];
+    expect.sort();
+    assert_eq!(assert_store_complete(&w.store_dir), expect);
+    assert_eq!(
+        w.narinfo_of(&top).unwrap().references[0].to_string(),
+        w.dep,
+        "the output refers to the dependency uploaded before the kill"
+    );
+    // Real Nix accepts the store as the rerun left it.
+    common::run_oracle(&w.store_dir, &w.pub_file, &[&top]);
+}
+
+/// Names of the entries of `dir` (sorted), empty when it does not exist.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_nine_during_an_install_import_into_either_store() {
+    let test = "kill_nine_during_an_install_import_into_either_store";
+    if !nix_store_here(test) {
+        return;
+    }
+    let w = World::new().await;
+    run_ok(w.publish());
+    let top = w.catalog.show("myorg", "show").await.unwrap().versions[0].builds[0]
+        .store_path
+        .clone();
+    let top_base = top.trim_start_matches("/nix/store/").to_string();
+    let dep_base = w.dep.trim_start_matches("/nix/store/").to_string();
+
+    for nix in ["0", "1"] {
+        let consumer = Repo::with_manifest("version = 1\n\n[install]\njq.pkg-path = \"jq\"\n");
+        let manifest_path = consumer.work.join(".flox/env/manifest.toml");
+        let manifest_before = std::fs::read(&manifest_path).unwrap();
+        let data = w.tmp.path().join(format!("consumer-data-{nix}"));
+        let install = |failpoint: Option<&str>| {
+            let mut c = w.cmd(&["install", "myorg/show", "--dir"]);
+            c.arg(&consumer.work)
+                .env("PUBDECK_DATA_DIR", &data)
+                .env("PUBDECK_NIX", nix);
+            if let Some(point) = failpoint {
+                c.env("PUBDECK_FAILPOINT_PAUSE", point);
+            }
+            c
+        };
+        if nix == "1" {
+            // The dependency must be imported too: take it out of the Nix store.
+            let mut c = common::nix::nix_cmd("nix");
+            c.args(["store", "delete", &w.dep]);
+            common::nix::run_ok(c);
+            assert!(!nix_valid(&w.dep));
+        }
+
+        let mut proc = Proc::spawn(install(Some("install-import")));
+        proc.wait_for("failpoint: paused at install-import");
+        proc.kill_nine();
+
+        // The dependency is in, whole; the package is not; the manifest is untouched.
+        let store = data.join("store");
+        if nix == "1" {
+            assert!(
+                nix_valid(&w.dep),
+                "the dependency was imported before the kill"
+            );
+            assert!(
+                !nix_valid(&top),
+                "the package must not be in the Nix store yet"
+            );
+            assert!(!Path::new(&top).exists(), "{top} is half there");
+            // Nix itself still finds its store consistent.
+            let mut c = common::nix::nix_cmd("nix");
+            c.args(["store", "verify", &w.dep]);
+            common::nix::run_ok(c);
+        } else {
+            let names = entries(&store);
+            assert!(names.contains(&dep_base), "{names:?}");
+            assert!(!names.contains(&top_base), "{names:?}");
+            let summary = pubdeck::nar::dump_path(&store.join(&dep_base), std::io::sink()).unwrap();
+            let dep_info = w.narinfo_of(&w.dep).unwrap();
+            assert_eq!(
+                summary.nar_hash, dep_info.nar_hash,
+                "the dependency is whole"
+            );
+        }
+        assert_eq!(
+            std::fs::read(&manifest_path).unwrap(),
+            manifest_before,
+            "the manifest changed before the install finished"
+        );
+        // What the killed install staged is still there, until the next install clears it.
+        assert!(
+            entries(&store)
+                .iter()
+                .any(|n| n.starts_with(".pubdeck-install-")),
+            "{:?}",
+            entries(&store)
+        );
+
+        // The rerun reuses the dependency, imports the package, edits the manifest, and
+        // removes the killed install's staging directory.
+        run_ok(install(None));
+        let names = entries(&store);
+        assert!(
+            !names.iter().any(|n| n.starts_with(".pubdeck-install-")),
+            "staging left behind: {names:?}"
+        );
+        let root = if nix == "1" {
+            assert!(nix_valid(&top));
+            PathBuf::from(&top)
+        } else {
+            store.join(&top_base)
+        };
+        let manifest = std::fs::read_to_string(&manifest_path).unwrap();
+        assert!(manifest.contains("myorg/show"), "{manifest}");
+        if nix == "1" {
+            let out = Command::new(root.join("bin/show")).output().unwrap();
+            assert!(
+                String::from_utf8_lossy(&out.stdout).starts_with("data "),
+                "{out:?}"
+            );
+        } else {
+            assert!(root.join("bin/show").is_file());
+        }
+    }
+}
+
+/// A `pubdeck serve` process on a loopback port.
+struct Service {
+    proc: Proc,
+    url: String,
+}
+
+fn start_service(tmp: &Path, db_url: &str, failpoint: Option<&str>) -> Service {
+    let mut c = pubdeck(&["serve", "--listen", "127.0.0.1:0", "--db", db_url], tmp);
+    c.env("RUST_LOG", "info");
+    if let Some(point) = failpoint {
+        c.env("PUBDECK_FAILPOINT_PAUSE", point);
+    }
+    let mut proc = Proc::spawn(c);
+    let line = proc.wait_for("listening");
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .unwrap_or_else(|| panic!("no addr= in {line:?}"))
+        .to_string();
+    Service {
+        proc,
+        url: format!("http://{addr}"),
+    }
+}
+
+async fn register_kill(kind: Kind) {
+    let Some(fx) = Fixture::start(kind).await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let token = fx.add_user("alice").await;
+    let key = SecretKey::generate("myorg-1").unwrap();
+    key.write_new(&tmp.path().join("myorg-1.key")).unwrap();
+    let store_dir = tmp.path().join("store");
+    fx.user("alice")
+        .await
+        .create_catalog(
+            "myorg",
+            &format!("file://{}", store_dir.display()),
+            &[key.public().to_nix_string()],
+        )
+        .await
+        .unwrap();
+    let repo = Repo::with_manifest(
+        "version = 1\n[install]\nhello.pkg-path = \"hello\"\n[build.slow]\nversion = \"1.0\"\ncommand = 'mkdir -p $out && echo done > $out/result'\n",
+    );
+    let publish = |url: &str| {
+        let mut c = pubdeck(&["publish", "slow", "--dir"], tmp.path());
+        c.arg(&repo.work)
+            .env("PUBDECK_CATALOG", url)
+            .env("PUBDECK_TOKEN", &token);
+        c
+    };
+    let client =
+        |url: &str| AnyCatalog::Remote(CatalogClient::new(url, Some(token.clone())).unwrap());
+
+    // The service stops inside the transaction; publish is waiting for its answer.
+    let service = start_service(tmp.path(), &fx.db_url, Some("register-transaction"));
+    let mut publisher = Proc::spawn(publish(&service.url));
+    let mut service_proc = service.proc;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Ok(line) = service_proc.lines.recv_timeout(Duration::from_millis(50)) {
+            if line.contains("failpoint: paused at register-transaction") {
+                break;
+            }
+            service_proc.seen.push(line);
+        }
+        if let Some(status) = publisher.child.try_wait().unwrap() {
+            publisher.seen.extend(publisher.lines.try_iter());
+            panic!(
+                "publish exited ({status}) before registering:\n{}\nservice:\n{}",
+                publisher.seen.join("\n"),
+                service_proc.seen.join("\n")
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service never reached the failpoint"
+        );
+    }
+    service_proc.kill_nine();
+    let (status, log) = publisher.wait();
+    assert!(
+        !status.success(),
+        "publish succeeded against a killed service:\n{log}"
+    );
+
+    // Restarted on the same database: the build is not there, in any view.
+    let service = start_service(tmp.path(), &fx.db_url, None);
+    let alice = client(&service.url);
+    assert!(alice.search("slow", 10).await.unwrap().is_empty());
+    assert!(alice.show("myorg", "slow").await.is_err());
+    let listing = alice.catalogs().await.unwrap();
+    assert_eq!(listing.len(), 1);
+    let query = CheckBuild {
+        org: "myorg".into(),
+        name: "slow".into(),
+        revision: repo.head(),
+        system: None,
+    };
+    assert_eq!(alice.check_build(&query).await.unwrap(), None);
+    // The other instance (the fixture's own service on the same database) agrees.
+    assert!(fx.user("alice").await.show("myorg", "slow").await.is_err());
+
+    // The rerun publishes.
+    let out = run_ok(publish(&service.url));
+    assert_eq!(out.trim(), "myorg/slow@1.0");
+    let detail = alice.show("myorg", "slow").await.unwrap();
+    assert_eq!(detail.versions.len(), 1);
+    assert_eq!(
+        alice.search("slow", 10).await.unwrap()[0].name,
+        "myorg/slow"
+    );
+    assert!(alice.check_build(&query).await.unwrap().is_some());
+    service.proc.kill_nine();
+    fx.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_nine_of_the_sqlite_service_inside_the_register_transaction() {
+    register_kill(Kind::SqliteService).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_nine_of_the_postgres_service_inside_the_register_transaction() {
+    register_kill(Kind::PostgresService).await;
+}
