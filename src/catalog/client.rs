@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use reqwest::header::{ETAG, IF_NONE_MATCH};
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::types::*;
@@ -32,23 +31,6 @@ impl std::fmt::Debug for CatalogClient {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
-}
-
-#[derive(Serialize)]
-struct CreateBody<'a> {
-    name: &'a str,
-    store_url: &'a str,
-    keys: &'a [String],
-}
-
-#[derive(Serialize)]
-struct StoreBody<'a> {
-    store_url: &'a str,
-}
-
-#[derive(Serialize)]
-struct KeyBody<'a> {
-    key: &'a str,
 }
 
 #[derive(serde::Deserialize)]
@@ -213,10 +195,10 @@ impl Catalog for CatalogClient {
     ) -> CatalogResult<CatalogInfo> {
         validate_org_name(org)?;
         validate_store_url(store_url)?;
-        let body = CreateBody {
-            name: org,
-            store_url,
-            keys,
+        let body = CreateCatalogRequest {
+            name: org.to_string(),
+            store_url: store_url.to_string(),
+            keys: keys.to_vec(),
         };
         self.send(self.request(Method::POST, &["catalogs"]).json(&body))
             .await
@@ -238,7 +220,9 @@ impl Catalog for CatalogClient {
         validate_store_url(store_url)?;
         let req = self
             .request(Method::PUT, &["catalogs", org, "store"])
-            .json(&StoreBody { store_url });
+            .json(&SetStoreRequest {
+                store_url: store_url.to_string(),
+            });
         self.send(req).await
     }
 
@@ -247,8 +231,8 @@ impl Catalog for CatalogClient {
         super::parse_public_key(public_key)?;
         let req = self
             .request(Method::POST, &["catalogs", org, "keys"])
-            .json(&KeyBody {
-                key: public_key.trim(),
+            .json(&AddKeyRequest {
+                key: public_key.trim().to_string(),
             });
         self.send(req).await
     }
@@ -285,10 +269,11 @@ impl Catalog for CatalogClient {
         validate_org_name(&query.org)?;
         validate_package_name(&query.name)?;
         validate_revision(&query.revision)?;
-        let mut params = vec![("name", query.name.as_str()), ("revision", &query.revision)];
-        if let Some(system) = &query.system {
-            params.push(("system", system));
-        }
+        let params = CheckBuildQuery {
+            name: query.name.clone(),
+            revision: query.revision.clone(),
+            system: query.system.clone(),
+        };
         let req = self
             .request(Method::GET, &["catalogs", &query.org, "check-build"])
             .query(&params);
@@ -327,10 +312,11 @@ impl Catalog for CatalogClient {
     }
 
     async fn search(&self, query: &str, limit: usize) -> CatalogResult<Vec<SearchHit>> {
-        let limit = limit.clamp(1, MAX_SEARCH_LIMIT).to_string();
-        let req = self
-            .request(Method::GET, &["search"])
-            .query(&[("q", query), ("limit", &limit)]);
+        let params = SearchQuery {
+            q: query.to_string(),
+            limit: Some(limit.clamp(1, MAX_SEARCH_LIMIT)),
+        };
+        let req = self.request(Method::GET, &["search"]).query(&params);
         Ok(self.send::<SearchBody>(req).await?.results)
     }
 

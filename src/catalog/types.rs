@@ -253,3 +253,41 @@ pub struct VersionDetail {
     /// Builds, one per system, sorted by system.
     pub builds: Vec<BuildRecord>,
 }
+
+/// Body of `POST /v1/catalogs`: what the client sends and the service reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateCatalogRequest {
+    pub name: String,
+    pub store_url: String,
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
+/// Body of `PUT /v1/catalogs/{org}/store`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetStoreRequest {
+    pub store_url: String,
+}
+
+/// Body of `POST /v1/catalogs/{org}/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddKeyRequest {
+    pub key: String,
+}
+
+/// Query of `GET /v1/catalogs/{org}/check-build` (the org comes from the path).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckBuildQuery {
+    pub name: String,
+    pub revision: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+}
+
+/// Query of `GET /v1/search`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchQuery {
+    pub q: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}

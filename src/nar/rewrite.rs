@@ -4,8 +4,8 @@
 //!   in the stream (Nix's `RefScanSink`: a window check from the right that skips past any
 //!   byte outside the nix32 alphabet, with the last 31 bytes carried over chunk boundaries).
 //! - [`Rewriter`] replaces equal-length byte strings (Nix's `rewriteStrings` and
-//!   `RewritingSink`), holding back `longest - 1` bytes between chunks, and records where
-//!   each match of the `self` pattern starts (absolute stream offsets).
+//!   `RewritingSink`), one chained streaming stage per pattern, and records where each match
+//!   of the `self` pattern starts (absolute stream offsets).
 //! - [`HashModulo`] is Nix's `HashModuloSink`: SHA-256 of the stream with every occurrence of
 //!   a path's own hash part replaced by NUL bytes, followed by `|<offset>` for each occurrence.
 //!   It is the hash a content-addressed path that refers to itself is named by.
@@ -113,21 +113,80 @@ impl RefScanner {
 }
 
 /// Replaces equal-length byte strings in a stream and records where each match of the
-/// `self` pattern (if any) starts. Patterns are applied in order: all the `rewrites` first,
-/// then `self`, as Nix applies reference rewrites before hashing modulo the self-reference.
+/// `self` pattern (if any) starts. The result is Nix's, whatever the chunking: every rewrite
+/// is applied to the whole stream in turn, in the byte order of its `from` string (Nix's
+/// `rewriteStrings` over a `std::map`), then the `self` pattern to the result (Nix's
+/// `RewritingSink`). Each is a streaming [`Stage`] holding back `from.len() - 1` bytes, and
+/// the stages are chained, so patterns that overlap or that a replacement creates are
+/// handled exactly as the whole-string passes handle them.
 #[derive(Debug)]
 pub struct Rewriter<W> {
     out: W,
-    rewrites: Vec<(Vec<u8>, Vec<u8>)>,
-    self_from: Option<Vec<u8>>,
-    self_to: Vec<u8>,
-    /// Bytes not yet passed on (at most `hold` after each write).
+    /// The rewrites in order, then the `self` pattern (which records its matches).
+    stages: Vec<Stage>,
+    /// Scratch buffers passed between stages.
+    a: Vec<u8>,
+    b: Vec<u8>,
+}
+
+/// One pattern over a stream: Nix's `RewritingSink` (search the held-back bytes plus the new
+/// data from the start, resume each search at the start of the last replacement, hold back
+/// the last `from.len() - 1` bytes of the rewritten buffer).
+#[derive(Debug)]
+struct Stage {
+    from: Vec<u8>,
+    to: Vec<u8>,
+    finder: memchr::memmem::Finder<'static>,
     buf: Vec<u8>,
-    hold: usize,
     /// Bytes passed on so far (the stream offset of `buf[0]`).
     pos: u64,
-    /// Offsets of the `self` matches, ascending.
+    record: bool,
     matches: Vec<u64>,
+}
+
+impl Stage {
+    fn new(from: Vec<u8>, to: Vec<u8>, record: bool) -> Stage {
+        assert_eq!(from.len(), to.len(), "rewrites keep lengths");
+        assert!(!from.is_empty());
+        Stage {
+            finder: memchr::memmem::Finder::new(&from).into_owned(),
+            from,
+            to,
+            buf: Vec::new(),
+            pos: 0,
+            record,
+            matches: Vec::new(),
+        }
+    }
+
+    /// Takes `data`, appends what is final to `out`.
+    fn push(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        self.buf.extend_from_slice(data);
+        let mut at = 0;
+        while let Some(i) = self.finder.find(&self.buf[at..]) {
+            let m = at + i;
+            if self.record {
+                self.matches.push(self.pos + m as u64);
+            }
+            if self.from == self.to {
+                at = m + 1;
+            } else {
+                self.buf[m..m + self.to.len()].copy_from_slice(&self.to);
+                // As Nix: search again from the start of the replacement.
+                at = m;
+            }
+        }
+        let keep = self.buf.len().min(self.from.len() - 1);
+        let pass = self.buf.len() - keep;
+        out.extend_from_slice(&self.buf[..pass]);
+        self.buf.drain(..pass);
+        self.pos += pass as u64;
+    }
+
+    /// Passes the held-back bytes on.
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        out.append(&mut self.buf);
+    }
 }
 
 impl<W: Write> Rewriter<W> {
@@ -135,106 +194,70 @@ impl<W: Write> Rewriter<W> {
     /// path's own hash part, whose matches are recorded.
     pub fn new(
         out: W,
-        rewrites: Vec<(Vec<u8>, Vec<u8>)>,
+        mut rewrites: Vec<(Vec<u8>, Vec<u8>)>,
         self_pattern: Option<(Vec<u8>, Vec<u8>)>,
     ) -> Rewriter<W> {
-        for (f, t) in &rewrites {
-            assert_eq!(f.len(), t.len(), "rewrites keep lengths");
-            assert!(!f.is_empty());
+        // As a std::map filled in order: sorted by `from`, the last `to` given for a `from`.
+        rewrites.reverse();
+        rewrites.sort_by(|a, b| a.0.cmp(&b.0));
+        rewrites.dedup_by(|later, first| later.0 == first.0);
+        rewrites.retain(|(f, t)| f != t);
+        let mut stages: Vec<Stage> = rewrites
+            .into_iter()
+            .map(|(f, t)| Stage::new(f, t, false))
+            .collect();
+        if let Some((f, t)) = self_pattern {
+            stages.push(Stage::new(f, t, true));
         }
-        let rewrites: Vec<_> = rewrites.into_iter().filter(|(f, t)| f != t).collect();
-        let (self_from, self_to) = match self_pattern {
-            Some((f, t)) => {
-                assert_eq!(f.len(), t.len(), "rewrites keep lengths");
-                (Some(f), t)
-            }
-            None => (None, Vec::new()),
-        };
-        let longest = rewrites
-            .iter()
-            .map(|(f, _)| f.len())
-            .chain(self_from.iter().map(Vec::len))
-            .max()
-            .unwrap_or(1);
         Rewriter {
             out,
-            rewrites,
-            self_from,
-            self_to,
-            buf: Vec::new(),
-            hold: longest - 1,
-            pos: 0,
-            matches: Vec::new(),
+            stages,
+            a: Vec::new(),
+            b: Vec::new(),
         }
     }
 
-    /// Rewrites the matches that end in the new data (`buf[start..]`; every match ending
-    /// before it was handled by an earlier call), then passes all but the held-back tail on.
-    fn process(&mut self, start: usize, end_of_stream: bool) -> io::Result<()> {
-        for (f, t) in &self.rewrites {
-            let from = start.saturating_sub(f.len() - 1);
-            replace_all(&mut self.buf, from, f, t, &mut |_| {});
+    /// Runs `data` through the stages from `first` on and writes what comes out.
+    fn run(&mut self, first: usize, data: &[u8]) -> io::Result<()> {
+        if first == self.stages.len() {
+            return self.out.write_all(data);
         }
-        if let Some(f) = &self.self_from {
-            let from = start.saturating_sub(f.len() - 1);
-            let (pos, matches) = (self.pos, &mut self.matches);
-            replace_all(&mut self.buf, from, f, &self.self_to, &mut |at| {
-                matches.push(pos + at as u64)
-            });
+        self.a.clear();
+        self.stages[first].push(data, &mut self.a);
+        for stage in &mut self.stages[first + 1..] {
+            self.b.clear();
+            stage.push(&self.a, &mut self.b);
+            std::mem::swap(&mut self.a, &mut self.b);
         }
-        let keep = if end_of_stream {
-            0
-        } else {
-            self.buf.len().min(self.hold)
-        };
-        let pass = self.buf.len() - keep;
-        if pass > 0 {
-            self.out.write_all(&self.buf[..pass])?;
-            self.buf.drain(..pass);
-            self.pos += pass as u64;
-        }
-        Ok(())
+        self.out.write_all(&self.a)
     }
 
     /// Passes the held-back bytes on; returns the output and the `self` match offsets.
     pub fn finish(mut self) -> io::Result<(W, Vec<u64>)> {
-        self.process(self.buf.len(), true)?;
+        for i in 0..self.stages.len() {
+            let mut tail = Vec::new();
+            self.stages[i].finish(&mut tail);
+            self.run(i + 1, &tail)?;
+        }
         self.out.flush()?;
-        Ok((self.out, self.matches))
+        let matches = self
+            .stages
+            .last_mut()
+            .filter(|s| s.record)
+            .map(|s| std::mem::take(&mut s.matches))
+            .unwrap_or_default();
+        Ok((self.out, matches))
     }
 }
 
 impl<W: Write> Write for Rewriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let start = self.buf.len();
-        self.buf.extend_from_slice(data);
-        self.process(start, false)?;
+        self.run(0, data)?;
         Ok(data.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
-    }
-}
-
-/// Replaces every occurrence of `from` in `buf` that starts at or after `start` (left to
-/// right, resuming after each replacement), calling `seen` with each match's position.
-fn replace_all(buf: &mut [u8], start: usize, from: &[u8], to: &[u8], seen: &mut dyn FnMut(usize)) {
-    if buf.len() < from.len() {
-        return;
-    }
-    let finder = memchr::memmem::Finder::new(from);
-    let mut at = start;
-    while at + from.len() <= buf.len() {
-        match finder.find(&buf[at..]) {
-            Some(i) => {
-                let m = at + i;
-                buf[m..m + to.len()].copy_from_slice(to);
-                seen(m);
-                at = m + from.len();
-            }
-            None => break,
-        }
     }
 }
 
@@ -354,6 +377,64 @@ mod tests {
             );
             assert_eq!(String::from_utf8(out).unwrap(), want, "chunk {chunk}");
             assert_eq!(m, vec![0, 47], "chunk {chunk}");
+        }
+    }
+
+    /// Nix 2.8 on a whole string: `rewriteStrings` in key order, then `RewritingSink`'s loop
+    /// for the self pattern, recording its matches.
+    fn nix_whole(
+        input: &[u8],
+        mut rw: Vec<(Vec<u8>, Vec<u8>)>,
+        me: Option<(Vec<u8>, Vec<u8>)>,
+    ) -> (Vec<u8>, Vec<u64>) {
+        fn pass(s: &mut [u8], from: &[u8], to: &[u8], seen: &mut Vec<u64>) {
+            let mut j = 0;
+            while let Some(i) = memchr::memmem::find(&s[j..], from) {
+                let m = j + i;
+                seen.push(m as u64);
+                s[m..m + to.len()].copy_from_slice(to);
+                // (Nix would loop forever on from == to; a rewrite to itself moves on.)
+                j = if from == to { m + 1 } else { m };
+            }
+        }
+        let mut s = input.to_vec();
+        let map: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = rw.drain(..).collect();
+        for (f, t) in map.iter().filter(|(f, t)| f != t) {
+            pass(&mut s, f, t, &mut Vec::new());
+        }
+        let mut matches = Vec::new();
+        if let Some((f, t)) = me {
+            pass(&mut s, &f, &t, &mut matches);
+        }
+        (s, matches)
+    }
+
+    #[test]
+    fn rewriter_equals_nix_on_overlapping_patterns_in_any_chunking() {
+        // Tiny alphabets make patterns overlap themselves and each other, and make
+        // replacements create new matches across chunk boundaries.
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for round in 0..3000 {
+            let len = 1 + next(5);
+            let (n_rw, n_in) = (next(3), next(40));
+            let mut word = |n: usize| -> Vec<u8> { (0..n).map(|_| b"ab"[next(2)]).collect() };
+            let rw: Vec<_> = (0..n_rw).map(|_| (word(len), word(len))).collect();
+            let me = Some((word(len), word(len)));
+            let input = word(n_in);
+            let want = nix_whole(&input, rw.clone(), me.clone());
+            for chunk in [1, 2, 3, 7, 64] {
+                let got = rewrite(&input, chunk, rw.clone(), me.clone());
+                assert_eq!(
+                    got, want,
+                    "round {round} chunk {chunk}: {rw:?} {me:?} {input:?}"
+                );
+            }
         }
     }
 

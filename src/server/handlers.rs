@@ -7,15 +7,15 @@ use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::catalog::{
-    Catalog, CatalogError, CheckBuild, DEFAULT_SEARCH_LIMIT, EmbeddedCatalog, Listing, NewBuild,
-    RegisterStatus,
+    AddKeyRequest, Catalog, CatalogError, CheckBuild, CheckBuildQuery, CreateCatalogRequest,
+    DEFAULT_SEARCH_LIMIT, EmbeddedCatalog, Listing, NewBuild, RegisterStatus, SearchQuery,
+    SetStoreRequest,
 };
 
 type ApiResult = Result<Response, ApiError>;
@@ -38,20 +38,11 @@ pub async fn whoami(Extension(caller): Extension<Caller>) -> ApiResult {
     ok(json!({"user": caller.0}))
 }
 
-/// Body of `POST /v1/catalogs`.
-#[derive(Deserialize)]
-pub struct CreateCatalog {
-    name: String,
-    store_url: String,
-    #[serde(default)]
-    keys: Vec<String>,
-}
-
 /// `POST /v1/catalogs`
 pub async fn create_catalog(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    ApiJson(body): ApiJson<CreateCatalog>,
+    ApiJson(body): ApiJson<CreateCatalogRequest>,
 ) -> ApiResult {
     let info = view(&state, &caller)
         .create_catalog(&body.name, &body.store_url, &body.keys)
@@ -76,28 +67,16 @@ pub async fn get_catalog(
     ok(view(&state, &caller).catalog(&org).await?)
 }
 
-/// Body of `PUT /v1/catalogs/{org}/store`.
-#[derive(Deserialize)]
-pub struct SetStore {
-    store_url: String,
-}
-
 /// `PUT /v1/catalogs/{org}/store`
 pub async fn set_store(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(org): ApiPath<String>,
-    ApiJson(body): ApiJson<SetStore>,
+    ApiJson(body): ApiJson<SetStoreRequest>,
 ) -> ApiResult {
     ok(view(&state, &caller)
         .set_store(&org, &body.store_url)
         .await?)
-}
-
-/// Body of `POST /v1/catalogs/{org}/keys`.
-#[derive(Deserialize)]
-pub struct AddKey {
-    key: String,
 }
 
 /// `POST /v1/catalogs/{org}/keys`
@@ -105,7 +84,7 @@ pub async fn add_key(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(org): ApiPath<String>,
-    ApiJson(body): ApiJson<AddKey>,
+    ApiJson(body): ApiJson<AddKeyRequest>,
 ) -> ApiResult {
     ok(view(&state, &caller).add_key(&org, &body.key).await?)
 }
@@ -159,20 +138,12 @@ pub async fn register_build(
     Ok((status, Json(outcome)).into_response())
 }
 
-/// Query of `GET /v1/catalogs/{org}/check-build`.
-#[derive(Deserialize)]
-pub struct CheckQuery {
-    name: String,
-    revision: String,
-    system: Option<String>,
-}
-
 /// `GET /v1/catalogs/{org}/check-build?name=&revision=[&system=]`
 pub async fn check_build(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(org): ApiPath<String>,
-    ApiQuery(q): ApiQuery<CheckQuery>,
+    ApiQuery(q): ApiQuery<CheckBuildQuery>,
 ) -> ApiResult {
     let query = CheckBuild {
         org,
@@ -216,13 +187,6 @@ pub async fn list_packages(
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
     Ok(resp)
-}
-
-/// Query of `GET /v1/search`.
-#[derive(Deserialize)]
-pub struct SearchQuery {
-    q: String,
-    limit: Option<usize>,
 }
 
 /// `GET /v1/search?q=&limit=`
