@@ -67,6 +67,8 @@ on_all_backends!(
     access_control,
     catalog_admin,
     credentials_in_source_url_are_rejected,
+    batch_registration_is_all_or_none,
+    import_stops_at_a_bad_line_and_resumes,
 );
 
 on_services!(
@@ -802,6 +804,127 @@ async fn http_unknown_route_is_json_404(fx: Fixture) {
     fx.finish().await;
 }
 
+async fn batch_registration_is_all_or_none(fx: Fixture) {
+    let (owner, key) = setup(&fx, "myorg").await;
+    let first = build(&key, "myorg", "base", "1.0", "base");
+    owner.register_build(&first).await.unwrap();
+
+    // One build conflicts with what is there: the whole batch is refused, nothing lands.
+    let mut batch: Vec<_> = (0..3)
+        .map(|i| build(&key, "myorg", &format!("pkg{i}"), "1.0", "x"))
+        .collect();
+    batch.push(build(&key, "myorg", "base", "1.0", "other bytes"));
+    match owner.register_builds("myorg", &batch).await {
+        Err(CatalogError::Conflict(m)) => assert!(m.contains("myorg/base 1.0"), "{m}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(owner.search("pkg", 10).await.unwrap(), vec![]);
+
+    // One bad signature: refused, nothing lands.
+    batch.pop();
+    let mut forged = build(&key, "myorg", "forged", "1.0", "f");
+    forged.nar_size += 1;
+    batch.push(forged);
+    assert!(owner.register_builds("myorg", &batch).await.is_err());
+    assert_eq!(owner.search("pkg", 10).await.unwrap(), vec![]);
+
+    // A build of another catalog inside the batch is a bad request naming its position.
+    batch.pop();
+    batch.push(build(&key, "other", "stray", "1.0", "s"));
+    match owner.register_builds("myorg", &batch).await {
+        Err(CatalogError::BadRequest(m)) => assert!(m.contains("build 4 of the batch"), "{m}"),
+        other => panic!("expected a bad request, got {other:?}"),
+    }
+
+    // The same build again counts as already published; the rest are created.
+    batch.pop();
+    batch.push(first.clone());
+    let done = owner.register_builds("myorg", &batch).await.unwrap();
+    assert_eq!((done.created, done.already_published), (3, 1));
+    let names: Vec<String> = owner
+        .search("pkg", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.name)
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    let again = owner.register_builds("myorg", &batch).await.unwrap();
+    assert_eq!((again.created, again.already_published), (0, 4));
+
+    // Only the owner may register, and a reader sees the same answer as for a missing catalog.
+    let bob = fx.user("bob").await;
+    owner.allow("myorg", "bob").await.unwrap();
+    let extra = vec![build(&key, "myorg", "bobs", "1.0", "b")];
+    assert!(bob.register_builds("myorg", &extra).await.is_err());
+    let eve = fx.user("eve").await;
+    let hidden = eve.register_builds("myorg", &extra).await.unwrap_err();
+    let missing = eve.register_builds("nosuch", &[]).await.unwrap_err();
+    assert_eq!(
+        std::mem::discriminant(&hidden),
+        std::mem::discriminant(&missing),
+        "{hidden:?} vs {missing:?}"
+    );
+
+    // Too many builds in one batch.
+    let many = vec![first.clone(); pubdeck::catalog::MAX_BATCH + 1];
+    assert!(is_bad_request(&owner.register_builds("myorg", &many).await));
+    fx.finish().await;
+}
+
+async fn import_stops_at_a_bad_line_and_resumes(fx: Fixture) {
+    use pubdeck::catalog::import::{ImportError, import_ndjson};
+    let (owner, key) = setup(&fx, "bulk").await;
+    let n = 2_500;
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            let b = build(&key, "bulk", &format!("p{i:05}"), "1.0", &format!("c{i}"));
+            serde_json::to_string(&b).unwrap()
+        })
+        .collect();
+    // Line 1,500 is broken: the first batch (1,000 builds) lands, the second does not.
+    let mut broken = lines.clone();
+    broken[1_499] = "{\"org\": \"bulk\"".into();
+    let text = broken.join("\n");
+    let mut seen = Vec::new();
+    let err = import_ndjson(&owner, "bulk", text.as_bytes(), |p| seen.push(p.created))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ImportError::Line { line: 1_500, .. }),
+        "{err}"
+    );
+    assert_eq!(seen, vec![1_000]);
+    assert_eq!(
+        owner.show("bulk", "p00999").await.unwrap().name,
+        "bulk/p00999"
+    );
+    assert!(owner.show("bulk", "p01000").await.is_err());
+
+    // Fixed and rerun: the registered thousand are skipped, the rest are created.
+    let text = format!("{}\n\n", lines.join("\n"));
+    let done = import_ndjson(&owner, "bulk", text.as_bytes(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!((done.created, done.already_published), (1_500, 1_000));
+    assert_eq!(done.batches, 3);
+    assert_eq!(
+        owner.show("bulk", "p02499").await.unwrap().name,
+        "bulk/p02499"
+    );
+
+    // A line for another catalog stops the import before anything of its batch is sent.
+    let stray = serde_json::to_string(&build(&key, "elsewhere", "x", "1.0", "x")).unwrap();
+    let err = import_ndjson(&owner, "bulk", stray.as_bytes(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("line 1") && err.to_string().contains("elsewhere"),
+        "{err}"
+    );
+    fx.finish().await;
+}
+
 // ---- command line ------------------------------------------------------------------------
 
 mod cli {
@@ -929,6 +1052,79 @@ mod cli {
         assert_eq!(
             local.catalog("myorg").await.unwrap().store_url,
             "file:///srv/cache"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn catalog_import_registers_ndjson_and_reruns_cleanly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let o = Overrides {
+            catalog: Some(tmp.path().join("catalog.sqlite").display().to_string()),
+            config_file: Some(tmp.path().join("config.toml")),
+            data_dir: Some(tmp.path().join("data")),
+            ..Overrides::default()
+        };
+        let key = TestKey::new("myorg-1", 1);
+        let pubfile = tmp.path().join("key.pub");
+        std::fs::write(&pubfile, format!("{}\n", key.public())).unwrap();
+        let (res, _) = run(
+            &[
+                "catalog",
+                "create",
+                "myorg",
+                "--key",
+                &pubfile.display().to_string(),
+            ],
+            &o,
+        )
+        .await;
+        assert_eq!(res, Ok(()));
+        let file = tmp.path().join("builds.ndjson");
+        let text: String = (0..30)
+            .map(|i| {
+                let b = build(&key, "myorg", &format!("tool{i}"), "2.0", "t");
+                format!("{}\n", serde_json::to_string(&b).unwrap())
+            })
+            .collect();
+        std::fs::write(&file, text).unwrap();
+        let file = file.display().to_string();
+        let (res, out) = run(&["catalog", "import", "myorg", &file, "--json"], &o).await;
+        assert_eq!(res, Ok(()));
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(doc["created"], 30);
+        assert_eq!(doc["already_published"], 0);
+        let (res, out) = run(&["catalog", "import", "myorg", &file], &o).await;
+        assert_eq!(res, Ok(()));
+        assert_eq!(
+            out.trim(),
+            "imported 0 build(s) into myorg; 30 were there already"
+        );
+        let (res, out) = run(&["search", "tool", "--json"], &o).await;
+        assert_eq!(res, Ok(()));
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(doc["results"].as_array().unwrap().len(), 20);
+        // Into a catalog the file is not for: refused, naming the line.
+        let (res, _) = run(
+            &[
+                "catalog",
+                "create",
+                "other",
+                "--key",
+                &pubfile.display().to_string(),
+            ],
+            &o,
+        )
+        .await;
+        assert_eq!(res, Ok(()));
+        assert_eq!(
+            run(&["catalog", "import", "other", &file], &o).await.0,
+            Err(1)
+        );
+        assert_eq!(
+            run(&["catalog", "import", "myorg", "/nonexistent/x.ndjson"], &o)
+                .await
+                .0,
+            Err(1)
         );
     }
 

@@ -265,6 +265,17 @@ impl Catalog for CatalogClient {
         self.send(req).await
     }
 
+    async fn register_builds(&self, org: &str, builds: &[NewBuild]) -> CatalogResult<BatchOutcome> {
+        validate_org_name(org)?;
+        let body = RegisterBatchRequest {
+            builds: builds.to_vec(),
+        };
+        let req = self
+            .request(Method::POST, &["catalogs", org, "builds", "batch"])
+            .json(&body);
+        self.send(req).await
+    }
+
     async fn check_build(&self, query: &CheckBuild) -> CatalogResult<Option<BuildRecord>> {
         validate_org_name(&query.org)?;
         validate_package_name(&query.name)?;

@@ -194,6 +194,106 @@ fn map_db(err: sqlx::Error) -> CatalogError {
     CatalogError::db(err)
 }
 
+/// The message for a version published again with other contents.
+pub fn conflict_message(b: &NewBuild, existing_hash: &str) -> String {
+    format!(
+        "{}/{} {} for {} is already published with a different NAR hash ({existing_hash}); versions are immutable, publish a new version",
+        b.org, b.package, b.version, b.system
+    )
+}
+
+/// Inserts one build row (unless its (catalog, package, version, system) is taken: then
+/// `false`) and moves the package's latest version on when this one is newer.
+async fn insert_one(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    b: &NewBuild,
+    key_name: &str,
+    published_by: &str,
+    now: i64,
+) -> CatalogResult<bool> {
+    let refs = serde_json::to_string(&b.references).map_err(internal)?;
+    let installed = serde_json::to_string(&b.installed_packages).map_err(internal)?;
+    let closure = serde_json::to_string(&b.closure).map_err(internal)?;
+    let size = i64::try_from(b.nar_size)
+        .map_err(|_| CatalogError::BadRequest("nar_size is too large".into()))?;
+    let res = sqlx::query(
+        "INSERT INTO builds (catalog, package, version, system, description, store_path, \
+         narinfo_url, nar_hash, nar_size, refs, signature, key_name, source_url, revision, \
+         branch, build_name, installed, published_by, published_at, ca, closure) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+         ON CONFLICT (catalog, package, version, system) DO NOTHING",
+    )
+    .bind(&b.org)
+    .bind(&b.package)
+    .bind(&b.version)
+    .bind(&b.system)
+    .bind(&b.description)
+    .bind(&b.store_path)
+    .bind(&b.narinfo_url)
+    .bind(&b.nar_hash)
+    .bind(size)
+    .bind(refs)
+    .bind(&b.signature)
+    .bind(key_name)
+    .bind(&b.source_url)
+    .bind(&b.revision)
+    .bind(&b.branch)
+    .bind(&b.build_name)
+    .bind(installed)
+    .bind(published_by)
+    .bind(now)
+    .bind(&b.ca)
+    .bind(closure)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_db)?;
+    if res.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let current =
+        sqlx::query("SELECT latest_version FROM packages WHERE catalog = $1 AND name = $2")
+            .bind(&b.org)
+            .bind(&b.package)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(map_db)?;
+    let newer = match current {
+        None => true,
+        Some(row) => {
+            let latest = get_str(&row, "latest_version")?;
+            super::validate::compare_versions(&b.version, &latest).is_ge()
+        }
+    };
+    if newer {
+        sqlx::query(
+            "INSERT INTO packages (catalog, name, latest_version, description, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (catalog, name) DO UPDATE \
+             SET latest_version = $3, description = $4, updated_at = $5",
+        )
+        .bind(&b.org)
+        .bind(&b.package)
+        .bind(&b.version)
+        .bind(&b.description)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_db)?;
+    }
+    Ok(true)
+}
+
+async fn bump_generation(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    catalog: &str,
+) -> CatalogResult<()> {
+    sqlx::query("UPDATE catalogs SET generation = generation + 1 WHERE name = $1")
+        .bind(catalog)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_db)?;
+    Ok(())
+}
+
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
 }
@@ -498,103 +598,79 @@ impl Db {
     // ---- packages and builds --------------------------------------------------------------
 
     /// Inserts a build, and updates its package row and the catalog generation, in one
-    /// transaction. The insert comes first so that a concurrent duplicate fails on the
-    /// primary key (and SQLite takes the write lock before reading anything).
+    /// transaction. The insert comes first so that a concurrent duplicate finds the primary
+    /// key taken (and SQLite takes the write lock before reading anything).
     pub async fn insert_build(
         &self,
         b: &NewBuild,
         key_name: &str,
         published_by: &str,
     ) -> CatalogResult<Inserted> {
-        let now = now_secs();
-        let refs = serde_json::to_string(&b.references).map_err(internal)?;
-        let installed = serde_json::to_string(&b.installed_packages).map_err(internal)?;
-        let closure = serde_json::to_string(&b.closure).map_err(internal)?;
-        let size = i64::try_from(b.nar_size)
-            .map_err(|_| CatalogError::BadRequest("nar_size is too large".into()))?;
         let mut tx = self.pool.begin().await.map_err(map_db)?;
-        let res = sqlx::query(
-            "INSERT INTO builds (catalog, package, version, system, description, store_path, \
-             narinfo_url, nar_hash, nar_size, refs, signature, key_name, source_url, revision, \
-             branch, build_name, installed, published_by, published_at, ca, closure) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
-        )
-        .bind(&b.org)
-        .bind(&b.package)
-        .bind(&b.version)
-        .bind(&b.system)
-        .bind(&b.description)
-        .bind(&b.store_path)
-        .bind(&b.narinfo_url)
-        .bind(&b.nar_hash)
-        .bind(size)
-        .bind(refs)
-        .bind(&b.signature)
-        .bind(key_name)
-        .bind(&b.source_url)
-        .bind(&b.revision)
-        .bind(&b.branch)
-        .bind(&b.build_name)
-        .bind(installed)
-        .bind(published_by)
-        .bind(now)
-        .bind(&b.ca)
-        .bind(closure)
-        .execute(&mut *tx)
-        .await;
-        match res {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                drop(tx);
-                let existing = self
-                    .build(&b.org, &b.package, &b.version, &b.system)
-                    .await?
-                    .ok_or_else(|| CatalogError::Internal("conflicting build vanished".into()))?;
-                return Ok(Inserted::Existing(existing));
-            }
-            Err(e) => return Err(map_db(e)),
+        let created = insert_one(&mut tx, b, key_name, published_by, now_secs()).await?;
+        if !created {
+            drop(tx);
+            let existing = self
+                .build(&b.org, &b.package, &b.version, &b.system)
+                .await?
+                .ok_or_else(|| CatalogError::Internal("conflicting build vanished".into()))?;
+            return Ok(Inserted::Existing(existing));
         }
         crate::failpoint::pause("register-transaction").await;
-        let current =
-            sqlx::query("SELECT latest_version FROM packages WHERE catalog = $1 AND name = $2")
-                .bind(&b.org)
-                .bind(&b.package)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_db)?;
-        let newer = match current {
-            None => true,
-            Some(row) => {
-                let latest = get_str(&row, "latest_version")?;
-                super::validate::compare_versions(&b.version, &latest).is_ge()
-            }
-        };
-        if newer {
-            sqlx::query(
-                "INSERT INTO packages (catalog, name, latest_version, description, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (catalog, name) DO UPDATE \
-                 SET latest_version = $3, description = $4, updated_at = $5",
-            )
-            .bind(&b.org)
-            .bind(&b.package)
-            .bind(&b.version)
-            .bind(&b.description)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_db)?;
-        }
-        sqlx::query("UPDATE catalogs SET generation = generation + 1 WHERE name = $1")
-            .bind(&b.org)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_db)?;
+        bump_generation(&mut tx, &b.org).await?;
         tx.commit().await.map_err(map_db)?;
         let record = self
             .build(&b.org, &b.package, &b.version, &b.system)
             .await?
             .ok_or_else(|| CatalogError::Internal("registered build vanished".into()))?;
         Ok(Inserted::Created(record))
+    }
+
+    /// Inserts many builds of one catalog in one transaction: all of them or none. A build
+    /// already there with the same NAR hash is skipped; one with another NAR hash refuses
+    /// the whole batch (`Conflict`). Returns how many were new and how many were there.
+    pub async fn insert_builds(
+        &self,
+        catalog: &str,
+        builds: &[(&NewBuild, String)],
+        published_by: &str,
+    ) -> CatalogResult<(usize, usize)> {
+        let now = now_secs();
+        let mut tx = self.pool.begin().await.map_err(map_db)?;
+        let (mut created, mut existing) = (0, 0);
+        for (b, key_name) in builds {
+            if b.org != catalog {
+                return Err(CatalogError::BadRequest(format!(
+                    "a build of catalog {:?} in a batch for {catalog:?}",
+                    b.org
+                )));
+            }
+            if insert_one(&mut tx, b, key_name, published_by, now).await? {
+                created += 1;
+                continue;
+            }
+            let row = sqlx::query(
+                "SELECT nar_hash FROM builds \
+                 WHERE catalog = $1 AND package = $2 AND version = $3 AND system = $4",
+            )
+            .bind(&b.org)
+            .bind(&b.package)
+            .bind(&b.version)
+            .bind(&b.system)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_db)?;
+            let hash = get_str(&row, "nar_hash")?;
+            if hash != b.nar_hash {
+                return Err(CatalogError::Conflict(conflict_message(b, &hash)));
+            }
+            existing += 1;
+        }
+        if created > 0 {
+            bump_generation(&mut tx, catalog).await?;
+        }
+        tx.commit().await.map_err(map_db)?;
+        Ok((created, existing))
     }
 
     /// One build.

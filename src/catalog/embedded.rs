@@ -12,10 +12,10 @@ use super::validate::{
     validate_system,
 };
 use super::{
-    BuildRecord, Catalog, CatalogError, CatalogInfo, CatalogResult, CheckBuild, Listing,
-    MAX_SEARCH_LIMIT, NewBuild, PackageDetail, RegisterOutcome, RegisterStatus, Role, SearchHit,
-    VersionDetail, parse_public_key, validate_org_name, validate_package_name, validate_user_name,
-    verify_signature,
+    BatchOutcome, BuildRecord, Catalog, CatalogError, CatalogInfo, CatalogResult, CheckBuild,
+    Listing, MAX_BATCH, MAX_SEARCH_LIMIT, NewBuild, PackageDetail, RegisterOutcome, RegisterStatus,
+    Role, SearchHit, VersionDetail, parse_public_key, validate_org_name, validate_package_name,
+    validate_user_name, verify_signature,
 };
 
 /// A migrated database plus the per-process package cache; shared by all users' views.
@@ -258,11 +258,58 @@ impl Catalog for EmbeddedCatalog {
                     build: record,
                 })
             }
-            Inserted::Existing(record) => Err(CatalogError::Conflict(format!(
-                "{}/{} {} for {} is already published with a different NAR hash ({}); versions are immutable, publish a new version",
-                record.org, record.package, record.version, record.system, record.nar_hash
+            Inserted::Existing(record) => Err(CatalogError::Conflict(super::db::conflict_message(
+                build,
+                &record.nar_hash,
             ))),
         }
+    }
+
+    async fn register_builds(&self, org: &str, builds: &[NewBuild]) -> CatalogResult<BatchOutcome> {
+        if builds.len() > MAX_BATCH {
+            return Err(CatalogError::BadRequest(format!(
+                "a batch holds at most {MAX_BATCH} builds, this one {}",
+                builds.len()
+            )));
+        }
+        for (i, b) in builds.iter().enumerate() {
+            let at = |e: CatalogError| match e {
+                CatalogError::BadRequest(m) => {
+                    CatalogError::BadRequest(format!("build {} of the batch: {m}", i + 1))
+                }
+                other => other,
+            };
+            validate_new_build(b).map_err(at)?;
+            if b.org != org {
+                return Err(at(CatalogError::BadRequest(format!(
+                    "its org {:?} is not the batch's catalog {org:?}",
+                    b.org
+                ))));
+            }
+        }
+        self.owned(org).await?;
+        let keys = self.db().keys(org).await?;
+        let mut signed = Vec::with_capacity(builds.len());
+        for b in builds {
+            let key_name = verify_signature(
+                &b.store_path,
+                &b.nar_hash,
+                b.nar_size,
+                &b.references,
+                &b.signature,
+                &keys,
+            )?;
+            signed.push((b, key_name));
+        }
+        let (created, already_published) =
+            self.db().insert_builds(org, &signed, &self.user).await?;
+        if created > 0 {
+            tracing::info!(org, created, already_published, user = %self.user, "builds registered");
+        }
+        Ok(BatchOutcome {
+            created,
+            already_published,
+        })
     }
 
     async fn check_build(&self, query: &CheckBuild) -> CatalogResult<Option<BuildRecord>> {

@@ -11,6 +11,7 @@ pub mod client;
 pub mod db;
 pub mod embedded;
 mod error;
+pub mod import;
 pub mod search;
 mod types;
 pub mod validate;
@@ -80,6 +81,14 @@ pub trait Catalog: Send + Sync {
         &self,
         build: &NewBuild,
     ) -> impl Future<Output = CatalogResult<RegisterOutcome>> + Send;
+    /// Registers up to [`MAX_BATCH`] signed builds of catalog `org` (owner only), all of
+    /// them or none: builds already there with the same NAR hash are skipped, one with
+    /// another NAR hash refuses the batch (`Conflict`).
+    fn register_builds(
+        &self,
+        org: &str,
+        builds: &[NewBuild],
+    ) -> impl Future<Output = CatalogResult<BatchOutcome>> + Send;
     /// The build already published for this (org, package or build name, revision[, system]).
     fn check_build(
         &self,
@@ -158,6 +167,9 @@ impl Catalog for AnyCatalog {
     }
     async fn register_build(&self, build: &NewBuild) -> CatalogResult<RegisterOutcome> {
         dispatch!(self, c => c.register_build(build))
+    }
+    async fn register_builds(&self, org: &str, builds: &[NewBuild]) -> CatalogResult<BatchOutcome> {
+        dispatch!(self, c => c.register_builds(org, builds))
     }
     async fn check_build(&self, query: &CheckBuild) -> CatalogResult<Option<BuildRecord>> {
         dispatch!(self, c => c.check_build(query))

@@ -291,3 +291,22 @@ pub struct SearchQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
 }
+
+/// Body of `POST /v1/catalogs/{org}/builds/batch`: at most [`MAX_BATCH`] builds, and like
+/// every request body at most 1 MiB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterBatchRequest {
+    pub builds: Vec<NewBuild>,
+}
+
+/// Most builds in one batch registration.
+pub const MAX_BATCH: usize = 1000;
+
+/// What a batch registration did: all of the batch, or (on error) none of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchOutcome {
+    /// Builds that are new.
+    pub created: usize,
+    /// Builds already there with the same NAR hash.
+    pub already_published: usize,
+}

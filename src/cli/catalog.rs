@@ -210,6 +210,17 @@ pub enum CatalogCommand {
         /// User name.
         user: String,
     },
+    /// Register many signed builds from NDJSON (one build per line, as the register endpoint
+    /// takes it), in batches; builds already there are skipped, so a rerun resumes.
+    Import {
+        /// Catalog name (every line must be for it).
+        org: String,
+        /// NDJSON file, or `-` for standard input.
+        file: PathBuf,
+        /// Print the totals as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the allowlist.
     Allowlist {
         /// Catalog name.
@@ -412,6 +423,32 @@ pub async fn run_catalog(
         CatalogCommand::Revoke { org, user } => {
             catalog.revoke(org, user).await?;
             writeln!(out, "{user} may no longer read {org}")?;
+        }
+        CatalogCommand::Import { org, file, json } => {
+            let input: Box<dyn std::io::BufRead + Send> = if file.as_os_str() == "-" {
+                Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))
+            } else {
+                let f = std::fs::File::open(file).map_err(|e| {
+                    CliError::failed(format!("cannot open {}: {e}", file.display()))
+                })?;
+                Box::new(std::io::BufReader::with_capacity(1 << 20, f))
+            };
+            let done = crate::catalog::import::import_ndjson(&catalog, org, input, |_| {})
+                .await
+                .map_err(|e| CliError {
+                    hint: e.hint(),
+                    message: e.to_string(),
+                    exit: 1,
+                })?;
+            if *json {
+                print_json(out, &done)?;
+            } else {
+                writeln!(
+                    out,
+                    "imported {} build(s) into {org}; {} were there already",
+                    done.created, done.already_published
+                )?;
+            }
         }
         CatalogCommand::Allowlist { org, json } => {
             let users = catalog.allowlist(org).await?;

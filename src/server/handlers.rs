@@ -14,8 +14,8 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::catalog::{
     AddKeyRequest, Catalog, CatalogError, CheckBuild, CheckBuildQuery, CreateCatalogRequest,
-    DEFAULT_SEARCH_LIMIT, EmbeddedCatalog, Listing, NewBuild, RegisterStatus, SearchQuery,
-    SetStoreRequest,
+    DEFAULT_SEARCH_LIMIT, EmbeddedCatalog, Listing, NewBuild, RegisterBatchRequest, RegisterStatus,
+    SearchQuery, SetStoreRequest,
 };
 
 type ApiResult = Result<Response, ApiError>;
@@ -136,6 +136,18 @@ pub async fn register_build(
         RegisterStatus::AlreadyPublished => StatusCode::OK,
     };
     Ok((status, Json(outcome)).into_response())
+}
+
+/// `POST /v1/catalogs/{org}/builds/batch` — 200 with how many were new and how many there.
+pub async fn register_builds(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(org): ApiPath<String>,
+    ApiJson(batch): ApiJson<RegisterBatchRequest>,
+) -> ApiResult {
+    ok(view(&state, &caller)
+        .register_builds(&org, &batch.builds)
+        .await?)
 }
 
 /// `GET /v1/catalogs/{org}/check-build?name=&revision=[&system=]`

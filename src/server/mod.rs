@@ -108,6 +108,10 @@ pub fn router(backend: Arc<CatalogBackend>) -> Router {
             put(handlers::allow).delete(handlers::revoke),
         )
         .route("/catalogs/{org}/builds", post(handlers::register_build))
+        .route(
+            "/catalogs/{org}/builds/batch",
+            post(handlers::register_builds),
+        )
         .route("/catalogs/{org}/check-build", get(handlers::check_build))
         .route("/catalogs/{org}/packages/{package}", get(handlers::show))
         .route("/packages", get(handlers::list_packages))
