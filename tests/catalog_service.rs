@@ -925,6 +925,86 @@ async fn import_stops_at_a_bad_line_and_resumes(fx: Fixture) {
     fx.finish().await;
 }
 
+// ---- the local search index file ---------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_search_index_is_kept_current_across_processes() {
+    use pubdeck::catalog::EmbeddedCatalog;
+    use pubdeck::catalog::index_file;
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("catalog.sqlite");
+    let url = db.display().to_string();
+    let index = index_file::path_for(&db);
+    let key = TestKey::new("myorg-1", 1);
+    let names = |hits: Vec<pubdeck::catalog::SearchHit>| -> Vec<String> {
+        hits.into_iter().map(|h| h.name).collect()
+    };
+
+    // "Process" 1: creates two catalogs and searches: the index file appears.
+    let one = EmbeddedCatalog::open_as(&url, "alice").await.unwrap();
+    for org in ["myorg", "second"] {
+        one.create_catalog(org, STORE, &[key.public()])
+            .await
+            .unwrap();
+        one.register_build(&build(&key, org, "hello", "1.0", org))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        names(one.search("hello", 10).await.unwrap()),
+        ["myorg/hello", "second/hello"]
+    );
+    let written = index_file::load(&index).expect("the index was written");
+    assert_eq!(written.len(), 2);
+
+    // "Process" 2 registers into one catalog; a fresh process 3 sees it (that catalog is
+    // read again, the other comes from the file).
+    let two = EmbeddedCatalog::open_as(&url, "alice").await.unwrap();
+    two.register_build(&build(&key, "myorg", "hello-extra", "1.0", "x"))
+        .await
+        .unwrap();
+    let three = EmbeddedCatalog::open_as(&url, "alice").await.unwrap();
+    assert_eq!(
+        names(three.search("hello", 10).await.unwrap()),
+        ["myorg/hello", "second/hello", "myorg/hello-extra"]
+    );
+    let rewritten = index_file::load(&index).unwrap();
+    let myorg = rewritten.iter().find(|c| c.name == "myorg").unwrap();
+    assert_eq!(myorg.index.len(), 2, "the stale catalog was rewritten");
+
+    // The file serves a current catalog: proved by an entry edited in place (same generation).
+    let edited: Vec<index_file::CatalogIndex> = rewritten
+        .iter()
+        .map(|c| {
+            let mut packages: Vec<_> = c.packages().collect();
+            if c.name == "second" {
+                packages[0].description = "only in the index file".into();
+            }
+            index_file::CatalogIndex::new(&c.name, c.created_at, c.generation, &packages)
+        })
+        .collect();
+    index_file::save(&index, &db, &edited.iter().collect::<Vec<_>>()).unwrap();
+    let four = EmbeddedCatalog::open_as(&url, "alice").await.unwrap();
+    let hits = four.search("second/hello", 1).await.unwrap();
+    assert_eq!(hits[0].description, "only in the index file");
+
+    // Visibility still comes from the database: another local user sees nothing.
+    let bob = EmbeddedCatalog::open_as(&url, "bob").await.unwrap();
+    assert_eq!(bob.search("hello", 10).await.unwrap(), vec![]);
+    one.allow("second", "bob").await.unwrap();
+    let bob = EmbeddedCatalog::open_as(&url, "bob").await.unwrap();
+    assert_eq!(
+        names(bob.search("hello", 10).await.unwrap()),
+        ["second/hello"]
+    );
+
+    // A damaged file is ignored and replaced.
+    std::fs::write(&index, b"PDKIDX01 garbage").unwrap();
+    let five = EmbeddedCatalog::open_as(&url, "alice").await.unwrap();
+    assert_eq!(five.search("hello", 10).await.unwrap().len(), 3);
+    assert_eq!(index_file::load(&index).unwrap().len(), 2);
+}
+
 // ---- command line ------------------------------------------------------------------------
 
 mod cli {

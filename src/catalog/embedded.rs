@@ -34,6 +34,23 @@ impl CatalogBackend {
         }))
     }
 
+    /// Like [`CatalogBackend::connect`], for a catalog used by one process at a time (the
+    /// CLI, the workbench): package lists are also kept in an index file beside a SQLite
+    /// database, so the next process need not read them out of the database.
+    pub async fn connect_local(db_url: &str) -> CatalogResult<Arc<CatalogBackend>> {
+        let (url, _, path) = super::db::normalize_db_url(db_url)?;
+        let cache = match path {
+            Some(p) if !url.contains("mode=memory") && p != Path::new(":memory:") => {
+                SearchCache::with_index_file(&p)
+            }
+            _ => SearchCache::default(),
+        };
+        Ok(Arc::new(CatalogBackend {
+            db: Db::connect(db_url).await?,
+            cache,
+        }))
+    }
+
     /// The database.
     pub fn db(&self) -> &Db {
         &self.db
@@ -89,7 +106,7 @@ impl EmbeddedCatalog {
     /// Opens a catalog database as `user`, creating the user if missing.
     pub async fn open_as(db_url: &str, user: &str) -> CatalogResult<EmbeddedCatalog> {
         validate_user_name(user)?;
-        let backend = CatalogBackend::connect(db_url).await?;
+        let backend = CatalogBackend::connect_local(db_url).await?;
         backend.db.ensure_user(user).await?;
         Ok(backend.as_user(user))
     }
@@ -336,10 +353,7 @@ impl Catalog for EmbeddedCatalog {
             return Ok(Listing::NotModified { etag });
         }
         let lists = self.backend.cache.snapshot(self.db(), &visible).await?;
-        let packages = lists
-            .iter()
-            .flat_map(|c| c.packages.iter().cloned())
-            .collect();
+        let packages = lists.iter().flat_map(|c| c.packages()).collect();
         Ok(Listing::Packages { etag, packages })
     }
 

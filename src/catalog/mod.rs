@@ -12,6 +12,7 @@ pub mod db;
 pub mod embedded;
 mod error;
 pub mod import;
+pub mod index_file;
 pub mod search;
 mod types;
 pub mod validate;

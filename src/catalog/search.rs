@@ -25,10 +25,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use nucleo_matcher::pattern::{Atom, AtomKind, CaseMatching, Normalization};
-use nucleo_matcher::{Config, Matcher, Utf32String};
+use nucleo_matcher::{Config, Matcher, Utf32Str};
 use sha2::{Digest, Sha256};
 
+use std::path::{Path, PathBuf};
+
 use super::db::{CatalogRow, Db};
+use super::index_file;
 use super::{CatalogResult, PackageSummary, SearchHit};
 
 /// Results the workbench keeps for display.
@@ -40,17 +43,40 @@ const PREFIX: i64 = 1_000;
 /// Score of a description match, per character of the term.
 const DESCRIPTION_PER_CHAR: i64 = 8;
 
-/// An immutable index over packages: `(org, name, description)` in a fixed order; ids are
-/// positions in that order.
+/// A range of [`SearchIndex::text`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span {
+    start: usize,
+    len: usize,
+}
+
+/// One organisation of an index.
+#[derive(Debug, Clone, Copy)]
+struct OrgEntry {
+    name: Span,
+    lower: Span,
+    chars: usize,
+}
+
+/// One package of an index.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    org: u32,
+    name: Span,
+    lower_name: Span,
+    version: Span,
+    description: Span,
+    lower_description: Span,
+}
+
+/// An immutable index over packages: `(org, name, version, description)` in a fixed order;
+/// ids are positions in that order. Every string lives in one buffer, so building an index of
+/// 100,000 packages is a handful of allocations, and scoring reads names in place.
 #[derive(Default)]
 pub struct SearchIndex {
-    orgs: Vec<Utf32String>,
-    org_chars: Vec<usize>,
-    org_of: Vec<u32>,
-    names: Vec<Utf32String>,
-    lower_names: Vec<Box<str>>,
-    lower_orgs: Vec<Box<str>>,
-    descriptions: Vec<Box<str>>,
+    text: String,
+    orgs: Vec<OrgEntry>,
+    entries: Vec<Entry>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -61,45 +87,173 @@ impl std::fmt::Debug for SearchIndex {
     }
 }
 
+/// Builds a [`SearchIndex`] one package at a time.
+#[derive(Default)]
+pub struct SearchIndexBuilder {
+    idx: SearchIndex,
+    org_ids: HashMap<String, u32>,
+    last_org: Option<(String, u32)>,
+}
+
+impl SearchIndexBuilder {
+    pub fn with_capacity(packages: usize, text_bytes: usize) -> SearchIndexBuilder {
+        let mut b = SearchIndexBuilder::default();
+        b.idx.entries.reserve(packages);
+        b.idx.text.reserve(text_bytes);
+        b
+    }
+
+    fn push_str(&mut self, s: &str) -> Span {
+        let start = self.idx.text.len();
+        self.idx.text.push_str(s);
+        Span {
+            start,
+            len: s.len(),
+        }
+    }
+
+    /// The span of `s` lower-cased: `same` when lower-casing changes nothing.
+    fn push_lower(&mut self, s: &str, same: Span) -> Span {
+        if s.is_ascii() {
+            if !s.bytes().any(|b| b.is_ascii_uppercase()) {
+                return same;
+            }
+            let start = self.idx.text.len();
+            self.idx.text.push_str(s);
+            self.idx.text[start..].make_ascii_lowercase();
+            return Span {
+                start,
+                len: s.len(),
+            };
+        }
+        let lower = s.to_lowercase();
+        if lower == s {
+            return same;
+        }
+        self.push_str(&lower)
+    }
+
+    fn org_id(&mut self, org: &str) -> u32 {
+        if let Some((name, id)) = &self.last_org
+            && name == org
+        {
+            return *id;
+        }
+        let id = match self.org_ids.get(org) {
+            Some(&id) => id,
+            None => {
+                let name = self.push_str(org);
+                let lower = self.push_lower(org, name);
+                self.idx.orgs.push(OrgEntry {
+                    name,
+                    lower,
+                    chars: org.chars().count(),
+                });
+                let id = u32::try_from(self.idx.orgs.len() - 1).unwrap_or(u32::MAX);
+                self.org_ids.insert(org.to_string(), id);
+                id
+            }
+        };
+        self.last_org = Some((org.to_string(), id));
+        id
+    }
+
+    pub fn push(&mut self, org: &str, name: &str, version: &str, description: &str) {
+        let org = self.org_id(org);
+        let name_span = self.push_str(name);
+        let lower_name = self.push_lower(name, name_span);
+        let version = self.push_str(version);
+        let description_span = self.push_str(description);
+        let lower_description = self.push_lower(description, description_span);
+        self.idx.entries.push(Entry {
+            org,
+            name: name_span,
+            lower_name,
+            version,
+            description: description_span,
+            lower_description,
+        });
+    }
+
+    pub fn finish(mut self) -> SearchIndex {
+        self.idx.text.shrink_to_fit();
+        self.idx
+    }
+}
+
 impl SearchIndex {
     /// Indexes `(org, name, description)` entries.
     pub fn new<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>) -> SearchIndex {
-        let mut idx = SearchIndex::default();
-        let mut org_ids: HashMap<&str, usize> = HashMap::new();
+        let mut b = SearchIndexBuilder::default();
         for (org, name, description) in entries {
-            let oi = *org_ids.entry(org).or_insert_with(|| {
-                idx.orgs.push(Utf32String::from(org));
-                idx.org_chars.push(org.chars().count());
-                idx.lower_orgs.push(org.to_lowercase().into());
-                idx.lower_orgs.len() - 1
-            });
-            idx.org_of.push(u32::try_from(oi).unwrap_or(u32::MAX));
-            idx.names.push(Utf32String::from(name));
-            idx.lower_names.push(name.to_lowercase().into());
-            idx.descriptions.push(description.to_lowercase().into());
+            b.push(org, name, "", description);
         }
-        idx
+        b.finish()
     }
 
     /// Indexes catalog package summaries.
     pub fn of_packages(packages: &[PackageSummary]) -> SearchIndex {
-        SearchIndex::new(
-            packages
-                .iter()
-                .map(|p| (p.org.as_str(), p.package.as_str(), p.description.as_str())),
-        )
+        let mut b = SearchIndexBuilder::with_capacity(packages.len(), packages.len() * 96);
+        for p in packages {
+            b.push(&p.org, &p.package, &p.latest_version, &p.description);
+        }
+        b.finish()
     }
 
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.entries.is_empty()
     }
 
-    fn org(&self, id: usize) -> usize {
-        self.org_of[id] as usize
+    fn at(&self, span: Span) -> &str {
+        &self.text[span.start..span.start + span.len]
+    }
+
+    fn org_entry(&self, id: usize) -> &OrgEntry {
+        &self.orgs[self.entries[id].org as usize]
+    }
+
+    /// The organisation of package `id`.
+    pub fn org(&self, id: usize) -> &str {
+        self.at(self.org_entry(id).name)
+    }
+
+    /// The name of package `id` (without its organisation).
+    pub fn name(&self, id: usize) -> &str {
+        self.at(self.entries[id].name)
+    }
+
+    /// The latest version of package `id` (empty when the index was built without versions).
+    pub fn version(&self, id: usize) -> &str {
+        self.at(self.entries[id].version)
+    }
+
+    /// The description of package `id`, as given.
+    pub fn description(&self, id: usize) -> &str {
+        self.at(self.entries[id].description)
+    }
+
+    fn lower_name(&self, id: usize) -> &str {
+        self.at(self.entries[id].lower_name)
+    }
+
+    fn lower_description(&self, id: usize) -> &str {
+        self.at(self.entries[id].lower_description)
+    }
+
+    /// Package `id` as a summary.
+    pub fn summary(&self, id: usize) -> PackageSummary {
+        let (org, package) = (self.org(id), self.name(id));
+        PackageSummary {
+            name: format!("{org}/{package}"),
+            org: org.to_string(),
+            package: package.to_string(),
+            latest_version: self.version(id).to_string(),
+            description: self.description(id).to_string(),
+        }
     }
 }
 
@@ -109,8 +263,8 @@ struct Term {
     org: Option<Atom>,
     /// Fuzzy pattern for the name (`None`: any name).
     name: Option<Atom>,
-    /// Lower-cased term for the description (terms without `/` only).
-    text: Option<String>,
+    /// Lower-cased term for the description (terms without `/` only), with its searcher.
+    text: Option<(usize, memchr::memmem::Finder<'static>)>,
 }
 
 /// A parsed query.
@@ -144,7 +298,13 @@ impl Query {
                 None => Term {
                     org: None,
                     name: Some(atom(t)),
-                    text: Some(t.to_lowercase()),
+                    text: Some({
+                        let lower = t.to_lowercase();
+                        (
+                            lower.chars().count(),
+                            memchr::memmem::Finder::new(lower.as_bytes()).into_owned(),
+                        )
+                    }),
                 },
             })
             .collect();
@@ -212,7 +372,7 @@ impl Searcher {
                 .collect();
             let matched = scored.iter().map(|&(_, id)| id).collect();
             top(&mut scored, limit, |&(s, id)| {
-                (Reverse(s), idx.lower_names[id].len(), &*idx.lower_names[id])
+                (Reverse(s), idx.lower_name(id).len(), idx.lower_name(id))
             });
             let hits = scored
                 .into_iter()
@@ -244,27 +404,33 @@ fn score_with(m: &mut Matcher, idx: &SearchIndex, id: usize, q: &Query) -> Optio
     if q.terms.is_empty() {
         return Some(0);
     }
+    let mut buf = Vec::new();
     let mut total = 0i64;
     for t in &q.terms {
         let mut s = 0i64;
         if let Some(o) = &t.org {
-            s += i64::from(o.score(idx.orgs[idx.org(id)].slice(..), m)?);
+            s += i64::from(o.score(Utf32Str::new(idx.org(id), &mut buf), m)?);
         }
-        let name = t.name.as_ref().map(|a| a.score(idx.names[id].slice(..), m));
+        let name = t
+            .name
+            .as_ref()
+            .map(|a| a.score(Utf32Str::new(idx.name(id), &mut buf), m));
         match (name, &t.text) {
             (None, _) => {}
             (Some(Some(n)), _) => s += 2 * i64::from(n),
-            (Some(None), Some(text)) if idx.descriptions[id].contains(text.as_str()) => {
-                s += DESCRIPTION_PER_CHAR * text.chars().count() as i64
+            (Some(None), Some((chars, finder)))
+                if finder.find(idx.lower_description(id).as_bytes()).is_some() =>
+            {
+                s += DESCRIPTION_PER_CHAR * *chars as i64
             }
             (Some(None), _) => return None,
         }
         total += s;
     }
-    let name = &*idx.lower_names[id];
-    let full_len = idx.lower_orgs[idx.org(id)].len() + 1 + name.len();
-    let is_full = q.whole.len() == full_len
-        && q.whole.starts_with(&*idx.lower_orgs[idx.org(id)])
+    let name = idx.lower_name(id);
+    let org = idx.at(idx.org_entry(id).lower);
+    let is_full = q.whole.len() == org.len() + 1 + name.len()
+        && q.whole.starts_with(org)
         && q.whole.ends_with(name);
     if name == q.whole || is_full {
         total += EXACT;
@@ -275,18 +441,21 @@ fn score_with(m: &mut Matcher, idx: &SearchIndex, id: usize, q: &Query) -> Optio
 }
 
 fn indices_with(m: &mut Matcher, idx: &SearchIndex, id: usize, q: &Query) -> Vec<usize> {
-    let name_at = idx.org_chars[idx.org(id)] + 1;
+    let name_at = idx.org_entry(id).chars + 1;
     let mut out = Vec::new();
     let mut buf = Vec::new();
+    let mut chars = Vec::new();
     for t in &q.terms {
         if let Some(o) = &t.org {
             buf.clear();
-            o.indices(idx.orgs[idx.org(id)].slice(..), m, &mut buf);
+            o.indices(Utf32Str::new(idx.org(id), &mut chars), m, &mut buf);
             out.extend(buf.iter().map(|&i| i as usize));
         }
         if let Some(n) = &t.name {
             buf.clear();
-            if n.indices(idx.names[id].slice(..), m, &mut buf).is_some() {
+            if n.indices(Utf32Str::new(idx.name(id), &mut chars), m, &mut buf)
+                .is_some()
+            {
                 out.extend(buf.iter().map(|&i| name_at + i as usize));
             }
         }
@@ -375,22 +544,44 @@ fn first_hits(matched: &[usize]) -> Vec<Hit> {
 // ---------------------------------------------------------------------------------------------
 // The service's per-catalog cache
 
-/// A catalog's packages and their index, as of `generation`.
+/// A catalog's packages and their index, as of `generation` of the catalog created at
+/// `created_at`.
 #[derive(Debug)]
-pub(crate) struct CachedCatalog {
-    generation: i64,
-    pub(crate) packages: Vec<PackageSummary>,
-    index: SearchIndex,
+pub struct CatalogIndex {
+    pub name: String,
+    pub created_at: i64,
+    pub generation: i64,
+    pub index: SearchIndex,
 }
 
-impl CachedCatalog {
-    pub(crate) fn new(generation: i64, packages: Vec<PackageSummary>) -> CachedCatalog {
-        CachedCatalog {
+impl CatalogIndex {
+    pub fn new(
+        name: &str,
+        created_at: i64,
+        generation: i64,
+        packages: &[PackageSummary],
+    ) -> CatalogIndex {
+        CatalogIndex {
+            name: name.to_string(),
+            created_at,
             generation,
-            index: SearchIndex::of_packages(&packages),
-            packages,
+            index: SearchIndex::of_packages(packages),
         }
     }
+
+    /// Every package, in index order.
+    pub fn packages(&self) -> impl Iterator<Item = PackageSummary> + '_ {
+        (0..self.index.len()).map(|id| self.index.summary(id))
+    }
+}
+
+/// The index file beside a local catalog database (see [`super::index_file`]).
+#[derive(Debug)]
+struct Disk {
+    path: PathBuf,
+    db_path: PathBuf,
+    /// Entries of the file that are not (yet) in memory; `None` until the file was read.
+    others: std::sync::Mutex<Option<Vec<Arc<CatalogIndex>>>>,
 }
 
 /// Recent search answers kept per (ETag of the visible catalogs, query, limit).
@@ -400,9 +591,10 @@ type ResultKey = (String, String, usize);
 
 /// Per-catalog package lists shared by all requests of one process.
 pub(crate) struct SearchCache {
-    catalogs: RwLock<HashMap<String, Arc<CachedCatalog>>>,
+    catalogs: RwLock<HashMap<String, Arc<CatalogIndex>>>,
     results: RwLock<HashMap<ResultKey, Arc<Vec<SearchHit>>>>,
     reload: tokio::sync::Mutex<()>,
+    disk: Option<Disk>,
 }
 
 impl std::fmt::Debug for SearchCache {
@@ -417,6 +609,7 @@ impl Default for SearchCache {
             catalogs: RwLock::default(),
             results: RwLock::default(),
             reload: tokio::sync::Mutex::new(()),
+            disk: None,
         }
     }
 }
@@ -434,6 +627,19 @@ pub(crate) fn etag_for(visible: &[CatalogRow]) -> String {
 }
 
 impl SearchCache {
+    /// A cache that also keeps its package lists in an index file beside the local catalog
+    /// database at `db_path`, so the next process starts warm.
+    pub(crate) fn with_index_file(db_path: &Path) -> SearchCache {
+        SearchCache {
+            disk: Some(Disk {
+                path: index_file::path_for(db_path),
+                db_path: db_path.to_path_buf(),
+                others: std::sync::Mutex::new(None),
+            }),
+            ..SearchCache::default()
+        }
+    }
+
     /// A cached answer for this visible set (by ETag), query and limit.
     pub(crate) fn cached_result(
         &self,
@@ -465,11 +671,18 @@ impl SearchCache {
         map.insert((etag.to_string(), query.to_string(), limit), hits);
     }
 
-    fn cached(&self, name: &str, generation: i64) -> Option<Arc<CachedCatalog>> {
+    fn cached(&self, row: &CatalogRow) -> Option<Arc<CatalogIndex>> {
         let map = self.catalogs.read().unwrap_or_else(|e| e.into_inner());
-        map.get(name)
-            .filter(|c| c.generation >= generation)
+        map.get(&row.name)
+            .filter(|c| c.created_at == row.created_at && c.generation >= row.generation)
             .cloned()
+    }
+
+    fn insert(&self, c: Arc<CatalogIndex>) {
+        self.catalogs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(c.name.clone(), c);
     }
 
     /// Current package lists of `visible` catalogs (reloading stale ones), in their order.
@@ -477,54 +690,217 @@ impl SearchCache {
         &self,
         db: &Db,
         visible: &[CatalogRow],
-    ) -> CatalogResult<Vec<Arc<CachedCatalog>>> {
-        let mut out = Vec::with_capacity(visible.len());
-        for row in visible {
-            if let Some(c) = self.cached(&row.name, row.generation) {
-                out.push(c);
+    ) -> CatalogResult<Vec<Arc<CatalogIndex>>> {
+        let mut out: Vec<Option<Arc<CatalogIndex>>> =
+            visible.iter().map(|row| self.cached(row)).collect();
+        if out.iter().all(Option::is_some) {
+            return Ok(out.into_iter().flatten().collect());
+        }
+        let _guard = self.reload.lock().await;
+        if let Some(disk) = &self.disk {
+            self.read_index_file(disk, visible).await;
+        }
+        let mut changed = false;
+        for (slot, row) in out.iter_mut().zip(visible) {
+            if slot.is_some() {
                 continue;
             }
-            let _guard = self.reload.lock().await;
-            if let Some(c) = self.cached(&row.name, row.generation) {
-                out.push(c);
+            if let Some(c) = self.cached(row) {
+                *slot = Some(c);
                 continue;
             }
             let (generation, packages) = db.package_summaries(&row.name).await?;
-            let loaded = Arc::new(CachedCatalog::new(generation, packages));
-            self.catalogs
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(row.name.clone(), Arc::clone(&loaded));
-            out.push(loaded);
+            let loaded = Arc::new(CatalogIndex::new(
+                &row.name,
+                row.created_at,
+                generation,
+                &packages,
+            ));
+            self.insert(Arc::clone(&loaded));
+            *slot = Some(loaded);
+            changed = true;
         }
-        Ok(out)
+        if changed && let Some(disk) = &self.disk {
+            self.write_index_file(disk).await;
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Reads the index file once: entries that are current for `visible` go into memory, the
+    /// others are kept to be written back.
+    async fn read_index_file(&self, disk: &Disk, visible: &[CatalogRow]) {
+        if disk
+            .others
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
+            return;
+        }
+        let path = disk.path.clone();
+        let current: HashMap<String, (i64, i64)> = visible
+            .iter()
+            .map(|r| (r.name.clone(), (r.created_at, r.generation)))
+            .collect();
+        let read = tokio::task::spawn_blocking(move || {
+            let mut fresh = Vec::new();
+            let mut others = Vec::new();
+            for e in index_file::load(&path).unwrap_or_default() {
+                if current.get(&e.name) == Some(&(e.created_at, e.generation)) {
+                    fresh.push(Arc::new(e));
+                } else {
+                    others.push(Arc::new(e));
+                }
+            }
+            (fresh, others)
+        })
+        .await;
+        let (fresh, others) = read.unwrap_or_default();
+        for c in fresh {
+            if self.cached_by_name(&c.name).is_none() {
+                self.insert(c);
+            }
+        }
+        *disk.others.lock().unwrap_or_else(|e| e.into_inner()) = Some(others);
+    }
+
+    fn cached_by_name(&self, name: &str) -> Option<Arc<CatalogIndex>> {
+        let map = self.catalogs.read().unwrap_or_else(|e| e.into_inner());
+        map.get(name).cloned()
+    }
+
+    /// Rewrites the index file with every catalog in memory and the file's other entries.
+    /// A failure costs only speed: it is logged.
+    async fn write_index_file(&self, disk: &Disk) {
+        let in_memory: Vec<Arc<CatalogIndex>> = self
+            .catalogs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let others: Vec<Arc<CatalogIndex>> = {
+            let mut guard = disk.others.lock().unwrap_or_else(|e| e.into_inner());
+            let names: std::collections::HashSet<&str> =
+                in_memory.iter().map(|c| c.name.as_str()).collect();
+            let kept = guard.take().unwrap_or_default();
+            let kept: Vec<Arc<CatalogIndex>> = kept
+                .into_iter()
+                .filter(|e| !names.contains(e.name.as_str()))
+                .collect();
+            *guard = Some(kept.clone());
+            kept
+        };
+        let (path, like) = (disk.path.clone(), disk.db_path.clone());
+        let res = tokio::task::spawn_blocking(move || {
+            let mut entries: Vec<&CatalogIndex> =
+                in_memory.iter().chain(&others).map(|c| &**c).collect();
+            entries.sort_by(|a, b| a.name.cmp(&b.name));
+            index_file::save(&path, &like, &entries)
+        })
+        .await;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(path = %disk.path.display(), error = %e, "could not write the search index")
+            }
+            Err(e) => tracing::warn!(error = %e, "the search index writer failed"),
+        }
     }
 }
 
 /// The best `limit` packages of `catalogs` for `query`, best first (see the module rules).
-pub(crate) fn search(catalogs: &[Arc<CachedCatalog>], query: &str, limit: usize) -> Vec<SearchHit> {
+/// Large scans are split across the machine's cores.
+pub(crate) fn search(catalogs: &[Arc<CatalogIndex>], query: &str, limit: usize) -> Vec<SearchHit> {
+    let total: usize = catalogs.iter().map(|c| c.index.len()).sum();
+    let threads = if total < 20_000 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    };
+    search_on(catalogs, query, limit, threads)
+}
+
+fn search_on(
+    catalogs: &[Arc<CatalogIndex>],
+    query: &str,
+    limit: usize,
+    threads: usize,
+) -> Vec<SearchHit> {
     let q = Query::parse(query);
-    let mut hits: Vec<(i64, &PackageSummary)> = Vec::new();
+    let total: usize = catalogs.iter().map(|c| c.index.len()).sum();
+    let mut hits: Vec<(i64, &CatalogIndex, usize)> = if threads <= 1 {
+        scan(catalogs, &q, limit)
+    } else {
+        // Split the catalogs into `threads` runs of about equal package counts.
+        let mut parts: Vec<&[Arc<CatalogIndex>]> = Vec::new();
+        let (mut from, mut acc) = (0, 0);
+        for (i, c) in catalogs.iter().enumerate() {
+            acc += c.index.len();
+            if acc * threads >= total * (parts.len() + 1) {
+                parts.push(&catalogs[from..=i]);
+                from = i + 1;
+            }
+        }
+        if from < catalogs.len() {
+            parts.push(&catalogs[from..]);
+        }
+        std::thread::scope(|scope| {
+            let q = &q;
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|part| scope.spawn(move || scan(part, q, limit)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    };
+    top(&mut hits, limit, |&(s, c, id)| {
+        (
+            Reverse(s),
+            c.index.name(id).len(),
+            (c.index.org(id), c.index.name(id)),
+        )
+    });
+    hits.into_iter()
+        .map(|(score, c, id)| {
+            let p = c.index.summary(id);
+            SearchHit {
+                name: p.name,
+                org: p.org,
+                package: p.package,
+                latest_version: p.latest_version,
+                description: p.description,
+                score,
+            }
+        })
+        .collect()
+}
+
+/// The best `limit` matches among `catalogs`.
+fn scan<'a>(
+    catalogs: &'a [Arc<CatalogIndex>],
+    q: &Query,
+    limit: usize,
+) -> Vec<(i64, &'a CatalogIndex, usize)> {
+    let mut hits = Vec::new();
     for cat in catalogs {
-        for (id, pkg) in cat.packages.iter().enumerate() {
-            if let Some(score) = Searcher::score(&cat.index, id, &q) {
-                hits.push((score, pkg));
+        for id in 0..cat.index.len() {
+            if let Some(score) = Searcher::score(&cat.index, id, q) {
+                hits.push((score, &**cat, id));
             }
         }
     }
-    top(&mut hits, limit, |&(s, p)| {
-        (Reverse(s), p.package.len(), p.name.as_str())
+    top(&mut hits, limit, |&(s, c, id)| {
+        (
+            Reverse(s),
+            c.index.name(id).len(),
+            (c.index.org(id), c.index.name(id)),
+        )
     });
-    hits.into_iter()
-        .map(|(score, p)| SearchHit {
-            name: p.name.clone(),
-            org: p.org.clone(),
-            package: p.package.clone(),
-            latest_version: p.latest_version.clone(),
-            description: p.description.clone(),
-            score,
-        })
-        .collect()
+    hits
 }
 
 #[cfg(test)]
@@ -544,9 +920,9 @@ mod tests {
             .collect()
     }
 
-    fn cat(names: &[(&str, &str)]) -> Arc<CachedCatalog> {
+    fn cat(names: &[(&str, &str)]) -> Arc<CatalogIndex> {
         let rows: Vec<(&str, &str, &str)> = names.iter().map(|(n, d)| ("org", *n, *d)).collect();
-        Arc::new(CachedCatalog::new(0, summaries(&rows)))
+        Arc::new(CatalogIndex::new("org", 0, 0, &summaries(&rows)))
     }
 
     #[test]
@@ -569,6 +945,57 @@ mod tests {
             "org/hello"
         );
         assert_eq!(search(&[c], "org/hello", 1)[0].name, "org/hello");
+    }
+
+    #[test]
+    fn a_split_scan_equals_one_scan() {
+        let words = [
+            "py", "lib", "perl", "go", "dhcp", "table", "utils", "queue", "Tools",
+        ];
+        let mut catalogs = Vec::new();
+        for c in 0..37 {
+            let org = format!("org{c}");
+            let rows: Vec<PackageSummary> = (0..211)
+                .map(|i| {
+                    let n = format!("{}-{}-{i}", words[(i + c) % 9], words[(i / 9) % 9]);
+                    let d = format!("A {} tool for {}", words[i % 9], words[(i + 3) % 9]);
+                    PackageSummary {
+                        name: format!("{org}/{n}"),
+                        org: org.clone(),
+                        package: n,
+                        latest_version: format!("1.{i}"),
+                        description: d,
+                    }
+                })
+                .collect();
+            catalogs.push(Arc::new(CatalogIndex::new(&org, 0, 0, &rows)));
+        }
+        for q in [
+            "py-dh",
+            "ut",
+            "tools",
+            "org3/lib",
+            "perl q",
+            "queue-lib-13",
+            "zz",
+        ] {
+            let one = search_on(&catalogs, q, 20, 1);
+            for threads in [2, 3, 8, 64] {
+                assert_eq!(
+                    search_on(&catalogs, q, 20, threads),
+                    one,
+                    "{q} on {threads}"
+                );
+            }
+            if q != "zz" {
+                assert!(!one.is_empty(), "{q}");
+            }
+        }
+        assert_eq!(
+            search_on(&catalogs, "queue-lib-13", 1, 2)[0].package,
+            "queue-lib-13",
+            "the exact name first"
+        );
     }
 
     fn filter() -> Filter {
