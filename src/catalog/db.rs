@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "content address",
         include_str!("../../assets/migrations/0002_content_address.sql"),
     ),
+    (
+        3,
+        "state version",
+        include_str!("../../assets/migrations/0003_state_version.sql"),
+    ),
 ];
 
 /// Source of the embedded migrations for `sqlx::migrate::Migrator`.
@@ -291,6 +296,15 @@ async fn bump_generation(
         .execute(&mut **tx)
         .await
         .map_err(map_db)?;
+    bump_state(tx).await
+}
+
+/// Moves the state version on (see migration 0003), inside the change's transaction.
+async fn bump_state(tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> CatalogResult<()> {
+    sqlx::query("UPDATE catalog_state SET version = version + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await
+        .map_err(map_db)?;
     Ok(())
 }
 
@@ -434,6 +448,29 @@ impl Db {
             .transpose()
     }
 
+    /// Like [`Db::user_by_token_hash`], with the state version read in the same query.
+    pub async fn user_and_state_by_token_hash(
+        &self,
+        hash: &str,
+    ) -> CatalogResult<Option<(String, String, i64)>> {
+        let row = sqlx::query(
+            "SELECT u.name, u.token_hash, s.version FROM users u CROSS JOIN catalog_state s \
+             WHERE u.token_hash = $1 AND s.id = 1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_db)?;
+        row.map(|r| {
+            Ok((
+                get_str(&r, "name")?,
+                get_str(&r, "token_hash")?,
+                get_i64(&r, "version")?,
+            ))
+        })
+        .transpose()
+    }
+
     // ---- catalogs -------------------------------------------------------------------------
 
     /// One catalog row.
@@ -527,23 +564,40 @@ impl Db {
         for (key_name, key) in keys {
             insert_key(&mut *tx, name, key_name, key, now).await?;
         }
+        bump_state(&mut tx).await?;
         tx.commit().await.map_err(map_db)
     }
 
+    /// The state version: it moves on with every change of visibility or of a package list.
+    pub async fn state_version(&self) -> CatalogResult<i64> {
+        let row = sqlx::query("SELECT version FROM catalog_state WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_db)?;
+        get_i64(&row, "version")
+    }
+
     /// Sets the store URL.
+    /// Sets the store URL (a change of the catalog: its generation moves on).
     pub async fn set_store(&self, catalog: &str, store_url: &str) -> CatalogResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_db)?;
         sqlx::query("UPDATE catalogs SET store_url = $1 WHERE name = $2")
             .bind(store_url)
             .bind(catalog)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(map_db)?;
-        Ok(())
+        bump_generation(&mut tx, catalog).await?;
+        tx.commit().await.map_err(map_db)
     }
 
-    /// Adds a trusted key (no-op if present).
+    /// Adds a trusted key (no-op if present; else the catalog's generation moves on).
     pub async fn add_key(&self, catalog: &str, key_name: &str, key: &str) -> CatalogResult<()> {
-        insert_key(&self.pool, catalog, key_name, key, now_secs()).await
+        let mut tx = self.pool.begin().await.map_err(map_db)?;
+        if insert_key(&mut *tx, catalog, key_name, key, now_secs()).await? {
+            bump_generation(&mut tx, catalog).await?;
+        }
+        tx.commit().await.map_err(map_db)
     }
 
     /// Trusted keys of a catalog, oldest first.
@@ -560,28 +614,38 @@ impl Db {
 
     /// Adds `user` to the allowlist (no-op if present).
     pub async fn allow(&self, catalog: &str, user: &str) -> CatalogResult<()> {
-        sqlx::query(
+        let mut tx = self.pool.begin().await.map_err(map_db)?;
+        let res = sqlx::query(
             "INSERT INTO allowlist (catalog, username, added_at) VALUES ($1, $2, $3) \
              ON CONFLICT (catalog, username) DO NOTHING",
         )
         .bind(catalog)
         .bind(user)
         .bind(now_secs())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_db)?;
-        Ok(())
+        if res.rows_affected() > 0 {
+            bump_state(&mut tx).await?;
+        }
+        tx.commit().await.map_err(map_db)
     }
 
     /// Removes `user` from the allowlist; whether it was there.
     pub async fn revoke(&self, catalog: &str, user: &str) -> CatalogResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_db)?;
         let res = sqlx::query("DELETE FROM allowlist WHERE catalog = $1 AND username = $2")
             .bind(catalog)
             .bind(user)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(map_db)?;
-        Ok(res.rows_affected() > 0)
+        let removed = res.rows_affected() > 0;
+        if removed {
+            bump_state(&mut tx).await?;
+        }
+        tx.commit().await.map_err(map_db)?;
+        Ok(removed)
     }
 
     /// The allowlist, sorted.
@@ -803,8 +867,8 @@ async fn insert_key<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     key_name: &str,
     key: &str,
     now: i64,
-) -> CatalogResult<()> {
-    sqlx::query(
+) -> CatalogResult<bool> {
+    let res = sqlx::query(
         "INSERT INTO catalog_keys (catalog, public_key, key_name, added_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (catalog, public_key) DO NOTHING",
     )
@@ -815,7 +879,7 @@ async fn insert_key<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     .execute(ex)
     .await
     .map_err(map_db)?;
-    Ok(())
+    Ok(res.rows_affected() > 0)
 }
 
 fn internal(e: impl std::fmt::Display) -> CatalogError {

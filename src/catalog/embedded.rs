@@ -2,6 +2,7 @@
 //! signature checks, immutability. Used directly as the embedded (local SQLite) catalog, and by
 //! the HTTP service for the authenticated user of each request.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,12 +19,40 @@ use super::{
     validate_user_name, verify_signature,
 };
 
-/// A migrated database plus the per-process package cache; shared by all users' views.
+/// A migrated database plus the per-process caches; shared by all users' views.
 #[derive(Debug)]
 pub struct CatalogBackend {
     db: Db,
     cache: SearchCache,
+    /// Per user: the catalogs they may see and their ETag, as of a state version.
+    visible: std::sync::RwLock<HashMap<Arc<str>, Visible>>,
+    /// Package pages by (catalog, package), valid while the catalog is at that generation.
+    details: std::sync::RwLock<HashMap<(String, String), CachedDetail>>,
 }
+
+/// A package page as of one generation of its catalog.
+#[derive(Debug, Clone)]
+struct CachedDetail {
+    created_at: i64,
+    generation: i64,
+    detail: Arc<PackageDetail>,
+}
+
+/// Package pages cached at once (the map is dropped when full).
+const DETAIL_CACHE_SIZE: usize = 50_000;
+
+/// What one user may see, as of `version` of the database's state.
+#[derive(Debug, Clone)]
+struct Visible {
+    version: i64,
+    rows: Arc<Vec<CatalogRow>>,
+    /// Position in `rows` by catalog name.
+    by_name: Arc<HashMap<String, usize>>,
+    etag: Arc<str>,
+}
+
+/// Users whose visible catalogs are cached at once (the map is dropped when full).
+const VISIBLE_CACHE_USERS: usize = 10_000;
 
 impl CatalogBackend {
     /// Connects to `sqlite://PATH`, a bare path, or `postgres://…`, and migrates.
@@ -31,6 +60,8 @@ impl CatalogBackend {
         Ok(Arc::new(CatalogBackend {
             db: Db::connect(db_url).await?,
             cache: SearchCache::default(),
+            visible: Default::default(),
+            details: Default::default(),
         }))
     }
 
@@ -48,6 +79,8 @@ impl CatalogBackend {
         Ok(Arc::new(CatalogBackend {
             db: Db::connect(db_url).await?,
             cache,
+            visible: Default::default(),
+            details: Default::default(),
         }))
     }
 
@@ -61,6 +94,17 @@ impl CatalogBackend {
         EmbeddedCatalog {
             backend: Arc::clone(self),
             user: Arc::from(user),
+            state: None,
+        }
+    }
+
+    /// A view acting as `user` for one request, which read the state version `version` of
+    /// the database at its start (with its token): caches current at that version are used
+    /// without asking the database again.
+    pub fn as_user_at_state(self: &Arc<Self>, user: &str, version: i64) -> EmbeddedCatalog {
+        EmbeddedCatalog {
+            state: Some(version),
+            ..self.as_user(user)
         }
     }
 }
@@ -70,6 +114,8 @@ impl CatalogBackend {
 pub struct EmbeddedCatalog {
     backend: Arc<CatalogBackend>,
     user: Arc<str>,
+    /// The state version read at the start of a request (see [`CatalogBackend::as_user_at_state`]).
+    state: Option<i64>,
 }
 
 /// The local OS user's name: `$USER` when it is a valid user name, else `uid-<uid>`.
@@ -123,6 +169,57 @@ impl EmbeddedCatalog {
 
     fn db(&self) -> &Db {
         &self.backend.db
+    }
+
+    /// The catalogs this user may see and their ETag. One single-row query when nothing
+    /// changed since the last call (of any view over this backend); the state version moves
+    /// on in the same transaction as every change, so this is never staler than the
+    /// database was at the start of the call.
+    async fn visible_catalogs(&self) -> CatalogResult<(Arc<Vec<CatalogRow>>, Arc<str>)> {
+        let v = self.visible_now().await?;
+        Ok((v.rows, v.etag))
+    }
+
+    async fn visible_now(&self) -> CatalogResult<Visible> {
+        let version = match self.state {
+            Some(v) => v,
+            None => self.db().state_version().await?,
+        };
+        let cached = self
+            .backend
+            .visible
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&self.user)
+            .filter(|v| v.version == version)
+            .cloned();
+        if let Some(v) = cached {
+            return Ok(v);
+        }
+        let rows = Arc::new(self.db().visible_catalogs(&self.user).await?);
+        let etag: Arc<str> = Arc::from(etag_for(&rows));
+        let by_name = Arc::new(
+            rows.iter()
+                .enumerate()
+                .map(|(i, r)| (r.name.clone(), i))
+                .collect(),
+        );
+        let visible = Visible {
+            version,
+            rows,
+            by_name,
+            etag,
+        };
+        let mut map = self
+            .backend
+            .visible
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if map.len() >= VISIBLE_CACHE_USERS {
+            map.clear();
+        }
+        map.insert(Arc::clone(&self.user), visible.clone());
+        Ok(visible)
     }
 
     /// The catalog if the caller may see it, with the caller's role; otherwise the same
@@ -347,8 +444,8 @@ impl Catalog for EmbeddedCatalog {
     }
 
     async fn list_packages(&self, if_none_match: Option<&str>) -> CatalogResult<Listing> {
-        let visible = self.db().visible_catalogs(&self.user).await?;
-        let etag = etag_for(&visible);
+        let (visible, etag) = self.visible_catalogs().await?;
+        let etag = etag.to_string();
         if if_none_match.is_some_and(|tags| etag_matches(tags, &etag)) {
             return Ok(Listing::NotModified { etag });
         }
@@ -365,9 +462,8 @@ impl Catalog for EmbeddedCatalog {
             ));
         }
         let limit = limit.clamp(1, MAX_SEARCH_LIMIT);
-        let visible = self.db().visible_catalogs(&self.user).await?;
+        let (visible, etag) = self.visible_catalogs().await?;
         let cache = &self.backend.cache;
-        let etag = etag_for(&visible);
         if let Some(hits) = cache.cached_result(&etag, query, limit) {
             return Ok(hits.as_ref().clone());
         }
@@ -385,7 +481,50 @@ impl Catalog for EmbeddedCatalog {
     async fn show(&self, org: &str, package: &str) -> CatalogResult<PackageDetail> {
         validate_org_name(org)?;
         validate_package_name(package)?;
-        let (row, _) = self.visible(org).await?;
+        let visible = self.visible_now().await?;
+        // Hidden and missing: the same answer, from the same lookup.
+        let row = match visible.by_name.get(org) {
+            Some(&i) => &visible.rows[i],
+            None => return Err(not_found(org)),
+        };
+        let key = (org.to_string(), package.to_string());
+        let cached = self
+            .backend
+            .details
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .filter(|d| d.created_at == row.created_at && d.generation == row.generation)
+            .map(|d| Arc::clone(&d.detail));
+        if let Some(detail) = cached {
+            return Ok(detail.as_ref().clone());
+        }
+        // Read under the generation seen now; if a change lands meanwhile, the page is kept
+        // under the older generation and never served again.
+        let detail = Arc::new(self.read_detail(row, package).await?);
+        let mut map = self
+            .backend
+            .details
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if map.len() >= DETAIL_CACHE_SIZE {
+            map.clear();
+        }
+        map.insert(
+            key,
+            CachedDetail {
+                created_at: row.created_at,
+                generation: row.generation,
+                detail: Arc::clone(&detail),
+            },
+        );
+        Ok(detail.as_ref().clone())
+    }
+}
+
+impl EmbeddedCatalog {
+    async fn read_detail(&self, row: &CatalogRow, package: &str) -> CatalogResult<PackageDetail> {
+        let org = row.name.as_str();
         let missing = || CatalogError::NotFound(format!("package {org}/{package} not found"));
         let pkg = self.db().package(org, package).await?.ok_or_else(missing)?;
         let mut builds = self.db().builds_of(org, package).await?;
@@ -408,9 +547,9 @@ impl Catalog for EmbeddedCatalog {
             package: package.to_string(),
             description: pkg.description,
             latest_version: pkg.latest_version,
-            owner: row.owner,
+            owner: row.owner.clone(),
             keys: self.db().keys(org).await?,
-            store_url: row.store_url,
+            store_url: row.store_url.clone(),
             versions,
         })
     }

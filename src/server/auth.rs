@@ -12,9 +12,13 @@ use super::error::ApiError;
 use crate::catalog::CatalogError;
 use crate::catalog::db::hash_token;
 
-/// The authenticated user of a request.
+/// The authenticated user of a request, and the catalog state version read with the token
+/// (so the request's view needs no second query to know whether its caches are current).
 #[derive(Debug, Clone)]
-pub struct Caller(pub String);
+pub struct Caller {
+    pub user: String,
+    pub state_version: i64,
+}
 
 fn bearer(req: &Request) -> Option<&str> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
@@ -29,10 +33,15 @@ pub async fn require_user(State(state): State<AppState>, mut req: Request, next:
         return ApiError::from(CatalogError::Unauthorized).into_response();
     };
     let hash = hash_token(token);
-    match state.backend.db().user_by_token_hash(&hash).await {
-        Ok(Some((user, stored))) if bool::from(stored.as_bytes().ct_eq(hash.as_bytes())) => {
+    match state.backend.db().user_and_state_by_token_hash(&hash).await {
+        Ok(Some((user, stored, state_version)))
+            if bool::from(stored.as_bytes().ct_eq(hash.as_bytes())) =>
+        {
             tracing::Span::current().record("user", user.as_str());
-            req.extensions_mut().insert(Caller(user));
+            req.extensions_mut().insert(Caller {
+                user,
+                state_version,
+            });
             next.run(req).await
         }
         Ok(_) => {

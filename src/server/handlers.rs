@@ -21,7 +21,9 @@ use crate::catalog::{
 type ApiResult = Result<Response, ApiError>;
 
 fn view(state: &AppState, caller: &Caller) -> EmbeddedCatalog {
-    state.backend.as_user(&caller.0)
+    state
+        .backend
+        .as_user_at_state(&caller.user, caller.state_version)
 }
 
 fn ok<T: serde::Serialize>(value: T) -> ApiResult {
@@ -35,7 +37,7 @@ pub async fn health() -> Response {
 
 /// `GET /v1/whoami`
 pub async fn whoami(Extension(caller): Extension<Caller>) -> ApiResult {
-    ok(json!({"user": caller.0}))
+    ok(json!({"user": caller.user}))
 }
 
 /// `POST /v1/catalogs`

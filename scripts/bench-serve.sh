@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The catalog service under load: wrk against /v1/health (the HTTP floor of this stack on this
+# machine), /v1/search with rotating distinct queries, and /v1/catalogs/{org}/packages/{pkg},
+# on SQLite and on PostgreSQL, in one run. Prints req/s and latency of each, and each as a
+# ratio of the health floor.
+#
+#   scripts/bench-serve.sh [PACKAGES [ORGS [SEED [SECONDS [CONNECTIONS]]]]]   (100000 400 1 10 200)
+#
+# The workload is benches/workload.rs' (shared with bench-search.sh, on /dev/shm). Each
+# database is seeded through the service itself (`catalog create` and `catalog import` over
+# HTTP as its owner) and the seeding time is printed: that is the "10,000 builds in under
+# 30 s" figure, scaled. PostgreSQL comes from scripts/pg-test-server.sh (loopback only);
+# BENCH_BACKENDS="sqlite" skips it. Only 127.0.0.1 is used.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+N=${1:-100000} ORGS=${2:-400} SEED=${3:-1} SECS=${4:-10} CONNS=${5:-200}
+BACKENDS=${BENCH_BACKENDS:-sqlite postgres}
+command -v wrk >/dev/null || { echo "bench-serve: needs wrk (apt-get install wrk)" >&2; exit 2; }
+[[ -n ${PUBDECK_BIN:-} ]] || (cd "$ROOT" && cargo build --release --quiet)
+BIN=${PUBDECK_BIN:-$ROOT/target/release/pubdeck}
+WORK=/dev/shm/pubdeck-bench-search.$N.$ORGS.$SEED
+if [[ ! -f $WORK/queries.txt ]]; then
+  (cd "$ROOT" && cargo bench --quiet --bench workload -- "$WORK" "$N" "$ORGS" "$SEED")
+fi
+RUN=$(mktemp -d /dev/shm/pubdeck-bench-serve.XXXXXX)
+SERVER=
+cleanup() {
+  [[ -n $SERVER ]] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
+  rm -rf "$RUN"
+}
+trap cleanup EXIT
+export XDG_CONFIG_HOME=$RUN/cfg PUBDECK_DATA_DIR=$RUN/data
+unset PUBDECK_TOKEN PUBDECK_ORG PUBDECK_CATALOG
+
+# wrk scripts: rotating search queries and package pages, with the bearer token.
+lua_list() { # NAME FILE -> a Lua table of URL-escaped lines
+  printf 'local %s = {\n' "$1"
+  while IFS= read -r line; do
+    printf '  "%s",\n' "$(printf '%s' "$line" | jq -sRr @uri)"
+  done <"$2"
+  printf '}\n'
+}
+command -v jq >/dev/null || { echo "bench-serve: needs jq" >&2; exit 2; }
+{
+  lua_list queries "$WORK/queries.txt"
+  cat <<'EOF'
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", "/v1/search?q=" .. queries[(i % #queries) + 1] .. "&limit=20")
+end
+EOF
+} >"$RUN/search.lua"
+{
+  printf 'local pages = {\n'
+  while IFS=/ read -r org pkg; do printf '  "/v1/catalogs/%s/packages/%s",\n' "$org" "$pkg"; done <"$WORK/show.txt"
+  cat <<'EOF'
+}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", pages[(i % #pages) + 1])
+end
+EOF
+} >"$RUN/show.lua"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+load() { # NAME URL_PATH [LUA] -> "req/s p50_ms p99_ms errors"
+  local out
+  out=$(wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -H "Authorization: Bearer $TOKEN" \
+    ${3:+-s "$3"} "http://127.0.0.1:$PORT$2" 2>&1)
+  echo "$out" >"$RUN/$1.wrk"
+  awk '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /Requests\/sec/ { rps = $2 }
+    $1 == "50.000%" { p50 = ms($2) } $1 == "50%" { p50 = ms($2) }
+    $1 == "99.000%" { p99 = ms($2) } $1 == "99%" { p99 = ms($2) }
+    /Non-2xx/ { err += $NF } /Socket errors/ { err += 1 }
+    END { printf "%s %s %s %d\n", rps, p50, p99, err }' <<<"$out"
+}
+
+for backend in $BACKENDS; do
+  case $backend in
+    sqlite) DB="sqlite://$RUN/service.sqlite" ;;
+    postgres)
+      PGURL=$("$ROOT/scripts/pg-test-server.sh" start)
+      psql "$PGURL" -qc 'DROP DATABASE IF EXISTS pubdeck_bench' -c 'CREATE DATABASE pubdeck_bench' >/dev/null
+      DB=${PGURL%/*}/pubdeck_bench
+      ;;
+    *) echo "bench-serve: unknown backend $backend" >&2; exit 2 ;;
+  esac
+  TOKEN=$("$BIN" user add bench --db "$DB" --json | jq -r .token)
+  PORT=$(free_port)
+  "$BIN" serve --listen "127.0.0.1:$PORT" --db "$DB" >"$RUN/serve-$backend.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/v1/health" >/dev/null 2>&1 && break; sleep 0.1; done
+  t0=$EPOCHREALTIME
+  while read -r org; do
+    PUBDECK_CATALOG=http://127.0.0.1:$PORT PUBDECK_TOKEN=$TOKEN \
+      "$BIN" catalog create "$org" --store "file://$RUN/store" --key "$WORK/key.pub" >/dev/null
+    PUBDECK_CATALOG=http://127.0.0.1:$PORT PUBDECK_TOKEN=$TOKEN \
+      "$BIN" catalog import "$org" "$WORK/builds/$org.ndjson" >/dev/null
+  done <"$WORK/orgs.txt"
+  t1=$EPOCHREALTIME
+  seed_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  # One pass over the queries and pages first, as a running service would have.
+  load warm /v1/search "$RUN/search.lua" >/dev/null
+  read -r h_rps h_p50 h_p99 h_err < <(load health /v1/health)
+  read -r s_rps s_p50 s_p99 s_err < <(load search /v1/search "$RUN/search.lua")
+  read -r p_rps p_p50 p_p99 p_err < <(load show / "$RUN/show.lua")
+  kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
+  echo "== $backend: $N packages in $ORGS orgs, seeded over HTTP in ${seed_s} s; wrk -t2 -c$CONNS -d${SECS}s"
+  row() { awk -v n="$1" -v r="$2" -v a="$3" -v b="$4" -v e="$5" -v h="$h_rps" \
+    'BEGIN { printf "  %-8s %10.0f req/s  p50 %7.1f ms  p99 %7.1f ms  errors %d  %5.3fx health\n", n, r, a, b, e, r / h }'; }
+  row health "$h_rps" "$h_p50" "$h_p99" "$h_err"
+  row search "$s_rps" "$s_p50" "$s_p99" "$s_err"
+  row show "$p_rps" "$p_p50" "$p_p99" "$p_err"
+  echo "$backend $s_rps $p_rps" >>"$RUN/summary"
+done
+if [[ $(wc -l <"$RUN/summary") -eq 2 ]]; then
+  awk 'NR == 1 { s = $2; p = $3 } NR == 2 { printf "postgres/sqlite: search %.2fx  show %.2fx\n", $2 / s, $3 / p }' "$RUN/summary"
+fi
