@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use pubdeck::event::{Event, Stream};
+use pubdeck::event::{Event, LogLines, Stream};
 use pubdeck::tui::Action;
 use pubdeck::tui::app::PublishPane;
 use pubdeck::tui::keymap::Command;
@@ -57,7 +57,7 @@ fn main() {
         };
         app.update(Action::Engine(Event::Log {
             stream: Stream::Stdout,
-            line,
+            lines: LogLines::one(line),
         }));
     }
     let ingest = start.elapsed();
@@ -81,7 +81,7 @@ fn main() {
     for i in 0..500 {
         app.update(Action::Engine(Event::Log {
             stream: Stream::Stderr,
-            line: format!("\x1b[31merror\x1b[0m: streaming line {i}"),
+            lines: LogLines::one(format!("\x1b[31merror\x1b[0m: streaming line {i}")),
         }));
         v.push(frame(&app));
     }

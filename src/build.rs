@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::AsyncRead;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::closure::BuiltAs;
-use crate::event::{Event, EventTx, Stage, Stream};
+use crate::event::{Event, EventTx, LogLines, Stage, Stream};
 use crate::manifest::{Build, Env, VersionSpec};
 
 /// Longest log line sent as one event; longer lines are split (nothing is dropped).
@@ -757,59 +757,168 @@ async fn build_in_clone(
     Ok((version, location))
 }
 
-/// Sends each line of `r` as a log event; lines longer than [`MAX_LINE`] are split.
-async fn pump(r: impl AsyncRead + Unpin, stream: Stream, tx: EventTx) {
-    let mut r = BufReader::with_capacity(64 * 1024, r);
-    let mut buf = Vec::with_capacity(256);
+/// Sends the lines of `r` as log events, batched per read (see [`LogLines`]); a line longer
+/// than [`MAX_LINE`] is split (nothing is dropped). Reads on when nobody listens any more, so
+/// the build never blocks on a full pipe.
+async fn pump(mut r: impl AsyncRead + Unpin, stream: Stream, tx: EventTx) {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = vec![0u8; 64 * 1024];
+    // The start of a line whose end has not been read yet.
+    let mut pending: Vec<u8> = Vec::new();
+    let mut listening = true;
     loop {
-        buf.clear();
-        let n = match read_line_capped(&mut r, &mut buf).await {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
             Ok(n) => n,
-            Err(_) => break,
         };
-        if n == 0 {
-            break;
-        }
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
-            }
-        }
-        let line = String::from_utf8_lossy(&buf).into_owned();
-        if tx.send(Event::Log { stream, line }).await.is_err() {
-            // Nobody listens any more; keep draining so the build is not blocked on a pipe.
+        if !listening {
             continue;
         }
+        let mut batch = LogLines::default();
+        let mut data = &buf[..n];
+        while let Some(i) = memchr::memchr(b'\n', data) {
+            if pending.is_empty() {
+                push_capped(&mut batch, &data[..i]);
+            } else {
+                pending.extend_from_slice(&data[..i]);
+                push_capped(&mut batch, &pending);
+                pending.clear();
+            }
+            data = &data[i + 1..];
+            if batch.bytes() >= LogLines::BATCH_BYTES {
+                listening = send_lines(&tx, stream, std::mem::take(&mut batch)).await;
+            }
+        }
+        pending.extend_from_slice(data);
+        while pending.len() >= MAX_LINE {
+            push_line(&mut batch, &pending[..MAX_LINE]);
+            pending.drain(..MAX_LINE);
+        }
+        if listening && !batch.is_empty() {
+            listening = send_lines(&tx, stream, batch).await;
+        }
+    }
+    if listening && !pending.is_empty() {
+        let mut last = LogLines::default();
+        push_line(&mut last, &pending);
+        send_lines(&tx, stream, last).await;
     }
 }
 
-/// Reads up to and including `\n`, or [`MAX_LINE`] bytes, whichever comes first.
-async fn read_line_capped<R: tokio::io::AsyncBufRead + Unpin>(
-    r: &mut R,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<usize> {
-    let mut total = 0;
-    loop {
-        let available = r.fill_buf().await?;
-        if available.is_empty() {
-            return Ok(total);
-        }
-        let room = MAX_LINE - buf.len();
-        let chunk = &available[..available.len().min(room)];
-        let (used, done) = match memchr_nl(chunk) {
-            Some(i) => (i + 1, true),
-            None => (chunk.len(), buf.len() + chunk.len() >= MAX_LINE),
-        };
-        buf.extend_from_slice(&chunk[..used]);
-        r.consume(used);
-        total += used;
-        if done {
-            return Ok(total);
-        }
+/// Adds one line, as pieces of at most [`MAX_LINE`] bytes when longer.
+fn push_capped(batch: &mut LogLines, mut line: &[u8]) {
+    while line.len() > MAX_LINE {
+        push_line(batch, &line[..MAX_LINE]);
+        line = &line[MAX_LINE..];
     }
+    push_line(batch, line);
 }
 
-fn memchr_nl(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
+/// Adds one line (without its `\n`; a trailing `\r` is dropped too), lossy UTF-8.
+fn push_line(batch: &mut LogLines, line: &[u8]) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    batch.push(&String::from_utf8_lossy(line));
+}
+
+/// Whether anybody still listens.
+async fn send_lines(tx: &EventTx, stream: Stream, lines: LogLines) -> bool {
+    tx.send(Event::Log { stream, lines }).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// A reader that returns the given chunks, one per read.
+    struct Chunks(VecDeque<Vec<u8>>);
+
+    impl AsyncRead for Chunks {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            if let Some(mut c) = self.0.pop_front() {
+                let n = c.len().min(buf.remaining());
+                buf.put_slice(&c[..n]);
+                if n < c.len() {
+                    self.0.push_front(c.split_off(n));
+                }
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    async fn pumped(chunks: Vec<Vec<u8>>) -> Vec<LogLines> {
+        let (tx, mut rx) = crate::event::channel();
+        pump(Chunks(chunks.into()), Stream::Stdout, tx).await;
+        let mut out = Vec::new();
+        while let Ok(Event::Log { lines, .. }) = rx.try_recv() {
+            out.push(lines);
+        }
+        out
+    }
+
+    fn all(batches: &[LogLines]) -> Vec<String> {
+        batches
+            .iter()
+            .flat_map(|b| b.iter().map(str::to_string))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn lines_split_across_reads_crlf_invalid_utf8_and_no_final_newline() {
+        let got = pumped(vec![
+            b"one\r\ntw".to_vec(),
+            b"o\n".to_vec(),
+            b"\n\xff\xfe bad\nlast".to_vec(),
+        ])
+        .await;
+        assert_eq!(
+            all(&got),
+            ["one", "two", "", "\u{fffd}\u{fffd} bad", "last"]
+        );
+        assert_eq!(
+            got.len(),
+            4,
+            "one event per read, and one for the unfinished line"
+        );
+    }
+
+    #[tokio::test]
+    async fn batches_are_bounded_and_keep_order() {
+        let text: String = (0..10_000).map(|i| format!("{i:079}\n")).collect();
+        let chunks = text.as_bytes().chunks(50_000).map(<[u8]>::to_vec).collect();
+        let got = pumped(chunks).await;
+        let lines = all(&got);
+        assert_eq!(lines.len(), 10_000);
+        assert!(
+            lines
+                .iter()
+                .enumerate()
+                .all(|(i, l)| *l == format!("{i:079}"))
+        );
+        assert!(got.len() > 10_000 * 79 / (LogLines::BATCH_BYTES + 79));
+        assert!(
+            got.iter()
+                .all(|b| b.bytes() < LogLines::BATCH_BYTES + 80 && !b.is_empty())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_line_longer_than_the_cap_is_split_not_dropped() {
+        let long = vec![b'x'; MAX_LINE * 2 + 5];
+        let mut input = long.clone();
+        input.extend_from_slice(b"\nafter\n");
+        let chunks = input.chunks(70_000).map(<[u8]>::to_vec).collect();
+        let lines = all(&pumped(chunks).await);
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0].len(), MAX_LINE);
+        assert_eq!(lines[1].len(), MAX_LINE);
+        assert_eq!(lines[2], "xxxxx");
+        assert_eq!(lines[3], "after");
+    }
 }

@@ -85,10 +85,10 @@ pub enum Event {
         rev: String,
         dir: PathBuf,
     },
-    /// One line of build output (without its newline; lossy UTF-8; ANSI kept).
+    /// Build output: whole lines read together from one stream.
     Log {
         stream: Stream,
-        line: String,
+        lines: LogLines,
     },
     /// The build command exited.
     BuildExited {
@@ -177,6 +177,75 @@ impl Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+/// Lines of build output read together from one stream, each without its newline (and
+/// `\r`), lossy UTF-8, ANSI kept. One event carries as many lines as one read of the pipe
+/// gave (at most [`LogLines::BATCH_BYTES`] of them), so a build printing a million lines costs
+/// thousands of events, not a million.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogLines {
+    text: String,
+    /// End of each line in `text`.
+    ends: Vec<usize>,
+}
+
+impl LogLines {
+    /// Bytes of text after which a batch is sent.
+    pub const BATCH_BYTES: usize = 16 * 1024;
+
+    /// One line.
+    pub fn one(line: impl Into<String>) -> LogLines {
+        let text = line.into();
+        LogLines {
+            ends: vec![text.len()],
+            text,
+        }
+    }
+
+    pub fn push(&mut self, line: &str) {
+        self.text.push_str(line);
+        self.ends.push(self.text.len());
+    }
+
+    /// Number of lines.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Bytes of text (without newlines).
+    pub fn bytes(&self) -> usize {
+        self.text.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let line = &self.text[start..end];
+            start = end;
+            line
+        })
+    }
+}
+
+impl serde::Serialize for LogLines {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'a> FromIterator<&'a str> for LogLines {
+    fn from_iter<I: IntoIterator<Item = &'a str>>(iter: I) -> LogLines {
+        let mut l = LogLines::default();
+        for line in iter {
+            l.push(line);
+        }
+        l
     }
 }
 

@@ -44,9 +44,11 @@ async fn run(
 fn logs(events: &[Event]) -> Vec<(Stream, String)> {
     events
         .iter()
-        .filter_map(|e| match e {
-            Event::Log { stream, line } => Some((*stream, line.clone())),
-            _ => None,
+        .flat_map(|e| match e {
+            Event::Log { stream, lines } => {
+                lines.iter().map(|l| (*stream, l.to_string())).collect()
+            }
+            _ => Vec::new(),
         })
         .collect()
 }

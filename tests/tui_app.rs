@@ -7,7 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 #[path = "support/mod.rs"]
 mod support;
 
-use pubdeck::event::{Direction, Event, Failure, Stage, Stream};
+use pubdeck::event::{Direction, Event, Failure, LogLines, Stage, Stream};
 use pubdeck::git::Pushed;
 use pubdeck::tui::app::*;
 use pubdeck::tui::keymap::Context;
@@ -38,7 +38,7 @@ fn ch(app: &mut App, c: char) -> Vec<Effect> {
 fn log_line(line: &str) -> Action {
     Action::Engine(Event::Log {
         stream: Stream::Stdout,
-        line: line.into(),
+        lines: LogLines::one(line),
     })
 }
 

@@ -426,14 +426,17 @@ async fn build_cmd(dir: &Path, name: &str, timeout: Option<std::time::Duration>)
     let cancel = cancel_on_signals();
     let printer = tokio::spawn(async move {
         use std::io::Write;
+        // Buffered, and flushed after each event: a batch of log lines is one write.
+        let mut err = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
         while let Some(ev) = rx.recv().await {
-            let mut err = std::io::stderr().lock();
             match ev {
-                Event::Log { stream, line } => {
-                    let _ = match stream {
-                        Stream::Stdout => writeln!(err, "{line}"),
-                        Stream::Stderr => writeln!(err, "{}", err_style.muted(&line)),
-                    };
+                Event::Log { stream, lines } => {
+                    for line in lines.iter() {
+                        let _ = match stream {
+                            Stream::Stdout => writeln!(err, "{line}"),
+                            Stream::Stderr => writeln!(err, "{}", err_style.muted(line)),
+                        };
+                    }
                 }
                 Event::Check(c) if !c.ok => {
                     let _ = writeln!(
@@ -448,6 +451,7 @@ async fn build_cmd(dir: &Path, name: &str, timeout: Option<std::time::Duration>)
                 }
                 _ => {}
             }
+            let _ = err.flush();
         }
     });
     let result = crate::build::build_and_keep(&env, name, timeout, &tx, &cancel).await;

@@ -96,10 +96,25 @@ async fn print_events(mut rx: EventRx, quiet: bool) {
         print_fancy(rx).await
     } else {
         while let Some(e) = rx.recv().await {
-            if let Some(line) = plain_line(&e) {
+            if let Event::Log { stream, lines } = &e {
+                use std::io::Write as _;
+                let (ts, mark) = (timestamp(), log_mark(*stream));
+                let mut err = std::io::stderr().lock();
+                for line in lines.iter() {
+                    let _ = writeln!(err, "{ts} {mark} {line}");
+                }
+            } else if let Some(line) = plain_line(&e) {
                 eprintln!("{} {line}", timestamp());
             }
         }
+    }
+}
+
+/// How a log line of each stream is marked in plain output.
+fn log_mark(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Stdout => "|",
+        Stream::Stderr => "!",
     }
 }
 
@@ -146,10 +161,8 @@ fn plain_line(e: &Event) -> Option<String> {
                 .unwrap_or_default()
         ),
         Event::Cloned { rev, .. } => format!("cloned {}", &rev[..rev.len().min(7)]),
-        Event::Log { stream, line } => match stream {
-            Stream::Stdout => format!("| {line}"),
-            Stream::Stderr => format!("! {line}"),
-        },
+        // Printed line by line by the caller.
+        Event::Log { .. } => return None,
         Event::BuildExited { code, signal } => match (code, signal) {
             (Some(c), _) => format!("build command exited with {c}"),
             (_, Some(s)) => format!("build command killed by signal {s}"),
@@ -269,11 +282,13 @@ async fn print_fancy(mut rx: EventRx) {
             Event::Check(c) if !c.ok => {
                 let _ = mp.println(output::checklist(std::slice::from_ref(c), style).trim_end());
             }
-            Event::Log {
-                stream: Stream::Stderr,
-                line,
-            } => {
-                let _ = mp.println(style.muted(line));
+            Event::Log { stream, lines } => {
+                for line in lines.iter() {
+                    let _ = match stream {
+                        Stream::Stderr => mp.println(style.muted(line)),
+                        Stream::Stdout => mp.println(format!("{} {line}", log_mark(*stream))),
+                    };
+                }
             }
             other => {
                 if let Some(line) = plain_line(other).filter(|_| !matches!(other, Event::Check(_)))

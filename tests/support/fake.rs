@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use pubdeck::build::{BuildError, Kept};
 use pubdeck::demo::{self, ORG};
-use pubdeck::event::{Direction, Event, Failure, Hinted, Stage, Stream};
+use pubdeck::event::{Direction, Event, Failure, Hinted, LogLines, Stage, Stream};
 use pubdeck::git::{Check, Pushed};
 use pubdeck::install::Installed;
 use pubdeck::publish::Published;
@@ -245,7 +245,10 @@ pub fn publish_script(build: &str, version: &str, kind: JobKind) -> Vec<(Duratio
             },
         ));
     };
-    let log = |line: String, stream: Stream| Event::Log { stream, line };
+    let log = |line: String, stream: Stream| Event::Log {
+        stream,
+        lines: LogLines::one(line),
+    };
     if kind == JobKind::Publish {
         stage(&mut ev, Stage::Check, 0.2);
     }

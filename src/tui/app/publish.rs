@@ -550,7 +550,11 @@ impl PublishState {
                 let short: String = rev.chars().take(12).collect();
                 self.note(format!("cloned {short} into {}", dir.display()));
             }
-            Event::Log { stream, line } => self.log.push(line, stream == Stream::Stderr),
+            Event::Log { stream, lines } => {
+                for line in lines.iter() {
+                    self.log.push(line.to_string(), stream == Stream::Stderr);
+                }
+            }
             Event::BuildExited { code, signal } => {
                 let how = match (code, signal) {
                     (Some(c), _) => format!("build exited with status {c}"),
