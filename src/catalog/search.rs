@@ -36,6 +36,8 @@ use super::{CatalogResult, PackageSummary, SearchHit};
 
 /// Results the workbench keeps for display.
 pub const DISPLAY_CAP: usize = 500;
+/// Candidate count from which a scan is split across the cores.
+const PARALLEL_FROM: usize = 20_000;
 /// Bonus of an exact name match.
 const EXACT: i64 = 10_000;
 /// Bonus of a name starting with the query.
@@ -357,23 +359,52 @@ impl Searcher {
     }
 
     /// Scores `candidates`: every match (in candidate order) and the best `limit` of them,
-    /// best first, with highlight positions.
+    /// best first, with highlight positions. Large candidate sets are scored on all cores.
     pub fn rank(
         idx: &SearchIndex,
         q: &Query,
         candidates: impl IntoIterator<Item = usize>,
         limit: usize,
     ) -> (Vec<usize>, Vec<Hit>) {
+        let candidates: Vec<usize> = candidates.into_iter().collect();
+        let threads = if candidates.len() < PARALLEL_FROM {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+        };
+        // Every match of `ids` (in order) and the best `limit` of them.
+        let score_all = |ids: &[usize]| -> (Vec<usize>, Vec<(i64, usize)>) {
+            let mut scored: Vec<(i64, usize)> = MATCHER.with(|m| {
+                let m = &mut m.borrow_mut();
+                ids.iter()
+                    .filter_map(|&id| Some((score_with(m, idx, id, q)?, id)))
+                    .collect()
+            });
+            let matched = scored.iter().map(|&(_, id)| id).collect();
+            top(&mut scored, limit, |&(s, id)| rank_key(idx, s, id));
+            (matched, scored)
+        };
+        let (matched, mut scored) = if threads <= 1 {
+            score_all(&candidates)
+        } else {
+            let chunk = candidates.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = candidates
+                    .chunks(chunk)
+                    .map(|part| scope.spawn(move || score_all(part)))
+                    .collect();
+                let (mut matched, mut best) = (Vec::new(), Vec::new());
+                for h in handles {
+                    let (m, b) = h.join().unwrap_or_default();
+                    matched.extend(m);
+                    best.extend(b);
+                }
+                (matched, best)
+            })
+        };
+        top(&mut scored, limit, |&(s, id)| rank_key(idx, s, id));
         MATCHER.with(|m| {
             let m = &mut m.borrow_mut();
-            let mut scored: Vec<(i64, usize)> = candidates
-                .into_iter()
-                .filter_map(|id| Some((score_with(m, idx, id, q)?, id)))
-                .collect();
-            let matched = scored.iter().map(|&(_, id)| id).collect();
-            top(&mut scored, limit, |&(s, id)| {
-                (Reverse(s), idx.lower_name(id).len(), idx.lower_name(id))
-            });
             let hits = scored
                 .into_iter()
                 .map(|(score, id)| Hit {
@@ -385,6 +416,22 @@ impl Searcher {
             (matched, hits)
         })
     }
+}
+
+/// The order of results: score, then shorter names, then names (their first eight bytes as
+/// one integer, so most ties never compare strings), then index order.
+fn rank_key(idx: &SearchIndex, score: i64, id: usize) -> (Reverse<i64>, usize, u64, &str, usize) {
+    let name = idx.lower_name(id);
+    let mut prefix = [0u8; 8];
+    let n = name.len().min(8);
+    prefix[..n].copy_from_slice(&name.as_bytes()[..n]);
+    (
+        Reverse(score),
+        name.len(),
+        u64::from_be_bytes(prefix),
+        name,
+        id,
+    )
 }
 
 /// Keeps the best `limit` of `v` by `key` (smallest first), sorted.
@@ -813,7 +860,7 @@ impl SearchCache {
 /// Large scans are split across the machine's cores.
 pub(crate) fn search(catalogs: &[Arc<CatalogIndex>], query: &str, limit: usize) -> Vec<SearchHit> {
     let total: usize = catalogs.iter().map(|c| c.index.len()).sum();
-    let threads = if total < 20_000 {
+    let threads = if total < PARALLEL_FROM {
         1
     } else {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
@@ -996,6 +1043,45 @@ mod tests {
             "queue-lib-13",
             "the exact name first"
         );
+    }
+
+    #[test]
+    fn ranking_a_large_list_on_all_cores_equals_a_plain_sort() {
+        let words = [
+            "py", "lib", "perl", "go", "dhcp", "table", "utils", "queue", "Tools",
+        ];
+        let rows: Vec<(String, String, String)> = (0..30_000)
+            .map(|i| {
+                let name = format!("{}-{}-{}", words[i % 9], words[(i / 9) % 9], i % 977);
+                let desc = format!("A {} tool for {}", words[(i / 81) % 9], words[(i / 7) % 9]);
+                (format!("org{}", i % 50), name, desc)
+            })
+            .collect();
+        let idx = SearchIndex::new(
+            rows.iter()
+                .map(|(o, n, d)| (o.as_str(), n.as_str(), d.as_str())),
+        );
+        for query in ["p", "py-dh", "ut", "tools q", "org7/lib", "zz"] {
+            let q = Query::parse(query);
+            let (matched, hits) = Searcher::rank(&idx, &q, 0..idx.len(), DISPLAY_CAP);
+            let mut all: Vec<(i64, usize)> = (0..idx.len())
+                .filter_map(|id| Some((Searcher::score(&idx, id, &q)?, id)))
+                .collect();
+            assert_eq!(
+                matched,
+                all.iter().map(|&(_, id)| id).collect::<Vec<_>>(),
+                "{query}"
+            );
+            all.sort_by(|&(a, x), &(b, y)| {
+                b.cmp(&a)
+                    .then(idx.lower_name(x).len().cmp(&idx.lower_name(y).len()))
+                    .then(idx.lower_name(x).cmp(idx.lower_name(y)))
+                    .then(x.cmp(&y))
+            });
+            all.truncate(DISPLAY_CAP);
+            let got: Vec<(i64, usize)> = hits.iter().map(|h| (h.score, h.id)).collect();
+            assert_eq!(got, all, "{query}");
+        }
     }
 
     fn filter() -> Filter {
