@@ -49,8 +49,8 @@ impl Default for Options {
     }
 }
 
-/// At most this many inbox actions are applied between two draws (a log flood must not
-/// starve the screen).
+/// At most this many inbox actions are applied between two draws, and for at most half a
+/// frame (a log flood must not starve the screen: one action may carry hundreds of lines).
 const DRAIN_BUDGET: usize = 20_000;
 
 /// Turns a terminal event into an action.
@@ -228,7 +228,8 @@ async fn run_inner(backend: Arc<dyn Backend>, opts: Options) -> io::Result<()> {
             }
             // Coalesce: apply whatever else is already waiting before drawing.
             let mut budget = DRAIN_BUDGET;
-            while budget > 0 {
+            let drain_until = Instant::now() + opts.frame / 2;
+            while budget > 0 && Instant::now() < drain_until {
                 let Ok(a) = rx.try_recv() else { break };
                 if !dispatch(&mut app, a, backend.as_ref(), &tx) {
                     return Ok(());
