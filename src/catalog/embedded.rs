@@ -39,7 +39,9 @@ struct CachedDetail {
 }
 
 /// Package pages cached at once (the map is dropped when full).
-const DETAIL_CACHE_SIZE: usize = 50_000;
+const DETAIL_CACHE_SIZE: usize = 20_000;
+/// Pages with more builds than this are not cached (memory stays bounded by the two).
+const DETAIL_CACHE_MAX_BUILDS: usize = 256;
 
 /// What one user may see, as of `version` of the database's state.
 #[derive(Debug, Clone)]
@@ -52,7 +54,7 @@ struct Visible {
 }
 
 /// Users whose visible catalogs are cached at once (the map is dropped when full).
-const VISIBLE_CACHE_USERS: usize = 10_000;
+const VISIBLE_CACHE_USERS: usize = 2_000;
 
 impl CatalogBackend {
     /// Connects to `sqlite://PATH`, a bare path, or `postgres://…`, and migrates.
@@ -501,7 +503,12 @@ impl Catalog for EmbeddedCatalog {
         }
         // Read under the generation seen now; if a change lands meanwhile, the page is kept
         // under the older generation and never served again.
-        let detail = Arc::new(self.read_detail(row, package).await?);
+        let detail = self.read_detail(row, package).await?;
+        let builds: usize = detail.versions.iter().map(|v| v.builds.len()).sum();
+        if builds > DETAIL_CACHE_MAX_BUILDS {
+            return Ok(detail);
+        }
+        let detail = Arc::new(detail);
         let mut map = self
             .backend
             .details
