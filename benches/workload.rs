@@ -8,7 +8,9 @@
 //! - `OUT_DIR/builds/<org>.ndjson`: one build per line (`pubdeck catalog import ORG FILE`);
 //! - `OUT_DIR/fzf.txt`: `org/name<TAB>description` per package (what `fzf --filter` reads);
 //! - `OUT_DIR/queries.txt`: the queries to time (prefixes and fuzzy abbreviations);
-//! - `OUT_DIR/show.txt`: `org/name` paths to show.
+//! - `OUT_DIR/show.txt`: `org/name` paths to show;
+//! - `OUT_DIR/extras/<i>.ndjson` (i < 64): one more build each, for the first org, not part of
+//!   the seeded catalog (a change to make, e.g. before timing a reload).
 
 use std::io::Write;
 use std::path::Path;
@@ -267,6 +269,41 @@ fn org_name(rng: &mut StdRng, i: usize) -> String {
     format!("{a}{b}{i}")
 }
 
+/// A build of `org/name@version` signed by `key`, its store path following from its content.
+fn signed_build(
+    key: &SecretKey,
+    org: &str,
+    name: &str,
+    version: String,
+    description: &str,
+    nar_size: u64,
+) -> anyhow::Result<NewBuild> {
+    let nar_hash = Sha256Hash::of(format!("{org}/{name}@{version}").as_bytes());
+    let path = StorePath::from_nar_hash(&nar_hash, &format!("{name}-{version}"), &[])?;
+    let fp = sign::fingerprint(&path, &nar_hash, nar_size, &[]);
+    Ok(NewBuild {
+        org: org.to_string(),
+        package: name.to_string(),
+        version,
+        description: description.to_string(),
+        system: "x86_64-linux".into(),
+        store_path: path.to_string(),
+        narinfo_url: format!("file:///srv/cache/{}.narinfo", path.hash_part()),
+        nar_hash: nar_hash.to_string(),
+        nar_size,
+        references: vec![],
+        signature: key.sign(fp.as_bytes()).to_string(),
+        key_name: "bench-1".into(),
+        source_url: format!("https://git.example.invalid/{org}/{name}.git"),
+        revision: hex::encode(&nar_hash.0[..20]),
+        branch: "main".into(),
+        build_name: name.to_string(),
+        installed_packages: vec!["hello".into()],
+        ca: format!("fixed:r:{nar_hash}"),
+        closure: vec![],
+    })
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -299,8 +336,12 @@ fn main() -> anyhow::Result<()> {
     let per_org = packages.div_ceil(orgs);
     let mut written = 0;
     let mut all_names = Vec::new();
+    let mut first_org = String::new();
     for o in 0..orgs {
         let org = org_name(&mut rng, o);
+        if o == 0 {
+            first_org = org.clone();
+        }
         writeln!(org_list, "{org}")?;
         let mut file = std::io::BufWriter::new(std::fs::File::create(
             out.join("builds").join(format!("{org}.ndjson")),
@@ -331,31 +372,8 @@ fn main() -> anyhow::Result<()> {
                 rng.gen_range(0..20),
                 rng.gen_range(0..10)
             );
-            let nar_hash = Sha256Hash::of(format!("{org}/{name}@{version}").as_bytes());
-            let path = StorePath::from_nar_hash(&nar_hash, &format!("{name}-{version}"), &[])?;
             let nar_size = rng.gen_range(10_000..50_000_000u64);
-            let fp = sign::fingerprint(&path, &nar_hash, nar_size, &[]);
-            let build = NewBuild {
-                org: org.clone(),
-                package: name.clone(),
-                version,
-                description: description.clone(),
-                system: "x86_64-linux".into(),
-                store_path: path.to_string(),
-                narinfo_url: format!("file:///srv/cache/{}.narinfo", path.hash_part()),
-                nar_hash: nar_hash.to_string(),
-                nar_size,
-                references: vec![],
-                signature: key.sign(fp.as_bytes()).to_string(),
-                key_name: "bench-1".into(),
-                source_url: format!("https://git.example.invalid/{org}/{name}.git"),
-                revision: hex::encode(&nar_hash.0[..20]),
-                branch: "main".into(),
-                build_name: name.clone(),
-                installed_packages: vec!["hello".into()],
-                ca: format!("fixed:r:{nar_hash}"),
-                closure: vec![],
-            };
+            let build = signed_build(&key, &org, &name, version, &description, nar_size)?;
             serde_json::to_writer(&mut file, &build)?;
             file.write_all(b"\n")?;
             writeln!(fzf, "{org}/{name}\t{description}")?;
@@ -392,6 +410,21 @@ fn main() -> anyhow::Result<()> {
         queries.push(q);
     }
     std::fs::write(out.join("queries.txt"), queries.join("\n") + "\n")?;
+    std::fs::create_dir_all(out.join("extras"))?;
+    for i in 0..64 {
+        let b = signed_build(
+            &key,
+            &first_org,
+            &format!("zz-extra-{i}"),
+            "1.0.0".into(),
+            "One more package, registered while the workbench is open.",
+            4096,
+        )?;
+        std::fs::write(
+            out.join("extras").join(format!("{i}.ndjson")),
+            serde_json::to_string(&b)? + "\n",
+        )?;
+    }
     eprintln!(
         "workload: {written} packages in {orgs} orgs, {} queries, in {}",
         queries.len(),

@@ -24,7 +24,7 @@ fi
 export PUBDECK_CATALOG=$WORK/catalog.sqlite XDG_CONFIG_HOME=$WORK/cfg PUBDECK_DATA_DIR=$WORK/data
 unset PUBDECK_TOKEN PUBDECK_ORG
 if [[ ! -f $WORK/seeded ]]; then
-  rm -f "$WORK"/catalog.sqlite*
+  rm -f "$WORK"/catalog.sqlite* "$WORK"/extras/*.used
   t0=$EPOCHREALTIME
   while read -r org; do
     "$BIN" catalog create "$org" --store "file://$WORK/store" --key "$WORK/key.pub" >/dev/null
