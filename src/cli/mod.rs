@@ -107,6 +107,14 @@ pub enum Command {
     User(catalog::UserArgs),
     /// Store a catalog service URL and token in the config file (mode 0600).
     Login(catalog::LoginArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages (pubdeck.1 and one per command) into DIR, or print pubdeck.1.
+    Man {
+        /// Directory to write them into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Pack a directory as a signed content-addressed store path into a file:// cache.
     Pack {
         /// The tree to pack (a directory, file or symlink).
@@ -330,7 +338,38 @@ async fn subcommand(command: Command) -> CmdResult {
             compression,
             json,
         } => local::pack(&path, &name, &to, &signing_key, compression, json).await,
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "pubdeck", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out } => man_pages(out.as_deref()),
     }
+}
+
+/// `pubdeck man`: the main page on stdout, or every page into `out`.
+fn man_pages(out: Option<&Path>) -> CmdResult {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = out else {
+        return match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+            // A reader that stopped early (`| head`) is not an error.
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
+                format!("cannot write the man page: {e}"),
+                None,
+            )),
+            _ => Ok(ExitCode::SUCCESS),
+        };
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display()), None))?;
+    clap_mangen::generate_to(cmd, dir).map_err(|e| {
+        Failure::new(
+            format!("cannot write the man pages into {}: {e}", dir.display()),
+            None,
+        )
+    })?;
+    println!("{}", dir.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn catalog_cmd(f: impl std::future::Future<Output = catalog::CliResult>) -> CmdResult {
