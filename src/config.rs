@@ -107,6 +107,34 @@ pub struct Settings {
     /// S3 endpoints (besides AWS's) trusted with credentials from the environment or a
     /// profile: `trusted-endpoints = ["http://127.0.0.1:9000"]` in the config file.
     pub trusted_endpoints: Vec<String>,
+    /// Where each setting came from, by its config-file key.
+    pub sources: Vec<(&'static str, Source)>,
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "name")]
+pub enum Source {
+    /// A command-line flag.
+    Flag,
+    /// An environment variable.
+    Env(&'static str),
+    /// The config file.
+    File,
+    /// pubdeck's default.
+    Default,
+    /// Not set.
+    Unset,
+}
+
+impl Settings {
+    /// Where the setting with config-file key `key` came from.
+    pub fn source(&self, key: &str) -> Source {
+        self.sources
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(Source::Unset, |(_, s)| *s)
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -180,10 +208,19 @@ impl Settings {
             None => default_config_path(env)?,
         };
         let file = ConfigFile::load(&config_file)?;
-        let pick = |flag: Option<String>, var: &str, key: &str| {
-            non_empty(flag)
-                .or_else(|| non_empty(env(var)))
-                .or_else(|| non_empty(file.get(key)))
+        let sources = std::cell::RefCell::new(Vec::new());
+        let pick = |flag: Option<String>, var: &'static str, key: &'static str| {
+            let (value, source) = if let Some(v) = non_empty(flag) {
+                (Some(v), Source::Flag)
+            } else if let Some(v) = non_empty(env(var)) {
+                (Some(v), Source::Env(var))
+            } else if let Some(v) = non_empty(file.get(key)) {
+                (Some(v), Source::File)
+            } else {
+                (None, Source::Default)
+            };
+            sources.borrow_mut().push((key, source));
+            value
         };
         let data_dir = match pick(
             overrides.data_dir.as_ref().map(|p| p.display().to_string()),
@@ -208,15 +245,34 @@ impl Settings {
             "signing-key",
         )
         .map(|p| expand_home(&p, home.as_deref()));
+        let token = pick(overrides.token.clone(), "PUBDECK_TOKEN", "token");
+        let org = pick(overrides.org.clone(), "PUBDECK_ORG", "org");
+        let trusted_endpoints = file.get_list(TRUSTED_ENDPOINTS);
+        let mut sources = sources.into_inner();
+        // Optional settings nobody gave are unset, not defaulted.
+        for (key, source) in &mut sources {
+            if *source == Source::Default && matches!(*key, "token" | "org" | "signing-key") {
+                *source = Source::Unset;
+            }
+        }
+        sources.push((
+            TRUSTED_ENDPOINTS,
+            if trusted_endpoints.is_empty() {
+                Source::Unset
+            } else {
+                Source::File
+            },
+        ));
         Ok(Settings {
             catalog,
-            token: pick(overrides.token.clone(), "PUBDECK_TOKEN", "token"),
-            org: pick(overrides.org.clone(), "PUBDECK_ORG", "org"),
+            token,
+            org,
             signing_key,
             store,
             data_dir,
             config_file,
-            trusted_endpoints: file.get_list(TRUSTED_ENDPOINTS),
+            trusted_endpoints,
+            sources,
         })
     }
 

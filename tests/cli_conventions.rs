@@ -69,3 +69,65 @@ fn man_pages_cover_every_command() {
         assert!(text.contains(&format!(".TH pubdeck-{c} 1")), "{page:?}");
     }
 }
+
+#[test]
+fn config_show_names_each_source_and_hides_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cfg");
+    std::fs::create_dir_all(cfg.join("pubdeck")).unwrap();
+    std::fs::write(
+        cfg.join("pubdeck/config.toml"),
+        "org = \"fromfile\"\nstore = \"s3://bucket?endpoint=http://127.0.0.1:9000\"\n",
+    )
+    .unwrap();
+    let run = |json: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pubdeck"));
+        c.args(["config", "show"])
+            .env("XDG_CONFIG_HOME", &cfg)
+            .env("PUBDECK_DATA_DIR", dir.path().join("data"))
+            .env("PUBDECK_TOKEN", "pdk_topsecret")
+            .env("PUBDECK_CATALOG", "http://alice:hunter2@127.0.0.1:8787")
+            .env_remove("PUBDECK_ORG")
+            .env_remove("PUBDECK_STORE")
+            .env_remove("PUBDECK_SIGNING_KEY");
+        if json {
+            c.arg("--json");
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = run(false);
+    assert!(
+        !text.contains("pdk_topsecret") && !text.contains("hunter2"),
+        "{text}"
+    );
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+            .to_string()
+    };
+    assert!(line("token").ends_with("($PUBDECK_TOKEN)"), "{text}");
+    assert!(line("catalog").contains("alice:***@127.0.0.1"), "{text}");
+    assert!(line("org").contains("fromfile") && line("org").ends_with("(config file)"));
+    assert!(line("data-dir").ends_with("($PUBDECK_DATA_DIR)"));
+    assert!(line("signing-key").ends_with("(not set)"));
+    assert!(text.contains("(exists)"));
+
+    let doc: serde_json::Value = serde_json::from_str(&run(true)).unwrap();
+    let setting = |key: &str| {
+        doc["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == key)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(setting("token")["source"]["kind"], "env");
+    assert_eq!(setting("token")["source"]["name"], "PUBDECK_TOKEN");
+    assert_eq!(setting("store")["source"]["kind"], "file");
+    assert_eq!(setting("signing-key")["value"], serde_json::Value::Null);
+    assert!(!doc.to_string().contains("pdk_topsecret"));
+}

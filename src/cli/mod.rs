@@ -107,6 +107,9 @@ pub enum Command {
     User(catalog::UserArgs),
     /// Store a catalog service URL and token in the config file (mode 0600).
     Login(catalog::LoginArgs),
+    /// Show the effective settings and where each comes from (secrets hidden).
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Write the man pages (pubdeck.1 and one per command) into DIR, or print pubdeck.1.
@@ -129,6 +132,17 @@ pub enum Command {
         signing_key: PathBuf,
         #[arg(long, default_value = "zstd", value_parser = local::parse_compression)]
         compression: crate::cache::Compression,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `pubdeck config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// The effective value of every setting and its source: flag, environment variable,
+    /// config file or default. The token is never printed, URLs lose their passwords.
+    Show {
         #[arg(long)]
         json: bool,
     },
@@ -338,6 +352,7 @@ async fn subcommand(command: Command) -> CmdResult {
             compression,
             json,
         } => local::pack(&path, &name, &to, &signing_key, compression, json).await,
+        Command::Config(ConfigCommand::Show { json }) => config_show(json),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "pubdeck", &mut std::io::stdout());
@@ -345,6 +360,78 @@ async fn subcommand(command: Command) -> CmdResult {
         }
         Command::Man { out } => man_pages(out.as_deref()),
     }
+}
+
+/// `pubdeck config show`.
+fn config_show(json: bool) -> CmdResult {
+    use crate::catalog::db::redact_url;
+    use crate::config::{CatalogLocation, Source};
+    let s =
+        crate::config::Settings::resolve(&Default::default()).map_err(catalog::CliError::from)?;
+    let catalog = match &s.catalog {
+        CatalogLocation::Service(url) => redact_url(url),
+        CatalogLocation::Embedded(path) => path.display().to_string(),
+    };
+    let rows: Vec<(&str, Option<String>)> = vec![
+        ("catalog", Some(catalog)),
+        (
+            "token",
+            s.token.as_ref().map(|_| "(set; hidden)".to_string()),
+        ),
+        ("org", s.org.clone()),
+        (
+            "signing-key",
+            s.signing_key.as_ref().map(|p| p.display().to_string()),
+        ),
+        ("store", Some(redact_url(&s.store))),
+        ("data-dir", Some(s.data_dir.display().to_string())),
+        (
+            crate::config::TRUSTED_ENDPOINTS,
+            (!s.trusted_endpoints.is_empty()).then(|| s.trusted_endpoints.join(", ")),
+        ),
+    ];
+    if json {
+        let settings: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(k, v)| json!({"key": k, "value": v, "source": s.source(k)}))
+            .collect();
+        let doc = json!({
+            "config_file": s.config_file,
+            "config_file_exists": s.config_file.is_file(),
+            "settings": settings,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let vwidth = rows
+        .iter()
+        .map(|(_, v)| v.as_deref().map_or(1, |v| v.chars().count()))
+        .max()
+        .unwrap_or(0);
+    for (k, v) in &rows {
+        let source = match s.source(k) {
+            Source::Flag => "flag".to_string(),
+            Source::Env(var) => format!("${var}"),
+            Source::File => "config file".to_string(),
+            Source::Default => "default".to_string(),
+            Source::Unset => "not set".to_string(),
+        };
+        println!(
+            "{k:<width$}  {:<vwidth$}  ({source})",
+            v.as_deref().unwrap_or("-")
+        );
+    }
+    println!(
+        "config file: {} ({})",
+        s.config_file.display(),
+        if s.config_file.is_file() {
+            "exists"
+        } else {
+            "missing"
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `pubdeck man`: the main page on stdout, or every page into `out`.
