@@ -259,17 +259,28 @@ pub(super) fn upload(app: &App, area: Rect, buf: &mut Buffer) {
                 .render(Rect::new(inner.x, y, inner.width, 1), buf);
             y += 1;
             if y < inner.bottom() {
-                let eta = u.eta.map_or("–".to_string(), secs);
-                let line = Line::from(vec![
-                    Span::styled(format!("{}/s", bytes(u.rate as u64)), t.text),
-                    Span::styled(" ETA ", t.muted),
-                    Span::styled(eta, t.text),
-                    Span::styled(" retries ", t.muted),
-                    Span::styled(
-                        u.retries.to_string(),
-                        if u.retries > 0 { t.warn } else { t.text },
-                    ),
-                ]);
+                let retries = Span::styled(
+                    u.retries.to_string(),
+                    if u.retries > 0 { t.warn } else { t.text },
+                );
+                // Running: the current rate and what is left; finished: the average and the
+                // time it took.
+                let line = match u.elapsed {
+                    Some(took) => Line::from(vec![
+                        Span::styled(format!("{}/s", bytes(u.rate as u64)), t.text),
+                        Span::styled(" average, took ", t.muted),
+                        Span::styled(secs(took), t.text),
+                        Span::styled(" retries ", t.muted),
+                        retries,
+                    ]),
+                    None => Line::from(vec![
+                        Span::styled(format!("{}/s", bytes(u.rate as u64)), t.text),
+                        Span::styled(" ETA ", t.muted),
+                        Span::styled(u.eta.map_or("–".to_string(), secs), t.text),
+                        Span::styled(" retries ", t.muted),
+                        retries,
+                    ]),
+                };
                 buf.set_line(inner.x, y, &line, inner.width);
                 y += 1;
             }
