@@ -757,6 +757,58 @@ async fn build_in_clone(
     Ok((version, location))
 }
 
+/// Writes a build log (plain text lines) to a new file `<build>-<UTC time>.log` in `dir`
+/// (created if missing), readable by the user only; returns its path.
+pub fn save_log(dir: &Path, build: &str, lines: &[String]) -> std::io::Result<PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let stamp = crate::catalog::validate::rfc3339(crate::catalog::validate::now_secs())
+        .replace([':', '-'], "");
+    let safe: String = build
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    for n in 0..1000 {
+        let name = match n {
+            0 => format!("{safe}-{stamp}.log"),
+            n => format!("{safe}-{stamp}-{n}.log"),
+        };
+        let path = dir.join(name);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path);
+        match file {
+            Ok(f) => {
+                let mut w = std::io::BufWriter::new(f);
+                for line in lines {
+                    w.write_all(line.as_bytes())?;
+                    w.write_all(b"\n")?;
+                }
+                w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "too many logs written this second",
+    ))
+}
+
 /// Sends the lines of `r` as log events, batched per read (see [`LogLines`]); a line longer
 /// than [`MAX_LINE`] is split (nothing is dropped). Reads on when nobody listens any more, so
 /// the build never blocks on a full pipe.
@@ -867,6 +919,36 @@ mod tests {
             .iter()
             .flat_map(|b| b.iter().map(str::to_string))
             .collect()
+    }
+
+    #[test]
+    fn save_log_writes_a_new_private_file_each_time() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        let lines = vec!["one".to_string(), "two".to_string()];
+        let a = save_log(&logs, "hello", &lines).unwrap();
+        let b = save_log(&logs, "he/llo", &lines).unwrap();
+        let c = save_log(&logs, "hello", &[]).unwrap();
+        assert_ne!(a, c, "a second log never replaces the first");
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "one\ntwo\n");
+        assert_eq!(std::fs::read_to_string(&c).unwrap(), "");
+        assert_eq!(
+            b.parent(),
+            Some(logs.as_path()),
+            "no path separators from the name"
+        );
+        assert!(
+            b.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("he_llo-")
+        );
+        let mode = std::fs::metadata(&a).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dmode = std::fs::metadata(&logs).unwrap().permissions().mode() & 0o777;
+        assert_eq!(dmode, 0o700);
     }
 
     #[tokio::test]

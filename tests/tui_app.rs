@@ -585,3 +585,34 @@ fn a_successful_publish_reloads_the_package_list() {
             .any(|e| matches!(e, Effect::LoadPackages { .. }))
     );
 }
+
+#[test]
+fn w_in_the_log_writes_it_as_plain_text_and_says_where() {
+    let mut app = app();
+    app.publish.focus = PublishPane::Log;
+    let effects = ch(&mut app, 'w');
+    assert!(effects.is_empty(), "nothing to write yet");
+    assert!(app.status.as_ref().unwrap().text.contains("empty"));
+
+    app.update(log_line("\x1b[32mok\x1b[0m compiled"));
+    app.update(log_line("second line"));
+    let effects = ch(&mut app, 'w');
+    match effects.as_slice() {
+        [Effect::SaveLog { build, lines }] => {
+            assert_eq!(build, "hello", "the selected build names the file");
+            assert_eq!(lines, &["ok compiled", "second line"], "ANSI stripped");
+        }
+        other => panic!("{other:?}"),
+    }
+    app.update(Action::LogSaved(Ok("/data/logs/hello-1.log".into())));
+    let st = app.status.as_ref().unwrap();
+    assert_eq!(st.text, "log written to /data/logs/hello-1.log");
+    app.update(Action::LogSaved(Err(Failure::new("disk full", None))));
+    assert!(
+        app.status
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("cannot write the log")
+    );
+}

@@ -48,6 +48,8 @@ pub enum Action {
     },
     /// The catalog answered "not modified" to `load_packages(etag)`.
     PackagesUnchanged,
+    /// Outcome of writing the build log to a file: where it went.
+    LogSaved(Result<std::path::PathBuf, Failure>),
     Details(PackageDetails),
     /// Install-readiness checks for `package` (`org/name`).
     Readiness {
@@ -73,13 +75,26 @@ pub enum Action {
 pub enum Effect {
     Quit,
     LoadBuilds,
-    RunChecks { build: Option<String>, fetch: bool },
+    RunChecks {
+        build: Option<String>,
+        fetch: bool,
+    },
     Publish(String),
     BuildOnly(String),
     Cancel,
     Push,
-    SetVersion { build: String, version: String },
-    LoadPackages { etag: Option<String> },
+    SetVersion {
+        build: String,
+        version: String,
+    },
+    /// Write these log lines (plain text) of `build`'s job to a new file.
+    SaveLog {
+        build: String,
+        lines: Vec<String>,
+    },
+    LoadPackages {
+        etag: Option<String>,
+    },
     PackageDetails(String),
     Readiness(String),
     Install(String),

@@ -34,6 +34,7 @@ pub fn inbox() -> (ActionTx, ActionRx) {
 /// | `cancel` | the running job ends with `JobFinished { outcome: JobOutcome::Cancelled }` |
 /// | `push` | `Action::PushFinished` |
 /// | `set_version` | `Action::VersionSet` |
+/// | `save_log` | `Action::LogSaved` |
 /// | `load_packages` | `Action::Packages` or `Action::PackagesUnchanged` or `Action::Error` |
 /// | `package_details` | `Action::Details` or `Action::Error` |
 /// | `readiness` | `Action::Readiness` |
@@ -53,6 +54,8 @@ pub trait Backend: Send + Sync {
     fn push(&self, tx: &ActionTx);
     /// Sets `[build.<build>] version` in the manifest (format-preserving edit).
     fn set_version(&self, build: String, version: String, tx: &ActionTx);
+    /// Writes the build log of `build`'s job (plain text lines) to a new file.
+    fn save_log(&self, build: String, lines: Vec<String>, tx: &ActionTx);
     /// Loads the full package list of the visible catalogs (`etag` from the last answer).
     fn load_packages(&self, etag: Option<String>, tx: &ActionTx);
     /// `show org/pkg`.

@@ -197,6 +197,23 @@ impl Backend for EngineBackend {
         });
     }
 
+    fn save_log(&self, build: String, lines: Vec<String>, tx: &ActionTx) {
+        let (dir, tx) = (self.settings.data_dir.join("logs"), tx.clone());
+        tokio::spawn(async move {
+            let r = tokio::task::spawn_blocking(move || {
+                crate::build::save_log(&dir, &build, &lines).map_err(|e| {
+                    Failure::new(
+                        format!("cannot write the log into {}: {e}", dir.display()),
+                        None,
+                    )
+                })
+            })
+            .await
+            .unwrap_or_else(|e| Err(Failure::new(e.to_string(), None)));
+            send(&tx, Action::LogSaved(r)).await;
+        });
+    }
+
     fn load_packages(&self, etag: Option<String>, tx: &ActionTx) {
         let (catalog, tx) = (self.catalog.clone(), tx.clone());
         tokio::spawn(async move {

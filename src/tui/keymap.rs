@@ -92,6 +92,8 @@ pub enum Command {
     LogSearch,
     SearchNext,
     SearchPrev,
+    /// Writes the build log to a file.
+    SaveLog,
     FocusSearch,
     FocusResults,
     Install,
@@ -342,6 +344,7 @@ pub static KEYMAP: &[Binding] = &[
     b(X::Log, &[ch('/')], C::LogSearch, "search log", true),
     b(X::Log, &[ch('n')], C::SearchNext, "next match", false),
     b(X::Log, &[ch('N')], C::SearchPrev, "previous match", false),
+    b(X::Log, &[ch('w')], C::SaveLog, "write log to a file", false),
     // Catalog tab.
     b(
         X::Catalog,

@@ -86,6 +86,7 @@ pub fn perform(effect: Effect, backend: &dyn Backend, tx: &ActionTx) -> Performe
         Effect::Cancel => backend.cancel(),
         Effect::Push => backend.push(tx),
         Effect::SetVersion { build, version } => backend.set_version(build, version, tx),
+        Effect::SaveLog { build, lines } => backend.save_log(build, lines, tx),
         Effect::LoadPackages { etag } => backend.load_packages(etag, tx),
         Effect::PackageDetails(p) => backend.package_details(p, tx),
         Effect::Readiness(p) => backend.readiness(p, tx),

@@ -480,6 +480,8 @@ struct State {
     pushed: bool,
     /// Version overrides from `set_version`.
     versions: Vec<(String, String)>,
+    /// Logs `save_log` was asked to write: (build, lines).
+    saved_logs: Vec<(String, Vec<String>)>,
     job: Option<CancellationToken>,
 }
 
@@ -639,6 +641,13 @@ impl Backend for FakeBackend {
             })
             .map_err(|e| e.failure());
         send_later(tx, Action::VersionSet { build, result });
+    }
+
+    fn save_log(&self, build: String, lines: Vec<String>, tx: &ActionTx) {
+        // The fake keeps the lines instead of writing them.
+        let path = std::path::PathBuf::from(format!("/fake/logs/{build}.log"));
+        self.state().saved_logs.push((build, lines));
+        send_later(tx, Action::LogSaved(Ok(path)));
     }
 
     fn load_packages(&self, etag: Option<String>, tx: &ActionTx) {

@@ -196,6 +196,15 @@ impl App {
                 Vec::new()
             }
             Action::Tick => self.on_tick(&mut dirty),
+            Action::LogSaved(result) => {
+                self.status = Some(match result {
+                    Ok(path) => {
+                        Status::new(Level::Ok, format!("log written to {}", path.display()))
+                    }
+                    Err(f) => Status::failed("cannot write the log", &f),
+                });
+                Vec::new()
+            }
             Action::Error(failure) => {
                 self.publish.checks_running = false;
                 self.catalog.loading = false;

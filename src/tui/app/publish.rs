@@ -309,6 +309,30 @@ impl PublishState {
                 };
                 (Vec::new(), None, Some(popup))
             }
+            Command::SaveLog => {
+                if self.log.is_empty() {
+                    return (
+                        Vec::new(),
+                        status(Level::Info, "the log is empty: nothing to write"),
+                        None,
+                    );
+                }
+                let build = self
+                    .shown
+                    .as_ref()
+                    .map(|(_, b)| b.clone())
+                    .or_else(|| self.selected_name())
+                    .unwrap_or_else(|| "build".into());
+                let lines = (self.log.first()..self.log.end())
+                    .filter_map(|i| self.log.get(i))
+                    .map(|l| crate::tui::ansi::strip(&l.text))
+                    .collect();
+                (
+                    vec![Effect::SaveLog { build, lines }],
+                    status(Level::Info, "writing the log…"),
+                    None,
+                )
+            }
             Command::SearchNext | Command::SearchPrev => {
                 if self.log.search.is_none() {
                     return (
