@@ -119,7 +119,7 @@ fn main() {
     // With a search active: every visible line is matched and highlighted.
     app.popup = Some(pubdeck::tui::app::Popup::Input {
         title: String::new(),
-        value: "e".into(),
+        input: pubdeck::tui::input::TextInput::new("e"),
         purpose: pubdeck::tui::app::InputPurpose::LogSearch,
     });
     let t = Instant::now();
@@ -139,7 +139,7 @@ fn main() {
     // Worst case for `n`: a pattern that matches nothing scans all 100k lines.
     app.popup = Some(pubdeck::tui::app::Popup::Input {
         title: String::new(),
-        value: "zzzz-no-match".into(),
+        input: pubdeck::tui::input::TextInput::new("zzzz-no-match"),
         purpose: pubdeck::tui::app::InputPurpose::LogSearch,
     });
     let t = Instant::now();

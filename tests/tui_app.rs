@@ -355,7 +355,7 @@ fn push_fixit_only_when_the_pushed_check_fails() {
 fn edit_version_submits_set_version() {
     let mut app = app();
     ch(&mut app, 'e');
-    assert!(matches!(app.popup, Some(Popup::Input { ref value, .. }) if value == "1.0.0"));
+    assert!(matches!(app.popup, Some(Popup::Input { ref input, .. }) if input.value() == "1.0.0"));
     app.update(Action::Key(KeyEvent::new(
         KeyCode::Char('u'),
         KeyModifiers::CONTROL,
@@ -521,7 +521,7 @@ fn all_stacks() -> Vec<Vec<Context>> {
         },
         Popup::Input {
             title: String::new(),
-            value: String::new(),
+            input: Default::default(),
             purpose: InputPurpose::LogSearch,
         },
     ] {
@@ -615,4 +615,47 @@ fn w_in_the_log_writes_it_as_plain_text_and_says_where() {
             .text
             .contains("cannot write the log")
     );
+}
+
+#[test]
+fn text_fields_edit_at_the_cursor() {
+    let mut app = app();
+    // The version popup: ←, Ctrl-W, Home, End.
+    app.publish.focus = PublishPane::Builds;
+    ch(&mut app, 'e');
+    key(&mut app, KeyCode::Left);
+    key(&mut app, KeyCode::Left);
+    ch(&mut app, '9');
+    let value = |app: &App| match &app.popup {
+        Some(Popup::Input { input, .. }) => input.value().to_string(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(value(&app), "1.09.0");
+    key(&mut app, KeyCode::Home);
+    ch(&mut app, 'v');
+    key(&mut app, KeyCode::End);
+    app.update(Action::Key(KeyEvent::new(
+        KeyCode::Char('w'),
+        KeyModifiers::CONTROL,
+    )));
+    assert_eq!(value(&app), "", "Ctrl-W deletes the word before the cursor");
+    key(&mut app, KeyCode::Esc);
+
+    // The catalog search box: the query follows the edits, and so do the results.
+    ch(&mut app, '2');
+    app.catalog.focus = CatalogPane::Search;
+    for c in "helo".chars() {
+        ch(&mut app, c);
+    }
+    key(&mut app, KeyCode::Left);
+    ch(&mut app, 'l');
+    assert_eq!(app.catalog.query(), "hello");
+    assert_eq!(app.catalog.input.cursor(), 4);
+    key(&mut app, KeyCode::Home);
+    key(&mut app, KeyCode::Right);
+    app.update(Action::Key(KeyEvent::new(
+        KeyCode::Char('w'),
+        KeyModifiers::CONTROL,
+    )));
+    assert_eq!(app.catalog.query(), "ello");
 }

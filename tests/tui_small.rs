@@ -23,7 +23,7 @@ fn apps() -> Vec<App> {
     let mut input = screenshots::catalog_search();
     input.popup = Some(Popup::Input {
         title: "Search log".into(),
-        value: "x".repeat(300),
+        input: pubdeck::tui::input::TextInput::new("x".repeat(300)),
         purpose: InputPurpose::LogSearch,
     });
     apps.push(input);

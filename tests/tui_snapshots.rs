@@ -56,7 +56,7 @@ fn publish_log_search_paused() {
     app.update(Action::Command(Command::Top));
     app.popup = Some(Popup::Input {
         title: "Search log".into(),
-        value: "src/".into(),
+        input: pubdeck::tui::input::TextInput::new("src/"),
         purpose: InputPurpose::LogSearch,
     });
     app.update(Action::Command(Command::Submit));

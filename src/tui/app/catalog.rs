@@ -65,6 +65,8 @@ pub struct CatalogState {
     pub loading: bool,
     /// The catalog search over `packages`, holding the current query's hits.
     pub index: Filter,
+    /// The search box: the query as typed and its cursor.
+    pub input: crate::tui::input::TextInput,
     pub cursor: ListCursor,
     pub details: HashMap<String, PackageDetails>,
     pub readiness: HashMap<String, Vec<Check>>,
@@ -127,6 +129,9 @@ impl CatalogState {
     }
 
     fn set_query(&mut self, query: &str, tick: u64) {
+        if self.input.value() != query {
+            self.input = crate::tui::input::TextInput::new(query);
+        }
         let before = self.selected_ref();
         self.index.set_query(query);
         self.cursor = ListCursor::default();
@@ -176,19 +181,22 @@ impl CatalogState {
                 self.focus = CatalogPane::Results;
                 none
             }
-            Command::Insert(c) => {
-                let q = format!("{}{c}", self.query());
-                self.set_query(&q, tick);
-                none
-            }
-            Command::Backspace => {
-                let mut q = self.query().to_string();
-                q.pop();
-                self.set_query(&q, tick);
-                none
-            }
-            Command::ClearInput => {
-                self.set_query("", tick);
+            Command::Insert(_)
+            | Command::Backspace
+            | Command::ClearInput
+            | Command::DeleteWord
+            | Command::CursorLeft
+            | Command::CursorRight
+            | Command::CursorHome
+            | Command::CursorEnd => {
+                let mut input = self.input.clone();
+                input.edit(&cmd);
+                let changed = input.value() != self.query();
+                self.input = input;
+                if changed {
+                    let q = self.input.value().to_string();
+                    self.set_query(&q, tick);
+                }
                 none
             }
             Command::ReloadCatalog => {

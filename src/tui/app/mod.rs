@@ -89,7 +89,7 @@ pub enum Popup {
     },
     Input {
         title: String,
-        value: String,
+        input: crate::tui::input::TextInput,
         purpose: InputPurpose,
     },
     Help {
@@ -368,22 +368,14 @@ impl App {
                     Pending::Install(pkg) => self.catalog.start_install(pkg),
                 }
             }
-            (Popup::Input { value, .. }, Command::Insert(c)) => {
-                value.push(c);
-                Vec::new()
-            }
-            (Popup::Input { value, .. }, Command::Backspace) => {
-                value.pop();
-                Vec::new()
-            }
-            (Popup::Input { value, .. }, Command::ClearInput) => {
-                value.clear();
-                Vec::new()
-            }
-            (Popup::Input { value, purpose, .. }, Command::Submit) => {
-                let (value, purpose) = (value.trim().to_string(), purpose.clone());
+            (Popup::Input { input, purpose, .. }, Command::Submit) => {
+                let (value, purpose) = (input.value().trim().to_string(), purpose.clone());
                 self.popup = None;
                 self.submit(purpose, value)
+            }
+            (Popup::Input { input, .. }, cmd) => {
+                input.edit(&cmd);
+                Vec::new()
             }
             _ => Vec::new(),
         }
@@ -421,7 +413,9 @@ impl App {
     /// Types `c` into whatever text field has focus.
     fn insert(&mut self, c: char) {
         match &mut self.popup {
-            Some(Popup::Input { value, .. }) => value.push(c),
+            Some(Popup::Input { input, .. }) => {
+                input.edit(&Command::Insert(c));
+            }
             Some(_) => {}
             None if self.tab == Tab::Catalog && self.catalog.focus == CatalogPane::Search => {
                 self.catalog.command(Command::Insert(c), self.tick);

@@ -288,7 +288,7 @@ impl PublishState {
                 Some(b) => {
                     let popup = Popup::Input {
                         title: format!("Version of {}", b.name),
-                        value: b.version.clone(),
+                        input: crate::tui::input::TextInput::new(b.version.clone()),
                         purpose: InputPurpose::Version(b.name.clone()),
                     };
                     (Vec::new(), None, Some(popup))
@@ -304,7 +304,7 @@ impl PublishState {
                     .unwrap_or_default();
                 let popup = Popup::Input {
                     title: "Search log".into(),
-                    value,
+                    input: crate::tui::input::TextInput::new(value),
                     purpose: InputPurpose::LogSearch,
                 };
                 (Vec::new(), None, Some(popup))

@@ -24,14 +24,13 @@ pub(super) fn search(app: &App, area: Rect, buf: &mut Buffer) {
     if inner.area() == 0 {
         return;
     }
-    let mut spans = vec![
-        Span::styled("› ", t.accent),
-        Span::styled(c.query().to_string(), t.text),
-    ];
+    let mut spans = vec![Span::styled("› ", t.accent)];
     if focused {
-        spans.push(Span::styled(" ", t.selection));
+        spans.extend(super::input_spans(&c.input, t));
     } else if c.query().is_empty() {
         spans.push(Span::styled("/ to search", t.muted));
+    } else {
+        spans.push(Span::styled(c.query().to_string(), t.text));
     }
     buf.set_line(inner.x, inner.y, &Line::from(spans), inner.width);
 }

@@ -140,6 +140,16 @@ pub(crate) fn bytes(n: u64) -> String {
     }
 }
 
+/// A text field's text with its cursor drawn as a highlighted cell (a blank one at the end).
+pub(crate) fn input_spans(input: &super::input::TextInput, t: &Theme) -> Vec<Span<'static>> {
+    let (before, under, after) = input.split();
+    vec![
+        Span::styled(before.to_string(), t.text),
+        Span::styled(under.map_or(" ".to_string(), String::from), t.selection),
+        Span::styled(after.to_string(), t.text),
+    ]
+}
+
 /// `0.4s`, `12s`, `3m05s`.
 pub(crate) fn secs(s: f64) -> String {
     if s < 10.0 {

@@ -46,18 +46,12 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 )
                 .render(r, buf);
         }
-        Some(Popup::Input { title, value, .. }) => {
+        Some(Popup::Input { title, input, .. }) => {
             let r = centered(area, 52, 6);
             Clear.render(r, buf);
-            let text = vec![
-                Line::from(vec![
-                    Span::styled("› ", t.accent),
-                    Span::styled(value.clone(), t.text),
-                    Span::styled(" ", t.selection),
-                ]),
-                Line::raw(""),
-                hints(Context::Input),
-            ];
+            let mut line = vec![Span::styled("› ", t.accent)];
+            line.extend(super::input_spans(input, t));
+            let text = vec![Line::from(line), Line::raw(""), hints(Context::Input)];
             Paragraph::new(text)
                 .block(
                     pane(format!(" {title} "), true, t)
