@@ -36,12 +36,9 @@ fn main() -> ExitCode {
                     .await
                     .map_err(|e| Failure::new(format!("the workbench failed: {e}"), None))
             }
-            Handoff::Serve { listen, db } => {
-                cli::init_logging();
-                pubdeck::server::serve(listen, &db)
-                    .await
-                    .map_err(|e| Failure::new(format!("{e:#}"), None))
-            }
+            Handoff::Serve { listen, db } => pubdeck::server::serve(listen, &db)
+                .await
+                .map_err(|e| Failure::new(format!("{e:#}"), None)),
         };
         match done {
             Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,8 @@
 //! definition: every shell gets a script naming the commands, bash accepts its script, and
 //! every command gets a man page.
 
+mod common;
+
 use std::process::Command;
 
 fn pubdeck(args: &[&str]) -> std::process::Output {
@@ -130,4 +132,51 @@ fn config_show_names_each_source_and_hides_secrets() {
     assert_eq!(setting("store")["source"]["kind"], "file");
     assert_eq!(setting("signing-key")["value"], serde_json::Value::Null);
     assert!(!doc.to_string().contains("pdk_topsecret"));
+}
+
+#[test]
+fn quiet_keeps_only_results_and_verbose_logs_what_happens() {
+    let repo = common::Repo::with_manifest(
+        "version = 1\n[build.hello]\nversion = \"1.0\"\ncommand = 'echo compiling hello; mkdir -p $out && echo hi > $out/greeting'\n",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pubdeck"))
+            .args(args)
+            .env("PUBDECK_DATA_DIR", tmp.path().join("data"))
+            .env("XDG_CONFIG_HOME", tmp.path().join("cfg"))
+            .env("PUBDECK_CATALOG", tmp.path().join("catalog.sqlite"))
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let dir = repo.work.to_str().unwrap();
+    let loud = run(&["build", "hello", "--dir", dir]);
+    assert!(loud.status.success(), "{loud:?}");
+    assert!(String::from_utf8_lossy(&loud.stderr).contains("compiling hello"));
+    let quiet = run(&["-q", "build", "hello", "--dir", dir]);
+    assert!(quiet.status.success(), "{quiet:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&quiet.stderr),
+        "",
+        "nothing but results"
+    );
+    assert!(String::from_utf8_lossy(&quiet.stdout).contains("result-hello"));
+
+    // -v: the engine's info log on stderr (here: the catalog creating a catalog).
+    let key = tmp.path().join("k.pub");
+    std::fs::write(&key, "org-1:9wbL1aSnMAqv2UdDNdnKSy3HAjW2WlkxKcVUvd8kVzs=\n").unwrap();
+    let key = key.to_str().unwrap();
+    let plain = run(&["catalog", "create", "plainorg", "--key", key]);
+    assert!(plain.status.success(), "{plain:?}");
+    assert!(!String::from_utf8_lossy(&plain.stderr).contains("INFO"));
+    let verbose = run(&["-v", "catalog", "create", "loudorg", "--key", key]);
+    assert!(verbose.status.success(), "{verbose:?}");
+    let log = String::from_utf8_lossy(&verbose.stderr);
+    assert!(log.contains("INFO") && log.contains("loudorg"), "{log}");
+
+    assert_eq!(
+        run(&["-q", "-v", "builds", "--dir", dir]).status.code(),
+        Some(2)
+    );
 }

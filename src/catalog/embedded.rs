@@ -281,6 +281,7 @@ impl Catalog for EmbeddedCatalog {
         self.db()
             .insert_catalog(org, &self.user, store_url, &keys)
             .await?;
+        tracing::info!(org, owner = %self.user, store_url, keys = keys.len(), "catalog created");
         self.catalog(org).await
     }
 

@@ -504,7 +504,7 @@ pub async fn run_search(
     }
     out.write_all(format_search(&hits).as_bytes())?;
     if hits.len() == args.limit {
-        eprintln!(
+        crate::progress!(
             "showing the first {} results; use --limit to see more",
             hits.len()
         );

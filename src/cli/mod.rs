@@ -34,6 +34,12 @@ pub struct Cli {
     /// Without a command, pubdeck opens the full-screen workbench on the current directory.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Say nothing on stderr but warnings and errors (no progress, no build log).
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log what pubdeck does on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -228,10 +234,14 @@ pub fn cancel_on_signals() -> CancellationToken {
     token
 }
 
-/// Logs to stderr at INFO (the service's log).
-pub fn init_logging() {
+/// Logs to stderr at `level`, or as `RUST_LOG` says when it is set.
+pub fn init_logging(level: tracing::Level) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(level.as_str().to_lowercase()));
     let _ = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // No colour codes in a log file or a journal.
         .with_ansi(std::io::stderr().is_terminal())
@@ -253,6 +263,23 @@ pub fn report(f: &Failure) -> ExitCode {
 
 /// Runs `cli`: a subcommand to completion, or the face it asks for, handed back.
 pub async fn run(cli: Cli) -> Result<Handoff, Failure> {
+    output::set_verbosity(if cli.quiet { 0 } else { 1 + cli.verbose });
+    // The service logs at info by default; every other command only warnings, unless -v.
+    // The workbench owns the terminal: nothing may be written under it.
+    let serving = matches!(cli.command, Some(Command::Serve(_)));
+    let owns_terminal = matches!(
+        cli.command,
+        None | Some(Command::Tui { .. }) | Some(Command::Demo { .. })
+    );
+    if !owns_terminal {
+        init_logging(match (cli.quiet, cli.verbose, serving) {
+            (true, _, _) => tracing::Level::ERROR,
+            (_, 0, true) | (_, 1, _) => tracing::Level::INFO,
+            (_, 0, false) => tracing::Level::WARN,
+            (_, 2, _) => tracing::Level::DEBUG,
+            _ => tracing::Level::TRACE,
+        });
+    }
     let Some(command) = cli.command else {
         if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
             return workbench(PathBuf::from("."), None, None).await;
@@ -554,7 +581,11 @@ async fn build_cmd(dir: &Path, name: &str, timeout: Option<std::time::Duration>)
         use std::io::Write;
         // Buffered, and flushed after each event: a batch of log lines is one write.
         let mut err = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
+        let quiet = output::quiet();
         while let Some(ev) = rx.recv().await {
+            if quiet {
+                continue;
+            }
             match ev {
                 Event::Log { stream, lines } => {
                     for line in lines.iter() {

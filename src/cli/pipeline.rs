@@ -88,7 +88,7 @@ fn interactive() -> bool {
 
 /// Prints the event stream until it closes.
 async fn print_events(mut rx: EventRx, quiet: bool) {
-    if quiet {
+    if quiet || super::output::quiet() {
         while rx.recv().await.is_some() {}
         return;
     }
@@ -444,7 +444,7 @@ pub async fn install(args: ReadyArgs) -> CmdResult {
         while let Some(e) = rx.recv().await {
             match e {
                 Event::Check(c) => checks.push(c),
-                Event::Note { message } => eprintln!("{message}"),
+                Event::Note { message } => crate::progress!("{message}"),
                 _ => {}
             }
         }
