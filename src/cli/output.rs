@@ -127,6 +127,29 @@ pub fn error(message: &str, hint: Option<&str>) {
     }
 }
 
+/// How much the command line says on stderr besides results and errors: 0 with `-q`, 1 by
+/// default, more with each `-v`. Set once, at the start of a command.
+static VERBOSITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+
+pub fn set_verbosity(level: u8) {
+    VERBOSITY.store(level, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `-q` was given: say nothing but results, warnings and errors.
+pub fn quiet() -> bool {
+    VERBOSITY.load(std::sync::atomic::Ordering::Relaxed) == 0
+}
+
+/// `eprintln!` for progress and notes, silent under `-q`.
+#[macro_export]
+macro_rules! progress {
+    ($($arg:tt)*) => {
+        if !$crate::cli::output::quiet() {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,27 +187,4 @@ mod tests {
         );
         assert_eq!(s, "NAME       DESC\na          x y\nlong-name\n");
     }
-}
-
-/// How much the command line says on stderr besides results and errors: 0 with `-q`, 1 by
-/// default, more with each `-v`. Set once, at the start of a command.
-static VERBOSITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
-
-pub fn set_verbosity(level: u8) {
-    VERBOSITY.store(level, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// `-q` was given: say nothing but results, warnings and errors.
-pub fn quiet() -> bool {
-    VERBOSITY.load(std::sync::atomic::Ordering::Relaxed) == 0
-}
-
-/// `eprintln!` for progress and notes, silent under `-q`.
-#[macro_export]
-macro_rules! progress {
-    ($($arg:tt)*) => {
-        if !$crate::cli::output::quiet() {
-            eprintln!($($arg)*);
-        }
-    };
 }
