@@ -234,12 +234,13 @@ pub fn cancel_on_signals() -> CancellationToken {
     token
 }
 
-/// Logs to stderr at `level`, or as `RUST_LOG` says when it is set.
-pub fn init_logging(level: tracing::Level) {
+/// Logs to stderr with the `default` filter (`RUST_LOG` syntax), or as `RUST_LOG` says when
+/// it is set.
+pub fn init_logging(default: &str) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(level.as_str().to_lowercase()));
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -272,12 +273,15 @@ pub async fn run(cli: Cli) -> Result<Handoff, Failure> {
         None | Some(Command::Tui { .. }) | Some(Command::Demo { .. })
     );
     if !owns_terminal {
+        // Other crates' logs (the AWS SDK's, sqlx's) only from -v on: their warnings are not
+        // the user's business unless asked.
         init_logging(match (cli.quiet, cli.verbose, serving) {
-            (true, _, _) => tracing::Level::ERROR,
-            (_, 0, true) | (_, 1, _) => tracing::Level::INFO,
-            (_, 0, false) => tracing::Level::WARN,
-            (_, 2, _) => tracing::Level::DEBUG,
-            _ => tracing::Level::TRACE,
+            (true, _, _) => "pubdeck=error",
+            (_, 0, true) => "info",
+            (_, 0, false) => "pubdeck=warn",
+            (_, 1, _) => "pubdeck=info,warn",
+            (_, 2, _) => "pubdeck=debug,info",
+            _ => "trace",
         });
     }
     let Some(command) = cli.command else {
