@@ -30,9 +30,14 @@ fn main() -> ExitCode {
                     dir,
                     catalog,
                     settings,
+                    mouse,
                 } = *w;
                 let backend = pubdeck::tui::engine::EngineBackend::new(dir, catalog, settings);
-                pubdeck::tui::run(Arc::new(backend), pubdeck::tui::Options::default())
+                let options = pubdeck::tui::Options {
+                    mouse,
+                    ..Default::default()
+                };
+                pubdeck::tui::run(Arc::new(backend), options)
                     .await
                     .map_err(|e| Failure::new(format!("the workbench failed: {e}"), None))
             }

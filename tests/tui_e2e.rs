@@ -121,3 +121,54 @@ fn demo_publish_then_find_it_in_the_catalog() {
     assert!(screen.contains("is not installed yet"), "{screen}");
     t.keys(&["q"]);
 }
+
+#[test]
+fn no_mouse_leaves_the_mouse_to_the_terminal() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        if std::env::var("CI").is_ok() {
+            panic!("tmux is missing on CI; .ci/run installs it");
+        }
+        eprintln!("SKIP no_mouse_leaves_the_mouse_to_the_terminal: tmux is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let repo_manifest =
+        "version = 1\n[build.hello]\nversion = \"1.0\"\ncommand = 'mkdir -p $out'\n";
+    std::fs::create_dir_all(work.join(".flox/env")).unwrap();
+    std::fs::write(work.join(".flox/env/manifest.toml"), repo_manifest).unwrap();
+    let data = tmp.path().join("xdg");
+    // tmux knows whether the application asked for mouse events (#{mouse_any_flag}).
+    let mut flags = Vec::new();
+    for (i, extra) in ["", " --no-mouse"].iter().enumerate() {
+        let session = format!("pubdeck-mouse-{}-{i}", std::process::id());
+        let cmd = format!(
+            "XDG_DATA_HOME={} XDG_CONFIG_HOME={} {} tui --dir {}{extra}",
+            data.display(),
+            data.display(),
+            env!("CARGO_BIN_EXE_pubdeck"),
+            work.display()
+        );
+        Tmux::run(&[
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &cmd,
+        ]);
+        let t = Tmux { session };
+        t.wait_for("Builds", Duration::from_secs(60));
+        let flag = Tmux::run(&["display", "-p", "-t", &t.session, "#{mouse_any_flag}"]);
+        flags.push(flag.trim().to_string());
+        t.keys(&["q"]);
+    }
+    assert_eq!(
+        flags,
+        ["1", "0"],
+        "mouse captured by default, not with --no-mouse"
+    );
+}

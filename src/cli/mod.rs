@@ -50,6 +50,9 @@ pub enum Command {
         dir: PathBuf,
         #[arg(long, value_name = "URL")]
         catalog: Option<String>,
+        /// Leave the mouse to the terminal (text selection works as usual; no wheel or clicks).
+        #[arg(long)]
+        no_mouse: bool,
     },
     /// Create the demo workspace (git repo + remote, environment, key, catalog, store) and open it.
     Demo {
@@ -59,6 +62,9 @@ pub enum Command {
         /// Print where everything is and the commands to try, instead of opening the TUI.
         #[arg(long)]
         no_tui: bool,
+        /// Leave the mouse to the terminal (text selection works as usual; no wheel or clicks).
+        #[arg(long)]
+        no_mouse: bool,
     },
     /// List the [build.*] entries of the environment's manifest.
     Builds {
@@ -254,6 +260,19 @@ pub struct Workbench {
     pub dir: PathBuf,
     pub catalog: crate::catalog::AnyCatalog,
     pub settings: crate::config::Settings,
+    /// Capture the mouse (off with `--no-mouse`).
+    pub mouse: bool,
+}
+
+/// Turns mouse capture off in a workbench hand-off.
+fn without_mouse(handoff: Result<Handoff, Failure>, no_mouse: bool) -> Result<Handoff, Failure> {
+    match handoff {
+        Ok(Handoff::Workbench(mut w)) if no_mouse => {
+            w.mouse = false;
+            Ok(Handoff::Workbench(w))
+        }
+        other => other,
+    }
 }
 
 /// Prints a failure (one sentence, then `hint:`) and returns its exit status.
@@ -297,8 +316,16 @@ pub async fn run(cli: Cli) -> Result<Handoff, Failure> {
         });
     };
     match command {
-        Command::Tui { dir, catalog } => workbench(dir, catalog, None).await,
-        Command::Demo { path, no_tui } => demo(path, no_tui).await,
+        Command::Tui {
+            dir,
+            catalog,
+            no_mouse,
+        } => without_mouse(workbench(dir, catalog, None).await, no_mouse),
+        Command::Demo {
+            path,
+            no_tui,
+            no_mouse,
+        } => without_mouse(demo(path, no_tui).await, no_mouse),
         Command::Serve(args) => {
             let db = catalog::serve_db(&args, &Default::default())?;
             Ok(Handoff::Serve {
@@ -717,5 +744,6 @@ async fn workbench(
         dir: std::path::absolute(&dir).unwrap_or(dir),
         catalog,
         settings,
+        mouse: true,
     })))
 }
