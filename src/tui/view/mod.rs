@@ -150,6 +150,43 @@ pub(crate) fn input_spans(input: &super::input::TextInput, t: &Theme) -> Vec<Spa
     ]
 }
 
+/// `text` in lines of at most `width` characters, broken at spaces where possible (a word
+/// longer than a line, such as a path, is split); at least one line, never an empty width.
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut len = 0;
+    for word in text.split(' ') {
+        let mut word: Vec<char> = word.chars().collect();
+        // Room for " word" on this line?
+        let need = if len == 0 {
+            word.len()
+        } else {
+            len + 1 + word.len()
+        };
+        if need <= width {
+            if len > 0 {
+                line.push(' ');
+                len += 1;
+            }
+            line.extend(word.iter());
+            len += word.len();
+            continue;
+        }
+        if len > 0 {
+            lines.push(std::mem::take(&mut line));
+        }
+        while word.len() > width {
+            lines.push(word.drain(..width).collect());
+        }
+        line.extend(word.iter());
+        len = word.len();
+    }
+    lines.push(line);
+    lines
+}
+
 /// `0.4s`, `12s`, `3m05s`.
 pub(crate) fn secs(s: f64) -> String {
     if s < 10.0 {

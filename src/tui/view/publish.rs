@@ -100,10 +100,13 @@ pub(super) fn builds(app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
-/// `✓`/`✗` lines for checks, with hints under failing ones.
+/// `✓`/`✗` lines for checks, with hints under failing ones, wrapped to `width` with hanging
+/// indents (a message continues under its text, a hint under the hint's text), so nothing is
+/// cut off and long paths do not break the alignment.
 pub(super) fn check_lines(
     checks: &[Check],
     t: &Theme,
+    width: usize,
     fixit: impl Fn(&Check) -> Option<String>,
 ) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
@@ -113,16 +116,31 @@ pub(super) fn check_lines(
             (false, true) => ("!", t.warn),
             (false, false) => ("✗", t.error),
         };
-        lines.push(Line::from(vec![
-            Span::styled(format!("{icon} "), style),
-            Span::styled(c.message.clone(), if c.ok { t.text } else { style }),
-        ]));
+        let text_style = if c.ok { t.text } else { style };
+        for (i, part) in super::wrap(&c.message, width.saturating_sub(2))
+            .into_iter()
+            .enumerate()
+        {
+            let lead = if i == 0 {
+                Span::styled(format!("{icon} "), style)
+            } else {
+                Span::raw("  ")
+            };
+            lines.push(Line::from(vec![lead, Span::styled(part, text_style)]));
+        }
         if !c.ok {
             if let Some(h) = &c.hint {
-                lines.push(Line::from(vec![
-                    Span::styled("  hint: ", t.muted),
-                    Span::styled(h.clone(), t.warn),
-                ]));
+                for (i, part) in super::wrap(h, width.saturating_sub(8))
+                    .into_iter()
+                    .enumerate()
+                {
+                    let lead = if i == 0 {
+                        Span::styled("  hint: ", t.muted)
+                    } else {
+                        Span::raw("        ")
+                    };
+                    lines.push(Line::from(vec![lead, Span::styled(part, t.warn)]));
+                }
             }
             if let Some(f) = fixit(c) {
                 lines.push(Line::from(Span::styled(format!("  {f}"), t.accent)));
@@ -147,7 +165,8 @@ pub(super) fn checks(app: &App, area: Rect, buf: &mut Buffer) {
         });
     }
     let block = pane(Line::from(title), p.focus == PublishPane::Checks, t);
-    let mut lines = check_lines(&p.checks, t, |c| {
+    let width = usize::from(area.width.saturating_sub(2));
+    let mut lines = check_lines(&p.checks, t, width, |c| {
         (c.id == crate::tui::app::publish_pushed_id()).then(|| "p: push now (fix-it)".to_string())
     });
     if p.checks.is_empty() && !p.checks_running {
