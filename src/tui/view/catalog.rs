@@ -222,7 +222,8 @@ pub(super) fn readiness(app: &App, area: Rect, buf: &mut Buffer) {
     }
     let selected = c.selected_ref();
     let mut lines = match c.selected_readiness() {
-        Some(checks) => check_lines(checks, t, usize::from(inner.width), |_| None),
+        // Not wrapped until the panel scrolls: every check must stay in view.
+        Some(checks) => check_lines(checks, t, None, |_| None),
         None if selected.is_some() => vec![Line::styled(
             format!("{} checking…", spinner(app.tick)),
             t.muted,

@@ -103,12 +103,14 @@ pub(super) fn builds(app: &App, area: Rect, buf: &mut Buffer) {
 /// `✓`/`✗` lines for checks, with hints under failing ones, wrapped to `width` with hanging
 /// indents (a message continues under its text, a hint under the hint's text), so nothing is
 /// cut off and long paths do not break the alignment.
+/// `width` `None`: one line per message and hint (the panel cuts them).
 pub(super) fn check_lines(
     checks: &[Check],
     t: &Theme,
-    width: usize,
+    width: Option<usize>,
     fixit: impl Fn(&Check) -> Option<String>,
 ) -> Vec<Line<'static>> {
+    let width = width.unwrap_or(usize::MAX);
     let mut lines = Vec::new();
     for c in checks {
         let (icon, style) = match (c.ok, c.warning) {
@@ -166,7 +168,7 @@ pub(super) fn checks(app: &App, area: Rect, buf: &mut Buffer) {
     }
     let block = pane(Line::from(title), p.focus == PublishPane::Checks, t);
     let width = usize::from(area.width.saturating_sub(2));
-    let mut lines = check_lines(&p.checks, t, width, |c| {
+    let mut lines = check_lines(&p.checks, t, Some(width), |c| {
         (c.id == crate::tui::app::publish_pushed_id()).then(|| "p: push now (fix-it)".to_string())
     });
     if p.checks.is_empty() && !p.checks_running {
