@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::db::{CatalogRow, Db, Inserted};
-use super::search::{SearchCache, etag_for};
+use super::search::{SearchCache, etag_for, insert_bounded};
 use super::validate::{
     compare_versions, rfc3339, validate_new_build, validate_revision, validate_store_url,
     validate_system,
@@ -212,15 +212,12 @@ impl EmbeddedCatalog {
             by_name,
             etag,
         };
-        let mut map = self
-            .backend
-            .visible
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        if map.len() >= VISIBLE_CACHE_USERS {
-            map.clear();
-        }
-        map.insert(Arc::clone(&self.user), visible.clone());
+        insert_bounded(
+            &self.backend.visible,
+            VISIBLE_CACHE_USERS,
+            Arc::clone(&self.user),
+            visible.clone(),
+        );
         Ok(visible)
     }
 
@@ -510,15 +507,9 @@ impl Catalog for EmbeddedCatalog {
             return Ok(detail);
         }
         let detail = Arc::new(detail);
-        let mut map = self
-            .backend
-            .details
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        if map.len() >= DETAIL_CACHE_SIZE {
-            map.clear();
-        }
-        map.insert(
+        insert_bounded(
+            &self.backend.details,
+            DETAIL_CACHE_SIZE,
             key,
             CachedDetail {
                 created_at: row.created_at,

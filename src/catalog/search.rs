@@ -367,11 +367,7 @@ impl Searcher {
         limit: usize,
     ) -> (Vec<usize>, Vec<Hit>) {
         let candidates: Vec<usize> = candidates.into_iter().collect();
-        let threads = if candidates.len() < PARALLEL_FROM {
-            1
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
-        };
+        let threads = threads_for(candidates.len());
         // Every match of `ids` (in order) and the best `limit` of them.
         let score_all = |ids: &[usize]| -> (Vec<usize>, Vec<(i64, usize)>) {
             let mut scored: Vec<(i64, usize)> = MATCHER.with(|m| {
@@ -384,24 +380,14 @@ impl Searcher {
             top(&mut scored, limit, |&(s, id)| rank_key(idx, s, id));
             (matched, scored)
         };
-        let (matched, mut scored) = if threads <= 1 {
-            score_all(&candidates)
-        } else {
-            let chunk = candidates.len().div_ceil(threads);
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = candidates
-                    .chunks(chunk)
-                    .map(|part| scope.spawn(move || score_all(part)))
-                    .collect();
-                let (mut matched, mut best) = (Vec::new(), Vec::new());
-                for h in handles {
-                    let (m, b) = h.join().unwrap_or_default();
-                    matched.extend(m);
-                    best.extend(b);
-                }
-                (matched, best)
-            })
-        };
+        let parts = candidates
+            .chunks(candidates.len().div_ceil(threads).max(1))
+            .collect();
+        let (mut matched, mut scored) = (Vec::new(), Vec::new());
+        for (m, best) in on_cores(parts, &score_all) {
+            matched.extend(m);
+            scored.extend(best);
+        }
         top(&mut scored, limit, |&(s, id)| rank_key(idx, s, id));
         MATCHER.with(|m| {
             let m = &mut m.borrow_mut();
@@ -432,6 +418,35 @@ fn rank_key(idx: &SearchIndex, score: i64, id: usize) -> (Reverse<i64>, usize, u
         name,
         id,
     )
+}
+
+/// How many threads a scan of `n` candidates is split across.
+fn threads_for(n: usize) -> usize {
+    if n < PARALLEL_FROM {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    }
+}
+
+/// `f` of each part, in part order: on a thread of its own per part when there are several.
+fn on_cores<'a, T: Sync, R: Send + Default>(
+    parts: Vec<&'a [T]>,
+    f: &(dyn Fn(&'a [T]) -> R + Sync),
+) -> Vec<R> {
+    if parts.len() <= 1 {
+        return parts.into_iter().map(f).collect();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(move || f(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
 }
 
 /// Keeps the best `limit` of `v` by `key` (smallest first), sorted.
@@ -661,6 +676,21 @@ impl Default for SearchCache {
     }
 }
 
+/// Inserts into a cache map of at most `cap` entries: a full map is emptied first (its
+/// entries are keyed by versions that only move on, so old ones are rarely hit again).
+pub(crate) fn insert_bounded<K: Eq + std::hash::Hash, V>(
+    map: &RwLock<HashMap<K, V>>,
+    cap: usize,
+    key: K,
+    value: V,
+) {
+    let mut map = map.write().unwrap_or_else(|e| e.into_inner());
+    if map.len() >= cap {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
 /// The ETag of a list made of these catalogs at these generations.
 pub(crate) fn etag_for(visible: &[CatalogRow]) -> String {
     let mut h = Sha256::new();
@@ -711,11 +741,12 @@ impl SearchCache {
         limit: usize,
         hits: Arc<Vec<SearchHit>>,
     ) {
-        let mut map = self.results.write().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= RESULT_CACHE_SIZE {
-            map.clear();
-        }
-        map.insert((etag.to_string(), query.to_string(), limit), hits);
+        insert_bounded(
+            &self.results,
+            RESULT_CACHE_SIZE,
+            (etag.to_string(), query.to_string(), limit),
+            hits,
+        );
     }
 
     fn cached(&self, row: &CatalogRow) -> Option<Arc<CatalogIndex>> {
@@ -859,29 +890,24 @@ impl SearchCache {
 /// The best `limit` packages of `catalogs` for `query`, best first (see the module rules).
 /// Large scans are split across the machine's cores.
 pub(crate) fn search(catalogs: &[Arc<CatalogIndex>], query: &str, limit: usize) -> Vec<SearchHit> {
-    let total: usize = catalogs.iter().map(|c| c.index.len()).sum();
-    let threads = if total < PARALLEL_FROM {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
-    };
-    search_on(catalogs, query, limit, threads)
+    search_on(catalogs, query, limit, None)
 }
 
+/// [`search`] on `threads` threads (`None`: as many as [`threads_for`] the package count).
 fn search_on(
     catalogs: &[Arc<CatalogIndex>],
     query: &str,
     limit: usize,
-    threads: usize,
+    threads: Option<usize>,
 ) -> Vec<SearchHit> {
     let q = Query::parse(query);
     let total: usize = catalogs.iter().map(|c| c.index.len()).sum();
-    let mut hits: Vec<(i64, &CatalogIndex, usize)> = if threads <= 1 {
-        scan(catalogs, &q, limit)
-    } else {
-        // Split the catalogs into `threads` runs of about equal package counts.
-        let mut parts: Vec<&[Arc<CatalogIndex>]> = Vec::new();
-        let (mut from, mut acc) = (0, 0);
+    let threads = threads.unwrap_or_else(|| threads_for(total));
+    // Split the catalogs into `threads` runs of about equal package counts.
+    let mut parts: Vec<&[Arc<CatalogIndex>]> = Vec::new();
+    let mut from = 0;
+    if threads > 1 {
+        let mut acc = 0;
         for (i, c) in catalogs.iter().enumerate() {
             acc += c.index.len();
             if acc * threads >= total * (parts.len() + 1) {
@@ -889,28 +915,13 @@ fn search_on(
                 from = i + 1;
             }
         }
-        if from < catalogs.len() {
-            parts.push(&catalogs[from..]);
-        }
-        std::thread::scope(|scope| {
-            let q = &q;
-            let handles: Vec<_> = parts
-                .into_iter()
-                .map(|part| scope.spawn(move || scan(part, q, limit)))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        })
-    };
-    top(&mut hits, limit, |&(s, c, id)| {
-        (
-            Reverse(s),
-            c.index.name(id).len(),
-            (c.index.org(id), c.index.name(id)),
-        )
-    });
+    }
+    if from < catalogs.len() {
+        parts.push(&catalogs[from..]);
+    }
+    let mut hits: Vec<(i64, &CatalogIndex, usize)> =
+        on_cores(parts, &|part| scan(part, &q, limit)).concat();
+    top(&mut hits, limit, |&(s, c, id)| hit_key(s, c, id));
     hits.into_iter()
         .map(|(score, c, id)| {
             let p = c.index.summary(id);
@@ -940,14 +951,17 @@ fn scan<'a>(
             }
         }
     }
-    top(&mut hits, limit, |&(s, c, id)| {
-        (
-            Reverse(s),
-            c.index.name(id).len(),
-            (c.index.org(id), c.index.name(id)),
-        )
-    });
+    top(&mut hits, limit, |&(s, c, id)| hit_key(s, c, id));
     hits
+}
+
+/// The order of results across catalogs: score, then shorter names, then `org/name`.
+fn hit_key(score: i64, c: &CatalogIndex, id: usize) -> (Reverse<i64>, usize, (&str, &str)) {
+    (
+        Reverse(score),
+        c.index.name(id).len(),
+        (c.index.org(id), c.index.name(id)),
+    )
 }
 
 #[cfg(test)]
@@ -1026,10 +1040,10 @@ mod tests {
             "queue-lib-13",
             "zz",
         ] {
-            let one = search_on(&catalogs, q, 20, 1);
+            let one = search_on(&catalogs, q, 20, Some(1));
             for threads in [2, 3, 8, 64] {
                 assert_eq!(
-                    search_on(&catalogs, q, 20, threads),
+                    search_on(&catalogs, q, 20, Some(threads)),
                     one,
                     "{q} on {threads}"
                 );
@@ -1039,7 +1053,7 @@ mod tests {
             }
         }
         assert_eq!(
-            search_on(&catalogs, "queue-lib-13", 1, 2)[0].package,
+            search_on(&catalogs, "queue-lib-13", 1, Some(2))[0].package,
             "queue-lib-13",
             "the exact name first"
         );
