@@ -137,12 +137,6 @@ fn consumer() -> Repo {
     Repo::with_manifest("version = 1\n\n[install]\njq.pkg-path = \"jq\"\n")
 }
 
-fn nix_valid(path: &str) -> bool {
-    let mut c = common::nix::nix_cmd("nix");
-    c.args(["path-info", path]);
-    common::nix::run(c).is_ok()
-}
-
 /// Every file's contents and every symlink's target in a tree.
 fn texts(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
@@ -249,7 +243,7 @@ command = '''
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(nix_valid(&p.store_path));
+    assert!(common::nix::is_valid(&p.store_path));
     // No installed file names the temporary build directory.
     for (path, text) in texts(&installed.path) {
         assert!(!contains(&text, b"/tmp/"), "{} names /tmp/", path.display());
@@ -269,35 +263,6 @@ command = '''
     w.fx.finish().await;
 }
 
-/// A store path added to the local Nix store with `nix store add-path`, holding `token`.
-fn add_dependency(dir: &Path, token: &str) -> String {
-    let dep = dir.join(format!("dep-{token}"));
-    std::fs::create_dir_all(dep.join("share")).unwrap();
-    std::fs::write(dep.join("share/data.txt"), format!("data {token}\n")).unwrap();
-    let mut c = common::nix::nix_cmd("nix");
-    c.args(["store", "add-path"]).arg(&dep);
-    let out = common::nix::run_ok(c);
-    String::from_utf8(out).unwrap().trim().to_string()
-}
-
-fn closure_manifest(dep: &str) -> String {
-    format!(
-        r#"version = 1
-[install]
-hello.pkg-path = "hello"
-
-[build.show]
-version = "2.0.0"
-command = '''
-  mkdir -p $out/bin
-  ln -s {dep}/share $out/share
-  printf '#!/bin/sh\ncat {dep}/share/data.txt\n' > $out/bin/show
-  chmod +x $out/bin/show
-'''
-"#
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closure_is_published_whole_and_nix_imports_it() {
     if !nix_store_here("a_closure_is_published_whole_and_nix_imports_it") {
@@ -305,8 +270,8 @@ async fn a_closure_is_published_whole_and_nix_imports_it() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let tok = token();
-    let dep = add_dependency(tmp.path(), &tok);
-    let w = World::new(&closure_manifest(&dep)).await;
+    let dep = common::nix::add_dependency(tmp.path(), &tok);
+    let w = World::new(&common::nix::closure_manifest(&dep)).await;
     let (p, events) = w.publish("show").await;
     // The dependency was packed, and before the output.
     let packed: Vec<(String, bool)> = events
@@ -379,15 +344,15 @@ async fn a_tampered_dependency_is_refused_and_nothing_is_imported() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let tok = token();
-    let dep = add_dependency(tmp.path(), &tok);
-    let w = World::new(&closure_manifest(&dep)).await;
+    let dep = common::nix::add_dependency(tmp.path(), &tok);
+    let w = World::new(&common::nix::closure_manifest(&dep)).await;
     let (p, _) = w.publish("show").await;
     // The dependency leaves the local Nix store, so install must fetch it; its NAR in the
     // Catalog Store is tampered with.
     let mut c = common::nix::nix_cmd("nix");
     c.args(["store", "delete", &dep]);
     common::nix::run_ok(c);
-    assert!(!nix_valid(&dep));
+    assert!(!common::nix::is_valid(&dep));
     let dep_info = w.narinfo(&dep);
     let nar = w.store_dir.join(&dep_info.url);
     let mut bytes = std::fs::read(&nar).unwrap();
@@ -409,8 +374,8 @@ async fn a_tampered_dependency_is_refused_and_nothing_is_imported() {
             "the error names the tampered dependency: {err}"
         );
         // Nothing was imported into either store, and the manifest is untouched.
-        assert!(!nix_valid(&dep), "{err}");
-        assert!(!nix_valid(&p.store_path), "{err}");
+        assert!(!common::nix::is_valid(&dep), "{err}");
+        assert!(!common::nix::is_valid(&p.store_path), "{err}");
         let own = w.tmp.path().join("data/store");
         let left: Vec<_> = std::fs::read_dir(&own)
             .map(|d| d.flatten().map(|e| e.file_name()).collect())

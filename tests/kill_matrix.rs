@@ -49,26 +49,6 @@ fn nix_store_here(test: &str) -> bool {
     true
 }
 
-/// A path in the real Nix store with a random token in it, so no earlier run has it.
-fn add_dependency(dir: &Path) -> String {
-    let token = hex::encode(rand::random::<[u8; 8]>());
-    let dep = dir.join(format!("dep-{token}"));
-    std::fs::create_dir_all(dep.join("share")).unwrap();
-    std::fs::write(dep.join("share/data.txt"), format!("data {token}\n")).unwrap();
-    let mut c = common::nix::nix_cmd("nix");
-    c.args(["store", "add-path"]).arg(&dep);
-    String::from_utf8(common::nix::run_ok(c))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-fn nix_valid(path: &str) -> bool {
-    let mut c = common::nix::nix_cmd("nix");
-    c.args(["path-info", path]);
-    common::nix::run(c).is_ok()
-}
-
 /// A publisher's world on an embedded catalog (`PUBDECK_CATALOG` = a SQLite file): `myorg`
 /// trusts a fresh key and stores into a file:// store; the environment builds `show`, whose
 /// output needs `dep` (a path in the real Nix store).
@@ -84,7 +64,8 @@ struct World {
 impl World {
     async fn new() -> World {
         let tmp = tempfile::tempdir().unwrap();
-        let dep = add_dependency(tmp.path());
+        let token = hex::encode(rand::random::<[u8; 8]>());
+        let dep = common::nix::add_dependency(tmp.path(), &token);
         let key = SecretKey::generate("myorg-1").unwrap();
         let pub_file = key.write_new(&tmp.path().join("myorg-1.key")).unwrap();
         let db = tmp.path().join("catalog.sqlite");
@@ -98,21 +79,7 @@ impl World {
             )
             .await
             .unwrap();
-        let repo = Repo::with_manifest(&format!(
-            r#"version = 1
-[install]
-hello.pkg-path = "hello"
-
-[build.show]
-version = "2.0.0"
-command = '''
-  mkdir -p $out/bin
-  ln -s {dep}/share $out/share
-  printf '#!/bin/sh\ncat {dep}/share/data.txt\n' > $out/bin/show
-  chmod +x $out/bin/show
-'''
-"#
-        ));
+        let repo = Repo::with_manifest(&common::nix::closure_manifest(&dep));
         World {
             tmp,
             repo,
@@ -274,7 +241,7 @@ async fn kill_nine_during_an_install_import_into_either_store() {
             let mut c = common::nix::nix_cmd("nix");
             c.args(["store", "delete", &w.dep]);
             common::nix::run_ok(c);
-            assert!(!nix_valid(&w.dep));
+            assert!(!common::nix::is_valid(&w.dep));
         }
 
         let mut proc = Proc::spawn(install(Some("install-import")));
@@ -285,11 +252,11 @@ async fn kill_nine_during_an_install_import_into_either_store() {
         let store = data.join("store");
         if nix == "1" {
             assert!(
-                nix_valid(&w.dep),
+                common::nix::is_valid(&w.dep),
                 "the dependency was imported before the kill"
             );
             assert!(
-                !nix_valid(&top),
+                !common::nix::is_valid(&top),
                 "the package must not be in the Nix store yet"
             );
             assert!(!Path::new(&top).exists(), "{top} is half there");
@@ -331,7 +298,7 @@ async fn kill_nine_during_an_install_import_into_either_store() {
             "staging left behind: {names:?}"
         );
         let root = if nix == "1" {
-            assert!(nix_valid(&top));
+            assert!(common::nix::is_valid(&top));
             PathBuf::from(&top)
         } else {
             store.join(&top_base)

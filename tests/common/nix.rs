@@ -217,3 +217,41 @@ pub fn oracle(cache: &Path, pubkey_file: &Path, store_paths: &[&str]) -> Oracle 
     check(cache, pubkey_file, store_paths)
         .unwrap_or_else(|e| panic!("Nix rejected the cache:\n{e}"))
 }
+
+/// A store path added to the local Nix store with `nix store add-path`: a directory `share/`
+/// holding `data.txt` with `token` in it (a fresh token: no earlier run has that path).
+pub fn add_dependency(dir: &Path, token: &str) -> String {
+    let dep = dir.join(format!("dep-{token}"));
+    std::fs::create_dir_all(dep.join("share")).unwrap();
+    std::fs::write(dep.join("share/data.txt"), format!("data {token}\n")).unwrap();
+    let mut c = nix_cmd("nix");
+    c.args(["store", "add-path"]).arg(&dep);
+    String::from_utf8(run_ok(c)).unwrap().trim().to_string()
+}
+
+/// Whether the local Nix store has `path` as a valid path.
+pub fn is_valid(path: &str) -> bool {
+    let mut c = nix_cmd("nix");
+    c.args(["path-info", path]);
+    run(c).is_ok()
+}
+
+/// A manifest whose build `show` (version 2.0.0) needs the store path `dep` (from
+/// [`add_dependency`]): it links `share` into it and its `bin/show` prints its data.
+pub fn closure_manifest(dep: &str) -> String {
+    format!(
+        r#"version = 1
+[install]
+hello.pkg-path = "hello"
+
+[build.show]
+version = "2.0.0"
+command = '''
+  mkdir -p $out/bin
+  ln -s {dep}/share $out/share
+  printf '#!/bin/sh\ncat {dep}/share/data.txt\n' > $out/bin/show
+  chmod +x $out/bin/show
+'''
+"#
+    )
+}
