@@ -5,7 +5,7 @@
 #[path = "common/catalog_support.rs"]
 mod catalog_support;
 
-use catalog_support::{Fixture, Kind, TestKey, build};
+use catalog_support::{Fixture, Kind, TestKey, build, tally};
 use pubdeck::catalog::{
     AnyCatalog, Catalog, CatalogError, CheckBuild, Listing, RegisterStatus, Role,
 };
@@ -223,14 +223,7 @@ async fn race(fx: &Fixture, same_hash: bool) -> Vec<Result<RegisterStatus, Catal
 
 async fn concurrent_registration_has_one_winner(fx: Fixture) {
     let results = race(&fx, false).await;
-    let created = results
-        .iter()
-        .filter(|r| matches!(r, Ok(RegisterStatus::Created)))
-        .count();
-    let conflicts = results
-        .iter()
-        .filter(|r| matches!(r, Err(CatalogError::Conflict(_))))
-        .count();
+    let (created, _, conflicts) = tally(&results);
     assert_eq!(created, 1, "{results:?}");
     assert_eq!(conflicts, 19, "{results:?}");
     fx.finish().await;
@@ -238,14 +231,7 @@ async fn concurrent_registration_has_one_winner(fx: Fixture) {
 
 async fn concurrent_same_hash_is_idempotent(fx: Fixture) {
     let results = race(&fx, true).await;
-    let created = results
-        .iter()
-        .filter(|r| matches!(r, Ok(RegisterStatus::Created)))
-        .count();
-    let already = results
-        .iter()
-        .filter(|r| matches!(r, Ok(RegisterStatus::AlreadyPublished)))
-        .count();
+    let (created, already, _) = tally(&results);
     assert_eq!((created, already), (1, 19), "{results:?}");
     fx.finish().await;
 }

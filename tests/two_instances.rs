@@ -13,9 +13,9 @@ mod proc;
 
 use std::time::{Duration, Instant};
 
-use catalog_support::{Fixture, Kind, TestKey, build};
+use catalog_support::{Fixture, Kind, TestKey, build, tally};
 use proc::start_service;
-use pubdeck::catalog::{AnyCatalog, Catalog, CatalogClient, CatalogError, RegisterStatus};
+use pubdeck::catalog::{AnyCatalog, Catalog, CatalogClient, CatalogError};
 
 fn client(url: &str, token: &str) -> AnyCatalog {
     AnyCatalog::Remote(CatalogClient::new(url, Some(token.to_string())).unwrap())
@@ -146,14 +146,7 @@ async fn two_instances(kind: Kind) {
     for t in tasks {
         results.push(t.await.unwrap());
     }
-    let created = results
-        .iter()
-        .filter(|r| matches!(r, Ok(RegisterStatus::Created)))
-        .count();
-    let conflicts = results
-        .iter()
-        .filter(|r| matches!(r, Err(CatalogError::Conflict(_))))
-        .count();
+    let (created, _, conflicts) = tally(&results);
     assert_eq!((created, conflicts), (1, 15), "{results:?}");
     let winner_a = alice_a.show("myorg", "contested").await.unwrap();
     let winner_b = alice_b.show("myorg", "contested").await.unwrap();

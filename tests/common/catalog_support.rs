@@ -299,3 +299,19 @@ impl Fixture {
         }
     }
 }
+
+/// Outcomes of concurrent registrations: how many were created, already published, and
+/// refused as a conflict.
+pub fn tally(
+    results: &[Result<pubdeck::catalog::RegisterStatus, pubdeck::catalog::CatalogError>],
+) -> (usize, usize, usize) {
+    use pubdeck::catalog::{CatalogError, RegisterStatus};
+    let count = |f: &dyn Fn(&Result<RegisterStatus, CatalogError>) -> bool| {
+        results.iter().filter(|r| f(r)).count()
+    };
+    (
+        count(&|r| matches!(r, Ok(RegisterStatus::Created))),
+        count(&|r| matches!(r, Ok(RegisterStatus::AlreadyPublished))),
+        count(&|r| matches!(r, Err(CatalogError::Conflict(_)))),
+    )
+}
