@@ -10,7 +10,35 @@ struct Tmux {
     session: String,
 }
 
+/// Whether tmux is here; if not, says so (a failure under CI, which installs it).
+fn tmux_here(test: &str) -> bool {
+    if Command::new("tmux").arg("-V").output().is_ok() {
+        return true;
+    }
+    if std::env::var("CI").is_ok() {
+        panic!("tmux is missing on CI; .ci/run installs it");
+    }
+    eprintln!("SKIP {test}: tmux is not installed");
+    false
+}
+
 impl Tmux {
+    /// A detached 120x40 session `session` running the shell command `cmd`.
+    fn start(session: String, cmd: &str) -> Tmux {
+        Tmux::run(&[
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            cmd,
+        ]);
+        Tmux { session }
+    }
+
     fn run(args: &[&str]) -> String {
         let out = Command::new("tmux").args(args).output().expect("tmux runs");
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -54,11 +82,7 @@ impl Drop for Tmux {
 
 #[test]
 fn demo_publish_then_find_it_in_the_catalog() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        if std::env::var("CI").is_ok() {
-            panic!("tmux is missing on CI; .ci/run installs it");
-        }
-        eprintln!("SKIP demo_publish_then_find_it_in_the_catalog: tmux is not installed");
+    if !tmux_here("demo_publish_then_find_it_in_the_catalog") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -86,18 +110,7 @@ fn demo_publish_then_find_it_in_the_catalog() {
         env!("CARGO_BIN_EXE_pubdeck"),
         demo.display()
     );
-    Tmux::run(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &cmd,
-    ]);
-    let t = Tmux { session };
+    let t = Tmux::start(session, &cmd);
     let screen = t.wait_for("Preconditions all pass", Duration::from_secs(30));
     assert!(screen.contains("hello") && screen.contains("report") && screen.contains("broken"));
 
@@ -124,11 +137,7 @@ fn demo_publish_then_find_it_in_the_catalog() {
 
 #[test]
 fn no_mouse_leaves_the_mouse_to_the_terminal() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        if std::env::var("CI").is_ok() {
-            panic!("tmux is missing on CI; .ci/run installs it");
-        }
-        eprintln!("SKIP no_mouse_leaves_the_mouse_to_the_terminal: tmux is not installed");
+    if !tmux_here("no_mouse_leaves_the_mouse_to_the_terminal") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -149,18 +158,7 @@ fn no_mouse_leaves_the_mouse_to_the_terminal() {
             env!("CARGO_BIN_EXE_pubdeck"),
             work.display()
         );
-        Tmux::run(&[
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "120",
-            "-y",
-            "40",
-            &cmd,
-        ]);
-        let t = Tmux { session };
+        let t = Tmux::start(session, &cmd);
         t.wait_for("Builds", Duration::from_secs(60));
         let flag = Tmux::run(&["display", "-p", "-t", &t.session, "#{mouse_any_flag}"]);
         flags.push(flag.trim().to_string());
