@@ -1029,20 +1029,26 @@ mod cli {
         (res.map_err(|e| e.exit), String::from_utf8(out).unwrap())
     }
 
+    /// Settings for an embedded catalog `catalog.sqlite` in `tmp`, and a key `myorg-1` with
+    /// its public key written to a file (the path is returned).
+    fn local_catalog(tmp: &std::path::Path) -> (Overrides, TestKey, String) {
+        let o = Overrides {
+            catalog: Some(tmp.join("catalog.sqlite").display().to_string()),
+            config_file: Some(tmp.join("config.toml")),
+            data_dir: Some(tmp.join("data")),
+            ..Overrides::default()
+        };
+        let key = TestKey::new("myorg-1", 1);
+        let pubfile = tmp.join("key.pub");
+        std::fs::write(&pubfile, format!("{}\n", key.public())).unwrap();
+        (o, key, pubfile.display().to_string())
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn search_show_and_admin_on_the_embedded_catalog() {
         let tmp = tempfile::tempdir().unwrap();
         let catalog = tmp.path().join("catalog.sqlite");
-        let o = Overrides {
-            catalog: Some(catalog.display().to_string()),
-            config_file: Some(tmp.path().join("config.toml")),
-            data_dir: Some(tmp.path().join("data")),
-            ..Overrides::default()
-        };
-        let key = TestKey::new("myorg-1", 1);
-        let pubfile = tmp.path().join("key.pub");
-        std::fs::write(&pubfile, format!("{}\n", key.public())).unwrap();
-        let pubfile = pubfile.display().to_string();
+        let (o, key, pubfile) = local_catalog(tmp.path());
 
         let (res, out) = run(
             &["catalog", "create", "myorg", "--key", &pubfile, "--json"],
@@ -1124,26 +1130,8 @@ mod cli {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn catalog_import_registers_ndjson_and_reruns_cleanly() {
         let tmp = tempfile::tempdir().unwrap();
-        let o = Overrides {
-            catalog: Some(tmp.path().join("catalog.sqlite").display().to_string()),
-            config_file: Some(tmp.path().join("config.toml")),
-            data_dir: Some(tmp.path().join("data")),
-            ..Overrides::default()
-        };
-        let key = TestKey::new("myorg-1", 1);
-        let pubfile = tmp.path().join("key.pub");
-        std::fs::write(&pubfile, format!("{}\n", key.public())).unwrap();
-        let (res, _) = run(
-            &[
-                "catalog",
-                "create",
-                "myorg",
-                "--key",
-                &pubfile.display().to_string(),
-            ],
-            &o,
-        )
-        .await;
+        let (o, key, pubfile) = local_catalog(tmp.path());
+        let (res, _) = run(&["catalog", "create", "myorg", "--key", &pubfile], &o).await;
         assert_eq!(res, Ok(()));
         let file = tmp.path().join("builds.ndjson");
         let text: String = (0..30)
@@ -1170,17 +1158,7 @@ mod cli {
         let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(doc["results"].as_array().unwrap().len(), 20);
         // Into a catalog the file is not for: refused, naming the line.
-        let (res, _) = run(
-            &[
-                "catalog",
-                "create",
-                "other",
-                "--key",
-                &pubfile.display().to_string(),
-            ],
-            &o,
-        )
-        .await;
+        let (res, _) = run(&["catalog", "create", "other", "--key", &pubfile], &o).await;
         assert_eq!(res, Ok(()));
         assert_eq!(
             run(&["catalog", "import", "other", &file], &o).await.0,

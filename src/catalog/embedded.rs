@@ -59,9 +59,13 @@ const VISIBLE_CACHE_USERS: usize = 2_000;
 impl CatalogBackend {
     /// Connects to `sqlite://PATH`, a bare path, or `postgres://…`, and migrates.
     pub async fn connect(db_url: &str) -> CatalogResult<Arc<CatalogBackend>> {
+        Self::with_cache(db_url, SearchCache::default()).await
+    }
+
+    async fn with_cache(db_url: &str, cache: SearchCache) -> CatalogResult<Arc<CatalogBackend>> {
         Ok(Arc::new(CatalogBackend {
             db: Db::connect(db_url).await?,
-            cache: SearchCache::default(),
+            cache,
             visible: Default::default(),
             details: Default::default(),
         }))
@@ -78,12 +82,7 @@ impl CatalogBackend {
             }
             _ => SearchCache::default(),
         };
-        Ok(Arc::new(CatalogBackend {
-            db: Db::connect(db_url).await?,
-            cache,
-            visible: Default::default(),
-            details: Default::default(),
-        }))
+        Self::with_cache(db_url, cache).await
     }
 
     /// The database.
