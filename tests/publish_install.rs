@@ -77,6 +77,24 @@ impl World {
     fn data_dir(&self) -> PathBuf {
         self.tmp.path().join("data")
     }
+
+    /// Installs `package` into `env` with pubdeck's own store (never Nix's: it may hold the
+    /// path from another test), its events drained.
+    async fn install_own_store(
+        &self,
+        package: &str,
+        env: &Repo,
+    ) -> Result<install::Installed, install::InstallError> {
+        let mut req = install::Request::new(
+            PackageRef::parse(package).unwrap(),
+            &env.work,
+            &self.data_dir(),
+        );
+        req.nix = None;
+        let (tx, mut rx) = event::channel();
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        install::install(&req, &self.catalog, &tx).await
+    }
 }
 
 async fn publish_collect(
@@ -314,16 +332,10 @@ async fn tampered_artifact_is_refused_and_nothing_is_written() {
     let target = consumer();
     let manifest_before =
         std::fs::read_to_string(target.work.join(".flox/env/manifest.toml")).unwrap();
-    let mut req = install::Request::new(
-        PackageRef::parse("myorg/hello@1.0.0").unwrap(),
-        &target.work,
-        &w.data_dir(),
-    );
-    // pubdeck's own store (the Nix store may hold this path from another test).
-    req.nix = None;
-    let (tx, mut rx) = event::channel();
-    tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let err = install::install(&req, &w.catalog, &tx).await.unwrap_err();
+    let err = w
+        .install_own_store("myorg/hello@1.0.0", &target)
+        .await
+        .unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("FileHash") || msg.contains("SHA-256") || msg.contains("sha256"),
@@ -561,25 +573,10 @@ async fn concurrent_installs_of_one_package_both_succeed() {
         .0
         .unwrap();
     let (a, b) = (consumer(), consumer());
-    let request = |env: &Repo| {
-        let mut req = install::Request::new(
-            PackageRef::parse("myorg/hello").unwrap(),
-            &env.work,
-            &w.data_dir(),
-        );
-        req.nix = None;
-        req
-    };
-    let (ra, rb) = (request(&a), request(&b));
-    let run = |req: install::Request| {
-        let catalog = w.catalog.clone();
-        async move {
-            let (tx, mut rx) = event::channel();
-            tokio::spawn(async move { while rx.recv().await.is_some() {} });
-            install::install(&req, &catalog, &tx).await
-        }
-    };
-    let (x, y) = tokio::join!(run(ra), run(rb));
+    let (x, y) = tokio::join!(
+        w.install_own_store("myorg/hello", &a),
+        w.install_own_store("myorg/hello", &b)
+    );
     let (x, y) = (x.unwrap(), y.unwrap());
     assert_eq!(x.path, y.path);
     assert!(x.path.join("bin/hello").is_file());
@@ -608,15 +605,7 @@ async fn an_extra_bogus_signature_does_not_block_install() {
     info.sigs = sigs;
     std::fs::write(&narinfo, info.to_string()).unwrap();
     let target = consumer();
-    let mut req = install::Request::new(
-        PackageRef::parse("myorg/hello").unwrap(),
-        &target.work,
-        &w.data_dir(),
-    );
-    req.nix = None;
-    let (tx, mut rx) = event::channel();
-    tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let i = install::install(&req, &w.catalog, &tx).await.unwrap();
+    let i = w.install_own_store("myorg/hello", &target).await.unwrap();
     assert!(i.path.join("bin/hello").is_file());
 }
 
@@ -643,15 +632,7 @@ async fn installing_a_symlink_root_never_changes_what_it_points_to() {
         .0
         .unwrap();
     let target = consumer();
-    let mut req = install::Request::new(
-        PackageRef::parse("myorg/link").unwrap(),
-        &target.work,
-        &w.data_dir(),
-    );
-    req.nix = None;
-    let (tx, mut rx) = event::channel();
-    tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let i = install::install(&req, &w.catalog, &tx).await.unwrap();
+    let i = w.install_own_store("myorg/link", &target).await.unwrap();
     assert!(
         std::fs::symlink_metadata(&i.path)
             .unwrap()
