@@ -7,7 +7,7 @@ mod catalog_support;
 
 use catalog_support::{Fixture, Kind, TestKey, build, tally};
 use pubdeck::catalog::{
-    AnyCatalog, Catalog, CatalogError, CheckBuild, Listing, RegisterStatus, Role,
+    AnyCatalog, AuthProblem, Catalog, CatalogError, CheckBuild, Listing, RegisterStatus, Role,
 };
 use reqwest::StatusCode;
 
@@ -537,7 +537,7 @@ async fn http_auth_is_required(fx: Fixture) {
     }
     let bad = fx.as_token("alice", "pdk_wrong");
     let err = bad.whoami().await.unwrap_err();
-    assert_eq!(err, CatalogError::Unauthorized);
+    assert_eq!(err, CatalogError::Unauthorized(AuthProblem::Rejected));
     assert!(err.to_string().contains("PUBDECK_TOKEN") && !err.to_string().contains("pdk_wrong"));
     fx.finish().await;
 }

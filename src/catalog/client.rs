@@ -10,10 +10,11 @@ use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use super::types::*;
+use super::validate::validate_version;
 use super::validate::{validate_revision, validate_store_url};
 use super::{
-    Catalog, CatalogError, CatalogResult, MAX_SEARCH_LIMIT, validate_org_name,
-    validate_package_name, validate_user_name,
+    AuthProblem, Catalog, CatalogError, CatalogResult, MAX_AUDIT_ENTRIES, MAX_SEARCH_LIMIT,
+    validate_org_name, validate_package_name, validate_user_name,
 };
 
 /// A client of the catalog service. Cheap to clone.
@@ -70,7 +71,19 @@ struct ErrorBody {
 
 #[derive(serde::Deserialize)]
 struct ErrorInner {
+    #[serde(default)]
+    code: String,
     message: String,
+}
+
+#[derive(serde::Deserialize)]
+struct AuditBody {
+    entries: Vec<AuditEntry>,
+}
+
+/// The time in a 401 message "… expired at T" / "… revoked at T".
+fn time_in(message: &str) -> String {
+    message.rsplit(" at ").next().unwrap_or("").to_string()
 }
 
 impl CatalogClient {
@@ -156,11 +169,15 @@ impl CatalogClient {
             return Ok(resp);
         }
         let text = resp.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<ErrorBody>(&text)
-            .map(|b| b.error.message)
-            .unwrap_or_else(|_| format!("the catalog answered {status}"));
+        let (code, message) = serde_json::from_str::<ErrorBody>(&text)
+            .map(|b| (b.error.code, b.error.message))
+            .unwrap_or_else(|_| (String::new(), format!("the catalog answered {status}")));
         Err(match status {
-            StatusCode::UNAUTHORIZED => CatalogError::Unauthorized,
+            StatusCode::UNAUTHORIZED => CatalogError::Unauthorized(match code.as_str() {
+                "token_expired" => AuthProblem::Expired(time_in(&message)),
+                "token_revoked" => AuthProblem::Revoked(time_in(&message)),
+                _ => AuthProblem::Rejected,
+            }),
             StatusCode::FORBIDDEN => CatalogError::Forbidden(message),
             StatusCode::NOT_FOUND => CatalogError::NotFound(message),
             StatusCode::CONFLICT => CatalogError::Conflict(message),
@@ -336,5 +353,56 @@ impl Catalog for CatalogClient {
         validate_package_name(package)?;
         self.send(self.request(Method::GET, &["catalogs", org, "packages", package]))
             .await
+    }
+
+    async fn identity(&self) -> CatalogResult<Identity> {
+        self.send(self.request(Method::GET, &["whoami"])).await
+    }
+
+    async fn yank(
+        &self,
+        org: &str,
+        package: &str,
+        version: &str,
+        yanked: bool,
+    ) -> CatalogResult<YankOutcome> {
+        validate_org_name(org)?;
+        validate_package_name(package)?;
+        validate_version(version)?;
+        let method = if yanked { Method::PUT } else { Method::DELETE };
+        let path = [
+            "catalogs", org, "packages", package, "versions", version, "yank",
+        ];
+        self.send(self.request(method, &path)).await
+    }
+
+    async fn remove_key(&self, org: &str, key_name: &str) -> CatalogResult<CatalogInfo> {
+        validate_org_name(org)?;
+        self.send(self.request(Method::DELETE, &["catalogs", org, "keys", key_name]))
+            .await
+    }
+
+    async fn audit_log(&self, org: &str, limit: usize) -> CatalogResult<Vec<AuditEntry>> {
+        validate_org_name(org)?;
+        let limit = limit.clamp(1, MAX_AUDIT_ENTRIES).to_string();
+        let req = self
+            .request(Method::GET, &["catalogs", org, "log"])
+            .query(&[("limit", limit.as_str())]);
+        Ok(self.send::<AuditBody>(req).await?.entries)
+    }
+
+    async fn live_paths(&self, org: &str) -> CatalogResult<LivePaths> {
+        validate_org_name(org)?;
+        self.send(self.request(Method::GET, &["catalogs", org, "live-paths"]))
+            .await
+    }
+
+    async fn record(&self, org: &str, request: &RecordRequest) -> CatalogResult<()> {
+        validate_org_name(org)?;
+        let req = self
+            .request(Method::POST, &["catalogs", org, "log"])
+            .json(request);
+        self.send_raw(req).await?;
+        Ok(())
     }
 }

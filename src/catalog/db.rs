@@ -14,7 +14,10 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, Row};
 
 use super::validate::{now_secs, rfc3339};
-use super::{BuildRecord, CatalogError, CatalogResult, NewBuild, PackageSummary};
+use super::{
+    AuditEntry, BuildRecord, CatalogError, CatalogResult, NewBuild, PackageSummary, Scope,
+    TokenInfo,
+};
 
 /// The schema migrations, embedded in the binary.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -32,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "state version",
         include_str!("../../assets/migrations/0003_state_version.sql"),
+    ),
+    (
+        4,
+        "lifecycle",
+        include_str!("../../assets/migrations/0004_lifecycle.sql"),
     ),
 ];
 
@@ -183,6 +191,61 @@ pub fn generate_token() -> String {
     )
 }
 
+/// A token id: `tok-` + 12 random hex digits (shown in listings; not a secret).
+pub fn generate_token_id() -> String {
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("tok-{}", hex::encode(bytes))
+}
+
+/// A token's row, as the service's authentication reads it.
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub info: TokenInfo,
+    pub token_hash: String,
+    /// Seconds since the epoch; 0: never.
+    pub expires_at: i64,
+    /// Seconds since the epoch; 0: never.
+    pub last_used_at: i64,
+    /// Seconds since the epoch; 0: not revoked.
+    pub revoked_at: i64,
+    /// The database's state version, read in the same query.
+    pub state_version: i64,
+}
+
+/// A change to record in the audit log (in the change's own transaction).
+#[derive(Debug, Clone)]
+pub struct Audit<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub subject: String,
+    pub detail: serde_json::Value,
+}
+
+/// Appends `entry` to `catalog`'s audit log. Call it after the change's state-version bump:
+/// that row lock serialises writers, so `seq` (max + 1) cannot be taken twice.
+async fn audit(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    catalog: &str,
+    entry: &Audit<'_>,
+) -> CatalogResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (catalog, seq, at, actor, action, subject, detail) \
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6 FROM audit_log WHERE catalog = $1",
+    )
+    .bind(catalog)
+    .bind(now_secs())
+    .bind(entry.actor)
+    .bind(entry.action)
+    .bind(&entry.subject)
+    .bind(entry.detail.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(map_db)?;
+    Ok(())
+}
+
 /// SHA-256 of a token, hex.
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -224,8 +287,8 @@ async fn insert_one(
     let res = sqlx::query(
         "INSERT INTO builds (catalog, package, version, system, description, store_path, \
          narinfo_url, nar_hash, nar_size, refs, signature, key_name, source_url, revision, \
-         branch, build_name, installed, published_by, published_at, ca, closure) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+         branch, build_name, installed, published_by, published_at, ca, closure, yanked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
          ON CONFLICT (catalog, package, version, system) DO NOTHING",
     )
     .bind(&b.org)
@@ -249,21 +312,53 @@ async fn insert_one(
     .bind(now)
     .bind(&b.ca)
     .bind(closure)
+    .bind(0i64)
     .execute(&mut **tx)
     .await
     .map_err(map_db)?;
     if res.rows_affected() == 0 {
         return Ok(false);
     }
-    let current =
-        sqlx::query("SELECT latest_version FROM packages WHERE catalog = $1 AND name = $2")
-            .bind(&b.org)
-            .bind(&b.package)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(map_db)?;
+    // (Read only after the insert: SQLite must take the write lock first.) A build for
+    // another system of a yanked version is yanked with it.
+    let yanked_at = sqlx::query(
+        "SELECT MAX(yanked_at) AS y FROM builds WHERE catalog = $1 AND package = $2 AND version = $3",
+    )
+    .bind(&b.org)
+    .bind(&b.package)
+    .bind(&b.version)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(map_db)?
+    .try_get::<Option<i64>, _>("y")
+    .map_err(map_db)?
+    .unwrap_or(0);
+    if yanked_at != 0 {
+        sqlx::query(
+            "UPDATE builds SET yanked_at = $5 WHERE catalog = $1 AND package = $2 AND version = $3 AND system = $4",
+        )
+        .bind(&b.org)
+        .bind(&b.package)
+        .bind(&b.version)
+        .bind(&b.system)
+        .bind(yanked_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_db)?;
+    }
+    let current = sqlx::query(
+        "SELECT latest_version, all_yanked FROM packages WHERE catalog = $1 AND name = $2",
+    )
+    .bind(&b.org)
+    .bind(&b.package)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(map_db)?;
+    // The latest version is the highest one not yanked.
     let newer = match current {
         None => true,
+        Some(_) if yanked_at != 0 => false,
+        Some(row) if get_i64(&row, "all_yanked")? != 0 => true,
         Some(row) => {
             let latest = get_str(&row, "latest_version")?;
             super::validate::compare_versions(&b.version, &latest).is_ge()
@@ -271,15 +366,16 @@ async fn insert_one(
     };
     if newer {
         sqlx::query(
-            "INSERT INTO packages (catalog, name, latest_version, description, updated_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (catalog, name) DO UPDATE \
-             SET latest_version = $3, description = $4, updated_at = $5",
+            "INSERT INTO packages (catalog, name, latest_version, description, updated_at, all_yanked) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (catalog, name) DO UPDATE \
+             SET latest_version = $3, description = $4, updated_at = $5, all_yanked = $6",
         )
         .bind(&b.org)
         .bind(&b.package)
         .bind(&b.version)
         .bind(&b.description)
         .bind(now)
+        .bind(i64::from(yanked_at != 0))
         .execute(&mut **tx)
         .await
         .map_err(map_db)?;
@@ -388,12 +484,11 @@ impl Db {
 
     // ---- users ----------------------------------------------------------------------------
 
-    /// Creates a user with an optional token hash; `Conflict` if the name is taken.
-    pub async fn create_user(&self, name: &str, token_hash: Option<&str>) -> CatalogResult<()> {
+    /// Creates a user (without a token); `Conflict` if the name is taken.
+    pub async fn create_user(&self, name: &str) -> CatalogResult<()> {
         let res =
-            sqlx::query("INSERT INTO users (name, token_hash, created_at) VALUES ($1, $2, $3)")
+            sqlx::query("INSERT INTO users (name, token_hash, created_at) VALUES ($1, NULL, $2)")
                 .bind(name)
-                .bind(token_hash.map(str::to_string))
                 .bind(now_secs())
                 .execute(&self.pool)
                 .await;
@@ -406,11 +501,12 @@ impl Db {
         }
     }
 
-    /// Creates a user and returns its new token (only the token's hash is stored).
+    /// Creates a user and returns its first token (admin scope, no expiry; only the token's
+    /// hash is stored).
     pub async fn add_user(&self, name: &str) -> CatalogResult<String> {
         super::validate_user_name(name)?;
-        let token = generate_token();
-        self.create_user(name, Some(&hash_token(&token))).await?;
+        self.create_user(name).await?;
+        let (_, token) = self.create_token(name, Scope::Admin, None).await?;
         Ok(token)
     }
 
@@ -437,38 +533,114 @@ impl Db {
         Ok(row.is_some())
     }
 
-    /// The user owning a token hash, with the stored hash (for a constant-time re-check).
-    pub async fn user_by_token_hash(&self, hash: &str) -> CatalogResult<Option<(String, String)>> {
-        let row = sqlx::query("SELECT name, token_hash FROM users WHERE token_hash = $1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_db)?;
-        row.map(|r| Ok((get_str(&r, "name")?, get_str(&r, "token_hash")?)))
-            .transpose()
+    // ---- tokens ---------------------------------------------------------------------------
+
+    /// Creates a token for `user` (who must exist) with `scope`, expiring at `expires_at`
+    /// (seconds since the epoch; `None`: never). Returns its record and the token, which is
+    /// not stored (only its SHA-256 is).
+    pub async fn create_token(
+        &self,
+        user: &str,
+        scope: Scope,
+        expires_at: Option<i64>,
+    ) -> CatalogResult<(TokenInfo, String)> {
+        super::validate_user_name(user)?;
+        if !self.user_exists(user).await? {
+            return Err(CatalogError::NotFound(format!("no user named {user}")));
+        }
+        let token = generate_token();
+        let id = generate_token_id();
+        let now = now_secs();
+        sqlx::query(
+            "INSERT INTO tokens (id, username, token_hash, scope, created_at, expires_at, last_used_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, 0)",
+        )
+        .bind(&id)
+        .bind(user)
+        .bind(hash_token(&token))
+        .bind(scope.as_str())
+        .bind(now)
+        .bind(expires_at.unwrap_or(0))
+        .execute(&self.pool)
+        .await
+        .map_err(map_db)?;
+        let info = TokenInfo {
+            id,
+            user: user.to_string(),
+            scope,
+            created_at: rfc3339(now),
+            expires_at: expires_at.map(rfc3339),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        Ok((info, token))
     }
 
-    /// Like [`Db::user_by_token_hash`], with the state version read in the same query.
-    pub async fn user_and_state_by_token_hash(
-        &self,
-        hash: &str,
-    ) -> CatalogResult<Option<(String, String, i64)>> {
+    /// The tokens of `user`, oldest first (never the tokens themselves).
+    pub async fn tokens_of(&self, user: &str) -> CatalogResult<Vec<TokenInfo>> {
+        let rows = sqlx::query(
+            "SELECT id, username, scope, created_at, expires_at, last_used_at, revoked_at \
+             FROM tokens WHERE username = $1 ORDER BY created_at, id",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_db)?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// Revokes token `id`; its record (or `None` if there is no such token).
+    pub async fn revoke_token(&self, id: &str) -> CatalogResult<Option<TokenInfo>> {
+        sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at = 0")
+            .bind(now_secs())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_db)?;
         let row = sqlx::query(
-            "SELECT u.name, u.token_hash, s.version FROM users u CROSS JOIN catalog_state s \
-             WHERE u.token_hash = $1 AND s.id = 1",
+            "SELECT id, username, scope, created_at, expires_at, last_used_at, revoked_at \
+             FROM tokens WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_db)?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    /// The token with this hash, with the state version read in the same query.
+    pub async fn token_by_hash(&self, hash: &str) -> CatalogResult<Option<TokenRow>> {
+        let row = sqlx::query(
+            "SELECT t.id, t.username, t.token_hash, t.scope, t.created_at, t.expires_at, \
+             t.last_used_at, t.revoked_at, s.version FROM tokens t CROSS JOIN catalog_state s \
+             WHERE t.token_hash = $1 AND s.id = 1",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
         .await
         .map_err(map_db)?;
         row.map(|r| {
-            Ok((
-                get_str(&r, "name")?,
-                get_str(&r, "token_hash")?,
-                get_i64(&r, "version")?,
-            ))
+            Ok(TokenRow {
+                info: token_from_row(&r)?,
+                token_hash: get_str(&r, "token_hash")?,
+                expires_at: get_i64(&r, "expires_at")?,
+                last_used_at: get_i64(&r, "last_used_at")?,
+                revoked_at: get_i64(&r, "revoked_at")?,
+                state_version: get_i64(&r, "version")?,
+            })
         })
         .transpose()
+    }
+
+    /// Records that token `id` was used at `now`.
+    pub async fn touch_token(&self, id: &str, now: i64) -> CatalogResult<()> {
+        sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_db)?;
+        Ok(())
     }
 
     // ---- catalogs -------------------------------------------------------------------------
@@ -565,6 +737,13 @@ impl Db {
             insert_key(&mut *tx, name, key_name, key, now).await?;
         }
         bump_state(&mut tx).await?;
+        let entry = Audit {
+            actor: owner,
+            action: "create",
+            subject: name.to_string(),
+            detail: serde_json::json!({"store_url": store_url, "keys": keys.iter().map(|(n, _)| n).collect::<Vec<_>>()}),
+        };
+        audit(&mut tx, name, &entry).await?;
         tx.commit().await.map_err(map_db)
     }
 
@@ -577,9 +756,13 @@ impl Db {
         get_i64(&row, "version")
     }
 
-    /// Sets the store URL.
     /// Sets the store URL (a change of the catalog: its generation moves on).
-    pub async fn set_store(&self, catalog: &str, store_url: &str) -> CatalogResult<()> {
+    pub async fn set_store(
+        &self,
+        catalog: &str,
+        store_url: &str,
+        actor: &str,
+    ) -> CatalogResult<()> {
         let mut tx = self.pool.begin().await.map_err(map_db)?;
         sqlx::query("UPDATE catalogs SET store_url = $1 WHERE name = $2")
             .bind(store_url)
@@ -588,16 +771,208 @@ impl Db {
             .await
             .map_err(map_db)?;
         bump_generation(&mut tx, catalog).await?;
+        let entry = Audit {
+            actor,
+            action: "set-store",
+            subject: catalog.to_string(),
+            detail: serde_json::json!({"store_url": store_url}),
+        };
+        audit(&mut tx, catalog, &entry).await?;
         tx.commit().await.map_err(map_db)
     }
 
     /// Adds a trusted key (no-op if present; else the catalog's generation moves on).
-    pub async fn add_key(&self, catalog: &str, key_name: &str, key: &str) -> CatalogResult<()> {
+    pub async fn add_key(
+        &self,
+        catalog: &str,
+        key_name: &str,
+        key: &str,
+        actor: &str,
+    ) -> CatalogResult<()> {
         let mut tx = self.pool.begin().await.map_err(map_db)?;
         if insert_key(&mut *tx, catalog, key_name, key, now_secs()).await? {
             bump_generation(&mut tx, catalog).await?;
+            let entry = Audit {
+                actor,
+                action: "add-key",
+                subject: key_name.to_string(),
+                detail: serde_json::json!({"public_key": key}),
+            };
+            audit(&mut tx, catalog, &entry).await?;
         }
         tx.commit().await.map_err(map_db)
+    }
+
+    /// Removes every trusted key named `key_name`; how many were removed.
+    pub async fn remove_key(
+        &self,
+        catalog: &str,
+        key_name: &str,
+        actor: &str,
+    ) -> CatalogResult<u64> {
+        let mut tx = self.pool.begin().await.map_err(map_db)?;
+        let res = sqlx::query("DELETE FROM catalog_keys WHERE catalog = $1 AND key_name = $2")
+            .bind(catalog)
+            .bind(key_name)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_db)?;
+        let removed = res.rows_affected();
+        if removed > 0 {
+            bump_generation(&mut tx, catalog).await?;
+            let entry = Audit {
+                actor,
+                action: "remove-key",
+                subject: key_name.to_string(),
+                detail: serde_json::json!({}),
+            };
+            audit(&mut tx, catalog, &entry).await?;
+        }
+        tx.commit().await.map_err(map_db)?;
+        Ok(removed)
+    }
+
+    /// Records a change made outside the database (a GC of the store, a re-sign).
+    pub async fn record(&self, catalog: &str, entry: &Audit<'_>) -> CatalogResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_db)?;
+        bump_state(&mut tx).await?;
+        audit(&mut tx, catalog, entry).await?;
+        tx.commit().await.map_err(map_db)
+    }
+
+    /// The newest `limit` entries of `catalog`'s audit log, newest first.
+    pub async fn audit_log(&self, catalog: &str, limit: i64) -> CatalogResult<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, action, subject, detail FROM audit_log \
+             WHERE catalog = $1 ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(catalog)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    seq: get_i64(r, "seq")?,
+                    at: rfc3339(get_i64(r, "at")?),
+                    actor: get_str(r, "actor")?,
+                    action: get_str(r, "action")?,
+                    subject: get_str(r, "subject")?,
+                    detail: serde_json::from_str(&get_str(r, "detail")?).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Flags (or, with `yanked == false`, unflags) every build of `package` `version`, and
+    /// moves the package's latest version to the highest version not yanked, in one
+    /// transaction. How many builds changed; `None` when there is no such version.
+    pub async fn set_yanked(
+        &self,
+        catalog: &str,
+        package: &str,
+        version: &str,
+        yanked: bool,
+        actor: &str,
+    ) -> CatalogResult<Option<u64>> {
+        let mut tx = self.pool.begin().await.map_err(map_db)?;
+        let now = now_secs();
+        // Write first (SQLite must take the write lock before reading anything).
+        let res = sqlx::query(if yanked {
+            "UPDATE builds SET yanked_at = $4 WHERE catalog = $1 AND package = $2 AND version = $3 AND yanked_at = 0"
+        } else {
+            "UPDATE builds SET yanked_at = 0 WHERE catalog = $1 AND package = $2 AND version = $3 AND yanked_at <> $4"
+        })
+        .bind(catalog)
+        .bind(package)
+        .bind(version)
+        .bind(if yanked { now } else { 0 })
+        .execute(&mut *tx)
+        .await
+        .map_err(map_db)?;
+        let changed = res.rows_affected();
+        if changed == 0 {
+            let exists = sqlx::query(
+                "SELECT COUNT(*) AS n FROM builds WHERE catalog = $1 AND package = $2 AND version = $3",
+            )
+            .bind(catalog)
+            .bind(package)
+            .bind(version)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_db)?;
+            let n = get_i64(&exists, "n")?;
+            tx.commit().await.map_err(map_db)?;
+            return Ok((n > 0).then_some(0));
+        }
+        // The newest version not yanked becomes the latest; with none, the newest of all,
+        // and the package leaves listings.
+        let rows = sqlx::query(
+            "SELECT version, description, yanked_at FROM builds WHERE catalog = $1 AND package = $2",
+        )
+        .bind(catalog)
+        .bind(package)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_db)?;
+        let mut best: Option<(String, String, bool)> = None;
+        for r in &rows {
+            let v = get_str(r, "version")?;
+            let live = get_i64(r, "yanked_at")? == 0;
+            let better = match &best {
+                None => true,
+                Some((bv, _, blive)) => {
+                    (live && !blive)
+                        || (live == *blive && super::validate::compare_versions(&v, bv).is_gt())
+                }
+            };
+            if better {
+                best = Some((v, get_str(r, "description")?, live));
+            }
+        }
+        if let Some((latest, description, live)) = best {
+            sqlx::query(
+                "UPDATE packages SET latest_version = $3, description = $4, all_yanked = $5 \
+                 WHERE catalog = $1 AND name = $2",
+            )
+            .bind(catalog)
+            .bind(package)
+            .bind(latest)
+            .bind(description)
+            .bind(i64::from(!live))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_db)?;
+        }
+        bump_generation(&mut tx, catalog).await?;
+        let entry = Audit {
+            actor,
+            action: if yanked { "yank" } else { "unyank" },
+            subject: format!("{catalog}/{package}@{version}"),
+            detail: serde_json::json!({"builds": changed}),
+        };
+        audit(&mut tx, catalog, &entry).await?;
+        tx.commit().await.map_err(map_db)?;
+        Ok(Some(changed))
+    }
+
+    /// Every store path the registered builds of `catalog` need (their closures, yanked
+    /// builds included), sorted and unique.
+    pub async fn live_paths(&self, catalog: &str) -> CatalogResult<Vec<String>> {
+        let rows = sqlx::query("SELECT store_path, closure FROM builds WHERE catalog = $1")
+            .bind(catalog)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_db)?;
+        let mut out = std::collections::BTreeSet::new();
+        for r in &rows {
+            out.insert(get_str(r, "store_path")?);
+            let closure: Vec<super::ClosurePath> =
+                serde_json::from_str(&get_str(r, "closure")?).map_err(internal)?;
+            out.extend(closure.into_iter().map(|c| c.store_path));
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// Trusted keys of a catalog, oldest first.
@@ -613,7 +988,7 @@ impl Db {
     }
 
     /// Adds `user` to the allowlist (no-op if present).
-    pub async fn allow(&self, catalog: &str, user: &str) -> CatalogResult<()> {
+    pub async fn allow(&self, catalog: &str, user: &str, actor: &str) -> CatalogResult<()> {
         let mut tx = self.pool.begin().await.map_err(map_db)?;
         let res = sqlx::query(
             "INSERT INTO allowlist (catalog, username, added_at) VALUES ($1, $2, $3) \
@@ -627,12 +1002,19 @@ impl Db {
         .map_err(map_db)?;
         if res.rows_affected() > 0 {
             bump_state(&mut tx).await?;
+            let entry = Audit {
+                actor,
+                action: "allow",
+                subject: user.to_string(),
+                detail: serde_json::json!({}),
+            };
+            audit(&mut tx, catalog, &entry).await?;
         }
         tx.commit().await.map_err(map_db)
     }
 
     /// Removes `user` from the allowlist; whether it was there.
-    pub async fn revoke(&self, catalog: &str, user: &str) -> CatalogResult<bool> {
+    pub async fn revoke(&self, catalog: &str, user: &str, actor: &str) -> CatalogResult<bool> {
         let mut tx = self.pool.begin().await.map_err(map_db)?;
         let res = sqlx::query("DELETE FROM allowlist WHERE catalog = $1 AND username = $2")
             .bind(catalog)
@@ -643,6 +1025,13 @@ impl Db {
         let removed = res.rows_affected() > 0;
         if removed {
             bump_state(&mut tx).await?;
+            let entry = Audit {
+                actor,
+                action: "revoke",
+                subject: user.to_string(),
+                detail: serde_json::json!({}),
+            };
+            audit(&mut tx, catalog, &entry).await?;
         }
         tx.commit().await.map_err(map_db)?;
         Ok(removed)
@@ -682,6 +1071,13 @@ impl Db {
         }
         crate::failpoint::pause("register-transaction").await;
         bump_generation(&mut tx, &b.org).await?;
+        let entry = Audit {
+            actor: published_by,
+            action: "publish",
+            subject: format!("{}/{}@{}", b.org, b.package, b.version),
+            detail: serde_json::json!({"system": b.system, "store_path": b.store_path, "key": key_name}),
+        };
+        audit(&mut tx, &b.org, &entry).await?;
         tx.commit().await.map_err(map_db)?;
         let record = self
             .build(&b.org, &b.package, &b.version, &b.system)
@@ -732,6 +1128,13 @@ impl Db {
         }
         if created > 0 {
             bump_generation(&mut tx, catalog).await?;
+            let entry = Audit {
+                actor: published_by,
+                action: "import",
+                subject: catalog.to_string(),
+                detail: serde_json::json!({"created": created, "already_published": existing}),
+            };
+            audit(&mut tx, catalog, &entry).await?;
         }
         tx.commit().await.map_err(map_db)?;
         Ok((created, existing))
@@ -833,7 +1236,7 @@ impl Db {
             .map_err(map_db)?
             .unwrap_or(-1);
         let rows = sqlx::query(
-            "SELECT name, latest_version, description FROM packages WHERE catalog = $1 ORDER BY name",
+            "SELECT name, latest_version, description FROM packages WHERE catalog = $1 AND all_yanked = 0 ORDER BY name",
         )
         .bind(catalog)
         .fetch_all(&mut *tx)
@@ -859,7 +1262,7 @@ impl Db {
 
 const BUILD_COLUMNS: &str = "SELECT catalog, package, version, system, description, store_path, \
      narinfo_url, nar_hash, nar_size, refs, signature, key_name, source_url, revision, branch, \
-     build_name, installed, published_by, published_at, ca, closure FROM builds";
+     build_name, installed, published_by, published_at, ca, closure, yanked_at FROM builds";
 
 async fn insert_key<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     ex: E,
@@ -930,6 +1333,30 @@ fn build_from_row(row: &AnyRow) -> CatalogResult<BuildRecord> {
         published_at: rfc3339(get_i64(row, "published_at")?),
         ca: get_str(row, "ca")?,
         closure: serde_json::from_str(&get_str(row, "closure")?).map_err(internal)?,
+        yanked_at: match get_i64(row, "yanked_at")? {
+            0 => None,
+            t => Some(rfc3339(t)),
+        },
+    })
+}
+
+fn token_from_row(row: &AnyRow) -> CatalogResult<TokenInfo> {
+    let when = |col: &str| -> CatalogResult<Option<String>> {
+        Ok(match get_i64(row, col)? {
+            0 => None,
+            t => Some(rfc3339(t)),
+        })
+    };
+    let scope = get_str(row, "scope")?;
+    Ok(TokenInfo {
+        id: get_str(row, "id")?,
+        user: get_str(row, "username")?,
+        scope: Scope::parse(&scope)
+            .ok_or_else(|| CatalogError::Internal(format!("token with unknown scope {scope:?}")))?,
+        created_at: rfc3339(get_i64(row, "created_at")?),
+        expires_at: when("expires_at")?,
+        last_used_at: when("last_used_at")?,
+        revoked_at: when("revoked_at")?,
     })
 }
 

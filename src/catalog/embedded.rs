@@ -6,17 +6,19 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::db::Audit;
 use super::db::{CatalogRow, Db, Inserted};
 use super::search::{SearchCache, etag_for, insert_bounded};
 use super::validate::{
     compare_versions, rfc3339, validate_new_build, validate_revision, validate_store_url,
-    validate_system,
+    validate_system, validate_version,
 };
 use super::{
-    BatchOutcome, BuildRecord, Catalog, CatalogError, CatalogInfo, CatalogResult, CheckBuild,
-    Listing, MAX_BATCH, MAX_SEARCH_LIMIT, NewBuild, PackageDetail, RegisterOutcome, RegisterStatus,
-    Role, SearchHit, VersionDetail, parse_public_key, validate_org_name, validate_package_name,
-    validate_user_name, verify_signature,
+    AuditEntry, BatchOutcome, BuildRecord, Catalog, CatalogError, CatalogInfo, CatalogResult,
+    CheckBuild, Identity, Listing, LivePaths, MAX_AUDIT_ENTRIES, MAX_BATCH, MAX_SEARCH_LIMIT,
+    NewBuild, PackageDetail, RecordRequest, RegisterOutcome, RegisterStatus, Role, Scope,
+    SearchHit, VersionDetail, YankOutcome, parse_public_key, validate_org_name,
+    validate_package_name, validate_user_name, verify_signature,
 };
 
 /// A migrated database plus the per-process caches; shared by all users' views.
@@ -90,12 +92,14 @@ impl CatalogBackend {
         &self.db
     }
 
-    /// A view of the catalog acting as `user` (who must exist).
+    /// A view of the catalog acting as `user` (who must exist), with every scope (a local
+    /// catalog, or the operator's own tools).
     pub fn as_user(self: &Arc<Self>, user: &str) -> EmbeddedCatalog {
         EmbeddedCatalog {
             backend: Arc::clone(self),
             user: Arc::from(user),
             state: None,
+            token: None,
         }
     }
 
@@ -110,6 +114,14 @@ impl CatalogBackend {
     }
 }
 
+/// The token a view acts with: what it may do.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub id: String,
+    pub scope: Scope,
+    pub expires_at: Option<String>,
+}
+
 /// The catalog over a database, acting as one user. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EmbeddedCatalog {
@@ -117,6 +129,8 @@ pub struct EmbeddedCatalog {
     user: Arc<str>,
     /// The state version read at the start of a request (see [`CatalogBackend::as_user_at_state`]).
     state: Option<i64>,
+    /// The request's token; `None`: every scope (a local catalog).
+    token: Option<Arc<TokenGrant>>,
 }
 
 /// The local OS user's name: `$USER` when it is a valid user name, else `uid-<uid>`.
@@ -141,7 +155,45 @@ fn owner_only(org: &str) -> CatalogError {
     ))
 }
 
+fn scope_too_narrow(have: Scope, need: Scope, what: &str) -> CatalogError {
+    CatalogError::Forbidden(format!(
+        "this token's scope is {have}; {what} needs a {need} token{}",
+        if need == Scope::Admin {
+            ""
+        } else {
+            " or an admin one"
+        }
+    ))
+}
+
 impl EmbeddedCatalog {
+    /// This view limited to what `token` may do.
+    pub fn with_token(mut self, token: TokenGrant) -> EmbeddedCatalog {
+        self.token = Some(Arc::new(token));
+        self
+    }
+
+    /// The scope this view acts with.
+    pub fn scope(&self) -> Scope {
+        self.token.as_ref().map_or(Scope::Admin, |t| t.scope)
+    }
+
+    fn need(&self, need: Scope, what: &str) -> CatalogResult<()> {
+        let have = self.scope();
+        if have >= need {
+            Ok(())
+        } else {
+            Err(scope_too_narrow(have, need, what))
+        }
+    }
+
+    /// The catalog if the caller owns it and the token allows `need` (`what` words it).
+    async fn owned_for(&self, org: &str, need: Scope, what: &str) -> CatalogResult<CatalogRow> {
+        let row = self.owned(org).await?;
+        self.need(need, what)?;
+        Ok(row)
+    }
+
     /// Opens (creating if needed) a local catalog file, owned by the local OS user.
     pub async fn open(path: &Path) -> CatalogResult<EmbeddedCatalog> {
         let text = path.to_str().ok_or_else(|| {
@@ -270,6 +322,7 @@ impl Catalog for EmbeddedCatalog {
     ) -> CatalogResult<CatalogInfo> {
         validate_org_name(org)?;
         validate_store_url(store_url)?;
+        self.need(Scope::Admin, "creating a catalog")?;
         let keys = keys
             .iter()
             .map(|k| canonical_key(k))
@@ -303,28 +356,32 @@ impl Catalog for EmbeddedCatalog {
     async fn set_store(&self, org: &str, store_url: &str) -> CatalogResult<CatalogInfo> {
         validate_org_name(org)?;
         validate_store_url(store_url)?;
-        self.owned(org).await?;
-        self.db().set_store(org, store_url).await?;
+        self.owned_for(org, Scope::Admin, "changing the store")
+            .await?;
+        self.db().set_store(org, store_url, &self.user).await?;
         self.catalog(org).await
     }
 
     async fn add_key(&self, org: &str, public_key: &str) -> CatalogResult<CatalogInfo> {
         validate_org_name(org)?;
         let (name, key) = canonical_key(public_key)?;
-        self.owned(org).await?;
-        self.db().add_key(org, &name, &key).await?;
+        self.owned_for(org, Scope::Admin, "changing the trusted keys")
+            .await?;
+        self.db().add_key(org, &name, &key, &self.user).await?;
         self.catalog(org).await
     }
 
     async fn allow(&self, org: &str, user: &str) -> CatalogResult<Vec<String>> {
         validate_org_name(org)?;
         validate_user_name(user)?;
-        let row = self.owned(org).await?;
+        let row = self
+            .owned_for(org, Scope::Admin, "managing the allowlist")
+            .await?;
         if !self.db().user_exists(user).await? {
             return Err(CatalogError::NotFound(format!("no user named {user}")));
         }
         if row.owner != user {
-            self.db().allow(org, user).await?;
+            self.db().allow(org, user, &self.user).await?;
         }
         self.db().allowlist(org).await
     }
@@ -332,19 +389,22 @@ impl Catalog for EmbeddedCatalog {
     async fn revoke(&self, org: &str, user: &str) -> CatalogResult<Vec<String>> {
         validate_org_name(org)?;
         validate_user_name(user)?;
-        self.owned(org).await?;
-        self.db().revoke(org, user).await?;
+        self.owned_for(org, Scope::Admin, "managing the allowlist")
+            .await?;
+        self.db().revoke(org, user, &self.user).await?;
         self.db().allowlist(org).await
     }
 
     async fn allowlist(&self, org: &str) -> CatalogResult<Vec<String>> {
-        self.owned(org).await?;
+        self.owned_for(org, Scope::Admin, "managing the allowlist")
+            .await?;
         self.db().allowlist(org).await
     }
 
     async fn register_build(&self, build: &NewBuild) -> CatalogResult<RegisterOutcome> {
         validate_new_build(build)?;
-        self.owned(&build.org).await?;
+        self.owned_for(&build.org, Scope::Publish, "publishing")
+            .await?;
         let keys = self.db().keys(&build.org).await?;
         let key_name = verify_signature(
             &build.store_path,
@@ -400,7 +460,7 @@ impl Catalog for EmbeddedCatalog {
                 ))));
             }
         }
-        self.owned(org).await?;
+        self.owned_for(org, Scope::Publish, "publishing").await?;
         let keys = self.db().keys(org).await?;
         let mut signed = Vec::with_capacity(builds.len());
         for b in builds {
@@ -518,6 +578,109 @@ impl Catalog for EmbeddedCatalog {
         );
         Ok(detail.as_ref().clone())
     }
+
+    async fn identity(&self) -> CatalogResult<Identity> {
+        Ok(Identity {
+            user: self.user.to_string(),
+            scope: self.scope(),
+            token_id: self.token.as_ref().map(|t| t.id.clone()),
+            expires_at: self.token.as_ref().and_then(|t| t.expires_at.clone()),
+        })
+    }
+
+    async fn yank(
+        &self,
+        org: &str,
+        package: &str,
+        version: &str,
+        yanked: bool,
+    ) -> CatalogResult<YankOutcome> {
+        validate_org_name(org)?;
+        validate_package_name(package)?;
+        validate_version(version)?;
+        self.owned_for(org, Scope::Publish, "yanking").await?;
+        let changed = self
+            .db()
+            .set_yanked(org, package, version, yanked, &self.user)
+            .await?
+            .ok_or_else(|| {
+                CatalogError::NotFound(format!("{org}/{package} has no version {version}"))
+            })?;
+        let latest = self
+            .db()
+            .package(org, package)
+            .await?
+            .map(|p| p.latest_version)
+            .unwrap_or_default();
+        if changed > 0 {
+            tracing::info!(org, package, version, yanked, user = %self.user, "yank changed");
+        }
+        Ok(YankOutcome {
+            name: format!("{org}/{package}"),
+            version: version.to_string(),
+            yanked,
+            changed,
+            latest_version: latest,
+        })
+    }
+
+    async fn remove_key(&self, org: &str, key_name: &str) -> CatalogResult<CatalogInfo> {
+        validate_org_name(org)?;
+        self.owned_for(org, Scope::Admin, "changing the trusted keys")
+            .await?;
+        if self.db().remove_key(org, key_name, &self.user).await? == 0 {
+            return Err(CatalogError::NotFound(format!(
+                "catalog {org} trusts no key named {}",
+                super::quote(key_name)
+            )));
+        }
+        self.catalog(org).await
+    }
+
+    async fn audit_log(&self, org: &str, limit: usize) -> CatalogResult<Vec<AuditEntry>> {
+        validate_org_name(org)?;
+        self.owned_for(org, Scope::Admin, "reading the audit log")
+            .await?;
+        let limit = limit.clamp(1, MAX_AUDIT_ENTRIES);
+        self.db()
+            .audit_log(org, i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+    }
+
+    async fn live_paths(&self, org: &str) -> CatalogResult<LivePaths> {
+        validate_org_name(org)?;
+        let row = self
+            .owned_for(org, Scope::Admin, "collecting garbage")
+            .await?;
+        Ok(LivePaths {
+            store_url: row.store_url,
+            paths: self.db().live_paths(org).await?,
+        })
+    }
+
+    async fn record(&self, org: &str, request: &RecordRequest) -> CatalogResult<()> {
+        validate_org_name(org)?;
+        if !matches!(request.action.as_str(), "gc" | "re-sign") {
+            return Err(CatalogError::BadRequest(format!(
+                "unknown action {}: record `gc` or `re-sign`",
+                super::quote(&request.action)
+            )));
+        }
+        if request.detail.to_string().len() > 64 * 1024 {
+            return Err(CatalogError::BadRequest(
+                "the detail of a record must be at most 64 KiB of JSON".into(),
+            ));
+        }
+        self.owned_for(org, Scope::Admin, "recording store maintenance")
+            .await?;
+        let entry = Audit {
+            actor: &self.user,
+            action: &request.action,
+            subject: org.to_string(),
+            detail: request.detail.clone(),
+        };
+        self.db().record(org, &entry).await
+    }
 }
 
 impl EmbeddedCatalog {
@@ -532,9 +695,13 @@ impl EmbeddedCatalog {
         let mut versions: Vec<VersionDetail> = Vec::new();
         for b in builds {
             match versions.last_mut() {
-                Some(v) if v.version == b.version => v.builds.push(b),
+                Some(v) if v.version == b.version => {
+                    v.yanked |= b.yanked_at.is_some();
+                    v.builds.push(b)
+                }
                 _ => versions.push(VersionDetail {
                     version: b.version.clone(),
+                    yanked: b.yanked_at.is_some(),
                     builds: vec![b],
                 }),
             }

@@ -12,9 +12,9 @@ pub enum CatalogError {
     /// The request clashes with what is already there (an immutable version, a taken name).
     #[error("{0}")]
     Conflict(String),
-    /// No token, or a token the catalog does not know.
-    #[error("the catalog rejected your token; set PUBDECK_TOKEN or run `pubdeck login`")]
-    Unauthorized,
+    /// No token, a token the catalog does not know, or one that expired or was revoked.
+    #[error("{}", .0.message())]
+    Unauthorized(AuthProblem),
     /// The service could not be reached.
     #[error("cannot reach the catalog at {url} ({reason})")]
     Unreachable {
@@ -31,12 +31,43 @@ pub enum CatalogError {
     Internal(String),
 }
 
+/// Why the catalog refused a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthProblem {
+    /// No token, or one the catalog does not know.
+    Rejected,
+    /// The token expired at this time (RFC 3339).
+    Expired(String),
+    /// The token was revoked at this time (RFC 3339).
+    Revoked(String),
+}
+
+impl AuthProblem {
+    fn message(&self) -> String {
+        match self {
+            AuthProblem::Rejected => {
+                "the catalog rejected your token; set PUBDECK_TOKEN or run `pubdeck login`".into()
+            }
+            AuthProblem::Expired(at) => format!("your catalog token expired at {at}"),
+            AuthProblem::Revoked(at) => format!("your catalog token was revoked at {at}"),
+        }
+    }
+}
+
 impl crate::event::Hinted for CatalogError {
     /// A one-line fix, where one exists.
     fn hint(&self) -> Option<String> {
         match self {
-            CatalogError::Unauthorized => Some(
+            CatalogError::Unauthorized(AuthProblem::Rejected) => Some(
                 "ask the catalog admin for a token (`pubdeck user add NAME`), then export PUBDECK_TOKEN=…"
+                    .into(),
+            ),
+            CatalogError::Unauthorized(_) => Some(
+                "ask the service's admin for a new token (`pubdeck user token create YOU --scope read|publish|admin`), then `pubdeck login URL` with it"
+                    .into(),
+            ),
+            CatalogError::Forbidden(m) if m.contains("token's scope") => Some(
+                "use a token with a wider scope (`pubdeck user token create YOU --scope publish` or `admin`)"
                     .into(),
             ),
             CatalogError::Unreachable { .. } => Some(
@@ -66,7 +97,9 @@ impl CatalogError {
             CatalogError::NotFound(_) => "not_found",
             CatalogError::Forbidden(_) => "forbidden",
             CatalogError::Conflict(_) => "conflict",
-            CatalogError::Unauthorized => "unauthorized",
+            CatalogError::Unauthorized(AuthProblem::Rejected) => "unauthorized",
+            CatalogError::Unauthorized(AuthProblem::Expired(_)) => "token_expired",
+            CatalogError::Unauthorized(AuthProblem::Revoked(_)) => "token_revoked",
             CatalogError::Unreachable { .. } => "unreachable",
             CatalogError::BadRequest(_) => "bad_request",
             CatalogError::Internal(_) => "internal",

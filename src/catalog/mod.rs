@@ -21,7 +21,7 @@ use std::future::Future;
 
 pub use client::CatalogClient;
 pub use embedded::EmbeddedCatalog;
-pub use error::CatalogError;
+pub use error::{AuthProblem, CatalogError};
 pub use types::*;
 
 /// Result type of every catalog operation.
@@ -113,7 +113,42 @@ pub trait Catalog: Send + Sync {
         org: &str,
         package: &str,
     ) -> impl Future<Output = CatalogResult<PackageDetail>> + Send;
+    /// The caller: user, the token's scope and expiry.
+    fn identity(&self) -> impl Future<Output = CatalogResult<Identity>> + Send;
+    /// Yanks (`yanked`) or un-yanks every build of `org/package` `version` (owner, publish
+    /// scope). The records stay; a yanked version is skipped for "latest".
+    fn yank(
+        &self,
+        org: &str,
+        package: &str,
+        version: &str,
+        yanked: bool,
+    ) -> impl Future<Output = CatalogResult<YankOutcome>> + Send;
+    /// Stops trusting the keys named `key_name` (owner, admin scope).
+    fn remove_key(
+        &self,
+        org: &str,
+        key_name: &str,
+    ) -> impl Future<Output = CatalogResult<CatalogInfo>> + Send;
+    /// The newest `limit` entries of the audit log, newest first (owner, admin scope).
+    fn audit_log(
+        &self,
+        org: &str,
+        limit: usize,
+    ) -> impl Future<Output = CatalogResult<Vec<AuditEntry>>> + Send;
+    /// Every store path the registered builds need, for GC (owner, admin scope).
+    fn live_paths(&self, org: &str) -> impl Future<Output = CatalogResult<LivePaths>> + Send;
+    /// Records a change made to the store outside the catalog: `gc`, `re-sign` (owner, admin
+    /// scope).
+    fn record(
+        &self,
+        org: &str,
+        request: &RecordRequest,
+    ) -> impl Future<Output = CatalogResult<()>> + Send;
 }
+
+/// Most audit-log entries one request returns.
+pub const MAX_AUDIT_ENTRIES: usize = 10_000;
 
 /// A catalog chosen at run time: the service or a local file.
 #[derive(Clone, Debug)]
@@ -183,6 +218,30 @@ impl Catalog for AnyCatalog {
     }
     async fn show(&self, org: &str, package: &str) -> CatalogResult<PackageDetail> {
         dispatch!(self, c => c.show(org, package))
+    }
+    async fn identity(&self) -> CatalogResult<Identity> {
+        dispatch!(self, c => c.identity())
+    }
+    async fn yank(
+        &self,
+        org: &str,
+        package: &str,
+        version: &str,
+        yanked: bool,
+    ) -> CatalogResult<YankOutcome> {
+        dispatch!(self, c => c.yank(org, package, version, yanked))
+    }
+    async fn remove_key(&self, org: &str, key_name: &str) -> CatalogResult<CatalogInfo> {
+        dispatch!(self, c => c.remove_key(org, key_name))
+    }
+    async fn audit_log(&self, org: &str, limit: usize) -> CatalogResult<Vec<AuditEntry>> {
+        dispatch!(self, c => c.audit_log(org, limit))
+    }
+    async fn live_paths(&self, org: &str) -> CatalogResult<LivePaths> {
+        dispatch!(self, c => c.live_paths(org))
+    }
+    async fn record(&self, org: &str, request: &RecordRequest) -> CatalogResult<()> {
+        dispatch!(self, c => c.record(org, request))
     }
 }
 

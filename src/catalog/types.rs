@@ -138,6 +138,9 @@ pub struct BuildRecord {
     /// Every store path the build needs, itself included (empty for old builds).
     #[serde(default)]
     pub closure: Vec<ClosurePath>,
+    /// When its version was yanked (RFC 3339); `None` when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yanked_at: Option<String>,
 }
 
 /// Whether a registration created a record.
@@ -250,6 +253,9 @@ pub struct PackageDetail {
 pub struct VersionDetail {
     /// Version.
     pub version: String,
+    /// Yanked: skipped for the latest version and `upgrade`, still installable when pinned.
+    #[serde(default)]
+    pub yanked: bool,
     /// Builds, one per system, sorted by system.
     pub builds: Vec<BuildRecord>,
 }
@@ -309,4 +315,123 @@ pub struct BatchOutcome {
     pub created: usize,
     /// Builds already there with the same NAR hash.
     pub already_published: usize,
+}
+
+/// What a token may do. Each scope includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Search, show, install.
+    Read,
+    /// Also register builds and yank versions.
+    Publish,
+    /// Also create catalogs and manage their store, keys, allowlist, GC and audit log.
+    Admin,
+}
+
+impl Scope {
+    /// `read`, `publish` or `admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Publish => "publish",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// The scope named `s`.
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "read" => Some(Scope::Read),
+            "publish" => Some(Scope::Publish),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A token as listed (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// `tok-…` (or `legacy-<user>` for a token from before scopes).
+    pub id: String,
+    /// Whose token it is.
+    pub user: String,
+    pub scope: Scope,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// `None`: never expires.
+    pub expires_at: Option<String>,
+    /// Last request made with it (to the minute); `None`: never used.
+    pub last_used_at: Option<String>,
+    /// `None`: not revoked.
+    pub revoked_at: Option<String>,
+}
+
+/// Who the catalog takes the caller for (`GET /v1/whoami`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub user: String,
+    pub scope: Scope,
+    /// The token's id; `None` for a local catalog (no token).
+    #[serde(default)]
+    pub token_id: Option<String>,
+    /// When the token expires; `None`: never.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+/// One entry of a catalog's audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Counts up from 1 per catalog.
+    pub seq: i64,
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// The user who did it.
+    pub actor: String,
+    /// `create`, `publish`, `import`, `yank`, `unyank`, `set-store`, `add-key`, `remove-key`,
+    /// `allow`, `revoke`, `gc`, `re-sign`.
+    pub action: String,
+    /// What it was done to: `org/pkg@ver`, a user, a key name, the catalog.
+    pub subject: String,
+    /// The details (counts, keys, URLs), as JSON.
+    pub detail: serde_json::Value,
+}
+
+/// What a yank (or its undo) did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct YankOutcome {
+    /// `org/package`.
+    pub name: String,
+    pub version: String,
+    /// The version's state now.
+    pub yanked: bool,
+    /// Builds whose flag changed (0: it was already so).
+    pub changed: u64,
+    /// The package's latest version now (the highest not yanked).
+    pub latest_version: String,
+}
+
+/// Body of `POST /v1/catalogs/{org}/log`: a change made outside the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordRequest {
+    /// `gc` or `re-sign`.
+    pub action: String,
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+/// Answer of `GET /v1/catalogs/{org}/live-paths`: what GC must keep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LivePaths {
+    pub store_url: String,
+    /// Every store path a registered build needs (yanked builds included), sorted.
+    pub paths: Vec<String>,
 }

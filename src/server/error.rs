@@ -41,7 +41,7 @@ impl From<CatalogError> for ApiError {
             CatalogError::NotFound(_) => StatusCode::NOT_FOUND,
             CatalogError::Forbidden(_) => StatusCode::FORBIDDEN,
             CatalogError::Conflict(_) => StatusCode::CONFLICT,
-            CatalogError::Unauthorized => StatusCode::UNAUTHORIZED,
+            CatalogError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             CatalogError::BadRequest(_) => StatusCode::BAD_REQUEST,
             CatalogError::Unreachable { .. } | CatalogError::Internal(_) => {
                 tracing::error!(error = %err, "request failed");

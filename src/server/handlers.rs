@@ -14,8 +14,8 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::catalog::{
     AddKeyRequest, Catalog, CatalogError, CheckBuild, CheckBuildQuery, CreateCatalogRequest,
-    DEFAULT_SEARCH_LIMIT, EmbeddedCatalog, Listing, NewBuild, RegisterBatchRequest, RegisterStatus,
-    SearchQuery, SetStoreRequest,
+    DEFAULT_SEARCH_LIMIT, EmbeddedCatalog, Listing, NewBuild, RecordRequest, RegisterBatchRequest,
+    RegisterStatus, SearchQuery, SetStoreRequest,
 };
 
 type ApiResult = Result<Response, ApiError>;
@@ -24,6 +24,7 @@ fn view(state: &AppState, caller: &Caller) -> EmbeddedCatalog {
     state
         .backend
         .as_user_at_state(&caller.user, caller.state_version)
+        .with_token(caller.token.clone())
 }
 
 fn ok<T: serde::Serialize>(value: T) -> ApiResult {
@@ -35,9 +36,72 @@ pub async fn health() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
-/// `GET /v1/whoami`
-pub async fn whoami(Extension(caller): Extension<Caller>) -> ApiResult {
-    ok(json!({"user": caller.user}))
+/// `GET /v1/whoami`: the user, the token's id, scope and expiry.
+pub async fn whoami(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult {
+    ok(view(&state, &caller).identity().await?)
+}
+
+/// `PUT /v1/catalogs/{org}/packages/{package}/versions/{version}/yank` (yank) and `DELETE`
+/// (undo).
+pub async fn yank(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    method: axum::http::Method,
+    ApiPath((org, package, version)): ApiPath<(String, String, String)>,
+) -> ApiResult {
+    let yanked = method != axum::http::Method::DELETE;
+    ok(view(&state, &caller)
+        .yank(&org, &package, &version, yanked)
+        .await?)
+}
+
+/// `DELETE /v1/catalogs/{org}/keys/{name}`
+pub async fn remove_key(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((org, name)): ApiPath<(String, String)>,
+) -> ApiResult {
+    ok(view(&state, &caller).remove_key(&org, &name).await?)
+}
+
+/// Query of `GET /v1/catalogs/{org}/log`.
+#[derive(Debug, serde::Deserialize)]
+pub struct LogQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /v1/catalogs/{org}/log?limit=`: newest first.
+pub async fn audit_log(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(org): ApiPath<String>,
+    ApiQuery(q): ApiQuery<LogQuery>,
+) -> ApiResult {
+    let limit = q.limit.unwrap_or(100);
+    ok(json!({"entries": view(&state, &caller).audit_log(&org, limit).await?}))
+}
+
+/// `POST /v1/catalogs/{org}/log`: records a GC or a re-sign done to the store.
+pub async fn record(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(org): ApiPath<String>,
+    ApiJson(body): ApiJson<RecordRequest>,
+) -> ApiResult {
+    view(&state, &caller).record(&org, &body).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /v1/catalogs/{org}/live-paths`
+pub async fn live_paths(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(org): ApiPath<String>,
+) -> ApiResult {
+    ok(view(&state, &caller).live_paths(&org).await?)
 }
 
 /// `POST /v1/catalogs`

@@ -23,7 +23,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -102,6 +102,16 @@ pub fn router(backend: Arc<CatalogBackend>) -> Router {
         .route("/catalogs/{org}", get(handlers::get_catalog))
         .route("/catalogs/{org}/store", put(handlers::set_store))
         .route("/catalogs/{org}/keys", post(handlers::add_key))
+        .route("/catalogs/{org}/keys/{name}", delete(handlers::remove_key))
+        .route(
+            "/catalogs/{org}/log",
+            get(handlers::audit_log).post(handlers::record),
+        )
+        .route("/catalogs/{org}/live-paths", get(handlers::live_paths))
+        .route(
+            "/catalogs/{org}/packages/{package}/versions/{version}/yank",
+            put(handlers::yank).delete(handlers::yank),
+        )
         .route("/catalogs/{org}/allowlist", get(handlers::allowlist))
         .route(
             "/catalogs/{org}/allowlist/{user}",
