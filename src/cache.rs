@@ -19,10 +19,12 @@ use crate::nar::{
 };
 use crate::narinfo::{self, NarInfo, NarInfoError};
 use crate::sign::{PublicKey, SecretKey};
-use crate::store::{ProgressSink, PutIfAbsent, PutOptions, Store};
+use crate::store::{ProgressSink, PutIfAbsent, PutOptions, PutOutcome, Store};
 
 /// Contents of `nix-cache-info` for a cache pubdeck writes.
-pub const NIX_CACHE_INFO: &str = "StoreDir: /nix/store\n";
+/// `WantMassQuery` and `Priority` as attic and cachix write them: Nix may ask this cache about
+/// many paths at once, and prefers cache.nixos.org (40) for what both have.
+pub const NIX_CACHE_INFO: &str = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 41\n";
 
 /// How NAR files in a cache are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -455,24 +457,41 @@ pub async fn add_path(
     ensure_cache_info(store).await?;
     let mut opts = put.clone();
     opts.content_hash = Some(info.file_hash.to_string());
-    store
-        .put_file(&format!("nar/{nar_name}"), nar_file, &opts, progress)
-        .await?;
-    let text = info.to_string();
-    let key = info.file_name();
-    match store.put_if_absent(&key, Bytes::from(text.clone())).await? {
-        PutIfAbsent::Created => Ok(Outcome::Added),
-        PutIfAbsent::SameContent => Ok(Outcome::AlreadyPresent),
-        PutIfAbsent::DifferentContent => {
-            let old = store.get(&key).await?;
-            check_same(
-                &store.url().object_url(&key),
-                &String::from_utf8_lossy(&old),
-                &text,
-            )?;
-            Ok(Outcome::AlreadyPresent)
+    let nar_key = format!("nar/{nar_name}");
+    // An object already there may be old garbage a `catalog gc` is about to delete: touching
+    // it puts it back under GC's grace period, and one deleted meanwhile is put again.
+    loop {
+        let put_nar = store.put_file(&nar_key, nar_file, &opts, progress).await?;
+        if !matches!(put_nar, PutOutcome::Skipped { .. }) || store.touch(&nar_key).await? {
+            break;
         }
     }
+    let text = info.to_string();
+    let key = info.file_name();
+    loop {
+        let outcome = match store.put_if_absent(&key, Bytes::from(text.clone())).await? {
+            PutIfAbsent::Created => return Ok(Outcome::Added),
+            PutIfAbsent::SameContent => Outcome::AlreadyPresent,
+            PutIfAbsent::DifferentContent => {
+                let old = store.get(&key).await?;
+                check_same(
+                    &store.url().object_url(&key),
+                    &String::from_utf8_lossy(&old),
+                    &text,
+                )?;
+                Outcome::AlreadyPresent
+            }
+        };
+        if store.touch(&key).await? {
+            return Ok(outcome);
+        }
+    }
+}
+
+/// Whether `info`'s narinfo and NAR are both in `store`, marking them as written now (see
+/// [`add_path`]): a dependency found this way is safe from a `catalog gc` running meanwhile.
+pub async fn refresh(store: &Store, info: &NarInfo) -> Result<bool, CacheError> {
+    Ok(store.touch(&info.file_name()).await? && store.touch(&info.url).await?)
 }
 
 /// Creates `nix-cache-info` unless there is one; an existing one must name `/nix/store`.
@@ -494,6 +513,21 @@ async fn ensure_cache_info(store: &Store) -> Result<(), CacheError> {
         .unwrap_or("/nix/store")
         .trim();
     if dir == "/nix/store" {
+        // A store created before these fields (or by Nix): add the ones it lacks.
+        let mut missing = String::new();
+        for line in NIX_CACHE_INFO.lines().skip(1) {
+            let field = line.split(':').next().unwrap_or(line);
+            if !text.lines().any(|l| l.split(':').next() == Some(field)) {
+                missing.push_str(line);
+                missing.push('\n');
+            }
+        }
+        if !missing.is_empty() {
+            let mut new = text.trim_end_matches('\n').to_string();
+            new.push('\n');
+            new.push_str(&missing);
+            store.replace("nix-cache-info", Bytes::from(new)).await?;
+        }
         Ok(())
     } else {
         Err(CacheError::ForeignStore {

@@ -206,7 +206,7 @@ pub async fn add_closure(
     let last = closure.len().saturating_sub(1);
     let mut out = Vec::with_capacity(closure.len());
     for (i, (p, info)) in closure.iter().zip(infos).enumerate() {
-        if i < last && store.exists(&info.file_name()).await? {
+        if i < last && cache::refresh(store, info).await? {
             out.push(Added::AlreadyThere);
             continue;
         }

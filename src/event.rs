@@ -155,6 +155,24 @@ pub enum Event {
     Published {
         reference: String,
     },
+    /// Progress of store maintenance: `done` of `total` objects.
+    Progress {
+        work: Work,
+        done: u64,
+        total: u64,
+    },
+}
+
+/// Store maintenance that reports [`Event::Progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Work {
+    /// GC reading the narinfos it keeps (to learn which NARs they need).
+    GcScan,
+    /// GC deleting.
+    GcDelete,
+    /// Re-sign adding a signature to each narinfo.
+    ReSign,
 }
 
 /// A failed operation as the engine hands it to a face: one sentence saying what went wrong

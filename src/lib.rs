@@ -16,6 +16,7 @@ pub mod failpoint;
 pub mod fsutil;
 pub mod git;
 pub mod install;
+pub mod lifecycle;
 pub mod manifest;
 pub mod nar;
 pub mod narinfo;

@@ -100,7 +100,7 @@ pub struct CatalogFlags {
 }
 
 impl CatalogFlags {
-    fn merge(&self, base: &Overrides) -> Overrides {
+    pub(crate) fn merge(&self, base: &Overrides) -> Overrides {
         let mut o = base.clone();
         if self.catalog.is_some() {
             o.catalog.clone_from(&self.catalog);
@@ -131,6 +131,9 @@ pub struct UserArgs {
 /// User administration on the service's database.
 #[derive(Subcommand, Debug, Clone)]
 pub enum UserCommand {
+    /// A user's tokens: create (with a scope and an expiry), list, revoke.
+    #[command(subcommand)]
+    Token(super::lifecycle::TokenCommand),
     /// Create a user and print its token once.
     Add {
         /// User name (letters, digits, '.', '_', '-').
@@ -195,6 +198,49 @@ pub enum CatalogCommand {
         org: String,
         /// Public key file (name:base64).
         pubfile: PathBuf,
+    },
+    /// Stop trusting the key named KEYNAME (after `re-sign`, to finish a rotation).
+    RemoveKey {
+        /// Catalog name.
+        org: String,
+        /// The key's name (the part before `:`).
+        keyname: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add the signature of a new key to every narinfo the catalog's builds need
+    /// (atomic per narinfo; run it again to resume).
+    ReSign {
+        /// Catalog name.
+        org: String,
+        /// The new secret key (the catalog must trust its public key already).
+        #[arg(long, value_name = "FILE")]
+        signing_key: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete what no registered build needs from the catalog's store.
+    Gc {
+        /// Catalog name.
+        org: String,
+        /// Only list what would go and the bytes freed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Keep objects younger than this (uploads in progress): 24h, 30m, 7d, …
+        #[arg(long, default_value = "24h", value_parser = super::lifecycle::parse_duration)]
+        grace: std::time::Duration,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit log: every publish, yank, GC, allowlist and key change (newest first).
+    Log {
+        /// Catalog name.
+        org: String,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
     },
     /// Let a user read the catalog.
     Allow {
@@ -285,7 +331,10 @@ pub fn serve_db(args: &ServeArgs, overrides: &Overrides) -> Result<String, super
 
 /// `pubdeck user add NAME [--db URL]`: prints the token once.
 pub async fn run_user(args: &UserArgs, overrides: &Overrides, out: &mut dyn Write) -> CliResult {
-    let UserCommand::Add { name, db, json } = &args.command;
+    let (name, db, json) = match &args.command {
+        UserCommand::Add { name, db, json } => (name, db, json),
+        UserCommand::Token(cmd) => return super::lifecycle::run_token(cmd, overrides, out).await,
+    };
     let settings = Settings::resolve(overrides)?;
     let db_url = db.clone().unwrap_or_else(|| settings.default_service_db());
     let db = Db::connect(&db_url).await?;
@@ -416,6 +465,54 @@ pub async fn run_catalog(
             let info = catalog.add_key(org, &key).await?;
             writeln!(out, "{} trusts {} key(s)", info.name, info.keys.len())?;
         }
+        CatalogCommand::RemoveKey { org, keyname, json } => {
+            let info = catalog.remove_key(org, keyname).await?;
+            if *json {
+                print_json(out, &info)?;
+            } else {
+                writeln!(
+                    out,
+                    "{} no longer trusts {keyname}; it trusts {} key(s)",
+                    info.name,
+                    info.keys.len()
+                )?;
+            }
+        }
+        CatalogCommand::ReSign {
+            org,
+            signing_key,
+            json,
+        } => {
+            super::lifecycle::run_resign(
+                &catalog,
+                &settings,
+                org,
+                signing_key.as_deref(),
+                *json,
+                out,
+            )
+            .await?;
+        }
+        CatalogCommand::Gc {
+            org,
+            dry_run,
+            grace,
+            json,
+        } => {
+            super::lifecycle::run_gc(&catalog, &settings, org, *dry_run, *grace, *json, out)
+                .await?;
+        }
+        CatalogCommand::Log { org, limit, json } => {
+            let entries = catalog.audit_log(org, *limit).await?;
+            if *json {
+                print_json(
+                    out,
+                    &serde_json::json!({"catalog": org, "entries": entries}),
+                )?;
+            } else {
+                super::lifecycle::print_log(&entries, out)?;
+            }
+        }
         CatalogCommand::Allow { org, user } => {
             catalog.allow(org, user).await?;
             writeln!(out, "{user} may now read {org}")?;
@@ -530,7 +627,11 @@ pub fn format_show(d: &PackageDetail) -> String {
     }
     let _ = writeln!(s, "versions");
     for v in &d.versions {
-        let _ = writeln!(s, "  {}", v.version);
+        if v.yanked {
+            let _ = writeln!(s, "  {} (yanked)", v.version);
+        } else {
+            let _ = writeln!(s, "  {}", v.version);
+        }
         for b in &v.builds {
             let _ = writeln!(s, "    {:<16} {}", b.system, b.store_path);
             let branch = if b.branch.is_empty() {

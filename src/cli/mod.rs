@@ -5,6 +5,7 @@
 //! hint; `--json` prints exactly one document on stdout.
 
 pub mod catalog;
+pub mod lifecycle;
 pub mod local;
 pub mod output;
 pub mod pipeline;
@@ -102,8 +103,15 @@ pub enum Command {
     Search(catalog::SearchArgs),
     /// Description, versions and builds of ORG/PKG.
     Show(catalog::ShowArgs),
-    /// Manage catalogs: create, set-store, add-key, allow, revoke, allowlist.
+    /// Manage catalogs: create, set-store, add-key, remove-key, re-sign, allow, revoke,
+    /// allowlist, import, gc, log.
     Catalog(catalog::CatalogArgs),
+    /// Yank ORG/PKG@VER (or --undo): kept and installable when pinned, skipped for "latest".
+    Yank(lifecycle::YankArgs),
+    /// Who the catalog takes you for: user, token scope and expiry.
+    Whoami(lifecycle::WhoamiArgs),
+    /// Let Nix substitute from a catalog's store: adds its substituter and keys to nix.conf.
+    Use(lifecycle::UseArgs),
     /// Run the whole pipeline: checks, clean build, pack, sign, upload, register.
     Publish(pipeline::PublishArgs),
     /// Install-readiness checks for ORG/PKG[@VER]; exit 1 if install would fail.
@@ -388,6 +396,30 @@ async fn subcommand(command: Command) -> CmdResult {
         }
         Command::User(args) => {
             catalog_cmd(catalog::run_user(
+                &args,
+                &Default::default(),
+                &mut std::io::stdout(),
+            ))
+            .await
+        }
+        Command::Yank(args) => {
+            catalog_cmd(lifecycle::run_yank(
+                &args,
+                &Default::default(),
+                &mut std::io::stdout(),
+            ))
+            .await
+        }
+        Command::Whoami(args) => {
+            catalog_cmd(lifecycle::run_whoami(
+                &args,
+                &Default::default(),
+                &mut std::io::stdout(),
+            ))
+            .await
+        }
+        Command::Use(args) => {
+            catalog_cmd(lifecycle::run_use(
                 &args,
                 &Default::default(),
                 &mut std::io::stdout(),

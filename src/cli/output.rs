@@ -119,6 +119,29 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// `1d 2h`, `3h`, `45m`, `10s`: the two largest units.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    let parts = [
+        (s / 86_400, "d"),
+        ((s / 3600) % 24, "h"),
+        ((s / 60) % 60, "m"),
+        (s % 60, "s"),
+    ];
+    let shown: Vec<String> = parts
+        .iter()
+        .skip_while(|(n, _)| *n == 0)
+        .take(2)
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, u)| format!("{n}{u}"))
+        .collect();
+    if shown.is_empty() {
+        "0s".into()
+    } else {
+        shown.join(" ")
+    }
+}
+
 pub fn error(message: &str, hint: Option<&str>) {
     let style = Style::stderr();
     eprintln!("{} {message}", style.err("error:"));

@@ -86,6 +86,11 @@ fn interactive() -> bool {
             .unwrap_or(true)
 }
 
+/// Prints the event stream of another command (nothing with `--json`).
+pub(crate) async fn print_events_pub(rx: EventRx, json: bool) {
+    print_events(rx, json).await
+}
+
 /// Prints the event stream until it closes.
 async fn print_events(mut rx: EventRx, quiet: bool) {
     if quiet || super::output::quiet() {
@@ -220,6 +225,18 @@ fn plain_line(e: &Event) -> Option<String> {
         }
         Event::Note { message } => message.clone(),
         Event::Published { reference } => format!("published {reference}"),
+        Event::Progress { work, done, total } => {
+            // A line per tenth, not per object.
+            if *total > 10 && *done % (*total / 10).max(1) != 0 && done != total {
+                return None;
+            }
+            let what = match work {
+                crate::event::Work::GcScan => "read narinfos",
+                crate::event::Work::GcDelete => "deleted",
+                crate::event::Work::ReSign => "re-signed",
+            };
+            format!("{what}: {done}/{total}")
+        }
     })
 }
 
@@ -228,6 +245,8 @@ async fn print_fancy(mut rx: EventRx) {
     let mp = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let spinner_style =
         ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template");
+    let count_style = ProgressStyle::with_template("  {bar:30} {pos}/{len} {per_sec} eta {eta}")
+        .expect("valid template");
     let bar_style = ProgressStyle::with_template(
         "  {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
     )
@@ -278,6 +297,13 @@ async fn print_fancy(mut rx: EventRx) {
                 if *retries > 0 {
                     b.set_message(format!("{retries} retries"));
                 }
+            }
+            Event::Progress { done, total, .. } => {
+                let b = bar.get_or_insert_with(|| {
+                    mp.add(ProgressBar::new(*total).with_style(count_style.clone()))
+                });
+                b.set_length(*total);
+                b.set_position(*done);
             }
             Event::Check(c) if !c.ok => {
                 let _ = mp.println(output::checklist(std::slice::from_ref(c), style).trim_end());

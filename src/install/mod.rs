@@ -233,12 +233,11 @@ pub async fn ready(req: &Request, catalog: &AnyCatalog) -> Readiness {
     }
     match &narinfo {
         Some(info) => match info.verify(&keys) {
-            Ok(name) => checks.push(Check::pass(id::SIGNATURE, format!("signed by `{name}`, a key catalog `{}` trusts", pkg.org))),
-            Err(e) => checks.push(Check::fail(
+            Ok(name) => checks.push(Check::pass(
                 id::SIGNATURE,
-                e.to_string(),
-                format!("the catalog owner must add the signing key (`pubdeck catalog add-key {} KEY.pub`) or republish", pkg.org),
+                format!("signed by `{name}`, a key catalog `{}` trusts", pkg.org),
             )),
+            Err(e) => checks.push(untrusted_signature(info, &keys, &pkg.org, e.to_string())),
         },
         None => checks.push(not_checked(id::SIGNATURE, "no narinfo")),
     }
@@ -361,33 +360,73 @@ pub async fn ready(req: &Request, catalog: &AnyCatalog) -> Readiness {
     }
 }
 
+/// The failed signature check, explained: a narinfo whose keys the catalog no longer trusts
+/// (removed in a rotation without a re-sign) says so and how to fix it.
+fn untrusted_signature(info: &NarInfo, keys: &[PublicKey], org: &str, error: String) -> Check {
+    let names: Vec<&str> = info.sigs.iter().map(|s| s.key_name()).collect();
+    let known = names.iter().any(|n| keys.iter().any(|k| k.name() == *n));
+    if !names.is_empty() && !known {
+        return Check::fail(
+            id::SIGNATURE,
+            format!(
+                "{} is signed only by {}, which catalog `{org}` no longer trusts (a removed key?)",
+                info.store_path,
+                names
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            format!(
+                "the catalog owner signs it with a trusted key: `pubdeck catalog re-sign {org} --signing-key KEY.sec` (or adds the old key back)"
+            ),
+        );
+    }
+    Check::fail(
+        id::SIGNATURE,
+        error,
+        format!(
+            "the catalog owner must add the signing key (`pubdeck catalog add-key {org} KEY.pub`) or republish"
+        ),
+    )
+}
+
 fn pick_build(
     d: &PackageDetail,
     pkg: &PackageRef,
     system: &str,
     checks: &mut Vec<Check>,
 ) -> Option<BuildRecord> {
+    // Pinned: exactly that version, yanked or not (environments that pin it keep working).
+    // Otherwise the newest version not yanked.
     let version = match &pkg.version {
         Some(v) => d.versions.iter().find(|x| &x.version == v),
-        None => d.versions.first(),
+        None => d.versions.iter().find(|x| !x.yanked),
     };
     let Some(version) = version else {
         let known: Vec<&str> = d.versions.iter().map(|v| v.version.as_str()).collect();
         checks.push(Check::fail(
             id::SYSTEM_BUILD,
-            format!(
-                "{} has no version {}",
-                d.name,
-                pkg.version.as_deref().unwrap_or("at all")
-            ),
-            format!(
-                "published versions: {}",
-                if known.is_empty() {
-                    "none".into()
-                } else {
+            match &pkg.version {
+                Some(v) => format!("{} has no version {v}", d.name),
+                None if !known.is_empty() => format!("every version of {} is yanked", d.name),
+                None => format!("{} has no version at all", d.name),
+            },
+            match &pkg.version {
+                None if !known.is_empty() => format!(
+                    "pin one to install it anyway ({}@VERSION; yanked: {})",
+                    d.name,
                     known.join(", ")
-                }
-            ),
+                ),
+                _ => format!(
+                    "published versions: {}",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            },
         ));
         return None;
     };
@@ -395,7 +434,14 @@ fn pick_build(
         Some(b) => {
             checks.push(Check::pass(
                 id::SYSTEM_BUILD,
-                format!("{}@{} has a build for {system}", d.name, version.version),
+                if version.yanked {
+                    format!(
+                        "{}@{} has a build for {system} (yanked: installed only because it is pinned)",
+                        d.name, version.version
+                    )
+                } else {
+                    format!("{}@{} has a build for {system}", d.name, version.version)
+                },
             ));
             Some(b.clone())
         }

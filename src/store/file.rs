@@ -290,6 +290,43 @@ impl FileStore {
         .await
     }
 
+    pub async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        let path = self.path(key);
+        match tokio::fs::symlink_metadata(&path).await {
+            Ok(m) if m.is_file() => Ok(Some(ObjectInfo {
+                key: key.to_owned(),
+                size: m.len(),
+                modified: m.modified().ok(),
+            })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("stat", path, e)),
+        }
+    }
+
+    pub async fn replace(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+        let dest = self.path(key);
+        blocking(move || {
+            fsutil::write_atomic(&dest, &bytes).map_err(|e| StoreError::io("write", &dest, e))
+        })
+        .await
+    }
+
+    pub async fn touch(&self, key: &str) -> Result<bool, StoreError> {
+        let path = self.path(key);
+        blocking(move || {
+            let f = match std::fs::OpenOptions::new().write(true).open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(StoreError::io("open", &path, e)),
+            };
+            f.set_modified(std::time::SystemTime::now())
+                .map_err(|e| StoreError::io("touch", &path, e))?;
+            Ok(true)
+        })
+        .await
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path(key);
         match tokio::fs::remove_file(&path).await {
@@ -446,11 +483,14 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<ObjectInfo>) -> Result<(), StoreErr
         if ft.is_dir() {
             walk(&entry.path(), &key, out)?;
         } else if ft.is_file() {
-            let size = entry
+            let meta = entry
                 .metadata()
-                .map_err(|e| StoreError::io("list", dir, e))?
-                .len();
-            out.push(ObjectInfo { key, size });
+                .map_err(|e| StoreError::io("list", dir, e))?;
+            out.push(ObjectInfo {
+                key,
+                size: meta.len(),
+                modified: meta.modified().ok(),
+            });
         }
     }
     Ok(())

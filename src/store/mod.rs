@@ -151,6 +151,8 @@ pub struct ObjectInfo {
     /// Key relative to the cache root.
     pub key: String,
     pub size: u64,
+    /// Last written (or touched); `None` when the store does not say.
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// Checks for `download`.
@@ -308,6 +310,44 @@ impl Store {
             Backend::File(f) => f.list(prefix).await,
             Backend::S3(s) => s.list(prefix).await,
         }
+    }
+
+    /// Size and modification time of `key`, or `None` when absent.
+    pub async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        validate_key(key)?;
+        self.bounded("HEAD", key, async {
+            match &self.backend {
+                Backend::File(f) => f.stat(key).await,
+                Backend::S3(s) => s.stat(key).await,
+            }
+        })
+        .await
+    }
+
+    /// Write a small object (a narinfo) whole, replacing what is there: readers see the old
+    /// or the new object, never a mix (a rename on `file://`, one PUT on S3).
+    pub async fn replace(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+        validate_key(key)?;
+        self.bounded("PUT", key, async {
+            match &self.backend {
+                Backend::File(f) => f.replace(key, bytes).await,
+                Backend::S3(s) => s.replace(key, bytes).await,
+            }
+        })
+        .await
+    }
+
+    /// Mark `key` as written now (so a garbage collection's grace period protects it again);
+    /// `false` when it is absent.
+    pub async fn touch(&self, key: &str) -> Result<bool, StoreError> {
+        validate_key(key)?;
+        self.bounded("COPY", key, async {
+            match &self.backend {
+                Backend::File(f) => f.touch(key).await,
+                Backend::S3(s) => s.touch(key).await,
+            }
+        })
+        .await
     }
 
     /// Delete `key`; deleting an absent key is not an error.

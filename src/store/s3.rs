@@ -312,6 +312,7 @@ impl S3Store {
                 out.push(ObjectInfo {
                     key: rel.to_owned(),
                     size: obj.size().map_or(0, |s| s.max(0) as u64),
+                    modified: obj.last_modified().and_then(to_system_time),
                 });
             }
             match page.next_continuation_token() {
@@ -321,6 +322,75 @@ impl S3Store {
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    pub async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        let full = self.full_key(key);
+        let full = &full;
+        let res = with_retry(&self.retry, &ProgressSink::none(), None, |_| async move {
+            self.client
+                .head_object()
+                .bucket(&self.loc.bucket)
+                .key(full)
+                .send()
+                .await
+                .map_err(S3Fail::from)
+        })
+        .await;
+        match res {
+            Ok(out) => Ok(Some(ObjectInfo {
+                key: key.to_owned(),
+                size: out.content_length().map_or(0, |l| l.max(0) as u64),
+                modified: out.last_modified().and_then(to_system_time),
+            })),
+            Err(f) if f.status == Some(404) => Ok(None),
+            Err(f) => Err(self.err("HEAD", key, f)),
+        }
+    }
+
+    pub async fn replace(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+        let full = self.full_key(key);
+        let full = &full;
+        let body = &bytes;
+        with_retry(&self.retry, &ProgressSink::none(), None, |_| async move {
+            self.client
+                .put_object()
+                .bucket(&self.loc.bucket)
+                .key(full)
+                .content_length(body.len() as i64)
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await
+                .map_err(S3Fail::from)
+        })
+        .await
+        .map_err(|f| self.err("PUT", key, f))?;
+        Ok(())
+    }
+
+    /// Copies the object onto itself (metadata replaced), which sets its LastModified.
+    pub async fn touch(&self, key: &str) -> Result<bool, StoreError> {
+        let full = self.full_key(key);
+        let full = &full;
+        let source = format!("{}/{}", self.loc.bucket, full);
+        let source = &source;
+        let res = with_retry(&self.retry, &ProgressSink::none(), None, |_| async move {
+            self.client
+                .copy_object()
+                .bucket(&self.loc.bucket)
+                .key(full)
+                .copy_source(source)
+                .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+                .send()
+                .await
+                .map_err(S3Fail::from)
+        })
+        .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(f) if f.status == Some(404) => Ok(false),
+            Err(f) => Err(self.err("COPY", key, f)),
+        }
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -673,4 +743,8 @@ impl Transient for S3Fail {
             retry_after: self.retry_after,
         })
     }
+}
+
+fn to_system_time(t: &aws_smithy_types::DateTime) -> Option<std::time::SystemTime> {
+    std::time::SystemTime::try_from(*t).ok()
 }

@@ -662,7 +662,8 @@ impl PublishState {
             Event::Transfer { .. }
             | Event::TransferDone { .. }
             | Event::TransferRetry { .. }
-            | Event::TransferStalled { .. } => {}
+            | Event::TransferStalled { .. }
+            | Event::Progress { .. } => {}
             Event::Note { message } => {
                 self.note(message.clone());
                 return status(Level::Info, message);

@@ -1,0 +1,564 @@
+//! The lifecycle commands: `yank`, `whoami`, `use`, `catalog gc|remove-key|re-sign|log`,
+//! `user token create|list|revoke`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use super::catalog::{CatalogFlags, CliError, CliResult};
+use super::output::human_bytes;
+use crate::catalog::db::Db;
+use crate::catalog::{AuditEntry, Catalog, Scope, TokenInfo};
+use crate::config::{Overrides, Settings};
+use crate::event::Hinted;
+use crate::install::PackageRef;
+use crate::lifecycle::gc::{GcOptions, Kind};
+use crate::lifecycle::{LifecycleError, nixconf};
+
+impl From<LifecycleError> for CliError {
+    fn from(e: LifecycleError) -> Self {
+        CliError {
+            hint: e.hint(),
+            message: e.to_string(),
+            exit: 1,
+        }
+    }
+}
+
+impl From<nixconf::UseError> for CliError {
+    fn from(e: nixconf::UseError) -> Self {
+        CliError {
+            hint: e.hint(),
+            message: e.to_string(),
+            exit: 1,
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> CliResult {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::failed(format!("cannot encode JSON: {e}")))?;
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// Parses `30d`, `24h`, `90m`, `45s`, `2w` (or a bare number of seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => s.split_at(at),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: write it as 30d, 24h, 90m or 45s"))?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => {
+            return Err(format!(
+                "{s:?} has an unknown unit {unit:?}: use s, m, h, d or w"
+            ));
+        }
+    };
+    n.checked_mul(unit_secs)
+        .filter(|&secs| secs <= 100 * 365 * 86_400)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is longer than 100 years"))
+}
+
+// ---- yank ------------------------------------------------------------------------------------
+
+/// `pubdeck yank`
+#[derive(Args, Debug, Clone)]
+pub struct YankArgs {
+    /// ORG/PKG@VERSION
+    pub package: String,
+    /// Un-yank: the version counts again for "latest" and `upgrade`.
+    #[arg(long)]
+    pub undo: bool,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub flags: CatalogFlags,
+}
+
+pub async fn run_yank(args: &YankArgs, overrides: &Overrides, out: &mut dyn Write) -> CliResult {
+    let pkg = PackageRef::parse(&args.package).map_err(|e| CliError::usage(e.to_string()))?;
+    let Some(version) = &pkg.version else {
+        return Err(CliError::usage(format!(
+            "{} names no version; yank one version at a time",
+            args.package
+        ))
+        .with_hint(format!("write it as {}@VERSION", pkg.name())));
+    };
+    let settings = Settings::resolve(&args.flags.merge(overrides))?;
+    let catalog = settings.open_catalog().await?;
+    let done = catalog
+        .yank(&pkg.org, &pkg.package, version, !args.undo)
+        .await?;
+    if args.json {
+        return print_json(out, &done);
+    }
+    let state = if done.yanked { "yanked" } else { "not yanked" };
+    if done.changed == 0 {
+        writeln!(out, "{}@{} was already {state}", done.name, done.version)?;
+    } else {
+        writeln!(
+            out,
+            "{}@{} is now {state} ({} build{}); latest is {}",
+            done.name,
+            done.version,
+            done.changed,
+            if done.changed == 1 { "" } else { "s" },
+            if done.latest_version.is_empty() {
+                "-"
+            } else {
+                &done.latest_version
+            }
+        )?;
+    }
+    if done.yanked {
+        crate::progress!(
+            "environments that pin {}@{} still install it; new installs and `pubdeck upgrade` skip it",
+            done.name,
+            done.version
+        );
+    }
+    Ok(())
+}
+
+// ---- whoami ----------------------------------------------------------------------------------
+
+/// `pubdeck whoami`
+#[derive(Args, Debug, Clone)]
+pub struct WhoamiArgs {
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub flags: CatalogFlags,
+}
+
+pub async fn run_whoami(
+    args: &WhoamiArgs,
+    overrides: &Overrides,
+    out: &mut dyn Write,
+) -> CliResult {
+    let settings = Settings::resolve(&args.flags.merge(overrides))?;
+    let catalog = settings.open_catalog().await?;
+    let id = catalog.identity().await?;
+    if args.json {
+        return print_json(out, &id);
+    }
+    writeln!(out, "user     {}", id.user)?;
+    writeln!(out, "scope    {}", id.scope)?;
+    match &id.token_id {
+        Some(t) => writeln!(out, "token    {t}")?,
+        None => writeln!(out, "token    (none: a local catalog file)")?,
+    }
+    writeln!(
+        out,
+        "expires  {}",
+        id.expires_at.as_deref().unwrap_or("never")
+    )?;
+    Ok(())
+}
+
+// ---- use -------------------------------------------------------------------------------------
+
+/// `pubdeck use`
+#[derive(Args, Debug, Clone)]
+pub struct UseArgs {
+    /// The catalog (organisation) whose store Nix should substitute from.
+    pub org: String,
+    /// Write without asking.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// The Nix configuration file (default: ~/.config/nix/nix.conf; as root /etc/nix/nix.conf).
+    #[arg(long, value_name = "FILE")]
+    pub nix_conf: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub flags: CatalogFlags,
+}
+
+pub async fn run_use(args: &UseArgs, overrides: &Overrides, out: &mut dyn Write) -> CliResult {
+    let settings = Settings::resolve(&args.flags.merge(overrides))?;
+    let catalog = settings.open_catalog().await?;
+    let info = catalog.catalog(&args.org).await?;
+    let file = args
+        .nix_conf
+        .clone()
+        .unwrap_or_else(nixconf::default_nix_conf);
+    let plan = nixconf::plan(&file, &info)?;
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if plan.is_noop() {
+        if args.json {
+            return print_json(
+                out,
+                &serde_json::json!({"plan": plan, "written": false, "already": true}),
+            );
+        }
+        writeln!(
+            out,
+            "{} already lets Nix use catalog {}",
+            file.display(),
+            args.org
+        )?;
+        return Ok(());
+    }
+    if !args.json {
+        writeln!(out, "{}:", file.display())?;
+        for line in &plan.lines {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    let go = if args.yes {
+        true
+    } else if interactive && !args.json {
+        eprint!("write these lines? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .map_err(|e| CliError::failed(format!("cannot read the answer: {e}")))?;
+        matches!(answer.trim(), "y" | "Y" | "yes")
+    } else {
+        false
+    };
+    if go {
+        nixconf::apply(&plan)?;
+    }
+    if args.json {
+        return print_json(out, &serde_json::json!({"plan": plan, "written": go}));
+    }
+    if go {
+        writeln!(out, "wrote {}", file.display())?;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            crate::progress!(
+                "with a Nix daemon, substituters from your own nix.conf count only if you are in `trusted-users` (or the store is in the daemon's `trusted-substituters`)"
+            );
+        }
+        Ok(())
+    } else if interactive {
+        Err(CliError::failed("nothing written"))
+    } else {
+        Err(CliError::failed(format!(
+            "not on a terminal, so nothing was written to {}",
+            file.display()
+        ))
+        .with_hint("pass --yes to write these lines"))
+    }
+}
+
+// ---- catalog gc | remove-key | re-sign | log -------------------------------------------------
+
+/// `pubdeck catalog gc`
+pub async fn run_gc(
+    catalog: &crate::catalog::AnyCatalog,
+    settings: &Settings,
+    org: &str,
+    dry_run: bool,
+    grace: Duration,
+    json: bool,
+    out: &mut dyn Write,
+) -> CliResult {
+    let (tx, rx) = crate::event::channel();
+    let printer = tokio::spawn(super::pipeline::print_events_pub(rx, json));
+    let opts = GcOptions { grace, dry_run };
+    let report =
+        crate::lifecycle::gc::collect(catalog, org, &settings.store_open(), &opts, &tx).await;
+    drop(tx);
+    let _ = printer.await;
+    let report = report?;
+    if json {
+        return print_json(out, &report);
+    }
+    let count = |k: Kind| report.deleted.iter().filter(|d| d.kind == k).count();
+    if dry_run {
+        for d in &report.deleted {
+            writeln!(out, "would delete {:>10}  {}", human_bytes(d.size), d.key)?;
+        }
+    }
+    writeln!(
+        out,
+        "{} {} narinfo(s), {} listing(s), {} NAR(s): {} from {}",
+        if dry_run { "would delete" } else { "deleted" },
+        count(Kind::Narinfo),
+        count(Kind::Listing),
+        count(Kind::Nar),
+        human_bytes(report.bytes),
+        report.store_url
+    )?;
+    writeln!(
+        out,
+        "kept {} store path(s) registered builds need, and {} object(s) younger than {}",
+        report.live_paths,
+        report.kept_young,
+        super::output::human_duration(Duration::from_secs(report.grace_secs))
+    )?;
+    if report.spared > 0 {
+        writeln!(
+            out,
+            "spared {} object(s) written again while GC ran",
+            report.spared
+        )?;
+    }
+    if !report.missing.is_empty() {
+        crate::progress!(
+            "warning: {} registered store path(s) have no narinfo in the store (first: {}); `pubdeck ready` will fail for them",
+            report.missing.len(),
+            report.missing[0]
+        );
+    }
+    Ok(())
+}
+
+/// `pubdeck catalog re-sign`
+pub async fn run_resign(
+    catalog: &crate::catalog::AnyCatalog,
+    settings: &Settings,
+    org: &str,
+    key_file: Option<&std::path::Path>,
+    json: bool,
+    out: &mut dyn Write,
+) -> CliResult {
+    let Some(path) = key_file.or(settings.signing_key.as_deref()) else {
+        return Err(CliError::usage("no signing key given")
+            .with_hint("pass --signing-key NEW.sec (the key the catalog should move to)"));
+    };
+    let key = crate::sign::SecretKey::from_file(path).map_err(|e| {
+        CliError::failed(format!(
+            "cannot use {} as a signing key: {e}",
+            path.display()
+        ))
+    })?;
+    let (tx, rx) = crate::event::channel();
+    let printer = tokio::spawn(super::pipeline::print_events_pub(rx, json));
+    let report =
+        crate::lifecycle::resign::resign(catalog, org, &key, &settings.store_open(), &tx).await;
+    drop(tx);
+    let _ = printer.await;
+    let report = report?;
+    if json {
+        return print_json(out, &report);
+    }
+    writeln!(
+        out,
+        "signed {} narinfo(s) of {org} with {}; {} already were",
+        report.signed, report.key_name, report.already_signed
+    )?;
+    if !report.missing.is_empty() {
+        crate::progress!(
+            "warning: {} registered store path(s) have no narinfo in the store (first: {})",
+            report.missing.len(),
+            report.missing[0]
+        );
+    }
+    crate::progress!(
+        "once every narinfo is signed, `pubdeck catalog remove-key {org} OLDNAME` retires the old key"
+    );
+    Ok(())
+}
+
+/// `pubdeck catalog log`
+pub fn print_log(entries: &[AuditEntry], out: &mut dyn Write) -> CliResult {
+    if entries.is_empty() {
+        writeln!(out, "(no entries)")?;
+    }
+    for e in entries {
+        let detail = match &e.detail {
+            serde_json::Value::Object(m) if m.is_empty() => String::new(),
+            serde_json::Value::Null => String::new(),
+            d => format!("  {d}"),
+        };
+        writeln!(
+            out,
+            "{:>5}  {}  {:<10} {:<10} {}{}",
+            e.seq,
+            e.at,
+            clean(&e.actor),
+            e.action,
+            clean(&e.subject),
+            clean(&detail)
+        )?;
+    }
+    Ok(())
+}
+
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+// ---- user token ------------------------------------------------------------------------------
+
+/// `pubdeck user token …` (on the service's database, like `user add`).
+#[derive(Subcommand, Debug, Clone)]
+pub enum TokenCommand {
+    /// Create a token for user NAME and print it once.
+    Create {
+        /// User name.
+        name: String,
+        /// What the token may do.
+        #[arg(long, value_parser = parse_scope)]
+        scope: Scope,
+        /// Expire after this long (30d, 12h, …); default: never.
+        #[arg(long, value_parser = parse_duration)]
+        expires: Option<Duration>,
+        #[arg(long, value_name = "URL", env = "PUBDECK_DB")]
+        db: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The tokens of user NAME: ids, scopes, created, last used, expiry (never the tokens).
+    List {
+        name: String,
+        #[arg(long, value_name = "URL", env = "PUBDECK_DB")]
+        db: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke token ID: it stops working at once.
+    Revoke {
+        id: String,
+        #[arg(long, value_name = "URL", env = "PUBDECK_DB")]
+        db: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_scope(s: &str) -> Result<Scope, String> {
+    Scope::parse(s).ok_or_else(|| format!("{s:?} is not a scope: use read, publish or admin"))
+}
+
+pub async fn run_token(
+    cmd: &TokenCommand,
+    overrides: &Overrides,
+    out: &mut dyn Write,
+) -> CliResult {
+    let settings = Settings::resolve(overrides)?;
+    let db_of = |db: &Option<String>| db.clone().unwrap_or_else(|| settings.default_service_db());
+    match cmd {
+        TokenCommand::Create {
+            name,
+            scope,
+            expires,
+            db,
+            json,
+        } => {
+            let db = Db::connect(&db_of(db)).await?;
+            let expires_at = expires.map(|d| {
+                crate::catalog::validate::now_secs()
+                    .saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            });
+            let made = db.create_token(name, *scope, expires_at).await;
+            db.close().await;
+            let (info, token) = made?;
+            if *json {
+                return print_json(out, &serde_json::json!({"token": token, "info": info}));
+            }
+            writeln!(out, "{token}")?;
+            eprintln!(
+                "created token {} ({} scope, expires {}) for {name}; it is shown only once: store it now",
+                info.id,
+                info.scope,
+                info.expires_at.as_deref().unwrap_or("never")
+            );
+        }
+        TokenCommand::List { name, db, json } => {
+            let db = Db::connect(&db_of(db)).await?;
+            crate::catalog::validate_user_name(name)?;
+            let exists = db.user_exists(name).await;
+            let tokens = db.tokens_of(name).await;
+            db.close().await;
+            if !exists? {
+                return Err(crate::catalog::CatalogError::NotFound(format!(
+                    "no user named {name}"
+                ))
+                .into());
+            }
+            let tokens = tokens?;
+            if *json {
+                return print_json(out, &serde_json::json!({"user": name, "tokens": tokens}));
+            }
+            print_tokens(&tokens, out)?;
+        }
+        TokenCommand::Revoke { id, db, json } => {
+            let db = Db::connect(&db_of(db)).await?;
+            let revoked = db.revoke_token(id).await;
+            db.close().await;
+            let Some(info) = revoked? else {
+                return Err(CliError::failed(format!("there is no token {id}"))
+                    .with_hint("list them with `pubdeck user token list NAME`"));
+            };
+            if *json {
+                return print_json(out, &info);
+            }
+            writeln!(
+                out,
+                "token {} of {} is revoked (since {})",
+                info.id,
+                info.user,
+                info.revoked_at.as_deref().unwrap_or("now")
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn print_tokens(tokens: &[TokenInfo], out: &mut dyn Write) -> CliResult {
+    let rows: Vec<Vec<String>> = tokens
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.clone(),
+                t.scope.to_string(),
+                t.created_at.clone(),
+                t.last_used_at.clone().unwrap_or_else(|| "never".into()),
+                t.expires_at.clone().unwrap_or_else(|| "never".into()),
+                match &t.revoked_at {
+                    Some(at) => format!("revoked {at}"),
+                    None => "active".into(),
+                },
+            ]
+        })
+        .collect();
+    write!(
+        out,
+        "{}",
+        super::output::table(
+            &["ID", "SCOPE", "CREATED", "LAST USED", "EXPIRES", "STATE"],
+            &rows,
+            super::output::Style::stdout()
+        )
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+        for bad in ["", "d", "3y", "-1h", "99999999999999999999d", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}
