@@ -343,8 +343,6 @@ pub async fn run(
             nar_size: p.packed.summary.nar.nar_size,
         })
         .collect();
-    drop(closure);
-    drop(pack_dir);
     if cancel.is_cancelled() {
         return Err(PublishError::Cancelled);
     }
@@ -386,6 +384,12 @@ pub async fn run(
         CatalogError::Conflict(m) => PublishError::Conflict(m),
         other => PublishError::Register(other),
     })?;
+    // A `catalog gc` that looked at an old object this publish reused just before it was
+    // touched may have deleted it: now that the build is registered (live), put back
+    // anything missing.
+    restore_missing(&c.store, &closure, &infos, &plan.put, tx).await?;
+    drop(closure);
+    drop(pack_dir);
     let published = Published {
         org: c.org,
         package: plan.build.clone(),
@@ -484,6 +488,53 @@ async fn upload_closure(
             )
             .await;
         }
+    }
+    Ok(())
+}
+
+/// Puts back every path of the closure whose narinfo or NAR is no longer in the store.
+async fn restore_missing(
+    store: &Store,
+    closure: &[closure::PackedPath],
+    infos: &[NarInfo],
+    put: &PutOptions,
+    tx: &EventTx,
+) -> Result<(), PublishError> {
+    let failed = |e: cache::CacheError| PublishError::Upload {
+        store: store.url().to_string(),
+        message: e.to_string(),
+    };
+    for (p, info) in closure.iter().zip(infos) {
+        let here = store
+            .exists(&info.url)
+            .await
+            .map_err(|e| failed(e.into()))?
+            && store
+                .exists(&info.file_name())
+                .await
+                .map_err(|e| failed(e.into()))?;
+        if here {
+            continue;
+        }
+        cache::add_path(
+            store,
+            p.packed.file.path(),
+            info,
+            put,
+            &ProgressSink::none(),
+        )
+        .await
+        .map_err(failed)?;
+        send(
+            tx,
+            Event::Note {
+                message: format!(
+                    "{} was deleted from the store while publishing (a concurrent GC); uploaded it again",
+                    p.store_path
+                ),
+            },
+        )
+        .await;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! on PostgreSQL (when `PUBDECK_TEST_PG_URL` is set) and the embedded catalog. Services listen
 //! on 127.0.0.1 with a random port; byte-level checks use raw reqwest.
 
+#[macro_use]
 #[path = "common/catalog_support.rs"]
 mod catalog_support;
 
@@ -12,48 +13,6 @@ use pubdeck::catalog::{
 use reqwest::StatusCode;
 
 const STORE: &str = "file:///tmp/pubdeck-test-store";
-
-/// Runs each named `async fn(Fixture)` on every backend.
-macro_rules! on_all_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_service { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if let Some(fx) = super::Fixture::start(super::Kind::SqliteService).await { super::$name(fx).await }
-            }
-        )* }
-        mod postgres_service { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if let Some(fx) = super::Fixture::start(super::Kind::PostgresService).await { super::$name(fx).await }
-            }
-        )* }
-        mod embedded { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if let Some(fx) = super::Fixture::start(super::Kind::Embedded).await { super::$name(fx).await }
-            }
-        )* }
-    };
-}
-
-/// Runs each named `async fn(Fixture)` on the HTTP service backends only.
-macro_rules! on_services {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_http { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if let Some(fx) = super::Fixture::start(super::Kind::SqliteService).await { super::$name(fx).await }
-            }
-        )* }
-        mod postgres_http { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                if let Some(fx) = super::Fixture::start(super::Kind::PostgresService).await { super::$name(fx).await }
-            }
-        )* }
-    };
-}
 
 on_all_backends!(
     publish_show_search_and_check,

@@ -191,12 +191,14 @@ pub fn generate_token() -> String {
     )
 }
 
-/// A token id: `tok-` + 12 random hex digits (shown in listings; not a secret).
+/// A token id: `tok-` + the creation time in microseconds (13 hex digits, so ids sort by
+/// creation) + 4 random hex digits. Shown in listings; not a secret.
 pub fn generate_token_id() -> String {
-    use rand::RngCore as _;
-    let mut bytes = [0u8; 6];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!("tok-{}", hex::encode(bytes))
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    format!("tok-{micros:013x}{:04x}", rand::random::<u16>())
 }
 
 /// A token's row, as the service's authentication reads it.

@@ -562,3 +562,104 @@ mod tests {
         }
     }
 }
+
+// ---- upgrade ---------------------------------------------------------------------------------
+
+/// `pubdeck upgrade`
+#[derive(Args, Debug, Clone)]
+pub struct UpgradeArgs {
+    /// `[install]` ids to upgrade (default: every org package that pins no version).
+    pub ids: Vec<String>,
+    /// Only print old → new.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, short, default_value = ".")]
+    pub dir: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub flags: CatalogFlags,
+}
+
+pub async fn run_upgrade(
+    args: &UpgradeArgs,
+    overrides: &Overrides,
+    out: &mut dyn Write,
+) -> CliResult {
+    use crate::install::upgrade::{self, Status};
+    let settings = Settings::resolve(&args.flags.merge(overrides))?;
+    let catalog = settings.open_catalog().await?;
+    let system = crate::publish::current_system();
+    let fail = |e: upgrade::UpgradeError| CliError {
+        hint: e.hint(),
+        message: e.to_string(),
+        exit: 1,
+    };
+    let mut steps = upgrade::plan(&args.dir, &args.ids, &catalog, &system)
+        .await
+        .map_err(fail)?;
+    if !args.dry_run {
+        let placeholder = PackageRef {
+            org: String::new(),
+            package: String::new(),
+            version: None,
+        };
+        let mut template = crate::install::Request::new(placeholder, &args.dir, &settings.data_dir);
+        template.store_open = settings.store_open();
+        let (tx, rx) = crate::event::channel();
+        let printer = tokio::spawn(async move {
+            let mut rx = rx;
+            while let Some(e) = rx.recv().await {
+                if let crate::event::Event::Note { message } = e {
+                    crate::progress!("{message}");
+                }
+            }
+        });
+        upgrade::apply(&mut steps, &template, &catalog, &tx).await;
+        drop(tx);
+        let _ = printer.await;
+    }
+    let failed = steps.iter().any(|s| s.status == Status::Failed);
+    if args.json {
+        print_json(
+            out,
+            &serde_json::json!({"dry_run": args.dry_run, "steps": steps}),
+        )?;
+    } else {
+        if steps.is_empty() {
+            writeln!(out, "no org packages to upgrade in this environment")?;
+        }
+        for s in &steps {
+            let from = s.from.as_deref().unwrap_or("?");
+            let to = s.to.as_deref().unwrap_or("-");
+            let line = match s.status {
+                Status::Available => format!("{} {from} → {to}", s.package),
+                Status::Upgraded => format!("{} {from} → {to} (installed)", s.package),
+                Status::UpToDate => format!("{} {from} (up to date)", s.package),
+                Status::Pinned => format!(
+                    "{} ({}; left alone)",
+                    s.package,
+                    s.message.as_deref().unwrap_or("pinned")
+                ),
+                Status::NoCandidate => format!(
+                    "{} {from} (no version that is not yanked has a build for {system})",
+                    s.package
+                ),
+                Status::NotInCatalog => format!("{} (not in a catalog you can see)", s.package),
+                Status::Failed => format!(
+                    "{} {from} → {to} failed: {}",
+                    s.package,
+                    s.message.as_deref().unwrap_or("")
+                ),
+            };
+            writeln!(out, "{:<16} {line}", s.id)?;
+        }
+    }
+    if failed {
+        return Err(
+            CliError::failed("some upgrades failed; the others were installed")
+                .with_hint("see the lines above; `pubdeck ready ORG/PKG@VERSION` explains one"),
+        );
+    }
+    Ok(())
+}

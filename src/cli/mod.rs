@@ -112,6 +112,8 @@ pub enum Command {
     Whoami(lifecycle::WhoamiArgs),
     /// Let Nix substitute from a catalog's store: adds its substituter and keys to nix.conf.
     Use(lifecycle::UseArgs),
+    /// Install the newest version (not yanked) of the org packages that pin no version.
+    Upgrade(lifecycle::UpgradeArgs),
     /// Run the whole pipeline: checks, clean build, pack, sign, upload, register.
     Publish(pipeline::PublishArgs),
     /// Install-readiness checks for ORG/PKG[@VER]; exit 1 if install would fail.
@@ -412,6 +414,14 @@ async fn subcommand(command: Command) -> CmdResult {
         }
         Command::Whoami(args) => {
             catalog_cmd(lifecycle::run_whoami(
+                &args,
+                &Default::default(),
+                &mut std::io::stdout(),
+            ))
+            .await
+        }
+        Command::Upgrade(args) => {
+            catalog_cmd(lifecycle::run_upgrade(
                 &args,
                 &Default::default(),
                 &mut std::io::stdout(),

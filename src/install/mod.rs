@@ -10,7 +10,9 @@
 //! be that path (Nix's registered NAR hash, or a re-hash of pubdeck's own copy). Any failure
 //! leaves both stores and the manifest as they were.
 
+pub mod lock;
 pub mod nix;
+pub mod upgrade;
 
 pub use nix::NixStore;
 
@@ -102,6 +104,19 @@ pub struct Request {
     pub nix_conf: Vec<PathBuf>,
     /// Where installs go: the local Nix store, or `None` for pubdeck's own `store_dir`.
     pub nix: Option<NixStore>,
+    /// A new `[install]` entry, or another version for an existing one (`upgrade`).
+    pub mode: Mode,
+}
+
+/// What an install does to the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Adds an `[install]` entry (which must not exist yet).
+    #[default]
+    Add,
+    /// Installs another version for the existing entry `id` without changing the manifest
+    /// (the entry pins no version); only the lock records it.
+    Upgrade,
 }
 
 impl Request {
@@ -121,6 +136,7 @@ impl Request {
             store_open: OpenOptions::default(),
             nix_conf,
             nix: NixStore::detect(),
+            mode: Mode::Add,
         }
     }
 }
@@ -316,11 +332,20 @@ pub async fn ready(req: &Request, catalog: &AnyCatalog) -> Readiness {
     match &manifest {
         Some(m) => {
             let full = pkg.name();
-            match m
+            let entry = m
                 .install
                 .iter()
-                .find(|i| i.id == pkg.package || i.pkg_path.as_deref() == Some(full.as_str()))
-            {
+                .find(|i| i.id == pkg.package || i.pkg_path.as_deref() == Some(full.as_str()));
+            match entry {
+                Some(i) if req.mode == Mode::Upgrade => checks.push(Check::pass(
+                    id::NOT_INSTALLED,
+                    format!("`{}` installs {full} without pinning a version", i.id),
+                )),
+                None if req.mode == Mode::Upgrade => checks.push(Check::fail(
+                    id::NOT_INSTALLED,
+                    format!("the environment does not install {full}"),
+                    format!("install it with `pubdeck install {full}`"),
+                )),
                 Some(i) => checks.push(Check::fail(
                     id::NOT_INSTALLED,
                     format!(
@@ -784,12 +809,24 @@ pub async fn install(
         return Err(InstallError::NotReady(pkg, readiness.checks));
     };
     // The manifest text is computed (and validated) before anything is written.
-    let new_manifest = r.manifest.with_install(&NewInstall {
-        id: &pkg.package,
-        pkg_path: &pkg.name(),
-        pkg_group: Some(&pkg.package),
-        version: pkg.version.as_deref(),
-    })?;
+    let entry_id = match req.mode {
+        Mode::Add => pkg.package.clone(),
+        Mode::Upgrade => r
+            .manifest
+            .install
+            .iter()
+            .find(|i| i.pkg_path.as_deref() == Some(pkg.name().as_str()) || i.id == pkg.package)
+            .map_or_else(|| pkg.package.clone(), |i| i.id.clone()),
+    };
+    let new_manifest = match req.mode {
+        Mode::Add => Some(r.manifest.with_install(&NewInstall {
+            id: &pkg.package,
+            pkg_path: &pkg.name(),
+            pkg_group: Some(&pkg.package),
+            version: pkg.version.as_deref(),
+        })?),
+        Mode::Upgrade => None,
+    };
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| InstallError::Io { path, source }
@@ -886,15 +923,33 @@ pub async fn install(
         })
         .await;
 
-    // 4. The manifest, last.
-    r.manifest.write(&new_manifest)?;
+    // 4. The manifest, last; then the lock (what the entry resolved to).
+    if let Some(text) = &new_manifest {
+        r.manifest.write(text)?;
+    }
+    let locked = lock::Locked {
+        package: pkg.name(),
+        version: r.build.version.clone(),
+        system: r.build.system.clone(),
+        store_path: r.build.store_path.clone(),
+    };
+    if let Err(e) = lock::record(&r.manifest.path, &entry_id, locked) {
+        let _ = tx
+            .send(Event::Note {
+                message: format!(
+                    "could not record the install in {}: {e}",
+                    lock::path_for(&r.manifest.path).display()
+                ),
+            })
+            .await;
+    }
     Ok(Installed {
         package: pkg.name(),
         version: r.build.version.clone(),
         system: r.build.system.clone(),
         store_path: r.build.store_path.clone(),
         manifest: r.manifest.path.clone(),
-        id: pkg.package.clone(),
+        id: entry_id,
         executables: executables(&location),
         path: location,
         closure: r.closure.iter().map(|i| i.store_path.to_string()).collect(),

@@ -7,6 +7,50 @@
 #[path = "skip.rs"]
 mod skip;
 
+/// Runs each named `async fn(Fixture)` on every backend.
+#[allow(unused_macros)]
+macro_rules! on_all_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_service { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(fx) = super::Fixture::start(super::Kind::SqliteService).await { super::$name(fx).await }
+            }
+        )* }
+        mod postgres_service { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(fx) = super::Fixture::start(super::Kind::PostgresService).await { super::$name(fx).await }
+            }
+        )* }
+        mod embedded { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(fx) = super::Fixture::start(super::Kind::Embedded).await { super::$name(fx).await }
+            }
+        )* }
+    };
+}
+
+/// Runs each named `async fn(Fixture)` on the HTTP service backends only.
+#[allow(unused_macros)]
+macro_rules! on_services {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_http { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(fx) = super::Fixture::start(super::Kind::SqliteService).await { super::$name(fx).await }
+            }
+        )* }
+        mod postgres_http { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(fx) = super::Fixture::start(super::Kind::PostgresService).await { super::$name(fx).await }
+            }
+        )* }
+    };
+}
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
