@@ -288,14 +288,19 @@ async fn nars_named_by(
     tx: &EventTx,
 ) -> Result<HashSet<String>, LifecycleError> {
     let total = kept.len() as u64;
-    let mut reads = futures::stream::iter(kept.iter().map(|o| {
-        let key = o.key.clone();
-        async move {
-            let bytes = store.get(&key).await;
-            (key, bytes)
-        }
-    }))
-    .buffer_unordered(READ_CONCURRENCY);
+    // Collected first: a lazily mapped iterator of futures trips the compiler's Send check
+    // when the collection runs in a spawned task.
+    let reads: Vec<_> = kept
+        .iter()
+        .map(|o| {
+            let key = o.key.clone();
+            async move {
+                let bytes = store.get(&key).await;
+                (key, bytes)
+            }
+        })
+        .collect();
+    let mut reads = futures::stream::iter(reads).buffer_unordered(READ_CONCURRENCY);
     let mut needed = HashSet::new();
     let mut done = 0u64;
     while let Some((key, bytes)) = reads.next().await {

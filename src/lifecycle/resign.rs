@@ -69,11 +69,13 @@ pub async fn resign(
     let live = catalog.live_paths(org).await?;
     let store = Store::open_str(&live.store_url, open).await?;
     let total = live.paths.len() as u64;
-    let mut jobs = futures::stream::iter(live.paths.iter().map(|path| {
-        let (store, trusted) = (&store, &trusted);
-        async move { resign_one(store, path, key, trusted).await }
-    }))
-    .buffer_unordered(CONCURRENCY);
+    // Collected first (see `gc`): keeps the future Send in a spawned task.
+    let jobs: Vec<_> = live
+        .paths
+        .iter()
+        .map(|path| resign_one(&store, path, key, &trusted))
+        .collect();
+    let mut jobs = futures::stream::iter(jobs).buffer_unordered(CONCURRENCY);
     let mut report = ResignReport {
         org: org.to_string(),
         store_url: store.url().to_string(),

@@ -1,0 +1,612 @@
+//! The lifecycle of a catalog on the store's side, through the real service on loopback
+//! (SQLite, and PostgreSQL when `PUBDECK_TEST_PG_URL` is set), with real publishes from a git
+//! repository with a bare remote: GC on file:// and S3 (s3s-fs), GC racing a publish that
+//! reuses old garbage, key rotation while installs run in a loop, and `ready` on a build
+//! signed only by a removed key.
+
+#[path = "common/catalog_support.rs"]
+mod catalog_support;
+mod common;
+#[path = "common/s3.rs"]
+mod s3srv;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use catalog_support::{Fixture, Kind};
+use common::Repo;
+use pubdeck::cache::{self, PackOptions};
+use pubdeck::catalog::{AnyCatalog, Catalog, CatalogClient, Scope};
+use pubdeck::event::{self, Event, Stage};
+use pubdeck::install::{self, PackageRef};
+use pubdeck::lifecycle::gc::{self, GcOptions, Kind as ObjKind};
+use pubdeck::lifecycle::resign;
+use pubdeck::publish::{self, Plan};
+use pubdeck::sign::SecretKey;
+use pubdeck::store::{OpenOptions, Store};
+use tokio_util::sync::CancellationToken;
+
+fn manifest(version: &str) -> String {
+    format!(
+        r#"version = 1
+
+[install]
+hello.pkg-path = "hello"
+
+[build.tool]
+description = "a tool"
+version = "{version}"
+command = '''
+  mkdir -p $out/bin
+  printf '#!/bin/sh\necho tool {version}\n' > $out/bin/tool
+  chmod +x $out/bin/tool
+'''
+"#
+    )
+}
+
+/// The service, a repository, a store and a catalog `myorg` owned by alice.
+struct Lab {
+    fx: Fixture,
+    repo: Repo,
+    catalog: AnyCatalog,
+    key_file: PathBuf,
+    pub_file: PathBuf,
+    store_url: String,
+    open: OpenOptions,
+    s3: Option<s3srv::TestS3>,
+    tmp: tempfile::TempDir,
+}
+
+impl Lab {
+    async fn start(kind: Kind, s3: bool) -> Option<Lab> {
+        let fx = Fixture::start(kind).await?;
+        let tmp = tempfile::tempdir().unwrap();
+        let catalog = fx.user("alice").await;
+        let key = SecretKey::generate("myorg-1").unwrap();
+        let key_file = tmp.path().join("myorg-1.key");
+        let pub_file = key.write_new(&key_file).unwrap();
+        let (store_url, open, s3) = if s3 {
+            let s = s3srv::TestS3::start().await;
+            (s.url(), s3srv::TestS3::open_options(), Some(s))
+        } else {
+            (
+                format!("file://{}", tmp.path().join("store").display()),
+                OpenOptions::default(),
+                None,
+            )
+        };
+        catalog
+            .create_catalog("myorg", &store_url, &[key.public().to_nix_string()])
+            .await
+            .unwrap();
+        let repo = Repo::with_manifest(&manifest("0.0"));
+        Some(Lab {
+            fx,
+            repo,
+            catalog,
+            key_file,
+            pub_file,
+            store_url,
+            open,
+            s3,
+            tmp,
+        })
+    }
+
+    async fn store(&self) -> Store {
+        Store::open_str(&self.store_url, &self.open).await.unwrap()
+    }
+
+    fn plan(&self, key_file: &Path) -> Plan {
+        let mut p = Plan::new(&self.repo.work, "tool");
+        p.org = Some("myorg".into());
+        p.signing_key = Some(key_file.to_path_buf());
+        p.store_open = self.open.clone();
+        p
+    }
+
+    /// Commits and pushes version `v` of the manifest.
+    fn bump(&self, v: &str) {
+        self.repo.write(".flox/env/manifest.toml", &manifest(v));
+        self.repo.commit_all(&format!("tool {v}"));
+        self.repo.git(&["push", "-q"]);
+    }
+
+    /// Publishes version `v` (committed and pushed first) with the lab's key.
+    async fn publish(&self, v: &str) -> publish::Published {
+        self.publish_with(v, &self.key_file.clone()).await.unwrap()
+    }
+
+    async fn publish_with(
+        &self,
+        v: &str,
+        key_file: &Path,
+    ) -> Result<publish::Published, publish::PublishError> {
+        self.bump(v);
+        self.publish_head(key_file).await
+    }
+
+    /// Publishes what HEAD holds.
+    async fn publish_head(
+        &self,
+        key_file: &Path,
+    ) -> Result<publish::Published, publish::PublishError> {
+        let (tx, mut rx) = event::channel();
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        publish::run(
+            &self.plan(key_file),
+            &self.catalog,
+            &tx,
+            &CancellationToken::new(),
+        )
+        .await
+    }
+
+    /// Uploads version `v` to the store and stops before registering it (a publish that
+    /// failed at the last step): what it left is garbage.
+    async fn upload_only(&self, v: &str) {
+        self.bump(v);
+        let (tx, mut rx) = event::channel();
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                if let Event::StageFinished {
+                    stage: Stage::Upload,
+                    ok: true,
+                    ..
+                } = e
+                {
+                    stop.cancel();
+                }
+            }
+        });
+        let r = publish::run(&self.plan(&self.key_file), &self.catalog, &tx, &cancel).await;
+        assert!(
+            matches!(r, Err(publish::PublishError::Cancelled)),
+            "{:?}",
+            r.map(|p| p.reference())
+        );
+    }
+
+    /// The file backing `key` (file:// or s3s-fs).
+    fn object_file(&self, key: &str) -> PathBuf {
+        match &self.s3 {
+            Some(s) => s.object_path(key),
+            None => self.tmp.path().join("store").join(key),
+        }
+    }
+
+    /// Makes `key` look written `age` ago.
+    fn age(&self, key: &str, age: Duration) {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.object_file(key))
+            .unwrap();
+        f.set_modified(SystemTime::now() - age).unwrap();
+    }
+
+    /// Makes every object in the store look written `age` ago.
+    async fn age_everything(&self, age: Duration) {
+        for o in self.store().await.list("").await.unwrap() {
+            self.age(&o.key, age);
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.tmp.path().join("data")
+    }
+
+    /// A fresh environment that installs `package` into pubdeck's own store.
+    async fn install_fresh(
+        &self,
+        package: &str,
+        n: usize,
+    ) -> Result<install::Installed, install::InstallError> {
+        let env = self.tmp.path().join(format!("env-{n}"));
+        std::fs::create_dir_all(env.join(".flox/env")).unwrap();
+        std::fs::write(env.join(".flox/env/manifest.toml"), "version = 1\n").unwrap();
+        let mut req = install::Request::new(
+            PackageRef::parse(package).unwrap(),
+            &env,
+            &self.tmp.path().join(format!("data-{n}")),
+        );
+        req.nix = None;
+        req.store_open = self.open.clone();
+        let (tx, mut rx) = event::channel();
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        install::install(&req, &self.catalog, &tx).await
+    }
+
+    async fn ready(&self, package: &str) -> install::Readiness {
+        let mut req = install::Request::new(
+            PackageRef::parse(package).unwrap(),
+            &self.repo.work,
+            &self.data_dir(),
+        );
+        req.nix = None;
+        req.store_open = self.open.clone();
+        install::ready(&req, &self.catalog).await
+    }
+
+    async fn gc(&self, opts: &GcOptions) -> gc::GcReport {
+        let (tx, mut rx) = event::channel();
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        gc::collect(&self.catalog, "myorg", &self.open, opts, &tx)
+            .await
+            .unwrap()
+    }
+
+    async fn finish(self) {
+        self.fx.finish().await;
+    }
+}
+
+fn keys(objects: &[pubdeck::store::ObjectInfo]) -> Vec<String> {
+    objects.iter().map(|o| o.key.clone()).collect()
+}
+
+const TWO_DAYS: Duration = Duration::from_secs(2 * 86_400);
+
+/// Runs a test body on a runtime whose threads have 16 MiB stacks: the S3 SDK's futures,
+/// unoptimised, need more than the 2 MiB a test thread has.
+fn run_big<F: std::future::Future<Output = ()>>(body: impl FnOnce() -> F + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(16 << 20)
+        .spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_stack_size(16 << 20)
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(body())
+        })
+        .unwrap()
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+}
+
+macro_rules! on_services_and_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_file { $(
+            #[test]
+            fn $name() {
+                super::run_big(|| async {
+                    if let Some(lab) = super::Lab::start(super::Kind::SqliteService, false).await { super::$name(lab).await }
+                })
+            }
+        )* }
+        mod sqlite_s3 { $(
+            #[test]
+            fn $name() {
+                super::run_big(|| async {
+                    if let Some(lab) = super::Lab::start(super::Kind::SqliteService, true).await { super::$name(lab).await }
+                })
+            }
+        )* }
+        mod postgres_file { $(
+            #[test]
+            fn $name() {
+                super::run_big(|| async {
+                    if let Some(lab) = super::Lab::start(super::Kind::PostgresService, false).await { super::$name(lab).await }
+                })
+            }
+        )* }
+    };
+}
+
+on_services_and_stores!(
+    gc_deletes_only_old_garbage_narinfo_first,
+    gc_racing_a_publish_that_reuses_old_garbage_leaves_the_build_intact,
+    key_rotation_while_installs_run_in_a_loop,
+);
+
+async fn gc_deletes_only_old_garbage_narinfo_first(lab: Lab) {
+    lab.publish("1.0").await;
+    lab.publish("1.1").await;
+    lab.catalog
+        .yank("myorg", "tool", "1.0", true)
+        .await
+        .unwrap();
+    let store = lab.store().await;
+    let live_before = keys(&store.list("").await.unwrap());
+
+    // Garbage: a path nobody registered, its listing, an orphan NAR; all two days old.
+    let key = SecretKey::from_file(&lab.key_file).unwrap();
+    let junk = lab.tmp.path().join("junk");
+    std::fs::create_dir_all(&junk).unwrap();
+    std::fs::write(junk.join("data"), "junk ".repeat(1000)).unwrap();
+    let (old, _) = cache::add_source(&store, &junk, "junk-1", &[], &PackOptions::default(), &key)
+        .await
+        .unwrap();
+    let listing = format!("{}.ls", old.store_path.hash_part());
+    store
+        .put_if_absent(&listing, bytes::Bytes::from_static(b"{\"version\":1}"))
+        .await
+        .unwrap();
+    let orphan = format!("nar/{}.nar.zst", "0".repeat(52));
+    store
+        .put_if_absent(&orphan, bytes::Bytes::from_static(b"orphan"))
+        .await
+        .unwrap();
+    store
+        .put_if_absent("log/something", bytes::Bytes::from_static(b"not ours"))
+        .await
+        .unwrap();
+    lab.age_everything(TWO_DAYS).await;
+    // A young unregistered path (an upload in progress): kept.
+    std::fs::write(junk.join("data"), "young").unwrap();
+    let (young, _) = cache::add_source(&store, &junk, "junk-2", &[], &PackOptions::default(), &key)
+        .await
+        .unwrap();
+
+    let mut expected = vec![
+        old.file_name(),
+        listing.clone(),
+        old.url.clone(),
+        orphan.clone(),
+    ];
+    expected.sort();
+    let dry = lab
+        .gc(&GcOptions {
+            dry_run: true,
+            ..Default::default()
+        })
+        .await;
+    let mut planned: Vec<String> = dry.deleted.iter().map(|d| d.key.clone()).collect();
+    planned.sort();
+    assert_eq!(planned, expected, "{dry:?}");
+    let sizes: u64 = store
+        .list("")
+        .await
+        .unwrap()
+        .iter()
+        .filter(|o| expected.contains(&o.key))
+        .map(|o| o.size)
+        .sum();
+    assert_eq!(dry.bytes, sizes);
+
+    assert!(dry.missing.is_empty());
+    // Narinfos and listings come before any NAR.
+    let first_nar = dry
+        .deleted
+        .iter()
+        .position(|d| d.kind == ObjKind::Nar)
+        .unwrap();
+    assert!(
+        dry.deleted[..first_nar]
+            .iter()
+            .all(|d| d.kind != ObjKind::Nar)
+    );
+    assert!(
+        dry.deleted[first_nar..]
+            .iter()
+            .all(|d| d.kind == ObjKind::Nar)
+    );
+    for k in &expected {
+        assert!(store.exists(k).await.unwrap(), "dry run deleted {k}");
+    }
+
+    let done = lab.gc(&GcOptions::default()).await;
+    assert_eq!(done.bytes, sizes);
+    assert_eq!(done.deleted.len(), 4);
+    let after = keys(&store.list("").await.unwrap());
+    for k in &expected {
+        assert!(!after.contains(k), "{k} survived");
+    }
+    for k in &live_before {
+        assert!(
+            after.contains(k),
+            "GC deleted {k}, which a registered build needs"
+        );
+    }
+    assert!(after.contains(&young.file_name()) && after.contains(&young.url));
+    assert!(after.contains(&"log/something".to_string()));
+    // Both versions (the yanked one pinned) still install.
+    lab.install_fresh("myorg/tool@1.0", 1).await.unwrap();
+    lab.install_fresh("myorg/tool", 2).await.unwrap();
+    // Recorded in the audit log.
+    let log = lab.catalog.audit_log("myorg", 5).await.unwrap();
+    assert_eq!(log[0].action, "gc");
+    assert_eq!(log[0].detail["nars"], 2);
+    assert_eq!(log[0].detail["narinfos"], 1);
+    assert_eq!(log[0].detail["bytes"], sizes);
+    // Nothing more to do.
+    assert!(lab.gc(&GcOptions::default()).await.deleted.is_empty());
+    // Real Nix accepts the store after GC (file:// only: Nix reads it directly).
+    if lab.s3.is_none() {
+        let info = lab.catalog.show("myorg", "tool").await.unwrap();
+        let paths: Vec<&str> = info
+            .versions
+            .iter()
+            .map(|v| v.builds[0].store_path.as_str())
+            .collect();
+        let _oracle = common::run_oracle(&lab.tmp.path().join("store"), &lab.pub_file, &paths);
+    }
+    lab.finish().await;
+}
+
+async fn gc_racing_a_publish_that_reuses_old_garbage_leaves_the_build_intact(lab: Lab) {
+    lab.publish("1.0").await;
+    // What publishing 2.0 uploads is already in the store, unregistered and old: a publish
+    // that failed before registering, two days ago.
+    lab.upload_only("2.0").await;
+    lab.age_everything(TWO_DAYS).await;
+    let store = lab.store().await;
+    let before = store.list("").await.unwrap().len();
+
+    // GC in a loop (bounded) while 2.0 is published again.
+    let stop = Arc::new(AtomicBool::new(false));
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let gc_task = {
+        let (catalog, open, stop, rounds) = (
+            lab.catalog.clone(),
+            lab.open.clone(),
+            Arc::clone(&stop),
+            Arc::clone(&rounds),
+        );
+        tokio::spawn(async move {
+            for _ in 0..500 {
+                let (tx, mut rx) = event::channel();
+                tokio::spawn(async move { while rx.recv().await.is_some() {} });
+                gc::collect(&catalog, "myorg", &open, &GcOptions::default(), &tx)
+                    .await
+                    .unwrap();
+                rounds.fetch_add(1, Ordering::SeqCst);
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+            }
+        })
+    };
+    // The same commit again: the same bytes, so the publish reuses the old objects.
+    let published = lab.publish_head(&lab.key_file).await.unwrap();
+    stop.store(true, Ordering::SeqCst);
+    gc_task.await.unwrap();
+    assert!(rounds.load(Ordering::SeqCst) >= 1);
+    let r = lab.ready("myorg/tool@2.0").await;
+    assert!(r.ok(), "{:?}", r.checks);
+    lab.install_fresh("myorg/tool@2.0", 1).await.unwrap();
+    lab.install_fresh("myorg/tool@1.0", 2).await.unwrap();
+    assert!(published.store_path.contains("tool-2.0"));
+    // The store holds nothing more than the two builds (with their NARs and cache info).
+    let after = store.list("").await.unwrap();
+    assert!(after.len() <= before, "{} > {before}", after.len());
+    lab.finish().await;
+}
+
+async fn key_rotation_while_installs_run_in_a_loop(lab: Lab) {
+    lab.publish("1.0").await;
+    lab.publish("1.1").await;
+    let old_key = SecretKey::from_file(&lab.key_file).unwrap();
+    let new_key = SecretKey::generate("myorg-2").unwrap();
+    let new_file = lab.tmp.path().join("myorg-2.key");
+    new_key.write_new(&new_file).unwrap();
+
+    // Installs in a loop until the rotation is over (bounded).
+    let stop = Arc::new(AtomicBool::new(false));
+    let lab = Arc::new(lab);
+    let installs = {
+        let (lab, stop) = (Arc::clone(&lab), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut ok = 0;
+            for n in 0..400 {
+                let pkg = if n % 2 == 0 {
+                    "myorg/tool@1.0"
+                } else {
+                    "myorg/tool"
+                };
+                if let Err(e) = lab.install_fresh(pkg, 100 + n).await {
+                    panic!("install {n} failed during the rotation: {e}");
+                }
+                ok += 1;
+                if stop.load(Ordering::SeqCst) && ok >= 3 {
+                    break;
+                }
+            }
+            ok
+        })
+    };
+    let c = &lab.catalog;
+    c.add_key("myorg", &new_key.public().to_nix_string())
+        .await
+        .unwrap();
+    let (tx, mut rx) = event::channel();
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let store = lab.store().await;
+    // An interrupted earlier run signed one narinfo already: the rerun resumes.
+    let first = c.show("myorg", "tool").await.unwrap().versions[0].builds[0].clone();
+    let name = format!(
+        "{}.narinfo",
+        first.store_path["/nix/store/".len()..]
+            .split('-')
+            .next()
+            .unwrap()
+    );
+    let mut info = pubdeck::narinfo::NarInfo::parse(
+        std::str::from_utf8(&store.get(&name).await.unwrap()).unwrap(),
+    )
+    .unwrap();
+    info.sign(&new_key);
+    store
+        .replace(&name, bytes::Bytes::from(info.to_string()))
+        .await
+        .unwrap();
+    let report = resign::resign(c, "myorg", &new_key, &lab.open, &tx)
+        .await
+        .unwrap();
+    assert_eq!(report.narinfos, 2);
+    assert_eq!((report.signed, report.already_signed), (1, 1), "{report:?}");
+    let again = resign::resign(c, "myorg", &new_key, &lab.open, &tx)
+        .await
+        .unwrap();
+    assert_eq!((again.signed, again.already_signed), (0, 2));
+    c.remove_key("myorg", "myorg-1").await.unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let ok = installs.await.unwrap();
+    assert!(ok >= 3, "{ok} installs");
+
+    // Every narinfo carries both signatures now; the catalog trusts only the new key.
+    for o in store.list("").await.unwrap() {
+        if o.key.ends_with(".narinfo") {
+            let text = String::from_utf8(store.get(&o.key).await.unwrap().to_vec()).unwrap();
+            assert!(
+                text.contains("Sig: myorg-1:") && text.contains("Sig: myorg-2:"),
+                "{text}"
+            );
+        }
+    }
+    // Publishing with the old key is refused; with the new one it works.
+    let refused = lab.publish_with("1.2", &lab.key_file).await;
+    assert!(refused.is_err());
+    lab.publish_with("1.3", &new_file).await.unwrap();
+    lab.install_fresh("myorg/tool@1.3", 1).await.unwrap();
+
+    // Removing the new key too (without re-signing) leaves builds signed only by removed
+    // keys: `ready` says so and how to fix it.
+    let third = SecretKey::generate("myorg-3").unwrap();
+    c.add_key("myorg", &third.public().to_nix_string())
+        .await
+        .unwrap();
+    c.remove_key("myorg", "myorg-2").await.unwrap();
+    let r = lab.ready("myorg/tool@1.0").await;
+    let sig = r
+        .checks
+        .iter()
+        .find(|c| c.id == install::id::SIGNATURE)
+        .unwrap();
+    assert!(!sig.ok);
+    assert!(sig.message.contains("no longer trusts"), "{}", sig.message);
+    assert!(sig.message.contains("`myorg-1`") && sig.message.contains("`myorg-2`"));
+    assert!(
+        sig.hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("pubdeck catalog re-sign myorg"),
+        "{:?}",
+        sig.hint
+    );
+    let _ = old_key;
+    // A read token cannot re-sign or collect garbage.
+    let (_, read) = lab
+        .fx
+        .backend
+        .db()
+        .create_token("alice", Scope::Read, None)
+        .await
+        .unwrap();
+    let reader = AnyCatalog::Remote(CatalogClient::new(&lab.fx.base_url(), Some(read)).unwrap());
+    let (tx, mut rx) = event::channel();
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    assert!(
+        gc::collect(&reader, "myorg", &lab.open, &GcOptions::default(), &tx)
+            .await
+            .is_err()
+    );
+    let lab = Arc::into_inner(lab).expect("the install loop is done");
+    lab.finish().await;
+}
