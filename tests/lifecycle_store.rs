@@ -610,3 +610,278 @@ async fn key_rotation_while_installs_run_in_a_loop(lab: Lab) {
     let lab = Arc::into_inner(lab).expect("the install loop is done");
     lab.finish().await;
 }
+
+// ---- the command line ------------------------------------------------------------------------
+
+/// `pubdeck` against the lab's service, as alice (with `token`), with its own data and
+/// config directories and pubdeck's own store for installs.
+fn cli(lab: &Lab, token: &str, args: &[&str]) -> std::process::Output {
+    let home = lab.tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_pubdeck"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("PUBDECK_CATALOG", lab.fx.base_url())
+        .env("PUBDECK_TOKEN", token)
+        .env("PUBDECK_DATA_DIR", lab.data_dir())
+        .env("PUBDECK_NIX", "0")
+        .env_remove("PUBDECK_DB")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("pubdeck runs")
+}
+
+fn json_of(o: &std::process::Output) -> serde_json::Value {
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+#[test]
+fn cli_tokens_whoami_yank_log_use_gc_and_upgrade() {
+    run_big(|| async {
+        let Some(lab) = Lab::start(Kind::SqliteService, false).await else {
+            return;
+        };
+        let admin = lab.fx.add_user("alice").await;
+        let db = lab.fx.db_url.clone();
+
+        // Tokens: created with a scope and an expiry, listed without the token, revoked.
+        let made = json_of(&cli(
+            &lab,
+            &admin,
+            &[
+                "user",
+                "token",
+                "create",
+                "alice",
+                "--scope",
+                "read",
+                "--expires",
+                "30d",
+                "--db",
+                &db,
+                "--json",
+            ],
+        ));
+        let read = made["token"].as_str().unwrap().to_string();
+        let id = made["info"]["id"].as_str().unwrap().to_string();
+        assert_eq!(made["info"]["scope"], "read");
+        let who = json_of(&cli(&lab, &read, &["whoami", "--json"]));
+        assert_eq!(who["user"], "alice");
+        assert_eq!(who["scope"], "read");
+        assert_eq!(who["token_id"], id.as_str());
+        assert!(who["expires_at"].as_str().is_some());
+        let listed = cli(
+            &lab,
+            &admin,
+            &["user", "token", "list", "alice", "--db", &db],
+        );
+        let text = String::from_utf8_lossy(&listed.stdout).into_owned();
+        assert!(listed.status.success());
+        assert!(text.contains(&id) && text.contains("read") && !text.contains(&read));
+        assert!(text.contains("LAST USED"), "{text}");
+        let refused = cli(&lab, &read, &["yank", "myorg/tool@1.0"]);
+        assert_eq!(refused.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            err.contains("scope is read") && err.contains("hint:"),
+            "{err}"
+        );
+        json_of(&cli(
+            &lab,
+            &admin,
+            &["user", "token", "revoke", &id, "--db", &db, "--json"],
+        ));
+        let gone = cli(&lab, &read, &["whoami"]);
+        assert_eq!(gone.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&gone.stderr);
+        assert!(err.contains("revoked"), "{err}");
+        assert!(err.contains("pubdeck user token create"), "{err}");
+        let bad = cli(
+            &lab,
+            &admin,
+            &[
+                "user", "token", "create", "alice", "--scope", "root", "--db", &db,
+            ],
+        );
+        assert_eq!(bad.status.code(), Some(2));
+
+        // Publish 1.0, install it unpinned, then 1.1 and 2.0; yank 2.0.
+        lab.publish("1.0").await;
+        let env = lab.tmp.path().join("app");
+        std::fs::create_dir_all(env.join(".flox/env")).unwrap();
+        let manifest = "version = 1\n\n[install]\nhello.pkg-path = \"hello\"\n";
+        std::fs::write(env.join(".flox/env/manifest.toml"), manifest).unwrap();
+        let envs = env.to_str().unwrap();
+        json_of(&cli(
+            &lab,
+            &admin,
+            &["install", "myorg/tool", "--dir", envs, "--json"],
+        ));
+        let lock: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(env.join(".flox/env/pubdeck.lock")).unwrap())
+                .unwrap();
+        assert_eq!(lock["packages"]["tool"]["version"], "1.0");
+        let manifest_after_install =
+            std::fs::read_to_string(env.join(".flox/env/manifest.toml")).unwrap();
+        lab.publish("1.1").await;
+        lab.publish("2.0").await;
+        let y = json_of(&cli(&lab, &admin, &["yank", "myorg/tool@2.0", "--json"]));
+        assert_eq!(y["yanked"], true);
+        assert_eq!(y["latest_version"], "1.1");
+        let show = json_of(&cli(&lab, &admin, &["show", "myorg/tool", "--json"]));
+        assert_eq!(show["latest_version"], "1.1");
+        assert_eq!(show["versions"][0]["version"], "2.0");
+        assert_eq!(show["versions"][0]["yanked"], true);
+        let shown = cli(&lab, &admin, &["show", "myorg/tool"]);
+        assert!(String::from_utf8_lossy(&shown.stdout).contains("2.0 (yanked)"));
+        let found = json_of(&cli(&lab, &admin, &["search", "tool", "--json"]));
+        assert_eq!(found["results"][0]["latest_version"], "1.1");
+        let no_version = cli(&lab, &admin, &["yank", "myorg/tool"]);
+        assert_eq!(no_version.status.code(), Some(2));
+
+        // Upgrade: dry run says old → new; the run installs the newest not yanked.
+        let dry = json_of(&cli(
+            &lab,
+            &admin,
+            &["upgrade", "--dry-run", "--dir", envs, "--json"],
+        ));
+        assert_eq!(dry["steps"][0]["id"], "tool");
+        assert_eq!(dry["steps"][0]["from"], "1.0");
+        assert_eq!(dry["steps"][0]["to"], "1.1");
+        assert_eq!(dry["steps"][0]["status"], "available");
+        let text = cli(&lab, &admin, &["upgrade", "--dry-run", "--dir", envs]);
+        assert!(String::from_utf8_lossy(&text.stdout).contains("myorg/tool 1.0 → 1.1"));
+        let done = json_of(&cli(&lab, &admin, &["upgrade", "--dir", envs, "--json"]));
+        assert_eq!(done["steps"][0]["status"], "upgraded", "{done}");
+        let lock: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(env.join(".flox/env/pubdeck.lock")).unwrap())
+                .unwrap();
+        assert_eq!(lock["packages"]["tool"]["version"], "1.1");
+        assert_eq!(
+            std::fs::read_to_string(env.join(".flox/env/manifest.toml")).unwrap(),
+            manifest_after_install,
+            "an unpinned entry stays as the user wrote it"
+        );
+        let again = json_of(&cli(&lab, &admin, &["upgrade", "--dir", envs, "--json"]));
+        assert_eq!(again["steps"][0]["status"], "up-to-date");
+        let unknown = cli(&lab, &admin, &["upgrade", "nosuch", "--dir", envs]);
+        assert_eq!(unknown.status.code(), Some(1));
+        // A pinned entry is left alone.
+        json_of(&cli(
+            &lab,
+            &admin,
+            &["yank", "myorg/tool@2.0", "--undo", "--json"],
+        ));
+        let pinned = lab.tmp.path().join("pinned");
+        std::fs::create_dir_all(pinned.join(".flox/env")).unwrap();
+        std::fs::write(pinned.join(".flox/env/manifest.toml"), manifest).unwrap();
+        let pins = pinned.to_str().unwrap();
+        json_of(&cli(
+            &lab,
+            &admin,
+            &["install", "myorg/tool@1.0", "--dir", pins, "--json"],
+        ));
+        let p = json_of(&cli(
+            &lab,
+            &admin,
+            &["upgrade", "--dry-run", "--dir", pins, "--json"],
+        ));
+        assert_eq!(p["steps"][0]["status"], "pinned");
+
+        // The audit log.
+        let log = json_of(&cli(&lab, &admin, &["catalog", "log", "myorg", "--json"]));
+        let actions: Vec<&str> = log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(actions[..2], ["unyank", "yank"]);
+        assert!(actions.contains(&"publish") && actions.contains(&"create"));
+
+        // `use`: shows the lines; off a terminal writes only with --yes, keeping the rest.
+        let conf = lab.tmp.path().join("nix.conf");
+        std::fs::write(&conf, "# mine\nsandbox = true\n").unwrap();
+        let confs = conf.to_str().unwrap();
+        let asked = cli(&lab, &admin, &["use", "myorg", "--nix-conf", confs]);
+        assert_eq!(asked.status.code(), Some(1));
+        let out = String::from_utf8_lossy(&asked.stdout);
+        assert!(
+            out.contains(&format!("extra-substituters = {}", lab.store_url)),
+            "{out}"
+        );
+        assert!(
+            out.contains("extra-trusted-public-keys = myorg-1:"),
+            "{out}"
+        );
+        assert!(String::from_utf8_lossy(&asked.stderr).contains("--yes"));
+        assert_eq!(
+            std::fs::read_to_string(&conf).unwrap(),
+            "# mine\nsandbox = true\n"
+        );
+        let wrote = json_of(&cli(
+            &lab,
+            &admin,
+            &["use", "myorg", "--nix-conf", confs, "--yes", "--json"],
+        ));
+        assert_eq!(wrote["written"], true);
+        let text = std::fs::read_to_string(&conf).unwrap();
+        assert!(text.starts_with("# mine\nsandbox = true\n"), "{text}");
+        assert!(text.contains("extra-substituters = file://"), "{text}");
+        let again = json_of(&cli(
+            &lab,
+            &admin,
+            &["use", "myorg", "--nix-conf", confs, "--yes", "--json"],
+        ));
+        assert_eq!(again["already"], true);
+        assert_eq!(std::fs::read_to_string(&conf).unwrap(), text);
+        // `ready` now finds Nix configured for the catalog.
+        let store_cache_info =
+            std::fs::read_to_string(lab.tmp.path().join("store/nix-cache-info")).unwrap();
+        assert!(
+            store_cache_info.contains("WantMassQuery: 1"),
+            "{store_cache_info}"
+        );
+        assert!(
+            store_cache_info.contains("Priority: 41"),
+            "{store_cache_info}"
+        );
+
+        // GC from the command line: a dry run lists, JSON counts bytes.
+        let gc = json_of(&cli(
+            &lab,
+            &admin,
+            &[
+                "catalog",
+                "gc",
+                "myorg",
+                "--dry-run",
+                "--grace",
+                "0s",
+                "--json",
+            ],
+        ));
+        assert_eq!(gc["dry_run"], true);
+        assert!(gc["deleted"].as_array().unwrap().is_empty(), "{gc}");
+        let bad = cli(&lab, &admin, &["catalog", "gc", "myorg", "--grace", "soon"]);
+        assert_eq!(bad.status.code(), Some(2));
+
+        // remove-key through the CLI.
+        let rk = cli(
+            &lab,
+            &admin,
+            &["catalog", "remove-key", "myorg", "nosuchkey"],
+        );
+        assert_eq!(rk.status.code(), Some(1));
+        lab.finish().await;
+    });
+}
