@@ -659,3 +659,95 @@ fn text_fields_edit_at_the_cursor() {
     )));
     assert_eq!(app.catalog.query(), "ello");
 }
+
+#[test]
+fn brackets_pick_a_version_that_install_pins_and_y_yanks_it() {
+    let mut app = app();
+    ch(&mut app, '2');
+    key(&mut app, KeyCode::Tab);
+    let pkg = app.catalog.selected_ref().expect("selection");
+    let row = app.catalog.selected().unwrap().1.clone();
+    // Before the details arrive there is nothing to pick from.
+    ch(&mut app, '[');
+    assert!(app.catalog.picked.is_none());
+    let mut d = support::fake::demo_details(&row);
+    d.versions = vec!["3.0".into(), "2.0".into(), "1.0".into()];
+    d.yanked = vec!["3.0".into()];
+    app.update(Action::Details(d));
+    // The latest not yanked is the default: an unpinned install.
+    assert_eq!(app.catalog.picked_version().as_deref(), Some("2.0"));
+    ch(&mut app, '[');
+    assert_eq!(app.catalog.picked.as_deref(), Some("1.0"));
+    ch(&mut app, '[');
+    assert_eq!(
+        app.catalog.picked.as_deref(),
+        Some("1.0"),
+        "stops at the oldest"
+    );
+    ch(&mut app, 'i');
+    match &app.popup {
+        Some(Popup::Confirm { lines, .. }) => {
+            assert!(lines[0].contains("1.0 (pinned)"), "{lines:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        ch(&mut app, 'y'),
+        vec![Effect::Install(format!("{pkg}@1.0"))]
+    );
+    // Back to the default, then to the yanked newest: un-yank is offered.
+    app.catalog.install = None;
+    ch(&mut app, ']');
+    assert!(app.catalog.picked.is_none());
+    ch(&mut app, ']');
+    assert_eq!(app.catalog.picked.as_deref(), Some("3.0"));
+    ch(&mut app, 'Y');
+    match &app.popup {
+        Some(Popup::Confirm { title, pending, .. }) => {
+            assert_eq!(title, "Un-yank");
+            assert_eq!(
+                pending,
+                &Pending::Yank {
+                    package: pkg.clone(),
+                    version: "3.0".into(),
+                    yanked: false
+                }
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    key(&mut app, KeyCode::Esc);
+    // Yank the default (2.0) with confirmation.
+    ch(&mut app, ']');
+    ch(&mut app, '[');
+    assert!(app.catalog.picked.is_none());
+    ch(&mut app, 'Y');
+    assert!(matches!(&app.popup, Some(Popup::Confirm { title, .. }) if title == "Yank"));
+    assert_eq!(
+        ch(&mut app, 'y'),
+        vec![Effect::Yank {
+            package: pkg.clone(),
+            version: "2.0".into(),
+            yanked: true
+        }]
+    );
+    let effects = app.update(Action::YankFinished {
+        package: pkg.clone(),
+        result: Ok(pubdeck::catalog::YankOutcome {
+            name: pkg.clone(),
+            version: "2.0".into(),
+            yanked: true,
+            changed: 1,
+            latest_version: "1.0".into(),
+        }),
+    });
+    assert!(effects.contains(&Effect::PackageDetails(pkg.clone())));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::LoadPackages { .. })),
+        "the latest-version column is reloaded"
+    );
+    let status = app.status.as_ref().unwrap();
+    assert!(status.text.contains("latest is now 1.0"), "{}", status.text);
+}

@@ -40,6 +40,7 @@ enum Shape {
     },
     VersionSet(Result<String, Failure>),
     Installed(Result<(String, String, String, Vec<String>), Failure>),
+    Yanked(Result<pubdeck::catalog::YankOutcome, Failure>),
 }
 
 fn file_name(p: &Path) -> String {
@@ -82,6 +83,7 @@ fn shape(a: &Action) -> Option<Shape> {
                 })
                 .map_err(Clone::clone),
         ),
+        Action::YankFinished { result, .. } => Shape::Yanked(result.clone()),
         _ => return None,
     })
 }
@@ -168,6 +170,18 @@ async fn steps(
     step!(
         "install myorg/api-gateway",
         backend.install("myorg/api-gateway".into(), &s.tx)
+    );
+    step!(
+        "yank myorg/auth-service 3.16.5",
+        backend.yank("myorg/auth-service".into(), "3.16.5".into(), true, &s.tx)
+    );
+    step!(
+        "yank a version that does not exist",
+        backend.yank("myorg/auth-service".into(), "9.9.9".into(), true, &s.tx)
+    );
+    step!(
+        "install myorg/auth-service@3.16.5 (yanked, pinned)",
+        backend.install("myorg/auth-service@3.16.5".into(), &s.tx)
     );
     out
 }
@@ -269,6 +283,20 @@ async fn fake_and_engine_give_the_same_outcomes() {
     assert!(matches!(shapes[6], Shape::Pushed { branch, .. } if branch == "main"));
     assert!(
         matches!(shapes[7], Shape::Installed(Ok((p, _, id, exes))) if p == "myorg/api-gateway" && id == "api-gateway" && exes == &["api-gateway".to_string()])
+    );
+    assert_eq!(
+        shapes[8],
+        &Shape::Yanked(Ok(pubdeck::catalog::YankOutcome {
+            name: "myorg/auth-service".into(),
+            version: "3.16.5".into(),
+            yanked: true,
+            changed: 1,
+            latest_version: "3.15.4".into(),
+        }))
+    );
+    assert!(matches!(shapes[9], Shape::Yanked(Err(f)) if f.message.contains("no version 9.9.9")));
+    assert!(
+        matches!(shapes[10], Shape::Installed(Ok((p, v, _, _))) if p == "myorg/auth-service" && v == "3.16.5")
     );
 
     let statuses: String = real

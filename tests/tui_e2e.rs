@@ -132,6 +132,32 @@ fn demo_publish_then_find_it_in_the_catalog() {
     let screen = t.wait_for("myorg/hello is visible to you", Duration::from_secs(10));
     assert!(screen.contains("has a build for"), "{screen}");
     assert!(screen.contains("is not installed yet"), "{screen}");
+
+    // Yank the newest auth-service from the Catalog tab, confirmed, against the real catalog.
+    t.keys(&["C-u"]);
+    t.text("auth-service");
+    t.wait_for("versions   [3.16.5], 3.15.4", Duration::from_secs(10));
+    t.keys(&["Tab"]);
+    t.keys(&["Y"]);
+    let screen = t.wait_for("Yank myorg/auth-service 3.16.5?", Duration::from_secs(5));
+    assert!(
+        screen.contains("stays installable where it is pinned"),
+        "{screen}"
+    );
+    t.keys(&["y"]);
+    let screen = t.wait_for(
+        "yanked myorg/auth-service@3.16.5; latest is now 3.15.4",
+        Duration::from_secs(10),
+    );
+    let screen = if screen.contains("3.16.5 (yanked)") {
+        screen
+    } else {
+        t.wait_for("3.16.5 (yanked)", Duration::from_secs(10))
+    };
+    assert!(
+        screen.contains("[3.15.4]"),
+        "the default is now 3.15.4: {screen}"
+    );
     t.keys(&["q"]);
 }
 

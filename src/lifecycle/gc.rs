@@ -319,7 +319,7 @@ async fn nars_named_by(
         let info = NarInfo::parse(text).map_err(|e| bad(e.to_string()))?;
         needed.insert(info.url);
         done += 1;
-        if done % 256 == 0 || done == total {
+        if done.is_multiple_of(256) || done == total {
             let _ = tx
                 .send(Event::Progress {
                     work: Work::GcScan,

@@ -66,6 +66,11 @@ pub enum Action {
         package: String,
         result: Result<Installed, Failure>,
     },
+    /// Outcome of a yank or un-yank of a version of `package` (`org/name`).
+    YankFinished {
+        package: String,
+        result: Result<crate::catalog::YankOutcome, Failure>,
+    },
     /// A failed request (shown in the status line, with its hint).
     Error(Failure),
 }
@@ -97,5 +102,11 @@ pub enum Effect {
     },
     PackageDetails(String),
     Readiness(String),
+    /// `org/name` or `org/name@version`.
     Install(String),
+    Yank {
+        package: String,
+        version: String,
+        yanked: bool,
+    },
 }

@@ -39,6 +39,7 @@ pub fn inbox() -> (ActionTx, ActionRx) {
 /// | `package_details` | `Action::Details` or `Action::Error` |
 /// | `readiness` | `Action::Readiness` |
 /// | `install` | `Action::InstallProgress`… then `Action::InstallFinished` |
+/// | `yank` | `Action::YankFinished` |
 pub trait Backend: Send + Sync {
     /// The `[build.*]` entries of the environment (cheap, synchronous: a manifest read).
     fn builds(&self) -> Vec<BuildRow>;
@@ -62,8 +63,10 @@ pub trait Backend: Send + Sync {
     fn package_details(&self, package: String, tx: &ActionTx);
     /// `ready org/pkg`: install-readiness checks.
     fn readiness(&self, package: String, tx: &ActionTx);
-    /// `install org/pkg` into the environment.
+    /// `install org/pkg[@version]` into the environment.
     fn install(&self, package: String, tx: &ActionTx);
+    /// Yanks (`yanked`) or un-yanks `version` of `org/pkg`.
+    fn yank(&self, package: String, version: String, yanked: bool, tx: &ActionTx);
     /// Files and directories whose changes should re-run the checks (the manifest, the
     /// repository's work tree and `.git`). Watched recursively; empty: no watcher.
     fn watch_paths(&self) -> Vec<PathBuf> {

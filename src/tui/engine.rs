@@ -304,6 +304,18 @@ impl Backend for EngineBackend {
         });
     }
 
+    fn yank(&self, package: String, version: String, yanked: bool, tx: &ActionTx) {
+        let (catalog, tx) = (self.catalog.clone(), tx.clone());
+        tokio::spawn(async move {
+            let result = match PackageRef::parse(&package) {
+                Ok(p) => catalog.yank(&p.org, &p.package, &version, yanked).await,
+                Err(e) => Err(e),
+            }
+            .map_err(|e| e.failure());
+            send(&tx, Action::YankFinished { package, result }).await;
+        });
+    }
+
     fn watch_paths(&self) -> Vec<PathBuf> {
         match git2::Repository::discover(&self.dir) {
             Ok(r) => r
@@ -349,6 +361,12 @@ fn details(d: crate::catalog::PackageDetail) -> PackageDetails {
         name: d.package,
         description: d.description,
         versions: d.versions.iter().map(|v| v.version.clone()).collect(),
+        yanked: d
+            .versions
+            .iter()
+            .filter(|v| v.yanked)
+            .map(|v| v.version.clone())
+            .collect(),
         builds,
         repository,
     }

@@ -97,6 +97,11 @@ pub enum Command {
     FocusSearch,
     FocusResults,
     Install,
+    /// Yanks (or un-yanks) the picked version of the selected package.
+    Yank,
+    /// Picks the previous (older) / next (newer) version of the selected package.
+    VersionOlder,
+    VersionNewer,
     ReloadCatalog,
     Confirm,
     Dismiss,
@@ -475,6 +480,27 @@ pub static KEYMAP: &[Binding] = &[
     ),
     b(X::Results, &[ch('/')], C::FocusSearch, "search", true),
     b(
+        X::Results,
+        &[ch('[')],
+        C::VersionOlder,
+        "older version",
+        false,
+    ),
+    b(
+        X::Results,
+        &[ch(']')],
+        C::VersionNewer,
+        "newer version",
+        false,
+    ),
+    b(
+        X::Results,
+        &[ch('Y')],
+        C::Yank,
+        "yank / un-yank version…",
+        false,
+    ),
+    b(
         X::Details,
         &[ch('j'), code(KeyCode::Down)],
         C::Down,
@@ -490,6 +516,27 @@ pub static KEYMAP: &[Binding] = &[
     ),
     b(X::Details, &[ch('i')], C::Install, "install…", true),
     b(X::Details, &[ch('/')], C::FocusSearch, "search", true),
+    b(
+        X::Details,
+        &[ch('[')],
+        C::VersionOlder,
+        "older version",
+        true,
+    ),
+    b(
+        X::Details,
+        &[ch(']')],
+        C::VersionNewer,
+        "newer version",
+        true,
+    ),
+    b(
+        X::Details,
+        &[ch('Y')],
+        C::Yank,
+        "yank / un-yank version…",
+        true,
+    ),
     // Popups.
     b(
         X::Confirm,

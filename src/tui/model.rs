@@ -119,6 +119,8 @@ pub struct PackageDetails {
     pub description: String,
     /// All versions, newest first.
     pub versions: Vec<String>,
+    /// The versions that are yanked (skipped for "latest"; installable when pinned).
+    pub yanked: Vec<String>,
     /// Builds of all versions, newest first.
     pub builds: Vec<SystemBuild>,
     /// The source repository (credential-free URL).
@@ -128,6 +130,18 @@ pub struct PackageDetails {
 impl PackageDetails {
     pub fn reference(&self) -> String {
         format!("{}/{}", self.org, self.name)
+    }
+
+    pub fn is_yanked(&self, version: &str) -> bool {
+        self.yanked.iter().any(|v| v == version)
+    }
+
+    /// What an unpinned install takes: the newest version not yanked.
+    pub fn latest(&self) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|v| !self.is_yanked(v))
+            .map(String::as_str)
     }
 }
 

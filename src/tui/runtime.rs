@@ -91,6 +91,11 @@ pub fn perform(effect: Effect, backend: &dyn Backend, tx: &ActionTx) -> Performe
         Effect::PackageDetails(p) => backend.package_details(p, tx),
         Effect::Readiness(p) => backend.readiness(p, tx),
         Effect::Install(p) => backend.install(p, tx),
+        Effect::Yank {
+            package,
+            version,
+            yanked,
+        } => backend.yank(package, version, yanked, tx),
     }
     Performed::Done
 }

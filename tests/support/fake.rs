@@ -225,6 +225,7 @@ pub fn demo_details(row: &PackageRow) -> PackageDetails {
         name: row.name.clone(),
         description: row.description.clone(),
         versions,
+        yanked: Vec::new(),
         builds,
         repository: "https://git.myorg.example/platform/tools.git".into(),
     }
@@ -482,6 +483,8 @@ struct State {
     versions: Vec<(String, String)>,
     /// Logs `save_log` was asked to write: (build, lines).
     saved_logs: Vec<(String, Vec<String>)>,
+    /// Versions yanked with `yank`: (package reference, version).
+    yanked: Vec<(String, String)>,
     job: Option<CancellationToken>,
 }
 
@@ -664,7 +667,17 @@ impl Backend for FakeBackend {
     fn package_details(&self, package: String, tx: &ActionTx) {
         let row = self.packages.iter().find(|p| p.reference() == package);
         let a = match row {
-            Some(row) => Action::Details(demo_details(row)),
+            Some(row) => {
+                let mut d = demo_details(row);
+                let state = self.state.lock().unwrap();
+                d.yanked = state
+                    .yanked
+                    .iter()
+                    .filter(|(p, _)| *p == package)
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                Action::Details(d)
+            }
             None => Action::Error(Failure::new(
                 format!("package {package} not found"),
                 Some("check the name with `pubdeck search`".into()),
@@ -693,20 +706,26 @@ impl Backend for FakeBackend {
                 };
                 send(&tx, a).await;
             }
-            let row = this.packages.iter().find(|p| p.reference() == package);
+            let (name, pinned) = match package.split_once('@') {
+                Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                None => (package.clone(), None),
+            };
+            let row = this.packages.iter().find(|p| p.reference() == name);
             let result = match row {
                 Some(row) => {
-                    let path = PathBuf::from(store_path(&row.name, &row.version));
+                    let version = pinned.unwrap_or_else(|| row.version.clone());
+                    let path = PathBuf::from(store_path(&row.name, &version));
+                    let closure = vec![store_path(&row.name, &version)];
                     Ok(Installed {
-                        package: package.clone(),
-                        version: row.version.clone(),
+                        package: name.clone(),
+                        version,
                         system: SYSTEM.into(),
                         store_path: path.display().to_string(),
                         executables: vec![path.join("bin").join(&row.name)],
                         path,
                         manifest: PathBuf::from("/demo/workspace/.flox/env/manifest.toml"),
                         id: row.name.clone(),
-                        closure: vec![store_path(&row.name, &row.version)],
+                        closure,
                         store: "pubdeck",
                         reused: 0,
                     })
@@ -715,5 +734,44 @@ impl Backend for FakeBackend {
             };
             send(&tx, Action::InstallFinished { package, result }).await;
         });
+    }
+
+    fn yank(&self, package: String, version: String, yanked: bool, tx: &ActionTx) {
+        let row = self.packages.iter().find(|p| p.reference() == package);
+        let result = match row {
+            Some(row) => {
+                let d = demo_details(row);
+                if !d.versions.contains(&version) {
+                    Err(Failure::new(
+                        format!("{package} has no version {version}"),
+                        None,
+                    ))
+                } else {
+                    let mut state = self.state.lock().unwrap();
+                    let key = (package.clone(), version.clone());
+                    let was = state.yanked.contains(&key);
+                    if yanked && !was {
+                        state.yanked.push(key);
+                    } else if !yanked {
+                        state.yanked.retain(|k| *k != key);
+                    }
+                    let latest = d
+                        .versions
+                        .iter()
+                        .find(|v| !state.yanked.contains(&(package.clone(), (*v).clone())))
+                        .cloned()
+                        .unwrap_or_default();
+                    Ok(pubdeck::catalog::YankOutcome {
+                        name: package.clone(),
+                        version,
+                        yanked,
+                        changed: u64::from(was != yanked),
+                        latest_version: latest,
+                    })
+                }
+            }
+            None => Err(Failure::new(format!("package {package} not found"), None)),
+        };
+        send_later(tx, Action::YankFinished { package, result });
     }
 }

@@ -74,6 +74,12 @@ pub struct CatalogState {
     pub details_due: Option<u64>,
     pub details_scroll: u16,
     pub install: Option<InstallState>,
+    /// The version picked with `[` / `]` for the selected package (`None`: the latest not
+    /// yanked, what an unpinned install takes).
+    pub picked: Option<String>,
+    /// The next package list is a refresh after a change made here (a yank): it keeps the
+    /// status line that reported the change.
+    pub quiet_reload: bool,
 }
 
 impl CatalogState {
@@ -103,7 +109,48 @@ impl CatalogState {
         self.loading || self.install.as_ref().is_some_and(|i| i.result.is_none())
     }
 
+    /// The version install and yank act on: the picked one, else the latest not yanked.
+    pub fn picked_version(&self) -> Option<String> {
+        if let Some(v) = &self.picked {
+            return Some(v.clone());
+        }
+        match self.selected_details() {
+            Some(d) => d.latest().map(str::to_string),
+            None => self.selected().map(|(_, p)| p.version.clone()),
+        }
+    }
+
+    /// Moves the picked version one older (`older`) or newer, within the known versions.
+    fn pick_version(&mut self, older: bool) -> Status {
+        let Some(d) = self.selected_details() else {
+            return status(Level::Warn, "the versions are still loading");
+        };
+        let versions = d.versions.clone();
+        let yanked = d.yanked.clone();
+        let latest = d.latest().map(str::to_string);
+        let current = self.picked_version();
+        let at = current
+            .as_ref()
+            .and_then(|c| versions.iter().position(|v| v == c))
+            .unwrap_or(0);
+        // Newest first: older is further down the list.
+        let next = if older {
+            (at + 1).min(versions.len().saturating_sub(1))
+        } else {
+            at.saturating_sub(1)
+        };
+        let v = versions.get(next)?;
+        self.picked = (Some(v) != latest.as_ref()).then(|| v.clone());
+        let what = match (&self.picked, yanked.contains(v)) {
+            (None, _) => "the latest, installed unpinned".to_string(),
+            (Some(_), true) => "yanked; an install pins it".to_string(),
+            (Some(_), false) => "an install pins it".to_string(),
+        };
+        status(Level::Info, format!("version {v} ({what})"))
+    }
+
     fn selection_changed(&mut self, tick: u64) {
+        self.picked = None;
         self.details_scroll = 0;
         self.details_due = Some(tick + super::DEBOUNCE_TICKS);
     }
@@ -221,9 +268,14 @@ impl CatalogState {
                     return (Vec::new(), status(Level::Warn, "no package selected"), None);
                 };
                 let reference = pkg.reference();
+                let version = self.picked_version().unwrap_or_else(|| pkg.version.clone());
+                // A picked version is pinned; the default stays unpinned (upgrade moves it).
+                let (target, how) = match &self.picked {
+                    Some(v) => (format!("{reference}@{v}"), " (pinned)"),
+                    None => (reference.clone(), ""),
+                };
                 let mut lines = vec![format!(
-                    "Install {reference} {} into this environment?",
-                    pkg.version
+                    "Install {reference} {version}{how} into this environment?"
                 )];
                 if let Some(checks) = self.readiness.get(&reference) {
                     let failing: Vec<&str> =
@@ -235,7 +287,47 @@ impl CatalogState {
                 let popup = Popup::Confirm {
                     title: "Install".into(),
                     lines,
-                    pending: Pending::Install(reference),
+                    pending: Pending::Install(target),
+                };
+                (Vec::new(), None, Some(popup))
+            }
+            Command::VersionOlder | Command::VersionNewer => {
+                let st = self.pick_version(cmd == Command::VersionOlder);
+                (Vec::new(), st, None)
+            }
+            Command::Yank => {
+                let Some((_, pkg)) = self.selected() else {
+                    return (Vec::new(), status(Level::Warn, "no package selected"), None);
+                };
+                let reference = pkg.reference();
+                let (Some(d), Some(version)) = (self.selected_details(), self.picked_version())
+                else {
+                    return (
+                        Vec::new(),
+                        status(Level::Warn, "the versions are still loading"),
+                        None,
+                    );
+                };
+                let yanked = !d.is_yanked(&version);
+                let lines = if yanked {
+                    vec![
+                        format!("Yank {reference} {version}?"),
+                        "It stays installable where it is pinned; \"latest\", new installs and `upgrade` skip it.".into(),
+                    ]
+                } else {
+                    vec![
+                        format!("Un-yank {reference} {version}?"),
+                        "It counts again for \"latest\" and `upgrade`.".into(),
+                    ]
+                };
+                let popup = Popup::Confirm {
+                    title: if yanked { "Yank" } else { "Un-yank" }.into(),
+                    lines,
+                    pending: Pending::Yank {
+                        package: reference,
+                        version,
+                        yanked,
+                    },
                 };
                 (Vec::new(), None, Some(popup))
             }
@@ -321,11 +413,17 @@ impl CatalogState {
                 self.cursor
                     .select(pos.unwrap_or(0), self.index.hits().len());
                 self.selection_changed(tick);
+                if std::mem::take(&mut self.quiet_reload) {
+                    return (Vec::new(), None);
+                }
                 let text = format!("{} packages in the catalog", self.packages.len());
                 (Vec::new(), status(Level::Info, text))
             }
             Action::PackagesUnchanged => {
                 self.loading = false;
+                if std::mem::take(&mut self.quiet_reload) {
+                    return (Vec::new(), None);
+                }
                 (Vec::new(), status(Level::Info, "catalog unchanged"))
             }
             Action::Details(d) => {
@@ -373,6 +471,41 @@ impl CatalogState {
                 self.readiness.remove(&package);
                 (vec![Effect::Readiness(package)], Some(status))
             }
+            Action::YankFinished { package, result } => match result {
+                Ok(y) => {
+                    let text = if y.yanked {
+                        format!(
+                            "yanked {}@{}; latest is now {}",
+                            y.name, y.version, y.latest_version
+                        )
+                    } else {
+                        format!(
+                            "un-yanked {}@{}; latest is {}",
+                            y.name, y.version, y.latest_version
+                        )
+                    };
+                    // The details and the latest-version column changed.
+                    self.details.remove(&package);
+                    self.picked = None;
+                    self.quiet_reload = true;
+                    (
+                        vec![
+                            Effect::PackageDetails(package),
+                            Effect::LoadPackages {
+                                etag: self.etag.clone(),
+                            },
+                        ],
+                        status(Level::Ok, text),
+                    )
+                }
+                Err(f) => (
+                    Vec::new(),
+                    Some(super::Status::failed(
+                        format!("yank of {package} failed"),
+                        &f,
+                    )),
+                ),
+            },
             _ => (Vec::new(), None),
         }
     }

@@ -69,6 +69,11 @@ impl Status {
 pub enum Pending {
     Publish(String),
     Install(String),
+    Yank {
+        package: String,
+        version: String,
+        yanked: bool,
+    },
 }
 
 /// What a text-input popup is for.
@@ -208,6 +213,7 @@ impl App {
             Action::Error(failure) => {
                 self.publish.checks_running = false;
                 self.catalog.loading = false;
+                self.catalog.quiet_reload = false;
                 self.status = Some(Status {
                     text: failure.message,
                     level: Level::Error,
@@ -246,7 +252,8 @@ impl App {
             | Action::Details(_)
             | Action::Readiness { .. }
             | Action::InstallProgress { .. }
-            | Action::InstallFinished { .. } => {
+            | Action::InstallFinished { .. }
+            | Action::YankFinished { .. } => {
                 let (effects, status) = self.catalog.on_result(action, self.tick);
                 if let Some(status) = status {
                     self.status = Some(status);
@@ -366,6 +373,15 @@ impl App {
                 match pending {
                     Pending::Publish(build) => self.publish.start_job(build, self.tick),
                     Pending::Install(pkg) => self.catalog.start_install(pkg),
+                    Pending::Yank {
+                        package,
+                        version,
+                        yanked,
+                    } => vec![Effect::Yank {
+                        package,
+                        version,
+                        yanked,
+                    }],
                 }
             }
             (Popup::Input { input, purpose, .. }, Command::Submit) => {

@@ -164,7 +164,33 @@ pub(super) fn details(app: &App, area: Rect, buf: &mut Buffer) {
                     Span::styled(v, t.text),
                 ])
             };
-            lines.push(kv("versions", d.versions.join(", ")));
+            // The picked version (what `i` and `Y` act on) in brackets; yanked ones say so.
+            let picked = c.picked_version();
+            let mut spans = vec![Span::styled(format!("{:<11}", "versions"), t.muted)];
+            for (i, v) in d.versions.iter().enumerate() {
+                if i > 0 {
+                    spans.push(Span::styled(", ", t.muted));
+                }
+                let yanked = d.is_yanked(v);
+                let style = if yanked { t.muted } else { t.text };
+                let text = if picked.as_deref() == Some(v.as_str()) {
+                    format!("[{v}]")
+                } else {
+                    v.clone()
+                };
+                spans.push(Span::styled(
+                    text,
+                    if picked.as_deref() == Some(v.as_str()) {
+                        t.accent
+                    } else {
+                        style
+                    },
+                ));
+                if yanked {
+                    spans.push(Span::styled(" (yanked)", t.warn));
+                }
+            }
+            lines.push(Line::from(spans));
             lines.push(kv("repository", d.repository.clone()));
             lines.push(Line::raw(""));
             lines.push(Line::styled("builds", t.accent));
