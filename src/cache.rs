@@ -466,6 +466,17 @@ pub async fn add_path(
             break;
         }
     }
+    // The NAR listing (as Nix's `write-nar-listing=true` writes it) between the NAR and the
+    // narinfo: what a review diffs against without downloading the NAR.
+    let listing = {
+        let (file, compression) = (nar_file.to_path_buf(), info.compression);
+        tokio::task::spawn_blocking(move || nar_listing(&file, compression))
+            .await
+            .map_err(|e| io_err("list", nar_file)(io::Error::other(e)))??
+    };
+    store
+        .put_if_absent(&listing_key(&info.store_path), Bytes::from(listing))
+        .await?;
     let text = info.to_string();
     let key = info.file_name();
     loop {
@@ -486,6 +497,20 @@ pub async fn add_path(
             return Ok(outcome);
         }
     }
+}
+
+/// The key of a store path's NAR listing: `<hash part>.ls`.
+pub fn listing_key(path: &StorePath) -> String {
+    format!("{}.ls", path.hash_part())
+}
+
+/// The NAR listing (Nix's `.ls` JSON) of the compressed NAR file at `nar_file`.
+pub fn nar_listing(nar_file: &Path, compression: Compression) -> Result<String, CacheError> {
+    let f = fs::File::open(nar_file).map_err(io_err("open", nar_file))?;
+    let dec = compression
+        .decoder(io::BufReader::new(f))
+        .map_err(io_err("decompress", nar_file))?;
+    nar::list_nar(dec).map_err(|e| io_err("list", nar_file)(io::Error::other(e.to_string())))
 }
 
 /// Whether `info`'s narinfo and NAR are both in `store`, marking them as written now (see

@@ -110,7 +110,14 @@ pub fn unpack_nar<R: Read>(input: R, dest: &Path) -> Result<NarSummary, NarReadE
 trait Sink {
     fn directory(&mut self, rel: &[u8]) -> Result<(), NarReadError>;
     fn symlink(&mut self, rel: &[u8], target: &[u8]) -> Result<(), NarReadError>;
-    fn file_start(&mut self, rel: &[u8], executable: bool) -> Result<(), NarReadError>;
+    /// A regular file of `size` bytes whose contents start at byte `offset` of the NAR.
+    fn file_start(
+        &mut self,
+        rel: &[u8],
+        executable: bool,
+        size: u64,
+        offset: u64,
+    ) -> Result<(), NarReadError>;
     fn file_data(&mut self, data: &[u8]) -> Result<(), NarReadError>;
     fn file_end(&mut self) -> Result<(), NarReadError>;
 }
@@ -124,7 +131,7 @@ impl Sink for NullSink {
     fn symlink(&mut self, _: &[u8], _: &[u8]) -> Result<(), NarReadError> {
         Ok(())
     }
-    fn file_start(&mut self, _: &[u8], _: bool) -> Result<(), NarReadError> {
+    fn file_start(&mut self, _: &[u8], _: bool, _: u64, _: u64) -> Result<(), NarReadError> {
         Ok(())
     }
     fn file_data(&mut self, _: &[u8]) -> Result<(), NarReadError> {
@@ -167,7 +174,13 @@ impl Sink for UnpackSink {
         self.set_path(rel);
         std::os::unix::fs::symlink(OsStr::from_bytes(target), &self.path).map_err(|e| self.err(e))
     }
-    fn file_start(&mut self, rel: &[u8], executable: bool) -> Result<(), NarReadError> {
+    fn file_start(
+        &mut self,
+        rel: &[u8],
+        executable: bool,
+        _: u64,
+        _: u64,
+    ) -> Result<(), NarReadError> {
         self.set_path(rel);
         let mode = if executable { MODE_EXEC } else { MODE_FILE };
         let f = OpenOptions::new()
@@ -192,6 +205,161 @@ impl Sink for UnpackSink {
     }
     fn file_end(&mut self) -> Result<(), NarReadError> {
         self.file = None;
+        Ok(())
+    }
+}
+
+/// The listing of the NAR in `input`, byte for byte as Nix 2.8 writes it into `<hash>.ls`
+/// beside a NAR (`write-nar-listing=true`, `listNar`): `{"version":1,"root":NODE}` where a
+/// directory is `{"type":"directory","entries":{NAME:NODE,…}}` (entries in NAR order), a file
+/// `{"type":"regular","size":N[,"executable":true][,"narOffset":N]}` and a symlink
+/// `{"type":"symlink","target":T}`; no spaces, strings escaped as Nix's JSON writer does.
+/// Names and targets that are not UTF-8 are written lossily (JSON cannot hold them).
+pub fn list_nar<R: Read>(input: R) -> Result<String, NarReadError> {
+    let mut sink = ListingSink { root: None };
+    parse(input, &mut sink)?;
+    let mut out = String::from("{\"version\":1,\"root\":");
+    match &sink.root {
+        Some(root) => root.write(&mut out),
+        None => out.push_str("null"),
+    }
+    out.push('}');
+    Ok(out)
+}
+
+enum ListNode {
+    File {
+        size: u64,
+        executable: bool,
+        offset: u64,
+    },
+    Link(String),
+    Dir(Vec<(String, ListNode)>),
+}
+
+impl ListNode {
+    fn write(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        match self {
+            ListNode::File {
+                size,
+                executable,
+                offset,
+            } => {
+                let _ = write!(out, "{{\"type\":\"regular\",\"size\":{size}");
+                if *executable {
+                    out.push_str(",\"executable\":true");
+                }
+                if *offset != 0 {
+                    let _ = write!(out, ",\"narOffset\":{offset}");
+                }
+                out.push('}');
+            }
+            ListNode::Link(target) => {
+                out.push_str("{\"type\":\"symlink\",\"target\":");
+                json_string(target, out);
+                out.push('}');
+            }
+            ListNode::Dir(entries) => {
+                out.push_str("{\"type\":\"directory\",\"entries\":{");
+                for (i, (name, node)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    json_string(name, out);
+                    out.push(':');
+                    node.write(out);
+                }
+                out.push_str("}}");
+            }
+        }
+    }
+}
+
+/// A JSON string as Nix's `toJSON` writes it: `"` and `\` escaped, `\n` `\r` `\t`, other
+/// control characters as `\u00XX`, everything else as is.
+fn json_string(s: &str, out: &mut String) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 32 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+struct ListingSink {
+    root: Option<ListNode>,
+}
+
+impl ListingSink {
+    /// Puts `node` at `rel` (whose parent directories were put before; entries arrive in NAR
+    /// order, so each goes last in its directory).
+    fn put(&mut self, rel: &[u8], node: ListNode) {
+        if rel.is_empty() {
+            self.root = Some(node);
+            return;
+        }
+        let mut at = self.root.as_mut().expect("the root comes first");
+        let parts: Vec<&[u8]> = rel.split(|&b| b == b'/').collect();
+        for _ in &parts[..parts.len() - 1] {
+            at = match at {
+                ListNode::Dir(entries) => {
+                    &mut entries
+                        .last_mut()
+                        .expect("parents come before their entries")
+                        .1
+                }
+                _ => unreachable!("a parent is a directory"),
+            };
+        }
+        if let ListNode::Dir(entries) = at {
+            entries.push((lossy(parts[parts.len() - 1]), node));
+        }
+    }
+}
+
+impl Sink for ListingSink {
+    fn directory(&mut self, rel: &[u8]) -> Result<(), NarReadError> {
+        self.put(rel, ListNode::Dir(Vec::new()));
+        Ok(())
+    }
+    fn symlink(&mut self, rel: &[u8], target: &[u8]) -> Result<(), NarReadError> {
+        self.put(rel, ListNode::Link(lossy(target)));
+        Ok(())
+    }
+    fn file_start(
+        &mut self,
+        rel: &[u8],
+        executable: bool,
+        size: u64,
+        offset: u64,
+    ) -> Result<(), NarReadError> {
+        self.put(
+            rel,
+            ListNode::File {
+                size,
+                executable,
+                offset,
+            },
+        );
+        Ok(())
+    }
+    fn file_data(&mut self, _: &[u8]) -> Result<(), NarReadError> {
+        Ok(())
+    }
+    fn file_end(&mut self) -> Result<(), NarReadError> {
         Ok(())
     }
 }
@@ -469,7 +637,7 @@ impl<R: Read> Parser<R> {
             }
         };
         let len = self.read_u64()?;
-        sink.file_start(rel, executable)?;
+        sink.file_start(rel, executable, len, self.pos)?;
         let mut left = len;
         while left > 0 {
             let chunk = match self.r.fill_buf() {

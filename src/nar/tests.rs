@@ -345,3 +345,43 @@ fn unpack_refuses_existing_destination() {
         "{err}"
     );
 }
+
+#[test]
+fn listing_is_written_as_nix_writes_it() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    fs::create_dir_all(root.join("bin")).unwrap();
+    fs::write(root.join("bin/run"), b"#!/bin/sh\n").unwrap();
+    fs::set_permissions(root.join("bin/run"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(root.join("a \"q\"\n\x01"), b"").unwrap();
+    symlink("bin/run", root.join("link")).unwrap();
+    let (nar, _) = dump(&root);
+    let ls = list_nar(&nar[..]).unwrap();
+    // Entries in NAR order; an empty file's contents start right after its length.
+    let want = concat!(
+        r#"{"version":1,"root":{"type":"directory","entries":{"#,
+        r#""a \"q\"\n\u0001":{"type":"regular","size":0,"narOffset":"#,
+    );
+    assert!(ls.starts_with(want), "{ls}");
+    assert!(
+        ls.contains(r#""bin":{"type":"directory","entries":{"run":{"type":"regular","size":10,"executable":true,"narOffset":"#),
+        "{ls}"
+    );
+    assert!(
+        ls.ends_with(r#""link":{"type":"symlink","target":"bin/run"}}}}"#),
+        "{ls}"
+    );
+    // The offsets point at the contents.
+    let at = ls
+        .split(r#""executable":true,"narOffset":"#)
+        .nth(1)
+        .unwrap();
+    let off: usize = at[..at.find('}').unwrap()].parse().unwrap();
+    assert_eq!(&nar[off..off + 10], b"#!/bin/sh\n");
+    // A lone file as the root.
+    let (nar, _) = dump(&root.join("bin/run"));
+    assert_eq!(
+        list_nar(&nar[..]).unwrap(),
+        r#"{"version":1,"root":{"type":"regular","size":10,"executable":true,"narOffset":128}}"#
+    );
+}

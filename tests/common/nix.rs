@@ -209,6 +209,42 @@ pub fn check(cache: &Path, pubkey_file: &Path, store_paths: &[&str]) -> Result<O
             &[],
         ))?;
     }
+    // The NAR listings pubdeck wrote (`<hash>.ls`) must be byte for byte what Nix writes
+    // with `write-nar-listing=true`.
+    let ls_cache = w.join("ls");
+    let mut listed = nix(
+        &[
+            "copy",
+            "--from",
+            &w.join("root").display().to_string(),
+            "--to",
+            &format!(
+                "file://{}?write-nar-listing=true&compression=none",
+                ls_cache.display()
+            ),
+        ],
+        &[],
+    );
+    listed.args(store_paths);
+    run(listed)?;
+    for p in store_paths {
+        let hash = p
+            .strip_prefix("/nix/store/")
+            .and_then(|r| r.split('-').next())
+            .unwrap_or_default();
+        let ours = cache.join(format!("{hash}.ls"));
+        if !ours.exists() {
+            continue;
+        }
+        let ours = std::fs::read_to_string(&ours).map_err(|e| e.to_string())?;
+        let theirs = std::fs::read_to_string(ls_cache.join(format!("{hash}.ls")))
+            .map_err(|e| format!("Nix wrote no listing for {p}: {e}"))?;
+        if ours != theirs {
+            return Err(format!(
+                "the NAR listing of {p} differs from Nix's:\n ours: {ours}\nNix's: {theirs}"
+            ));
+        }
+    }
     Ok(oracle)
 }
 
