@@ -155,6 +155,9 @@ pub enum Event {
     Published {
         reference: String,
     },
+    /// The build is packed and signed; nothing is uploaded until the review is answered
+    /// (see [`crate::publish::ReviewGate`]).
+    Review(Box<crate::publish::review::Review>),
     /// Progress of store maintenance: `done` of `total` objects.
     Progress {
         work: Work,

@@ -524,6 +524,11 @@ fn all_stacks() -> Vec<Vec<Context>> {
             input: Default::default(),
             purpose: InputPurpose::LogSearch,
         },
+        Popup::Review {
+            review: Box::new(support::fake::demo_review("hello", "1.0.0")),
+            verify: false,
+            scroll: 0,
+        },
     ] {
         app.popup = Some(popup);
         stacks.push(app.contexts());
@@ -750,4 +755,41 @@ fn brackets_pick_a_version_that_install_pins_and_y_yanks_it() {
     );
     let status = app.status.as_ref().unwrap();
     assert!(status.text.contains("latest is now 1.0"), "{}", status.text);
+}
+
+#[test]
+fn the_review_waits_for_y_and_r_asks_for_a_second_build() {
+    use pubdeck::publish::ReviewAnswer;
+    let mut app = app();
+    app.update(Action::Engine(Event::Review(Box::new(
+        support::fake::demo_review("hello", "1.0.0"),
+    ))));
+    assert!(matches!(app.popup, Some(Popup::Review { .. })));
+    assert_eq!(app.contexts()[0], Context::Review);
+    // r toggles the reproducibility check; y answers.
+    assert!(ch(&mut app, 'r').is_empty());
+    assert!(matches!(
+        app.popup,
+        Some(Popup::Review { verify: true, .. })
+    ));
+    assert_eq!(
+        ch(&mut app, 'y'),
+        vec![Effect::AnswerReview(ReviewAnswer::VerifyThenUpload)]
+    );
+    assert!(app.popup.is_none());
+    // Esc declines: nothing is uploaded.
+    app.update(Action::Engine(Event::Review(Box::new(
+        support::fake::demo_review("hello", "1.0.0"),
+    ))));
+    assert_eq!(
+        key(&mut app, KeyCode::Esc),
+        vec![Effect::AnswerReview(ReviewAnswer::Decline)]
+    );
+    app.update(Action::Engine(Event::Review(Box::new(
+        support::fake::demo_review("hello", "1.0.0"),
+    ))));
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::AnswerReview(ReviewAnswer::Upload)]
+    );
 }

@@ -116,6 +116,17 @@ impl Session<'_> {
                 .expect("inbox open");
             let done = shape(&a);
             dispatch(&mut self.app, a, self.backend, &self.tx);
+            // A publish stops at its review: approve it as a user would.
+            if matches!(
+                self.app.popup,
+                Some(pubdeck::tui::app::Popup::Review { .. })
+            ) {
+                let y = crossterm::event::KeyEvent::new(
+                    crossterm::event::KeyCode::Char('y'),
+                    crossterm::event::KeyModifiers::NONE,
+                );
+                dispatch(&mut self.app, Action::Key(y), self.backend, &self.tx);
+            }
             if let Some(s) = done {
                 let status = self
                     .app

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use pubdeck::tui::app::{App, StageState, Tab};
+use pubdeck::tui::app::{App, Popup, StageState, Tab};
 use pubdeck::tui::backend::{ActionRx, ActionTx};
 use pubdeck::tui::model::LastResult;
 use pubdeck::tui::runtime::dispatch;
@@ -84,6 +84,14 @@ async fn publish_from_keys_to_published() {
     // Publish: Enter asks, y confirms.
     s.key(KeyCode::Enter);
     assert!(s.app.popup.is_some());
+    s.key(KeyCode::Char('y'));
+    // After packing, the review: nothing is uploaded before y.
+    s.until("review", |a| matches!(a.popup, Some(Popup::Review { .. })))
+        .await;
+    assert!(
+        s.app.publish.upload.is_none(),
+        "no upload before the review"
+    );
     s.key(KeyCode::Char('y'));
     s.until("publish", |a| a.publish.job.is_none()).await;
     assert_eq!(

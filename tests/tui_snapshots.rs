@@ -39,6 +39,11 @@ fn publish_running() {
 }
 
 #[test]
+fn publish_review_popup() {
+    insta::assert_snapshot!("publish_review", snap(&screenshots::publish_review()));
+}
+
+#[test]
 fn publish_finished() {
     let mut app = screenshots::publish_running_at(usize::MAX);
     app.update(Action::JobFinished {

@@ -20,7 +20,8 @@ use crate::catalog::AnyCatalog;
 use crate::config::{Overrides, Settings};
 use crate::event::{Direction, Event, EventRx, Stream};
 use crate::install::{self, PackageRef};
-use crate::publish::{self, Plan, PublishError};
+use crate::publish::review::Review;
+use crate::publish::{self, Plan, PublishError, ReviewAnswer};
 
 #[derive(Debug, Args)]
 pub struct PublishArgs {
@@ -43,6 +44,145 @@ pub struct PublishArgs {
     pub compression: crate::cache::Compression,
     #[arg(long)]
     pub json: bool,
+    /// Build, pack and print the review (destination, closure, diff against the last
+    /// version), then stop: nothing is uploaded.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask before uploading (off a terminal publish never asks).
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Build twice, in two fresh clones, and refuse to publish when the outputs differ.
+    #[arg(long)]
+    pub verify_reproducible: bool,
+    /// With --verify-reproducible: publish anyway when the builds differ.
+    #[arg(long, requires = "verify_reproducible")]
+    pub allow_unreproducible: bool,
+}
+
+/// What the printer does with a review.
+pub(crate) enum AtReview {
+    /// Nothing (no review requested).
+    Nothing,
+    /// Print it and stop (`--dry-run`).
+    Stop(tokio::sync::oneshot::Sender<ReviewAnswer>),
+    /// Print it and ask on the terminal.
+    Ask(tokio::sync::oneshot::Sender<ReviewAnswer>),
+}
+
+/// The review as text: destination, closure with sizes, the diff against the last version.
+pub fn format_review(r: &Review, style: Style) -> String {
+    use std::fmt::Write as _;
+    let hb = output::human_bytes;
+    let mut s = String::new();
+    let _ = writeln!(s, "{} {} ({})", style.bold("review"), r.reference, r.system);
+    let _ = writeln!(s, "  catalog  {} (org {})", r.catalog, r.org);
+    let _ = writeln!(s, "  store    {}", r.store_url);
+    let _ = writeln!(s, "  key      {}", r.key_name);
+    let _ = writeln!(
+        s,
+        "  closure  {} store path{}, {} unpacked, {} to upload",
+        r.closure.len(),
+        if r.closure.len() == 1 { "" } else { "s" },
+        hb(r.nar_total),
+        hb(r.upload_bytes)
+    );
+    for p in &r.closure {
+        let _ = writeln!(
+            s,
+            "    {:>10}  {}{}",
+            hb(p.nar_size),
+            p.store_path,
+            if p.in_store {
+                style.muted(" (already in the store)")
+            } else {
+                String::new()
+            }
+        );
+    }
+    match &r.previous {
+        None => {
+            let _ = writeln!(s, "  against  nothing: the first version of this package");
+        }
+        Some(p) => {
+            let sign = if p.size_delta >= 0 { "+" } else { "-" };
+            let _ = writeln!(
+                s,
+                "  against  {} ({}), {sign}{} unpacked",
+                p.version,
+                hb(p.nar_size),
+                hb(p.size_delta.unsigned_abs())
+            );
+            if let Some(note) = &p.note {
+                let _ = writeln!(s, "    {}", style.muted(note));
+            }
+            if let Some(d) = &p.diff {
+                if d.is_empty() {
+                    let _ = writeln!(s, "    no file added, removed or changed in size or type");
+                }
+                let shown = 40;
+                let mut n = 0;
+                for e in &d.added {
+                    if n < shown {
+                        let _ = writeln!(s, "    {} {} ({})", style.ok("+"), e.path, e.node);
+                    }
+                    n += 1;
+                }
+                for e in &d.removed {
+                    if n < shown {
+                        let _ = writeln!(s, "    {} {} ({})", style.err("-"), e.path, e.node);
+                    }
+                    n += 1;
+                }
+                for c in &d.changed {
+                    if n < shown {
+                        let _ = writeln!(
+                            s,
+                            "    {} {} ({} → {})",
+                            style.warn("~"),
+                            c.path,
+                            c.before,
+                            c.after
+                        );
+                    }
+                    n += 1;
+                }
+                if n > shown {
+                    let _ = writeln!(s, "    … and {} more", n - shown);
+                }
+            }
+        }
+    }
+    s
+}
+
+/// Asks on the terminal: y uploads, r checks reproducibility first, anything else stops.
+fn ask_upload() -> ReviewAnswer {
+    use std::io::Write as _;
+    eprint!("upload and register? [y/N, r = build again and compare first] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return ReviewAnswer::Decline;
+    }
+    match answer.trim() {
+        "y" | "Y" | "yes" => ReviewAnswer::Upload,
+        "r" | "R" => ReviewAnswer::VerifyThenUpload,
+        _ => ReviewAnswer::Decline,
+    }
+}
+
+/// Prints a review and answers it as `at` says; returns the review.
+fn answer_review(r: &Review, at: &mut AtReview, print: &dyn Fn(&str)) {
+    print(format_review(r, Style::stderr()).trim_end());
+    match std::mem::replace(at, AtReview::Nothing) {
+        AtReview::Stop(tx) => {
+            let _ = tx.send(ReviewAnswer::Decline);
+        }
+        AtReview::Ask(tx) => {
+            let _ = tx.send(ask_upload());
+        }
+        AtReview::Nothing => {}
+    }
 }
 
 #[derive(Debug, Args)]
@@ -88,20 +228,36 @@ fn interactive() -> bool {
 
 /// Prints the event stream of another command (nothing with `--json`).
 pub(crate) async fn print_events_pub(rx: EventRx, json: bool) {
-    print_events(rx, json).await
+    print_events(rx, json, AtReview::Nothing).await;
 }
 
-/// Prints the event stream until it closes.
-async fn print_events(mut rx: EventRx, quiet: bool) {
+/// Prints the event stream until it closes, answering a review as `at` says; returns the
+/// review, if there was one.
+async fn print_events(mut rx: EventRx, quiet: bool, mut at: AtReview) -> Option<Review> {
+    let mut seen = None;
     if quiet || super::output::quiet() {
-        while rx.recv().await.is_some() {}
-        return;
+        while let Some(e) = rx.recv().await {
+            if let Event::Review(r) = e {
+                // Quiet (or --json): a dry run still stops; asking needs words, so it declines.
+                if let AtReview::Stop(tx) | AtReview::Ask(tx) =
+                    std::mem::replace(&mut at, AtReview::Nothing)
+                {
+                    let _ = tx.send(ReviewAnswer::Decline);
+                }
+                seen = Some(*r);
+            }
+        }
+        return seen;
     }
     if interactive() {
-        print_fancy(rx).await
-    } else {
+        return print_fancy(rx, at).await;
+    }
+    {
         while let Some(e) = rx.recv().await {
-            if let Event::Log { stream, lines } = &e {
+            if let Event::Review(r) = &e {
+                answer_review(r, &mut at, &|t| eprintln!("{t}"));
+                seen = Some(r.as_ref().clone());
+            } else if let Event::Log { stream, lines } = &e {
                 use std::io::Write as _;
                 let (ts, mark) = (timestamp(), log_mark(*stream));
                 let mut err = std::io::stderr().lock();
@@ -113,6 +269,7 @@ async fn print_events(mut rx: EventRx, quiet: bool) {
             }
         }
     }
+    seen
 }
 
 /// How a log line of each stream is marked in plain output.
@@ -225,6 +382,7 @@ fn plain_line(e: &Event) -> Option<String> {
         }
         Event::Note { message } => message.clone(),
         Event::Published { reference } => format!("published {reference}"),
+        Event::Review(_) => return None,
         Event::Progress { work, done, total } => {
             // A line per tenth, not per object.
             if *total > 10 && *done % (*total / 10).max(1) != 0 && done != total {
@@ -240,7 +398,8 @@ fn plain_line(e: &Event) -> Option<String> {
     })
 }
 
-async fn print_fancy(mut rx: EventRx) {
+async fn print_fancy(mut rx: EventRx, mut at: AtReview) -> Option<Review> {
+    let mut seen = None;
     let style = Style::stderr();
     let mp = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let spinner_style =
@@ -298,6 +457,13 @@ async fn print_fancy(mut rx: EventRx) {
                     b.set_message(format!("{retries} retries"));
                 }
             }
+            Event::Review(r) => {
+                if let Some(s) = spinner.take() {
+                    s.finish_and_clear();
+                }
+                mp.suspend(|| answer_review(r, &mut at, &|t| eprintln!("{t}")));
+                seen = Some(r.as_ref().clone());
+            }
             Event::Progress { done, total, .. } => {
                 let b = bar.get_or_insert_with(|| {
                     mp.add(ProgressBar::new(*total).with_style(count_style.clone()))
@@ -327,6 +493,7 @@ async fn print_fancy(mut rx: EventRx) {
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
+    seen
 }
 
 pub async fn publish(args: PublishArgs) -> CmdResult {
@@ -350,14 +517,38 @@ pub async fn publish(args: PublishArgs) -> CmdResult {
     let cancel = super::cancel_on_signals();
     let mut results = Vec::new();
     let mut failed = None;
+    // Ask before uploading on a terminal (unless --yes); never off one.
+    let ask = !args.yes
+        && !args.json
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal();
+    let mut reviews = Vec::new();
     for name in &builds {
         let mut plan = Plan::configured(&args.dir, name, &s);
         plan.compression = args.compression;
+        plan.verify_reproducible = args.verify_reproducible;
+        plan.allow_unreproducible = args.allow_unreproducible;
         let (tx, rx) = crate::event::channel();
-        let printer = tokio::spawn(print_events(rx, args.json));
-        let r = publish::run(&plan, &catalog, &tx, &cancel).await;
+        let (gate, at) = if args.dry_run {
+            let (answer, gate) = publish::review_gate();
+            (Some(gate), AtReview::Stop(answer))
+        } else if ask {
+            let (answer, gate) = publish::review_gate();
+            (Some(gate), AtReview::Ask(answer))
+        } else {
+            (None, AtReview::Nothing)
+        };
+        let printer = tokio::spawn(print_events(rx, args.json, at));
+        let r = publish::run_reviewed(&plan, &catalog, &tx, &cancel, gate).await;
         drop(tx);
-        let _ = printer.await;
+        let review = printer.await.ok().flatten();
+        if let Some(review) = review {
+            reviews.push(review);
+        }
+        if args.dry_run && matches!(r, Err(PublishError::Declined)) {
+            crate::progress!("dry run: nothing was uploaded for {name}");
+            continue;
+        }
         match r {
             Ok(p) => {
                 if !args.json {
@@ -376,7 +567,13 @@ pub async fn publish(args: PublishArgs) -> CmdResult {
             }
         }
     }
-    if args.json {
+    if args.json && args.dry_run {
+        let mut doc = json!({ "dry_run": true, "reviews": reviews });
+        if let Some((name, e)) = &failed {
+            doc["error"] = json!({ "build": name, "message": e.to_string() });
+        }
+        println!("{doc}");
+    } else if args.json {
         let docs: Vec<_> = results.iter().map(published_json).collect();
         let mut doc = if builds.len() == 1 && docs.len() == 1 {
             docs[0].clone()

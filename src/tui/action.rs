@@ -109,4 +109,6 @@ pub enum Effect {
         version: String,
         yanked: bool,
     },
+    /// The answer to the running publish's review.
+    AnswerReview(crate::publish::ReviewAnswer),
 }

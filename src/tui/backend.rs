@@ -30,7 +30,7 @@ pub fn inbox() -> (ActionTx, ActionRx) {
 /// | call | replies |
 /// |---|---|
 /// | `run_checks` | `Action::Checks` (all checks, never stop-at-first) or `Action::Error` |
-/// | `publish`, `build_only` | `Action::Engine(event)`… then exactly one `Action::JobFinished` |
+/// | `publish`, `build_only` | `Action::Engine(event)`… then exactly one `Action::JobFinished`; a publish stops at `Event::Review` until `answer_review` |
 /// | `cancel` | the running job ends with `JobFinished { outcome: JobOutcome::Cancelled }` |
 /// | `push` | `Action::PushFinished` |
 /// | `set_version` | `Action::VersionSet` |
@@ -65,6 +65,8 @@ pub trait Backend: Send + Sync {
     fn readiness(&self, package: String, tx: &ActionTx);
     /// `install org/pkg[@version]` into the environment.
     fn install(&self, package: String, tx: &ActionTx);
+    /// Answers the review the running publish is waiting for (`Event::Review`).
+    fn answer_review(&self, answer: crate::publish::ReviewAnswer);
     /// Yanks (`yanked`) or un-yanks `version` of `org/pkg`.
     fn yank(&self, package: String, version: String, yanked: bool, tx: &ActionTx);
     /// Files and directories whose changes should re-run the checks (the manifest, the

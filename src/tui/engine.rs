@@ -29,6 +29,8 @@ pub struct EngineBackend {
     pub settings: Settings,
     pub store_open: OpenOptions,
     job: Arc<Mutex<Option<CancellationToken>>>,
+    /// Where the answer to the running publish's review goes.
+    review: Arc<Mutex<Option<tokio::sync::oneshot::Sender<publish::ReviewAnswer>>>>,
 }
 
 impl EngineBackend {
@@ -39,6 +41,7 @@ impl EngineBackend {
             store_open: settings.store_open(),
             settings,
             job: Arc::default(),
+            review: Arc::default(),
         }
     }
 
@@ -67,9 +70,11 @@ async fn send(tx: &ActionTx, a: Action) {
 fn publish_outcome(r: Result<publish::Published, PublishError>) -> JobOutcome {
     match r {
         Ok(p) => JobOutcome::Published(Box::new(p)),
-        Err(PublishError::Cancelled | PublishError::Build(BuildError::Cancelled { .. })) => {
-            JobOutcome::Cancelled
-        }
+        Err(
+            PublishError::Cancelled
+            | PublishError::Declined
+            | PublishError::Build(BuildError::Cancelled { .. }),
+        ) => JobOutcome::Cancelled,
         Err(e) => JobOutcome::Failed(e.failure()),
     }
 }
@@ -117,10 +122,13 @@ impl Backend for EngineBackend {
         let mut plan = Plan::configured(&self.dir, &build, &self.settings);
         plan.store_open = self.store_open.clone();
         let (catalog, tx) = (self.catalog.clone(), tx.clone());
+        // The workbench always reviews before uploading.
+        let (answer, gate) = publish::review_gate();
+        *self.review.lock().unwrap_or_else(|e| e.into_inner()) = Some(answer);
         tokio::spawn(async move {
             let (etx, erx) = crate::event::channel();
             let fwd = tokio::spawn(forward_events(erx, tx.clone()));
-            let r = publish::run(&plan, &catalog, &etx, &cancel).await;
+            let r = publish::run_reviewed(&plan, &catalog, &etx, &cancel, Some(gate)).await;
             drop(etx);
             let _ = fwd.await;
             let outcome = publish_outcome(r);
@@ -302,6 +310,12 @@ impl Backend for EngineBackend {
             let result = r.map_err(|e| e.failure());
             send(&tx, Action::InstallFinished { package, result }).await;
         });
+    }
+
+    fn answer_review(&self, answer: publish::ReviewAnswer) {
+        if let Some(tx) = self.review.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tx.send(answer);
+        }
     }
 
     fn yank(&self, package: String, version: String, yanked: bool, tx: &ActionTx) {

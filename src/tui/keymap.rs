@@ -20,13 +20,14 @@ pub enum Context {
     Results,
     Details,
     Confirm,
+    Review,
     Input,
     Help,
 }
 
 impl Context {
     /// Display order of the help popup.
-    pub const ALL: [Context; 13] = [
+    pub const ALL: [Context; 14] = [
         Context::Global,
         Context::Always,
         Context::Publish,
@@ -38,6 +39,7 @@ impl Context {
         Context::Results,
         Context::Details,
         Context::Confirm,
+        Context::Review,
         Context::Input,
         Context::Help,
     ];
@@ -55,6 +57,7 @@ impl Context {
             Context::Results => "Results",
             Context::Details => "Details",
             Context::Confirm => "Confirmation",
+            Context::Review => "Review before upload",
             Context::Input => "Text input",
             Context::Help => "Help",
         }
@@ -103,6 +106,8 @@ pub enum Command {
     VersionOlder,
     VersionNewer,
     ReloadCatalog,
+    /// In the review: build a second time and compare before uploading (toggle).
+    ToggleReproducible,
     Confirm,
     Dismiss,
     Submit,
@@ -538,6 +543,41 @@ pub static KEYMAP: &[Binding] = &[
         true,
     ),
     // Popups.
+    b(
+        X::Review,
+        &[ch('y'), code(KeyCode::Enter)],
+        C::Confirm,
+        "upload and register",
+        true,
+    ),
+    b(
+        X::Review,
+        &[ch('n'), code(KeyCode::Esc)],
+        C::Dismiss,
+        "stop (nothing is uploaded)",
+        true,
+    ),
+    b(
+        X::Review,
+        &[ch('r')],
+        C::ToggleReproducible,
+        "build again and compare first",
+        true,
+    ),
+    b(
+        X::Review,
+        &[ch('j'), code(KeyCode::Down)],
+        C::Down,
+        "scroll down",
+        false,
+    ),
+    b(
+        X::Review,
+        &[ch('k'), code(KeyCode::Up)],
+        C::Up,
+        "scroll up",
+        false,
+    ),
     b(
         X::Confirm,
         &[ch('y'), code(KeyCode::Enter)],

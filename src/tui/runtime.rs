@@ -96,6 +96,7 @@ pub fn perform(effect: Effect, backend: &dyn Backend, tx: &ActionTx) -> Performe
             version,
             yanked,
         } => backend.yank(package, version, yanked, tx),
+        Effect::AnswerReview(answer) => backend.answer_review(answer),
     }
     Performed::Done
 }

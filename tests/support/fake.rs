@@ -192,6 +192,68 @@ pub fn demo_readiness(package: &str) -> Vec<Check> {
     ]
 }
 
+/// The review the demo's publish of `build` stops at: its closure and a diff against the
+/// previous version.
+pub fn demo_review(build: &str, version: &str) -> pubdeck::publish::review::Review {
+    use pubdeck::publish::review::{
+        FileChange, FileDiff, FileEntry, Node, Previous, Review, ReviewPath,
+    };
+    let path = store_path(build, version);
+    Review {
+        reference: format!("{}/{build}@{version}", demo::ORG),
+        system: SYSTEM.into(),
+        catalog: "the local catalog file".into(),
+        org: demo::ORG.into(),
+        store_url: "file:///demo/store".into(),
+        key_name: demo::DEMO_KEY_NAME.into(),
+        store_path: path.clone(),
+        closure: vec![
+            ReviewPath {
+                store_path: "/nix/store/9x4kqg0l1wf2b3hjc1yq7m8d2s6r5p0a-libgreet-0.3".into(),
+                nar_size: 61_440,
+                file_size: 20_480,
+                in_store: true,
+            },
+            ReviewPath {
+                store_path: path.clone(),
+                nar_size: 24_576,
+                file_size: 8_192,
+                in_store: false,
+            },
+        ],
+        nar_total: 86_016,
+        upload_bytes: 8_192,
+        previous: Some(Previous {
+            version: "0.9.0".into(),
+            store_path: store_path(build, "0.9.0"),
+            nar_size: 23_040,
+            size_delta: 1_536,
+            diff: Some(FileDiff {
+                added: vec![FileEntry {
+                    path: format!("share/doc/{build}/CHANGES"),
+                    node: Node::Regular {
+                        size: 812,
+                        executable: false,
+                    },
+                }],
+                removed: vec![],
+                changed: vec![FileChange {
+                    path: format!("bin/{build}"),
+                    before: Node::Regular {
+                        size: 16_210,
+                        executable: true,
+                    },
+                    after: Node::Regular {
+                        size: 16_934,
+                        executable: true,
+                    },
+                }],
+            }),
+            note: None,
+        }),
+    }
+}
+
 /// What `show org/name` returns for a demo package.
 pub fn demo_details(row: &PackageRow) -> PackageDetails {
     let mut mix = Mix(seed_of(&row.name));
@@ -374,6 +436,9 @@ pub fn publish_script(build: &str, version: &str, kind: JobKind) -> Vec<(Duratio
             ok: true,
         },
     ));
+    if kind == JobKind::Publish {
+        ev.push((ms(0), Event::Review(Box::new(demo_review(build, version)))));
+    }
     ev.push((
         ms(0),
         Event::StageStarted {
@@ -485,6 +550,8 @@ struct State {
     saved_logs: Vec<(String, Vec<String>)>,
     /// Versions yanked with `yank`: (package reference, version).
     yanked: Vec<(String, String)>,
+    /// Where the answer to the running publish's review goes.
+    review: Option<tokio::sync::oneshot::Sender<pubdeck::publish::ReviewAnswer>>,
     job: Option<CancellationToken>,
 }
 
@@ -571,8 +638,27 @@ impl FakeBackend {
                     outcome = JobOutcome::Cancelled;
                     break;
                 }
+                let review = matches!(event, Event::Review(_));
+                let answer = if review {
+                    let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+                    this.state().review = Some(answer_tx);
+                    Some(answer_rx)
+                } else {
+                    None
+                };
                 if !send(&tx, Action::Engine(event)).await {
                     return;
+                }
+                // Like the engine: nothing is uploaded before the review is answered.
+                if let Some(answer) = answer {
+                    let a = tokio::select! {
+                        a = answer => a.unwrap_or(pubdeck::publish::ReviewAnswer::Decline),
+                        _ = token.cancelled() => pubdeck::publish::ReviewAnswer::Decline,
+                    };
+                    if a == pubdeck::publish::ReviewAnswer::Decline {
+                        outcome = JobOutcome::Cancelled;
+                        break;
+                    }
                 }
             }
             send(
@@ -734,6 +820,12 @@ impl Backend for FakeBackend {
             };
             send(&tx, Action::InstallFinished { package, result }).await;
         });
+    }
+
+    fn answer_review(&self, answer: pubdeck::publish::ReviewAnswer) {
+        if let Some(tx) = self.state().review.take() {
+            let _ = tx.send(answer);
+        }
     }
 
     fn yank(&self, package: String, version: String, yanked: bool, tx: &ActionTx) {

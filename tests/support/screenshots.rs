@@ -60,9 +60,29 @@ pub fn publish_running_at(upload_events: usize) -> App {
                 break;
             }
         }
+        let review = matches!(event, Event::Review(_));
         app.update(Action::Engine(event));
+        if review {
+            app.update(Action::Command(Command::Confirm));
+        }
     }
     app.status = None;
+    app
+}
+
+/// Publish tab at the review before upload: destination, closure, diff against 0.9.0.
+pub fn publish_review() -> App {
+    let mut app = base();
+    app.update(Action::Checks(demo_checks(Some("hello"), true)));
+    app.update(Action::Command(Command::Publish));
+    app.update(Action::Command(Command::Confirm));
+    for (_, event) in fake::publish_script("hello", "1.0.0", JobKind::Publish) {
+        let review = matches!(event, Event::Review(_));
+        app.update(Action::Engine(event));
+        if review {
+            break;
+        }
+    }
     app
 }
 
@@ -103,6 +123,7 @@ pub fn all() -> Vec<(&'static str, App)> {
     vec![
         ("publish-idle.svg", publish_idle()),
         ("publish-running.svg", publish_running()),
+        ("publish-review.svg", publish_review()),
         ("catalog-search.svg", catalog_search()),
         ("help.svg", help()),
     ]

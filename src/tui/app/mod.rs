@@ -15,6 +15,7 @@ use super::keymap::{self, Command, Context};
 use super::layout::{self, Areas};
 use super::model::JobOutcome;
 use super::theme::Theme;
+use crate::publish::ReviewAnswer;
 
 /// The two tabs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +101,13 @@ pub enum Popup {
     Help {
         scroll: u16,
     },
+    /// The publish job waits for this review before uploading.
+    Review {
+        review: Box<crate::publish::review::Review>,
+        /// Build a second time and compare before uploading.
+        verify: bool,
+        scroll: u16,
+    },
 }
 
 /// Ticks between a selection change and the request it triggers (debounce).
@@ -169,6 +177,7 @@ impl App {
             Some(Popup::Confirm { .. }) => vec![Context::Confirm, Context::Always],
             Some(Popup::Input { .. }) => vec![Context::Input, Context::Always],
             Some(Popup::Help { .. }) => vec![Context::Help, Context::Always],
+            Some(Popup::Review { .. }) => vec![Context::Review, Context::Always],
             None => {
                 let (pane, tab) = match self.tab {
                     Tab::Publish => (self.publish.focus.context(), Context::Publish),
@@ -222,6 +231,15 @@ impl App {
                 Vec::new()
             }
             Action::FilesChanged => self.publish.request_checks(false),
+            Action::Engine(crate::event::Event::Review(review)) => {
+                self.popup = Some(Popup::Review {
+                    review,
+                    verify: false,
+                    scroll: 0,
+                });
+                self.set_status(Level::Warn, "review the upload: y uploads, n stops");
+                Vec::new()
+            }
             Action::Builds(_)
             | Action::Checks(_)
             | Action::Engine(_)
@@ -351,6 +369,44 @@ impl App {
             return Vec::new();
         };
         match (popup, cmd) {
+            (Popup::Review { verify, .. }, Command::Confirm) => {
+                let answer = if *verify {
+                    ReviewAnswer::VerifyThenUpload
+                } else {
+                    ReviewAnswer::Upload
+                };
+                self.popup = None;
+                self.set_status(
+                    Level::Info,
+                    match answer {
+                        ReviewAnswer::VerifyThenUpload => {
+                            "building again to compare, then uploading…"
+                        }
+                        _ => "uploading…",
+                    },
+                );
+                vec![Effect::AnswerReview(answer)]
+            }
+            (Popup::Review { .. }, Command::Dismiss | Command::Quit) => {
+                self.popup = None;
+                let mut effects = vec![Effect::AnswerReview(ReviewAnswer::Decline)];
+                if cmd == Command::Quit {
+                    effects.extend(self.command(Command::Quit));
+                }
+                effects
+            }
+            (Popup::Review { verify, .. }, Command::ToggleReproducible) => {
+                *verify = !*verify;
+                Vec::new()
+            }
+            (Popup::Review { scroll, .. }, Command::Down) => {
+                *scroll = scroll.saturating_add(1);
+                Vec::new()
+            }
+            (Popup::Review { scroll, .. }, Command::Up) => {
+                *scroll = scroll.saturating_sub(1);
+                Vec::new()
+            }
             (_, Command::Quit) => {
                 self.popup = None;
                 self.command(Command::Quit)

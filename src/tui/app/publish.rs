@@ -663,7 +663,8 @@ impl PublishState {
             | Event::TransferDone { .. }
             | Event::TransferRetry { .. }
             | Event::TransferStalled { .. }
-            | Event::Progress { .. } => {}
+            | Event::Progress { .. }
+            | Event::Review(_) => {}
             Event::Note { message } => {
                 self.note(message.clone());
                 return status(Level::Info, message);

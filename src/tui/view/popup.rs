@@ -60,7 +60,136 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 .render(r, buf);
         }
         Some(Popup::Help { scroll }) => help(app, area, buf, *scroll),
+        Some(Popup::Review {
+            review,
+            verify,
+            scroll,
+        }) => {
+            let mut text = review_lines(review, *verify, t);
+            // As tall as the review (borders, a blank line and the hints), at most the screen.
+            let want = u16::try_from(text.len() + 4).unwrap_or(u16::MAX);
+            let r = centered(
+                area,
+                area.width.saturating_sub(4).min(100),
+                want.min(area.height.saturating_sub(2)),
+            );
+            Clear.render(r, buf);
+            let body_h = usize::from(r.height.saturating_sub(4));
+            let overflow = text.len() > body_h;
+            let title = if overflow {
+                format!(
+                    " Review {} · j/k scroll ({}/{}) ",
+                    review.reference,
+                    usize::from(*scroll).min(text.len()) + 1,
+                    text.len()
+                )
+            } else {
+                format!(" Review {} ", review.reference)
+            };
+            let skip = usize::from(*scroll).min(text.len().saturating_sub(1));
+            text.drain(..skip);
+            text.truncate(body_h);
+            text.push(Line::raw(""));
+            text.push(hints(Context::Review));
+            Paragraph::new(text)
+                .block(pane(title, true, t).padding(ratatui::widgets::Padding::horizontal(1)))
+                .render(r, buf);
+        }
     }
+}
+
+/// The review as the workbench shows it: destination, closure, the diff against the last
+/// version, and whether a second build will be compared first.
+pub fn review_lines(
+    r: &crate::publish::review::Review,
+    verify: bool,
+    t: &crate::tui::Theme,
+) -> Vec<Line<'static>> {
+    use super::bytes;
+    let kv = |k: &str, v: String| {
+        Line::from(vec![
+            Span::styled(format!("{k:<9}"), t.muted),
+            Span::styled(v, t.text),
+        ])
+    };
+    let mut out = vec![
+        kv("catalog", format!("{} (org {})", r.catalog, r.org)),
+        kv("store", r.store_url.clone()),
+        kv("key", r.key_name.clone()),
+        kv(
+            "closure",
+            format!(
+                "{} store path{}, {} unpacked, {} to upload",
+                r.closure.len(),
+                if r.closure.len() == 1 { "" } else { "s" },
+                bytes(r.nar_total),
+                bytes(r.upload_bytes)
+            ),
+        ),
+    ];
+    for p in &r.closure {
+        let mut spans = vec![
+            Span::styled(format!("  {:>10}  ", bytes(p.nar_size)), t.muted),
+            Span::styled(p.store_path.clone(), t.text),
+        ];
+        if p.in_store {
+            spans.push(Span::styled(" (in the store)", t.muted));
+        }
+        out.push(Line::from(spans));
+    }
+    match &r.previous {
+        None => out.push(kv("against", "nothing: the first version".into())),
+        Some(p) => {
+            let sign = if p.size_delta >= 0 { "+" } else { "-" };
+            out.push(kv(
+                "against",
+                format!(
+                    "{} ({}), {sign}{} unpacked",
+                    p.version,
+                    bytes(p.nar_size),
+                    bytes(p.size_delta.unsigned_abs())
+                ),
+            ));
+            if let Some(note) = &p.note {
+                out.push(Line::styled(format!("  {note}"), t.muted));
+            }
+            if let Some(d) = &p.diff {
+                if d.is_empty() {
+                    out.push(Line::styled(
+                        "  no file added, removed or changed in size or type",
+                        t.muted,
+                    ));
+                }
+                for e in &d.added {
+                    out.push(Line::from(vec![
+                        Span::styled("  + ", t.ok),
+                        Span::styled(format!("{} ({})", e.path, e.node), t.text),
+                    ]));
+                }
+                for e in &d.removed {
+                    out.push(Line::from(vec![
+                        Span::styled("  - ", t.error),
+                        Span::styled(format!("{} ({})", e.path, e.node), t.text),
+                    ]));
+                }
+                for c in &d.changed {
+                    out.push(Line::from(vec![
+                        Span::styled("  ~ ", t.warn),
+                        Span::styled(format!("{} ({} → {})", c.path, c.before, c.after), t.text),
+                    ]));
+                }
+            }
+        }
+    }
+    out.push(Line::raw(""));
+    out.push(Line::from(vec![
+        Span::styled(if verify { "[x] " } else { "[ ] " }, t.accent),
+        Span::styled(
+            "build again in a fresh clone and compare before uploading (r)",
+            t.text,
+        ),
+    ]));
+    out
 }
 
 /// The help text, one section per context (the contexts active under the popup first),

@@ -6,6 +6,9 @@
 //! registration, so nothing is visible to anyone before its bytes are complete; cancelling
 //! at any point leaves no temp dirs and nothing registered.
 
+pub mod repro;
+pub mod review;
+
 use crate::event::Hinted;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -49,6 +52,32 @@ pub struct Plan {
     pub build_timeout: Option<Duration>,
     /// Contact the git remote (the CLI does; tests of offline behaviour don't).
     pub fetch: bool,
+    /// Build twice, in two fresh clones, and refuse to upload when the NARs differ.
+    pub verify_reproducible: bool,
+    /// With `verify_reproducible`: upload anyway when they differ (the difference is reported).
+    pub allow_unreproducible: bool,
+}
+
+/// The answer to a review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewAnswer {
+    /// Upload and register.
+    Upload,
+    /// Stop before anything is uploaded.
+    Decline,
+    /// Build a second time in a fresh clone, compare, then upload if they match.
+    VerifyThenUpload,
+}
+
+/// Makes publish stop after packing and signing, send [`Event::Review`] and wait for the
+/// answer sent on the paired sender (a dropped sender declines).
+#[derive(Debug)]
+pub struct ReviewGate(tokio::sync::oneshot::Receiver<ReviewAnswer>);
+
+/// A review gate and the sender its answer goes through.
+pub fn review_gate() -> (tokio::sync::oneshot::Sender<ReviewAnswer>, ReviewGate) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    (tx, ReviewGate(rx))
 }
 
 impl Plan {
@@ -64,6 +93,8 @@ impl Plan {
             store_open: OpenOptions::default(),
             build_timeout: None,
             fetch: true,
+            verify_reproducible: false,
+            allow_unreproducible: false,
         }
     }
 }
@@ -131,6 +162,10 @@ pub enum PublishError {
     Register(CatalogError),
     #[error("publish was cancelled")]
     Cancelled,
+    #[error("publish stopped at the review; nothing was uploaded")]
+    Declined,
+    #[error("{0}")]
+    Unreproducible(Box<repro::Unreproducible>),
 }
 
 impl crate::event::Hinted for PublishError {
@@ -144,6 +179,9 @@ impl crate::event::Hinted for PublishError {
                 Some("bump the build's version (pubdeck never replaces a published version)".into())
             }
             PublishError::Register(e) => e.hint(),
+            PublishError::Unreproducible(_) => Some(
+                "make the build deterministic (no timestamps, random names or host paths in the output), or pass --allow-unreproducible".into(),
+            ),
             _ => None,
         }
     }
@@ -203,6 +241,17 @@ pub async fn run(
     catalog: &AnyCatalog,
     tx: &EventTx,
     cancel: &CancellationToken,
+) -> Result<Published, PublishError> {
+    run_reviewed(plan, catalog, tx, cancel, None).await
+}
+
+/// [`run`], stopping for a review before the upload when `gate` is given.
+pub async fn run_reviewed(
+    plan: &Plan,
+    catalog: &AnyCatalog,
+    tx: &EventTx,
+    cancel: &CancellationToken,
+    gate: Option<ReviewGate>,
 ) -> Result<Published, PublishError> {
     let mut stages = Stages {
         tx,
@@ -327,6 +376,40 @@ pub async fn run(
         return Err(PublishError::Cancelled);
     }
     let info = infos.last().expect("the closure holds the output").clone();
+
+    // 5b. reproducible? Built again in a fresh clone when asked up front…
+    if plan.verify_reproducible {
+        verify_reproducible(plan, &req, &closure, tx, cancel).await?;
+    }
+    // …and the review: nothing is uploaded before it is answered.
+    if let Some(ReviewGate(answer)) = gate {
+        let review = review::prepare(
+            catalog,
+            &c.store,
+            &c.org,
+            &plan.build,
+            &version,
+            &plan.system,
+            c.key.name(),
+            &closure,
+            &infos,
+        )
+        .await;
+        send(tx, Event::Review(Box::new(review))).await;
+        let answer = tokio::select! {
+            a = answer => a.unwrap_or(ReviewAnswer::Decline),
+            _ = cancel.cancelled() => return Err(PublishError::Cancelled),
+        };
+        match answer {
+            ReviewAnswer::Upload => {}
+            ReviewAnswer::Decline => return Err(PublishError::Declined),
+            ReviewAnswer::VerifyThenUpload => {
+                if !plan.verify_reproducible {
+                    verify_reproducible(plan, &req, &closure, tx, cancel).await?;
+                }
+            }
+        }
+    }
 
     // 6. upload: dependencies first; for each path the NAR, then (only then) its narinfo
     let t = stages.start(Stage::Upload).await;
@@ -490,6 +573,82 @@ async fn upload_closure(
         }
     }
     Ok(())
+}
+
+/// Builds `req` a second time (a fresh clone), packs it, and compares its NAR with the first
+/// build's (`closure`'s last path). A difference fails with the files named, unless the plan
+/// allows it (then it is a note).
+async fn verify_reproducible(
+    plan: &Plan,
+    req: &build::Request,
+    closure: &[closure::PackedPath],
+    tx: &EventTx,
+    cancel: &CancellationToken,
+) -> Result<(), PublishError> {
+    send(
+        tx,
+        Event::Note {
+            message: "building a second time in a fresh clone to check it is reproducible".into(),
+        },
+    )
+    .await;
+    let second = build::run(req, tx, cancel).await?;
+    let (again, _dir) = pack(&second, plan.compression, cancel).await?;
+    drop(second);
+    let (first, second) = (
+        closure.last().expect("the closure holds the output"),
+        again.last().expect("the closure holds the output"),
+    );
+    match check_same(first, second)? {
+        None => {
+            send(
+                tx,
+                Event::Note {
+                    message: format!(
+                        "reproducible: both builds give NAR {}",
+                        first.packed.summary.nar.nar_hash
+                    ),
+                },
+            )
+            .await;
+            Ok(())
+        }
+        Some(u) if plan.allow_unreproducible => {
+            send(
+                tx,
+                Event::Note {
+                    message: format!("{u}; publishing anyway (--allow-unreproducible)"),
+                },
+            )
+            .await;
+            Ok(())
+        }
+        Some(u) => Err(PublishError::Unreproducible(Box::new(u))),
+    }
+}
+
+/// `None` when two packings of the output are the same NAR; else what differs.
+pub fn check_same(
+    first: &closure::PackedPath,
+    second: &closure::PackedPath,
+) -> Result<Option<repro::Unreproducible>, PublishError> {
+    let (a, b) = (&first.packed.summary.nar, &second.packed.summary.nar);
+    if a.nar_hash == b.nar_hash && first.store_path == second.store_path {
+        return Ok(None);
+    }
+    let (files, total) = repro::compare(
+        &first.store_path,
+        first.packed.file.path(),
+        second.packed.file.path(),
+        first.packed.summary.compression,
+    )
+    .map_err(|e| PublishError::Pack(e.to_string()))?;
+    Ok(Some(repro::Unreproducible {
+        first_nar_hash: a.nar_hash.to_string(),
+        second_nar_hash: b.nar_hash.to_string(),
+        total: total.max(files.len()),
+        files,
+    }))
 }
 
 /// Puts back every path of the closure whose narinfo or NAR is no longer in the store.
