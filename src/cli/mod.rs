@@ -95,6 +95,10 @@ pub enum Command {
         /// Stop the build after this many seconds.
         #[arg(long, value_name = "SECONDS")]
         timeout: Option<u64>,
+        /// Build twice, each in a fresh clone, and compare: exit 1 naming the files that
+        /// differ when the build is not reproducible (nothing is kept or published).
+        #[arg(long)]
+        check: bool,
     },
     /// Nix-format signing keys.
     #[command(subcommand)]
@@ -363,7 +367,15 @@ async fn subcommand(command: Command) -> CmdResult {
             build,
             dir,
             timeout,
-        } => build_cmd(&dir, &build, timeout.map(std::time::Duration::from_secs)).await,
+            check,
+        } => {
+            let timeout = timeout.map(std::time::Duration::from_secs);
+            if check {
+                pipeline::build_check(&dir, &build, timeout).await
+            } else {
+                build_cmd(&dir, &build, timeout).await
+            }
+        }
         Command::Key(cmd) => local::key(cmd),
         Command::Publish(args) => pipeline::publish(args).await,
         Command::Ready(args) => pipeline::ready(args).await,

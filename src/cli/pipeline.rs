@@ -155,6 +155,96 @@ pub fn format_review(r: &Review, style: Style) -> String {
     s
 }
 
+/// The files two builds disagree on, for stderr.
+pub fn format_unreproducible(u: &publish::repro::Unreproducible, style: Style) -> String {
+    use crate::publish::repro::DiffKind;
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "first build  {}\nsecond build {}",
+        u.first_nar_hash, u.second_nar_hash
+    );
+    for d in &u.files {
+        let path = if d.path.is_empty() {
+            "(the output itself)"
+        } else {
+            &d.path
+        };
+        match &d.kind {
+            DiffKind::OnlyFirst => {
+                let _ = writeln!(s, "  {} only in the first build", style.bold(path));
+            }
+            DiffKind::OnlySecond => {
+                let _ = writeln!(s, "  {} only in the second build", style.bold(path));
+            }
+            DiffKind::Type { first, second } => {
+                let _ = writeln!(s, "  {}: {first} / {second}", style.bold(path));
+            }
+            DiffKind::Target { first, second } => {
+                let _ = writeln!(s, "  {}: symlink to {first} / {second}", style.bold(path));
+            }
+            DiffKind::Binary {
+                first_size,
+                second_size,
+                first_difference,
+            } => {
+                let _ = writeln!(
+                    s,
+                    "  {}: binary, {first_size} / {second_size} bytes, first difference at byte {first_difference}",
+                    style.bold(path)
+                );
+            }
+            DiffKind::Text { lines } => {
+                let _ = writeln!(s, "  {}:", style.bold(path));
+                for l in lines {
+                    let shown = if l.starts_with('-') {
+                        style.err(l)
+                    } else if l.starts_with('+') {
+                        style.ok(l)
+                    } else {
+                        l.clone()
+                    };
+                    let _ = writeln!(s, "      {shown}");
+                }
+            }
+        }
+    }
+    if u.total > u.files.len() {
+        let _ = writeln!(s, "  … and {} more", u.total - u.files.len());
+    }
+    s
+}
+
+/// `pubdeck build BUILD --check`.
+pub async fn build_check(
+    dir: &std::path::Path,
+    name: &str,
+    timeout: Option<Duration>,
+) -> CmdResult {
+    let env = crate::manifest::Env::find(dir)?;
+    let (tx, rx) = crate::event::channel();
+    let printer = tokio::spawn(print_events(rx, false, AtReview::Nothing));
+    let cancel = super::cancel_on_signals();
+    let r = publish::check_reproducible(&env, name, timeout, &tx, &cancel).await;
+    drop(tx);
+    let _ = printer.await;
+    match r {
+        Ok(None) => {
+            println!("{name} is reproducible");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Some(u)) => {
+            eprint!("{}", format_unreproducible(&u, Style::stderr()));
+            Err(Failure::new(
+                u.to_string(),
+                Some("make the build deterministic: no timestamps, random names or host paths in the output".into()),
+            ))
+        }
+        Err(e) => Err(Failure::new(e.to_string(), e.hint())),
+    }
+}
+
 /// Asks on the terminal: y uploads, r checks reproducibility first, anything else stops.
 fn ask_upload() -> ReviewAnswer {
     use std::io::Write as _;
@@ -561,6 +651,11 @@ pub async fn publish(args: PublishArgs) -> CmdResult {
                     && let PublishError::Preconditions(checks) = &e
                 {
                     eprint!("{}", output::checklist(checks, Style::stderr()));
+                }
+                if !args.json
+                    && let PublishError::Unreproducible(u) = &e
+                {
+                    eprint!("{}", format_unreproducible(u, Style::stderr()));
                 }
                 failed = Some((name.clone(), e));
                 break;

@@ -627,6 +627,56 @@ async fn verify_reproducible(
     }
 }
 
+/// `pubdeck build --check`: builds `name` twice, each in a fresh clone of HEAD, packs both
+/// content-addressed and compares them. `Ok(None)`: reproducible (the NAR hash is in a
+/// `Note` event).
+pub async fn check_reproducible(
+    env: &crate::manifest::Env,
+    name: &str,
+    timeout: Option<Duration>,
+    tx: &EventTx,
+    cancel: &CancellationToken,
+) -> Result<Option<repro::Unreproducible>, PublishError> {
+    let (env2, name2) = (env.clone(), name.to_string());
+    let prepared = tokio::task::spawn_blocking(move || build::prepare(&env2, &name2, timeout))
+        .await
+        .map_err(|e| build::BuildError::Io(std::io::Error::other(e)))??;
+    for warning in prepared.warnings {
+        send(tx, Event::Check(warning)).await;
+    }
+    let req = prepared.request;
+    let mut packed = Vec::new();
+    for round in ["first", "second"] {
+        send(
+            tx,
+            Event::Note {
+                message: format!("{round} build, in a fresh clone"),
+            },
+        )
+        .await;
+        let output = build::run(&req, tx, cancel).await?;
+        packed.push(pack(&output, Compression::Zstd, cancel).await?);
+    }
+    let (first, second) = (
+        packed[0].0.last().expect("the closure holds the output"),
+        packed[1].0.last().expect("the closure holds the output"),
+    );
+    let verdict = check_same(first, second)?;
+    if verdict.is_none() {
+        send(
+            tx,
+            Event::Note {
+                message: format!(
+                    "reproducible: both builds give {} (NAR {})",
+                    first.store_path, first.packed.summary.nar.nar_hash
+                ),
+            },
+        )
+        .await;
+    }
+    Ok(verdict)
+}
+
 /// `None` when two packings of the output are the same NAR; else what differs.
 pub fn check_same(
     first: &closure::PackedPath,
