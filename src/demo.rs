@@ -232,6 +232,15 @@ fn create_repository(ws: &Workspace) -> Result<(), DemoError> {
         }
     }
     let repo = Repository::init(&env).map_err(g)?;
+    // The demo's own identity, so the workbench's commit fix-it works on a machine where git
+    // knows no user.
+    {
+        let mut config = repo.config().map_err(g)?;
+        config.set_str("user.name", "pubdeck demo").map_err(g)?;
+        config
+            .set_str("user.email", "demo@pubdeck.invalid")
+            .map_err(g)?;
+    }
     let mut index = repo.index().map_err(g)?;
     index
         .add_all(["*"], IndexAddOption::DEFAULT, None)

@@ -648,6 +648,8 @@ pub enum PushError {
     Failed { upstream: String, message: String },
     #[error("cannot run git: {0}")]
     Spawn(std::io::Error),
+    #[error("git commit of {file} failed: {message}")]
+    Commit { file: String, message: String },
 }
 
 impl Hinted for PushError {
@@ -660,6 +662,11 @@ impl Hinted for PushError {
                 Some("check the network and your credentials, then run `git push`".into())
             }
             PushError::Spawn(_) => Some("install git and make sure it is on PATH".into()),
+            PushError::Commit { message, .. } if message.contains("who you are") => Some(
+                "tell git who you are: `git config --global user.name NAME` and `user.email EMAIL`"
+                    .into(),
+            ),
+            PushError::Commit { .. } => Some("commit it yourself with `git commit`".into()),
         }
     }
 }
@@ -721,6 +728,68 @@ pub async fn push_current_branch(dir: &Path) -> Result<Pushed, PushError> {
         .trim_start_matches("fatal: ")
         .to_string();
     Err(PushError::Failed { upstream, message })
+}
+
+/// A commit made by a fix-it, and where it was pushed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Committed {
+    /// The new commit.
+    pub rev: String,
+    pub pushed: Pushed,
+}
+
+/// The "commit the version bump and push" fix-it: commits `file` alone (whatever else is
+/// staged stays staged) with `message`, using the git CLI so the user's identity, hooks and
+/// signing apply, then pushes the current branch ([`push_current_branch`]).
+pub async fn commit_and_push(
+    dir: &Path,
+    file: &Path,
+    message: &str,
+) -> Result<Committed, PushError> {
+    let shown = file.display().to_string();
+    let git = |args: &[&str]| {
+        let mut c = tokio::process::Command::new("git");
+        c.arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(Stdio::null());
+        c
+    };
+    let out = git(&["commit", "--quiet", "-m", message, "--"])
+        .arg(file)
+        .output()
+        .await
+        .map_err(PushError::Spawn)?;
+    if !out.status.success() {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let message = if text.contains("Please tell me who you are") {
+            "git does not know who you are".to_string()
+        } else {
+            text.lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("git commit failed")
+                .trim_start_matches("fatal: ")
+                .trim_start_matches("error: ")
+                .to_string()
+        };
+        return Err(PushError::Commit {
+            file: shown,
+            message,
+        });
+    }
+    let rev = git(&["rev-parse", "HEAD"])
+        .output()
+        .await
+        .map_err(PushError::Spawn)?;
+    let rev = String::from_utf8_lossy(&rev.stdout).trim().to_string();
+    let pushed = push_current_branch(dir).await?;
+    Ok(Committed { rev, pushed })
 }
 
 /// Removes credentials from a remote URL: the password always, the user name too except

@@ -793,3 +793,76 @@ fn the_review_waits_for_y_and_r_asks_for_a_second_build() {
         vec![Effect::AnswerReview(ReviewAnswer::Upload)]
     );
 }
+
+#[test]
+fn after_a_version_edit_c_commits_the_bump_and_pushes() {
+    use pubdeck::git::Check;
+    let mut app = app();
+    // Nothing to commit before a version edit.
+    assert!(ch(&mut app, 'C').is_empty());
+    assert!(app.popup.is_none());
+    app.update(Action::VersionSet {
+        build: "hello".into(),
+        result: Ok("1.3.0".into()),
+    });
+    assert!(
+        app.status
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("C commits and pushes"),
+        "{:?}",
+        app.status
+    );
+    app.update(Action::Checks(vec![Check::fail(
+        "clean",
+        "1 tracked file is modified: .flox/env/manifest.toml",
+        "commit or stash it",
+    )]));
+    ch(&mut app, 'C');
+    match &app.popup {
+        Some(Popup::Confirm { lines, pending, .. }) => {
+            assert!(lines[0].contains("hello (1.3.0)"), "{lines:?}");
+            assert_eq!(
+                pending,
+                &Pending::CommitBump {
+                    build: "hello".into(),
+                    version: "1.3.0".into()
+                }
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        ch(&mut app, 'y'),
+        vec![Effect::CommitBump {
+            build: "hello".into(),
+            version: "1.3.0".into()
+        }]
+    );
+    let effects = app.update(Action::BumpCommitted {
+        build: "hello".into(),
+        version: "1.3.0".into(),
+        result: Ok(pubdeck::git::Committed {
+            rev: "abcdef0123".into(),
+            pushed: Pushed {
+                branch: "main".into(),
+                upstream: "origin/main".into(),
+            },
+        }),
+    });
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::RunChecks { fetch: true, .. })),
+        "re-checks with a fetch: {effects:?}"
+    );
+    assert!(app.publish.bump.is_none());
+    assert!(
+        app.status
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("committed hello 1.3.0 (abcdef0)")
+    );
+}

@@ -114,9 +114,17 @@ fn demo_publish_then_find_it_in_the_catalog() {
     let screen = t.wait_for("Preconditions all pass", Duration::from_secs(30));
     assert!(screen.contains("hello") && screen.contains("report") && screen.contains("broken"));
 
-    // Enter asks for confirmation, y publishes `hello` (the first build).
+    // Enter asks for confirmation, y publishes `hello` (the first build); after the pack the
+    // review shows where it goes and that there is no earlier version; y uploads.
     t.keys(&["Enter"]);
     t.wait_for("Publish", Duration::from_secs(5));
+    t.keys(&["y"]);
+    let screen = t.wait_for("Review myorg/hello@1.0.0", Duration::from_secs(60));
+    assert!(
+        screen.contains("against  nothing: the first version"),
+        "{screen}"
+    );
+    assert!(screen.contains("key      myorg-1"), "{screen}");
     t.keys(&["y"]);
     // The builds table marks it published; the package list reloads (318 seeded + 1).
     let screen = t.wait_for("319 packages in the catalog", Duration::from_secs(60));
@@ -158,6 +166,62 @@ fn demo_publish_then_find_it_in_the_catalog() {
         screen.contains("[3.15.4]"),
         "the default is now 3.15.4: {screen}"
     );
+
+    // A change to hello, committed by hand; then `e` bumps the version, the checks go red,
+    // and the fix-it commits the bump and pushes both commits.
+    let env = demo.join("workspace");
+    std::fs::write(
+        env.join("README-hello.txt"),
+        "hello greets the organisation, now in colour\n",
+    )
+    .unwrap();
+    for args in [
+        &["add", "README-hello.txt"][..],
+        &["commit", "-qm", "hello: colour"][..],
+    ] {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&env)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    t.keys(&["1"]);
+    t.keys(&["e"]);
+    t.wait_for("Version of hello", Duration::from_secs(5));
+    t.keys(&["C-u"]);
+    t.text("1.1.0");
+    t.keys(&["Enter"]);
+    t.wait_for(
+        "C: commit the bump of hello to 1.1.0",
+        Duration::from_secs(30),
+    );
+    t.keys(&["C"]);
+    t.wait_for(
+        "Commit the version bump of hello (1.1.0) and push?",
+        Duration::from_secs(5),
+    );
+    t.keys(&["y"]);
+    t.wait_for("committed hello 1.1.0", Duration::from_secs(30));
+    t.wait_for("Preconditions all pass", Duration::from_secs(30));
+    // Publish 1.1.0: the review diffs it against 1.0.0 from the NAR listings.
+    t.keys(&["Enter"]);
+    t.wait_for("Publish", Duration::from_secs(5));
+    t.keys(&["y"]);
+    let screen = t.wait_for("Review myorg/hello@1.1.0", Duration::from_secs(60));
+    assert!(screen.contains("against  1.0.0"), "{screen}");
+    assert!(
+        screen.contains("~ share/doc/hello/README (file, 74 B → file, 45 B)"),
+        "{screen}"
+    );
+    t.keys(&["y"]);
+    let screen = t.wait_for("1.1.0        published", Duration::from_secs(60));
+    assert!(screen.contains("✓ register"), "{screen}");
     t.keys(&["q"]);
 }
 

@@ -36,6 +36,12 @@ pub enum Action {
     },
     /// Outcome of the "push the current branch" fix-it.
     PushFinished(Result<Pushed, Failure>),
+    /// Outcome of the "commit the version bump and push" fix-it.
+    BumpCommitted {
+        build: String,
+        version: String,
+        result: Result<crate::git::Committed, Failure>,
+    },
     /// Outcome of editing a build's version: `Ok` carries the version now in the manifest.
     VersionSet {
         build: String,
@@ -89,6 +95,11 @@ pub enum Effect {
     Cancel,
     Push,
     SetVersion {
+        build: String,
+        version: String,
+    },
+    /// Commit the manifest (the version bump of `build`) and push.
+    CommitBump {
         build: String,
         version: String,
     },

@@ -34,6 +34,7 @@ pub fn inbox() -> (ActionTx, ActionRx) {
 /// | `cancel` | the running job ends with `JobFinished { outcome: JobOutcome::Cancelled }` |
 /// | `push` | `Action::PushFinished` |
 /// | `set_version` | `Action::VersionSet` |
+/// | `commit_bump` | `Action::BumpCommitted` |
 /// | `save_log` | `Action::LogSaved` |
 /// | `load_packages` | `Action::Packages` or `Action::PackagesUnchanged` or `Action::Error` |
 /// | `package_details` | `Action::Details` or `Action::Error` |
@@ -53,6 +54,8 @@ pub trait Backend: Send + Sync {
     fn cancel(&self);
     /// The "not pushed" fix-it: pushes the current branch to its upstream.
     fn push(&self, tx: &ActionTx);
+    /// Commits the manifest alone (message `<build> <version>`) and pushes the branch.
+    fn commit_bump(&self, build: String, version: String, tx: &ActionTx);
     /// Sets `[build.<build>] version` in the manifest (format-preserving edit).
     fn set_version(&self, build: String, version: String, tx: &ActionTx);
     /// Writes the build log of `build`'s job (plain text lines) to a new file.

@@ -188,6 +188,31 @@ impl Backend for EngineBackend {
         });
     }
 
+    fn commit_bump(&self, build: String, version: String, tx: &ActionTx) {
+        let (dir, tx) = (self.dir.clone(), tx.clone());
+        tokio::spawn(async move {
+            let result = match Env::find(&dir) {
+                Ok(env) => crate::git::commit_and_push(
+                    &dir,
+                    &env.manifest_path(),
+                    &format!("{build} {version}"),
+                )
+                .await
+                .map_err(|e| e.failure()),
+                Err(e) => Err(e.failure()),
+            };
+            send(
+                &tx,
+                Action::BumpCommitted {
+                    build,
+                    version,
+                    result,
+                },
+            )
+            .await;
+        });
+    }
+
     fn set_version(&self, build: String, version: String, tx: &ActionTx) {
         let (dir, tx) = (self.dir.clone(), tx.clone());
         tokio::spawn(async move {

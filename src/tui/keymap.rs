@@ -90,6 +90,8 @@ pub enum Command {
     Cancel,
     Recheck,
     Push,
+    /// The fix-it after a version edit: commit the manifest and push.
+    CommitBump,
     EditVersion,
     /// Opens the log search input.
     LogSearch,
@@ -271,6 +273,13 @@ pub static KEYMAP: &[Binding] = &[
         &[ch('e')],
         C::EditVersion,
         "edit version…",
+        false,
+    ),
+    b(
+        X::Publish,
+        &[ch('C')],
+        C::CommitBump,
+        "fix-it: commit the version bump and push…",
         false,
     ),
     b(

@@ -97,6 +97,7 @@ pub fn perform(effect: Effect, backend: &dyn Backend, tx: &ActionTx) -> Performe
             yanked,
         } => backend.yank(package, version, yanked, tx),
         Effect::AnswerReview(answer) => backend.answer_review(answer),
+        Effect::CommitBump { build, version } => backend.commit_bump(build, version, tx),
     }
     Performed::Done
 }

@@ -722,6 +722,32 @@ impl Backend for FakeBackend {
         });
     }
 
+    fn commit_bump(&self, build: String, version: String, tx: &ActionTx) {
+        let (tx, this) = (tx.clone(), self.clone());
+        tokio::spawn(async move {
+            if let Some(d) = this.delay(Duration::from_millis(400)) {
+                tokio::time::sleep(d).await;
+            }
+            this.state().pushed = true;
+            let result = Ok(pubdeck::git::Committed {
+                rev: "5e1f0c2d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d".into(),
+                pushed: Pushed {
+                    branch: "main".into(),
+                    upstream: "origin/main".into(),
+                },
+            });
+            send(
+                &tx,
+                Action::BumpCommitted {
+                    build,
+                    version,
+                    result,
+                },
+            )
+            .await;
+        });
+    }
+
     fn set_version(&self, build: String, version: String, tx: &ActionTx) {
         let result = pubdeck::manifest::check_version(&version)
             .map(|()| {

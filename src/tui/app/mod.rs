@@ -75,6 +75,10 @@ pub enum Pending {
         version: String,
         yanked: bool,
     },
+    CommitBump {
+        build: String,
+        version: String,
+    },
 }
 
 /// What a text-input popup is for.
@@ -245,6 +249,7 @@ impl App {
             | Action::Engine(_)
             | Action::JobFinished { .. }
             | Action::PushFinished(_)
+            | Action::BumpCommitted { .. }
             | Action::VersionSet { .. } => {
                 // A new publish changes the catalog: refresh the cached package list.
                 let published = matches!(
@@ -438,6 +443,11 @@ impl App {
                         version,
                         yanked,
                     }],
+                    Pending::CommitBump { build, version } => {
+                        self.publish.committing = true;
+                        self.set_status(Level::Info, "committing the version bump and pushing…");
+                        vec![Effect::CommitBump { build, version }]
+                    }
                 }
             }
             (Popup::Input { input, purpose, .. }, Command::Submit) => {
@@ -561,4 +571,9 @@ fn tab_at(x: u16) -> Option<Tab> {
 /// Id of the check fixed by the push fix-it.
 pub fn publish_pushed_id() -> &'static str {
     publish::PUSHED_CHECK
+}
+
+/// Id of the check the version-bump fix-it repairs.
+pub fn publish_clean_id() -> &'static str {
+    publish::CLEAN_CHECK
 }

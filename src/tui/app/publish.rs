@@ -17,6 +17,8 @@ use crate::tui::model::{BuildRow, JobKind, JobOutcome, LastResult};
 
 /// Id of the check the push fix-it repairs (`git::id::PUSHED` in the engine).
 pub const PUSHED_CHECK: &str = "pushed";
+/// Id of the check a version edit turns red (`git::id::CLEAN`).
+pub const CLEAN_CHECK: &str = "clean";
 
 type Status = Option<super::Status>;
 
@@ -117,6 +119,11 @@ pub struct PublishState {
     pub key_name: Option<String>,
     pub log: LogBuffer,
     pub push: PushState,
+    /// A version set with `e` and not committed yet: (build, version). The fix-it commits
+    /// and pushes it.
+    pub bump: Option<(String, String)>,
+    /// The bump fix-it is running.
+    pub committing: bool,
 }
 
 fn stage_index(stage: Stage) -> usize {
@@ -284,6 +291,34 @@ impl PublishState {
                     ),
                 }
             }
+            Command::CommitBump => match self.bump.clone() {
+                _ if self.committing => (
+                    Vec::new(),
+                    status(Level::Info, "the commit and push are already running"),
+                    None,
+                ),
+                None => (
+                    Vec::new(),
+                    status(
+                        Level::Info,
+                        "no version bump to commit: e edits the selected build's version",
+                    ),
+                    None,
+                ),
+                Some((build, version)) => {
+                    let popup = Popup::Confirm {
+                        title: "Commit and push".into(),
+                        lines: vec![
+                            format!("Commit the version bump of {build} ({version}) and push?"),
+                            format!(
+                                "Commits only the manifest, with the message \"{build} {version}\", then pushes the current branch."
+                            ),
+                        ],
+                        pending: Pending::CommitBump { build, version },
+                    };
+                    (Vec::new(), None, Some(popup))
+                }
+            },
             Command::EditVersion => match self.selected() {
                 Some(b) => {
                     let popup = Popup::Input {
@@ -456,6 +491,10 @@ impl PublishState {
                 (Vec::new(), None)
             }
             Action::Checks(checks) => {
+                // Committed by hand meanwhile: no bump left for the fix-it.
+                if checks.iter().any(|c| c.id == CLEAN_CHECK && c.ok) {
+                    self.bump = None;
+                }
                 self.checks = checks;
                 self.checks_running = false;
                 (Vec::new(), None)
@@ -522,15 +561,39 @@ impl PublishState {
                 self.push = PushState::Done(result);
                 (self.request_checks(true), Some(status))
             }
+            Action::BumpCommitted {
+                build,
+                version,
+                result,
+            } => {
+                self.committing = false;
+                let status = match &result {
+                    Ok(c) => {
+                        self.bump = None;
+                        super::Status::new(
+                            Level::Ok,
+                            format!(
+                                "committed {build} {version} ({}) and pushed {} to {}",
+                                &c.rev[..c.rev.len().min(7)],
+                                c.pushed.branch,
+                                c.pushed.upstream
+                            ),
+                        )
+                    }
+                    Err(f) => super::Status::failed("commit and push failed", f),
+                };
+                (self.request_checks(true), Some(status))
+            }
             Action::VersionSet { build, result } => match result {
                 Ok(v) => {
+                    self.bump = Some((build.clone(), v.clone()));
                     let mut effects = vec![Effect::LoadBuilds];
                     effects.extend(self.request_checks(false));
                     (
                         effects,
                         status(
                             Level::Ok,
-                            format!("{build} is now version {v}; commit and push to publish it"),
+                            format!("{build} is now version {v}; C commits and pushes it"),
                         ),
                     )
                 }

@@ -169,7 +169,15 @@ pub(super) fn checks(app: &App, area: Rect, buf: &mut Buffer) {
     let block = pane(Line::from(title), p.focus == PublishPane::Checks, t);
     let width = usize::from(area.width.saturating_sub(2));
     let mut lines = check_lines(&p.checks, t, Some(width), |c| {
-        (c.id == crate::tui::app::publish_pushed_id()).then(|| "p: push now (fix-it)".to_string())
+        if c.id == crate::tui::app::publish_pushed_id() {
+            Some("p: push now (fix-it)".to_string())
+        } else if c.id == crate::tui::app::publish_clean_id() {
+            p.bump
+                .as_ref()
+                .map(|(b, v)| format!("C: commit the bump of {b} to {v} and push (fix-it)"))
+        } else {
+            None
+        }
     });
     if p.checks.is_empty() && !p.checks_running {
         lines.push(Line::from(Span::styled(
