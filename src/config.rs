@@ -109,6 +109,19 @@ pub struct Settings {
     pub trusted_endpoints: Vec<String>,
     /// Where each setting came from, by its config-file key.
     pub sources: Vec<(&'static str, Source)>,
+    /// `[keys]` of the config file: key bindings of the workbench (checked by the workbench).
+    pub keys: Vec<ConfigEntry>,
+    /// `[theme]` of the config file: the workbench's colours (checked by the workbench).
+    pub theme: Vec<ConfigEntry>,
+}
+
+/// One `name = "value"` (or `name = ["a", "b"]`) of a config table, with its line (1-based),
+/// so a face that rejects it can say where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub values: Vec<String>,
+    pub line: Option<usize>,
 }
 
 /// Where a setting's value came from.
@@ -270,6 +283,8 @@ impl Settings {
             signing_key,
             store,
             data_dir,
+            keys: file.entries("keys"),
+            theme: file.entries("theme"),
             config_file,
             trusted_endpoints,
             sources,
@@ -317,7 +332,11 @@ impl Settings {
 pub struct ConfigFile {
     path: PathBuf,
     doc: DocumentMut,
+    text: String,
 }
+
+/// The tables of the config file whose entries a face reads (`[keys]`, `[theme]`).
+pub const CONFIG_TABLES: &[&str] = &["keys", "theme"];
 
 impl ConfigFile {
     /// Loads the file; a missing file is an empty config.
@@ -361,10 +380,84 @@ impl ConfigFile {
                 });
             }
         }
-        Ok(ConfigFile {
+        let file = ConfigFile {
             path: path.to_path_buf(),
             doc,
-        })
+            text,
+        };
+        for table in CONFIG_TABLES {
+            let Some(item) = file.doc.get(table) else {
+                continue;
+            };
+            let Some(t) = item.as_table_like() else {
+                return Err(ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "`{table}` must be a table: [{table}] with name = \"value\" lines"
+                    ),
+                });
+            };
+            for (name, value) in t.iter() {
+                let ok = value.as_str().is_some()
+                    || value
+                        .as_array()
+                        .is_some_and(|a| !a.is_empty() && a.iter().all(|v| v.as_str().is_some()));
+                if !ok {
+                    let at = file
+                        .line_of(table, name)
+                        .map_or(String::new(), |l| format!("line {l}: "));
+                    return Err(ConfigError::Parse {
+                        path: path.to_path_buf(),
+                        message: format!(
+                            "{at}[{table}] {name} must be a string (or a list of strings), e.g. {name} = \"P\""
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(file)
+    }
+
+    /// The entries of table `table` (`[keys]`), in file order, with their lines.
+    pub fn entries(&self, table: &str) -> Vec<ConfigEntry> {
+        let Some(t) = self.doc.get(table).and_then(Item::as_table_like) else {
+            return Vec::new();
+        };
+        t.iter()
+            .map(|(name, value)| ConfigEntry {
+                name: name.to_string(),
+                values: match value.as_array() {
+                    Some(a) => a
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect(),
+                    None => value.as_str().map(str::to_string).into_iter().collect(),
+                },
+                line: self.line_of(table, name),
+            })
+            .collect()
+    }
+
+    /// The line (1-based) of `name = …` in `[table]` (or of `table.name = …`).
+    fn line_of(&self, table: &str, name: &str) -> Option<usize> {
+        let mut current = String::new();
+        for (i, line) in self.text.lines().enumerate() {
+            let l = line.trim();
+            if let Some(h) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
+                current = h.trim().to_string();
+                continue;
+            }
+            let Some((k, _)) = l.split_once('=') else {
+                continue;
+            };
+            let k = k.trim().trim_matches('"');
+            let hit = (current == table && k == name)
+                || (current.is_empty() && k == format!("{table}.{name}"));
+            if hit {
+                return Some(i + 1);
+            }
+        }
+        None
     }
 
     /// The file's path.
@@ -533,5 +626,40 @@ mod tests {
         }
         std::fs::write(&cfg, "token = 5\n").unwrap();
         assert!(ConfigFile::load(&cfg).is_err());
+    }
+
+    #[test]
+    fn keys_and_theme_tables_carry_their_lines() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("config.toml");
+        std::fs::write(
+            &p,
+            "org = \"myorg\"\n\n[keys]\npublish = \"P\"\n# comment\ndown = [\"j\", \"down\"]\n\n[theme]\naccent = \"#ff8800\"\n",
+        )
+        .unwrap();
+        let f = ConfigFile::load(&p).unwrap();
+        let keys = f.entries("keys");
+        assert_eq!(
+            keys,
+            vec![
+                ConfigEntry {
+                    name: "publish".into(),
+                    values: vec!["P".into()],
+                    line: Some(4)
+                },
+                ConfigEntry {
+                    name: "down".into(),
+                    values: vec!["j".into(), "down".into()],
+                    line: Some(6)
+                },
+            ]
+        );
+        assert_eq!(f.entries("theme")[0].line, Some(9));
+        std::fs::write(&p, "[keys]\npublish = 3\n").unwrap();
+        let e = ConfigFile::load(&p).unwrap_err().to_string();
+        assert!(e.contains("line 2: [keys] publish must be a string"), "{e}");
+        std::fs::write(&p, "keys = \"P\"\n").unwrap();
+        let e = ConfigFile::load(&p).unwrap_err().to_string();
+        assert!(e.contains("`keys` must be a table"), "{e}");
     }
 }

@@ -32,9 +32,22 @@ fn main() -> ExitCode {
                     settings,
                     mouse,
                 } = *w;
+                // A bad [keys] or [theme] entry is reported before the screen is taken.
+                let (keymap, theme) = match pubdeck::tui::runtime::configured(&settings) {
+                    Ok(c) => c,
+                    Err(message) => {
+                        let f = Failure::new(
+                            message,
+                            Some("fix or remove the entry; `pubdeck config show` shows which file is read".into()),
+                        );
+                        return cli::report(&f);
+                    }
+                };
                 let backend = pubdeck::tui::engine::EngineBackend::new(dir, catalog, settings);
                 let options = pubdeck::tui::Options {
                     mouse,
+                    theme: Some(theme),
+                    keymap: Some(keymap),
                     ..Default::default()
                 };
                 pubdeck::tui::run(Arc::new(backend), options)

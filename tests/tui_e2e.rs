@@ -260,3 +260,64 @@ fn no_mouse_leaves_the_mouse_to_the_terminal() {
         "mouse captured by default, not with --no-mouse"
     );
 }
+
+fn screen_has(t: &Tmux, text: &str) -> bool {
+    t.capture().contains(text)
+}
+
+#[test]
+fn keys_and_theme_from_the_config_file() {
+    if !tmux_here("keys_and_theme_from_the_config_file") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let repo_manifest =
+        "version = 1\n[build.hello]\nversion = \"1.0\"\ncommand = 'mkdir -p $out'\n";
+    std::fs::create_dir_all(work.join(".flox/env")).unwrap();
+    std::fs::write(work.join(".flox/env/manifest.toml"), repo_manifest).unwrap();
+    let data = tmp.path().join("xdg");
+    let config = data.join("pubdeck/config.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let cmd = || {
+        format!(
+            "XDG_DATA_HOME={d} XDG_CONFIG_HOME={d} {bin} tui --dir {w}; echo EXIT=$?; sleep 30",
+            d = data.display(),
+            bin = env!("CARGO_BIN_EXE_pubdeck"),
+            w = work.display()
+        )
+    };
+    // A rebinding: P publishes, the footer and the help popup say so.
+    std::fs::write(
+        &config,
+        "# mine\n[keys]\npublish = \"P\"\n\n[theme]\naccent = \"#ff8800\"\n",
+    )
+    .unwrap();
+    let t = Tmux::start(format!("pubdeck-keys-{}", std::process::id()), &cmd());
+    let screen = t.wait_for("Builds", Duration::from_secs(60));
+    assert!(screen.contains("P publish selected build"), "{screen}");
+    t.keys(&["?"]);
+    let screen = t.wait_for("Keys (", Duration::from_secs(5));
+    assert!(screen.contains(" P "), "{screen}");
+    t.keys(&["Escape"]);
+    t.keys(&["P"]);
+    t.wait_for("Publish build hello", Duration::from_secs(5));
+    assert!(screen_has(&t, "no output yet: P publishes, b builds"));
+    // (Esc and q apart: together a terminal reads them as Alt-q.)
+    t.keys(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(300));
+    t.keys(&["q"]);
+    t.wait_for("EXIT=0", Duration::from_secs(10));
+    drop(t);
+
+    // A bad entry: one sentence naming the file, the line and the key; the screen is not
+    // taken.
+    std::fs::write(&config, "[keys]\n\npublish = \"hyper-p\"\n").unwrap();
+    let t = Tmux::start(format!("pubdeck-badkeys-{}", std::process::id()), &cmd());
+    let screen = t.wait_for("EXIT=1", Duration::from_secs(30));
+    assert!(
+        screen.contains("line 3: [keys] publish: \"hyper-p\" is not a key"),
+        "{screen}"
+    );
+    assert!(screen.contains("config.toml"), "{screen}");
+}

@@ -664,6 +664,294 @@ pub static KEYMAP: &[Binding] = &[
     ),
 ];
 
+/// The keymap the workbench runs with: [`KEYMAP`] with the `[keys]` overrides of the config
+/// file applied. Dispatch, the footer and the help popup all read it.
+#[derive(Debug, Clone)]
+pub struct Keymap {
+    bindings: Vec<Bound>,
+}
+
+/// A binding of a [`Keymap`] (its keys may come from the config file).
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub keys: Vec<Key>,
+    pub command: Command,
+    pub description: &'static str,
+    pub context: Context,
+    pub footer: bool,
+}
+
+/// The commands `[keys]` may rebind, by the name the config file uses.
+pub const COMMAND_NAMES: &[(&str, Command)] = &[
+    ("quit", Command::Quit),
+    ("help", Command::Help),
+    ("tab-publish", Command::TabPublish),
+    ("tab-catalog", Command::TabCatalog),
+    ("next-pane", Command::NextPane),
+    ("prev-pane", Command::PrevPane),
+    ("up", Command::Up),
+    ("down", Command::Down),
+    ("page-up", Command::PageUp),
+    ("page-down", Command::PageDown),
+    ("top", Command::Top),
+    ("bottom", Command::Bottom),
+    ("publish", Command::Publish),
+    ("build-only", Command::BuildOnly),
+    ("cancel", Command::Cancel),
+    ("recheck", Command::Recheck),
+    ("push", Command::Push),
+    ("commit-bump", Command::CommitBump),
+    ("edit-version", Command::EditVersion),
+    ("log-search", Command::LogSearch),
+    ("search-next", Command::SearchNext),
+    ("search-prev", Command::SearchPrev),
+    ("save-log", Command::SaveLog),
+    ("focus-search", Command::FocusSearch),
+    ("focus-results", Command::FocusResults),
+    ("install", Command::Install),
+    ("yank", Command::Yank),
+    ("version-older", Command::VersionOlder),
+    ("version-newer", Command::VersionNewer),
+    ("reload-catalog", Command::ReloadCatalog),
+    ("toggle-reproducible", Command::ToggleReproducible),
+    ("confirm", Command::Confirm),
+    ("dismiss", Command::Dismiss),
+];
+
+/// The context stacks the workbench can be in (innermost first): a key may be bound once
+/// per stack, or one binding would hide another.
+fn stacks() -> Vec<Vec<Context>> {
+    let mut out = Vec::new();
+    for tab in [Context::Publish, Context::Catalog] {
+        let panes: &[Context] = if tab == Context::Publish {
+            &[Context::Builds, Context::Checks, Context::Log]
+        } else {
+            &[Context::Search, Context::Results, Context::Details]
+        };
+        for pane in panes {
+            out.push(vec![*pane, tab, Context::Global, Context::Always]);
+        }
+    }
+    for popup in [
+        Context::Confirm,
+        Context::Review,
+        Context::Input,
+        Context::Help,
+    ] {
+        out.push(vec![popup, Context::Always]);
+    }
+    out
+}
+
+/// Parses a key as written in `[keys]`: a character (`P`, `?`), `ctrl-x`, or a name (`enter`,
+/// `esc`, `tab`, `backtab`, `backspace`, `space`, `up`, `down`, `left`, `right`, `home`, `end`,
+/// `pgup`, `pgdn`, `delete`, `f1`…`f12`).
+pub fn parse_key(text: &str) -> Result<Key, String> {
+    let t = text.trim();
+    let mut chars = t.chars();
+    if let (Some(c), None) = (chars.next(), chars.next())
+        && !c.is_control()
+        && c != ' '
+    {
+        return Ok(ch_key(c));
+    }
+    let lower = t.to_ascii_lowercase();
+    if let Some(rest) = lower
+        .strip_prefix("ctrl-")
+        .or_else(|| lower.strip_prefix("c-"))
+        .or_else(|| lower.strip_prefix('^'))
+    {
+        let mut cs = rest.chars();
+        if let (Some(c), None) = (cs.next(), cs.next())
+            && c.is_ascii_alphanumeric()
+        {
+            return Ok(Key::Code(KeyCode::Char(c), KeyModifiers::CONTROL));
+        }
+        return Err(format!(
+            "{text:?} is not a key: ctrl- takes one letter or digit"
+        ));
+    }
+    let named = match lower.as_str() {
+        "enter" | "return" => KeyCode::Enter,
+        "esc" | "escape" => KeyCode::Esc,
+        "tab" => KeyCode::Tab,
+        "backtab" | "s-tab" | "shift-tab" => KeyCode::BackTab,
+        "backspace" | "bksp" => KeyCode::Backspace,
+        "space" => KeyCode::Char(' '),
+        "up" => KeyCode::Up,
+        "down" => KeyCode::Down,
+        "left" => KeyCode::Left,
+        "right" => KeyCode::Right,
+        "home" => KeyCode::Home,
+        "end" => KeyCode::End,
+        "pgup" | "pageup" => KeyCode::PageUp,
+        "pgdn" | "pagedown" => KeyCode::PageDown,
+        "delete" | "del" => KeyCode::Delete,
+        f if f.starts_with('f') && f[1..].parse::<u8>().is_ok_and(|n| (1..=12).contains(&n)) => {
+            KeyCode::F(f[1..].parse().unwrap_or(1))
+        }
+        _ => {
+            return Err(format!(
+                "{text:?} is not a key: write one character (P), ctrl-x, or enter, esc, tab, space, up, down, left, right, home, end, pgup, pgdn, f1…f12"
+            ));
+        }
+    };
+    Ok(Key::Code(named, KeyModifiers::NONE))
+}
+
+const fn ch_key(c: char) -> Key {
+    Key::Code(KeyCode::Char(c), KeyModifiers::NONE)
+}
+
+impl Default for Keymap {
+    fn default() -> Self {
+        Keymap {
+            bindings: KEYMAP
+                .iter()
+                .map(|b| Bound {
+                    keys: b.keys.to_vec(),
+                    command: b.command,
+                    description: b.description,
+                    context: b.context,
+                    footer: b.footer,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Keymap {
+    /// The default keymap with `overrides` (`(command name, keys, line)`) applied: each
+    /// replaces the keys of every binding of that command. An unknown command, a key that is
+    /// not one, or a key another binding already has where both apply, is refused with one
+    /// sentence naming the entry and its line.
+    pub fn with_overrides(
+        overrides: &[(String, Vec<String>, Option<usize>)],
+    ) -> Result<Keymap, String> {
+        let mut map = Keymap::default();
+        let at = |name: &str, line: Option<usize>| match line {
+            Some(l) => format!("line {l}: [keys] {name}"),
+            None => format!("[keys] {name}"),
+        };
+        let mut changed: Vec<(Command, String, Option<usize>)> = Vec::new();
+        for (name, keys, line) in overrides {
+            let Some((_, cmd)) = COMMAND_NAMES.iter().find(|(n, _)| n == name) else {
+                return Err(format!(
+                    "{}: there is no command {name:?}; the commands are {}",
+                    at(name, *line),
+                    COMMAND_NAMES
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            };
+            let parsed = keys
+                .iter()
+                .map(|k| parse_key(k))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{}: {e}", at(name, *line)))?;
+            if parsed.is_empty() {
+                return Err(format!("{}: give at least one key", at(name, *line)));
+            }
+            for b in map.bindings.iter_mut().filter(|b| b.command == *cmd) {
+                b.keys.clone_from(&parsed);
+            }
+            changed.push((*cmd, name.clone(), *line));
+        }
+        // A key may do one thing wherever it is pressed.
+        for stack in stacks() {
+            let mut owner: Vec<(Key, &Bound)> = Vec::new();
+            for ctx in &stack {
+                for b in map.bindings.iter().filter(|b| b.context == *ctx) {
+                    for k in b.keys.iter().filter(|k| **k != Key::AnyChar) {
+                        if let Some((_, first)) = owner.iter().find(|(o, _)| o == k)
+                            && first.command != b.command
+                        {
+                            // Name the entry of the config file that caused it.
+                            let culprit = changed
+                                .iter()
+                                .find(|(c, _, _)| *c == b.command || *c == first.command);
+                            let (name, line) = culprit
+                                .map(|(_, n, l)| (n.as_str(), *l))
+                                .unwrap_or(("?", None));
+                            return Err(format!(
+                                "{}: {} would both {} and {} in the {}",
+                                at(name, line),
+                                k.label(),
+                                first.description,
+                                b.description,
+                                ctx.title()
+                            ));
+                        }
+                        owner.push((*k, b));
+                    }
+                }
+            }
+        }
+        Ok(map)
+    }
+
+    /// The command `ev` runs with `stack` active (innermost context first), if any.
+    pub fn resolve(&self, stack: &[Context], ev: &KeyEvent) -> Option<Command> {
+        if ev.kind == KeyEventKind::Release {
+            return None;
+        }
+        let (code, mods) = normalize(ev);
+        for ctx in stack {
+            // Concrete keys of a context win over its AnyChar pattern.
+            let bindings = || self.bindings.iter().filter(|b| b.context == *ctx);
+            let hit = bindings()
+                .find(|b| {
+                    b.keys
+                        .iter()
+                        .any(|k| *k != Key::AnyChar && k.matches(code, mods))
+                })
+                .or_else(|| bindings().find(|b| b.keys.iter().any(|k| k.matches(code, mods))));
+            if let Some(b) = hit {
+                return Some(match (b.command, code) {
+                    (Command::Insert(_), KeyCode::Char(c)) => Command::Insert(c),
+                    (cmd, _) => cmd,
+                });
+            }
+        }
+        None
+    }
+
+    /// The bindings of one context, in table order.
+    pub fn bindings(&self, ctx: Context) -> impl Iterator<Item = &Bound> {
+        self.bindings.iter().filter(move |b| b.context == ctx)
+    }
+
+    /// The footer hints for `stack`: `(keys, description)`, innermost context first.
+    pub fn footer(&self, stack: &[Context]) -> Vec<(String, &'static str)> {
+        stack
+            .iter()
+            .flat_map(|ctx| self.bindings(*ctx))
+            .filter(|b| b.footer)
+            .map(|b| (keys_label(&b.keys), b.description))
+            .collect()
+    }
+
+    /// How `cmd`'s first key is written (`p`), for hints in panels; `?` when unbound.
+    pub fn key_for(&self, cmd: Command) -> String {
+        self.bindings
+            .iter()
+            .find(|b| b.command == cmd)
+            .and_then(|b| b.keys.first())
+            .map_or_else(|| "?".to_string(), Key::label)
+    }
+
+    /// The widest keys label (for the help popup's column).
+    pub fn widest_keys(&self) -> usize {
+        self.bindings
+            .iter()
+            .map(|b| keys_label(&b.keys).chars().count())
+            .max()
+            .unwrap_or(8)
+    }
+}
+
 /// Strips modifiers that are already in the key itself (Shift on a char, on BackTab).
 fn normalize(ev: &KeyEvent) -> (KeyCode, KeyModifiers) {
     let mut mods = ev.modifiers;
@@ -673,45 +961,21 @@ fn normalize(ev: &KeyEvent) -> (KeyCode, KeyModifiers) {
     (ev.code, mods)
 }
 
-/// The command `ev` runs with `stack` active (innermost context first), if any.
+/// The command `ev` runs with `stack` active in the default keymap.
 pub fn resolve(stack: &[Context], ev: &KeyEvent) -> Option<Command> {
-    if ev.kind == KeyEventKind::Release {
-        return None;
-    }
-    let (code, mods) = normalize(ev);
-    for ctx in stack {
-        // Concrete keys of a context win over its AnyChar pattern.
-        let bindings = || KEYMAP.iter().filter(|b| b.context == *ctx);
-        let hit = bindings()
-            .find(|b| {
-                b.keys
-                    .iter()
-                    .any(|k| *k != Key::AnyChar && k.matches(code, mods))
-            })
-            .or_else(|| bindings().find(|b| b.keys.iter().any(|k| k.matches(code, mods))));
-        if let Some(b) = hit {
-            return Some(match (b.command, code) {
-                (Command::Insert(_), KeyCode::Char(c)) => Command::Insert(c),
-                (cmd, _) => cmd,
-            });
-        }
-    }
-    None
+    DEFAULT.resolve(stack, ev)
 }
+
+static DEFAULT: std::sync::LazyLock<Keymap> = std::sync::LazyLock::new(Keymap::default);
 
 /// The bindings of one context, in table order.
 pub fn bindings(ctx: Context) -> impl Iterator<Item = &'static Binding> {
     KEYMAP.iter().filter(move |b| b.context == ctx)
 }
 
-/// The footer hints for `stack`: `(keys, description)`, innermost context first.
+/// The footer hints for `stack` in the default keymap.
 pub fn footer(stack: &[Context]) -> Vec<(String, &'static str)> {
-    stack
-        .iter()
-        .flat_map(|ctx| bindings(*ctx))
-        .filter(|b| b.footer)
-        .map(|b| (keys_label(b.keys), b.description))
-        .collect()
+    DEFAULT.footer(stack)
 }
 
 /// `j/↓` for a binding's keys.
@@ -789,5 +1053,88 @@ mod tests {
         let mut ev = key(KeyCode::Char('q'), KeyModifiers::NONE);
         ev.kind = KeyEventKind::Release;
         assert_eq!(resolve(&[Context::Global], &ev), None);
+    }
+
+    fn ov(name: &str, keys: &[&str], line: usize) -> (String, Vec<String>, Option<usize>) {
+        (
+            name.to_string(),
+            keys.iter().map(|k| k.to_string()).collect(),
+            Some(line),
+        )
+    }
+
+    #[test]
+    fn keys_parse_as_written_in_the_config() {
+        assert_eq!(parse_key("P").unwrap(), ch_key('P'));
+        assert_eq!(parse_key("?").unwrap(), ch_key('?'));
+        assert_eq!(
+            parse_key("ctrl-p").unwrap(),
+            Key::Code(KeyCode::Char('p'), KeyModifiers::CONTROL)
+        );
+        assert_eq!(
+            parse_key("Enter").unwrap(),
+            Key::Code(KeyCode::Enter, KeyModifiers::NONE)
+        );
+        assert_eq!(
+            parse_key("f5").unwrap(),
+            Key::Code(KeyCode::F(5), KeyModifiers::NONE)
+        );
+        for bad in ["", "ctrl-", "ctrl-pp", "hyper-x", "f13", "pp"] {
+            assert!(parse_key(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn overrides_rebind_and_the_footer_follows() {
+        let map = Keymap::with_overrides(&[ov("publish", &["P"], 3)]).unwrap();
+        let stack = [
+            Context::Builds,
+            Context::Publish,
+            Context::Global,
+            Context::Always,
+        ];
+        assert_eq!(
+            map.resolve(&stack, &key(KeyCode::Char('P'), KeyModifiers::SHIFT)),
+            Some(Command::Publish)
+        );
+        assert_eq!(
+            map.resolve(&stack, &key(KeyCode::Enter, KeyModifiers::NONE)),
+            None,
+            "the old key is gone"
+        );
+        assert!(
+            map.footer(&stack)
+                .iter()
+                .any(|(k, d)| k == "P" && d.starts_with("publish"))
+        );
+        assert_eq!(map.key_for(Command::Publish), "P");
+        // Rebinding a command bound in several contexts rebinds it everywhere.
+        let map = Keymap::with_overrides(&[ov("down", &["n", "down"], 4)]);
+        assert!(map.is_err(), "n is search-next in the log: {map:?}");
+        let map = Keymap::with_overrides(&[ov("down", &["ctrl-n", "down"], 4)]).unwrap();
+        for ctx in [Context::Builds, Context::Log, Context::Results] {
+            assert_eq!(
+                map.resolve(&[ctx], &key(KeyCode::Char('n'), KeyModifiers::CONTROL)),
+                Some(Command::Down)
+            );
+        }
+    }
+
+    #[test]
+    fn bad_overrides_name_the_entry_and_its_line() {
+        let e = Keymap::with_overrides(&[ov("pubish", &["P"], 7)]).unwrap_err();
+        assert!(
+            e.starts_with("line 7: [keys] pubish: there is no command"),
+            "{e}"
+        );
+        assert!(e.contains("publish"), "{e}");
+        let e = Keymap::with_overrides(&[ov("publish", &["hyper-p"], 8)]).unwrap_err();
+        assert!(
+            e.starts_with("line 8: [keys] publish: \"hyper-p\" is not a key"),
+            "{e}"
+        );
+        let e = Keymap::with_overrides(&[ov("publish", &["b"], 9)]).unwrap_err();
+        assert!(e.starts_with("line 9: [keys] publish: b would both"), "{e}");
+        assert!(e.contains("build only"), "{e}");
     }
 }

@@ -36,6 +36,8 @@ pub struct Options {
     pub mouse: bool,
     /// `None`: [`Theme::from_env`] (honours `NO_COLOR`).
     pub theme: Option<Theme>,
+    /// `None`: the default keymap.
+    pub keymap: Option<super::keymap::Keymap>,
 }
 
 impl Default for Options {
@@ -45,8 +47,41 @@ impl Default for Options {
             frame: Duration::from_millis(16),
             mouse: true,
             theme: None,
+            keymap: None,
         }
     }
+}
+
+/// The keymap and theme the config file asks for (`[keys]`, `[theme]`), or one sentence
+/// naming the bad entry, its line and the file.
+pub fn configured(
+    settings: &crate::config::Settings,
+) -> Result<(super::keymap::Keymap, Theme), String> {
+    let file = settings.config_file.display();
+    let keys: Vec<(String, Vec<String>, Option<usize>)> = settings
+        .keys
+        .iter()
+        .map(|e| (e.name.clone(), e.values.clone(), e.line))
+        .collect();
+    let keymap =
+        super::keymap::Keymap::with_overrides(&keys).map_err(|e| format!("{file}, {e}"))?;
+    let mut theme_entries = Vec::new();
+    for e in &settings.theme {
+        match e.values.as_slice() {
+            [one] => theme_entries.push((e.name.clone(), one.clone(), e.line)),
+            _ => {
+                let at = e.line.map_or(String::new(), |l| format!("line {l}: "));
+                return Err(format!(
+                    "{file}, {at}[theme] {} takes one colour, not a list",
+                    e.name
+                ));
+            }
+        }
+    }
+    let theme = Theme::from_env()
+        .with_overrides(&theme_entries)
+        .map_err(|e| format!("{file}, {e}"))?;
+    Ok((keymap, theme))
 }
 
 /// At most this many inbox actions are applied between two draws, and for at most half a
@@ -205,6 +240,9 @@ async fn run_inner(backend: Arc<dyn Backend>, opts: Options) -> io::Result<()> {
         (size.width, size.height),
     );
     app.tick_ms = u64::try_from(opts.tick.as_millis()).unwrap_or(100);
+    if let Some(k) = opts.keymap {
+        app.keymap = std::sync::Arc::new(k);
+    }
     let _watcher = watch::spawn(backend.watch_paths(), tx.clone());
     start(&mut app, backend.as_ref(), &tx);
     let mut events = EventStream::new();

@@ -134,6 +134,8 @@ pub struct App {
     pub dirty: bool,
     pub publish: PublishState,
     pub catalog: CatalogState,
+    /// The key bindings (the default table with the config file's `[keys]`).
+    pub keymap: std::sync::Arc<keymap::Keymap>,
 }
 
 impl App {
@@ -150,6 +152,7 @@ impl App {
             dirty: true,
             publish: PublishState::default(),
             catalog: CatalogState::default(),
+            keymap: Default::default(),
         }
     }
 
@@ -290,7 +293,7 @@ impl App {
     }
 
     fn key(&mut self, key: KeyEvent, dirty: &mut bool) -> Vec<Effect> {
-        match keymap::resolve(&self.contexts(), &key) {
+        match self.keymap.resolve(&self.contexts(), &key) {
             Some(cmd) => self.command(cmd),
             None => {
                 *dirty = false;

@@ -265,10 +265,15 @@ fn header(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 /// Key hints for `stack`, as many whole hints as fit in `width`.
-pub(crate) fn hints(stack: &[keymap::Context], t: &Theme, width: u16) -> Line<'static> {
+pub(crate) fn hints(
+    map: &keymap::Keymap,
+    stack: &[keymap::Context],
+    t: &Theme,
+    width: u16,
+) -> Line<'static> {
     let mut spans = vec![Span::raw(" ")];
     let mut used = 1;
-    for (i, (keys, desc)) in keymap::footer(stack).into_iter().enumerate() {
+    for (i, (keys, desc)) in map.footer(stack).into_iter().enumerate() {
         let sep = if i > 0 { 3 } else { 0 };
         let w = sep + keys.chars().count() + 1 + desc.chars().count();
         if used + w > usize::from(width) {
@@ -292,7 +297,7 @@ fn footer(app: &App, area: Rect, buf: &mut Buffer) {
     buf.set_line(
         area.x,
         area.y,
-        &hints(&app.contexts(), t, area.width),
+        &hints(&app.keymap, &app.contexts(), t, area.width),
         area.width,
     );
 }

@@ -12,7 +12,7 @@ use crate::tui::layout::centered;
 
 pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = &app.theme;
-    let hints = |ctx: Context| super::hints(&[ctx], t, area.width);
+    let hints = |ctx: Context| super::hints(&app.keymap, &[ctx], t, area.width);
     match &app.popup {
         None => {}
         Some(Popup::Confirm { title, lines, .. }) => {
@@ -206,11 +206,7 @@ pub fn help_lines(app: &App) -> Vec<Vec<Line<'static>>> {
     };
     let mut order: Vec<Context> = under.clone();
     order.extend(Context::ALL.iter().filter(|c| !under.contains(c)));
-    let key_w = keymap::KEYMAP
-        .iter()
-        .map(|b| keymap::keys_label(b.keys).chars().count())
-        .max()
-        .unwrap_or(8);
+    let key_w = app.keymap.widest_keys();
     let mut sections = Vec::new();
     for ctx in order {
         let mut lines = Vec::new();
@@ -219,8 +215,8 @@ pub fn help_lines(app: &App) -> Vec<Vec<Line<'static>>> {
             title.push(Span::styled(" ●", t.ok));
         }
         lines.push(Line::from(title));
-        for b in keymap::bindings(ctx) {
-            let keys = keymap::keys_label(b.keys);
+        for b in app.keymap.bindings(ctx) {
+            let keys = keymap::keys_label(&b.keys);
             lines.push(Line::from(vec![
                 Span::styled(
                     format!(" {keys:<key_w$} "),

@@ -170,18 +170,27 @@ pub(super) fn checks(app: &App, area: Rect, buf: &mut Buffer) {
     let width = usize::from(area.width.saturating_sub(2));
     let mut lines = check_lines(&p.checks, t, Some(width), |c| {
         if c.id == crate::tui::app::publish_pushed_id() {
-            Some("p: push now (fix-it)".to_string())
+            Some(format!(
+                "{}: push now (fix-it)",
+                app.keymap.key_for(crate::tui::keymap::Command::Push)
+            ))
         } else if c.id == crate::tui::app::publish_clean_id() {
-            p.bump
-                .as_ref()
-                .map(|(b, v)| format!("C: commit the bump of {b} to {v} and push (fix-it)"))
+            p.bump.as_ref().map(|(b, v)| {
+                format!(
+                    "{}: commit the bump of {b} to {v} and push (fix-it)",
+                    app.keymap.key_for(crate::tui::keymap::Command::CommitBump)
+                )
+            })
         } else {
             None
         }
     });
     if p.checks.is_empty() && !p.checks_running {
         lines.push(Line::from(Span::styled(
-            "not evaluated yet: r re-checks",
+            format!(
+                "not evaluated yet: {} re-checks",
+                app.keymap.key_for(crate::tui::keymap::Command::Recheck)
+            ),
             t.muted,
         )));
     }
@@ -376,7 +385,11 @@ pub(super) fn log(app: &App, area: Rect, buf: &mut Buffer) {
         buf.set_stringn(
             inner.x,
             inner.y,
-            "no output yet: Enter publishes, b builds",
+            format!(
+                "no output yet: {} publishes, {} builds",
+                app.keymap.key_for(crate::tui::keymap::Command::Publish),
+                app.keymap.key_for(crate::tui::keymap::Command::BuildOnly)
+            ),
             usize::from(inner.width),
             t.muted,
         );
