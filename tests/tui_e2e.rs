@@ -139,7 +139,18 @@ fn demo_publish_then_find_it_in_the_catalog() {
     // The exact match ranks first and is selected; its readiness follows.
     let screen = t.wait_for("myorg/hello is visible to you", Duration::from_secs(10));
     assert!(screen.contains("has a build for"), "{screen}");
-    assert!(screen.contains("is not installed yet"), "{screen}");
+    // More checks than rows: the title says so, J scrolls; the Nix hint is wrapped inside
+    // the panel, not cut, and whole once scrolled into view.
+    assert!(screen.contains("Install readiness  1–"), "{screen}");
+    t.keys(&["Enter"]);
+    t.wait_for("/ search", Duration::from_secs(5));
+    for _ in 0..6 {
+        t.keys(&["J"]);
+    }
+    let screen = t.wait_for("is not installed yet", Duration::from_secs(5));
+    assert!(screen.contains("extra-trusted-public-keys"), "{screen}");
+    assert!(screen.contains("pubdeck use myorg"), "{screen}");
+    t.keys(&["/"]);
 
     // Yank the newest auth-service from the Catalog tab, confirmed, against the real catalog.
     t.keys(&["C-u"]);

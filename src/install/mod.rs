@@ -718,7 +718,8 @@ fn nix_config(d: &PackageDetail, files: &[PathBuf]) -> Check {
         id::NIX_CONFIG,
         "Nix is not configured for this catalog (pubdeck's own install does not need it)",
         format!(
-            "to let Nix substitute from it, add to ~/.config/nix/nix.conf: {}",
+            "`pubdeck use {}` adds to nix.conf: {}",
+            d.org,
             lines.join(" ; ")
         ),
     )

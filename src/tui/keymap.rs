@@ -104,6 +104,9 @@ pub enum Command {
     Install,
     /// Yanks (or un-yanks) the picked version of the selected package.
     Yank,
+    /// Scrolls the install-readiness panel.
+    ReadinessDown,
+    ReadinessUp,
     /// Picks the previous (older) / next (newer) version of the selected package.
     VersionOlder,
     VersionNewer,
@@ -495,6 +498,20 @@ pub static KEYMAP: &[Binding] = &[
     b(X::Results, &[ch('/')], C::FocusSearch, "search", true),
     b(
         X::Results,
+        &[ch('J')],
+        C::ReadinessDown,
+        "scroll readiness down",
+        false,
+    ),
+    b(
+        X::Results,
+        &[ch('K')],
+        C::ReadinessUp,
+        "scroll readiness up",
+        false,
+    ),
+    b(
+        X::Results,
         &[ch('[')],
         C::VersionOlder,
         "older version",
@@ -530,6 +547,20 @@ pub static KEYMAP: &[Binding] = &[
     ),
     b(X::Details, &[ch('i')], C::Install, "install…", true),
     b(X::Details, &[ch('/')], C::FocusSearch, "search", true),
+    b(
+        X::Details,
+        &[ch('J')],
+        C::ReadinessDown,
+        "scroll readiness down",
+        false,
+    ),
+    b(
+        X::Details,
+        &[ch('K')],
+        C::ReadinessUp,
+        "scroll readiness up",
+        false,
+    ),
     b(
         X::Details,
         &[ch('[')],
@@ -712,6 +743,8 @@ pub const COMMAND_NAMES: &[(&str, Command)] = &[
     ("yank", Command::Yank),
     ("version-older", Command::VersionOlder),
     ("version-newer", Command::VersionNewer),
+    ("readiness-down", Command::ReadinessDown),
+    ("readiness-up", Command::ReadinessUp),
     ("reload-catalog", Command::ReloadCatalog),
     ("toggle-reproducible", Command::ToggleReproducible),
     ("confirm", Command::Confirm),

@@ -185,7 +185,7 @@ pub fn demo_readiness(package: &str) -> Vec<Check> {
         Check::warn(
             id::NIX_CONFIG,
             "Nix is not configured for this catalog (pubdeck's own install does not need it)",
-            "to let Nix substitute from it, add to ~/.config/nix/nix.conf: extra-substituters = file:///demo/store",
+            "`pubdeck use myorg` adds to nix.conf: extra-substituters = file:///demo/store ; extra-trusted-public-keys = myorg-1:7bD4Xw0xJm8qCk0h3ZB2Jw0o3n9pE5cGk2nq8bHXQwY=",
         ),
         Check::pass(id::ENVIRONMENT, "environment ~/demo/workspace"),
         Check::pass(id::NOT_INSTALLED, format!("{package} is not installed yet")),

@@ -73,6 +73,11 @@ pub struct CatalogState {
     /// Tick at which to request details of the selection (debounced).
     pub details_due: Option<u64>,
     pub details_scroll: u16,
+    /// The largest useful `details_scroll`, as the last draw found it.
+    pub details_scroll_max: std::cell::Cell<u16>,
+    /// Scroll of the readiness panel (J/K, the wheel).
+    pub readiness_scroll: u16,
+    pub readiness_scroll_max: std::cell::Cell<u16>,
     pub install: Option<InstallState>,
     /// The version picked with `[` / `]` for the selected package (`None`: the latest not
     /// yanked, what an unpinned install takes).
@@ -152,6 +157,7 @@ impl CatalogState {
     fn selection_changed(&mut self, tick: u64) {
         self.picked = None;
         self.details_scroll = 0;
+        self.readiness_scroll = 0;
         self.details_due = Some(tick + super::DEBOUNCE_TICKS);
     }
 
@@ -291,6 +297,16 @@ impl CatalogState {
                 };
                 (Vec::new(), None, Some(popup))
             }
+            Command::ReadinessDown | Command::ReadinessUp => {
+                self.readiness_scroll = if cmd == Command::ReadinessDown {
+                    self.readiness_scroll
+                        .saturating_add(1)
+                        .min(self.readiness_scroll_max.get())
+                } else {
+                    self.readiness_scroll.saturating_sub(1)
+                };
+                none
+            }
             Command::VersionOlder | Command::VersionNewer => {
                 let st = self.pick_version(cmd == Command::VersionOlder);
                 (Vec::new(), st, None)
@@ -340,7 +356,10 @@ impl CatalogState {
                 if self.focus == CatalogPane::Details {
                     self.details_scroll = match cmd {
                         Command::Up => self.details_scroll.saturating_sub(1),
-                        Command::Down => self.details_scroll.saturating_add(1),
+                        Command::Down => self
+                            .details_scroll
+                            .saturating_add(1)
+                            .min(self.details_scroll_max.get()),
                         _ => self.details_scroll,
                     };
                 } else {
@@ -356,9 +375,19 @@ impl CatalogState {
         let cmd = if down { Command::Down } else { Command::Up };
         if layout::contains(a.results, x, y) {
             self.move_cursor(cmd, tick);
+        } else if layout::contains(a.readiness, x, y) {
+            self.readiness_scroll = if down {
+                self.readiness_scroll
+                    .saturating_add(3)
+                    .min(self.readiness_scroll_max.get())
+            } else {
+                self.readiness_scroll.saturating_sub(3)
+            };
         } else if layout::contains(a.details, x, y) {
             self.details_scroll = if down {
-                self.details_scroll.saturating_add(3)
+                self.details_scroll
+                    .saturating_add(3)
+                    .min(self.details_scroll_max.get())
             } else {
                 self.details_scroll.saturating_sub(3)
             };

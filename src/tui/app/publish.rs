@@ -107,6 +107,8 @@ pub struct PublishState {
     pub checks: Vec<Check>,
     pub checks_running: bool,
     pub checks_scroll: u16,
+    /// The largest useful `checks_scroll`, as the last draw found it.
+    pub checks_scroll_max: std::cell::Cell<u16>,
     /// Tick at which to re-run checks for a new selection (debounced).
     pub checks_due: Option<u64>,
     pub job: Option<Job>,
@@ -406,7 +408,10 @@ impl PublishState {
                     PublishPane::Checks => {
                         self.checks_scroll = match cmd {
                             Command::Up => self.checks_scroll.saturating_sub(1),
-                            Command::Down => self.checks_scroll.saturating_add(1),
+                            Command::Down => self
+                                .checks_scroll
+                                .saturating_add(1)
+                                .min(self.checks_scroll_max.get()),
                             Command::Top => 0,
                             _ => self.checks_scroll,
                         };
@@ -454,7 +459,9 @@ impl PublishState {
             }
         } else if layout::contains(a.checks, x, y) {
             self.checks_scroll = if down {
-                self.checks_scroll.saturating_add(1)
+                self.checks_scroll
+                    .saturating_add(1)
+                    .min(self.checks_scroll_max.get())
             } else {
                 self.checks_scroll.saturating_sub(1)
             };

@@ -145,8 +145,7 @@ pub(super) fn details(app: &App, area: Rect, buf: &mut Buffer) {
         pane(" Details ", focused, t).render(area, buf);
         return;
     };
-    let block = pane(format!(" {} ", pkg.reference()), focused, t);
-    let width = usize::from(block.inner(area).width);
+    let width = usize::from(area.width.saturating_sub(2));
     let mut lines: Vec<Line> = wrap(&pkg.description, width.max(1))
         .into_iter()
         .map(|l| Line::styled(l, t.text))
@@ -231,25 +230,32 @@ pub(super) fn details(app: &App, area: Rect, buf: &mut Buffer) {
             }
         }
     }
+    let visible = usize::from(area.height.saturating_sub(2));
+    let scroll = super::clamp_scroll(
+        c.details_scroll,
+        lines.len(),
+        visible,
+        &c.details_scroll_max,
+    );
+    let mut title = vec![Span::raw(format!(" {} ", pkg.reference()))];
+    if let Some(note) = super::scroll_note(scroll, lines.len(), visible) {
+        title.push(Span::styled(note, t.muted));
+    }
+    let block = pane(Line::from(title), focused, t);
     Paragraph::new(lines)
         .block(block)
-        .scroll((c.details_scroll, 0))
+        .scroll((scroll, 0))
         .render(area, buf);
 }
 
 pub(super) fn readiness(app: &App, area: Rect, buf: &mut Buffer) {
     let c = &app.catalog;
     let t = &app.theme;
-    let block = pane(" Install readiness ", false, t);
-    let inner = block.inner(area);
-    block.render(area, buf);
-    if inner.area() == 0 {
-        return;
-    }
+    let width = usize::from(area.width.saturating_sub(2));
     let selected = c.selected_ref();
-    let mut lines = match c.selected_readiness() {
-        // Not wrapped until the panel scrolls: every check must stay in view.
-        Some(checks) => check_lines(checks, t, None, |_| None),
+    let lines = match c.selected_readiness() {
+        // Wrapped to the panel (a hint's nix.conf lines are long); the panel scrolls.
+        Some(checks) => check_lines(checks, t, Some(width), |_| None),
         None if selected.is_some() => vec![Line::styled(
             format!("{} checking…", spinner(app.tick)),
             t.muted,
@@ -261,8 +267,30 @@ pub(super) fn readiness(app: &App, area: Rect, buf: &mut Buffer) {
         .install
         .as_ref()
         .filter(|i| Some(&i.package) == selected.as_ref());
-    let list_h = inner.height.saturating_sub(u16::from(install.is_some()));
-    lines.truncate(usize::from(list_h));
+    let inner_h = area.height.saturating_sub(2);
+    let list_h = inner_h.saturating_sub(u16::from(install.is_some()));
+    let scroll = super::clamp_scroll(
+        c.readiness_scroll,
+        lines.len(),
+        usize::from(list_h),
+        &c.readiness_scroll_max,
+    );
+    let mut title = vec![Span::raw(" Install readiness ")];
+    if let Some(note) = super::scroll_note(scroll, lines.len(), usize::from(list_h)) {
+        title.push(Span::styled(note, t.muted));
+        title.push(Span::styled("J/K ", t.muted));
+    }
+    let block = pane(Line::from(title), false, t);
+    let inner = block.inner(area);
+    block.render(area, buf);
+    if inner.area() == 0 {
+        return;
+    }
+    let lines: Vec<Line> = lines
+        .into_iter()
+        .skip(usize::from(scroll))
+        .take(usize::from(list_h))
+        .collect();
     Paragraph::new(lines).render(
         Rect {
             height: list_h,

@@ -264,6 +264,34 @@ fn header(app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
+/// What a panel's title adds when its `total` rows do not fit in `visible`: the rows shown
+/// and how to scroll (` 4–12/30 ↕ `); `None` when everything fits. `scroll` is clamped.
+pub(crate) fn scroll_note(scroll: u16, total: usize, visible: usize) -> Option<String> {
+    if total <= visible || visible == 0 {
+        return None;
+    }
+    let first = usize::from(scroll).min(total - visible);
+    Some(format!(
+        " {}–{}/{} ↕ ",
+        first + 1,
+        (first + visible).min(total),
+        total
+    ))
+}
+
+/// `scroll` clamped to what `total` rows in `visible` allow, remembered in `max` for the
+/// app (which has no layout) to clamp its own counter.
+pub(crate) fn clamp_scroll(
+    scroll: u16,
+    total: usize,
+    visible: usize,
+    max: &std::cell::Cell<u16>,
+) -> u16 {
+    let m = u16::try_from(total.saturating_sub(visible)).unwrap_or(u16::MAX);
+    max.set(m);
+    scroll.min(m)
+}
+
 /// Key hints for `stack`, as many whole hints as fit in `width`.
 pub(crate) fn hints(
     map: &keymap::Keymap,

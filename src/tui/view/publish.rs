@@ -19,7 +19,14 @@ use crate::tui::theme::Theme;
 pub(super) fn builds(app: &App, area: Rect, buf: &mut Buffer) {
     let p = &app.publish;
     let t = &app.theme;
-    let block = pane(" Builds ", p.focus == PublishPane::Builds, t);
+    // A header row takes one line of the panel.
+    let rows = usize::from(area.height.saturating_sub(3));
+    let title = if p.builds.len() > rows {
+        format!(" Builds {}/{} ↕ ", p.cursor.selected + 1, p.builds.len())
+    } else {
+        " Builds ".to_string()
+    };
+    let block = pane(title, p.focus == PublishPane::Builds, t);
     let inner = block.inner(area);
     block.render(area, buf);
     if inner.area() == 0 {
@@ -166,7 +173,6 @@ pub(super) fn checks(app: &App, area: Rect, buf: &mut Buffer) {
             Span::styled(format!("{failing} failing "), t.error)
         });
     }
-    let block = pane(Line::from(title), p.focus == PublishPane::Checks, t);
     let width = usize::from(area.width.saturating_sub(2));
     let mut lines = check_lines(&p.checks, t, Some(width), |c| {
         if c.id == crate::tui::app::publish_pushed_id() {
@@ -209,10 +215,17 @@ pub(super) fn checks(app: &App, area: Rect, buf: &mut Buffer) {
             t.error,
         ))),
     }
+    // Lines are wrapped to the width already: one line, one row.
+    let visible = usize::from(area.height.saturating_sub(2));
+    let scroll = super::clamp_scroll(p.checks_scroll, lines.len(), visible, &p.checks_scroll_max);
+    if let Some(note) = super::scroll_note(scroll, lines.len(), visible) {
+        title.push(Span::styled(note, t.muted));
+    }
+    let block = pane(Line::from(title), p.focus == PublishPane::Checks, t);
     Paragraph::new(lines)
         .block(block)
         .wrap(Wrap { trim: false })
-        .scroll((p.checks_scroll, 0))
+        .scroll((scroll, 0))
         .render(area, buf);
 }
 
