@@ -967,9 +967,11 @@ mod tests {
             let dest = t.path().join(format!("out-{c}"));
             assert_eq!(fetch(&root, &info, &dest).unwrap(), want);
             assert_eq!(nar::dump_path(&dest, io::sink()).unwrap(), want);
-            // No temporary files left in the cache.
+            // No temporary files left in the cache: nix-cache-info, nar/, the narinfo and
+            // the NAR listing.
             assert_eq!(listing(&root.join("nar")).len(), 1);
-            assert_eq!(listing(&root).len(), 3);
+            assert_eq!(listing(&root).len(), 4);
+            assert!(root.join(listing_key(&info.store_path)).is_file());
         }
     }
 

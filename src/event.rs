@@ -158,6 +158,8 @@ pub enum Event {
     /// The build is packed and signed; nothing is uploaded until the review is answered
     /// (see [`crate::publish::ReviewGate`]).
     Review(Box<crate::publish::review::Review>),
+    /// Two clean builds of the revision differ (the reproducibility check): what differs.
+    Unreproducible(Box<crate::publish::repro::Unreproducible>),
     /// Progress of store maintenance: `done` of `total` objects.
     Progress {
         work: Work,

@@ -8,6 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use common::Repo;
 
@@ -236,4 +237,82 @@ fn build_check_builds_twice_and_compares() {
     assert!(err.contains("share/stamp.txt"), "{err}");
     // Nothing is kept.
     assert!(!w.repo.work.join("result-stamp").exists());
+}
+
+/// The shell command that runs `pubdeck ARGS` in the world's repository with its settings,
+/// then prints the exit status and waits (so the screen can be read).
+fn in_shell(w: &World, args: &str) -> String {
+    let home = w.tmp.path().join("home");
+    format!(
+        "cd {repo} && NO_COLOR=1 HOME={home} XDG_CONFIG_HOME={home}/.config PUBDECK_CATALOG={t}/catalog.sqlite PUBDECK_ORG=myorg PUBDECK_SIGNING_KEY={t}/myorg-1.key PUBDECK_DATA_DIR={t}/data {bin} {args}; echo EXIT=$?; sleep 60",
+        repo = w.repo.work.display(),
+        home = home.display(),
+        t = w.tmp.path().display(),
+        bin = env!("CARGO_BIN_EXE_pubdeck"),
+    )
+}
+
+#[test]
+fn on_a_terminal_publish_asks_before_uploading() {
+    if !common::tmux::tmux_here("on_a_terminal_publish_asks_before_uploading") {
+        return;
+    }
+    let w = World::new();
+    let t = common::tmux::Tmux::start(
+        format!("pubdeck-ask-{}", std::process::id()),
+        &in_shell(&w, "publish tool"),
+    );
+    let screen = t.wait_for("upload and register? [y/N", Duration::from_secs(60));
+    assert!(screen.contains("review myorg/tool@1.0"), "{screen}");
+    t.keys(&["n", "Enter"]);
+    let screen = t.wait_for("EXIT=1", Duration::from_secs(20));
+    assert!(screen.contains("nothing was uploaded"), "{screen}");
+    assert_eq!(w.narinfos(), 0);
+    drop(t);
+    let t = common::tmux::Tmux::start(
+        format!("pubdeck-ask-yes-{}", std::process::id()),
+        &in_shell(&w, "publish tool --yes"),
+    );
+    let screen = t.wait_for("EXIT=", Duration::from_secs(60));
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(!screen.contains("upload and register?"), "{screen}");
+    assert_eq!(w.narinfos(), 1);
+}
+
+#[test]
+fn the_workbench_review_checks_reproducibility_and_names_the_file() {
+    if !common::tmux::tmux_here("the_workbench_review_checks_reproducibility_and_names_the_file") {
+        return;
+    }
+    let w = World::new();
+    let t = common::tmux::Tmux::start(
+        format!("pubdeck-repro-{}", std::process::id()),
+        &in_shell(&w, "tui"),
+    );
+    t.wait_for("Preconditions all pass", Duration::from_secs(60));
+    // The second build is `stamp`: select it, publish, confirm.
+    t.keys(&["j"]);
+    t.wait_for("Preconditions all pass", Duration::from_secs(30));
+    t.keys(&["Enter"]);
+    t.wait_for("Publish build stamp", Duration::from_secs(10));
+    t.keys(&["y"]);
+    let screen = t.wait_for("Review myorg/stamp@1.0", Duration::from_secs(60));
+    assert!(screen.contains("[ ] build again"), "{screen}");
+    t.keys(&["r"]);
+    t.wait_for("[x] build again", Duration::from_secs(5));
+    t.keys(&["y"]);
+    let screen = t.wait_for("publish of stamp failed", Duration::from_secs(60));
+    assert!(screen.contains("not reproducible"), "{screen}");
+    // The build log names each file, with the lines that differ.
+    assert!(screen.contains("share/stamp.txt differs:"), "{screen}");
+    assert!(
+        screen.contains("-at ") && screen.contains("+at "),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("bin/blob: binary, 64 / 64 bytes"),
+        "{screen}"
+    );
+    assert_eq!(w.narinfos(), 0, "nothing was uploaded");
+    t.keys(&["q"]);
 }

@@ -473,6 +473,9 @@ fn plain_line(e: &Event) -> Option<String> {
         Event::Note { message } => message.clone(),
         Event::Published { reference } => format!("published {reference}"),
         Event::Review(_) => return None,
+        Event::Unreproducible(u) => format_unreproducible(u, Style::stderr())
+            .trim_end()
+            .to_string(),
         Event::Progress { work, done, total } => {
             // A line per tenth, not per object.
             if *total > 10 && *done % (*total / 10).max(1) != 0 && done != total {
@@ -652,11 +655,7 @@ pub async fn publish(args: PublishArgs) -> CmdResult {
                 {
                     eprint!("{}", output::checklist(checks, Style::stderr()));
                 }
-                if !args.json
-                    && let PublishError::Unreproducible(u) = &e
-                {
-                    eprint!("{}", format_unreproducible(u, Style::stderr()));
-                }
+
                 failed = Some((name.clone(), e));
                 break;
             }

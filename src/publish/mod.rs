@@ -599,7 +599,11 @@ async fn verify_reproducible(
         closure.last().expect("the closure holds the output"),
         again.last().expect("the closure holds the output"),
     );
-    match check_same(first, second)? {
+    let verdict = check_same(first, second)?;
+    if let Some(u) = &verdict {
+        send(tx, Event::Unreproducible(Box::new(u.clone()))).await;
+    }
+    match verdict {
         None => {
             send(
                 tx,

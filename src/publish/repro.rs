@@ -217,14 +217,12 @@ fn compare_trees(a: &Path, b: &Path, rel: &str, out: &mut Vec<Difference>, total
             if da == db {
                 return;
             }
+            // Text: UTF-8 without NUL bytes (what `diff` and git call text), and small.
+            let text = |d: &[u8]| (d.len() as u64) <= MAX_TEXT_DIFF && !d.contains(&0);
             let kind = match (std::str::from_utf8(&da), std::str::from_utf8(&db)) {
-                (Ok(ta), Ok(tb))
-                    if (da.len() as u64) <= MAX_TEXT_DIFF && (db.len() as u64) <= MAX_TEXT_DIFF =>
-                {
-                    DiffKind::Text {
-                        lines: line_diff(ta, tb),
-                    }
-                }
+                (Ok(ta), Ok(tb)) if text(&da) && text(&db) => DiffKind::Text {
+                    lines: line_diff(ta, tb),
+                },
                 _ => DiffKind::Binary {
                     first_size: da.len() as u64,
                     second_size: db.len() as u64,

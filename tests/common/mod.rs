@@ -161,6 +161,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 pub mod nix;
 mod skip;
+pub mod tmux;
 
 pub use skip::skip_or_fail;
 

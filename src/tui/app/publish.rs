@@ -735,6 +735,48 @@ impl PublishState {
             | Event::TransferStalled { .. }
             | Event::Progress { .. }
             | Event::Review(_) => {}
+            Event::Unreproducible(u) => {
+                use crate::publish::repro::DiffKind;
+                self.note(format!(
+                    "not reproducible: NAR {} then {}",
+                    u.first_nar_hash, u.second_nar_hash
+                ));
+                for d in &u.files {
+                    let path = if d.path.is_empty() {
+                        "(the output)"
+                    } else {
+                        &d.path
+                    };
+                    match &d.kind {
+                        DiffKind::Text { lines } => {
+                            self.note(format!("{path} differs:"));
+                            for l in lines {
+                                self.log.push(format!("    {l}"), false);
+                            }
+                        }
+                        DiffKind::Binary {
+                            first_size,
+                            second_size,
+                            first_difference,
+                        } => self.note(format!(
+                            "{path}: binary, {first_size} / {second_size} bytes, first difference at byte {first_difference}"
+                        )),
+                        DiffKind::OnlyFirst => self.note(format!("{path}: only in the first build")),
+                        DiffKind::OnlySecond => {
+                            self.note(format!("{path}: only in the second build"))
+                        }
+                        DiffKind::Type { first, second } => {
+                            self.note(format!("{path}: {first} / {second}"))
+                        }
+                        DiffKind::Target { first, second } => {
+                            self.note(format!("{path}: symlink to {first} / {second}"))
+                        }
+                    }
+                }
+                if u.total > u.files.len() {
+                    self.note(format!("… and {} more", u.total - u.files.len()));
+                }
+            }
             Event::Note { message } => {
                 self.note(message.clone());
                 return status(Level::Info, message);
