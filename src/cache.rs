@@ -505,7 +505,7 @@ pub fn listing_key(path: &StorePath) -> String {
 }
 
 /// The NAR listing (Nix's `.ls` JSON) of the compressed NAR file at `nar_file`.
-pub fn nar_listing(nar_file: &Path, compression: Compression) -> Result<String, CacheError> {
+pub fn nar_listing(nar_file: &Path, compression: Compression) -> Result<Vec<u8>, CacheError> {
     let f = fs::File::open(nar_file).map_err(io_err("open", nar_file))?;
     let dec = compression
         .decoder(io::BufReader::new(f))

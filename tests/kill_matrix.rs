@@ -120,6 +120,13 @@ fn assert_store_complete(store_dir: &Path) -> Vec<String> {
         let name = e.file_name().into_string().unwrap();
         match name.as_str() {
             "nix-cache-info" | "nar" => {}
+            // A NAR listing is written whole (it may precede a narinfo a kill prevented).
+            n if n.ends_with(".ls") => {
+                let text = std::fs::read_to_string(e.path()).unwrap();
+                let doc: serde_json::Value = serde_json::from_str(&text)
+                    .unwrap_or_else(|err| panic!("{n} is not whole: {err}: {text}"));
+                assert_eq!(doc["version"], 1, "{n}: {text}");
+            }
             n if n.ends_with(".narinfo") => {
                 let info = NarInfo::parse(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
                 paths.push(info.store_path.to_string());

@@ -214,16 +214,17 @@ impl Sink for UnpackSink {
 /// directory is `{"type":"directory","entries":{NAME:NODE,…}}` (entries in NAR order), a file
 /// `{"type":"regular","size":N[,"executable":true][,"narOffset":N]}` and a symlink
 /// `{"type":"symlink","target":T}`; no spaces, strings escaped as Nix's JSON writer does.
-/// Names and targets that are not UTF-8 are written lossily (JSON cannot hold them).
-pub fn list_nar<R: Read>(input: R) -> Result<String, NarReadError> {
+/// Like Nix, names and targets go in as their bytes (so a name that is not UTF-8 makes a
+/// document that is not UTF-8 either).
+pub fn list_nar<R: Read>(input: R) -> Result<Vec<u8>, NarReadError> {
     let mut sink = ListingSink { root: None };
     parse(input, &mut sink)?;
-    let mut out = String::from("{\"version\":1,\"root\":");
+    let mut out = b"{\"version\":1,\"root\":".to_vec();
     match &sink.root {
         Some(root) => root.write(&mut out),
-        None => out.push_str("null"),
+        None => out.extend_from_slice(b"null"),
     }
-    out.push('}');
+    out.push(b'}');
     Ok(out)
 }
 
@@ -233,13 +234,13 @@ enum ListNode {
         executable: bool,
         offset: u64,
     },
-    Link(String),
-    Dir(Vec<(String, ListNode)>),
+    Link(Vec<u8>),
+    Dir(Vec<(Vec<u8>, ListNode)>),
 }
 
 impl ListNode {
-    fn write(&self, out: &mut String) {
-        use std::fmt::Write as _;
+    fn write(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
         match self {
             ListNode::File {
                 size,
@@ -248,55 +249,52 @@ impl ListNode {
             } => {
                 let _ = write!(out, "{{\"type\":\"regular\",\"size\":{size}");
                 if *executable {
-                    out.push_str(",\"executable\":true");
+                    out.extend_from_slice(b",\"executable\":true");
                 }
                 if *offset != 0 {
                     let _ = write!(out, ",\"narOffset\":{offset}");
                 }
-                out.push('}');
+                out.push(b'}');
             }
             ListNode::Link(target) => {
-                out.push_str("{\"type\":\"symlink\",\"target\":");
-                json_string(target, out);
-                out.push('}');
+                out.extend_from_slice(b"{\"type\":\"symlink\",\"target\":");
+                json_bytes(target, out);
+                out.push(b'}');
             }
             ListNode::Dir(entries) => {
-                out.push_str("{\"type\":\"directory\",\"entries\":{");
+                out.extend_from_slice(b"{\"type\":\"directory\",\"entries\":{");
                 for (i, (name, node)) in entries.iter().enumerate() {
                     if i > 0 {
-                        out.push(',');
+                        out.push(b',');
                     }
-                    json_string(name, out);
-                    out.push(':');
+                    json_bytes(name, out);
+                    out.push(b':');
                     node.write(out);
                 }
-                out.push_str("}}");
+                out.extend_from_slice(b"}}");
             }
         }
     }
 }
 
-/// A JSON string as Nix's `toJSON` writes it: `"` and `\` escaped, `\n` `\r` `\t`, other
-/// control characters as `\u00XX`, everything else as is.
-fn json_string(s: &str, out: &mut String) {
-    use std::fmt::Write as _;
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
+/// A JSON string as Nix's `toJSON` writes one, byte by byte: `"` and `\` escaped, `\n` `\r`
+/// `\t`, other bytes below 0x20 as `\u00XX`, everything else (UTF-8 or not) as is.
+fn json_bytes(s: &[u8], out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    out.push(b'"');
+    for &b in s {
+        match b {
+            b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b if b < 0x20 => {
+                let _ = write!(out, "\\u{b:04x}");
             }
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 32 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+            b => out.push(b),
         }
     }
-    out.push('"');
+    out.push(b'"');
 }
 
 struct ListingSink {
@@ -325,7 +323,7 @@ impl ListingSink {
             };
         }
         if let ListNode::Dir(entries) = at {
-            entries.push((lossy(parts[parts.len() - 1]), node));
+            entries.push((parts[parts.len() - 1].to_vec(), node));
         }
     }
 }
@@ -336,7 +334,7 @@ impl Sink for ListingSink {
         Ok(())
     }
     fn symlink(&mut self, rel: &[u8], target: &[u8]) -> Result<(), NarReadError> {
-        self.put(rel, ListNode::Link(lossy(target)));
+        self.put(rel, ListNode::Link(target.to_vec()));
         Ok(())
     }
     fn file_start(

@@ -356,7 +356,7 @@ fn listing_is_written_as_nix_writes_it() {
     fs::write(root.join("a \"q\"\n\x01"), b"").unwrap();
     symlink("bin/run", root.join("link")).unwrap();
     let (nar, _) = dump(&root);
-    let ls = list_nar(&nar[..]).unwrap();
+    let ls = String::from_utf8(list_nar(&nar[..]).unwrap()).unwrap();
     // Entries in NAR order; an empty file's contents start right after its length.
     let want = concat!(
         r#"{"version":1,"root":{"type":"directory","entries":{"#,
@@ -382,6 +382,6 @@ fn listing_is_written_as_nix_writes_it() {
     let (nar, _) = dump(&root.join("bin/run"));
     assert_eq!(
         list_nar(&nar[..]).unwrap(),
-        r#"{"version":1,"root":{"type":"regular","size":10,"executable":true,"narOffset":128}}"#
+        br#"{"version":1,"root":{"type":"regular","size":10,"executable":true,"narOffset":128}}"#
     );
 }

@@ -299,7 +299,7 @@ async fn previous(
     let compression = top.packed.summary.compression;
     let new = tokio::task::spawn_blocking(move || cache::nar_listing(&file, compression)).await;
     match new {
-        Ok(Ok(new)) => match diff(&old, &new) {
+        Ok(Ok(new)) => match diff(&old, &String::from_utf8_lossy(&new)) {
             Ok(d) => prev.diff = Some(d),
             Err(e) => prev.note = Some(e),
         },

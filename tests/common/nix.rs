@@ -236,12 +236,15 @@ pub fn check(cache: &Path, pubkey_file: &Path, store_paths: &[&str]) -> Result<O
         if !ours.exists() {
             continue;
         }
-        let ours = std::fs::read_to_string(&ours).map_err(|e| e.to_string())?;
-        let theirs = std::fs::read_to_string(ls_cache.join(format!("{hash}.ls")))
+        // Bytes: like Nix, a name that is not UTF-8 goes into the listing as it is.
+        let ours = std::fs::read(&ours).map_err(|e| e.to_string())?;
+        let theirs = std::fs::read(ls_cache.join(format!("{hash}.ls")))
             .map_err(|e| format!("Nix wrote no listing for {p}: {e}"))?;
         if ours != theirs {
             return Err(format!(
-                "the NAR listing of {p} differs from Nix's:\n ours: {ours}\nNix's: {theirs}"
+                "the NAR listing of {p} differs from Nix's:\n ours: {}\nNix's: {}",
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&theirs)
             ));
         }
     }

@@ -20,7 +20,7 @@ use pubdeck::catalog::{
 use pubdeck::manifest::edit::NewInstall;
 use pubdeck::manifest::{Manifest, VersionSpec};
 use pubdeck::nar::{
-    HashPart, NarReadError, RefScanner, Rewriter, dump_path, unpack_nar, validate_nar,
+    HashPart, NarReadError, RefScanner, Rewriter, dump_path, list_nar, unpack_nar, validate_nar,
 };
 use pubdeck::narinfo::NarInfo;
 use pubdeck::sign::PublicKey;
@@ -46,6 +46,13 @@ pub fn check(name: &str, data: &[u8]) {
 pub fn nar(data: &[u8]) {
     scanning_is_chunk_independent(data);
     let validated = validate_nar(data);
+    // The listing accepts exactly what the validator accepts.
+    let listed = list_nar(data);
+    assert_eq!(
+        listed.is_ok(),
+        validated.is_ok(),
+        "the listing and the validator disagree"
+    );
     let dir = tempfile::tempdir().expect("a temporary directory");
     let dest = dir.path().join("out");
     let unpacked = unpack_nar(data, &dest);
