@@ -193,11 +193,94 @@ pub struct PackSummary {
     pub file_size: u64,
 }
 
-/// A compressed NAR in a temporary file, with its figures.
+/// A compressed NAR in a temporary file, with its figures and its NAR listing (built from
+/// the same bytes in the same pass; `None` only if building it failed).
 #[derive(Debug)]
 pub struct PackedNar {
     pub file: NamedTempFile,
     pub summary: PackSummary,
+    pub listing: Option<Vec<u8>>,
+}
+
+/// Passes NAR bytes on to `inner` and to a second thread that builds the NAR listing from
+/// them, through a bounded channel (memory stays bounded; the listing costs no second pass
+/// over the compressed file).
+struct ListingTee<W> {
+    inner: W,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    worker: Option<std::thread::JoinHandle<Option<Vec<u8>>>>,
+}
+
+/// The reading end of a [`ListingTee`].
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.chunk = c;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+impl<W: Write> ListingTee<W> {
+    fn new(inner: W) -> ListingTee<W> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+        let worker = std::thread::Builder::new()
+            .name("pubdeck-nar-listing".into())
+            .spawn(move || {
+                let mut r = ChunkReader {
+                    rx,
+                    chunk: Vec::new(),
+                    at: 0,
+                };
+                let listing = nar::list_nar(&mut r).ok();
+                // Drain what is left so the writer never blocks on a full channel.
+                let _ = io::copy(&mut r, &mut io::sink());
+                listing
+            })
+            .ok();
+        ListingTee {
+            inner,
+            tx: worker.as_ref().map(|_| tx),
+            worker,
+        }
+    }
+
+    /// The writer back, and the listing (if it could be built).
+    fn finish(mut self) -> (W, Option<Vec<u8>>) {
+        drop(self.tx.take());
+        let listing = self.worker.take().and_then(|w| w.join().ok()).flatten();
+        (self.inner, listing)
+    }
+}
+
+impl<W: Write> Write for ListingTee<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(tx) = &self.tx
+            && tx.send(buf[..n].to_vec()).is_err()
+        {
+            self.tx = None;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 enum Encoder<W: Write> {
@@ -276,17 +359,30 @@ pub fn pack_to_writer_scanning<W: Write>(
     out: W,
     scanner: &mut RefScanner,
 ) -> Result<(W, PackSummary), CacheError> {
+    let (out, summary, _) = pack_listed(src, opts, out, scanner)?;
+    Ok((out, summary))
+}
+
+/// [`pack_to_writer_scanning`] that also builds the NAR listing in the same pass.
+fn pack_listed<W: Write>(
+    src: &Path,
+    opts: &PackOptions,
+    out: W,
+    scanner: &mut RefScanner,
+) -> Result<(W, PackSummary, Option<Vec<u8>>), CacheError> {
     let compression = opts.compression;
     let cerr = |source| CacheError::Compress {
         compression,
         source,
     };
-    let mut enc = Encoder::new(opts, HashingWriter::new(out)).map_err(cerr)?;
-    let nar = nar::dump_path_scanning(src, &mut enc, scanner).map_err(|e| match e {
+    let enc = Encoder::new(opts, HashingWriter::new(out)).map_err(cerr)?;
+    let mut tee = ListingTee::new(enc);
+    let nar = nar::dump_path_scanning(src, &mut tee, scanner).map_err(|e| match e {
         // Errors from the compressor or the output surface as NAR write errors.
         NarWriteError::Write(source) => cerr(source),
         e => CacheError::Pack(e),
     })?;
+    let (enc, listing) = tee.finish();
     let (out, file_hash, file_size) = enc.finish().map_err(cerr)?.finish();
     Ok((
         out,
@@ -296,6 +392,7 @@ pub fn pack_to_writer_scanning<W: Write>(
             file_hash,
             file_size,
         },
+        listing,
     ))
 }
 
@@ -322,7 +419,7 @@ pub fn pack_path_scanning(
 ) -> Result<PackedNar, CacheError> {
     let mut file = nar_temp(tmp_dir)?;
     let path = file.path().to_owned();
-    let (w, summary) = pack_to_writer_scanning(
+    let (w, summary, listing) = pack_listed(
         src,
         opts,
         BufWriter::with_capacity(256 * 1024, file.as_file_mut()),
@@ -331,7 +428,11 @@ pub fn pack_path_scanning(
     w.into_inner()
         .map_err(|e| e.into_error())
         .map_err(io_err("write", &path))?;
-    Ok(PackedNar { file, summary })
+    Ok(PackedNar {
+        file,
+        summary,
+        listing,
+    })
 }
 
 /// Packs the NAR that `write_nar` writes (a whole NAR, e.g. a rewritten copy of another)
@@ -350,9 +451,10 @@ pub fn pack_nar_with(
     let path = file.path().to_owned();
     let out = BufWriter::with_capacity(256 * 1024, file.as_file_mut());
     let enc = Encoder::new(opts, HashingWriter::new(out)).map_err(cerr)?;
-    let mut nar_w = HashingWriter::new(enc);
+    let mut nar_w = HashingWriter::new(ListingTee::new(enc));
     write_nar(&mut nar_w).map_err(cerr)?;
-    let (enc, nar_hash, nar_size) = nar_w.finish();
+    let (tee, nar_hash, nar_size) = nar_w.finish();
+    let (enc, listing) = tee.finish();
     let (out, file_hash, file_size) = enc.finish().map_err(cerr)?.finish();
     out.into_inner()
         .map_err(|e| e.into_error())
@@ -365,6 +467,7 @@ pub fn pack_nar_with(
             file_hash,
             file_size,
         },
+        listing,
     })
 }
 
@@ -435,6 +538,18 @@ pub async fn add_path(
     put: &PutOptions,
     progress: &ProgressSink,
 ) -> Result<Outcome, CacheError> {
+    add_path_listed(store, nar_file, None, info, put, progress).await
+}
+
+/// [`add_path`] with the NAR listing built while packing (`None`: read from the file).
+pub async fn add_path_listed(
+    store: &Store,
+    nar_file: &Path,
+    listing: Option<&[u8]>,
+    info: &NarInfo,
+    put: &PutOptions,
+    progress: &ProgressSink,
+) -> Result<Outcome, CacheError> {
     let size = std::fs::metadata(nar_file)
         .map_err(io_err("stat", nar_file))?
         .len();
@@ -468,11 +583,14 @@ pub async fn add_path(
     }
     // The NAR listing (as Nix's `write-nar-listing=true` writes it) between the NAR and the
     // narinfo: what a review diffs against without downloading the NAR.
-    let listing = {
-        let (file, compression) = (nar_file.to_path_buf(), info.compression);
-        tokio::task::spawn_blocking(move || nar_listing(&file, compression))
-            .await
-            .map_err(|e| io_err("list", nar_file)(io::Error::other(e)))??
+    let listing = match listing {
+        Some(l) => l.to_vec(),
+        None => {
+            let (file, compression) = (nar_file.to_path_buf(), info.compression);
+            tokio::task::spawn_blocking(move || nar_listing(&file, compression))
+                .await
+                .map_err(|e| io_err("list", nar_file)(io::Error::other(e)))??
+        }
     };
     store
         .put_if_absent(&listing_key(&info.store_path), Bytes::from(listing))
@@ -585,9 +703,10 @@ pub async fn add_source(
         .await
         .map_err(|e| io_err("pack", src)(io::Error::other(e)))??;
     let info = source_narinfo(&packed.summary, name, references, key)?;
-    let outcome = add_path(
+    let outcome = add_path_listed(
         store,
         packed.file.path(),
+        packed.listing.as_deref(),
         &info,
         &PutOptions::default(),
         &ProgressSink::none(),

@@ -210,7 +210,15 @@ pub async fn add_closure(
             out.push(Added::AlreadyThere);
             continue;
         }
-        cache::add_path(store, p.packed.file.path(), info, put, &progress(i)).await?;
+        cache::add_path_listed(
+            store,
+            p.packed.file.path(),
+            p.packed.listing.as_deref(),
+            info,
+            put,
+            &progress(i),
+        )
+        .await?;
         out.push(Added::Uploaded);
         if i < last {
             crate::failpoint::pause("upload-closure").await;

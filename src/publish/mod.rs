@@ -729,9 +729,10 @@ async fn restore_missing(
         if here {
             continue;
         }
-        cache::add_path(
+        cache::add_path_listed(
             store,
             p.packed.file.path(),
+            p.packed.listing.as_deref(),
             info,
             put,
             &ProgressSink::none(),

@@ -295,9 +295,14 @@ async fn previous(
             return Some(prev);
         }
     };
-    let file = top.packed.file.path().to_path_buf();
-    let compression = top.packed.summary.compression;
-    let new = tokio::task::spawn_blocking(move || cache::nar_listing(&file, compression)).await;
+    let new = match &top.packed.listing {
+        Some(l) => Ok(Ok(l.clone())),
+        None => {
+            let file = top.packed.file.path().to_path_buf();
+            let compression = top.packed.summary.compression;
+            tokio::task::spawn_blocking(move || cache::nar_listing(&file, compression)).await
+        }
+    };
     match new {
         Ok(Ok(new)) => match diff(&old, &String::from_utf8_lossy(&new)) {
             Ok(d) => prev.diff = Some(d),
