@@ -202,80 +202,31 @@ pub struct PackedNar {
     pub listing: Option<Vec<u8>>,
 }
 
-/// Passes NAR bytes on to `inner` and to a second thread that builds the NAR listing from
-/// them, through a bounded channel (memory stays bounded; the listing costs no second pass
-/// over the compressed file).
+/// Passes NAR bytes on to `inner` and builds their listing as they go ([`nar::ListingWriter`]:
+/// contents are skipped, nothing is copied, no second pass).
 struct ListingTee<W> {
     inner: W,
-    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    worker: Option<std::thread::JoinHandle<Option<Vec<u8>>>>,
-}
-
-/// The reading end of a [`ListingTee`].
-struct ChunkReader {
-    rx: std::sync::mpsc::Receiver<Vec<u8>>,
-    chunk: Vec<u8>,
-    at: usize,
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at == self.chunk.len() {
-            match self.rx.recv() {
-                Ok(c) => {
-                    self.chunk = c;
-                    self.at = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len() - self.at);
-        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
-    }
+    listing: nar::ListingWriter,
 }
 
 impl<W: Write> ListingTee<W> {
     fn new(inner: W) -> ListingTee<W> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
-        let worker = std::thread::Builder::new()
-            .name("pubdeck-nar-listing".into())
-            .spawn(move || {
-                let mut r = ChunkReader {
-                    rx,
-                    chunk: Vec::new(),
-                    at: 0,
-                };
-                let listing = nar::list_nar(&mut r).ok();
-                // Drain what is left so the writer never blocks on a full channel.
-                let _ = io::copy(&mut r, &mut io::sink());
-                listing
-            })
-            .ok();
         ListingTee {
             inner,
-            tx: worker.as_ref().map(|_| tx),
-            worker,
+            listing: nar::ListingWriter::default(),
         }
     }
 
-    /// The writer back, and the listing (if it could be built).
-    fn finish(mut self) -> (W, Option<Vec<u8>>) {
-        drop(self.tx.take());
-        let listing = self.worker.take().and_then(|w| w.join().ok()).flatten();
-        (self.inner, listing)
+    /// The writer back, and the listing (if the bytes were one whole NAR).
+    fn finish(self) -> (W, Option<Vec<u8>>) {
+        (self.inner, self.listing.finish())
     }
 }
 
 impl<W: Write> Write for ListingTee<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        if let Some(tx) = &self.tx
-            && tx.send(buf[..n].to_vec()).is_err()
-        {
-            self.tx = None;
-        }
+        self.listing.feed(&buf[..n]);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {

@@ -9,7 +9,7 @@ pub mod store_path;
 pub mod write;
 
 pub use hash::{HashParseError, HashingReader, HashingWriter, Sha256Hash};
-pub use read::{NarProblem, NarReadError, list_nar, unpack_nar, validate_nar};
+pub use read::{ListingWriter, NarProblem, NarReadError, list_nar, unpack_nar, validate_nar};
 pub use rewrite::{HashModulo, HashPart, RefScanner, Rewriter};
 pub use store_path::{StorePath, StorePathError, validate_name};
 pub use write::{NarWriteError, dump_path, dump_path_scanning};

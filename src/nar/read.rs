@@ -297,6 +297,244 @@ fn json_bytes(s: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+/// Builds the NAR listing of the NAR bytes written into it, as they pass (push mode: no copy,
+/// no second pass; file contents are skipped, not looked at). For NARs pubdeck itself writes;
+/// anything that is not a canonical NAR makes [`ListingWriter::finish`] return `None`.
+pub struct ListingWriter {
+    sink: ListingSink,
+    /// Bytes seen so far.
+    pos: u64,
+    state: ByteState,
+    /// What the next string is (a keyword, or the value of the keyword before it).
+    expect: Expect,
+    /// The names of the open entries (the path of the current node).
+    path: Vec<Vec<u8>>,
+    /// What each open `(` opened: an entry (`true`) or a node.
+    parens: Vec<bool>,
+    executable: bool,
+    /// `entry` was read: the next `(` opens an entry.
+    pending_entry: bool,
+    seen_magic: bool,
+    failed: bool,
+}
+
+enum ByteState {
+    /// Reading a string's 8-byte length.
+    Len { buf: [u8; 8], have: usize },
+    /// Reading (or, for file contents, skipping) a string's bytes.
+    Body {
+        left: u64,
+        len: u64,
+        keep: Option<Vec<u8>>,
+    },
+    /// Skipping the zero padding after a string.
+    Pad { left: u64 },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Keyword,
+    Type,
+    Name,
+    Target,
+    Contents,
+    /// The empty string after `executable`.
+    Empty,
+}
+
+/// Longest string kept (names and targets are far shorter; only contents are longer).
+const MAX_KEPT: u64 = 1 << 16;
+
+impl Default for ListingWriter {
+    fn default() -> Self {
+        ListingWriter {
+            sink: ListingSink { root: None },
+            pos: 0,
+            state: ByteState::Len {
+                buf: [0; 8],
+                have: 0,
+            },
+            expect: Expect::Keyword,
+            path: Vec::new(),
+            parens: Vec::new(),
+            executable: false,
+            pending_entry: false,
+            seen_magic: false,
+            failed: false,
+        }
+    }
+}
+
+impl ListingWriter {
+    /// Takes the next bytes of the NAR.
+    pub fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() && !self.failed {
+            match &mut self.state {
+                ByteState::Len { buf, have } => {
+                    let n = (8 - *have).min(data.len());
+                    buf[*have..*have + n].copy_from_slice(&data[..n]);
+                    *have += n;
+                    data = &data[n..];
+                    self.pos += n as u64;
+                    if *have == 8 {
+                        let len = u64::from_le_bytes(*buf);
+                        let keep = (self.expect != Expect::Contents).then(Vec::new);
+                        if keep.is_some() && len > MAX_KEPT {
+                            self.failed = true;
+                            return;
+                        }
+                        if self.expect == Expect::Contents {
+                            self.contents(len);
+                        }
+                        self.state = ByteState::Body {
+                            left: len,
+                            len,
+                            keep,
+                        };
+                        if len == 0 {
+                            self.end_string();
+                        }
+                    }
+                }
+                ByteState::Body { left, keep, .. } => {
+                    let n = usize::try_from(*left).unwrap_or(usize::MAX).min(data.len());
+                    if let Some(k) = keep {
+                        k.extend_from_slice(&data[..n]);
+                    }
+                    *left -= n as u64;
+                    data = &data[n..];
+                    self.pos += n as u64;
+                    if *left == 0 {
+                        self.end_string();
+                    }
+                }
+                ByteState::Pad { left } => {
+                    let n = usize::try_from(*left).unwrap_or(usize::MAX).min(data.len());
+                    *left -= n as u64;
+                    data = &data[n..];
+                    self.pos += n as u64;
+                    if *left == 0 {
+                        self.state = ByteState::Len {
+                            buf: [0; 8],
+                            have: 0,
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// A file's contents of `len` bytes start here.
+    fn contents(&mut self, len: u64) {
+        let rel = self.path.join(&b'/');
+        self.sink.put(
+            &rel,
+            ListNode::File {
+                size: len,
+                executable: std::mem::take(&mut self.executable),
+                offset: self.pos,
+            },
+        );
+    }
+
+    /// A whole string was read: interpret it, then skip its padding.
+    fn end_string(&mut self) {
+        let ByteState::Body { len, keep, .. } =
+            std::mem::replace(&mut self.state, ByteState::Pad { left: 0 })
+        else {
+            return;
+        };
+        let tok = keep.unwrap_or_default();
+        self.token(tok);
+        let pad = pad_len(len) as u64;
+        self.state = if pad == 0 {
+            ByteState::Len {
+                buf: [0; 8],
+                have: 0,
+            }
+        } else {
+            ByteState::Pad { left: pad }
+        };
+    }
+
+    fn token(&mut self, tok: Vec<u8>) {
+        let expect = std::mem::replace(&mut self.expect, Expect::Keyword);
+        let rel = || self.path.join(&b'/');
+        match expect {
+            Expect::Contents => {}
+            Expect::Empty => {
+                if !tok.is_empty() {
+                    self.failed = true;
+                }
+            }
+            Expect::Name => self.path.push(tok),
+            Expect::Target => {
+                let r = rel();
+                self.sink.put(&r, ListNode::Link(tok));
+            }
+            Expect::Type => match tok.as_slice() {
+                b"directory" => {
+                    let r = rel();
+                    self.sink.put(&r, ListNode::Dir(Vec::new()));
+                }
+                b"regular" | b"symlink" => {}
+                _ => self.failed = true,
+            },
+            Expect::Keyword => match tok.as_slice() {
+                b"nix-archive-1" if !self.seen_magic => self.seen_magic = true,
+                _ if !self.seen_magic => self.failed = true,
+                b"(" => {
+                    // After `entry` it opens the entry, else a node.
+                    let entry = self.pending_entry;
+                    self.pending_entry = false;
+                    self.parens.push(entry);
+                }
+                b")" => match self.parens.pop() {
+                    Some(true) => {
+                        self.path.pop();
+                    }
+                    Some(false) => {}
+                    None => self.failed = true,
+                },
+                b"type" => self.expect = Expect::Type,
+                b"executable" => {
+                    self.executable = true;
+                    self.expect = Expect::Empty;
+                }
+                b"contents" => self.expect = Expect::Contents,
+                b"target" => self.expect = Expect::Target,
+                b"entry" => self.pending_entry = true,
+                b"name" => self.expect = Expect::Name,
+                b"node" => {}
+                _ => self.failed = true,
+            },
+        }
+    }
+
+    /// The listing (as [`list_nar`] makes it), unless the bytes were not one whole NAR.
+    pub fn finish(self) -> Option<Vec<u8>> {
+        let whole = !self.failed
+            && self.seen_magic
+            && self.parens.is_empty()
+            && matches!(self.state, ByteState::Len { have: 0, .. });
+        let root = self.sink.root.filter(|_| whole)?;
+        let mut out = b"{\"version\":1,\"root\":".to_vec();
+        root.write(&mut out);
+        out.push(b'}');
+        Some(out)
+    }
+}
+
+impl Write for ListingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.feed(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 struct ListingSink {
     root: Option<ListNode>,
 }

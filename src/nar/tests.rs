@@ -385,3 +385,53 @@ fn listing_is_written_as_nix_writes_it() {
         br#"{"version":1,"root":{"type":"regular","size":10,"executable":true,"narOffset":128}}"#
     );
 }
+
+#[test]
+fn the_push_listing_equals_the_parsed_one_however_the_bytes_arrive() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    fs::create_dir_all(root.join("a/b/c")).unwrap();
+    fs::create_dir_all(root.join("empty")).unwrap();
+    fs::write(root.join("a/b/c/deep"), vec![7u8; 70_000]).unwrap();
+    fs::write(root.join("a/x"), b"").unwrap();
+    fs::write(root.join("run"), b"#!/bin/sh\n").unwrap();
+    fs::set_permissions(root.join("run"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(
+        root.join(std::ffi::OsStr::from_bytes(b"n\xffame \"q\"\n")),
+        b"x",
+    )
+    .unwrap();
+    // Names that look like the NAR's own keywords.
+    for k in ["entry", "type", "(", ")", "contents", "node"] {
+        fs::write(root.join(k), k).unwrap();
+    }
+    symlink("a/b", root.join("link")).unwrap();
+    for tree in [
+        root.clone(),
+        root.join("run"),
+        root.join("link"),
+        root.join("empty"),
+    ] {
+        let (nar, _) = dump(&tree);
+        let want = list_nar(&nar[..]).unwrap();
+        for chunk in [1, 3, 7, 8, 64, 4096, nar.len()] {
+            let mut w = ListingWriter::default();
+            for piece in nar.chunks(chunk) {
+                w.feed(piece);
+            }
+            assert_eq!(
+                w.finish().as_deref(),
+                Some(&want[..]),
+                "{} in chunks of {chunk}",
+                tree.display()
+            );
+        }
+        // A cut NAR is not a listing.
+        let mut w = ListingWriter::default();
+        w.feed(&nar[..nar.len() - 8]);
+        assert_eq!(w.finish(), None);
+    }
+    let mut w = ListingWriter::default();
+    w.feed(b"not a nar at all, not at all");
+    assert_eq!(w.finish(), None);
+}

@@ -20,7 +20,8 @@ use pubdeck::catalog::{
 use pubdeck::manifest::edit::NewInstall;
 use pubdeck::manifest::{Manifest, VersionSpec};
 use pubdeck::nar::{
-    HashPart, NarReadError, RefScanner, Rewriter, dump_path, list_nar, unpack_nar, validate_nar,
+    HashPart, ListingWriter, NarReadError, RefScanner, Rewriter, dump_path, list_nar, unpack_nar,
+    validate_nar,
 };
 use pubdeck::narinfo::NarInfo;
 use pubdeck::sign::PublicKey;
@@ -53,6 +54,18 @@ pub fn nar(data: &[u8]) {
         validated.is_ok(),
         "the listing and the validator disagree"
     );
+    // The listing built while the bytes pass (in two pieces) is the parsed one.
+    if let Ok(want) = &listed {
+        let mut w = ListingWriter::default();
+        let (a, b) = data.split_at(data.len() / 3);
+        w.feed(a);
+        w.feed(b);
+        assert_eq!(
+            w.finish().as_ref(),
+            Some(want),
+            "push and parsed listings differ"
+        );
+    }
     let dir = tempfile::tempdir().expect("a temporary directory");
     let dest = dir.path().join("out");
     let unpacked = unpack_nar(data, &dest);
