@@ -528,7 +528,7 @@ pub async fn add_path_listed(
     // it puts it back under GC's grace period, and one deleted meanwhile is put again.
     loop {
         let put_nar = store.put_file(&nar_key, nar_file, &opts, progress).await?;
-        if !matches!(put_nar, PutOutcome::Skipped { .. }) || store.touch(&nar_key).await? {
+        if !matches!(put_nar, PutOutcome::Skipped { .. }) || touch(store, &nar_key).await {
             break;
         }
     }
@@ -562,8 +562,21 @@ pub async fn add_path_listed(
                 Outcome::AlreadyPresent
             }
         };
-        if store.touch(&key).await? {
+        if touch(store, &key).await {
             return Ok(outcome);
+        }
+    }
+}
+
+/// Marks `key` as written now; `false` only when it is gone. A store that refuses the touch
+/// (a read-only file, a server without CopyObject) keeps the object as it is: the publish goes
+/// on, only a concurrent GC's grace period no longer covers it (said in the log).
+async fn touch(store: &Store, key: &str) -> bool {
+    match store.touch(key).await {
+        Ok(present) => present,
+        Err(e) => {
+            tracing::warn!(key, error = %e, "could not refresh an object's time; a concurrent GC may treat it as old");
+            true
         }
     }
 }
@@ -585,7 +598,7 @@ pub fn nar_listing(nar_file: &Path, compression: Compression) -> Result<Vec<u8>,
 /// Whether `info`'s narinfo and NAR are both in `store`, marking them as written now (see
 /// [`add_path`]): a dependency found this way is safe from a `catalog gc` running meanwhile.
 pub async fn refresh(store: &Store, info: &NarInfo) -> Result<bool, CacheError> {
-    Ok(store.touch(&info.file_name()).await? && store.touch(&info.url).await?)
+    Ok(touch(store, &info.file_name()).await && touch(store, &info.url).await)
 }
 
 /// Creates `nix-cache-info` unless there is one; an existing one must name `/nix/store`.
