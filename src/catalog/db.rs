@@ -258,6 +258,9 @@ pub fn hash_token(token: &str) -> String {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// On PostgreSQL, a native pool for the query every request makes (the token lookup):
+    /// it skips the `Any` driver's per-row conversion.
+    pg: Option<sqlx::PgPool>,
 }
 
 fn map_db(err: sqlx::Error) -> CatalogError {
@@ -466,7 +469,21 @@ impl Db {
             .run(&pool)
             .await
             .map_err(|e| CatalogError::Internal(format!("migrating the catalog database: {e}")))?;
-        Ok(Db { pool, backend })
+        let pg = match backend {
+            Backend::Postgres => Some(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect(input)
+                    .await
+                    .map_err(|e| CatalogError::Unreachable {
+                        url: redact_url(input),
+                        reason: e.to_string(),
+                    })?,
+            ),
+            Backend::Sqlite => None,
+        };
+        Ok(Db { pool, backend, pg })
     }
 
     /// The engine behind the pool.
@@ -479,9 +496,12 @@ impl Db {
         &self.pool
     }
 
-    /// Closes the pool (waits for connections to be returned).
+    /// Closes the pools (waits for connections to be returned).
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(pg) = &self.pg {
+            pg.close().await;
+        }
     }
 
     // ---- users ----------------------------------------------------------------------------
@@ -612,6 +632,9 @@ impl Db {
 
     /// The token with this hash, with the state version read in the same query.
     pub async fn token_by_hash(&self, hash: &str) -> CatalogResult<Option<TokenRow>> {
+        if let Some(pg) = &self.pg {
+            return token_by_hash_pg(pg, hash).await;
+        }
         let row = sqlx::query(
             "SELECT t.id, t.username, t.token_hash, t.scope, t.created_at, t.expires_at, \
              t.last_used_at, t.revoked_at, s.version FROM tokens t CROSS JOIN catalog_state s \
@@ -1340,6 +1363,42 @@ fn build_from_row(row: &AnyRow) -> CatalogResult<BuildRecord> {
             t => Some(rfc3339(t)),
         },
     })
+}
+
+/// [`Db::token_by_hash`] through the native PostgreSQL driver.
+async fn token_by_hash_pg(pg: &sqlx::PgPool, hash: &str) -> CatalogResult<Option<TokenRow>> {
+    type Row = (String, String, String, String, i64, i64, i64, i64, i64);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT t.id, t.username, t.token_hash, t.scope, t.created_at, t.expires_at, \
+         t.last_used_at, t.revoked_at, s.version FROM tokens t CROSS JOIN catalog_state s \
+         WHERE t.token_hash = $1 AND s.id = 1",
+    )
+    .bind(hash)
+    .fetch_optional(pg)
+    .await
+    .map_err(map_db)?;
+    let Some((id, user, token_hash, scope, created, expires, used, revoked, version)) = row else {
+        return Ok(None);
+    };
+    let when = |t: i64| (t != 0).then(|| rfc3339(t));
+    Ok(Some(TokenRow {
+        info: TokenInfo {
+            id,
+            user,
+            scope: Scope::parse(&scope).ok_or_else(|| {
+                CatalogError::Internal(format!("token with unknown scope {scope:?}"))
+            })?,
+            created_at: rfc3339(created),
+            expires_at: when(expires),
+            last_used_at: when(used),
+            revoked_at: when(revoked),
+        },
+        token_hash,
+        expires_at: expires,
+        last_used_at: used,
+        revoked_at: revoked,
+        state_version: version,
+    }))
 }
 
 fn token_from_row(row: &AnyRow) -> CatalogResult<TokenInfo> {
