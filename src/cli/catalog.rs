@@ -66,13 +66,20 @@ impl CliError {
     }
 }
 
-impl From<CatalogError> for CliError {
-    fn from(e: CatalogError) -> Self {
+impl CliError {
+    /// An engine error as a failure (exit 1): its sentence and its hint.
+    pub fn hinted(e: &impl Hinted) -> Self {
         CliError {
             hint: e.hint(),
             message: e.to_string(),
             exit: 1,
         }
+    }
+}
+
+impl From<CatalogError> for CliError {
+    fn from(e: CatalogError) -> Self {
+        CliError::hinted(&e)
     }
 }
 
@@ -306,7 +313,7 @@ pub struct ShowArgs {
     pub flags: CatalogFlags,
 }
 
-fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> CliResult {
+pub(crate) fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> CliResult {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| CliError::failed(format!("cannot encode JSON: {e}")))?;
     writeln!(out, "{text}")?;
@@ -314,7 +321,7 @@ fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> CliResult {
 }
 
 /// Replaces control characters (terminal escapes) in text from the catalog.
-fn clean(s: &str) -> String {
+pub(crate) fn clean(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
@@ -532,11 +539,7 @@ pub async fn run_catalog(
             };
             let done = crate::catalog::import::import_ndjson(&catalog, org, input, |_| {})
                 .await
-                .map_err(|e| CliError {
-                    hint: e.hint(),
-                    message: e.to_string(),
-                    exit: 1,
-                })?;
+                .map_err(|e| CliError::hinted(&e))?;
             if *json {
                 print_json(out, &done)?;
             } else {

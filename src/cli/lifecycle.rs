@@ -7,41 +7,25 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::catalog::{CatalogFlags, CliError, CliResult};
+use super::catalog::{CatalogFlags, CliError, CliResult, clean, print_json};
 use super::output::human_bytes;
 use crate::catalog::db::Db;
 use crate::catalog::{AuditEntry, Catalog, Scope, TokenInfo};
 use crate::config::{Overrides, Settings};
-use crate::event::Hinted;
 use crate::install::PackageRef;
 use crate::lifecycle::gc::{GcOptions, Kind};
 use crate::lifecycle::{LifecycleError, nixconf};
 
 impl From<LifecycleError> for CliError {
     fn from(e: LifecycleError) -> Self {
-        CliError {
-            hint: e.hint(),
-            message: e.to_string(),
-            exit: 1,
-        }
+        CliError::hinted(&e)
     }
 }
 
 impl From<nixconf::UseError> for CliError {
     fn from(e: nixconf::UseError) -> Self {
-        CliError {
-            hint: e.hint(),
-            message: e.to_string(),
-            exit: 1,
-        }
+        CliError::hinted(&e)
     }
-}
-
-fn print_json<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> CliResult {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| CliError::failed(format!("cannot encode JSON: {e}")))?;
-    writeln!(out, "{text}")?;
-    Ok(())
 }
 
 /// Parses `30d`, `24h`, `90m`, `45s`, `2w` (or a bare number of seconds).
@@ -270,7 +254,11 @@ pub async fn run_gc(
     out: &mut dyn Write,
 ) -> CliResult {
     let (tx, rx) = crate::event::channel();
-    let printer = tokio::spawn(super::pipeline::print_events_pub(rx, json));
+    let printer = tokio::spawn(super::pipeline::print_events(
+        rx,
+        json,
+        super::pipeline::AtReview::Nothing,
+    ));
     let opts = GcOptions { grace, dry_run };
     let report =
         crate::lifecycle::gc::collect(catalog, org, &settings.store_open(), &opts, &tx).await;
@@ -340,7 +328,11 @@ pub async fn run_resign(
         ))
     })?;
     let (tx, rx) = crate::event::channel();
-    let printer = tokio::spawn(super::pipeline::print_events_pub(rx, json));
+    let printer = tokio::spawn(super::pipeline::print_events(
+        rx,
+        json,
+        super::pipeline::AtReview::Nothing,
+    ));
     let report =
         crate::lifecycle::resign::resign(catalog, org, &key, &settings.store_open(), &tx).await;
     drop(tx);
@@ -390,12 +382,6 @@ pub fn print_log(entries: &[AuditEntry], out: &mut dyn Write) -> CliResult {
         )?;
     }
     Ok(())
-}
-
-fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }
 
 // ---- user token ------------------------------------------------------------------------------
@@ -590,11 +576,7 @@ pub async fn run_upgrade(
     let settings = Settings::resolve(&args.flags.merge(overrides))?;
     let catalog = settings.open_catalog().await?;
     let system = crate::publish::current_system();
-    let fail = |e: upgrade::UpgradeError| CliError {
-        hint: e.hint(),
-        message: e.to_string(),
-        exit: 1,
-    };
+    let fail = |e: upgrade::UpgradeError| CliError::hinted(&e);
     let mut steps = upgrade::plan(&args.dir, &args.ids, &catalog, &system)
         .await
         .map_err(fail)?;

@@ -316,14 +316,9 @@ fn interactive() -> bool {
             .unwrap_or(true)
 }
 
-/// Prints the event stream of another command (nothing with `--json`).
-pub(crate) async fn print_events_pub(rx: EventRx, json: bool) {
-    print_events(rx, json, AtReview::Nothing).await;
-}
-
 /// Prints the event stream until it closes, answering a review as `at` says; returns the
 /// review, if there was one.
-async fn print_events(mut rx: EventRx, quiet: bool, mut at: AtReview) -> Option<Review> {
+pub(crate) async fn print_events(mut rx: EventRx, quiet: bool, mut at: AtReview) -> Option<Review> {
     let mut seen = None;
     if quiet || super::output::quiet() {
         while let Some(e) = rx.recv().await {
