@@ -127,13 +127,7 @@ pub async fn collect(
                 .map(str::to_string),
         );
     }
-    live.extend(
-        first
-            .paths
-            .iter()
-            .filter_map(|p| hash_part(p))
-            .map(str::to_string),
-    );
+    // (Registrations are never removed, yanked ones included: this read holds `first`'s.)
     let live_count = live.len();
 
     let now = SystemTime::now();

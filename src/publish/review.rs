@@ -276,12 +276,14 @@ async fn previous(
         diff: None,
         note: None,
     };
-    let hash = last
-        .store_path
-        .strip_prefix("/nix/store/")
-        .and_then(|r| r.split('-').next())
-        .unwrap_or_default();
-    let old = match store.get(&format!("{hash}.ls")).await {
+    let key = match crate::nar::StorePath::parse(&last.store_path) {
+        Ok(p) => cache::listing_key(&p),
+        Err(e) => {
+            prev.note = Some(format!("cannot name its NAR listing: {e}"));
+            return Some(prev);
+        }
+    };
+    let old = match store.get(&key).await {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(crate::store::StoreError::NotFound { .. }) => {
             prev.note = Some(format!(
