@@ -110,14 +110,7 @@ pub fn unpack_nar<R: Read>(input: R, dest: &Path) -> Result<NarSummary, NarReadE
 trait Sink {
     fn directory(&mut self, rel: &[u8]) -> Result<(), NarReadError>;
     fn symlink(&mut self, rel: &[u8], target: &[u8]) -> Result<(), NarReadError>;
-    /// A regular file of `size` bytes whose contents start at byte `offset` of the NAR.
-    fn file_start(
-        &mut self,
-        rel: &[u8],
-        executable: bool,
-        size: u64,
-        offset: u64,
-    ) -> Result<(), NarReadError>;
+    fn file_start(&mut self, rel: &[u8], executable: bool) -> Result<(), NarReadError>;
     fn file_data(&mut self, data: &[u8]) -> Result<(), NarReadError>;
     fn file_end(&mut self) -> Result<(), NarReadError>;
 }
@@ -131,7 +124,7 @@ impl Sink for NullSink {
     fn symlink(&mut self, _: &[u8], _: &[u8]) -> Result<(), NarReadError> {
         Ok(())
     }
-    fn file_start(&mut self, _: &[u8], _: bool, _: u64, _: u64) -> Result<(), NarReadError> {
+    fn file_start(&mut self, _: &[u8], _: bool) -> Result<(), NarReadError> {
         Ok(())
     }
     fn file_data(&mut self, _: &[u8]) -> Result<(), NarReadError> {
@@ -174,13 +167,7 @@ impl Sink for UnpackSink {
         self.set_path(rel);
         std::os::unix::fs::symlink(OsStr::from_bytes(target), &self.path).map_err(|e| self.err(e))
     }
-    fn file_start(
-        &mut self,
-        rel: &[u8],
-        executable: bool,
-        _: u64,
-        _: u64,
-    ) -> Result<(), NarReadError> {
+    fn file_start(&mut self, rel: &[u8], executable: bool) -> Result<(), NarReadError> {
         self.set_path(rel);
         let mode = if executable { MODE_EXEC } else { MODE_FILE };
         let f = OpenOptions::new()
@@ -217,15 +204,33 @@ impl Sink for UnpackSink {
 /// Like Nix, names and targets go in as their bytes (so a name that is not UTF-8 makes a
 /// document that is not UTF-8 either).
 pub fn list_nar<R: Read>(input: R) -> Result<Vec<u8>, NarReadError> {
-    let mut sink = ListingSink { root: None };
-    parse(input, &mut sink)?;
-    let mut out = b"{\"version\":1,\"root\":".to_vec();
-    match &sink.root {
-        Some(root) => root.write(&mut out),
-        None => out.extend_from_slice(b"null"),
+    // The strict parser validates; the listing is built from the bytes it reads.
+    let mut listing = ListingWriter::default();
+    let summary = parse(
+        TeeRead {
+            inner: input,
+            to: &mut listing,
+        },
+        &mut NullSink,
+    )?;
+    listing.finish().ok_or(NarReadError::Input {
+        offset: summary.nar_size,
+        source: io::Error::other("a valid NAR gave no listing"),
+    })
+}
+
+/// Feeds what is read from `inner` to a [`ListingWriter`].
+struct TeeRead<'a, R> {
+    inner: R,
+    to: &'a mut ListingWriter,
+}
+
+impl<R: Read> Read for TeeRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.to.feed(&buf[..n]);
+        Ok(n)
     }
-    out.push(b'}');
-    Ok(out)
 }
 
 enum ListNode {
@@ -301,7 +306,7 @@ fn json_bytes(s: &[u8], out: &mut Vec<u8>) {
 /// no second pass; file contents are skipped, not looked at). For NARs pubdeck itself writes;
 /// anything that is not a canonical NAR makes [`ListingWriter::finish`] return `None`.
 pub struct ListingWriter {
-    sink: ListingSink,
+    sink: ListingTree,
     /// Bytes seen so far.
     pos: u64,
     state: ByteState,
@@ -348,7 +353,7 @@ const MAX_KEPT: u64 = 1 << 16;
 impl Default for ListingWriter {
     fn default() -> Self {
         ListingWriter {
-            sink: ListingSink { root: None },
+            sink: ListingTree { root: None },
             pos: 0,
             state: ByteState::Len {
                 buf: [0; 8],
@@ -427,7 +432,7 @@ impl ListingWriter {
     /// A file's contents of `len` bytes start here.
     fn contents(&mut self, len: u64) {
         let rel = self.path.join(&b'/');
-        self.sink.put(
+        self.failed |= !self.sink.put(
             &rel,
             ListNode::File {
                 size: len,
@@ -470,12 +475,12 @@ impl ListingWriter {
             Expect::Name => self.path.push(tok),
             Expect::Target => {
                 let r = rel();
-                self.sink.put(&r, ListNode::Link(tok));
+                self.failed |= !self.sink.put(&r, ListNode::Link(tok));
             }
             Expect::Type => match tok.as_slice() {
                 b"directory" => {
                     let r = rel();
-                    self.sink.put(&r, ListNode::Dir(Vec::new()));
+                    self.failed |= !self.sink.put(&r, ListNode::Dir(Vec::new()));
                 }
                 b"regular" | b"symlink" => {}
                 _ => self.failed = true,
@@ -535,68 +540,39 @@ impl Write for ListingWriter {
     }
 }
 
-struct ListingSink {
+struct ListingTree {
     root: Option<ListNode>,
 }
 
-impl ListingSink {
+impl ListingTree {
     /// Puts `node` at `rel` (whose parent directories were put before; entries arrive in NAR
-    /// order, so each goes last in its directory).
-    fn put(&mut self, rel: &[u8], node: ListNode) {
+    /// order, so each goes last in its directory). `false` when `rel` has no directory to go
+    /// in (bytes that are not a NAR).
+    fn put(&mut self, rel: &[u8], node: ListNode) -> bool {
         if rel.is_empty() {
             self.root = Some(node);
-            return;
+            return true;
         }
-        let mut at = self.root.as_mut().expect("the root comes first");
+        let Some(mut at) = self.root.as_mut() else {
+            return false;
+        };
         let parts: Vec<&[u8]> = rel.split(|&b| b == b'/').collect();
         for _ in &parts[..parts.len() - 1] {
             at = match at {
-                ListNode::Dir(entries) => {
-                    &mut entries
-                        .last_mut()
-                        .expect("parents come before their entries")
-                        .1
-                }
-                _ => unreachable!("a parent is a directory"),
+                ListNode::Dir(entries) => match entries.last_mut() {
+                    Some((_, child)) => child,
+                    None => return false,
+                },
+                _ => return false,
             };
         }
-        if let ListNode::Dir(entries) = at {
-            entries.push((parts[parts.len() - 1].to_vec(), node));
+        match at {
+            ListNode::Dir(entries) => {
+                entries.push((parts[parts.len() - 1].to_vec(), node));
+                true
+            }
+            _ => false,
         }
-    }
-}
-
-impl Sink for ListingSink {
-    fn directory(&mut self, rel: &[u8]) -> Result<(), NarReadError> {
-        self.put(rel, ListNode::Dir(Vec::new()));
-        Ok(())
-    }
-    fn symlink(&mut self, rel: &[u8], target: &[u8]) -> Result<(), NarReadError> {
-        self.put(rel, ListNode::Link(target.to_vec()));
-        Ok(())
-    }
-    fn file_start(
-        &mut self,
-        rel: &[u8],
-        executable: bool,
-        size: u64,
-        offset: u64,
-    ) -> Result<(), NarReadError> {
-        self.put(
-            rel,
-            ListNode::File {
-                size,
-                executable,
-                offset,
-            },
-        );
-        Ok(())
-    }
-    fn file_data(&mut self, _: &[u8]) -> Result<(), NarReadError> {
-        Ok(())
-    }
-    fn file_end(&mut self) -> Result<(), NarReadError> {
-        Ok(())
     }
 }
 
@@ -873,7 +849,7 @@ impl<R: Read> Parser<R> {
             }
         };
         let len = self.read_u64()?;
-        sink.file_start(rel, executable, len, self.pos)?;
+        sink.file_start(rel, executable)?;
         let mut left = len;
         while left > 0 {
             let chunk = match self.r.fill_buf() {
