@@ -134,7 +134,27 @@ impl S3Store {
     }
 
     pub async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self.stat(key).await?.map(|o| o.size))
+        let full = self.full_key(key);
+        let full = &full;
+        let res = with_retry(&self.retry, &ProgressSink::none(), None, |_| async move {
+            self.client
+                .head_object()
+                .bucket(&self.loc.bucket)
+                .key(full)
+                .send()
+                .await
+                .map_err(S3Fail::from)
+        })
+        .await;
+        match res {
+            Ok(out) => Ok(Some(out.content_length().map_or(0, |l| l.max(0) as u64))),
+            Err(f) if f.status == Some(404) => Ok(None),
+            Err(f) if f.status == Some(403) || f.status == Some(400) => {
+                // HEAD answers carry no error code; ask with a one-byte GET to learn why.
+                self.probe_size(key).await
+            }
+            Err(f) => Err(self.err("HEAD", key, f)),
+        }
     }
 
     /// Size via `GET bytes=0-0` (whose errors carry a code, unlike HEAD's).
@@ -304,8 +324,6 @@ impl S3Store {
         Ok(out)
     }
 
-    /// Size and LastModified via HEAD. A 403/400 HEAD carries no error code, so the size is
-    /// then asked with a one-byte GET to learn why (and the time is not known).
     pub async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
         let full = self.full_key(key);
         let full = &full;
@@ -326,13 +344,6 @@ impl S3Store {
                 modified: out.last_modified().and_then(to_system_time),
             })),
             Err(f) if f.status == Some(404) => Ok(None),
-            Err(f) if f.status == Some(403) || f.status == Some(400) => {
-                Ok(self.probe_size(key).await?.map(|size| ObjectInfo {
-                    key: key.to_owned(),
-                    size,
-                    modified: None,
-                }))
-            }
             Err(f) => Err(self.err("HEAD", key, f)),
         }
     }
