@@ -152,6 +152,33 @@ async fn two_instances(kind: Kind) {
     let winner_b = alice_b.show("myorg", "contested").await.unwrap();
     assert_eq!(winner_a, winner_b, "both instances show the one winner");
 
+    // A token revoked in the database (`pubdeck user token revoke`, which either instance's
+    // operator may run) is refused by both instances at their next request, although both
+    // have it cached from the requests above.
+    let (info, carol_token) = fx
+        .backend
+        .db()
+        .create_token("bob", pubdeck::catalog::Scope::Read, None)
+        .await
+        .unwrap();
+    let (carol_a, carol_b) = (client(&a.url, &carol_token), client(&b.url, &carol_token));
+    assert_eq!(carol_a.whoami().await.unwrap(), "bob");
+    assert_eq!(carol_b.whoami().await.unwrap(), "bob");
+    fx.backend.db().revoke_token(&info.id).await.unwrap();
+    for (name, c) in [("A", &carol_a), ("B", &carol_b)] {
+        let err = c.whoami().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CatalogError::Unauthorized(pubdeck::catalog::AuthProblem::Revoked(_))
+            ),
+            "instance {name} still accepts a revoked token: {err:?}"
+        );
+    }
+    // The other tokens are untouched.
+    assert_eq!(bob_a.whoami().await.unwrap(), "bob");
+    assert_eq!(bob_b.whoami().await.unwrap(), "bob");
+
     a.proc.kill_nine();
     b.proc.kill_nine();
     fx.finish().await;

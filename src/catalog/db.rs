@@ -611,14 +611,23 @@ impl Db {
         rows.iter().map(token_from_row).collect()
     }
 
-    /// Revokes token `id`; its record (or `None` if there is no such token).
+    /// Revokes token `id`; its record (or `None` if there is no such token). The state
+    /// version moves on with it: services that cache tokens by state version (every
+    /// instance over this database) refuse the token from their next request on.
     pub async fn revoke_token(&self, id: &str) -> CatalogResult<Option<TokenInfo>> {
-        sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at = 0")
-            .bind(now_secs())
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(map_db)?;
+        let mut tx = self.pool.begin().await.map_err(map_db)?;
+        let changed =
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at = 0")
+                .bind(now_secs())
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_db)?
+                .rows_affected();
+        if changed > 0 {
+            bump_state(&mut tx).await?;
+        }
+        tx.commit().await.map_err(map_db)?;
         let row = sqlx::query(
             "SELECT id, username, scope, created_at, expires_at, last_used_at, revoked_at \
              FROM tokens WHERE id = $1",

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::clock::StateClock;
 use super::db::Audit;
-use super::db::{CatalogRow, Db, Inserted};
+use super::db::{CatalogRow, Db, Inserted, TokenRow};
 use super::search::{SearchCache, etag_for, insert_bounded};
 use super::validate::{
     compare_versions, rfc3339, validate_new_build, validate_revision, validate_store_url,
@@ -30,6 +31,11 @@ pub struct CatalogBackend {
     visible: std::sync::RwLock<HashMap<Arc<str>, Visible>>,
     /// Package pages by (catalog, package), valid while the catalog is at that generation.
     details: std::sync::RwLock<HashMap<(String, String), CachedDetail>>,
+    /// Shared reads of the state version (one per round trip, not one per request).
+    clock: Arc<StateClock>,
+    /// Tokens by hash, each as read at its row's state version (every change of a token
+    /// moves the state version on, so a row is current while the version is).
+    tokens: std::sync::RwLock<HashMap<String, TokenRow>>,
 }
 
 /// A package page as of one generation of its catalog.
@@ -57,6 +63,8 @@ struct Visible {
 
 /// Users whose visible catalogs are cached at once (the map is dropped when full).
 const VISIBLE_CACHE_USERS: usize = 2_000;
+/// Tokens cached at once (the map is dropped when full).
+const TOKEN_CACHE_SIZE: usize = 10_000;
 
 impl CatalogBackend {
     /// Connects to `sqlite://PATH`, a bare path, or `postgres://…`, and migrates.
@@ -65,11 +73,14 @@ impl CatalogBackend {
     }
 
     async fn with_cache(db_url: &str, cache: SearchCache) -> CatalogResult<Arc<CatalogBackend>> {
+        let db = Db::connect(db_url).await?;
         Ok(Arc::new(CatalogBackend {
-            db: Db::connect(db_url).await?,
+            clock: Arc::new(StateClock::new(db.clone())),
+            db,
             cache,
             visible: Default::default(),
             details: Default::default(),
+            tokens: Default::default(),
         }))
     }
 
@@ -90,6 +101,49 @@ impl CatalogBackend {
     /// The database.
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The token with SHA-256 `hash` (hex), as of no earlier than this call, with the state
+    /// version it was read at. Concurrent calls share one read of the state version; the
+    /// token row is read only when it is not cached at that version. So a token revoked
+    /// (through any instance over this database) before the call is seen revoked.
+    pub async fn authenticate(&self, hash: &str) -> CatalogResult<Option<TokenRow>> {
+        let version = self.clock.now().await?;
+        let cached = self
+            .tokens
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(hash)
+            .filter(|t| t.state_version == version)
+            .cloned();
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let row = self.db.token_by_hash(hash).await?;
+        if let Some(row) = &row {
+            insert_bounded(
+                &self.tokens,
+                TOKEN_CACHE_SIZE,
+                hash.to_string(),
+                row.clone(),
+            );
+        }
+        Ok(row)
+    }
+
+    /// Records that the token with `hash` and id `id` was used at `now` (in the database and
+    /// in the cached row).
+    pub async fn touch_token(&self, hash: &str, id: &str, now: i64) -> CatalogResult<()> {
+        self.db.touch_token(id, now).await?;
+        if let Some(t) = self
+            .tokens
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(hash)
+        {
+            t.last_used_at = t.last_used_at.max(now);
+        }
+        Ok(())
     }
 
     /// A view of the catalog acting as `user` (who must exist), with every scope (a local

@@ -8,6 +8,7 @@
 //! the shared data types, the name rules and signature verification.
 
 pub mod client;
+mod clock;
 pub mod db;
 pub mod embedded;
 mod error;

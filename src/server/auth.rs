@@ -45,7 +45,7 @@ pub async fn require_user(State(state): State<AppState>, mut req: Request, next:
         return refuse(AuthProblem::Rejected);
     };
     let hash = hash_token(token);
-    let row = match state.backend.db().token_by_hash(&hash).await {
+    let row = match state.backend.authenticate(&hash).await {
         Ok(Some(row)) if bool::from(row.token_hash.as_bytes().ct_eq(hash.as_bytes())) => row,
         Ok(_) => {
             tracing::info!("rejected an unknown token");
@@ -63,7 +63,7 @@ pub async fn require_user(State(state): State<AppState>, mut req: Request, next:
         return refuse(AuthProblem::Expired(rfc3339(row.expires_at)));
     }
     if now - row.last_used_at >= LAST_USED_RESOLUTION
-        && let Err(e) = state.backend.db().touch_token(&row.info.id, now).await
+        && let Err(e) = state.backend.touch_token(&hash, &row.info.id, now).await
     {
         tracing::warn!(error = %e, "could not record the token's last use");
     }
