@@ -23,6 +23,7 @@ on_all_backends!(
     signatures_must_match_a_catalog_key,
     restart_keeps_data,
     listing_etag,
+    listing_changes_fetch_only_what_changed,
     access_control,
     catalog_admin,
     credentials_in_source_url_are_rejected,
@@ -333,6 +334,140 @@ async fn listing_etag(fx: Fixture) {
         }
         l => panic!("expected a fresh list, got {l:?}"),
     }
+    fx.finish().await;
+}
+
+/// The names in a mirror's index, in order.
+fn names(index: &pubdeck::catalog::search::SearchIndex) -> Vec<String> {
+    (0..index.len())
+        .map(|i| format!("{}/{}@{}", index.org(i), index.name(i), index.version(i)))
+        .collect()
+}
+
+/// The names of the full listing, in order.
+async fn listed(c: &AnyCatalog) -> Vec<String> {
+    let Listing::Packages { packages, .. } = c.list_packages(None).await.unwrap() else {
+        panic!("expected a list");
+    };
+    packages
+        .iter()
+        .map(|p| format!("{}@{}", p.name, p.latest_version))
+        .collect()
+}
+
+async fn listing_changes_fetch_only_what_changed(fx: Fixture) {
+    use pubdeck::catalog::ListedCatalog;
+    use pubdeck::catalog::mirror::{MirrorUpdate, PackageMirror};
+    let (alice, akey) = setup(&fx, "aorg").await;
+    let bkey = TestKey::new("borg-1", 2);
+    alice
+        .create_catalog("borg", STORE, &[bkey.public()])
+        .await
+        .unwrap();
+    let bob = fx.user("bob").await;
+    let skey = TestKey::new("shared-1", 3);
+    bob.create_catalog("shared", STORE, &[skey.public()])
+        .await
+        .unwrap();
+    bob.create_catalog("secret", STORE, &[skey.public()])
+        .await
+        .unwrap();
+    bob.allow("shared", "alice").await.unwrap();
+    for (org, key, n) in [("aorg", &akey, 3), ("borg", &bkey, 2)] {
+        for i in 0..n {
+            alice
+                .register_build(&build(key, org, &format!("p{i}"), "1.0", org))
+                .await
+                .unwrap();
+        }
+    }
+    for org in ["shared", "secret"] {
+        bob.register_build(&build(&skey, org, "tool", "2.0", org))
+            .await
+            .unwrap();
+    }
+
+    // First refresh: every visible catalog, in the listing's order; the hidden one is absent.
+    let mut mirror = PackageMirror::new();
+    let MirrorUpdate::Changed {
+        index,
+        fetched_catalogs,
+        fetched_packages,
+        dropped_catalogs,
+        ..
+    } = mirror.refresh(&alice).await.unwrap()
+    else {
+        panic!("a first refresh fetches");
+    };
+    assert_eq!(
+        (fetched_catalogs, fetched_packages, dropped_catalogs),
+        (3, 6, 0)
+    );
+    assert_eq!(names(&index), listed(&alice).await);
+    assert!(!names(&index).iter().any(|n| n.starts_with("secret/")));
+    assert!(matches!(
+        mirror.refresh(&alice).await.unwrap(),
+        MirrorUpdate::Unchanged
+    ));
+
+    // One catalog changes: only it is fetched; the result equals a full listing.
+    alice
+        .register_build(&build(&bkey, "borg", "p0", "1.1", "borg"))
+        .await
+        .unwrap();
+    alice
+        .register_build(&build(&bkey, "borg", "new", "0.1", "borg"))
+        .await
+        .unwrap();
+    let MirrorUpdate::Changed {
+        index,
+        fetched_catalogs,
+        fetched_packages,
+        ..
+    } = mirror.refresh(&alice).await.unwrap()
+    else {
+        panic!("a registration changes the listing");
+    };
+    assert_eq!((fetched_catalogs, fetched_packages), (1, 3));
+    assert_eq!(names(&index), listed(&alice).await);
+    assert!(names(&index).contains(&"borg/p0@1.1".to_string()));
+
+    // Access withdrawn: the catalog is dropped without fetching anything.
+    bob.revoke("shared", "alice").await.unwrap();
+    let MirrorUpdate::Changed {
+        index,
+        fetched_catalogs,
+        dropped_catalogs,
+        ..
+    } = mirror.refresh(&alice).await.unwrap()
+    else {
+        panic!("a withdrawn catalog changes the listing");
+    };
+    assert_eq!((fetched_catalogs, dropped_catalogs), (0, 1));
+    assert_eq!(names(&index), listed(&alice).await);
+    assert_eq!(index.len(), 6);
+
+    // Asked about a hidden catalog, the answer is the one for a missing catalog; a stale
+    // version is answered with the current list.
+    let ask = |name: &str, version: &str| ListedCatalog {
+        name: name.into(),
+        version: version.into(),
+    };
+    let hidden = alice
+        .list_changes(&[ask("secret", "0-1"), ask("aorg", "0-0")])
+        .await
+        .unwrap();
+    let missing = alice
+        .list_changes(&[ask("nosuch", "0-1"), ask("aorg", "0-0")])
+        .await
+        .unwrap();
+    assert_eq!(hidden, missing);
+    let changed: Vec<&str> = hidden.changed.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        changed,
+        ["aorg", "borg"],
+        "the stale and the unknown, not the hidden"
+    );
     fx.finish().await;
 }
 

@@ -20,7 +20,7 @@ fn app() -> App {
     app.update(Action::Builds(demo_builds()));
     app.update(Action::Checks(demo_checks(Some("hello"), false)));
     app.update(Action::Packages {
-        packages: demo_packages(),
+        packages: demo_packages().into(),
         etag: Some("e1".into()),
     });
     app.catalog.details_due = None;

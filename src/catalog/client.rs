@@ -339,6 +339,17 @@ impl Catalog for CatalogClient {
         })
     }
 
+    async fn list_changes(&self, known: &[ListedCatalog]) -> CatalogResult<ListingChanges> {
+        let body = ListChangesRequest {
+            known: known.to_vec(),
+        };
+        self.send(
+            self.request(Method::POST, &["packages", "changes"])
+                .json(&body),
+        )
+        .await
+    }
+
     async fn search(&self, query: &str, limit: usize) -> CatalogResult<Vec<SearchHit>> {
         let params = SearchQuery {
             q: query.to_string(),

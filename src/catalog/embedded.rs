@@ -15,11 +15,12 @@ use super::validate::{
     validate_system, validate_version,
 };
 use super::{
-    AuditEntry, BatchOutcome, BuildRecord, Catalog, CatalogError, CatalogInfo, CatalogResult,
-    CheckBuild, Identity, Listing, LivePaths, MAX_AUDIT_ENTRIES, MAX_BATCH, MAX_SEARCH_LIMIT,
-    NewBuild, PackageDetail, RecordRequest, RegisterOutcome, RegisterStatus, Role, Scope,
-    SearchHit, VersionDetail, YankOutcome, parse_public_key, validate_org_name,
-    validate_package_name, validate_user_name, verify_signature,
+    AuditEntry, BatchOutcome, BuildRecord, Catalog, CatalogError, CatalogInfo, CatalogPackages,
+    CatalogResult, CheckBuild, Identity, ListedCatalog, Listing, ListingChanges, LivePaths,
+    MAX_AUDIT_ENTRIES, MAX_BATCH, MAX_SEARCH_LIMIT, NewBuild, PackageDetail, RecordRequest,
+    RegisterOutcome, RegisterStatus, Role, Scope, SearchHit, VersionDetail, YankOutcome,
+    parse_public_key, validate_org_name, validate_package_name, validate_user_name,
+    verify_signature,
 };
 
 /// A migrated database plus the per-process caches; shared by all users' views.
@@ -65,6 +66,8 @@ struct Visible {
 const VISIBLE_CACHE_USERS: usize = 2_000;
 /// Tokens cached at once (the map is dropped when full).
 const TOKEN_CACHE_SIZE: usize = 10_000;
+/// Catalogs a [`Catalog::list_changes`] caller may say it knows.
+const MAX_KNOWN_CATALOGS: usize = 100_000;
 
 impl CatalogBackend {
     /// Connects to `sqlite://PATH`, a bare path, or `postgres://…`, and migrates.
@@ -565,6 +568,58 @@ impl Catalog for EmbeddedCatalog {
         let lists = self.backend.cache.snapshot(self.db(), &visible).await?;
         let packages = lists.iter().flat_map(|c| c.packages()).collect();
         Ok(Listing::Packages { etag, packages })
+    }
+
+    async fn list_changes(&self, known: &[ListedCatalog]) -> CatalogResult<ListingChanges> {
+        if known.len() > MAX_KNOWN_CATALOGS {
+            return Err(CatalogError::BadRequest(format!(
+                "at most {MAX_KNOWN_CATALOGS} known catalogs may be sent; list the packages afresh instead"
+            )));
+        }
+        let (visible, etag) = self.visible_catalogs().await?;
+        let known: HashMap<&str, &str> = known
+            .iter()
+            .map(|k| (k.name.as_str(), k.version.as_str()))
+            .collect();
+        let version = |row: &CatalogRow| format!("{}-{}", row.created_at, row.generation);
+        let catalogs: Vec<ListedCatalog> = visible
+            .iter()
+            .map(|row| ListedCatalog {
+                name: row.name.clone(),
+                version: version(row),
+            })
+            .collect();
+        let stale: Vec<CatalogRow> = visible
+            .iter()
+            .zip(&catalogs)
+            .filter(|(_, c)| known.get(c.name.as_str()) != Some(&c.version.as_str()))
+            .map(|(row, _)| row.clone())
+            .collect();
+        let lists = self.backend.cache.snapshot(self.db(), &stale).await?;
+        let mut catalogs = catalogs;
+        let changed: Vec<CatalogPackages> = lists
+            .iter()
+            .map(|c| CatalogPackages {
+                name: c.name.clone(),
+                // The list as read, which may be newer than the row seen above.
+                version: format!("{}-{}", c.created_at, c.generation),
+                packages: c.packages().collect(),
+            })
+            .collect();
+        let at: HashMap<&str, &str> = changed
+            .iter()
+            .map(|c| (c.name.as_str(), c.version.as_str()))
+            .collect();
+        for c in &mut catalogs {
+            if let Some(v) = at.get(c.name.as_str()) {
+                c.version = v.to_string();
+            }
+        }
+        Ok(ListingChanges {
+            etag: etag.to_string(),
+            catalogs,
+            changed,
+        })
     }
 
     async fn search(&self, query: &str, limit: usize) -> CatalogResult<Vec<SearchHit>> {

@@ -14,6 +14,7 @@ pub mod embedded;
 mod error;
 pub mod import;
 pub mod index_file;
+pub mod mirror;
 pub mod search;
 mod types;
 pub mod validate;
@@ -102,6 +103,12 @@ pub trait Catalog: Send + Sync {
         &self,
         if_none_match: Option<&str>,
     ) -> impl Future<Output = CatalogResult<Listing>> + Send;
+    /// What changed in the listing since the caller's copy, which holds the catalogs `known`
+    /// at those versions: the package lists of only the catalogs that changed or appeared.
+    fn list_changes(
+        &self,
+        known: &[ListedCatalog],
+    ) -> impl Future<Output = CatalogResult<ListingChanges>> + Send;
     /// Fuzzy search over the visible packages, best first.
     fn search(
         &self,
@@ -213,6 +220,9 @@ impl Catalog for AnyCatalog {
     }
     async fn list_packages(&self, if_none_match: Option<&str>) -> CatalogResult<Listing> {
         dispatch!(self, c => c.list_packages(if_none_match))
+    }
+    async fn list_changes(&self, known: &[ListedCatalog]) -> CatalogResult<ListingChanges> {
+        dispatch!(self, c => c.list_changes(known))
     }
     async fn search(&self, query: &str, limit: usize) -> CatalogResult<Vec<SearchHit>> {
         dispatch!(self, c => c.search(query, limit))

@@ -202,6 +202,40 @@ impl SearchIndex {
         b.finish()
     }
 
+    /// The indexes one after the other (ids of `parts[1]` follow those of `parts[0]`, …).
+    /// Copies the text buffers whole: a few milliseconds for 100,000 packages, against tens
+    /// for indexing them again.
+    pub fn concat(parts: &[&SearchIndex]) -> SearchIndex {
+        let mut out = SearchIndex {
+            text: String::with_capacity(parts.iter().map(|p| p.text.len()).sum()),
+            orgs: Vec::with_capacity(parts.iter().map(|p| p.orgs.len()).sum()),
+            entries: Vec::with_capacity(parts.iter().map(|p| p.entries.len()).sum()),
+        };
+        for part in parts {
+            let (text_at, org_at) = (out.text.len(), out.orgs.len());
+            let shift = |s: Span| Span {
+                start: s.start + text_at,
+                len: s.len,
+            };
+            out.text.push_str(&part.text);
+            out.orgs.extend(part.orgs.iter().map(|o| OrgEntry {
+                name: shift(o.name),
+                lower: shift(o.lower),
+                chars: o.chars,
+            }));
+            let org_at = u32::try_from(org_at).unwrap_or(u32::MAX);
+            out.entries.extend(part.entries.iter().map(|e| Entry {
+                org: e.org.saturating_add(org_at),
+                name: shift(e.name),
+                lower_name: shift(e.lower_name),
+                version: shift(e.version),
+                description: shift(e.description),
+                lower_description: shift(e.lower_description),
+            }));
+        }
+        out
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -984,6 +1018,35 @@ mod tests {
     fn cat(names: &[(&str, &str)]) -> Arc<CatalogIndex> {
         let rows: Vec<(&str, &str, &str)> = names.iter().map(|(n, d)| ("org", *n, *d)).collect();
         Arc::new(CatalogIndex::new("org", 0, 0, &summaries(&rows)))
+    }
+
+    #[test]
+    fn joined_indexes_are_the_index_of_all_their_packages() {
+        let a = summaries(&[
+            ("Acme", "Hello-World", "Prints greetings"),
+            ("Acme", "curl", "transfers data"),
+        ]);
+        let b = summaries(&[("beta", "hello", "GNU hello"), ("beta", "zsh", "a shell")]);
+        let empty = SearchIndex::default();
+        let (ia, ib) = (SearchIndex::of_packages(&a), SearchIndex::of_packages(&b));
+        let joined = SearchIndex::concat(&[&ia, &empty, &ib]);
+        let all: Vec<PackageSummary> = a.iter().chain(&b).cloned().collect();
+        let whole = SearchIndex::of_packages(&all);
+        assert_eq!(joined.len(), whole.len());
+        for id in 0..whole.len() {
+            assert_eq!(joined.summary(id), whole.summary(id));
+            assert_eq!(joined.lower_name(id), whole.lower_name(id));
+            assert_eq!(joined.lower_description(id), whole.lower_description(id));
+        }
+        for query in ["hello", "acme/", "ACME/hw", "beta/h", "greet", "sh", "zz"] {
+            let (mut fj, mut fw) = (
+                Filter::new(Arc::new(SearchIndex::concat(&[&ia, &ib]))),
+                Filter::new(Arc::new(SearchIndex::of_packages(&all))),
+            );
+            fj.set_query(query);
+            fw.set_query(query);
+            assert_eq!(fj.hits(), fw.hits(), "{query}");
+        }
     }
 
     #[test]

@@ -208,6 +208,35 @@ pub enum Listing {
     },
 }
 
+/// A visible catalog in a listing, and the version of its package list (opaque: it changes
+/// whenever the list may have).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedCatalog {
+    pub name: String,
+    pub version: String,
+}
+
+/// One catalog's package list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogPackages {
+    pub name: String,
+    pub version: String,
+    /// Sorted by name.
+    pub packages: Vec<PackageSummary>,
+}
+
+/// Answer to "what changed in the listing since these catalog versions".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListingChanges {
+    /// The ETag of the whole listing now (as [`Listing`] gives it).
+    pub etag: String,
+    /// Every visible catalog, in listing order, with its version. A catalog the caller knew
+    /// that is not here is gone (or no longer visible: the same answer).
+    pub catalogs: Vec<ListedCatalog>,
+    /// The package lists of the visible catalogs whose version the caller did not know.
+    pub changed: Vec<CatalogPackages>,
+}
+
 /// One search result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchHit {
@@ -303,6 +332,12 @@ pub struct SearchQuery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterBatchRequest {
     pub builds: Vec<NewBuild>,
+}
+
+/// Body of `POST /v1/packages/changes`: the catalogs of the caller's copy of the listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListChangesRequest {
+    pub known: Vec<ListedCatalog>,
 }
 
 /// Most builds in one batch registration.

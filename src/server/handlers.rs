@@ -14,8 +14,8 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::catalog::{
     AddKeyRequest, Catalog, CatalogError, CheckBuild, CheckBuildQuery, CreateCatalogRequest,
-    DEFAULT_SEARCH_LIMIT, EmbeddedCatalog, Listing, NewBuild, RecordRequest, RegisterBatchRequest,
-    RegisterStatus, SearchQuery, SetStoreRequest,
+    DEFAULT_SEARCH_LIMIT, EmbeddedCatalog, ListChangesRequest, Listing, NewBuild, RecordRequest,
+    RegisterBatchRequest, RegisterStatus, SearchQuery, SetStoreRequest,
 };
 
 type ApiResult = Result<Response, ApiError>;
@@ -265,6 +265,15 @@ pub async fn list_packages(
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
     Ok(resp)
+}
+
+/// `POST /v1/packages/changes`: the package lists of the catalogs the caller's copy lacks.
+pub async fn list_changes(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(body): ApiJson<ListChangesRequest>,
+) -> ApiResult {
+    ok(view(&state, &caller).list_changes(&body.known).await?)
 }
 
 /// `GET /v1/search?q=&limit=`

@@ -125,6 +125,7 @@ pub fn router(backend: Arc<CatalogBackend>) -> Router {
         .route("/catalogs/{org}/check-build", get(handlers::check_build))
         .route("/catalogs/{org}/packages/{package}", get(handlers::show))
         .route("/packages", get(handlers::list_packages))
+        .route("/packages/changes", post(handlers::list_changes))
         .route("/search", get(handlers::search))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -5,7 +5,7 @@
 use crossterm::event::{KeyEvent, MouseEvent};
 
 use super::keymap::Command;
-use super::model::{BuildRow, JobKind, JobOutcome, PackageDetails, PackageRow};
+use super::model::{BuildRow, JobKind, JobOutcome, PackageDetails, PackageList};
 use crate::event::{Event, Failure};
 use crate::git::{Check, Pushed};
 use crate::install::Installed;
@@ -49,7 +49,7 @@ pub enum Action {
     },
     /// The catalog's package list (`etag` to pass to the next `load_packages`).
     Packages {
-        packages: Vec<PackageRow>,
+        packages: PackageList,
         etag: Option<String>,
     },
     /// The catalog answered "not modified" to `load_packages(etag)`.

@@ -10,9 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::action::Action;
 use super::backend::{ActionTx, Backend, forward_events};
-use super::model::{BuildRow, JobKind, JobOutcome, PackageDetails, PackageRow, SystemBuild};
+use super::model::{BuildRow, JobKind, JobOutcome, PackageDetails, PackageList, SystemBuild};
 use crate::build::BuildError;
-use crate::catalog::{AnyCatalog, Catalog, Listing};
+use crate::catalog::mirror::{MirrorUpdate, PackageMirror};
+use crate::catalog::{AnyCatalog, Catalog};
 use crate::config::Settings;
 use crate::event::{Event, Failure, Hinted};
 use crate::install::{self, PackageRef};
@@ -31,6 +32,8 @@ pub struct EngineBackend {
     job: Arc<Mutex<Option<CancellationToken>>>,
     /// Where the answer to the running publish's review goes.
     review: Arc<Mutex<Option<tokio::sync::oneshot::Sender<publish::ReviewAnswer>>>>,
+    /// The package listing held for the Catalog tab, refreshed with only what changed.
+    mirror: Arc<tokio::sync::Mutex<PackageMirror>>,
 }
 
 impl EngineBackend {
@@ -42,6 +45,7 @@ impl EngineBackend {
             settings,
             job: Arc::default(),
             review: Arc::default(),
+            mirror: Arc::default(),
         }
     }
 
@@ -248,24 +252,21 @@ impl Backend for EngineBackend {
     }
 
     fn load_packages(&self, etag: Option<String>, tx: &ActionTx) {
-        let (catalog, tx) = (self.catalog.clone(), tx.clone());
+        let (catalog, mirror, tx) = (self.catalog.clone(), Arc::clone(&self.mirror), tx.clone());
         tokio::spawn(async move {
-            let a = match catalog.list_packages(etag.as_deref()).await {
-                Ok(Listing::NotModified { .. }) => Action::PackagesUnchanged,
-                Ok(Listing::Packages { etag, packages }) => Action::Packages {
-                    packages: packages
-                        .into_iter()
-                        .map(|p| PackageRow {
-                            org: p.org,
-                            name: p.package,
-                            version: p.latest_version,
-                            description: p.description,
-                        })
-                        .collect(),
-                    etag: Some(etag),
+            let mut mirror = mirror.lock().await;
+            let a = match mirror.refresh(&catalog).await {
+                // The caller holds what the mirror holds.
+                Ok(MirrorUpdate::Unchanged) if etag.as_deref() == mirror.etag() => {
+                    Action::PackagesUnchanged
+                }
+                Ok(_) => Action::Packages {
+                    packages: PackageList::new(Arc::clone(mirror.index())),
+                    etag: mirror.etag().map(str::to_string),
                 },
                 Err(e) => Action::Error(e.failure()),
             };
+            drop(mirror);
             send(&tx, a).await;
         });
     }

@@ -26,7 +26,7 @@ pub use action::{Action, Effect};
 pub use app::App;
 pub use backend::{ActionTx, Backend, forward_events};
 pub use model::{
-    BuildRow, JobKind, JobOutcome, LastResult, PackageDetails, PackageRow, SystemBuild,
+    BuildRow, JobKind, JobOutcome, LastResult, PackageDetails, PackageList, PackageRow, SystemBuild,
 };
 pub use runtime::{Options, run};
 pub use theme::Theme;

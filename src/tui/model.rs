@@ -5,6 +5,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::catalog::search::{SearchIndex, SearchIndexBuilder};
+
 pub use crate::build::Kept;
 pub use crate::event::Failure;
 pub use crate::publish::Published;
@@ -87,6 +89,58 @@ impl PackageRow {
     /// `org/name`, the form `install` and `show` take.
     pub fn reference(&self) -> String {
         format!("{}/{}", self.org, self.name)
+    }
+}
+
+/// The catalog's package list as the Catalog tab holds it: the search index itself (row `id`
+/// is hit `id`), so a list of 100,000 packages arrives without being copied or indexed again.
+#[derive(Debug, Clone, Default)]
+pub struct PackageList(std::sync::Arc<SearchIndex>);
+
+impl PackageList {
+    pub fn new(index: std::sync::Arc<SearchIndex>) -> PackageList {
+        PackageList(index)
+    }
+
+    /// The index the filter searches.
+    pub fn index(&self) -> std::sync::Arc<SearchIndex> {
+        std::sync::Arc::clone(&self.0)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Row `id`, if there is one.
+    pub fn get(&self, id: usize) -> Option<PackageRow> {
+        (id < self.0.len()).then(|| PackageRow {
+            org: self.0.org(id).to_string(),
+            name: self.0.name(id).to_string(),
+            version: self.0.version(id).to_string(),
+            description: self.0.description(id).to_string(),
+        })
+    }
+}
+
+/// The same rows (tests compare actions).
+impl PartialEq for PackageList {
+    fn eq(&self, other: &PackageList) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+            || (self.len() == other.len() && (0..self.len()).all(|i| self.get(i) == other.get(i)))
+    }
+}
+
+impl From<Vec<PackageRow>> for PackageList {
+    fn from(rows: Vec<PackageRow>) -> PackageList {
+        let mut b = SearchIndexBuilder::with_capacity(rows.len(), rows.len() * 96);
+        for r in &rows {
+            b.push(&r.org, &r.name, &r.version, &r.description);
+        }
+        PackageList(std::sync::Arc::new(b.finish()))
     }
 }
 

@@ -769,7 +769,7 @@ impl Backend for FakeBackend {
         let a = match etag.as_deref() {
             Some("demo-1") => Action::PackagesUnchanged,
             _ => Action::Packages {
-                packages: self.packages.as_ref().clone(),
+                packages: self.packages.as_ref().clone().into(),
                 etag: Some("demo-1".into()),
             },
         };

@@ -21,7 +21,7 @@ fn base() -> App {
     app.update(Action::Builds(demo_builds()));
     app.update(Action::Checks(demo_checks(Some("hello"), false)));
     app.update(Action::Packages {
-        packages: demo_packages(),
+        packages: demo_packages().into(),
         etag: None,
     });
     app.status = None;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::{Level, Pending, Popup};
-use crate::catalog::search::{Filter, Hit, SearchIndex};
+use crate::catalog::search::{Filter, Hit};
 use crate::event::Failure;
 use crate::git::Check;
 use crate::install::Installed;
@@ -11,7 +11,7 @@ use crate::tui::action::{Action, Effect};
 use crate::tui::keymap::{Command, Context};
 use crate::tui::layout::{self, Areas};
 use crate::tui::list::ListCursor;
-use crate::tui::model::{PackageDetails, PackageRow};
+use crate::tui::model::{PackageDetails, PackageList, PackageRow};
 
 type Status = Option<super::Status>;
 
@@ -60,7 +60,7 @@ pub struct InstallState {
 #[derive(Debug, Default)]
 pub struct CatalogState {
     pub focus: CatalogPane,
-    pub packages: Vec<PackageRow>,
+    pub packages: PackageList,
     pub etag: Option<String>,
     pub loading: bool,
     /// The catalog search over `packages`, holding the current query's hits.
@@ -93,7 +93,7 @@ impl CatalogState {
     }
 
     /// The selected hit and its package.
-    pub fn selected(&self) -> Option<(&Hit, &PackageRow)> {
+    pub fn selected(&self) -> Option<(&Hit, PackageRow)> {
         let hit = self.index.hits().get(self.cursor.selected)?;
         Some((hit, self.packages.get(hit.id)?))
     }
@@ -419,12 +419,7 @@ impl CatalogState {
             Action::Packages { packages, etag } => {
                 let before = self.selected_ref();
                 let query = self.query().to_string();
-                let index = SearchIndex::new(
-                    packages
-                        .iter()
-                        .map(|p| (p.org.as_str(), p.name.as_str(), p.description.as_str())),
-                );
-                self.index = Filter::new(std::sync::Arc::new(index));
+                self.index = Filter::new(packages.index());
                 self.index.set_query(&query);
                 self.packages = packages;
                 self.etag = etag;
