@@ -21,31 +21,10 @@ trap '[[ -n ${KEEP:-} ]] || rm -rf "$WORK"' EXIT
 export XDG_CONFIG_HOME=$WORK/cfg PUBDECK_DATA_DIR=$WORK/data
 unset PUBDECK_TOKEN PUBDECK_ORG PUBDECK_CATALOG
 
+# shellcheck source=scripts/noisy-repo.sh
+source "$ROOT/scripts/noisy-repo.sh"
+noisy_repo "$WORK" "$LINES"
 repo=$WORK/repo
-git init -q -b main "$repo"
-git init -q --bare "$WORK/remote.git"
-mkdir -p "$repo/.flox/env"
-# CMD: LINES lines of 79 digits and a newline.
-printf '%s\n' "awk -v n=$LINES 'BEGIN { for (i = 0; i < n; i++) printf \"%079d\\n\", i }'" >"$repo/noisy.sh"
-printf '.flox/cache/\n' >"$repo/.gitignore"
-cat >"$repo/.flox/env/manifest.toml" <<EOF
-version = 1
-
-[build.noisy]
-version = "1.0"
-command = '''
-bash noisy.sh
-mkdir -p \$out && echo done > \$out/result
-'''
-
-[build.quiet]
-version = "1.0"
-command = 'mkdir -p \$out && echo done > \$out/result'
-EOF
-git -C "$repo" add -A
-git -C "$repo" -c user.name=bench -c user.email=bench@example.invalid commit -qm bench
-git -C "$repo" remote add origin "$WORK/remote.git"
-git -C "$repo" push -q -u origin main
 
 "$BIN" build noisy --dir "$repo" >/dev/null 2>&1 # warm the page cache
 hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$WORK/h.json" \

@@ -33,8 +33,10 @@ fn demo_publish_then_find_it_in_the_catalog() {
     );
 
     let session = format!("pubdeck-e2e-{}", std::process::id());
+    let stats = tmp.path().join("frames.json");
     let cmd = format!(
-        "XDG_DATA_HOME={} XDG_CONFIG_HOME={} {} demo --path {}",
+        "PUBDECK_FRAME_STATS={} XDG_DATA_HOME={} XDG_CONFIG_HOME={} {} demo --path {}",
+        stats.display(),
         data.display(),
         data.display(),
         env!("CARGO_BIN_EXE_pubdeck"),
@@ -164,6 +166,18 @@ fn demo_publish_then_find_it_in_the_catalog() {
     let screen = t.wait_for("1.1.0        published", Duration::from_secs(60));
     assert!(screen.contains("✓ register"), "{screen}");
     t.keys(&["q"]);
+
+    // The session's own timings (PUBDECK_FRAME_STATS): every key pressed above was shown
+    // by a frame (the text typed counts one key per character).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !stats.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).expect("frame statistics")).unwrap();
+    assert!(v["turn"]["n"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["draw"]["n"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["key_to_frame"]["n"].as_u64().unwrap() >= 40, "{v}");
 }
 
 #[test]

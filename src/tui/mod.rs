@@ -11,6 +11,7 @@ pub mod ansi;
 pub mod app;
 pub mod backend;
 pub mod engine;
+pub mod frames;
 pub mod input;
 pub mod keymap;
 pub mod layout;

@@ -250,49 +250,75 @@ async fn run_inner(backend: Arc<dyn Backend>, opts: Options) -> io::Result<()> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_draw: Option<Instant> = None;
     let quit = Action::Command(Command::Quit);
-
-    loop {
-        let deadline = last_draw.map_or_else(tokio::time::Instant::now, |t| {
-            tokio::time::Instant::from_std(t + opts.frame)
-        });
-        let action = tokio::select! {
-            ev = events.next() => match ev {
-                Some(Ok(ev)) => map_event(ev),
-                Some(Err(e)) => return Err(e),
-                None => Some(quit.clone()),
-            },
-            Some(a) = rx.recv() => Some(a),
-            _ = tick.tick() => Some(Action::Tick),
-            _ = sigterm.recv() => Some(quit.clone()),
-            _ = sigint.recv() => Some(quit.clone()),
-            _ = sighup.recv() => Some(quit.clone()),
-            _ = tokio::time::sleep_until(deadline), if app.dirty => None,
-        };
-        if let Some(action) = action {
-            if !dispatch(&mut app, action, backend.as_ref(), &tx) {
-                break;
-            }
-            // Coalesce: apply whatever else is already waiting before drawing.
-            let mut budget = DRAIN_BUDGET;
-            let drain_until = Instant::now() + opts.frame / 2;
-            while budget > 0 && Instant::now() < drain_until {
-                let Ok(a) = rx.try_recv() else { break };
-                if !dispatch(&mut app, a, backend.as_ref(), &tx) {
-                    return Ok(());
+    let mut stats = super::frames::FrameStats::from_env();
+    let result: io::Result<()> = async {
+        loop {
+            let deadline = last_draw.map_or_else(tokio::time::Instant::now, |t| {
+                tokio::time::Instant::from_std(t + opts.frame)
+            });
+            let action = tokio::select! {
+                ev = events.next() => match ev {
+                    Some(Ok(ev)) => map_event(ev),
+                    Some(Err(e)) => return Err(e),
+                    None => Some(quit.clone()),
+                },
+                Some(a) = rx.recv() => Some(a),
+                _ = tick.tick() => Some(Action::Tick),
+                _ = sigterm.recv() => Some(quit.clone()),
+                _ = sigint.recv() => Some(quit.clone()),
+                _ = sighup.recv() => Some(quit.clone()),
+                _ = tokio::time::sleep_until(deadline), if app.dirty => None,
+            };
+            let turn = Instant::now();
+            // Input is answered at once: no draining of the inbox first, and a frame now
+            // rather than when the next one is due (a log flood waits for its 60 fps).
+            let input = matches!(
+                action,
+                Some(Action::Key(_) | Action::Mouse(_) | Action::Paste(_) | Action::Resize(..))
+            );
+            if let Some(action) = action {
+                if let Some(s) = stats.as_mut()
+                    && let Action::Key(_) = action
+                {
+                    s.key(turn);
                 }
-                budget -= 1;
+                if !dispatch(&mut app, action, backend.as_ref(), &tx) {
+                    break;
+                }
+                // Coalesce: apply whatever else is already waiting before drawing.
+                let mut budget = if input { 0 } else { DRAIN_BUDGET };
+                let drain_until = Instant::now() + opts.frame / 2;
+                while budget > 0 && Instant::now() < drain_until {
+                    let Ok(a) = rx.try_recv() else { break };
+                    if !dispatch(&mut app, a, backend.as_ref(), &tx) {
+                        return Ok(());
+                    }
+                    budget -= 1;
+                }
+            }
+            let due = input || last_draw.is_none_or(|t| t.elapsed() >= opts.frame);
+            if app.dirty && due {
+                let size = terminal.size()?;
+                if (size.width, size.height) != app.size {
+                    app.update(Action::Resize(size.width, size.height));
+                }
+                let drawing = Instant::now();
+                terminal.draw(|f| f.render_widget(&app, f.area()))?;
+                app.dirty = false;
+                last_draw = Some(Instant::now());
+                if let Some(s) = stats.as_mut() {
+                    s.drawn(drawing);
+                }
+            }
+            if let Some(s) = stats.as_mut() {
+                s.turn(turn);
             }
         }
-        let due = last_draw.is_none_or(|t| t.elapsed() >= opts.frame);
-        if app.dirty && due {
-            let size = terminal.size()?;
-            if (size.width, size.height) != app.size {
-                app.update(Action::Resize(size.width, size.height));
-            }
-            terminal.draw(|f| f.render_widget(&app, f.area()))?;
-            app.dirty = false;
-            last_draw = Some(Instant::now());
-        }
+        Ok(())
     }
-    Ok(())
+    .await;
+    if let Some(s) = stats {
+        s.write();
+    }
+    result
 }
