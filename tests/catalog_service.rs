@@ -24,6 +24,7 @@ on_all_backends!(
     restart_keeps_data,
     listing_etag,
     listing_changes_fetch_only_what_changed,
+    listing_is_in_byte_order_with_text_intact,
     access_control,
     catalog_admin,
     credentials_in_source_url_are_rejected,
@@ -353,6 +354,45 @@ async fn listed(c: &AnyCatalog) -> Vec<String> {
         .iter()
         .map(|p| format!("{}@{}", p.name, p.latest_version))
         .collect()
+}
+
+/// Package lists are read one JSON array per catalog: names come back in byte order on every
+/// database (whatever its collation), text survives quoting, fully yanked packages are left
+/// out, and a cold load (a service just started) lists the same as a warm one.
+async fn listing_is_in_byte_order_with_text_intact(mut fx: Fixture) {
+    let (owner, key) = setup(&fx, "myorg").await;
+    let names = ["b", "B", "a-b", "a.b", "a_b", "aB", "ab", "a0", "Z9"];
+    let text = "quotes \" and \\ backslashes, café — 日本語 🎉, [\"json\", 1]";
+    for (i, name) in names.iter().enumerate() {
+        let mut b = build(&key, "myorg", name, "1.0", &format!("c{i}"));
+        b.description = format!("{name}: {text}");
+        key.sign(&mut b);
+        owner.register_build(&b).await.unwrap();
+    }
+    owner
+        .register_build(&build(&key, "myorg", "gone", "1.0", "g"))
+        .await
+        .unwrap();
+    owner.yank("myorg", "gone", "1.0", true).await.unwrap();
+    let mut expected: Vec<&str> = names.to_vec();
+    expected.sort_unstable();
+    let check = |listing: Listing| {
+        let Listing::Packages { packages, .. } = listing else {
+            panic!("expected a list");
+        };
+        let got: Vec<&str> = packages.iter().map(|p| p.package.as_str()).collect();
+        assert_eq!(got, expected);
+        for p in &packages {
+            assert_eq!(p.description, format!("{}: {text}", p.package));
+            assert_eq!(p.name, format!("myorg/{}", p.package));
+            assert_eq!(p.latest_version, "1.0");
+        }
+    };
+    check(owner.list_packages(None).await.unwrap());
+    fx.restart().await;
+    let owner = fx.user("alice").await;
+    check(owner.list_packages(None).await.unwrap());
+    fx.finish().await;
 }
 
 async fn listing_changes_fetch_only_what_changed(fx: Fixture) {

@@ -5,6 +5,7 @@
 //! control here: that is [`super::embedded`]'s job.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -1253,44 +1254,82 @@ impl Db {
         })
         .transpose()
     }
+}
 
-    /// All packages of a catalog, by name, with its generation read in the same transaction.
-    pub async fn package_summaries(
+/// Catalogs read at once by [`Db::package_summaries_many`] (bind parameters per statement).
+const SUMMARIES_CHUNK: usize = 500;
+
+impl Db {
+    /// The packages of each of `catalogs` (those that exist), by name, each with the
+    /// catalog's generation, read in one transaction: generations first, so a list is never
+    /// older than the generation it is filed under. One row per catalog (its packages as one
+    /// JSON array), not one per package: a cold load of 100,000 packages is a few statements.
+    pub async fn package_summaries_many(
         &self,
-        catalog: &str,
-    ) -> CatalogResult<(i64, Vec<PackageSummary>)> {
-        let mut tx = self.pool.begin().await.map_err(map_db)?;
-        let generation = sqlx::query("SELECT generation FROM catalogs WHERE name = $1")
-            .bind(catalog)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_db)?
-            .map(|r| r.try_get::<i64, _>("generation"))
-            .transpose()
-            .map_err(map_db)?
-            .unwrap_or(-1);
-        let rows = sqlx::query(
-            "SELECT name, latest_version, description FROM packages WHERE catalog = $1 AND all_yanked = 0 ORDER BY name",
-        )
-        .bind(catalog)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_db)?;
-        tx.commit().await.map_err(map_db)?;
-        let list = rows
-            .iter()
-            .map(|r| {
-                let package = get_str(r, "name")?;
-                Ok(PackageSummary {
-                    name: format!("{catalog}/{package}"),
-                    org: catalog.to_string(),
-                    package,
-                    latest_version: get_str(r, "latest_version")?,
-                    description: get_str(r, "description")?,
-                })
-            })
-            .collect::<CatalogResult<Vec<_>>>()?;
-        Ok((generation, list))
+        catalogs: &[&str],
+    ) -> CatalogResult<Vec<(String, i64, Vec<PackageSummary>)>> {
+        let mut out = Vec::with_capacity(catalogs.len());
+        for chunk in catalogs.chunks(SUMMARIES_CHUNK) {
+            let params = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut tx = self.pool.begin().await.map_err(map_db)?;
+            let sql = format!("SELECT name, generation FROM catalogs WHERE name IN ({params})");
+            let mut q = sqlx::query(&sql);
+            for c in chunk {
+                q = q.bind(*c);
+            }
+            let generations = q.fetch_all(&mut *tx).await.map_err(map_db)?;
+            let sql = match self.backend {
+                Backend::Sqlite => format!(
+                    "SELECT catalog, json_group_array(json_array(name, latest_version, description)) AS list \
+                     FROM packages WHERE all_yanked = 0 AND catalog IN ({params}) GROUP BY catalog"
+                ),
+                Backend::Postgres => format!(
+                    "SELECT catalog, json_agg(json_build_array(name, latest_version, description))::text AS list \
+                     FROM packages WHERE all_yanked = 0 AND catalog IN ({params}) GROUP BY catalog"
+                ),
+            };
+            let mut q = sqlx::query(&sql);
+            for c in chunk {
+                q = q.bind(*c);
+            }
+            let lists = q.fetch_all(&mut *tx).await.map_err(map_db)?;
+            tx.commit().await.map_err(map_db)?;
+            let mut by_name: HashMap<String, String> = lists
+                .iter()
+                .map(|r| Ok((get_str(r, "catalog")?, get_str(r, "list")?)))
+                .collect::<CatalogResult<_>>()?;
+            for row in &generations {
+                let catalog = get_str(row, "name")?;
+                let generation = get_i64(row, "generation")?;
+                let list = match by_name.remove(&catalog) {
+                    Some(json) => {
+                        let mut rows: Vec<(String, String, String)> = serde_json::from_str(&json)
+                            .map_err(|e| {
+                            CatalogError::Internal(format!(
+                                "the package list of {catalog} did not parse: {e}"
+                            ))
+                        })?;
+                        // Byte order of names, whatever the database's collation.
+                        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                        rows.into_iter()
+                            .map(|(package, latest_version, description)| PackageSummary {
+                                name: format!("{catalog}/{package}"),
+                                org: catalog.clone(),
+                                package,
+                                latest_version,
+                                description,
+                            })
+                            .collect()
+                    }
+                    None => Vec::new(),
+                };
+                out.push((catalog, generation, list));
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -812,25 +812,37 @@ impl SearchCache {
         if let Some(disk) = &self.disk {
             self.read_index_file(disk, visible).await;
         }
-        let mut changed = false;
-        for (slot, row) in out.iter_mut().zip(visible) {
-            if slot.is_some() {
-                continue;
+        let mut stale = Vec::new();
+        for (i, (slot, row)) in out.iter_mut().zip(visible).enumerate() {
+            if slot.is_none() {
+                *slot = self.cached(row);
+                if slot.is_none() {
+                    stale.push(i);
+                }
             }
-            if let Some(c) = self.cached(row) {
-                *slot = Some(c);
-                continue;
+        }
+        let changed = !stale.is_empty();
+        if changed {
+            let names: Vec<&str> = stale.iter().map(|&i| visible[i].name.as_str()).collect();
+            let mut loaded: HashMap<String, (i64, Vec<PackageSummary>)> = db
+                .package_summaries_many(&names)
+                .await?
+                .into_iter()
+                .map(|(name, generation, list)| (name, (generation, list)))
+                .collect();
+            for i in stale {
+                let row = &visible[i];
+                // A catalog gone meanwhile is listed empty, under no generation.
+                let (generation, packages) = loaded.remove(&row.name).unwrap_or((-1, Vec::new()));
+                let index = Arc::new(CatalogIndex::new(
+                    &row.name,
+                    row.created_at,
+                    generation,
+                    &packages,
+                ));
+                self.insert(Arc::clone(&index));
+                out[i] = Some(index);
             }
-            let (generation, packages) = db.package_summaries(&row.name).await?;
-            let loaded = Arc::new(CatalogIndex::new(
-                &row.name,
-                row.created_at,
-                generation,
-                &packages,
-            ));
-            self.insert(Arc::clone(&loaded));
-            *slot = Some(loaded);
-            changed = true;
         }
         if changed && let Some(disk) = &self.disk {
             self.write_index_file(disk).await;
