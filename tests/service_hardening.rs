@@ -1,5 +1,6 @@
 //! The catalog service against hostile or careless clients, on loopback: half-sent request
-//! heads and idle connections, and error answers that are always JSON.
+//! heads and idle connections, and error answers that are always JSON; and the client against
+//! a hostile service (answers past its read limit).
 
 #[path = "common/catalog_support.rs"]
 mod catalog_support;
@@ -164,4 +165,79 @@ async fn every_error_body_is_json() {
         "{answer}"
     );
     fx.finish().await;
+}
+
+/// A one-connection HTTP server on 127.0.0.1 that answers the first request with `head`
+/// and then `body_bytes` bytes of body (in 64 KiB writes; it stops when the client goes).
+async fn hostile_server(head: String, body_bytes: usize) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 16 << 10];
+        let _ = s.read(&mut buf).await;
+        if s.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let chunk = vec![b' '; 64 << 10];
+        let mut sent = 0;
+        while sent < body_bytes {
+            let n = chunk.len().min(body_bytes - sent);
+            if s.write_all(&chunk[..n]).await.is_err() {
+                return;
+            }
+            sent += n;
+        }
+    });
+    addr
+}
+
+/// Answers from a catalog service are read up to a limit: a declared length past it is
+/// refused before reading, a body that streams past it is cut off, and an error answer is
+/// read only as far as its message could go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_larger_than_the_limit_are_refused() {
+    use pubdeck::catalog::{Catalog, CatalogClient, CatalogError};
+    let client = |addr: std::net::SocketAddr| {
+        CatalogClient::new(&format!("http://{addr}"), Some("t".into()))
+            .unwrap()
+            .with_body_limit(1 << 20)
+    };
+    let big = |err: CatalogError| {
+        assert!(
+            matches!(&err, CatalogError::Internal(m) if m.contains("larger than the 1048576 bytes")),
+            "{err:?}"
+        );
+    };
+
+    // Declared: 10 GB.
+    let addr = hostile_server(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n"
+            .into(),
+        64 << 10,
+    )
+    .await;
+    let t = Instant::now();
+    big(client(addr).whoami().await.unwrap_err());
+    assert!(t.elapsed() < Duration::from_secs(10));
+
+    // Undeclared (read to the end of the connection): 8 MiB streamed, cut off at 1 MiB.
+    let addr = hostile_server(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n".into(),
+        8 << 20,
+    )
+    .await;
+    big(client(addr).search("x", 5).await.unwrap_err());
+
+    // An error answer of 8 MiB: the status decides, the body is not held.
+    let addr = hostile_server(
+        "HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\n".into(),
+        8 << 20,
+    )
+    .await;
+    let err = client(addr).whoami().await.unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::Internal(m) if m.contains("500")),
+        "{err:?}"
+    );
 }

@@ -23,6 +23,8 @@ pub struct CatalogClient {
     base: Url,
     token: Option<Arc<str>>,
     http: reqwest::Client,
+    /// The largest answer read (see [`MAX_BODY`]).
+    max_body: usize,
 }
 
 impl std::fmt::Debug for CatalogClient {
@@ -118,7 +120,18 @@ impl CatalogClient {
         let token = token
             .filter(|t| !t.trim().is_empty())
             .map(|t| Arc::from(t.trim()));
-        Ok(CatalogClient { base, token, http })
+        Ok(CatalogClient {
+            base,
+            token,
+            http,
+            max_body: MAX_BODY,
+        })
+    }
+
+    /// This client refusing answers larger than `bytes` (default 256 MiB).
+    pub fn with_body_limit(mut self, bytes: usize) -> CatalogClient {
+        self.max_body = bytes;
+        self
     }
 
     /// The service URL.
@@ -168,7 +181,10 @@ impl CatalogClient {
         if status.is_success() || status == StatusCode::NOT_MODIFIED {
             return Ok(resp);
         }
-        let text = resp.text().await.unwrap_or_default();
+        let text = read_bounded(resp, MAX_ERROR_BODY)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         let (code, message) = serde_json::from_str::<ErrorBody>(&text)
             .map(|b| (b.error.code, b.error.message))
             .unwrap_or_else(|_| (String::new(), format!("the catalog answered {status}")));
@@ -188,14 +204,49 @@ impl CatalogClient {
 
     async fn send<T: DeserializeOwned>(&self, req: RequestBuilder) -> CatalogResult<T> {
         let resp = self.send_raw(req).await?;
-        resp.json::<T>().await.map_err(|e| {
-            CatalogError::Internal(format!(
-                "unexpected answer from {}: {}",
-                self.base,
-                e.without_url()
-            ))
-        })
+        self.json(resp).await
     }
+
+    /// The JSON body of `resp`, read up to [`MAX_BODY`].
+    async fn json<T: DeserializeOwned>(&self, resp: reqwest::Response) -> CatalogResult<T> {
+        let unexpected = |reason: String| {
+            CatalogError::Internal(format!("unexpected answer from {}: {reason}", self.base))
+        };
+        let body = read_bounded(resp, self.max_body)
+            .await
+            .map_err(unexpected)?;
+        serde_json::from_slice(&body).map_err(|e| unexpected(e.to_string()))
+    }
+}
+
+/// The largest answer read from a catalog service (a listing of a million packages is about
+/// 150 MB); past it the answer is refused rather than held.
+const MAX_BODY: usize = 256 << 20;
+/// The most of an error answer read (its message is a sentence).
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// The body of `resp`, or why not: more than `max` bytes (by its length or as it streams) or
+/// a broken read.
+async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    let too_big = || format!("the answer is larger than the {max} bytes this client reads");
+    if resp
+        .content_length()
+        .is_some_and(|n| n > u64::try_from(max).unwrap_or(u64::MAX))
+    {
+        return Err(too_big());
+    }
+    let mut body = Vec::with_capacity(resp.content_length().map_or(0, |n| n as usize).min(max));
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| e.without_url().to_string())?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 impl Catalog for CatalogClient {
@@ -326,13 +377,7 @@ impl Catalog for CatalogClient {
                     .unwrap_or_default(),
             });
         }
-        let body: PackagesBody = resp.json().await.map_err(|e| {
-            CatalogError::Internal(format!(
-                "unexpected answer from {}: {}",
-                self.base,
-                e.without_url()
-            ))
-        })?;
+        let body: PackagesBody = self.json(resp).await?;
         Ok(Listing::Packages {
             etag: etag.unwrap_or_default(),
             packages: body.packages,
