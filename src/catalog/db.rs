@@ -784,6 +784,13 @@ impl Db {
 
     /// The state version: it moves on with every change of visibility or of a package list.
     pub async fn state_version(&self) -> CatalogResult<i64> {
+        if let Some(pg) = &self.pg {
+            // Every request waits on this read: the native pool, apart from the writers'.
+            return sqlx::query_scalar::<_, i64>("SELECT version FROM catalog_state WHERE id = 1")
+                .fetch_one(pg)
+                .await
+                .map_err(map_db);
+        }
         let row = sqlx::query("SELECT version FROM catalog_state WHERE id = 1")
             .fetch_one(&self.pool)
             .await
