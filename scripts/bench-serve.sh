@@ -51,6 +51,48 @@ request = function()
 end
 EOF
 } >"$RUN/search.lua"
+# Distinct queries, none asked twice in a run (no answer comes from the result cache): name
+# prefixes, fuzzy abbreviations and description words, drawn from the workload with a seed.
+DISTINCT=$WORK/distinct-queries.txt
+if [[ ! -f $DISTINCT ]]; then
+  python3 - "$WORK/fzf.txt" "$DISTINCT" "$SEED" <<'PY'
+import random, sys
+src, out, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+random.seed(seed)
+rows = [l.rstrip("\n").split("\t") for l in open(src)]
+names = [r[0].split("/")[1] for r in rows]
+queries = set()
+while len(queries) < min(60000, 3 * len(names)):
+    r, n = random.random(), random.choice(names)
+    if r < 0.4:
+        q = n[: random.randint(2, min(8, len(n)))]
+    elif r < 0.8:
+        picked = sorted(random.sample(range(len(n)), min(len(n), random.randint(3, 6))))
+        q = "".join(n[i] for i in picked)
+    else:
+        words = random.choice(rows)[1].rstrip(".").lower().split()
+        q = " ".join(random.sample(words, min(2, len(words))))
+    queries.add(q)
+queries = sorted(queries)
+random.shuffle(queries)
+open(out, "w").write("\n".join(queries) + "\n")
+PY
+fi
+{
+  # (URL-escaped by Python: one jq per line is too slow for this many.)
+  python3 -c 'import sys, urllib.parse
+print("local queries = {")
+for q in open(sys.argv[1]).read().splitlines():
+    print("  \"%s\"," % urllib.parse.quote(q, safe=""))
+print("}")' "$DISTINCT"
+  cat <<'EOF'
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", "/v1/search?q=" .. queries[(i % #queries) + 1] .. "&limit=20")
+end
+EOF
+} >"$RUN/distinct.lua"
 {
   printf 'local pages = {\n'
   while IFS=/ read -r org pkg; do printf '  "/v1/catalogs/%s/packages/%s",\n' "$org" "$pkg"; done <"$WORK/show.txt"
@@ -109,6 +151,7 @@ for backend in $BACKENDS; do
   read -r h_rps h_p50 h_p99 h_err < <(load health /v1/health)
   read -r s_rps s_p50 s_p99 s_err < <(load search /v1/search "$RUN/search.lua")
   read -r p_rps p_p50 p_p99 p_err < <(load show / "$RUN/show.lua")
+  read -r d_rps d_p50 d_p99 d_err < <(load distinct /v1/search "$RUN/distinct.lua")
   kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
   echo "== $backend: $N packages in $ORGS orgs, seeded over HTTP in ${seed_s} s; wrk -t2 -c$CONNS -d${SECS}s"
   row() { awk -v n="$1" -v r="$2" -v a="$3" -v b="$4" -v e="$5" -v h="$h_rps" \
@@ -116,8 +159,9 @@ for backend in $BACKENDS; do
   row health "$h_rps" "$h_p50" "$h_p99" "$h_err"
   row search "$s_rps" "$s_p50" "$s_p99" "$s_err"
   row show "$p_rps" "$p_p50" "$p_p99" "$p_err"
-  echo "$backend $s_rps $p_rps" >>"$RUN/summary"
+  row distinct "$d_rps" "$d_p50" "$d_p99" "$d_err"
+  echo "$backend $s_rps $p_rps $d_rps" >>"$RUN/summary"
 done
 if [[ $(wc -l <"$RUN/summary") -eq 2 ]]; then
-  awk 'NR == 1 { s = $2; p = $3 } NR == 2 { printf "postgres/sqlite: search %.2fx  show %.2fx\n", $2 / s, $3 / p }' "$RUN/summary"
+  awk 'NR == 1 { s = $2; p = $3; d = $4 } NR == 2 { printf "postgres/sqlite: search %.2fx  show %.2fx  distinct %.2fx\n", $2 / s, $3 / p, $4 / d }' "$RUN/summary"
 fi

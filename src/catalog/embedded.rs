@@ -560,12 +560,16 @@ impl Catalog for EmbeddedCatalog {
     }
 
     async fn list_packages(&self, if_none_match: Option<&str>) -> CatalogResult<Listing> {
-        let (visible, etag) = self.visible_catalogs().await?;
-        let etag = etag.to_string();
+        let (visible, etag_arc) = self.visible_catalogs().await?;
+        let etag = etag_arc.to_string();
         if if_none_match.is_some_and(|tags| etag_matches(tags, &etag)) {
             return Ok(Listing::NotModified { etag });
         }
-        let lists = self.backend.cache.snapshot(self.db(), &visible).await?;
+        let lists = self
+            .backend
+            .cache
+            .lists(&etag_arc, self.db(), &visible)
+            .await?;
         let packages = lists.iter().flat_map(|c| c.packages()).collect();
         Ok(Listing::Packages { etag, packages })
     }
@@ -635,13 +639,8 @@ impl Catalog for EmbeddedCatalog {
         if let Some(hits) = cache.cached_result(&etag, query, limit) {
             return Ok(hits.as_ref().clone());
         }
-        let lists = cache.snapshot(self.db(), &visible).await?;
-        // The scan is CPU-bound: keep it off the async worker threads.
-        let q = query.to_string();
-        let hits = tokio::task::spawn_blocking(move || super::search::search(&lists, &q, limit))
-            .await
-            .map(Arc::new)
-            .map_err(|e| CatalogError::Internal(format!("search task failed: {e}")))?;
+        let lists = cache.lists(&etag, self.db(), &visible).await?;
+        let hits = Arc::new(cache.search(lists, query, limit).await?);
         cache.store_result(&etag, query, limit, Arc::clone(&hits));
         Ok(hits.as_ref().clone())
     }

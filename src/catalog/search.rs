@@ -71,6 +71,62 @@ struct Entry {
     lower_description: Span,
 }
 
+/// What the prefilters read of one package, kept apart from [`Entry`] so a scan reads 16
+/// bytes per package.
+#[derive(Debug, Clone, Copy, Default)]
+struct Chars {
+    /// The characters of the lower-cased name ([`char_mask`]; all bits when not ASCII).
+    name: u64,
+    /// The characters of the lower-cased description.
+    description: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prefilters: a term can match a name only if every character of the term occurs in it, and
+// occur in a description only if every character and every pair of adjacent characters of
+// the term occur in it. Checking bit sets rejects most packages in a few nanoseconds, before
+// the fuzzy matcher or the substring search runs; whatever passes is matched as before, so
+// the filters change no result (`prefilters_change_no_result` checks this against the
+// unfiltered search).
+
+/// Words of the character-pair bit set.
+const PAIR_WORDS: usize = 4;
+
+/// The bit of one (lower-cased) byte.
+fn char_bit(b: u8) -> u32 {
+    match b {
+        b'a'..=b'z' => u32::from(b - b'a'),
+        b'0'..=b'9' => 26 + u32::from(b - b'0'),
+        b'-' => 36,
+        b'.' => 37,
+        b'_' => 38,
+        b' ' => 39,
+        0x80.. => 63,
+        other => 40 + u32::from(other) % 23,
+    }
+}
+
+/// The bits of the bytes of `s`.
+fn char_mask(s: &[u8]) -> u64 {
+    s.iter().fold(0, |m, &b| m | 1u64 << char_bit(b))
+}
+
+/// The bits of the adjacent byte pairs of `s`.
+fn pair_mask(s: &[u8]) -> [u64; PAIR_WORDS] {
+    let mut m = [0u64; PAIR_WORDS];
+    for w in s.windows(2) {
+        let h =
+            (u32::from(w[0]).wrapping_mul(31) ^ u32::from(w[1])).wrapping_mul(0x9E37_79B1) >> 24;
+        m[(h as usize / 64) % PAIR_WORDS] |= 1u64 << (h % 64);
+    }
+    m
+}
+
+/// `have` holds every bit of `need`.
+fn covers(have: u64, need: u64) -> bool {
+    have & need == need
+}
+
 /// An immutable index over packages: `(org, name, version, description)` in a fixed order;
 /// ids are positions in that order. Every string lives in one buffer, so building an index of
 /// 100,000 packages is a handful of allocations, and scoring reads names in place.
@@ -79,6 +135,10 @@ pub struct SearchIndex {
     text: String,
     orgs: Vec<OrgEntry>,
     entries: Vec<Entry>,
+    /// Per entry, in the same order.
+    chars: Vec<Chars>,
+    /// Per entry: the character pairs of the lower-cased description.
+    pairs: Vec<[u64; PAIR_WORDS]>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -101,6 +161,8 @@ impl SearchIndexBuilder {
     pub fn with_capacity(packages: usize, text_bytes: usize) -> SearchIndexBuilder {
         let mut b = SearchIndexBuilder::default();
         b.idx.entries.reserve(packages);
+        b.idx.chars.reserve(packages);
+        b.idx.pairs.reserve(packages);
         b.idx.text.reserve(text_bytes);
         b
     }
@@ -167,6 +229,19 @@ impl SearchIndexBuilder {
         let version = self.push_str(version);
         let description_span = self.push_str(description);
         let lower_description = self.push_lower(description, description_span);
+        // The fuzzy matcher folds accents: a name that is not ASCII is never filtered out.
+        let name_chars = if name.is_ascii() {
+            char_mask(self.idx.at(lower_name).as_bytes())
+        } else {
+            u64::MAX
+        };
+        let lower = self.idx.at(lower_description).as_bytes();
+        let (description, pairs) = (char_mask(lower), pair_mask(lower));
+        self.idx.chars.push(Chars {
+            name: name_chars,
+            description,
+        });
+        self.idx.pairs.push(pairs);
         self.idx.entries.push(Entry {
             org,
             name: name_span,
@@ -210,6 +285,8 @@ impl SearchIndex {
             text: String::with_capacity(parts.iter().map(|p| p.text.len()).sum()),
             orgs: Vec::with_capacity(parts.iter().map(|p| p.orgs.len()).sum()),
             entries: Vec::with_capacity(parts.iter().map(|p| p.entries.len()).sum()),
+            chars: Vec::with_capacity(parts.iter().map(|p| p.chars.len()).sum()),
+            pairs: Vec::with_capacity(parts.iter().map(|p| p.pairs.len()).sum()),
         };
         for part in parts {
             let (text_at, org_at) = (out.text.len(), out.orgs.len());
@@ -232,12 +309,31 @@ impl SearchIndex {
                 description: shift(e.description),
                 lower_description: shift(e.lower_description),
             }));
+            out.chars.extend_from_slice(&part.chars);
+            out.pairs.extend_from_slice(&part.pairs);
         }
         out
     }
 
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// The packages that pass the character filters of every term (`Query::character_needs`),
+    /// in index order: one pass over 16 bytes per package.
+    fn candidates<'a>(
+        &'a self,
+        need: &'a [(u64, Option<u64>)],
+    ) -> impl Iterator<Item = usize> + 'a {
+        self.chars
+            .iter()
+            .enumerate()
+            .filter(move |(_, c)| {
+                need.iter().all(|&(name, text)| {
+                    covers(c.name, name) || text.is_some_and(|t| covers(c.description, t))
+                })
+            })
+            .map(|(id, _)| id)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -299,8 +395,23 @@ struct Term {
     org: Option<Atom>,
     /// Fuzzy pattern for the name (`None`: any name).
     name: Option<Atom>,
+    /// The characters a name needs to match `name` (0: no filter).
+    name_chars: u64,
     /// Lower-cased term for the description (terms without `/` only), with its searcher.
     text: Option<(usize, memchr::memmem::Finder<'static>)>,
+    /// The characters and pairs a description needs to contain `text`.
+    text_chars: u64,
+    text_pairs: [u64; PAIR_WORDS],
+}
+
+/// The characters a name needs to match the fuzzy pattern `p` (none when `p` is not ASCII:
+/// the matcher may fold it).
+fn name_filter(p: &str) -> u64 {
+    if p.is_ascii() {
+        char_mask(p.to_ascii_lowercase().as_bytes())
+    } else {
+        0
+    }
 }
 
 /// A parsed query.
@@ -329,19 +440,25 @@ impl Query {
                 Some((o, n)) => Term {
                     org: (!o.is_empty()).then(|| atom(o)),
                     name: (!n.is_empty()).then(|| atom(n)),
+                    name_chars: name_filter(n),
                     text: None,
+                    text_chars: 0,
+                    text_pairs: [0; PAIR_WORDS],
                 },
-                None => Term {
-                    org: None,
-                    name: Some(atom(t)),
-                    text: Some({
-                        let lower = t.to_lowercase();
-                        (
+                None => {
+                    let lower = t.to_lowercase();
+                    Term {
+                        org: None,
+                        name: Some(atom(t)),
+                        name_chars: name_filter(t),
+                        text_chars: char_mask(lower.as_bytes()),
+                        text_pairs: pair_mask(lower.as_bytes()),
+                        text: Some((
                             lower.chars().count(),
                             memchr::memmem::Finder::new(lower.as_bytes()).into_owned(),
-                        )
-                    }),
-                },
+                        )),
+                    }
+                }
             })
             .collect();
         Query {
@@ -353,6 +470,16 @@ impl Query {
 
     pub fn as_str(&self) -> &str {
         &self.raw
+    }
+
+    /// Per term that constrains the name: the characters its name needs, and those its
+    /// description needs when the term may match there instead.
+    fn character_needs(&self) -> Vec<(u64, Option<u64>)> {
+        self.terms
+            .iter()
+            .filter(|t| t.name.is_some())
+            .map(|t| (t.name_chars, t.text.as_ref().map(|_| t.text_chars)))
+            .collect()
     }
 
     /// No terms: everything matches, in index order.
@@ -497,8 +624,40 @@ fn top<T, K: Ord>(v: &mut Vec<T>, limit: usize, key: impl Fn(&T) -> K) {
 }
 
 fn score_with(m: &mut Matcher, idx: &SearchIndex, id: usize, q: &Query) -> Option<i64> {
+    score_filtered(m, idx, id, q, true)
+}
+
+/// Whether the name of package `id` may match term `t` (`filter` false: always).
+fn name_may(idx: &SearchIndex, id: usize, t: &Term, filter: bool) -> bool {
+    !filter || covers(idx.chars[id].name, t.name_chars)
+}
+
+/// Whether the description of package `id` may contain term `t`'s text (`filter` false:
+/// always).
+fn text_may(idx: &SearchIndex, id: usize, t: &Term, filter: bool) -> bool {
+    !filter
+        || (covers(idx.chars[id].description, t.text_chars)
+            && (0..PAIR_WORDS).all(|w| covers(idx.pairs[id][w], t.text_pairs[w])))
+}
+
+fn score_filtered(
+    m: &mut Matcher,
+    idx: &SearchIndex,
+    id: usize,
+    q: &Query,
+    filter: bool,
+) -> Option<i64> {
     if q.terms.is_empty() {
         return Some(0);
+    }
+    // The filters first, for every term: most packages stop here.
+    for t in &q.terms {
+        if t.name.is_some()
+            && !name_may(idx, id, t, filter)
+            && !(t.text.is_some() && text_may(idx, id, t, filter))
+        {
+            return None;
+        }
     }
     let mut buf = Vec::new();
     let mut total = 0i64;
@@ -507,15 +666,19 @@ fn score_with(m: &mut Matcher, idx: &SearchIndex, id: usize, q: &Query) -> Optio
         if let Some(o) = &t.org {
             s += i64::from(o.score(Utf32Str::new(idx.org(id), &mut buf), m)?);
         }
-        let name = t
-            .name
-            .as_ref()
-            .map(|a| a.score(Utf32Str::new(idx.name(id), &mut buf), m));
+        let name = t.name.as_ref().map(|a| {
+            if name_may(idx, id, t, filter) {
+                a.score(Utf32Str::new(idx.name(id), &mut buf), m)
+            } else {
+                None
+            }
+        });
         match (name, &t.text) {
             (None, _) => {}
             (Some(Some(n)), _) => s += 2 * i64::from(n),
             (Some(None), Some((chars, finder)))
-                if finder.find(idx.lower_description(id).as_bytes()).is_some() =>
+                if text_may(idx, id, t, filter)
+                    && finder.find(idx.lower_description(id).as_bytes()).is_some() =>
             {
                 s += DESCRIPTION_PER_CHAR * *chars as i64
             }
@@ -685,10 +848,21 @@ const RESULT_CACHE_SIZE: usize = 512;
 
 type ResultKey = (String, String, usize);
 
+/// The package lists of a visible set of catalogs, in its order.
+pub(crate) type Lists = Arc<Vec<Arc<CatalogIndex>>>;
+
+/// Visible sets whose lists are kept at once (the map is dropped when full).
+const SET_CACHE_SIZE: usize = 256;
+
 /// Per-catalog package lists shared by all requests of one process.
 pub(crate) struct SearchCache {
     catalogs: RwLock<HashMap<String, Arc<CatalogIndex>>>,
+    /// The lists of a visible set, by its ETag: a request whose set was seen before gets its
+    /// lists with one lookup, not one per catalog.
+    sets: RwLock<HashMap<Arc<str>, Lists>>,
     results: RwLock<HashMap<ResultKey, Arc<Vec<SearchHit>>>>,
+    /// Searches scanning now: while others run, a search keeps to one core.
+    scanning: std::sync::atomic::AtomicUsize,
     reload: tokio::sync::Mutex<()>,
     disk: Option<Disk>,
 }
@@ -703,7 +877,9 @@ impl Default for SearchCache {
     fn default() -> Self {
         SearchCache {
             catalogs: RwLock::default(),
+            sets: RwLock::default(),
             results: RwLock::default(),
+            scanning: std::sync::atomic::AtomicUsize::new(0),
             reload: tokio::sync::Mutex::new(()),
             disk: None,
         }
@@ -730,6 +906,8 @@ pub(crate) fn etag_for(visible: &[CatalogRow]) -> String {
     let mut h = Sha256::new();
     for c in visible {
         h.update(c.name.as_bytes());
+        h.update(b":");
+        h.update(c.created_at.to_string().as_bytes());
         h.update(b":");
         h.update(c.generation.to_string().as_bytes());
         h.update(b"\n");
@@ -795,6 +973,55 @@ impl SearchCache {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(c.name.clone(), c);
+    }
+
+    /// [`SearchCache::snapshot`] of the visible set whose ETag is `etag`, remembered.
+    pub(crate) async fn lists(
+        &self,
+        etag: &Arc<str>,
+        db: &Db,
+        visible: &[CatalogRow],
+    ) -> CatalogResult<Lists> {
+        if let Some(l) = self
+            .sets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(etag)
+        {
+            return Ok(Arc::clone(l));
+        }
+        let lists = Arc::new(self.snapshot(db, visible).await?);
+        insert_bounded(
+            &self.sets,
+            SET_CACHE_SIZE,
+            Arc::clone(etag),
+            Arc::clone(&lists),
+        );
+        Ok(lists)
+    }
+
+    /// The best `limit` packages of `lists` for `query`, off the async threads: on every
+    /// core while no other search runs, on one while others do (under load, splitting each
+    /// scan only adds threads).
+    pub(crate) async fn search(
+        &self,
+        lists: Lists,
+        query: &str,
+        limit: usize,
+    ) -> CatalogResult<Vec<SearchHit>> {
+        use std::sync::atomic::Ordering;
+        struct Scanning<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Scanning<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let _scanning = Scanning(&self.scanning);
+        let threads = (self.scanning.fetch_add(1, Ordering::Relaxed) > 0).then_some(1);
+        let q = query.to_string();
+        tokio::task::spawn_blocking(move || search_on(&lists, &q, limit, threads))
+            .await
+            .map_err(|e| crate::catalog::CatalogError::Internal(format!("search task failed: {e}")))
     }
 
     /// Current package lists of `visible` catalogs (reloading stale ones), in their order.
@@ -935,6 +1162,7 @@ impl SearchCache {
 
 /// The best `limit` packages of `catalogs` for `query`, best first (see the module rules).
 /// Large scans are split across the machine's cores.
+#[cfg(test)]
 pub(crate) fn search(catalogs: &[Arc<CatalogIndex>], query: &str, limit: usize) -> Vec<SearchHit> {
     search_on(catalogs, query, limit, None)
 }
@@ -990,13 +1218,17 @@ fn scan<'a>(
     limit: usize,
 ) -> Vec<(i64, &'a CatalogIndex, usize)> {
     let mut hits = Vec::new();
-    for cat in catalogs {
-        for id in 0..cat.index.len() {
-            if let Some(score) = Searcher::score(&cat.index, id, q) {
-                hits.push((score, &**cat, id));
+    let need = q.character_needs();
+    MATCHER.with(|m| {
+        let m = &mut m.borrow_mut();
+        for cat in catalogs {
+            for id in cat.index.candidates(&need) {
+                if let Some(score) = score_with(m, &cat.index, id, q) {
+                    hits.push((score, &**cat, id));
+                }
             }
         }
-    }
+    });
     top(&mut hits, limit, |&(s, c, id)| hit_key(s, c, id));
     hits
 }
@@ -1030,6 +1262,108 @@ mod tests {
     fn cat(names: &[(&str, &str)]) -> Arc<CatalogIndex> {
         let rows: Vec<(&str, &str, &str)> = names.iter().map(|(n, d)| ("org", *n, *d)).collect();
         Arc::new(CatalogIndex::new("org", 0, 0, &summaries(&rows)))
+    }
+
+    /// The prefilters reject only what the matcher would: every package gets the same score
+    /// (or none) with and without them, for names and queries in upper and lower case, with
+    /// digits, punctuation, accents and other scripts.
+    #[test]
+    fn prefilters_change_no_result() {
+        let parts = [
+            "py", "dh", "Auth", "café", "naïve", "ß", "日本", "x86_64", "v1.2", "-", "lib", "ÉTÉ",
+            "qz", "utils", "ü", "perl-q", "a",
+        ];
+        let mut rows = Vec::new();
+        let mut state = 7u64;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize % n
+        };
+        for i in 0..600 {
+            let name: String = (0..1 + next(3))
+                .map(|_| parts[next(parts.len())])
+                .collect::<Vec<_>>()
+                .join(if i % 2 == 0 { "-" } else { "" });
+            let description: String = (0..next(6))
+                .map(|_| parts[next(parts.len())])
+                .collect::<Vec<_>>()
+                .join(" ");
+            let org = ["Acme", "beta", "çorp"][i % 3];
+            rows.push((org.to_string(), format!("{name}{i}"), description));
+        }
+        let idx = SearchIndex::new(
+            rows.iter()
+                .map(|(o, n, d)| (o.as_str(), n.as_str(), d.as_str())),
+        );
+        let queries = [
+            "py",
+            "PY",
+            "pydh",
+            "auth",
+            "Auth",
+            "AUTH",
+            "cafe",
+            "café",
+            "CAFÉ",
+            "naive",
+            "ss",
+            "ß",
+            "日本",
+            "本",
+            "x86",
+            "x8664",
+            "_",
+            "v1.2",
+            "1.2",
+            ".",
+            "-",
+            "lib utils",
+            "qz a",
+            "perl-q",
+            "e",
+            "é",
+            "ete",
+            "été",
+            "acme/py",
+            "/lib",
+            "çorp/",
+            "beta/au",
+            "ü u",
+            "utils café",
+            "zz",
+            "a a a",
+            "9",
+            "59",
+        ];
+        let mut m = Matcher::new(Config::DEFAULT);
+        let mut matching_queries = 0;
+        for q in queries {
+            let q = Query::parse(q);
+            let mut matched = 0;
+            let need = q.character_needs();
+            let candidates: std::collections::HashSet<usize> = idx.candidates(&need).collect();
+            for (id, row) in rows.iter().enumerate() {
+                let with = score_filtered(&mut m, &idx, id, &q, true);
+                let without = score_filtered(&mut m, &idx, id, &q, false);
+                assert_eq!(with, without, "{:?} on {row:?}", q.as_str());
+                assert!(
+                    without.is_none() || candidates.contains(&id),
+                    "the scan's first pass drops a match: {:?} on {row:?}",
+                    q.as_str()
+                );
+                matched += usize::from(with.is_some());
+            }
+            matching_queries += usize::from(matched > 0);
+        }
+        assert!(
+            matching_queries >= 30,
+            "{matching_queries} queries matched anything"
+        );
+        // Filters do reject: a query of characters no name or description has.
+        let q = Query::parse("zzz");
+        assert!((0..idx.len()).all(|id| score_filtered(&mut m, &idx, id, &q, true).is_none()));
     }
 
     #[test]
