@@ -93,33 +93,51 @@ struct Chars {
 const PAIR_WORDS: usize = 4;
 
 /// The bit of one (lower-cased) byte.
-fn char_bit(b: u8) -> u32 {
+const fn char_bit(b: u8) -> u8 {
     match b {
-        b'a'..=b'z' => u32::from(b - b'a'),
-        b'0'..=b'9' => 26 + u32::from(b - b'0'),
+        b'a'..=b'z' => b - b'a',
+        b'0'..=b'9' => 26 + (b - b'0'),
         b'-' => 36,
         b'.' => 37,
         b'_' => 38,
         b' ' => 39,
         0x80.. => 63,
-        other => 40 + u32::from(other) % 23,
+        other => 40 + other % 23,
     }
 }
+
+/// [`char_bit`] of every byte (indexing is cheaper than the match, at 100,000 packages).
+static CHAR_BITS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = char_bit(i as u8);
+        i += 1;
+    }
+    t
+};
 
 /// The bits of the bytes of `s`.
 fn char_mask(s: &[u8]) -> u64 {
-    s.iter().fold(0, |m, &b| m | 1u64 << char_bit(b))
+    s.iter()
+        .fold(0, |m, &b| m | 1u64 << CHAR_BITS[usize::from(b)])
 }
 
-/// The bits of the adjacent byte pairs of `s`.
-fn pair_mask(s: &[u8]) -> [u64; PAIR_WORDS] {
-    let mut m = [0u64; PAIR_WORDS];
-    for w in s.windows(2) {
-        let h =
-            (u32::from(w[0]).wrapping_mul(31) ^ u32::from(w[1])).wrapping_mul(0x9E37_79B1) >> 24;
-        m[(h as usize / 64) % PAIR_WORDS] |= 1u64 << (h % 64);
+/// The bits of the bytes of `s` and of its adjacent pairs of bytes (by their bits), in one
+/// pass.
+fn char_and_pair_masks(s: &[u8]) -> (u64, [u64; PAIR_WORDS]) {
+    let (mut chars, mut pairs) = (0u64, [0u64; PAIR_WORDS]);
+    let mut prev: Option<u32> = None;
+    for &b in s {
+        let c = u32::from(CHAR_BITS[usize::from(b)]);
+        chars |= 1u64 << c;
+        if let Some(p) = prev {
+            let h = ((p << 6) | c).wrapping_mul(0x9E37_79B1) >> 24;
+            pairs[(h / 64) as usize % PAIR_WORDS] |= 1u64 << (h % 64);
+        }
+        prev = Some(c);
     }
-    m
+    (chars, pairs)
 }
 
 /// `have` holds every bit of `need`.
@@ -236,7 +254,7 @@ impl SearchIndexBuilder {
             u64::MAX
         };
         let lower = self.idx.at(lower_description).as_bytes();
-        let (description, pairs) = (char_mask(lower), pair_mask(lower));
+        let (description, pairs) = char_and_pair_masks(lower);
         self.idx.chars.push(Chars {
             name: name_chars,
             description,
@@ -447,12 +465,13 @@ impl Query {
                 },
                 None => {
                     let lower = t.to_lowercase();
+                    let (text_chars, text_pairs) = char_and_pair_masks(lower.as_bytes());
                     Term {
                         org: None,
                         name: Some(atom(t)),
                         name_chars: name_filter(t),
-                        text_chars: char_mask(lower.as_bytes()),
-                        text_pairs: pair_mask(lower.as_bytes()),
+                        text_chars,
+                        text_pairs,
                         text: Some((
                             lower.chars().count(),
                             memchr::memmem::Finder::new(lower.as_bytes()).into_owned(),
