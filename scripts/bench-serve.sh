@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The catalog service under load: wrk against /v1/health (the HTTP floor of this stack on this
-# machine), /v1/search with rotating distinct queries, and /v1/catalogs/{org}/packages/{pkg},
-# on SQLite and on PostgreSQL, in one run. Prints req/s and latency of each, and each as a
-# ratio of the health floor.
+# machine), /v1/search with the workload's 50 queries in rotation (after one warm pass, as a
+# running service would have seen them: answers come from the result cache), /v1/catalogs/
+# {org}/packages/{pkg}, and "distinct": /v1/search with up to 60,000 queries never asked
+# twice in the run (every one a full scan), on SQLite and on PostgreSQL, in one run. Prints
+# req/s and latency of each, and each as a ratio of the health floor.
 #
 #   scripts/bench-serve.sh [PACKAGES [ORGS [SEED [SECONDS [CONNECTIONS]]]]]   (100000 400 1 10 200)
 #
