@@ -34,25 +34,7 @@ trap cleanup EXIT
 export XDG_CONFIG_HOME=$RUN/cfg PUBDECK_DATA_DIR=$RUN/data
 unset PUBDECK_TOKEN PUBDECK_ORG PUBDECK_CATALOG
 
-# wrk scripts: rotating search queries and package pages, with the bearer token.
-lua_list() { # NAME FILE -> a Lua table of URL-escaped lines
-  printf 'local %s = {\n' "$1"
-  while IFS= read -r line; do
-    printf '  "%s",\n' "$(printf '%s' "$line" | jq -sRr @uri)"
-  done <"$2"
-  printf '}\n'
-}
 command -v jq >/dev/null || { echo "bench-serve: needs jq" >&2; exit 2; }
-{
-  lua_list queries "$WORK/queries.txt"
-  cat <<'EOF'
-local i = 0
-request = function()
-  i = i + 1
-  return wrk.format("GET", "/v1/search?q=" .. queries[(i % #queries) + 1] .. "&limit=20")
-end
-EOF
-} >"$RUN/search.lua"
 # Distinct queries, none asked twice in a run (no answer comes from the result cache): name
 # prefixes, fuzzy abbreviations and description words, drawn from the workload with a seed.
 DISTINCT=$WORK/distinct-queries.txt
@@ -80,13 +62,13 @@ random.shuffle(queries)
 open(out, "w").write("\n".join(queries) + "\n")
 PY
 fi
-{
-  # (URL-escaped by Python: one jq per line is too slow for this many.)
+# wrk scripts: rotating search queries and package pages, with the bearer token.
+search_lua() { # QUERIES_FILE -> a wrk script asking them in turn (URL-escaped by Python)
   python3 -c 'import sys, urllib.parse
 print("local queries = {")
 for q in open(sys.argv[1]).read().splitlines():
     print("  \"%s\"," % urllib.parse.quote(q, safe=""))
-print("}")' "$DISTINCT"
+print("}")' "$1"
   cat <<'EOF'
 local i = 0
 request = function()
@@ -94,7 +76,9 @@ request = function()
   return wrk.format("GET", "/v1/search?q=" .. queries[(i % #queries) + 1] .. "&limit=20")
 end
 EOF
-} >"$RUN/distinct.lua"
+}
+search_lua "$WORK/queries.txt" >"$RUN/search.lua"
+search_lua "$DISTINCT" >"$RUN/distinct.lua"
 {
   printf 'local pages = {\n'
   while IFS=/ read -r org pkg; do printf '  "/v1/catalogs/%s/packages/%s",\n' "$org" "$pkg"; done <"$WORK/show.txt"
