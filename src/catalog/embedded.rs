@@ -66,6 +66,11 @@ struct Visible {
 const VISIBLE_CACHE_USERS: usize = 2_000;
 /// Tokens cached at once (the map is dropped when full).
 const TOKEN_CACHE_SIZE: usize = 10_000;
+/// The version of a catalog's package list in a listing ([`ListedCatalog::version`]).
+fn list_version(created_at: i64, generation: i64) -> String {
+    format!("{created_at}-{generation}")
+}
+
 /// Catalogs a [`Catalog::list_changes`] caller may say it knows.
 const MAX_KNOWN_CATALOGS: usize = 100_000;
 
@@ -585,40 +590,38 @@ impl Catalog for EmbeddedCatalog {
             .iter()
             .map(|k| (k.name.as_str(), k.version.as_str()))
             .collect();
-        let version = |row: &CatalogRow| format!("{}-{}", row.created_at, row.generation);
-        let catalogs: Vec<ListedCatalog> = visible
-            .iter()
-            .map(|row| ListedCatalog {
-                name: row.name.clone(),
-                version: version(row),
-            })
-            .collect();
         let stale: Vec<CatalogRow> = visible
             .iter()
-            .zip(&catalogs)
-            .filter(|(_, c)| known.get(c.name.as_str()) != Some(&c.version.as_str()))
-            .map(|(row, _)| row.clone())
+            .filter(|r| {
+                known.get(r.name.as_str()).copied()
+                    != Some(list_version(r.created_at, r.generation).as_str())
+            })
+            .cloned()
             .collect();
         let lists = self.backend.cache.snapshot(self.db(), &stale).await?;
-        let mut catalogs = catalogs;
         let changed: Vec<CatalogPackages> = lists
             .iter()
             .map(|c| CatalogPackages {
                 name: c.name.clone(),
                 // The list as read, which may be newer than the row seen above.
-                version: format!("{}-{}", c.created_at, c.generation),
+                version: list_version(c.created_at, c.generation),
                 packages: c.packages().collect(),
             })
             .collect();
-        let at: HashMap<&str, &str> = changed
+        let fetched: HashMap<&str, &str> = changed
             .iter()
             .map(|c| (c.name.as_str(), c.version.as_str()))
             .collect();
-        for c in &mut catalogs {
-            if let Some(v) = at.get(c.name.as_str()) {
-                c.version = v.to_string();
-            }
-        }
+        let catalogs = visible
+            .iter()
+            .map(|r| ListedCatalog {
+                name: r.name.clone(),
+                version: fetched.get(r.name.as_str()).map_or_else(
+                    || list_version(r.created_at, r.generation),
+                    |v| v.to_string(),
+                ),
+            })
+            .collect();
         Ok(ListingChanges {
             etag: etag.to_string(),
             catalogs,
