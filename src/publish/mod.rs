@@ -312,14 +312,7 @@ pub async fn run_reviewed(
             already_published: true,
             durations: stages.durations,
         };
-        send(
-            tx,
-            Event::Published {
-                reference: published.reference(),
-            },
-        )
-        .await;
-        return Ok(published);
+        return Ok(announce(tx, published).await);
     }
 
     // 3. clean build (emits the clone and build stages itself)
@@ -486,6 +479,11 @@ pub async fn run_reviewed(
         already_published: outcome.status == RegisterStatus::AlreadyPublished,
         durations: stages.durations,
     };
+    Ok(announce(tx, published).await)
+}
+
+/// Says `published` is done (the last event of every publish that succeeds) and returns it.
+async fn announce(tx: &EventTx, published: Published) -> Published {
     send(
         tx,
         Event::Published {
@@ -493,7 +491,7 @@ pub async fn run_reviewed(
         },
     )
     .await;
-    Ok(published)
+    published
 }
 
 /// Packs the output and the store paths it refers to (from the local Nix store), content-
