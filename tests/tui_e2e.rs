@@ -186,12 +186,7 @@ fn no_mouse_leaves_the_mouse_to_the_terminal() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let work = tmp.path().join("work");
-    let repo_manifest =
-        "version = 1\n[build.hello]\nversion = \"1.0\"\ncommand = 'mkdir -p $out'\n";
-    std::fs::create_dir_all(work.join(".flox/env")).unwrap();
-    std::fs::write(work.join(".flox/env/manifest.toml"), repo_manifest).unwrap();
-    let data = tmp.path().join("xdg");
+    let (work, data) = hello_workspace(tmp.path());
     // tmux knows whether the application asked for mouse events (#{mouse_any_flag}).
     let mut flags = Vec::new();
     for (i, extra) in ["", " --no-mouse"].iter().enumerate() {
@@ -216,6 +211,17 @@ fn no_mouse_leaves_the_mouse_to_the_terminal() {
     );
 }
 
+/// A work directory with one build, `hello` (not a git repository: the checks fail, the
+/// screen still comes up), and the XDG directory for the run: `(work, data)` under `tmp`.
+fn hello_workspace(tmp: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let work = tmp.join("work");
+    let repo_manifest =
+        "version = 1\n[build.hello]\nversion = \"1.0\"\ncommand = 'mkdir -p $out'\n";
+    std::fs::create_dir_all(work.join(".flox/env")).unwrap();
+    std::fs::write(work.join(".flox/env/manifest.toml"), repo_manifest).unwrap();
+    (work, tmp.join("xdg"))
+}
+
 fn screen_has(t: &Tmux, text: &str) -> bool {
     t.capture().contains(text)
 }
@@ -226,12 +232,7 @@ fn keys_and_theme_from_the_config_file() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let work = tmp.path().join("work");
-    let repo_manifest =
-        "version = 1\n[build.hello]\nversion = \"1.0\"\ncommand = 'mkdir -p $out'\n";
-    std::fs::create_dir_all(work.join(".flox/env")).unwrap();
-    std::fs::write(work.join(".flox/env/manifest.toml"), repo_manifest).unwrap();
-    let data = tmp.path().join("xdg");
+    let (work, data) = hello_workspace(tmp.path());
     let config = data.join("pubdeck/config.toml");
     std::fs::create_dir_all(config.parent().unwrap()).unwrap();
     let cmd = || {
