@@ -343,15 +343,15 @@ impl SearchIndex {
         &'a self,
         need: &'a [(u64, Option<u64>)],
     ) -> impl Iterator<Item = usize> + 'a {
-        self.chars
-            .iter()
-            .enumerate()
-            .filter(move |(_, c)| {
-                need.iter().all(|&(name, text)| {
-                    covers(c.name, name) || text.is_some_and(|t| covers(c.description, t))
-                })
-            })
-            .map(|(id, _)| id)
+        (0..self.len()).filter(move |&id| self.may_match(id, need))
+    }
+
+    /// Whether package `id` passes the character filters of every term.
+    fn may_match(&self, id: usize, need: &[(u64, Option<u64>)]) -> bool {
+        let c = &self.chars[id];
+        need.iter().all(|&(name, text)| {
+            covers(c.name, name) || text.is_some_and(|t| covers(c.description, t))
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -549,10 +549,12 @@ impl Searcher {
         let candidates: Vec<usize> = candidates.into_iter().collect();
         let threads = threads_for(candidates.len());
         // Every match of `ids` (in order) and the best `limit` of them.
+        let need = q.character_needs();
         let score_all = |ids: &[usize]| -> (Vec<usize>, Vec<(i64, usize)>) {
             let mut scored: Vec<(i64, usize)> = MATCHER.with(|m| {
                 let m = &mut m.borrow_mut();
                 ids.iter()
+                    .filter(|&&id| idx.may_match(id, &need))
                     .filter_map(|&id| Some((score_with(m, idx, id, q)?, id)))
                     .collect()
             });
@@ -668,15 +670,6 @@ fn score_filtered(
 ) -> Option<i64> {
     if q.terms.is_empty() {
         return Some(0);
-    }
-    // The filters first, for every term: most packages stop here.
-    for t in &q.terms {
-        if t.name.is_some()
-            && !name_may(idx, id, t, filter)
-            && !(t.text.is_some() && text_may(idx, id, t, filter))
-        {
-            return None;
-        }
     }
     let mut buf = Vec::new();
     let mut total = 0i64;
