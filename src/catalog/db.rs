@@ -1282,12 +1282,10 @@ impl Db {
                 .collect::<Vec<_>>()
                 .join(", ");
             let mut tx = self.pool.begin().await.map_err(map_db)?;
+            // Both statements take the chunk's names as their parameters.
+            let names = |sql| chunk.iter().fold(sqlx::query(sql), |q, c| q.bind(*c));
             let sql = format!("SELECT name, generation FROM catalogs WHERE name IN ({params})");
-            let mut q = sqlx::query(&sql);
-            for c in chunk {
-                q = q.bind(*c);
-            }
-            let generations = q.fetch_all(&mut *tx).await.map_err(map_db)?;
+            let generations = names(&sql).fetch_all(&mut *tx).await.map_err(map_db)?;
             let sql = match self.backend {
                 Backend::Sqlite => format!(
                     "SELECT catalog, json_group_array(json_array(name, latest_version, description)) AS list \
@@ -1298,11 +1296,7 @@ impl Db {
                      FROM packages WHERE all_yanked = 0 AND catalog IN ({params}) GROUP BY catalog"
                 ),
             };
-            let mut q = sqlx::query(&sql);
-            for c in chunk {
-                q = q.bind(*c);
-            }
-            let lists = q.fetch_all(&mut *tx).await.map_err(map_db)?;
+            let lists = names(&sql).fetch_all(&mut *tx).await.map_err(map_db)?;
             tx.commit().await.map_err(map_db)?;
             let mut by_name: HashMap<String, String> = lists
                 .iter()
