@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 use super::db::{CatalogRow, Db};
 use super::index_file;
+use super::scan_pool::ScanPool;
 use super::{CatalogResult, PackageSummary, SearchHit};
 
 /// Results the workbench keeps for display.
@@ -132,17 +133,137 @@ fn char_and_pair_masks(s: &[u8]) -> (u64, [u64; PAIR_WORDS]) {
         let c = u32::from(CHAR_BITS[usize::from(b)]);
         chars |= 1u64 << c;
         if let Some(p) = prev {
-            let h = ((p << 6) | c).wrapping_mul(0x9E37_79B1) >> 24;
-            pairs[(h / 64) as usize % PAIR_WORDS] |= 1u64 << (h % 64);
+            let (word, bit) = pair_slot(p, c);
+            pairs[word] |= 1u64 << bit;
         }
         prev = Some(c);
     }
     (chars, pairs)
 }
 
+/// The word and bit of the pair of character bits `(p, c)` in a pair set.
+fn pair_slot(p: u32, c: u32) -> (usize, u32) {
+    let h = ((p << 6) | c).wrapping_mul(0x9E37_79B1) >> 24;
+    ((h / 64) as usize % PAIR_WORDS, h % 64)
+}
+
 /// `have` holds every bit of `need`.
 fn covers(have: u64, need: u64) -> bool {
     have & need == need
+}
+
+// ---------------------------------------------------------------------------------------------
+// Score bounds: a scan for the best `limit` packages need not score a package whose score
+// cannot reach the `limit`-th best found so far. The bounds follow nucleo-matcher 0.3.1's
+// scoring (`score.rs`, `config.rs` with `Config::DEFAULT`): a matched character earns
+// `SCORE_MATCH` plus a bonus of at most `BONUS_BOUNDARY + 2` (after whitespace, or at the
+// start of the text), and the first character of the pattern earns its bonus twice. A
+// consecutive character earns at most the bonus its run started with. In a *plain* name
+// (ASCII, no whitespace, none of the delimiters `/,:;|`) only the first character is preceded
+// by "whitespace": a match that does not start there earns at most `BONUS_BOUNDARY` per
+// character. Finer, per character of the pattern: a character earns `BONUS_BOUNDARY` only
+// where it follows a non-word character (or is one), `BONUS_CAMEL123` only after a lower-case
+// letter or a non-digit, and nothing elsewhere; a character can continue a run (keeping the
+// run's bonus, at least `BONUS_CONSECUTIVE`) only if it follows the previous one somewhere in
+// the name, and otherwise pays at least `PENALTY_GAP_START`. `score_bounds_hold` checks the
+// bounds against the matcher on thousands of names; a matcher version that broke them fails
+// it.
+
+/// nucleo's `SCORE_MATCH`.
+const MATCH: i64 = 16;
+/// nucleo's largest bonus (`bonus_boundary_white`).
+const BONUS_MAX: i64 = 10;
+/// nucleo's largest bonus after the first character of a plain name (`BONUS_BOUNDARY`).
+const BONUS_PLAIN: i64 = 8;
+/// nucleo's `BONUS_CAMEL123`.
+const BONUS_CAMEL: i64 = 5;
+/// nucleo's `BONUS_CONSECUTIVE`.
+const BONUS_RUN: i64 = 4;
+/// nucleo's `PENALTY_GAP_START`.
+const GAP: i64 = 3;
+
+/// The largest fuzzy score of a pattern of `n` characters whose bonuses are at most `bonus`.
+const fn fuzzy_bound(n: i64, bonus: i64) -> i64 {
+    if n == 0 {
+        return 0;
+    }
+    MATCH * n + 2 * bonus + bonus * (n - 1)
+}
+
+/// What a scan's score bound reads of one package's name, apart from [`Entry`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Head {
+    /// The first byte of the lower-cased name when the name is plain (see above), else 0
+    /// (and the other masks are unused).
+    first: u8,
+    /// The name's length in bytes (the first tie-break after the score), saturated.
+    len: u32,
+    /// The characters (by [`char_bit`]) that earn `BONUS_BOUNDARY` somewhere after the first.
+    boundary: u64,
+    /// The characters that earn `BONUS_CAMEL123` somewhere after the first.
+    camel: u64,
+    /// The adjacent pairs of the lower-cased name.
+    pairs: [u64; PAIR_WORDS],
+}
+
+impl Head {
+    fn of(name: &str) -> Head {
+        #[derive(PartialEq)]
+        enum Class {
+            Lower,
+            Upper,
+            Digit,
+            Other,
+        }
+        let class = |b: u8| match b {
+            b'a'..=b'z' => Class::Lower,
+            b'A'..=b'Z' => Class::Upper,
+            b'0'..=b'9' => Class::Digit,
+            _ => Class::Other,
+        };
+        let len = u32::try_from(name.len()).unwrap_or(u32::MAX);
+        let bytes = name.as_bytes();
+        let plain = name.is_ascii()
+            && !bytes
+                .iter()
+                .any(|b| b.is_ascii_whitespace() || b"/,:;|".contains(b));
+        let Some(&first) = bytes.first().filter(|_| plain) else {
+            return Head {
+                len,
+                ..Head::default()
+            };
+        };
+        let (mut boundary, mut camel) = (0u64, 0u64);
+        for w in bytes.windows(2) {
+            let (prev, this) = (class(w[0]), class(w[1]));
+            let bit = 1u64 << CHAR_BITS[usize::from(w[1].to_ascii_lowercase())];
+            if this == Class::Other || prev == Class::Other {
+                boundary |= bit;
+            } else if (prev == Class::Lower && this == Class::Upper)
+                || (prev != Class::Digit && this == Class::Digit)
+            {
+                camel |= bit;
+            }
+        }
+        Head {
+            first: first.to_ascii_lowercase(),
+            len,
+            boundary,
+            camel,
+            pairs: char_and_pair_masks(name.to_ascii_lowercase().as_bytes()).1,
+        }
+    }
+
+    /// The most a character of bit `bit` earns as bonus after the first character.
+    fn bonus(&self, bit: u8) -> i64 {
+        if self.boundary >> bit & 1 == 1 {
+            BONUS_PLAIN
+        } else if self.camel >> bit & 1 == 1 {
+            BONUS_CAMEL
+        } else {
+            0
+        }
+    }
 }
 
 /// An immutable index over packages: `(org, name, version, description)` in a fixed order;
@@ -157,6 +278,8 @@ pub struct SearchIndex {
     chars: Vec<Chars>,
     /// Per entry: the character pairs of the lower-cased description.
     pairs: Vec<[u64; PAIR_WORDS]>,
+    /// Per entry: what the score bound reads.
+    heads: Vec<Head>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -181,6 +304,7 @@ impl SearchIndexBuilder {
         b.idx.entries.reserve(packages);
         b.idx.chars.reserve(packages);
         b.idx.pairs.reserve(packages);
+        b.idx.heads.reserve(packages);
         b.idx.text.reserve(text_bytes);
         b
     }
@@ -260,6 +384,7 @@ impl SearchIndexBuilder {
             description,
         });
         self.idx.pairs.push(pairs);
+        self.idx.heads.push(Head::of(name));
         self.idx.entries.push(Entry {
             org,
             name: name_span,
@@ -305,6 +430,7 @@ impl SearchIndex {
             entries: Vec::with_capacity(parts.iter().map(|p| p.entries.len()).sum()),
             chars: Vec::with_capacity(parts.iter().map(|p| p.chars.len()).sum()),
             pairs: Vec::with_capacity(parts.iter().map(|p| p.pairs.len()).sum()),
+            heads: Vec::with_capacity(parts.iter().map(|p| p.heads.len()).sum()),
         };
         for part in parts {
             let (text_at, org_at) = (out.text.len(), out.orgs.len());
@@ -329,6 +455,7 @@ impl SearchIndex {
             }));
             out.chars.extend_from_slice(&part.chars);
             out.pairs.extend_from_slice(&part.pairs);
+            out.heads.extend_from_slice(&part.heads);
         }
         out
     }
@@ -420,6 +547,106 @@ struct Term {
     /// The characters and pairs a description needs to contain `text`.
     text_chars: u64,
     text_pairs: [u64; PAIR_WORDS],
+    /// Score bounds: of the org pattern; of the name pattern on any name and on a plain
+    /// name that does not start with `first` (the pattern's first character, lower-cased
+    /// ASCII; 0: none); of the description.
+    org_bound: i64,
+    name_bound: i64,
+    first: u8,
+    /// Per character of the name pattern (ASCII only; else empty): its [`char_bit`] and the
+    /// [`pair_slot`] of it after the previous one.
+    needle: Vec<(u8, usize, u32)>,
+    text_bound: i64,
+}
+
+impl Term {
+    fn new(
+        org: Option<Atom>,
+        name: Option<Atom>,
+        name_chars: u64,
+        text: Option<(usize, memchr::memmem::Finder<'static>)>,
+    ) -> Term {
+        let chars = |a: &Option<Atom>| a.as_ref().map_or(0, |a| a.needle_text().len() as i64);
+        let first = name
+            .as_ref()
+            .and_then(|a| a.needle_text().chars().next())
+            .filter(char::is_ascii)
+            .map_or(0, |c| c.to_ascii_lowercase() as u8);
+        let (text_chars, text_pairs, text_bound) = match &text {
+            Some((n, finder)) => {
+                let (c, p) = char_and_pair_masks(finder.needle());
+                (c, p, DESCRIPTION_PER_CHAR * *n as i64)
+            }
+            None => (0, [0; PAIR_WORDS], 0),
+        };
+        let mut needle = Vec::new();
+        if let Some(a) = &name
+            && a.needle_text().is_ascii()
+        {
+            let mut prev = None;
+            for c in a.needle_text().chars() {
+                let bit = CHAR_BITS[usize::from(c.to_ascii_lowercase() as u8)];
+                let (word, pair) = prev.map_or((0, 0), |p| pair_slot(p, u32::from(bit)));
+                needle.push((bit, word, pair));
+                prev = Some(u32::from(bit));
+            }
+        }
+        Term {
+            org_bound: fuzzy_bound(chars(&org), BONUS_MAX),
+            name_bound: fuzzy_bound(chars(&name), BONUS_MAX),
+            first,
+            needle,
+            text_bound,
+            org,
+            name,
+            name_chars,
+            text,
+            text_chars,
+            text_pairs,
+        }
+    }
+
+    /// At least the score of this term on package `id` of `idx`: what its name could earn
+    /// (nothing when it lacks a character of the pattern) or else its description.
+    fn bound(&self, idx: &SearchIndex, id: usize) -> i64 {
+        let head = &idx.heads[id];
+        let name = if self.name.is_none() || !name_may(idx, id, self, true) {
+            0
+        } else if head.first == 0 || self.needle.is_empty() {
+            2 * self.name_bound
+        } else {
+            2 * self.name_bound_on(head)
+        };
+        let text = if self.text.is_some() && text_may(idx, id, self, true) {
+            self.text_bound
+        } else {
+            0
+        };
+        self.org_bound + name.max(text)
+    }
+
+    /// At least the fuzzy score of the name pattern on a plain name with `head`.
+    fn name_bound_on(&self, head: &Head) -> i64 {
+        let (bit, _, _) = self.needle[0];
+        // The run's bonus: the first character at the name's start earns the most.
+        let mut run = if head.first == self.first {
+            BONUS_MAX
+        } else {
+            head.bonus(bit)
+        };
+        let mut score = MATCH + 2 * run;
+        for &(bit, word, pair) in &self.needle[1..] {
+            let own = head.bonus(bit);
+            if head.pairs[word] >> pair & 1 == 1 {
+                run = run.max(own).max(BONUS_RUN);
+                score += MATCH + run;
+            } else {
+                run = own;
+                score += MATCH + own - GAP;
+            }
+        }
+        score
+    }
 }
 
 /// The characters a name needs to match the fuzzy pattern `p` (none when `p` is not ASCII:
@@ -455,28 +682,23 @@ impl Query {
         let terms = query
             .split_whitespace()
             .map(|t| match t.split_once('/') {
-                Some((o, n)) => Term {
-                    org: (!o.is_empty()).then(|| atom(o)),
-                    name: (!n.is_empty()).then(|| atom(n)),
-                    name_chars: name_filter(n),
-                    text: None,
-                    text_chars: 0,
-                    text_pairs: [0; PAIR_WORDS],
-                },
+                Some((o, n)) => Term::new(
+                    (!o.is_empty()).then(|| atom(o)),
+                    (!n.is_empty()).then(|| atom(n)),
+                    name_filter(n),
+                    None,
+                ),
                 None => {
                     let lower = t.to_lowercase();
-                    let (text_chars, text_pairs) = char_and_pair_masks(lower.as_bytes());
-                    Term {
-                        org: None,
-                        name: Some(atom(t)),
-                        name_chars: name_filter(t),
-                        text_chars,
-                        text_pairs,
-                        text: Some((
+                    Term::new(
+                        None,
+                        Some(atom(t)),
+                        name_filter(t),
+                        Some((
                             lower.chars().count(),
                             memchr::memmem::Finder::new(lower.as_bytes()).into_owned(),
                         )),
-                    }
+                    )
                 }
             })
             .collect();
@@ -499,6 +721,22 @@ impl Query {
             .filter(|t| t.name.is_some())
             .map(|t| (t.name_chars, t.text.as_ref().map(|_| t.text_chars)))
             .collect()
+    }
+
+    /// At least the score of package `id` of `idx`, without reading its text.
+    fn bound(&self, idx: &SearchIndex, id: usize) -> i64 {
+        let head = &idx.heads[id];
+        // The exact and prefix bonuses need a name starting with the query, or (org/name)
+        // one shorter than it.
+        let whole = if head.first != 0
+            && self.whole.as_bytes().first() != Some(&head.first)
+            && self.whole.len() <= head.len as usize
+        {
+            0
+        } else {
+            EXACT
+        };
+        whole + self.terms.iter().map(|t| t.bound(idx, id)).sum::<i64>()
     }
 
     /// No terms: everything matches, in index order.
@@ -855,10 +1093,83 @@ struct Disk {
     others: std::sync::Mutex<Option<Vec<Arc<CatalogIndex>>>>,
 }
 
-/// Recent search answers kept per (ETag of the visible catalogs, query, limit).
-const RESULT_CACHE_SIZE: usize = 512;
+/// Memory for search answers kept per (ETag of the visible catalogs, query, limit): about
+/// 8,000 answers of 20 hits.
+const RESULT_CACHE_BYTES: usize = 32 << 20;
 
 type ResultKey = (String, String, usize);
+
+/// Search answers, at most `budget` bytes of them (strings and their headers). When full, a
+/// randomly chosen answer makes room: a load rotating through more distinct queries than fit
+/// still finds the share that fits, where dropping everything (or the oldest) finds nothing.
+/// Answers under stale ETags are never asked for again and leave the same way.
+struct ResultCache {
+    map: HashMap<ResultKey, (Arc<Vec<SearchHit>>, usize)>,
+    /// The keys of `map`, for the random choice; `map` holds each one's position.
+    keys: Vec<ResultKey>,
+    bytes: usize,
+    budget: usize,
+    rng: u64,
+}
+
+impl ResultCache {
+    fn new(budget: usize) -> ResultCache {
+        ResultCache {
+            map: HashMap::new(),
+            keys: Vec::new(),
+            bytes: 0,
+            budget,
+            rng: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    fn get(&self, key: &ResultKey) -> Option<Arc<Vec<SearchHit>>> {
+        self.map.get(key).map(|(hits, _)| Arc::clone(hits))
+    }
+
+    /// The memory an entry holds (the key twice: in `map` and in `keys`).
+    fn size(key: &ResultKey, hits: &[SearchHit]) -> usize {
+        let key = key.0.len() + key.1.len() + std::mem::size_of::<ResultKey>();
+        let hits: usize = hits
+            .iter()
+            .map(|h| {
+                std::mem::size_of::<SearchHit>()
+                    + h.name.len()
+                    + h.org.len()
+                    + h.package.len()
+                    + h.latest_version.len()
+                    + h.description.len()
+            })
+            .sum();
+        2 * key + hits + 64
+    }
+
+    fn insert(&mut self, key: ResultKey, hits: Arc<Vec<SearchHit>>) {
+        let size = ResultCache::size(&key, &hits);
+        if size > self.budget || self.map.contains_key(&key) {
+            return;
+        }
+        while self.bytes + size > self.budget && !self.keys.is_empty() {
+            // xorshift64: a victim chosen evenly, with no state but this word.
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            let at = (self.rng % self.keys.len() as u64) as usize;
+            let victim = self.keys.swap_remove(at);
+            if let Some(moved) = self.keys.get(at)
+                && let Some(entry) = self.map.get_mut(moved)
+            {
+                entry.1 = at;
+            }
+            if let Some((hits, _)) = self.map.remove(&victim) {
+                self.bytes -= ResultCache::size(&victim, &hits);
+            }
+        }
+        self.bytes += size;
+        self.keys.push(key.clone());
+        self.map.insert(key, (hits, self.keys.len() - 1));
+    }
+}
 
 /// The package lists of a visible set of catalogs, in its order.
 pub(crate) type Lists = Arc<Vec<Arc<CatalogIndex>>>;
@@ -872,9 +1183,11 @@ pub(crate) struct SearchCache {
     /// The lists of a visible set, by its ETag: a request whose set was seen before gets its
     /// lists with one lookup, not one per catalog.
     sets: RwLock<HashMap<Arc<str>, Lists>>,
-    results: RwLock<HashMap<ResultKey, Arc<Vec<SearchHit>>>>,
-    /// Searches scanning now: while others run, a search keeps to one core.
-    scanning: std::sync::atomic::AtomicUsize,
+    results: RwLock<ResultCache>,
+    /// Searches scanning or queued now: while others wait, a search keeps to one core.
+    scanning: Arc<std::sync::atomic::AtomicUsize>,
+    /// Where scans run: one thread per core, started with the first scan.
+    pool: std::sync::OnceLock<std::io::Result<ScanPool>>,
     reload: tokio::sync::Mutex<()>,
     disk: Option<Disk>,
 }
@@ -890,8 +1203,9 @@ impl Default for SearchCache {
         SearchCache {
             catalogs: RwLock::default(),
             sets: RwLock::default(),
-            results: RwLock::default(),
-            scanning: std::sync::atomic::AtomicUsize::new(0),
+            results: RwLock::new(ResultCache::new(RESULT_CACHE_BYTES)),
+            scanning: Arc::default(),
+            pool: std::sync::OnceLock::new(),
             reload: tokio::sync::Mutex::new(()),
             disk: None,
         }
@@ -953,11 +1267,9 @@ impl SearchCache {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
-            .cloned()
     }
 
-    /// Remembers an answer; the whole cache is dropped when full (entries keyed by stale
-    /// ETags are never hit again).
+    /// Remembers an answer (see [`ResultCache`]).
     pub(crate) fn store_result(
         &self,
         etag: &str,
@@ -965,12 +1277,10 @@ impl SearchCache {
         limit: usize,
         hits: Arc<Vec<SearchHit>>,
     ) {
-        insert_bounded(
-            &self.results,
-            RESULT_CACHE_SIZE,
-            (etag.to_string(), query.to_string(), limit),
-            hits,
-        );
+        self.results
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((etag.to_string(), query.to_string(), limit), hits);
     }
 
     fn cached(&self, row: &CatalogRow) -> Option<Arc<CatalogIndex>> {
@@ -1028,12 +1338,27 @@ impl SearchCache {
                 self.0.fetch_sub(1, Ordering::Relaxed);
             }
         }
+        // Counted while queued too: a scan takes every core only when it is the only one.
         let _scanning = Scanning(&self.scanning);
-        let threads = (self.scanning.fetch_add(1, Ordering::Relaxed) > 0).then_some(1);
+        self.scanning.fetch_add(1, Ordering::Relaxed);
+        let pool = self
+            .pool
+            .get_or_init(|| {
+                ScanPool::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+            })
+            .as_ref()
+            .map_err(|e| {
+                crate::catalog::CatalogError::Internal(format!("cannot start search threads: {e}"))
+            })?;
+        let scanning = Arc::clone(&self.scanning);
         let q = query.to_string();
-        tokio::task::spawn_blocking(move || search_on(&lists, &q, limit, threads))
-            .await
-            .map_err(|e| crate::catalog::CatalogError::Internal(format!("search task failed: {e}")))
+        pool.run(move || {
+            let threads = (scanning.load(Ordering::Relaxed) > 1).then_some(1);
+            search_on(&lists, &q, limit, threads)
+        })
+        .await
+        .ok_or_else(|| crate::catalog::CatalogError::Internal("the search scan failed".into()))
+        .map_err(|e| crate::catalog::CatalogError::Internal(format!("search task failed: {e}")))
     }
 
     /// Current package lists of `visible` catalogs (reloading stale ones), in their order.
@@ -1223,26 +1548,57 @@ fn search_on(
         .collect()
 }
 
-/// The best `limit` matches among `catalogs`.
+/// The best `limit` matches among `catalogs`. Once `limit` matches are found, a package
+/// whose [`Query::bound`] cannot reach the `limit`-th best so far is not scored: at 100,000
+/// packages most of a common query's matches are never scored.
 fn scan<'a>(
     catalogs: &'a [Arc<CatalogIndex>],
     q: &Query,
     limit: usize,
 ) -> Vec<(i64, &'a CatalogIndex, usize)> {
+    scan_bounded(catalogs, q, limit, true).0
+}
+
+/// [`scan`], skipping what cannot rank when `bounded` (tests compare both), and how many
+/// packages were scored.
+fn scan_bounded<'a>(
+    catalogs: &'a [Arc<CatalogIndex>],
+    q: &Query,
+    limit: usize,
+    bounded: bool,
+) -> (Vec<(i64, &'a CatalogIndex, usize)>, usize) {
     let mut hits = Vec::new();
+    let mut scored = 0;
+    if limit == 0 {
+        return (hits, scored);
+    }
     let need = q.character_needs();
+    // The score and name length of the `limit`-th best hit so far, once there is one.
+    let mut bar: Option<(i64, u32)> = None;
+    let trim_at = limit + 128;
     MATCHER.with(|m| {
         let m = &mut m.borrow_mut();
         for cat in catalogs {
             for id in cat.index.candidates(&need) {
+                if let Some((score, len)) = bar {
+                    let bound = q.bound(&cat.index, id);
+                    if bound < score || (bound == score && cat.index.heads[id].len > len) {
+                        continue;
+                    }
+                }
+                scored += 1;
                 if let Some(score) = score_with(m, &cat.index, id, q) {
                     hits.push((score, &**cat, id));
+                    if bounded && hits.len() >= trim_at {
+                        top(&mut hits, limit, |&(s, c, id)| hit_key(s, c, id));
+                        bar = hits.last().map(|&(s, c, id)| (s, c.index.heads[id].len));
+                    }
                 }
             }
         }
     });
     top(&mut hits, limit, |&(s, c, id)| hit_key(s, c, id));
-    hits
+    (hits, scored)
 }
 
 /// The order of results across catalogs: score, then shorter names, then `org/name`.
@@ -1279,11 +1635,15 @@ mod tests {
     /// The prefilters reject only what the matcher would: every package gets the same score
     /// (or none) with and without them, for names and queries in upper and lower case, with
     /// digits, punctuation, accents and other scripts.
-    #[test]
-    fn prefilters_change_no_result() {
+    /// `(org, name, description)`.
+    type Row = (String, String, String);
+
+    /// 600 packages of mixed names (cases, digits, punctuation, accents, other scripts,
+    /// whitespace and delimiters) and queries over them.
+    fn mixed() -> (Vec<Row>, SearchIndex, Vec<&'static str>) {
         let parts = [
             "py", "dh", "Auth", "café", "naïve", "ß", "日本", "x86_64", "v1.2", "-", "lib", "ÉTÉ",
-            "qz", "utils", "ü", "perl-q", "a",
+            "qz", "utils", "ü", "perl-q", "a", "a b", "p|q", "c:d", "x/y",
         ];
         let mut rows = Vec::new();
         let mut state = 7u64;
@@ -1343,12 +1703,21 @@ mod tests {
             "çorp/",
             "beta/au",
             "ü u",
+            "a b",
+            "x/y",
+            "p|q",
             "utils café",
             "zz",
             "a a a",
             "9",
             "59",
         ];
+        (rows, idx, queries.to_vec())
+    }
+
+    #[test]
+    fn prefilters_change_no_result() {
+        let (rows, idx, queries) = mixed();
         let mut m = Matcher::new(Config::DEFAULT);
         let mut matching_queries = 0;
         for q in queries {
@@ -1376,6 +1745,140 @@ mod tests {
         // Filters do reject: a query of characters no name or description has.
         let q = Query::parse("zzz");
         assert!((0..idx.len()).all(|id| score_filtered(&mut m, &idx, id, &q, true).is_none()));
+    }
+
+    /// The scan's score bound is at least the score of every package for every query, and a
+    /// scan that skips by it ranks exactly as one that scores everything.
+    #[test]
+    fn score_bounds_hold() {
+        let (rows, idx, queries) = mixed();
+        let mut m = Matcher::new(Config::DEFAULT);
+        let mut scored = 0;
+        for q in &queries {
+            let q = Query::parse(q);
+            for (id, row) in rows.iter().enumerate() {
+                if let Some(score) = score_filtered(&mut m, &idx, id, &q, false) {
+                    let bound = q.bound(&idx, id);
+                    assert!(
+                        bound >= score,
+                        "{:?} on {row:?}: {score} > {bound}",
+                        q.as_str()
+                    );
+                    scored += 1;
+                }
+            }
+        }
+        assert!(scored > 1000, "{scored} scores checked");
+        // Names of the shape the bound is tight on (`lang-word-kind`, many equal scores),
+        // in several catalogs, against the same names scored in full.
+        let (langs, words, kinds) = (
+            ["py", "r", "lua", "go", "rust", "lib", "Perl", "x86"],
+            [
+                "tls", "log", "tree", "ansible", "dhcp", "lz4", "queue", "Util", "daemon",
+            ],
+            ["cli", "dev", "sdk", "utils", "docs", "test"],
+        );
+        let catalogs: Vec<Arc<CatalogIndex>> = (0..6)
+            .map(|c| {
+                let org = format!("org{c}");
+                let rows: Vec<PackageSummary> = (0..700)
+                    .map(|i: usize| {
+                        let n = format!(
+                            "{}-{}-{}",
+                            langs[(i * 7 + c) % langs.len()],
+                            words[(i / 3 + c) % words.len()],
+                            kinds[(i / 11) % kinds.len()]
+                        );
+                        PackageSummary {
+                            name: format!("{org}/{n}"),
+                            org: org.clone(),
+                            package: n,
+                            latest_version: "1".into(),
+                            description: format!("A {} daemon for {}", words[i % 9], kinds[i % 6]),
+                        }
+                    })
+                    .collect();
+                Arc::new(CatalogIndex::new(&org, 0, 0, &rows))
+            })
+            .collect();
+        let mut skipped_any = false;
+        let extra = [
+            "l-l",
+            "al-",
+            "tre",
+            "a daemon",
+            "-tls",
+            "ut",
+            "lbtaoc",
+            "py-tls-cli",
+        ];
+        for query in queries.iter().chain(&extra) {
+            let q = Query::parse(query);
+            for limit in [1, 3, 20, 200] {
+                let (all, n_all) = scan_bounded(&catalogs, &q, limit, false);
+                let (some, n_some) = scan_bounded(&catalogs, &q, limit, true);
+                // By name: the generated names repeat, and equal keys may come in any order.
+                let key = |h: &[(i64, &CatalogIndex, usize)]| -> Vec<(i64, String, String)> {
+                    h.iter()
+                        .map(|&(s, c, id)| (s, c.name.clone(), c.index.name(id).to_string()))
+                        .collect()
+                };
+                assert_eq!(key(&some), key(&all), "{query} limit {limit}");
+                skipped_any |= n_some < n_all;
+            }
+        }
+        assert!(skipped_any, "the bound never spared a score");
+    }
+
+    /// The answer cache stays within its budget, returns what it was given, and a rotation
+    /// through twice the answers that fit still finds a share of them.
+    #[test]
+    fn the_answer_cache_keeps_a_share_of_a_long_rotation() {
+        let hit = |i: usize| SearchHit {
+            name: format!("org/p{i}"),
+            org: "org".into(),
+            package: format!("p{i}"),
+            latest_version: "1.0".into(),
+            description: "d".repeat(100),
+            score: i as i64,
+        };
+        let key = |i: usize| ("\"etag\"".to_string(), format!("query {i}"), 20);
+        let answer = |i: usize| Arc::new((0..20).map(|j| hit(i * 100 + j)).collect::<Vec<_>>());
+        let one = ResultCache::size(&key(0), &answer(0));
+        let mut cache = ResultCache::new(one * 500);
+        // Two passes over 1,000 queries: the second finds some in the cache.
+        let mut found = 0;
+        for pass in 0..2 {
+            for i in 0..1000 {
+                match cache.get(&key(i)) {
+                    Some(got) => {
+                        assert_eq!(got, answer(i), "answer {i}");
+                        found += 1;
+                    }
+                    None => cache.insert(key(i), answer(i)),
+                }
+                assert!(
+                    cache.bytes <= cache.budget,
+                    "{} > {}",
+                    cache.bytes,
+                    cache.budget
+                );
+                assert_eq!(cache.map.len(), cache.keys.len());
+            }
+            assert!(pass == 1 || found == 0);
+        }
+        assert!(
+            (100..=600).contains(&found),
+            "{found} of 1,000 found on the second pass"
+        );
+        // Positions stay true through the removals.
+        for (at, k) in cache.keys.iter().enumerate() {
+            assert_eq!(cache.map[k].1, at);
+        }
+        // A rotation that fits is found whole.
+        let mut cache = ResultCache::new(one * 500);
+        (0..400).for_each(|i| cache.insert(key(i), answer(i)));
+        assert!((0..400).all(|i| cache.get(&key(i)).is_some()));
     }
 
     #[test]
