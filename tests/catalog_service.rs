@@ -508,6 +508,32 @@ async fn listing_changes_fetch_only_what_changed(fx: Fixture) {
         ["aorg", "borg"],
         "the stale and the unknown, not the hidden"
     );
+
+    // The indexed form (an embedded catalog hands over the indexes it holds) is the plain
+    // answer indexed.
+    use pubdeck::catalog::mirror::IndexedChanges;
+    let summaries = |c: &IndexedChanges| -> Vec<(String, String, Vec<String>)> {
+        c.changed
+            .iter()
+            .map(|(listed, index)| {
+                let packages = (0..index.len())
+                    .map(|id| {
+                        let p = index.summary(id);
+                        format!("{}@{} {}", p.name, p.latest_version, p.description)
+                    })
+                    .collect();
+                (listed.name.clone(), listed.version.clone(), packages)
+            })
+            .collect()
+    };
+    for known in [vec![], vec![ask("aorg", "0-0"), ask("secret", "0-1")]] {
+        let indexed = alice.list_changes_indexed(&known).await.unwrap();
+        let plain = IndexedChanges::index(alice.list_changes(&known).await.unwrap());
+        assert_eq!(indexed.etag, plain.etag);
+        assert_eq!(indexed.catalogs, plain.catalogs);
+        assert_eq!(summaries(&indexed), summaries(&plain));
+        assert!(!indexed.changed.is_empty());
+    }
     fx.finish().await;
 }
 
@@ -1081,6 +1107,7 @@ async fn local_search_index_is_kept_current_across_processes() {
         names(one.search("hello", 10).await.unwrap()),
         ["myorg/hello", "second/hello"]
     );
+    one.index_written().await;
     let written = index_file::load(&index).expect("the index was written");
     assert_eq!(written.len(), 2);
 
@@ -1095,6 +1122,7 @@ async fn local_search_index_is_kept_current_across_processes() {
         names(three.search("hello", 10).await.unwrap()),
         ["myorg/hello", "second/hello", "myorg/hello-extra"]
     );
+    three.index_written().await;
     let rewritten = index_file::load(&index).unwrap();
     let myorg = rewritten.iter().find(|c| c.name == "myorg").unwrap();
     assert_eq!(myorg.index.len(), 2, "the stale catalog was rewritten");
@@ -1129,6 +1157,7 @@ async fn local_search_index_is_kept_current_across_processes() {
     std::fs::write(&index, b"PDKIDX01 garbage").unwrap();
     let five = EmbeddedCatalog::open_as(&url, "alice").await.unwrap();
     assert_eq!(five.search("hello", 10).await.unwrap().len(), 3);
+    five.index_written().await;
     assert_eq!(index_file::load(&index).unwrap().len(), 2);
 }
 

@@ -1268,70 +1268,100 @@ const SUMMARIES_CHUNK: usize = 500;
 
 impl Db {
     /// The packages of each of `catalogs` (those that exist), by name, each with the
-    /// catalog's generation, read in one transaction: generations first, so a list is never
-    /// older than the generation it is filed under. One row per catalog (its packages as one
-    /// JSON array), not one per package: a cold load of 100,000 packages is a few statements.
+    /// catalog's generation, read in one transaction per chunk of catalogs: generations first,
+    /// so a list is never older than the generation it is filed under. One row per catalog
+    /// (its packages as one JSON array), not one per package: a cold load of 100,000 packages
+    /// is a few statements. Chunks are read on connections of their own and parsed on tasks
+    /// of their own, one per core when there are catalogs enough.
     pub async fn package_summaries_many(
         &self,
         catalogs: &[&str],
     ) -> CatalogResult<Vec<(String, i64, Vec<PackageSummary>)>> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let size = catalogs.len().div_ceil(cores).clamp(1, SUMMARIES_CHUNK);
+        let tasks: Vec<_> = catalogs
+            .chunks(size)
+            .map(|chunk| {
+                let (pool, backend) = (self.pool.clone(), self.backend);
+                let chunk: Vec<String> = chunk.iter().map(|c| c.to_string()).collect();
+                tokio::spawn(async move { summaries_chunk(&pool, backend, &chunk).await })
+            })
+            .collect();
         let mut out = Vec::with_capacity(catalogs.len());
-        for chunk in catalogs.chunks(SUMMARIES_CHUNK) {
-            let params = (1..=chunk.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut tx = self.pool.begin().await.map_err(map_db)?;
-            // Both statements take the chunk's names as their parameters.
-            let names = |sql| chunk.iter().fold(sqlx::query(sql), |q, c| q.bind(*c));
-            let sql = format!("SELECT name, generation FROM catalogs WHERE name IN ({params})");
-            let generations = names(&sql).fetch_all(&mut *tx).await.map_err(map_db)?;
-            let sql = match self.backend {
-                Backend::Sqlite => format!(
-                    "SELECT catalog, json_group_array(json_array(name, latest_version, description)) AS list \
-                     FROM packages WHERE all_yanked = 0 AND catalog IN ({params}) GROUP BY catalog"
-                ),
-                Backend::Postgres => format!(
-                    "SELECT catalog, json_agg(json_build_array(name, latest_version, description))::text AS list \
-                     FROM packages WHERE all_yanked = 0 AND catalog IN ({params}) GROUP BY catalog"
-                ),
-            };
-            let lists = names(&sql).fetch_all(&mut *tx).await.map_err(map_db)?;
-            tx.commit().await.map_err(map_db)?;
-            let mut by_name: HashMap<String, String> = lists
-                .iter()
-                .map(|r| Ok((get_str(r, "catalog")?, get_str(r, "list")?)))
-                .collect::<CatalogResult<_>>()?;
-            for row in &generations {
-                let catalog = get_str(row, "name")?;
-                let generation = get_i64(row, "generation")?;
-                let list = match by_name.remove(&catalog) {
-                    Some(json) => {
-                        let mut rows: Vec<(String, String, String)> = serde_json::from_str(&json)
-                            .map_err(|e| {
-                            CatalogError::Internal(format!(
-                                "the package list of {catalog} did not parse: {e}"
-                            ))
-                        })?;
-                        // Byte order of names, whatever the database's collation.
-                        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                        rows.into_iter()
-                            .map(|(package, latest_version, description)| PackageSummary {
-                                name: format!("{catalog}/{package}"),
-                                org: catalog.clone(),
-                                package,
-                                latest_version,
-                                description,
-                            })
-                            .collect()
-                    }
-                    None => Vec::new(),
-                };
-                out.push((catalog, generation, list));
-            }
+        for task in tasks {
+            let lists = task
+                .await
+                .map_err(|e| CatalogError::Internal(format!("a package list read failed: {e}")))?;
+            out.extend(lists?);
         }
         Ok(out)
     }
+}
+
+/// [`Db::package_summaries_many`] of one chunk.
+async fn summaries_chunk(
+    pool: &AnyPool,
+    backend: Backend,
+    chunk: &[String],
+) -> CatalogResult<Vec<(String, i64, Vec<PackageSummary>)>> {
+    let params = (1..=chunk.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut tx = pool.begin().await.map_err(map_db)?;
+    // Both statements take the chunk's names as their parameters.
+    let names = |sql| {
+        chunk
+            .iter()
+            .fold(sqlx::query(sql), |q, c| q.bind(c.as_str()))
+    };
+    let sql = format!("SELECT name, generation FROM catalogs WHERE name IN ({params})");
+    let generations = names(&sql).fetch_all(&mut *tx).await.map_err(map_db)?;
+    let sql = match backend {
+        Backend::Sqlite => format!(
+            "SELECT catalog, json_group_array(json_array(name, latest_version, description)) AS list \
+             FROM packages WHERE all_yanked = 0 AND catalog IN ({params}) GROUP BY catalog"
+        ),
+        Backend::Postgres => format!(
+            "SELECT catalog, json_agg(json_build_array(name, latest_version, description))::text AS list \
+             FROM packages WHERE all_yanked = 0 AND catalog IN ({params}) GROUP BY catalog"
+        ),
+    };
+    let lists = names(&sql).fetch_all(&mut *tx).await.map_err(map_db)?;
+    tx.commit().await.map_err(map_db)?;
+    let mut by_name: HashMap<String, String> = lists
+        .iter()
+        .map(|r| Ok((get_str(r, "catalog")?, get_str(r, "list")?)))
+        .collect::<CatalogResult<_>>()?;
+    let mut out = Vec::with_capacity(generations.len());
+    for row in &generations {
+        let catalog = get_str(row, "name")?;
+        let generation = get_i64(row, "generation")?;
+        let list = match by_name.remove(&catalog) {
+            Some(json) => {
+                let mut rows: Vec<(String, String, String)> =
+                    serde_json::from_str(&json).map_err(|e| {
+                        CatalogError::Internal(format!(
+                            "the package list of {catalog} did not parse: {e}"
+                        ))
+                    })?;
+                // Byte order of names, whatever the database's collation.
+                rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                rows.into_iter()
+                    .map(|(package, latest_version, description)| PackageSummary {
+                        name: format!("{catalog}/{package}"),
+                        org: catalog.clone(),
+                        package,
+                        latest_version,
+                        description,
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        out.push((catalog, generation, list));
+    }
+    Ok(out)
 }
 
 const BUILD_COLUMNS: &str = "SELECT catalog, package, version, system, description, store_path, \

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use super::clock::StateClock;
 use super::db::Audit;
 use super::db::{CatalogRow, Db, Inserted, TokenRow};
-use super::search::{SearchCache, etag_for, insert_bounded};
+use super::mirror::IndexedChanges;
+use super::search::{CatalogIndex, SearchCache, etag_for, insert_bounded};
 use super::validate::{
     compare_versions, rfc3339, validate_new_build, validate_revision, validate_store_url,
     validate_system, validate_version,
@@ -277,6 +278,12 @@ impl EmbeddedCatalog {
         &self.user
     }
 
+    /// Waits for the search index file being written in the background (a process need
+    /// not: its runtime finishes the write before it exits).
+    pub async fn index_written(&self) {
+        self.backend.cache.index_written().await;
+    }
+
     /// The backend (database and cache).
     pub fn backend(&self) -> &Arc<CatalogBackend> {
         &self.backend
@@ -284,6 +291,54 @@ impl EmbeddedCatalog {
 
     fn db(&self) -> &Db {
         &self.backend.db
+    }
+
+    /// The listing now (its `changed` left empty) and the lists of the visible catalogs that
+    /// `known` does not hold at their version: both forms of `list_changes` are made of it.
+    async fn changed_lists(
+        &self,
+        known: &[ListedCatalog],
+    ) -> CatalogResult<(IndexedChanges, Vec<Arc<CatalogIndex>>)> {
+        if known.len() > MAX_KNOWN_CATALOGS {
+            return Err(CatalogError::BadRequest(format!(
+                "at most {MAX_KNOWN_CATALOGS} known catalogs may be sent; list the packages afresh instead"
+            )));
+        }
+        let (visible, etag) = self.visible_catalogs().await?;
+        let known: HashMap<&str, &str> = known
+            .iter()
+            .map(|k| (k.name.as_str(), k.version.as_str()))
+            .collect();
+        let stale: Vec<CatalogRow> = visible
+            .iter()
+            .filter(|r| {
+                known.get(r.name.as_str()).copied()
+                    != Some(list_version(r.created_at, r.generation).as_str())
+            })
+            .cloned()
+            .collect();
+        let lists = self.backend.cache.snapshot(self.db(), &stale).await?;
+        // A list as read may be newer than the row seen above: it is listed at that version.
+        let fetched: HashMap<&str, String> = lists
+            .iter()
+            .map(|c| (c.name.as_str(), list_version(c.created_at, c.generation)))
+            .collect();
+        let catalogs = visible
+            .iter()
+            .map(|r| ListedCatalog {
+                name: r.name.clone(),
+                version: fetched
+                    .get(r.name.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| list_version(r.created_at, r.generation)),
+            })
+            .collect();
+        let listing = IndexedChanges {
+            etag: etag.to_string(),
+            catalogs,
+            changed: Vec::new(),
+        };
+        Ok((listing, lists))
     }
 
     /// The catalogs this user may see and their ETag. One single-row query when nothing
@@ -580,53 +635,35 @@ impl Catalog for EmbeddedCatalog {
     }
 
     async fn list_changes(&self, known: &[ListedCatalog]) -> CatalogResult<ListingChanges> {
-        if known.len() > MAX_KNOWN_CATALOGS {
-            return Err(CatalogError::BadRequest(format!(
-                "at most {MAX_KNOWN_CATALOGS} known catalogs may be sent; list the packages afresh instead"
-            )));
-        }
-        let (visible, etag) = self.visible_catalogs().await?;
-        let known: HashMap<&str, &str> = known
-            .iter()
-            .map(|k| (k.name.as_str(), k.version.as_str()))
-            .collect();
-        let stale: Vec<CatalogRow> = visible
-            .iter()
-            .filter(|r| {
-                known.get(r.name.as_str()).copied()
-                    != Some(list_version(r.created_at, r.generation).as_str())
-            })
-            .cloned()
-            .collect();
-        let lists = self.backend.cache.snapshot(self.db(), &stale).await?;
-        let changed: Vec<CatalogPackages> = lists
-            .iter()
-            .map(|c| CatalogPackages {
-                name: c.name.clone(),
-                // The list as read, which may be newer than the row seen above.
-                version: list_version(c.created_at, c.generation),
-                packages: c.packages().collect(),
-            })
-            .collect();
-        let fetched: HashMap<&str, &str> = changed
-            .iter()
-            .map(|c| (c.name.as_str(), c.version.as_str()))
-            .collect();
-        let catalogs = visible
-            .iter()
-            .map(|r| ListedCatalog {
-                name: r.name.clone(),
-                version: fetched.get(r.name.as_str()).map_or_else(
-                    || list_version(r.created_at, r.generation),
-                    |v| v.to_string(),
-                ),
-            })
-            .collect();
+        let (changes, lists) = self.changed_lists(known).await?;
         Ok(ListingChanges {
-            etag: etag.to_string(),
-            catalogs,
-            changed,
+            etag: changes.etag,
+            catalogs: changes.catalogs,
+            changed: lists
+                .iter()
+                .map(|c| CatalogPackages {
+                    name: c.name.clone(),
+                    // The list as read, which may be newer than the row seen.
+                    version: list_version(c.created_at, c.generation),
+                    packages: c.packages().collect(),
+                })
+                .collect(),
         })
+    }
+
+    async fn list_changes_indexed(&self, known: &[ListedCatalog]) -> CatalogResult<IndexedChanges> {
+        let (mut changes, lists) = self.changed_lists(known).await?;
+        changes.changed = lists
+            .iter()
+            .map(|c| {
+                let listed = ListedCatalog {
+                    name: c.name.clone(),
+                    version: list_version(c.created_at, c.generation),
+                };
+                (listed, Arc::clone(&c.index))
+            })
+            .collect();
+        Ok(changes)
     }
 
     async fn search(&self, query: &str, limit: usize) -> CatalogResult<Vec<SearchHit>> {

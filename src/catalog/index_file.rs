@@ -77,7 +77,7 @@ pub fn parse(bytes: &[u8]) -> Option<Vec<CatalogIndex>> {
             name: name.to_string(),
             created_at,
             generation,
-            index: b.finish(),
+            index: std::sync::Arc::new(b.finish()),
         });
     }
     (r.at == bytes.len()).then_some(out)

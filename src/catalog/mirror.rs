@@ -11,7 +11,41 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::search::SearchIndex;
-use super::{Catalog, CatalogResult, ListedCatalog};
+use super::{Catalog, CatalogResult, ListedCatalog, ListingChanges};
+
+/// A [`ListingChanges`] whose changed catalogs come indexed
+/// ([`Catalog::list_changes_indexed`]).
+#[derive(Debug, Clone)]
+pub struct IndexedChanges {
+    /// The ETag of the whole listing now.
+    pub etag: String,
+    /// Every visible catalog, in listing order, with its version.
+    pub catalogs: Vec<ListedCatalog>,
+    /// The visible catalogs whose version the caller did not know, at the version indexed.
+    pub changed: Vec<(ListedCatalog, Arc<SearchIndex>)>,
+}
+
+impl IndexedChanges {
+    /// Indexes the package lists of `changes`.
+    pub fn index(changes: ListingChanges) -> IndexedChanges {
+        IndexedChanges {
+            etag: changes.etag,
+            catalogs: changes.catalogs,
+            changed: changes
+                .changed
+                .into_iter()
+                .map(|c| {
+                    let index = Arc::new(SearchIndex::of_packages(&c.packages));
+                    let listed = ListedCatalog {
+                        name: c.name,
+                        version: c.version,
+                    };
+                    (listed, index)
+                })
+                .collect(),
+        }
+    }
+}
 
 /// See the module documentation.
 #[derive(Debug, Default)]
@@ -60,7 +94,7 @@ impl PackageMirror {
     /// Brings the copy up to date with `catalog`. On error the copy is left as it was.
     pub async fn refresh(&mut self, catalog: &impl Catalog) -> CatalogResult<MirrorUpdate> {
         let known: Vec<ListedCatalog> = self.catalogs.iter().map(|(c, _)| c.clone()).collect();
-        let changes = catalog.list_changes(&known).await?;
+        let changes = catalog.list_changes_indexed(&known).await?;
         let mut held: HashMap<String, (ListedCatalog, Arc<SearchIndex>)> = self
             .catalogs
             .drain(..)
@@ -69,9 +103,8 @@ impl PackageMirror {
         let mut fetched: HashMap<String, (String, Arc<SearchIndex>)> = HashMap::new();
         let fetched_catalogs = changes.changed.len();
         let mut fetched_packages = 0;
-        for c in changes.changed {
-            fetched_packages += c.packages.len();
-            let index = Arc::new(SearchIndex::of_packages(&c.packages));
+        for (c, index) in changes.changed {
+            fetched_packages += index.len();
             fetched.insert(c.name, (c.version, index));
         }
         let mut catalogs = Vec::with_capacity(changes.catalogs.len());

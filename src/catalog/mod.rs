@@ -110,6 +110,19 @@ pub trait Catalog: Send + Sync {
         &self,
         known: &[ListedCatalog],
     ) -> impl Future<Output = CatalogResult<ListingChanges>> + Send;
+    /// [`Catalog::list_changes`] with each changed catalog's packages indexed for search.
+    /// By default the answer's lists are indexed here; a catalog in this process hands over
+    /// the indexes it already holds.
+    fn list_changes_indexed(
+        &self,
+        known: &[ListedCatalog],
+    ) -> impl Future<Output = CatalogResult<mirror::IndexedChanges>> + Send {
+        async move {
+            self.list_changes(known)
+                .await
+                .map(mirror::IndexedChanges::index)
+        }
+    }
     /// Fuzzy search over the visible packages, best first.
     fn search(
         &self,
@@ -224,6 +237,12 @@ impl Catalog for AnyCatalog {
     }
     async fn list_changes(&self, known: &[ListedCatalog]) -> CatalogResult<ListingChanges> {
         dispatch!(self, c => c.list_changes(known))
+    }
+    async fn list_changes_indexed(
+        &self,
+        known: &[ListedCatalog],
+    ) -> CatalogResult<mirror::IndexedChanges> {
+        dispatch!(self, c => c.list_changes_indexed(known))
     }
     async fn search(&self, query: &str, limit: usize) -> CatalogResult<Vec<SearchHit>> {
         dispatch!(self, c => c.search(query, limit))

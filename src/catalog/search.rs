@@ -207,7 +207,8 @@ struct Head {
 }
 
 impl Head {
-    fn of(name: &str) -> Head {
+    /// The head of `name`, whose lower-cased form is `lower`.
+    fn of(name: &str, lower: &[u8]) -> Head {
         #[derive(PartialEq)]
         enum Class {
             Lower,
@@ -250,7 +251,7 @@ impl Head {
             len,
             boundary,
             camel,
-            pairs: char_and_pair_masks(name.to_ascii_lowercase().as_bytes()).1,
+            pairs: char_and_pair_masks(lower).1,
         }
     }
 
@@ -384,7 +385,8 @@ impl SearchIndexBuilder {
             description,
         });
         self.idx.pairs.push(pairs);
-        self.idx.heads.push(Head::of(name));
+        let head = Head::of(name, self.idx.at(lower_name).as_bytes());
+        self.idx.heads.push(head);
         self.idx.entries.push(Entry {
             org,
             name: name_span,
@@ -1060,7 +1062,8 @@ pub struct CatalogIndex {
     pub name: String,
     pub created_at: i64,
     pub generation: i64,
-    pub index: SearchIndex,
+    /// Shared with in-process readers ([`super::mirror`]) without a copy.
+    pub index: Arc<SearchIndex>,
 }
 
 impl CatalogIndex {
@@ -1074,7 +1077,7 @@ impl CatalogIndex {
             name: name.to_string(),
             created_at,
             generation,
-            index: SearchIndex::of_packages(packages),
+            index: Arc::new(SearchIndex::of_packages(packages)),
         }
     }
 
@@ -1091,6 +1094,12 @@ struct Disk {
     db_path: PathBuf,
     /// Entries of the file that are not (yet) in memory; `None` until the file was read.
     others: std::sync::Mutex<Option<Vec<Arc<CatalogIndex>>>>,
+    /// Writes under way ([`SearchCache::index_written`] waits for them).
+    writes: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Writes started, and the latest one that landed: an older snapshot never replaces a
+    /// newer one.
+    started: std::sync::atomic::AtomicU64,
+    landed: Arc<std::sync::Mutex<u64>>,
 }
 
 /// Memory for search answers kept per (ETag of the visible catalogs, query, limit): about
@@ -1250,6 +1259,9 @@ impl SearchCache {
                 path: index_file::path_for(db_path),
                 db_path: db_path.to_path_buf(),
                 others: std::sync::Mutex::new(None),
+                writes: std::sync::Mutex::default(),
+                started: std::sync::atomic::AtomicU64::new(0),
+                landed: Arc::default(),
             }),
             ..SearchCache::default()
         }
@@ -1394,22 +1406,35 @@ impl SearchCache {
                 .into_iter()
                 .map(|(name, generation, list)| (name, (generation, list)))
                 .collect();
-            for i in stale {
-                let row = &visible[i];
-                // A catalog gone meanwhile is listed empty, under no generation.
-                let (generation, packages) = loaded.remove(&row.name).unwrap_or((-1, Vec::new()));
-                let index = Arc::new(CatalogIndex::new(
-                    &row.name,
-                    row.created_at,
-                    generation,
-                    &packages,
-                ));
+            let jobs: Vec<(usize, i64, Vec<PackageSummary>)> = stale
+                .into_iter()
+                .map(|i| {
+                    // A catalog gone meanwhile is listed empty, under no generation.
+                    let (generation, packages) =
+                        loaded.remove(&visible[i].name).unwrap_or((-1, Vec::new()));
+                    (i, generation, packages)
+                })
+                .collect();
+            // Indexed on every core when there are packages enough.
+            let threads = threads_for(jobs.iter().map(|j| j.2.len()).sum());
+            let parts = jobs.chunks(jobs.len().div_ceil(threads).max(1)).collect();
+            let built = on_cores(parts, &|part| {
+                part.iter()
+                    .map(|(i, generation, packages)| {
+                        let row = &visible[*i];
+                        let index =
+                            CatalogIndex::new(&row.name, row.created_at, *generation, packages);
+                        (*i, Arc::new(index))
+                    })
+                    .collect::<Vec<_>>()
+            });
+            for (i, index) in built.into_iter().flatten() {
                 self.insert(Arc::clone(&index));
                 out[i] = Some(index);
             }
         }
         if changed && let Some(disk) = &self.disk {
-            self.write_index_file(disk).await;
+            self.write_index_file(disk);
         }
         Ok(out.into_iter().flatten().collect())
     }
@@ -1457,9 +1482,21 @@ impl SearchCache {
         map.get(name).cloned()
     }
 
-    /// Rewrites the index file with every catalog in memory and the file's other entries.
-    /// A failure costs only speed: it is logged.
-    async fn write_index_file(&self, disk: &Disk) {
+    /// Waits for the index file writes under way. Nothing else needs to: a process ends
+    /// after its runtime's blocking work, and a write lands whole or not at all.
+    pub(crate) async fn index_written(&self) {
+        let Some(disk) = &self.disk else { return };
+        let writes: Vec<_> =
+            std::mem::take(&mut *disk.writes.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in writes {
+            let _ = w.await;
+        }
+    }
+
+    /// Rewrites the index file with every catalog in memory and the file's other entries,
+    /// in the background: the answer that read the lists does not wait for the file. A
+    /// failure costs only speed: it is logged.
+    fn write_index_file(&self, disk: &Disk) {
         let in_memory: Vec<Arc<CatalogIndex>> = self
             .catalogs
             .read()
@@ -1480,20 +1517,29 @@ impl SearchCache {
             kept
         };
         let (path, like) = (disk.path.clone(), disk.db_path.clone());
-        let res = tokio::task::spawn_blocking(move || {
+        let seq = disk
+            .started
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let landed = Arc::clone(&disk.landed);
+        let write = tokio::task::spawn_blocking(move || {
+            let mut last = landed.lock().unwrap_or_else(|e| e.into_inner());
+            if *last > seq {
+                return;
+            }
             let mut entries: Vec<&CatalogIndex> =
                 in_memory.iter().chain(&others).map(|c| &**c).collect();
             entries.sort_by(|a, b| a.name.cmp(&b.name));
-            index_file::save(&path, &like, &entries)
-        })
-        .await;
-        match res {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(path = %disk.path.display(), error = %e, "could not write the search index")
+            match index_file::save(&path, &like, &entries) {
+                Ok(()) => *last = seq,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "could not write the search index")
+                }
             }
-            Err(e) => tracing::warn!(error = %e, "the search index writer failed"),
-        }
+        });
+        let mut writes = disk.writes.lock().unwrap_or_else(|e| e.into_inner());
+        writes.retain(|w| !w.is_finished());
+        writes.push(write);
     }
 }
 
