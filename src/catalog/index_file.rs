@@ -44,7 +44,8 @@ pub fn load(path: &Path) -> Option<Vec<CatalogIndex>> {
     parsed
 }
 
-/// Parses an index; `None` unless it is whole and valid.
+/// Parses an index; `None` unless it is whole and valid. A first pass finds each catalog's
+/// bytes (lengths only); the catalogs are then indexed on every core when the file is big.
 pub fn parse(bytes: &[u8]) -> Option<Vec<CatalogIndex>> {
     let mut r = Reader { bytes, at: 0 };
     if r.take(MAGIC.len())? != MAGIC {
@@ -53,34 +54,104 @@ pub fn parse(bytes: &[u8]) -> Option<Vec<CatalogIndex>> {
     let n = r.u32()? as usize;
     // Every catalog takes at least 22 bytes, every package 8: allocations are bounded by
     // the input.
-    let mut out = Vec::with_capacity(n.min(bytes.len() / 22));
+    let mut sections = Vec::with_capacity(n.min(bytes.len() / 22));
     for _ in 0..n {
         let name = r.str16()?;
         let created_at = r.i64()?;
         let generation = r.i64()?;
         let count = r.u32()? as usize;
         let start = r.at;
-        let mut b = SearchIndexBuilder::with_capacity(
-            count.min(bytes.len() / 8),
-            bytes
-                .len()
-                .saturating_sub(start)
-                .min(count.saturating_mul(256)),
-        );
         for _ in 0..count {
+            let name = r.u16()?;
+            r.take(name.into())?;
+            let version = r.u16()?;
+            r.take(version.into())?;
+            let description = r.u32()?;
+            r.take(description as usize)?;
+        }
+        sections.push(Section {
+            name,
+            created_at,
+            generation,
+            count,
+            body: &bytes[start..r.at],
+        });
+    }
+    if r.at != bytes.len() {
+        return None;
+    }
+    let threads = if bytes.len() < PARALLEL_FROM {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    };
+    // Runs of sections of about equal bytes, one per thread.
+    let mut runs: Vec<&[Section]> = Vec::new();
+    let (mut from, mut acc) = (0, 0);
+    for (i, s) in sections.iter().enumerate() {
+        acc += s.body.len();
+        if acc * threads >= bytes.len() * (runs.len() + 1) {
+            runs.push(&sections[from..=i]);
+            from = i + 1;
+        }
+    }
+    runs.push(&sections[from..]);
+    let index_run = |run: &[Section]| run.iter().map(Section::index).collect::<Option<Vec<_>>>();
+    let indexed: Vec<Option<Vec<CatalogIndex>>> = if threads == 1 {
+        runs.into_iter().map(index_run).collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = runs
+                .into_iter()
+                .map(|run| scope.spawn(move || index_run(run)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().ok().flatten())
+                .collect()
+        })
+    };
+    let mut out = Vec::with_capacity(sections.len());
+    for run in indexed {
+        out.extend(run?);
+    }
+    Some(out)
+}
+
+/// File size from which [`parse`] indexes on every core.
+const PARALLEL_FROM: usize = 1 << 20;
+
+/// One catalog's entry, found but not yet read.
+struct Section<'a> {
+    name: &'a str,
+    created_at: i64,
+    generation: i64,
+    count: usize,
+    /// Its packages.
+    body: &'a [u8],
+}
+
+impl Section<'_> {
+    fn index(&self) -> Option<CatalogIndex> {
+        let mut r = Reader {
+            bytes: self.body,
+            at: 0,
+        };
+        let mut b =
+            SearchIndexBuilder::with_capacity(self.count.min(self.body.len() / 8), self.body.len());
+        for _ in 0..self.count {
             let package = r.str16()?;
             let version = r.str16()?;
             let description = r.str32()?;
-            b.push(name, package, version, description);
+            b.push(self.name, package, version, description);
         }
-        out.push(CatalogIndex {
-            name: name.to_string(),
-            created_at,
-            generation,
+        (r.at == self.body.len()).then(|| CatalogIndex {
+            name: self.name.to_string(),
+            created_at: self.created_at,
+            generation: self.generation,
             index: std::sync::Arc::new(b.finish()),
-        });
+        })
     }
-    (r.at == bytes.len()).then_some(out)
 }
 
 /// The bytes of an index of `catalogs`. Strings too long for their field are refused (the
@@ -221,6 +292,31 @@ mod tests {
         let mut other = bytes;
         other[7] = b'2';
         assert!(parse(&other).is_none(), "another format version");
+    }
+
+    /// A file big enough to be read on every core reads as the same catalogs, in order, and a
+    /// bad byte in any part of it still fails the whole file.
+    #[test]
+    fn a_big_file_is_read_on_every_core_alike() {
+        let cats: Vec<CatalogIndex> = (0..61)
+            .map(|c| {
+                let org = format!("org{c:02}");
+                let packages: Vec<PackageSummary> = (0..(c * 13) % 300 + 1)
+                    .map(|i| pkg(&org, &format!("p{i}-é"), &"d".repeat(150 + i % 50)))
+                    .collect();
+                CatalogIndex::new(&org, c as i64, 2 * c as i64, &packages)
+            })
+            .collect();
+        let refs: Vec<&CatalogIndex> = cats.iter().collect();
+        let bytes = encode(&refs).unwrap();
+        assert!(bytes.len() > PARALLEL_FROM, "{} bytes", bytes.len());
+        assert_eq!(plain(&parse(&bytes).unwrap()), plain(&cats));
+        // Invalid UTF-8 in the last catalog's last description: found by its own thread.
+        let mut bad = bytes.clone();
+        let last = bad.len() - 1;
+        bad[last] = 0xff;
+        assert!(parse(&bad).is_none());
+        assert!(parse(&bytes[..bytes.len() / 2]).is_none());
     }
 
     #[test]
