@@ -619,7 +619,9 @@ impl Term {
         } else {
             2 * self.name_bound_on(head)
         };
-        let text = if self.text.is_some() && text_may(idx, id, self, true) {
+        // The description's pair sets are read only when they could raise the bound.
+        let text = if self.text_bound > name && self.text.is_some() && text_may(idx, id, self, true)
+        {
             self.text_bound
         } else {
             0
@@ -1548,6 +1550,23 @@ impl SearchCache {
 #[cfg(test)]
 pub(crate) fn search(catalogs: &[Arc<CatalogIndex>], query: &str, limit: usize) -> Vec<SearchHit> {
     search_on(catalogs, query, limit, None)
+}
+
+/// The best `limit` packages of `catalogs` for `query`, scanned on this thread, and how many
+/// packages were scored. With `bounded` false every candidate is scored, as before the score
+/// bounds: `benches/scan.rs` measures one against the other.
+pub fn scan_catalogs(
+    catalogs: &[Arc<CatalogIndex>],
+    query: &str,
+    limit: usize,
+    bounded: bool,
+) -> (Vec<(i64, String)>, usize) {
+    let (hits, scored) = scan_bounded(catalogs, &Query::parse(query), limit, bounded);
+    let hits = hits
+        .into_iter()
+        .map(|(score, c, id)| (score, format!("{}/{}", c.index.org(id), c.index.name(id))))
+        .collect();
+    (hits, scored)
 }
 
 /// [`search`] on `threads` threads (`None`: as many as [`threads_for`] the package count).
