@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use super::search::CatalogIndex;
-use super::search::SearchIndexBuilder;
+use super::search::{SearchIndexBuilder, cores, even_runs, on_cores};
 
 const MAGIC: &[u8; 8] = b"PDKIDX01";
 /// Largest index file read (a bigger one is ignored and rebuilt).
@@ -83,34 +83,14 @@ pub fn parse(bytes: &[u8]) -> Option<Vec<CatalogIndex>> {
     let threads = if bytes.len() < PARALLEL_FROM {
         1
     } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+        cores()
     };
-    // Runs of sections of about equal bytes, one per thread.
-    let mut runs: Vec<&[Section]> = Vec::new();
-    let (mut from, mut acc) = (0, 0);
-    for (i, s) in sections.iter().enumerate() {
-        acc += s.body.len();
-        if acc * threads >= bytes.len() * (runs.len() + 1) {
-            runs.push(&sections[from..=i]);
-            from = i + 1;
-        }
-    }
-    runs.push(&sections[from..]);
-    let index_run = |run: &[Section]| run.iter().map(Section::index).collect::<Option<Vec<_>>>();
-    let indexed: Vec<Option<Vec<CatalogIndex>>> = if threads == 1 {
-        runs.into_iter().map(index_run).collect()
-    } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = runs
-                .into_iter()
-                .map(|run| scope.spawn(move || index_run(run)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().ok().flatten())
-                .collect()
-        })
-    };
+    // Runs of sections of about equal bytes, one per thread (a run that panics reads as
+    // invalid, like one that fails).
+    let runs = even_runs(&sections, threads, |s| s.body.len());
+    let indexed = on_cores(runs, &|run: &[Section]| {
+        run.iter().map(Section::index).collect::<Option<Vec<_>>>()
+    });
     let mut out = Vec::with_capacity(sections.len());
     for run in indexed {
         out.extend(run?);

@@ -608,10 +608,10 @@ impl Term {
         }
     }
 
-    /// At least the score of this term on package `id` of `idx`: what its name could earn
+    /// At least the score of this term on package `id` of `idx` (whose [`Head`] is `head`):
+    /// what its name could earn
     /// (nothing when it lacks a character of the pattern) or else its description.
-    fn bound(&self, idx: &SearchIndex, id: usize) -> i64 {
-        let head = &idx.heads[id];
+    fn bound(&self, idx: &SearchIndex, id: usize, head: &Head) -> i64 {
         let name = if self.name.is_none() || !name_may(idx, id, self, true) {
             0
         } else if head.first == 0 || self.needle.is_empty() {
@@ -740,7 +740,12 @@ impl Query {
         } else {
             EXACT
         };
-        whole + self.terms.iter().map(|t| t.bound(idx, id)).sum::<i64>()
+        whole
+            + self
+                .terms
+                .iter()
+                .map(|t| t.bound(idx, id, head))
+                .sum::<i64>()
     }
 
     /// No terms: everything matches, in index order.
@@ -846,15 +851,38 @@ fn rank_key(idx: &SearchIndex, score: i64, id: usize) -> (Reverse<i64>, usize, u
 
 /// How many threads a scan of `n` candidates is split across.
 fn threads_for(n: usize) -> usize {
-    if n < PARALLEL_FROM {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    if n < PARALLEL_FROM { 1 } else { cores() }
+}
+
+/// The threads work split across the machine's cores takes (at most 8).
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// `items` split into at most `parts` consecutive runs of about equal total `weight` (no run
+/// empty; one run when `parts` is 1).
+pub(crate) fn even_runs<T>(items: &[T], parts: usize, weight: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let total: usize = items.iter().map(&weight).sum();
+    let mut runs = Vec::new();
+    let mut from = 0;
+    if parts > 1 && total > 0 {
+        let mut acc = 0;
+        for (i, item) in items.iter().enumerate() {
+            acc += weight(item);
+            if acc * parts >= total * (runs.len() + 1) {
+                runs.push(&items[from..=i]);
+                from = i + 1;
+            }
+        }
     }
+    if from < items.len() {
+        runs.push(&items[from..]);
+    }
+    runs
 }
 
 /// `f` of each part, in part order: on a thread of its own per part when there are several.
-fn on_cores<'a, T: Sync, R: Send + Default>(
+pub(crate) fn on_cores<'a, T: Sync, R: Send + Default>(
     parts: Vec<&'a [T]>,
     f: &(dyn Fn(&'a [T]) -> R + Sync),
 ) -> Vec<R> {
@@ -1419,7 +1447,7 @@ impl SearchCache {
                 .collect();
             // Indexed on every core when there are packages enough.
             let threads = threads_for(jobs.iter().map(|j| j.2.len()).sum());
-            let parts = jobs.chunks(jobs.len().div_ceil(threads).max(1)).collect();
+            let parts = even_runs(&jobs, threads, |j| j.2.len());
             let built = on_cores(parts, &|part| {
                 part.iter()
                     .map(|(i, generation, packages)| {
@@ -1579,22 +1607,7 @@ fn search_on(
     let q = Query::parse(query);
     let total: usize = catalogs.iter().map(|c| c.index.len()).sum();
     let threads = threads.unwrap_or_else(|| threads_for(total));
-    // Split the catalogs into `threads` runs of about equal package counts.
-    let mut parts: Vec<&[Arc<CatalogIndex>]> = Vec::new();
-    let mut from = 0;
-    if threads > 1 {
-        let mut acc = 0;
-        for (i, c) in catalogs.iter().enumerate() {
-            acc += c.index.len();
-            if acc * threads >= total * (parts.len() + 1) {
-                parts.push(&catalogs[from..=i]);
-                from = i + 1;
-            }
-        }
-    }
-    if from < catalogs.len() {
-        parts.push(&catalogs[from..]);
-    }
+    let parts = even_runs(catalogs, threads, |c| c.index.len());
     let mut hits: Vec<(i64, &CatalogIndex, usize)> =
         on_cores(parts, &|part| scan(part, &q, limit)).concat();
     top(&mut hits, limit, |&(s, c, id)| hit_key(s, c, id));
@@ -1995,6 +2008,21 @@ mod tests {
             "org/hello"
         );
         assert_eq!(search(&[c], "org/hello", 1)[0].name, "org/hello");
+    }
+
+    #[test]
+    fn even_runs_cover_the_items_in_order_in_at_most_the_parts_asked() {
+        let items: Vec<usize> = (0..50).map(|i| (i * 37) % 11).collect();
+        for parts in 1..8 {
+            for items in [&items[..], &[], &[0, 0, 0], &[5]] {
+                let runs = even_runs(items, parts, |&w| w);
+                assert!(runs.len() <= parts.max(1), "{parts}: {} runs", runs.len());
+                assert!(runs.iter().all(|r| !r.is_empty()));
+                assert_eq!(runs.concat(), items);
+            }
+        }
+        let runs = even_runs(&[1; 100], 4, |&w| w);
+        assert_eq!(runs.iter().map(|r| r.len()).collect::<Vec<_>>(), [25; 4]);
     }
 
     #[test]
