@@ -6,8 +6,10 @@
 //!
 //! `cargo bench --bench scan -- WORK [QUERIES]` where WORK is a workload directory of
 //! `scripts/bench-serve.sh` (its `catalog.sqlite.search` and `distinct-queries.txt`, after one
-//! run of `scripts/bench-search.sh`); QUERIES defaults to 3,000.
+//! run of `scripts/bench-search.sh`); QUERIES defaults to 3,000. With `SCAN_PROFILE=1` only the
+//! bounded scan runs, for a profiler (`perf record`), and nothing is compared.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +45,19 @@ fn main() {
     }
     let (mut bounded, mut full) = (Vec::new(), Vec::new());
     let (mut scored_bounded, mut scored_full) = (0usize, 0usize);
+    // Per shape of query: the bounded and full scans' total time and the query count.
+    let mut shapes: BTreeMap<&str, (f64, f64, usize)> = BTreeMap::new();
+    let mut slowest: Vec<(f64, &str)> = Vec::new();
+    if std::env::var_os("SCAN_PROFILE").is_some() {
+        let t = Instant::now();
+        let scored: usize = queries
+            .iter()
+            .map(|q| scan_catalogs(&catalogs, q, 20, true).1)
+            .sum();
+        let ms = t.elapsed().as_secs_f64() * 1e3 / queries.len() as f64;
+        println!("bounded scan only: mean {ms:.3} ms, {scored} scored");
+        return;
+    }
     for q in &queries {
         let t = Instant::now();
         let (a, sa) = scan_catalogs(&catalogs, q, 20, true);
@@ -55,6 +70,20 @@ fn main() {
             std::process::exit(1);
         }
         (scored_bounded, scored_full) = (scored_bounded + sa, scored_full + sb);
+        let shape = if q.contains(' ') {
+            "description words"
+        } else if a
+            .first()
+            .is_some_and(|(_, name)| name.split('/').nth(1).is_some_and(|n| n.starts_with(q)))
+        {
+            "name prefix"
+        } else {
+            "abbreviation"
+        };
+        let (b, f) = (bounded[bounded.len() - 1], full[full.len() - 1]);
+        let e = shapes.entry(shape).or_default();
+        (e.0, e.1, e.2) = (e.0 + b, e.1 + f, e.2 + 1);
+        slowest.push((b, q));
     }
     let stats = |v: &mut Vec<f64>| {
         let mean = v.iter().sum::<f64>() / v.len() as f64;
@@ -77,4 +106,18 @@ fn main() {
         b99 / f99,
         100.0 * scored_bounded as f64 / scored_full as f64
     );
+    for (shape, (b, f, n)) in &shapes {
+        let (b, f) = (b / *n as f64, f / *n as f64);
+        println!(
+            "  {shape:<18} {n:5} queries: bounded mean {b:6.3} ms, full {f:6.3} ms, {:.2}x",
+            b / f
+        );
+    }
+    slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let slowest: Vec<String> = slowest
+        .iter()
+        .take(8)
+        .map(|(ms, q)| format!("{q:?} {ms:.2}"))
+        .collect();
+    println!("slowest bounded (ms): {}", slowest.join(", "));
 }

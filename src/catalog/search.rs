@@ -147,6 +147,17 @@ fn pair_slot(p: u32, c: u32) -> (usize, u32) {
     ((h / 64) as usize % PAIR_WORDS, h % 64)
 }
 
+/// The first eight bytes of `s` as one big-endian integer (zero-padded), and the mask of the
+/// bytes that are `s`'s: `key(name) & mask == key(p)` when `name` starts with the first eight
+/// bytes of `p`.
+fn prefix_key(s: &[u8]) -> (u64, u64) {
+    let mut b = [0u8; 8];
+    let n = s.len().min(8);
+    b[..n].copy_from_slice(&s[..n]);
+    let mask = if n == 0 { 0 } else { u64::MAX << (8 * (8 - n)) };
+    (u64::from_be_bytes(b), mask)
+}
+
 /// `have` holds every bit of `need`.
 fn covers(have: u64, need: u64) -> bool {
     have & need == need
@@ -281,6 +292,9 @@ pub struct SearchIndex {
     pairs: Vec<[u64; PAIR_WORDS]>,
     /// Per entry: what the score bound reads.
     heads: Vec<Head>,
+    /// Per entry: the first eight bytes of the lower-cased name ([`prefix_key`]), for the
+    /// prefix pass and the exact and prefix bonuses' bound.
+    prefixes: Vec<u64>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -306,6 +320,7 @@ impl SearchIndexBuilder {
         b.idx.chars.reserve(packages);
         b.idx.pairs.reserve(packages);
         b.idx.heads.reserve(packages);
+        b.idx.prefixes.reserve(packages);
         b.idx.text.reserve(text_bytes);
         b
     }
@@ -387,6 +402,9 @@ impl SearchIndexBuilder {
         self.idx.pairs.push(pairs);
         let head = Head::of(name, self.idx.at(lower_name).as_bytes());
         self.idx.heads.push(head);
+        self.idx
+            .prefixes
+            .push(prefix_key(self.idx.at(lower_name).as_bytes()).0);
         self.idx.entries.push(Entry {
             org,
             name: name_span,
@@ -433,6 +451,7 @@ impl SearchIndex {
             chars: Vec::with_capacity(parts.iter().map(|p| p.chars.len()).sum()),
             pairs: Vec::with_capacity(parts.iter().map(|p| p.pairs.len()).sum()),
             heads: Vec::with_capacity(parts.iter().map(|p| p.heads.len()).sum()),
+            prefixes: Vec::with_capacity(parts.iter().map(|p| p.prefixes.len()).sum()),
         };
         for part in parts {
             let (text_at, org_at) = (out.text.len(), out.orgs.len());
@@ -458,6 +477,7 @@ impl SearchIndex {
             out.chars.extend_from_slice(&part.chars);
             out.pairs.extend_from_slice(&part.pairs);
             out.heads.extend_from_slice(&part.heads);
+            out.prefixes.extend_from_slice(&part.prefixes);
         }
         out
     }
@@ -468,18 +488,19 @@ impl SearchIndex {
 
     /// The packages that pass the character filters of every term (`Query::character_needs`),
     /// in index order: one pass over 16 bytes per package.
-    fn candidates<'a>(
-        &'a self,
-        need: &'a [(u64, Option<u64>)],
-    ) -> impl Iterator<Item = usize> + 'a {
+    fn candidates<'a>(&'a self, need: &'a [Need]) -> impl Iterator<Item = usize> + 'a {
         (0..self.len()).filter(move |&id| self.may_match(id, need))
     }
 
     /// Whether package `id` passes the character filters of every term.
-    fn may_match(&self, id: usize, need: &[(u64, Option<u64>)]) -> bool {
+    fn may_match(&self, id: usize, need: &[Need]) -> bool {
         let c = &self.chars[id];
-        need.iter().all(|&(name, text)| {
-            covers(c.name, name) || text.is_some_and(|t| covers(c.description, t))
+        need.iter().all(|(name, text)| {
+            covers(c.name, *name)
+                || text.as_ref().is_some_and(|(chars, pairs)| {
+                    covers(c.description, *chars)
+                        && (0..PAIR_WORDS).all(|w| covers(self.pairs[id][w], pairs[w]))
+                })
         })
     }
 
@@ -663,11 +684,25 @@ fn name_filter(p: &str) -> u64 {
     }
 }
 
+/// What one term needs of a package: the characters of its name, or else (when the term may
+/// match the description) the characters and character pairs of its description.
+type Need = (u64, Option<(u64, [u64; PAIR_WORDS])>);
+
 /// A parsed query.
 pub struct Query {
     raw: String,
     /// The whole query, trimmed and lower-cased (for the exact and prefix bonuses).
     whole: String,
+    /// [`prefix_key`] of `whole`.
+    whole_key: (u64, u64),
+    /// `whole` holds a `/` (so `org/name` may equal it).
+    slash: bool,
+    /// One term, lower-case ASCII without `/`: every name starting with it matches, and the
+    /// prefix pass applies ([`prefix_pass`]).
+    by_prefix: bool,
+    /// At least the score of a package whose name does not start with `whole` (without the
+    /// exact and prefix bonuses), when `whole` holds no `/`.
+    other_bound: i64,
     terms: Vec<Term>,
 }
 
@@ -683,7 +718,7 @@ fn atom(pattern: &str) -> Atom {
 
 impl Query {
     pub fn parse(query: &str) -> Query {
-        let terms = query
+        let terms: Vec<Term> = query
             .split_whitespace()
             .map(|t| match t.split_once('/') {
                 Some((o, n)) => Term::new(
@@ -706,9 +741,23 @@ impl Query {
                 }
             })
             .collect();
+        let whole = query.trim().to_lowercase();
+        let slash = whole.contains('/');
+        let by_prefix = terms.len() == 1
+            && !slash
+            && whole.is_ascii()
+            && !query.bytes().any(|b| b.is_ascii_uppercase());
+        let other_bound = terms
+            .iter()
+            .map(|t| t.org_bound + (2 * t.name_bound).max(t.text_bound))
+            .sum();
         Query {
             raw: query.to_string(),
-            whole: query.trim().to_lowercase(),
+            whole_key: prefix_key(whole.as_bytes()),
+            whole,
+            slash,
+            by_prefix,
+            other_bound,
             terms,
         }
     }
@@ -719,11 +768,14 @@ impl Query {
 
     /// Per term that constrains the name: the characters its name needs, and those its
     /// description needs when the term may match there instead.
-    fn character_needs(&self) -> Vec<(u64, Option<u64>)> {
+    fn character_needs(&self) -> Vec<Need> {
         self.terms
             .iter()
             .filter(|t| t.name.is_some())
-            .map(|t| (t.name_chars, t.text.as_ref().map(|_| t.text_chars)))
+            .map(|t| {
+                let text = t.text.as_ref().map(|_| (t.text_chars, t.text_pairs));
+                (t.name_chars, text)
+            })
             .collect()
     }
 
@@ -732,7 +784,16 @@ impl Query {
         let head = &idx.heads[id];
         // The exact and prefix bonuses need a name starting with the query, or (org/name)
         // one shorter than it.
-        let whole = if head.first != 0
+        let (key, mask) = self.whole_key;
+        let whole = if !self.slash {
+            if idx.prefixes[id] & mask != key {
+                0
+            } else if head.first == 0 || head.len as usize == self.whole.len() {
+                EXACT
+            } else {
+                PREFIX
+            }
+        } else if head.first != 0
             && self.whole.as_bytes().first() != Some(&head.first)
             && self.whole.len() <= head.len as usize
         {
@@ -971,6 +1032,7 @@ fn score_filtered(
     let name = idx.lower_name(id);
     let org = idx.at(idx.org_entry(id).lower);
     let is_full = q.whole.len() == org.len() + 1 + name.len()
+        && q.whole.as_bytes()[org.len()] == b'/'
         && q.whole.starts_with(org)
         && q.whole.ends_with(name);
     if name == q.whole || is_full {
@@ -1645,38 +1707,184 @@ fn scan_bounded<'a>(
     limit: usize,
     bounded: bool,
 ) -> (Vec<(i64, &'a CatalogIndex, usize)>, usize) {
-    let mut hits = Vec::new();
-    let mut scored = 0;
+    let mut best = Best::new(limit, bounded);
     if limit == 0 {
-        return (hits, scored);
+        return (Vec::new(), 0);
     }
-    let need = q.character_needs();
-    // The score and name length of the `limit`-th best hit so far, once there is one.
-    let mut bar: Option<(i64, u32)> = None;
-    let trim_at = limit + 128;
     MATCHER.with(|m| {
         let m = &mut m.borrow_mut();
-        for cat in catalogs {
-            for id in cat.index.candidates(&need) {
-                if let Some((score, len)) = bar {
-                    let bound = q.bound(&cat.index, id);
-                    if bound < score || (bound == score && cat.index.heads[id].len > len) {
-                        continue;
-                    }
-                }
-                scored += 1;
-                if let Some(score) = score_with(m, &cat.index, id, q) {
-                    hits.push((score, &**cat, id));
-                    if bounded && hits.len() >= trim_at {
-                        top(&mut hits, limit, |&(s, c, id)| hit_key(s, c, id));
-                        bar = hits.last().map(|&(s, c, id)| (s, c.index.heads[id].len));
-                    }
+        if bounded && q.by_prefix {
+            best = prefix_pass(m, catalogs, q, limit);
+            if best.settled(q) {
+                return;
+            }
+            // Too few names start with the query: scan everything instead.
+            let scored = best.scored;
+            best = Best::new(limit, bounded);
+            best.scored = scored;
+        }
+        let need = q.character_needs();
+        if !bounded {
+            for cat in catalogs {
+                for id in cat.index.candidates(&need) {
+                    best.offer(m, q, cat, id);
                 }
             }
+            return;
         }
+        CANDIDATES.with(|c| {
+            let cands = &mut c.borrow_mut();
+            best_first(m, catalogs, q, &need, &mut best, cands);
+        });
     });
-    top(&mut hits, limit, |&(s, c, id)| hit_key(s, c, id));
-    (hits, scored)
+    best.finish()
+}
+
+thread_local! {
+    /// A scan's candidates with their bounds (kept between scans: no allocation per query).
+    static CANDIDATES: RefCell<Vec<(i64, u32, u32, u32)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The bounded scan, best bound first: every candidate's [`Query::bound`] is computed, those
+/// with the highest bounds are scored first (they set a high bar at once), then the rest
+/// only where their bound reaches the bar.
+fn best_first<'a>(
+    m: &mut Matcher,
+    catalogs: &'a [Arc<CatalogIndex>],
+    q: &Query,
+    need: &[Need],
+    best: &mut Best<'a>,
+    cands: &mut Vec<(i64, u32, u32, u32)>,
+) {
+    cands.clear();
+    for (c, cat) in catalogs.iter().enumerate() {
+        let idx = &cat.index;
+        cands.extend(
+            idx.candidates(need)
+                .map(|id| (q.bound(idx, id), idx.heads[id].len, c as u32, id as u32)),
+        );
+    }
+    let first = (best.limit + 128).min(cands.len());
+    if first == 0 {
+        return;
+    }
+    let key = |&(b, len, c, id): &(i64, u32, u32, u32)| (Reverse(b), len, c, id);
+    if first < cands.len() {
+        cands.select_nth_unstable_by_key(first - 1, key);
+    }
+    let (head, rest) = cands.split_at(first);
+    for &(_, _, c, id) in head {
+        best.score(m, q, &catalogs[c as usize], id as usize);
+    }
+    best.raise_bar();
+    for &(bound, len, c, id) in rest {
+        if best.reaches(bound, len) {
+            best.score(m, q, &catalogs[c as usize], id as usize);
+        }
+    }
+}
+
+/// The names of `catalogs` that start with the query (`q.by_prefix`), scored: when `limit`
+/// of them outscore every other name ([`Best::settled`]), they are the answer, found without
+/// reading the other packages' masks. Names starting with the query earn the prefix bonus,
+/// which outweighs any fuzzy or description score of a short query.
+fn prefix_pass<'a>(
+    m: &mut Matcher,
+    catalogs: &'a [Arc<CatalogIndex>],
+    q: &Query,
+    limit: usize,
+) -> Best<'a> {
+    let mut best = Best::new(limit, true);
+    let (key, mask) = q.whole_key;
+    let long = q.whole.len() > 8;
+    for cat in catalogs {
+        let idx = &cat.index;
+        for (id, &p) in idx.prefixes.iter().enumerate() {
+            if p & mask == key && (!long || idx.lower_name(id).starts_with(&q.whole)) {
+                best.offer(m, q, cat, id);
+            }
+        }
+    }
+    best
+}
+
+/// The best `limit` hits of a scan so far.
+struct Best<'a> {
+    hits: Vec<(i64, &'a CatalogIndex, usize)>,
+    limit: usize,
+    /// Whether packages that cannot reach the bar are skipped.
+    bounded: bool,
+    /// The score and name length of the `limit`-th best hit so far, once known.
+    bar: Option<(i64, u32)>,
+    /// How many packages were scored.
+    scored: usize,
+}
+
+impl<'a> Best<'a> {
+    fn new(limit: usize, bounded: bool) -> Best<'a> {
+        Best {
+            hits: Vec::new(),
+            limit,
+            bounded,
+            bar: None,
+            scored: 0,
+        }
+    }
+
+    /// Scores package `id` of `cat` unless its bound cannot reach the bar.
+    fn offer(&mut self, m: &mut Matcher, q: &Query, cat: &'a CatalogIndex, id: usize) {
+        if self.bar.is_none() || self.reaches(q.bound(&cat.index, id), cat.index.heads[id].len) {
+            self.score(m, q, cat, id);
+        }
+    }
+
+    /// Whether a package whose score is at most `bound` and whose name is `len` bytes long
+    /// may rank with the hits so far.
+    fn reaches(&self, bound: i64, len: u32) -> bool {
+        self.bar
+            .is_none_or(|(score, bar_len)| bound > score || (bound == score && len <= bar_len))
+    }
+
+    /// Scores package `id` of `cat` and keeps it if it matches.
+    fn score(&mut self, m: &mut Matcher, q: &Query, cat: &'a CatalogIndex, id: usize) {
+        self.scored += 1;
+        if let Some(score) = score_with(m, &cat.index, id, q) {
+            self.hits.push((score, cat, id));
+            if self.bounded && self.hits.len() >= self.limit + 128 {
+                self.raise_bar();
+            }
+        }
+    }
+
+    /// Keeps the best `limit` hits and, once there are that many, bars what cannot beat
+    /// the last of them.
+    fn raise_bar(&mut self) {
+        self.trim();
+        if self.bounded && self.hits.len() >= self.limit {
+            self.bar = self
+                .hits
+                .last()
+                .map(|&(s, c, id)| (s, c.index.heads[id].len));
+        }
+    }
+
+    fn trim(&mut self) {
+        top(&mut self.hits, self.limit, |&(s, c, id)| hit_key(s, c, id));
+    }
+
+    /// Whether no package outside those offered can rank: `limit` hits score above
+    /// `q.other_bound`.
+    fn settled(&mut self, q: &Query) -> bool {
+        self.trim();
+        self.hits.len() >= self.limit
+            && self.hits.last().is_some_and(|&(s, _, _)| s > q.other_bound)
+    }
+
+    /// The best `limit` hits, best first, and how many packages were scored.
+    fn finish(mut self) -> (Vec<(i64, &'a CatalogIndex, usize)>, usize) {
+        self.trim();
+        (self.hits, self.scored)
+    }
 }
 
 /// The order of results across catalogs: score, then shorter names, then `org/name`.
@@ -1743,6 +1951,17 @@ mod tests {
             let org = ["Acme", "beta", "çorp"][i % 3];
             rows.push((org.to_string(), format!("{name}{i}"), description));
         }
+        // Names equal to a query, or starting with one longer than eight bytes.
+        for (org, name) in [
+            ("Acme", "py"),
+            ("beta", "Auth"),
+            ("çorp", "café"),
+            ("Acme", "perl-query-builder-extra"),
+            ("beta", "PY-upper"),
+            ("Acme", "x86_64"),
+        ] {
+            rows.push((org.to_string(), name.to_string(), "py utils".to_string()));
+        }
         let idx = SearchIndex::new(
             rows.iter()
                 .map(|(o, n, d)| (o.as_str(), n.as_str(), d.as_str())),
@@ -1789,6 +2008,13 @@ mod tests {
             "a a a",
             "9",
             "59",
+            "acme-py",
+            "acme py",
+            "acme/py",
+            "perl-query-b",
+            "perl-query-builder-extra",
+            "py-upper",
+            "x86_64",
         ];
         (rows, idx, queries.to_vec())
     }
@@ -1889,6 +2115,16 @@ mod tests {
             "ut",
             "lbtaoc",
             "py-tls-cli",
+            "py",
+            "py-t",
+            "lua-tree-",
+            "rust-ansible-c",
+            "rust-ansible-cli",
+            "Py",
+            "perl",
+            "x86-lz4-docs",
+            "r",
+            "zz-",
         ];
         for query in queries.iter().chain(&extra) {
             let q = Query::parse(query);
@@ -1906,6 +2142,27 @@ mod tests {
             }
         }
         assert!(skipped_any, "the bound never spared a score");
+        // Enough names start with "py" for the prefix pass to answer alone; none starts with
+        // "tre" (fuzzy and description matches), so its pass cannot.
+        let mut m = Matcher::new(Config::DEFAULT);
+        assert!(
+            prefix_pass(&mut m, &catalogs, &Query::parse("py"), 20).settled(&Query::parse("py"))
+        );
+        let tre = Query::parse("tre");
+        assert!(!prefix_pass(&mut m, &catalogs, &tre, 20).settled(&tre));
+    }
+
+    /// `org/name` earns the exact bonus only for the query naming it with its `/`.
+    #[test]
+    fn only_org_slash_name_is_an_exact_org_match() {
+        let idx = SearchIndex::new([("acme", "py", "the acme-py tool"), ("acme", "pyx", "")]);
+        let score = |q: &str| Searcher::score(&idx, 0, &Query::parse(q));
+        assert!(score("acme/py").is_some_and(|s| s >= EXACT));
+        assert!(score("py").is_some_and(|s| s >= EXACT));
+        // Both match (the description holds them) without naming `acme/py`.
+        for q in ["acme-py", "acme py"] {
+            assert!(score(q).is_some_and(|s| s < PREFIX), "{q}: {:?}", score(q));
+        }
     }
 
     /// The answer cache stays within its budget, returns what it was given, and a rotation
