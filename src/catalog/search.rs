@@ -657,8 +657,7 @@ impl SearchIndex {
     }
 
     /// Calls `f` with every package that passes the character filters of every term, in
-    /// index order: from the second scan of this index on, by its [`Columns`] (built then:
-    /// an index scanned once, as by `pubdeck search`, never pays for them).
+    /// index order: by its [`Columns`] when they are built.
     fn for_candidates(&self, need: &[Need], columns: &[ColumnNeed], f: impl FnMut(usize)) {
         match self.columns() {
             Some(cols) => cols.candidates(columns, self.len(), f),
@@ -666,13 +665,18 @@ impl SearchIndex {
         }
     }
 
-    /// This index's [`Columns`] when this is (at least) its second scan, built on the way.
-    fn columns(&self) -> Option<&Columns> {
+    /// Counts a scan of this index; from the second on, builds its [`Columns`] (an index
+    /// scanned once, as by `pubdeck search`, never pays for them).
+    fn scanned(&self) {
         use std::sync::atomic::Ordering;
-        self.columns.get().or_else(|| {
-            (self.scans.fetch_add(1, Ordering::Relaxed) >= 1)
-                .then(|| self.columns.get_or_init(|| Columns::of(self)))
-        })
+        if self.columns.get().is_none() && self.scans.fetch_add(1, Ordering::Relaxed) >= 1 {
+            self.columns.get_or_init(|| Columns::of(self));
+        }
+    }
+
+    /// This index's [`Columns`], once built ([`SearchIndex::scanned`]).
+    fn columns(&self) -> Option<&Columns> {
+        self.columns.get()
     }
 
     /// The packages that pass the character filters of every term (`Query::character_needs`),
@@ -1900,6 +1904,9 @@ fn scan_bounded<'a>(
     if limit == 0 {
         return (Vec::new(), 0);
     }
+    if bounded {
+        catalogs.iter().for_each(|c| c.index.scanned());
+    }
     MATCHER.with(|m| {
         let m = &mut m.borrow_mut();
         if bounded && q.by_prefix {
@@ -2366,6 +2373,19 @@ mod tests {
         );
         let tre = Query::parse("tre");
         assert!(!prefix_pass(&mut m, &catalogs, &tre, 20).settled(&tre));
+    }
+
+    /// One search builds no columns, whatever passes it runs (`pubdeck search` searches
+    /// once per process); the second builds them.
+    #[test]
+    fn columns_come_with_the_second_search() {
+        let c = cat(&[("py-dhcp", "a daemon"), ("lua-tls", "bindings")]);
+        let catalogs = [c];
+        // "pd" matches no name by prefix: the prefix pass, then the full pass.
+        scan_bounded(&catalogs, &Query::parse("pd"), 20, true);
+        assert!(catalogs[0].index.columns().is_none());
+        scan_bounded(&catalogs, &Query::parse("pd"), 20, true);
+        assert!(catalogs[0].index.columns().is_some());
     }
 
     /// `org/name` earns the exact bonus only for the query naming it with its `/`.
