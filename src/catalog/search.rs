@@ -295,7 +295,7 @@ pub struct SearchIndex {
     /// Per entry: the first eight bytes of the lower-cased name ([`prefix_key`]), for the
     /// prefix pass and the exact and prefix bonuses' bound.
     prefixes: Vec<u64>,
-    /// How many scans read the candidates; from the second on, they read `columns`.
+    /// How many bounded searches read this index ([`SearchIndex::scanned`]).
     scans: std::sync::atomic::AtomicU32,
     /// `chars` and `pairs` transposed ([`Columns`]), built for an index scanned twice.
     columns: std::sync::OnceLock<Columns>,
@@ -312,8 +312,10 @@ pub struct SearchIndex {
 struct Columns {
     /// Words per set.
     words: usize,
-    /// The sets one after the other: [`Columns::NAME`], [`Columns::DESCRIPTION`],
-    /// [`Columns::PAIRS`] (by word, then bit of [`pair_slot`]), each `words` long.
+    /// The sets one after the other, each `words` long: [`Columns::NAME`] and
+    /// [`Columns::DESCRIPTION`] (by [`char_bit`]), [`Columns::PAIRS`] (by word, then bit of
+    /// [`pair_slot`]), [`Columns::ORDER`] (by [`order_slot`]), [`Columns::FIRST`] and
+    /// [`Columns::SECOND`] (by [`char_bit`]).
     bits: Vec<u64>,
 }
 
@@ -332,42 +334,39 @@ impl Columns {
         let mut bits = vec![0u64; Self::SETS * words];
         for (id, (c, pairs)) in idx.chars.iter().zip(&idx.pairs).enumerate() {
             let (w, bit) = (id / 64, 1u64 << (id % 64));
-            let mut set = |at: usize, mask: u64| {
-                for b in ones(mask) {
-                    bits[(at + b) * words + w] |= bit;
-                }
-            };
-            set(Self::NAME, c.name);
-            set(Self::DESCRIPTION, c.description);
+            // Puts package `id` in set `set`.
+            let mut mark = |set: usize| bits[set * words + w] |= bit;
+            ones(c.name).for_each(|b| mark(Self::NAME + b));
+            ones(c.description).for_each(|b| mark(Self::DESCRIPTION + b));
             for (pw, &p) in pairs.iter().enumerate() {
-                set(Self::PAIRS + 64 * pw, p);
+                ones(p).for_each(|b| mark(Self::PAIRS + 64 * pw + b));
             }
             let name = idx.lower_name(id).as_bytes();
             for (at, b) in [(Self::FIRST, name.first()), (Self::SECOND, name.get(1))] {
                 if let Some(&b) = b {
-                    bits[(at + usize::from(CHAR_BITS[usize::from(b)])) * words + w] |= bit;
+                    mark(at + usize::from(CHAR_BITS[usize::from(b)]));
                 }
             }
             // The matcher folds what is not ASCII: such a name is in every order set.
             if !name.is_ascii() {
-                for slot in 0..ORDER_SLOTS {
-                    bits[(Self::ORDER + slot) * words + w] |= bit;
-                }
+                (0..ORDER_SLOTS).for_each(|slot| mark(Self::ORDER + slot));
                 continue;
             }
             for (i, &a) in name.iter().enumerate() {
-                let a = CHAR_BITS[usize::from(a)];
                 for &b in &name[i + 1..] {
-                    let slot = order_slot(a, CHAR_BITS[usize::from(b)]);
-                    bits[(Self::ORDER + slot) * words + w] |= bit;
+                    mark(
+                        Self::ORDER
+                            + order_slot(CHAR_BITS[usize::from(a)], CHAR_BITS[usize::from(b)]),
+                    );
                 }
             }
         }
         Columns { words, bits }
     }
 
-    /// Calls `f` with every package that passes `need` ([`SearchIndex::may_match`]), in
-    /// order.
+    /// Calls `f` with every package in the sets of `need` (for a query's
+    /// [`Query::column_needs`]: a subset of what [`SearchIndex::may_match`] passes, holding
+    /// every match), in order.
     fn candidates(&self, need: &[ColumnNeed], len: usize, mut f: impl FnMut(usize)) {
         let words = self.words;
         // `acc` AND the sets' word `w`, reading no more sets once nothing is left (at 400
@@ -1915,9 +1914,10 @@ fn scan_bounded<'a>(
                 return;
             }
             // Too few names start with the query: scan everything instead.
-            let scored = best.scored;
-            best = Best::new(limit, bounded);
-            best.scored = scored;
+            best = Best {
+                scored: best.scored,
+                ..Best::new(limit, bounded)
+            };
         }
         let need = q.character_needs();
         if !bounded {
