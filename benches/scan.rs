@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pubdeck::catalog::index_file;
-use pubdeck::catalog::search::scan_catalogs;
+use pubdeck::catalog::search::ScanSet;
 
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
@@ -34,6 +34,8 @@ fn main() {
     };
     let catalogs: Vec<_> = catalogs.into_iter().map(Arc::new).collect();
     let packages: usize = catalogs.iter().map(|c| c.index.len()).sum();
+    // As the service holds a visible set: merged from its second search on.
+    let set = ScanSet::standalone(catalogs);
     let queries = std::fs::read_to_string(work.join("distinct-queries.txt")).unwrap_or_default();
     let queries: Vec<&str> = queries.lines().take(n).collect();
     if queries.is_empty() {
@@ -50,20 +52,17 @@ fn main() {
     let mut slowest: Vec<(f64, &str)> = Vec::new();
     if std::env::var_os("SCAN_PROFILE").is_some() {
         let t = Instant::now();
-        let scored: usize = queries
-            .iter()
-            .map(|q| scan_catalogs(&catalogs, q, 20, true).1)
-            .sum();
+        let scored: usize = queries.iter().map(|q| set.scan(q, 20, true).1).sum();
         let ms = t.elapsed().as_secs_f64() * 1e3 / queries.len() as f64;
         println!("bounded scan only: mean {ms:.3} ms, {scored} scored");
         return;
     }
     for q in &queries {
         let t = Instant::now();
-        let (a, sa) = scan_catalogs(&catalogs, q, 20, true);
+        let (a, sa) = set.scan(q, 20, true);
         bounded.push(t.elapsed().as_secs_f64() * 1e3);
         let t = Instant::now();
-        let (b, sb) = scan_catalogs(&catalogs, q, 20, false);
+        let (b, sb) = set.scan(q, 20, false);
         full.push(t.elapsed().as_secs_f64() * 1e3);
         if a != b {
             eprintln!("scan: {q:?} ranks differently with the bounds:\n  {a:?}\n  {b:?}");

@@ -201,8 +201,10 @@ const fn fuzzy_bound(n: i64, bonus: i64) -> i64 {
     MATCH * n + 2 * bonus + bonus * (n - 1)
 }
 
-/// What a scan's score bound reads of one package's name, apart from [`Entry`].
+/// What a scan's score bound reads of one package's name, apart from [`Entry`]: one cache
+/// line, so a bound costs at most one miss.
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
 struct Head {
     /// The first byte of the lower-cased name when the name is plain (see above), else 0
     /// (and the other masks are unused).
@@ -215,6 +217,9 @@ struct Head {
     camel: u64,
     /// The adjacent pairs of the lower-cased name.
     pairs: [u64; PAIR_WORDS],
+    /// The first eight bytes of the lower-cased name ([`prefix_key`]), for the prefix pass
+    /// and the exact and prefix bonuses.
+    prefix: u64,
 }
 
 impl Head {
@@ -234,6 +239,7 @@ impl Head {
             _ => Class::Other,
         };
         let len = u32::try_from(name.len()).unwrap_or(u32::MAX);
+        let prefix = prefix_key(lower).0;
         let bytes = name.as_bytes();
         let plain = name.is_ascii()
             && !bytes
@@ -242,6 +248,7 @@ impl Head {
         let Some(&first) = bytes.first().filter(|_| plain) else {
             return Head {
                 len,
+                prefix,
                 ..Head::default()
             };
         };
@@ -263,6 +270,7 @@ impl Head {
             boundary,
             camel,
             pairs: char_and_pair_masks(lower).1,
+            prefix,
         }
     }
 
@@ -292,12 +300,8 @@ pub struct SearchIndex {
     pairs: Vec<[u64; PAIR_WORDS]>,
     /// Per entry: what the score bound reads.
     heads: Vec<Head>,
-    /// Per entry: the first eight bytes of the lower-cased name ([`prefix_key`]), for the
-    /// prefix pass and the exact and prefix bonuses' bound.
-    prefixes: Vec<u64>,
-    /// How many bounded searches read this index ([`SearchIndex::scanned`]).
-    scans: std::sync::atomic::AtomicU32,
-    /// `chars` and `pairs` transposed ([`Columns`]), built for an index scanned twice.
+    /// `chars` and `pairs` transposed ([`Columns`]), built for an index a [`ScanSet`] reads
+    /// again ([`SearchIndex::build_columns`]).
     columns: std::sync::OnceLock<Columns>,
 }
 
@@ -366,9 +370,22 @@ impl Columns {
 
     /// Calls `f` with every package in the sets of `need` (for a query's
     /// [`Query::column_needs`]: a subset of what [`SearchIndex::may_match`] passes, holding
-    /// every match), in order.
-    fn candidates(&self, need: &[ColumnNeed], len: usize, mut f: impl FnMut(usize)) {
+    /// every match), in order, and the terms (bit `t` for `need[t]`, the first 64) whose
+    /// name sets hold it: a term whose bit is clear cannot match the name.
+    fn candidates(&self, need: &[ColumnNeed], len: usize, f: impl FnMut(usize, u64)) {
+        if self.words >= WIDE_WORDS {
+            self.candidates_wide(need, len, f);
+        } else {
+            self.candidates_narrow(need, len, f);
+        }
+    }
+
+    /// [`Columns::candidates`] one word at a time, reading no more sets of a word once
+    /// nothing is left (at 400 catalogs of a few words each, every set word is a cache miss:
+    /// the first, most selective, sets decide).
+    fn candidates_narrow(&self, need: &[ColumnNeed], len: usize, mut f: impl FnMut(usize, u64)) {
         let words = self.words;
+        let mut named_by_term = [0u64; 64];
         // `acc` AND the sets' word `w`, reading no more sets once nothing is left (at 400
         // catalogs the set words are cache misses: the first, most selective, sets decide).
         let all = |sets: &[u16], w: usize, mut acc: u64| {
@@ -386,8 +403,11 @@ impl Columns {
             } else {
                 !0
             };
-            for (name, text) in need {
+            for (t, (name, text)) in need.iter().enumerate() {
                 let named = all(name, w, acc);
+                if let Some(slot) = named_by_term.get_mut(t) {
+                    *slot = named;
+                }
                 // The description is read only for what the name leaves out.
                 acc = match text {
                     Some(text) if named != acc => named | all(text, w, acc & !named),
@@ -397,12 +417,95 @@ impl Columns {
                     break;
                 }
             }
+            let terms = need.len().min(64);
             while acc != 0 {
-                f(w * 64 + acc.trailing_zeros() as usize);
+                let bit = acc.trailing_zeros();
+                f(
+                    w * 64 + bit as usize,
+                    term_bits(&named_by_term[..terms], bit),
+                );
                 acc &= acc - 1;
             }
         }
     }
+
+    /// [`Columns::candidates`] one set at a time over every word: each set is read from end
+    /// to end (a merged index of 100,000 packages has 1,563 words per set), which the
+    /// hardware streams, where a word at a time touches a line of every set per word.
+    fn candidates_wide(&self, need: &[ColumnNeed], len: usize, mut f: impl FnMut(usize, u64)) {
+        let words = self.words;
+        let set = |s: u16| &self.bits[usize::from(s) * words..][..words];
+        WIDE.with(|scratch| {
+            let (acc, named, rest) = &mut *scratch.borrow_mut();
+            acc.clear();
+            acc.resize(words, !0);
+            if !len.is_multiple_of(64) {
+                acc[words - 1] = (1u64 << (len % 64)) - 1;
+            }
+            let terms = need.len().min(64);
+            named.clear();
+            named.resize(terms * words, 0);
+            for (t, (name_sets, text)) in need.iter().enumerate() {
+                rest.clear();
+                rest.extend_from_slice(acc);
+                for &s in name_sets {
+                    rest.iter_mut().zip(set(s)).for_each(|(a, b)| *a &= b);
+                }
+                if t < terms {
+                    named[t * words..][..words].copy_from_slice(rest);
+                }
+                match text {
+                    // The description for what the name leaves out: `acc` becomes that part,
+                    // ANDed with the description's sets, then joined with the named part.
+                    Some(text_sets) => {
+                        acc.iter_mut().zip(rest.iter()).for_each(|(a, n)| *a &= !n);
+                        for &s in text_sets {
+                            acc.iter_mut().zip(set(s)).for_each(|(a, b)| *a &= b);
+                        }
+                        acc.iter_mut().zip(rest.iter()).for_each(|(a, n)| *a |= n);
+                    }
+                    None => acc.copy_from_slice(rest),
+                }
+                if acc.iter().all(|&w| w == 0) {
+                    return;
+                }
+            }
+            let mut by_term = [0u64; 64];
+            for (w, &word) in acc.iter().enumerate() {
+                let mut word = word;
+                if word == 0 {
+                    continue;
+                }
+                for (t, slot) in by_term[..terms].iter_mut().enumerate() {
+                    *slot = named[t * words + w];
+                }
+                while word != 0 {
+                    let bit = word.trailing_zeros();
+                    f(w * 64 + bit as usize, term_bits(&by_term[..terms], bit));
+                    word &= word - 1;
+                }
+            }
+        });
+    }
+}
+
+/// Sets of at least this many words are read a set at a time ([`Columns::candidates_wide`]).
+const WIDE_WORDS: usize = 64;
+
+thread_local! {
+    /// [`Columns::candidates_wide`]'s words: the candidates so far, the terms' named sets,
+    /// and one term's (kept between scans: no allocation per query).
+    static WIDE: RefCell<(Vec<u64>, Vec<u64>, Vec<u64>)> = const {
+        RefCell::new((Vec::new(), Vec::new(), Vec::new()))
+    };
+}
+
+/// Bit `t` set when bit `bit` of `named[t]` is.
+fn term_bits(named: &[u64], bit: u32) -> u64 {
+    named
+        .iter()
+        .enumerate()
+        .fold(0, |m, (t, &w)| m | ((w >> bit) & 1) << t)
 }
 
 /// Slots of the ordered pairs of characters in [`Columns`].
@@ -488,7 +591,6 @@ impl SearchIndexBuilder {
         b.idx.chars.reserve(packages);
         b.idx.pairs.reserve(packages);
         b.idx.heads.reserve(packages);
-        b.idx.prefixes.reserve(packages);
         b.idx.text.reserve(text_bytes);
         b
     }
@@ -570,9 +672,6 @@ impl SearchIndexBuilder {
         self.idx.pairs.push(pairs);
         let head = Head::of(name, self.idx.at(lower_name).as_bytes());
         self.idx.heads.push(head);
-        self.idx
-            .prefixes
-            .push(prefix_key(self.idx.at(lower_name).as_bytes()).0);
         self.idx.entries.push(Entry {
             org,
             name: name_span,
@@ -619,7 +718,6 @@ impl SearchIndex {
             chars: Vec::with_capacity(parts.iter().map(|p| p.chars.len()).sum()),
             pairs: Vec::with_capacity(parts.iter().map(|p| p.pairs.len()).sum()),
             heads: Vec::with_capacity(parts.iter().map(|p| p.heads.len()).sum()),
-            prefixes: Vec::with_capacity(parts.iter().map(|p| p.prefixes.len()).sum()),
             ..SearchIndex::default()
         };
         for part in parts {
@@ -646,7 +744,6 @@ impl SearchIndex {
             out.chars.extend_from_slice(&part.chars);
             out.pairs.extend_from_slice(&part.pairs);
             out.heads.extend_from_slice(&part.heads);
-            out.prefixes.extend_from_slice(&part.prefixes);
         }
         out
     }
@@ -656,24 +753,45 @@ impl SearchIndex {
     }
 
     /// Calls `f` with every package that passes the character filters of every term, in
-    /// index order: by its [`Columns`] when they are built.
-    fn for_candidates(&self, need: &[Need], columns: &[ColumnNeed], f: impl FnMut(usize)) {
+    /// index order: by its [`Columns`] when they are built, with the terms whose name they
+    /// hold ([`Columns::candidates`]), else with `None`.
+    fn for_candidates(
+        &self,
+        need: &[Need],
+        columns: &[ColumnNeed],
+        mut f: impl FnMut(usize, Option<u64>),
+    ) {
         match self.columns() {
-            Some(cols) => cols.candidates(columns, self.len(), f),
-            None => self.candidates(need).for_each(f),
+            Some(cols) => cols.candidates(columns, self.len(), |id, names| f(id, Some(names))),
+            None => self.candidates(need).for_each(|id| f(id, None)),
         }
     }
 
-    /// Counts a scan of this index; from the second on, builds its [`Columns`] (an index
-    /// scanned once, as by `pubdeck search`, never pays for them).
-    fn scanned(&self) {
-        use std::sync::atomic::Ordering;
-        if self.columns.get().is_none() && self.scans.fetch_add(1, Ordering::Relaxed) >= 1 {
-            self.columns.get_or_init(|| Columns::of(self));
+    /// Asks for the first line of package `id`'s name ahead of reading it ([`prefetch`]).
+    fn prefetch_name(&self, id: usize) {
+        if let Some(b) = self.text.as_bytes().get(self.entries[id].name.start) {
+            prefetch(b);
         }
     }
 
-    /// This index's [`Columns`], once built ([`SearchIndex::scanned`]).
+    /// Builds this index's [`Columns`] (once).
+    fn build_columns(&self) {
+        self.columns.get_or_init(|| Columns::of(self));
+    }
+
+    /// About the heap memory of this index, with its columns when built.
+    fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.text.capacity()
+            + self.orgs.capacity() * size_of::<OrgEntry>()
+            + self.entries.capacity() * size_of::<Entry>()
+            + self.chars.capacity() * size_of::<Chars>()
+            + self.pairs.capacity() * size_of::<[u64; PAIR_WORDS]>()
+            + self.heads.capacity() * size_of::<Head>()
+            + self.columns.get().map_or(0, |c| c.bits.capacity() * 8)
+    }
+
+    /// This index's [`Columns`], once built ([`SearchIndex::build_columns`]).
     fn columns(&self) -> Option<&Columns> {
         self.columns.get()
     }
@@ -822,10 +940,11 @@ impl Term {
     }
 
     /// At least the score of this term on package `id` of `idx` (whose [`Head`] is `head`):
-    /// what its name could earn
-    /// (nothing when it lacks a character of the pattern) or else its description.
-    fn bound(&self, idx: &SearchIndex, id: usize, head: &Head) -> i64 {
-        let name = if self.name.is_none() || !name_may(idx, id, self, true) {
+    /// what its name could earn (nothing when it lacks a character of the pattern) or else
+    /// its description. `named`: whether the name may match, when the columns told.
+    fn bound(&self, idx: &SearchIndex, id: usize, head: &Head, named: Option<bool>) -> i64 {
+        let name = if self.name.is_none() || !named.unwrap_or_else(|| name_may(idx, id, self, true))
+        {
             0
         } else if head.first == 0 || self.needle.is_empty() {
             2 * self.name_bound
@@ -874,6 +993,14 @@ fn name_filter(p: &str) -> u64 {
     } else {
         0
     }
+}
+
+/// Whether the name may match term `t`, when the columns told (`names`, whose bit `k` is the
+/// `k`-th term with a name pattern; `k` counts them).
+fn named(names: Option<u64>, t: &Term, k: &mut usize) -> Option<bool> {
+    t.name.as_ref()?;
+    *k += 1;
+    names.filter(|_| *k <= 64).map(|n| n >> (*k - 1) & 1 == 1)
 }
 
 /// What one term needs of a package: the characters of its name, or else (when the term may
@@ -971,14 +1098,15 @@ impl Query {
             .collect()
     }
 
-    /// At least the score of package `id` of `idx`, without reading its text.
-    fn bound(&self, idx: &SearchIndex, id: usize) -> i64 {
+    /// At least the score of package `id` of `idx`, without reading its text. `names`: the
+    /// terms whose name may match, when the columns told ([`Columns::candidates`]).
+    fn bound(&self, idx: &SearchIndex, id: usize, names: Option<u64>) -> i64 {
         let head = &idx.heads[id];
         // The exact and prefix bonuses need a name starting with the query, or (org/name)
         // one shorter than it.
         let (key, mask) = self.whole_key;
         let whole = if !self.slash {
-            if idx.prefixes[id] & mask != key {
+            if head.prefix & mask != key {
                 0
             } else if head.first == 0 || head.len as usize == self.whole.len() {
                 EXACT
@@ -993,12 +1121,12 @@ impl Query {
         } else {
             EXACT
         };
-        whole
-            + self
-                .terms
-                .iter()
-                .map(|t| t.bound(idx, id, head))
-                .sum::<i64>()
+        let mut k = 0;
+        let mut sum = 0;
+        for t in &self.terms {
+            sum += t.bound(idx, id, head, named(names, t, &mut k));
+        }
+        whole + sum
     }
 
     /// No terms: everything matches, in index order.
@@ -1156,19 +1284,24 @@ pub(crate) fn on_cores<'a, T: Sync, R: Send + Default>(
 
 /// Keeps the best `limit` of `v` by `key` (smallest first), sorted.
 fn top<T, K: Ord>(v: &mut Vec<T>, limit: usize, key: impl Fn(&T) -> K) {
+    top_by(v, limit, |a, b| key(a).cmp(&key(b)));
+}
+
+/// Keeps the best `limit` of `v` by `order` (least first), sorted.
+fn top_by<T>(v: &mut Vec<T>, limit: usize, order: impl Fn(&T, &T) -> std::cmp::Ordering) {
     if limit == 0 {
         v.clear();
         return;
     }
     if v.len() > limit {
-        v.select_nth_unstable_by(limit - 1, |a, b| key(a).cmp(&key(b)));
+        v.select_nth_unstable_by(limit - 1, &order);
         v.truncate(limit);
     }
-    v.sort_unstable_by_key(|a| key(a));
+    v.sort_unstable_by(order);
 }
 
 fn score_with(m: &mut Matcher, idx: &SearchIndex, id: usize, q: &Query) -> Option<i64> {
-    score_filtered(m, idx, id, q, true)
+    score_filtered(m, idx, id, q, true, None)
 }
 
 /// Whether the name of package `id` may match term `t` (`filter` false: always).
@@ -1184,25 +1317,31 @@ fn text_may(idx: &SearchIndex, id: usize, t: &Term, filter: bool) -> bool {
             && (0..PAIR_WORDS).all(|w| covers(idx.pairs[id][w], t.text_pairs[w])))
 }
 
+/// The score of package `id` (`None`: no match). `filter`: whether the character filters
+/// may skip the matcher; `names`: the terms whose name may match, when the columns told
+/// ([`Columns::candidates`]).
 fn score_filtered(
     m: &mut Matcher,
     idx: &SearchIndex,
     id: usize,
     q: &Query,
     filter: bool,
+    names: Option<u64>,
 ) -> Option<i64> {
     if q.terms.is_empty() {
         return Some(0);
     }
     let mut buf = Vec::new();
     let mut total = 0i64;
+    let mut k = 0;
     for t in &q.terms {
         let mut s = 0i64;
         if let Some(o) = &t.org {
             s += i64::from(o.score(Utf32Str::new(idx.org(id), &mut buf), m)?);
         }
+        let named = named(names, t, &mut k).filter(|_| filter);
         let name = t.name.as_ref().map(|a| {
-            if name_may(idx, id, t, filter) {
+            if named.unwrap_or_else(|| name_may(idx, id, t, filter)) {
                 a.score(Utf32Str::new(idx.name(id), &mut buf), m)
             } else {
                 None
@@ -1221,16 +1360,27 @@ fn score_filtered(
         }
         total += s;
     }
-    let name = idx.lower_name(id);
-    let org = idx.at(idx.org_entry(id).lower);
-    let is_full = q.whole.len() == org.len() + 1 + name.len()
-        && q.whole.as_bytes()[org.len()] == b'/'
-        && q.whole.starts_with(org)
-        && q.whole.ends_with(name);
-    if name == q.whole || is_full {
-        total += EXACT;
-    } else if name.starts_with(&q.whole) {
-        total += PREFIX;
+    // The lower-cased name (and org) are read only when they may earn a bonus: a name
+    // starting with the query, or `org/name` for a query with a `/`.
+    let (key, mask) = q.whole_key;
+    if idx.heads[id].prefix & mask == key {
+        let name = idx.lower_name(id);
+        if name == q.whole {
+            return Some(total + EXACT);
+        } else if name.starts_with(&q.whole) {
+            return Some(total + PREFIX);
+        }
+    }
+    if q.slash {
+        let name = idx.lower_name(id);
+        let org = idx.at(idx.org_entry(id).lower);
+        let is_full = q.whole.len() == org.len() + 1 + name.len()
+            && q.whole.as_bytes()[org.len()] == b'/'
+            && q.whole.starts_with(org)
+            && q.whole.ends_with(name);
+        if is_full {
+            total += EXACT;
+        }
     }
     Some(total)
 }
@@ -1465,7 +1615,152 @@ impl ResultCache {
 }
 
 /// The package lists of a visible set of catalogs, in its order.
-pub(crate) type Lists = Arc<Vec<Arc<CatalogIndex>>>;
+pub(crate) type Lists = Arc<ScanSet>;
+
+/// Memory the merged indexes of [`ScanSet`]s may take together: about five visible sets of
+/// 100,000 packages (45 MB each, columns included). A set that does not fit is searched
+/// catalog by catalog, each with its own columns.
+const MERGED_BYTES: usize = 256 << 20;
+
+/// The catalogs one search reads (a visible set), in order. From its second search on, a set
+/// is searched as one merged index with one set of [`Columns`]: at hundreds of catalogs, a
+/// column pass per catalog reads a few words of each set, each one a cache miss, where the
+/// merged index's sets are read from end to end. A set searched once (`pubdeck search`)
+/// never pays for merging.
+pub struct ScanSet {
+    catalogs: Vec<Arc<CatalogIndex>>,
+    searches: std::sync::atomic::AtomicU32,
+    /// Set by the search that merges (others go on catalog by catalog meanwhile).
+    merging: std::sync::atomic::AtomicBool,
+    /// The merged index, or `None` when it did not fit the budget.
+    merged: std::sync::OnceLock<Option<Merged>>,
+    /// Bytes left for merged indexes, shared by the sets of one [`SearchCache`].
+    budget: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct Merged {
+    catalog: Arc<CatalogIndex>,
+    /// What it took of the budget (given back on drop).
+    bytes: usize,
+}
+
+impl std::fmt::Debug for ScanSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanSet")
+            .field("catalogs", &self.catalogs.len())
+            .field("merged", &self.merged().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for ScanSet {
+    type Target = [Arc<CatalogIndex>];
+    fn deref(&self) -> &Self::Target {
+        &self.catalogs
+    }
+}
+
+impl Drop for ScanSet {
+    fn drop(&mut self) {
+        if let Some(Some(m)) = self.merged.get() {
+            self.budget
+                .fetch_add(m.bytes, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl ScanSet {
+    /// The set of `catalogs`, whose merged index may take what is left of `budget`.
+    pub fn new(
+        catalogs: Vec<Arc<CatalogIndex>>,
+        budget: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> ScanSet {
+        ScanSet {
+            catalogs,
+            searches: std::sync::atomic::AtomicU32::new(0),
+            merging: std::sync::atomic::AtomicBool::new(false),
+            merged: std::sync::OnceLock::new(),
+            budget,
+        }
+    }
+
+    /// A set with a budget of its own of [`MERGED_BYTES`] (tests, benchmarks).
+    pub fn standalone(catalogs: Vec<Arc<CatalogIndex>>) -> ScanSet {
+        ScanSet::new(
+            catalogs,
+            Arc::new(std::sync::atomic::AtomicUsize::new(MERGED_BYTES)),
+        )
+    }
+
+    fn merged(&self) -> Option<&Merged> {
+        self.merged.get().and_then(Option::as_ref)
+    }
+
+    /// What a search reads: the merged index once there is one. Counts the search; the
+    /// second one merges, or (over budget) builds each catalog's columns instead.
+    fn for_search(&self) -> &[Arc<CatalogIndex>] {
+        use std::sync::atomic::Ordering;
+        if let Some(done) = self.merged.get() {
+            return done
+                .as_ref()
+                .map_or(&self.catalogs[..], |m| std::slice::from_ref(&m.catalog));
+        }
+        if self.searches.fetch_add(1, Ordering::Relaxed) == 0
+            || self.merging.swap(true, Ordering::AcqRel)
+        {
+            return &self.catalogs;
+        }
+        let done = self.merged.get_or_init(|| self.merge());
+        match done {
+            Some(m) => std::slice::from_ref(&m.catalog),
+            None => {
+                self.catalogs.iter().for_each(|c| c.index.build_columns());
+                &self.catalogs
+            }
+        }
+    }
+
+    /// The merged index with its columns, if its bytes fit what is left of the budget.
+    fn merge(&self) -> Option<Merged> {
+        use std::sync::atomic::Ordering;
+        let packages: usize = self.catalogs.iter().map(|c| c.index.len()).sum();
+        // The parts' own bytes (without columns) and the merged columns.
+        let bytes = self
+            .catalogs
+            .iter()
+            .map(|c| c.index.heap_bytes() - c.index.columns().map_or(0, |c| c.bits.capacity() * 8))
+            .sum::<usize>()
+            + Columns::SETS * packages.div_ceil(64) * 8;
+        self.budget
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(bytes)
+            })
+            .ok()?;
+        let parts: Vec<&SearchIndex> = self.catalogs.iter().map(|c| &*c.index).collect();
+        let index = SearchIndex::concat(&parts);
+        index.build_columns();
+        Some(Merged {
+            catalog: Arc::new(CatalogIndex {
+                name: String::new(),
+                created_at: 0,
+                generation: 0,
+                index: Arc::new(index),
+            }),
+            bytes,
+        })
+    }
+
+    /// The best `limit` packages for `query` on `threads` threads (`None`: as many as the
+    /// package count calls for).
+    fn search(&self, query: &str, limit: usize, threads: Option<usize>) -> Vec<SearchHit> {
+        search_on(self.for_search(), query, limit, threads)
+    }
+
+    /// [`scan_catalogs`] over this set as a search of the service reads it.
+    pub fn scan(&self, query: &str, limit: usize, bounded: bool) -> (Vec<(i64, String)>, usize) {
+        scan_catalogs(self.for_search(), query, limit, bounded)
+    }
+}
 
 /// Visible sets whose lists are kept at once (the map is dropped when full).
 const SET_CACHE_SIZE: usize = 256;
@@ -1476,6 +1771,8 @@ pub(crate) struct SearchCache {
     /// The lists of a visible set, by its ETag: a request whose set was seen before gets its
     /// lists with one lookup, not one per catalog.
     sets: RwLock<HashMap<Arc<str>, Lists>>,
+    /// Bytes left for the sets' merged indexes ([`MERGED_BYTES`]).
+    merge_budget: Arc<std::sync::atomic::AtomicUsize>,
     results: RwLock<ResultCache>,
     /// Searches scanning or queued now: while others wait, a search keeps to one core.
     scanning: Arc<std::sync::atomic::AtomicUsize>,
@@ -1496,6 +1793,7 @@ impl Default for SearchCache {
         SearchCache {
             catalogs: RwLock::default(),
             sets: RwLock::default(),
+            merge_budget: Arc::new(std::sync::atomic::AtomicUsize::new(MERGED_BYTES)),
             results: RwLock::new(ResultCache::new(RESULT_CACHE_BYTES)),
             scanning: Arc::default(),
             pool: std::sync::OnceLock::new(),
@@ -1608,7 +1906,11 @@ impl SearchCache {
         {
             return Ok(Arc::clone(l));
         }
-        let lists = Arc::new(self.snapshot(db, visible).await?);
+        let lists = Arc::new(ScanSet::new(
+            self.snapshot(db, visible).await?,
+            Arc::clone(&self.merge_budget),
+        ));
+        self.forget_stale_sets();
         insert_bounded(
             &self.sets,
             SET_CACHE_SIZE,
@@ -1616,6 +1918,20 @@ impl SearchCache {
             Arc::clone(&lists),
         );
         Ok(lists)
+    }
+
+    /// Forgets the visible sets holding a catalog older than the one in memory: their ETags
+    /// are not asked for again, and their merged indexes go back to the budget.
+    fn forget_stale_sets(&self) {
+        let current = self.catalogs.read().unwrap_or_else(|e| e.into_inner());
+        let fresh = |set: &Lists| {
+            set.iter()
+                .all(|c| current.get(&c.name).is_none_or(|now| Arc::ptr_eq(now, c)))
+        };
+        self.sets
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, set| fresh(set));
     }
 
     /// The best `limit` packages of `lists` for `query`, off the async threads: on every
@@ -1650,7 +1966,7 @@ impl SearchCache {
         let q = query.to_string();
         pool.run(move || {
             let threads = (scanning.load(Ordering::Relaxed) > 1).then_some(1);
-            search_on(&lists, &q, limit, threads)
+            lists.search(&q, limit, threads)
         })
         .await
         .ok_or_else(|| crate::catalog::CatalogError::Internal("the search scan failed".into()))
@@ -1864,7 +2180,7 @@ fn search_on(
     let parts = even_runs(catalogs, threads, |c| c.index.len());
     let mut hits: Vec<(i64, &CatalogIndex, usize)> =
         on_cores(parts, &|part| scan(part, &q, limit)).concat();
-    top(&mut hits, limit, |&(s, c, id)| hit_key(s, c, id));
+    top_by(&mut hits, limit, hit_order);
     hits.into_iter()
         .map(|(score, c, id)| {
             let p = c.index.summary(id);
@@ -1903,9 +2219,6 @@ fn scan_bounded<'a>(
     if limit == 0 {
         return (Vec::new(), 0);
     }
-    if bounded {
-        catalogs.iter().for_each(|c| c.index.scanned());
-    }
     MATCHER.with(|m| {
         let m = &mut m.borrow_mut();
         if bounded && q.by_prefix {
@@ -1938,7 +2251,36 @@ fn scan_bounded<'a>(
 
 thread_local! {
     /// A scan's candidates with their bounds (kept between scans: no allocation per query).
-    static CANDIDATES: RefCell<Vec<(i64, u32, u32, u32)>> = const { RefCell::new(Vec::new()) };
+    static CANDIDATES: RefCell<Vec<Candidate>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many candidates ahead a scan asks for the memory it will read.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Asks the CPU to bring `x`'s cache line in without waiting for it.
+fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing the program sees and cannot fault; `x` is a valid
+    // reference anyway.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>((x as *const T).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
+
+/// A package that passed a scan's filters, with its score bound.
+#[derive(Clone, Copy)]
+struct Candidate {
+    bound: i64,
+    /// Its name's length ([`Head::len`]).
+    len: u32,
+    /// Its catalog's position among the scan's.
+    cat: u32,
+    id: u32,
+    /// The terms whose name may match, when the columns told ([`Columns::candidates`]).
+    names: Option<u64>,
 }
 
 /// The bounded scan, best bound first: every candidate's [`Query::bound`] is computed, those
@@ -1950,32 +2292,63 @@ fn best_first<'a>(
     q: &Query,
     need: &[Need],
     best: &mut Best<'a>,
-    cands: &mut Vec<(i64, u32, u32, u32)>,
+    cands: &mut Vec<Candidate>,
 ) {
     cands.clear();
     let columns = q.column_needs();
     for (c, cat) in catalogs.iter().enumerate() {
-        let idx = &cat.index;
-        idx.for_candidates(need, &columns, |id| {
-            cands.push((q.bound(idx, id), idx.heads[id].len, c as u32, id as u32));
+        cat.index.for_candidates(need, &columns, |id, names| {
+            cands.push(Candidate {
+                bound: 0,
+                len: 0,
+                cat: c as u32,
+                id: id as u32,
+                names,
+            });
         });
+    }
+    // The bounds, each a [`Head`]: a cache miss per candidate unless fetched ahead.
+    let head = |c: &Candidate| &catalogs[c.cat as usize].index.heads[c.id as usize];
+    for i in 0..cands.len() {
+        if let Some(next) = cands.get(i + PREFETCH_AHEAD) {
+            prefetch(head(next));
+        }
+        let c = &mut cands[i];
+        let idx = &catalogs[c.cat as usize].index;
+        c.bound = q.bound(idx, c.id as usize, c.names);
+        c.len = idx.heads[c.id as usize].len;
     }
     let first = (best.limit + 128).min(cands.len());
     if first == 0 {
         return;
     }
-    let key = |&(b, len, c, id): &(i64, u32, u32, u32)| (Reverse(b), len, c, id);
+    let key = |c: &Candidate| (Reverse(c.bound), c.len, c.cat, c.id);
     if first < cands.len() {
         cands.select_nth_unstable_by_key(first - 1, key);
     }
     let (head, rest) = cands.split_at(first);
-    for &(_, _, c, id) in head {
-        best.score(m, q, &catalogs[c as usize], id as usize);
+    let score = |best: &mut Best<'a>, m: &mut Matcher, c: &Candidate| {
+        best.score(m, q, &catalogs[c.cat as usize], c.id as usize, c.names);
+    };
+    // Scoring reads a package's entry, then its name: both asked for ahead.
+    let index = |c: &Candidate| &*catalogs[c.cat as usize].index;
+    let ahead = |list: &[Candidate], i: usize| {
+        if let Some(c) = list.get(i + PREFETCH_AHEAD) {
+            prefetch(&index(c).entries[c.id as usize]);
+        }
+        if let Some(c) = list.get(i + PREFETCH_AHEAD / 2) {
+            index(c).prefetch_name(c.id as usize);
+        }
+    };
+    for (i, c) in head.iter().enumerate() {
+        ahead(head, i);
+        score(best, m, c);
     }
     best.raise_bar();
-    for &(bound, len, c, id) in rest {
-        if best.reaches(bound, len) {
-            best.score(m, q, &catalogs[c as usize], id as usize);
+    for (i, c) in rest.iter().enumerate() {
+        if best.reaches(c.bound, c.len) {
+            ahead(rest, i);
+            score(best, m, c);
         }
     }
 }
@@ -2004,14 +2377,15 @@ fn prefix_pass<'a>(
     )];
     for cat in catalogs {
         let idx = &cat.index;
-        let offer = |id: usize| {
-            if idx.prefixes[id] & mask == key && (!long || idx.lower_name(id).starts_with(&q.whole))
+        let mut offer = |id: usize| {
+            if idx.heads[id].prefix & mask == key
+                && (!long || idx.lower_name(id).starts_with(&q.whole))
             {
                 best.offer(m, q, cat, id);
             }
         };
         match idx.columns() {
-            Some(cols) => cols.candidates(&sets, idx.len(), offer),
+            Some(cols) => cols.candidates(&sets, idx.len(), |id, _| offer(id)),
             None => (0..idx.len()).for_each(offer),
         }
     }
@@ -2043,8 +2417,10 @@ impl<'a> Best<'a> {
 
     /// Scores package `id` of `cat` unless its bound cannot reach the bar.
     fn offer(&mut self, m: &mut Matcher, q: &Query, cat: &'a CatalogIndex, id: usize) {
-        if self.bar.is_none() || self.reaches(q.bound(&cat.index, id), cat.index.heads[id].len) {
-            self.score(m, q, cat, id);
+        if self.bar.is_none()
+            || self.reaches(q.bound(&cat.index, id, None), cat.index.heads[id].len)
+        {
+            self.score(m, q, cat, id, None);
         }
     }
 
@@ -2056,9 +2432,17 @@ impl<'a> Best<'a> {
     }
 
     /// Scores package `id` of `cat` and keeps it if it matches.
-    fn score(&mut self, m: &mut Matcher, q: &Query, cat: &'a CatalogIndex, id: usize) {
+    /// `names`: the terms whose name may match, when the columns told.
+    fn score(
+        &mut self,
+        m: &mut Matcher,
+        q: &Query,
+        cat: &'a CatalogIndex,
+        id: usize,
+        names: Option<u64>,
+    ) {
         self.scored += 1;
-        if let Some(score) = score_with(m, &cat.index, id, q) {
+        if let Some(score) = score_filtered(m, &cat.index, id, q, true, names) {
             self.hits.push((score, cat, id));
             if self.bounded && self.hits.len() >= self.limit + 128 {
                 self.raise_bar();
@@ -2079,7 +2463,7 @@ impl<'a> Best<'a> {
     }
 
     fn trim(&mut self) {
-        top(&mut self.hits, self.limit, |&(s, c, id)| hit_key(s, c, id));
+        top_by(&mut self.hits, self.limit, hit_order);
     }
 
     /// Whether no package outside those offered can rank: `limit` hits score above
@@ -2104,6 +2488,18 @@ fn hit_key(score: i64, c: &CatalogIndex, id: usize) -> (Reverse<i64>, usize, (&s
         c.index.name(id).len(),
         (c.index.org(id), c.index.name(id)),
     )
+}
+
+/// [`hit_key`]'s order, reading the names only for hits of one score and name length (a
+/// scan orders hundreds of hits: their text is cache misses).
+fn hit_order(
+    a: &(i64, &CatalogIndex, usize),
+    b: &(i64, &CatalogIndex, usize),
+) -> std::cmp::Ordering {
+    let len = |&(_, c, id): &(i64, &CatalogIndex, usize)| c.index.heads[id].len;
+    b.0.cmp(&a.0)
+        .then_with(|| len(a).cmp(&len(b)))
+        .then_with(|| hit_key(a.0, a.1, a.2).cmp(&hit_key(b.0, b.1, b.2)))
 }
 
 #[cfg(test)]
@@ -2242,21 +2638,40 @@ mod tests {
             let mut matched = 0;
             let need = q.character_needs();
             let candidates: std::collections::HashSet<usize> = idx.candidates(&need).collect();
-            let mut by_columns = std::collections::HashSet::new();
-            columns.candidates(&q.column_needs(), idx.len(), |id| {
-                by_columns.insert(id);
+            // Both column passes: the same candidates, with the same terms' names.
+            let mut by_columns = HashMap::new();
+            columns.candidates_narrow(&q.column_needs(), idx.len(), |id, names| {
+                by_columns.insert(id, names);
             });
-            assert!(by_columns.is_subset(&candidates), "{:?}", q.as_str());
+            let mut wide = HashMap::new();
+            columns.candidates_wide(&q.column_needs(), idx.len(), |id, names| {
+                wide.insert(id, names);
+            });
+            assert_eq!(by_columns, wide, "{:?}", q.as_str());
+            assert!(
+                by_columns.keys().all(|id| candidates.contains(id)),
+                "{:?}",
+                q.as_str()
+            );
             narrower |= by_columns.len() < candidates.len();
             for (id, row) in rows.iter().enumerate() {
-                let with = score_filtered(&mut m, &idx, id, &q, true);
-                let without = score_filtered(&mut m, &idx, id, &q, false);
+                let with = score_filtered(&mut m, &idx, id, &q, true, None);
+                let without = score_filtered(&mut m, &idx, id, &q, false, None);
                 assert_eq!(with, without, "{:?} on {row:?}", q.as_str());
                 assert!(
-                    without.is_none() || by_columns.contains(&id),
+                    without.is_none() || by_columns.contains_key(&id),
                     "the scan's first pass drops a match: {:?} on {row:?}",
                     q.as_str()
                 );
+                // The bound told which names the columns rule out still holds.
+                if let (Some(score), Some(&names)) = (without, by_columns.get(&id)) {
+                    let bound = q.bound(&idx, id, Some(names));
+                    assert!(
+                        bound >= score,
+                        "{:?} on {row:?}: {bound} < {score}",
+                        q.as_str()
+                    );
+                }
                 matched += usize::from(with.is_some());
             }
             matching_queries += usize::from(matched > 0);
@@ -2271,7 +2686,9 @@ mod tests {
         );
         // Filters do reject: a query of characters no name or description has.
         let q = Query::parse("zzz");
-        assert!((0..idx.len()).all(|id| score_filtered(&mut m, &idx, id, &q, true).is_none()));
+        assert!(
+            (0..idx.len()).all(|id| score_filtered(&mut m, &idx, id, &q, true, None).is_none())
+        );
     }
 
     /// The scan's score bound is at least the score of every package for every query, and a
@@ -2284,8 +2701,8 @@ mod tests {
         for q in &queries {
             let q = Query::parse(q);
             for (id, row) in rows.iter().enumerate() {
-                if let Some(score) = score_filtered(&mut m, &idx, id, &q, false) {
-                    let bound = q.bound(&idx, id);
+                if let Some(score) = score_filtered(&mut m, &idx, id, &q, false, None) {
+                    let bound = q.bound(&idx, id, None);
                     assert!(
                         bound >= score,
                         "{:?} on {row:?}: {score} > {bound}",
@@ -2375,17 +2792,53 @@ mod tests {
         assert!(!prefix_pass(&mut m, &catalogs, &tre, 20).settled(&tre));
     }
 
-    /// One search builds no columns, whatever passes it runs (`pubdeck search` searches
-    /// once per process); the second builds them.
+    /// One search of a set merges nothing and builds no columns (`pubdeck search` searches
+    /// once per process); the second merges the set, which then answers as its catalogs did.
+    /// A set over the memory budget builds its catalogs' columns instead, and a dropped set
+    /// gives its bytes back.
     #[test]
-    fn columns_come_with_the_second_search() {
-        let c = cat(&[("py-dhcp", "a daemon"), ("lua-tls", "bindings")]);
-        let catalogs = [c];
+    fn a_set_merges_with_its_second_search() {
+        let a = cat(&[("py-dhcp", "a daemon"), ("lua-tls", "bindings")]);
+        let b = Arc::new(CatalogIndex::new(
+            "beta",
+            0,
+            0,
+            &summaries(&[("beta", "pdns", "dns"), ("beta", "py", "python")]),
+        ));
+        let budget = Arc::new(std::sync::atomic::AtomicUsize::new(MERGED_BYTES));
+        let set = ScanSet::new(vec![Arc::clone(&a), Arc::clone(&b)], Arc::clone(&budget));
         // "pd" matches no name by prefix: the prefix pass, then the full pass.
-        scan_bounded(&catalogs, &Query::parse("pd"), 20, true);
-        assert!(catalogs[0].index.columns().is_none());
-        scan_bounded(&catalogs, &Query::parse("pd"), 20, true);
-        assert!(catalogs[0].index.columns().is_some());
+        let first = set.search("pd", 20, Some(1));
+        assert!(set.merged().is_none());
+        assert!(a.index.columns().is_none() && b.index.columns().is_none());
+        assert_eq!(set.search("pd", 20, Some(1)), first);
+        let merged = set.merged().expect("merged on the second search");
+        assert!(merged.catalog.index.columns().is_some());
+        assert_eq!(merged.catalog.index.len(), 4);
+        assert!(a.index.columns().is_none(), "no columns per catalog");
+        for q in ["py", "beta/p", "dns", "daemon lua", "zz"] {
+            assert_eq!(
+                set.search(q, 20, Some(1)),
+                search_on(&[Arc::clone(&a), Arc::clone(&b)], q, 20, Some(1)),
+                "{q}"
+            );
+        }
+        let taken = MERGED_BYTES - budget.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(taken >= merged.catalog.index.heap_bytes() / 2, "{taken}");
+        drop(set);
+        assert_eq!(
+            budget.load(std::sync::atomic::Ordering::Relaxed),
+            MERGED_BYTES
+        );
+        // No budget left: the catalogs get their own columns instead.
+        let set = ScanSet::new(
+            vec![Arc::clone(&a)],
+            Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        );
+        set.search("pd", 20, Some(1));
+        set.search("pd", 20, Some(1));
+        assert!(set.merged().is_none());
+        assert!(a.index.columns().is_some());
     }
 
     /// `org/name` earns the exact bonus only for the query naming it with its `/`.
