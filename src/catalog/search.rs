@@ -2841,6 +2841,54 @@ mod tests {
         assert!(a.index.columns().is_some());
     }
 
+    /// A set holding a catalog that moved on is forgotten when another set is listed, and
+    /// its merged index goes back to the budget; a current set stays.
+    #[test]
+    fn stale_sets_give_their_merged_bytes_back() {
+        let cache = SearchCache::default();
+        let old = cat(&[("py-dhcp", "a daemon")]);
+        let other = Arc::new(CatalogIndex::new(
+            "beta",
+            0,
+            0,
+            &summaries(&[("beta", "pdns", "dns")]),
+        ));
+        cache.insert(Arc::clone(&old));
+        cache.insert(Arc::clone(&other));
+        let budget = || {
+            cache
+                .merge_budget
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let list = |catalogs: Vec<Arc<CatalogIndex>>, etag: &str| {
+            let set = Arc::new(ScanSet::new(catalogs, Arc::clone(&cache.merge_budget)));
+            set.search("pd", 20, Some(1));
+            set.search("pd", 20, Some(1));
+            assert!(set.merged().is_some());
+            insert_bounded(&cache.sets, SET_CACHE_SIZE, Arc::from(etag), set);
+        };
+        list(vec![Arc::clone(&old), Arc::clone(&other)], "both");
+        list(vec![Arc::clone(&other)], "beta");
+        assert!(budget() < MERGED_BYTES);
+        cache.forget_stale_sets();
+        assert_eq!(cache.sets.read().unwrap().len(), 2, "nothing moved on yet");
+        // `org` publishes: its catalog in memory is a newer one.
+        cache.insert(Arc::new(CatalogIndex::new(
+            "org",
+            0,
+            1,
+            &summaries(&[("org", "py-dhcp", "a daemon"), ("org", "lua", "")]),
+        )));
+        let with_beta = budget();
+        cache.forget_stale_sets();
+        let sets = cache.sets.read().unwrap();
+        assert_eq!(sets.keys().map(|k| &**k).collect::<Vec<_>>(), ["beta"]);
+        assert!(budget() > with_beta, "the stale set's bytes came back");
+        drop(sets);
+        cache.sets.write().unwrap().clear();
+        assert_eq!(budget(), MERGED_BYTES);
+    }
+
     /// `org/name` earns the exact bonus only for the query naming it with its `/`.
     #[test]
     fn only_org_slash_name_is_an_exact_org_match() {
