@@ -1,6 +1,8 @@
 //! The service's scan for queries it never saw, with and without the score bounds
 //! (`catalog::search`): per query, the bounded scan and the full scan (every candidate
-//! scored) alternate on one thread over the same index, so both see the same machine. Prints
+//! scored) alternate on one thread over the same `ScanSet`, so both see the same machine.
+//! The set is merged on its second search, as the service's sets are (the full scan of the
+//! first query pays for it). Prints
 //! mean, p50 and p99 of each, their ratio, and the share of packages the bounds spared. Exits
 //! non-zero if any query ranks differently.
 //!

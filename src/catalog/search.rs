@@ -2663,7 +2663,12 @@ mod tests {
                     "the scan's first pass drops a match: {:?} on {row:?}",
                     q.as_str()
                 );
-                // The bound told which names the columns rule out still holds.
+                // Told which names the columns rule out, the score is the same and the bound
+                // still holds.
+                if let Some(&names) = by_columns.get(&id) {
+                    let told = score_filtered(&mut m, &idx, id, &q, true, Some(names));
+                    assert_eq!(told, without, "{:?} on {row:?}", q.as_str());
+                }
                 if let (Some(score), Some(&names)) = (without, by_columns.get(&id)) {
                     let bound = q.bound(&idx, id, Some(names));
                     assert!(
