@@ -277,7 +277,13 @@ fn create_repository(ws: &Workspace) -> Result<(), DemoError> {
 /// through the one store write path (`cache::add_path`).
 async fn seed(ws: &Workspace, catalog: &AnyCatalog, key: &SecretKey) -> Result<(), DemoError> {
     use futures::StreamExt;
-    let store = Store::open_str(&ws.store_url(), &Default::default())
+    // Hundreds of small objects: fsynced once at the end, not each (the workspace counts
+    // only once its ready marker is written, after that sync).
+    let open = crate::store::OpenOptions {
+        file_durability: crate::fsutil::Durability::Deferred,
+        ..Default::default()
+    };
+    let store = Store::open_str(&ws.store_url(), &open)
         .await
         .map_err(err("cannot open the demo store"))?;
     let scratch = tempfile::tempdir().map_err(err("cannot create a temp dir"))?;
@@ -338,11 +344,17 @@ async fn seed(ws: &Workspace, catalog: &AnyCatalog, key: &SecretKey) -> Result<(
         .collect()
         .await;
     let builds = builds.into_iter().collect::<Result<Vec<_>, _>>()?;
-    for b in &builds {
+    // Artifacts on disk before the catalog names them.
+    store
+        .sync()
+        .await
+        .map_err(err("cannot flush the demo store"))?;
+    // In batches: one transaction each, not one per build.
+    for batch in builds.chunks(crate::catalog::MAX_BATCH) {
         catalog
-            .register_build(b)
+            .register_builds(ORG, batch)
             .await
-            .map_err(err("cannot register a seed package"))?;
+            .map_err(err("cannot register the seed packages"))?;
     }
     Ok(())
 }

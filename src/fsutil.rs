@@ -61,7 +61,21 @@ impl Staged {
     /// fsyncs the file, renames it to `dest` (never over an existing one with
     /// [`Replace::No`]) and fsyncs the directory.
     pub fn commit(self, dest: &Path, replace: Replace) -> io::Result<()> {
-        self.tmp.as_file().sync_all()?;
+        self.commit_with(dest, replace, Durability::Each)
+    }
+
+    /// [`Staged::commit`], with the fsyncs left to one [`sync_filesystem`] later when
+    /// `durability` is [`Durability::Deferred`] (readers still see the old or the whole new
+    /// content; only a crash before that sync may lose it).
+    pub fn commit_with(
+        self,
+        dest: &Path,
+        replace: Replace,
+        durability: Durability,
+    ) -> io::Result<()> {
+        if durability == Durability::Each {
+            self.tmp.as_file().sync_all()?;
+        }
         match replace {
             Replace::Yes => self.tmp.persist(dest).map(|_| ()).map_err(|e| e.error)?,
             Replace::No => self
@@ -70,27 +84,63 @@ impl Staged {
                 .map(|_| ())
                 .map_err(|e| e.error)?,
         }
-        sync_dir(parent_dir(dest))
+        if durability == Durability::Each {
+            sync_dir(parent_dir(dest))?;
+        }
+        Ok(())
+    }
+}
+
+/// When writes reach the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Every commit is fsynced (file and directory) before it returns.
+    #[default]
+    Each,
+    /// Commits are not fsynced; the writer calls [`sync_filesystem`] once before relying on
+    /// them (many small writes whose whole is marked done only afterwards, as the demo's).
+    Deferred,
+}
+
+/// Flushes every write of the file system holding `path` to disk (`syncfs`).
+pub fn sync_filesystem(path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let dir = File::open(path)?;
+    // SAFETY: `syncfs` takes a file descriptor that `dir` keeps open for the call.
+    if unsafe { libc::syncfs(dir.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
 /// Replaces `path` with `bytes` atomically, keeping the permissions of an existing file
 /// (a new one is 0600).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, bytes, Durability::Each)
+}
+
+/// [`write_atomic`] with the given [`Durability`].
+pub fn write_atomic_with(path: &Path, bytes: &[u8], durability: Durability) -> io::Result<()> {
     let mode = fs::metadata(path).ok().map(|m| m.permissions().mode());
     let mut staged = Staged::beside(path)?;
     staged.file().write_all(bytes)?;
     if let Some(mode) = mode {
         staged.set_mode(mode)?;
     }
-    staged.commit(path, Replace::Yes)
+    staged.commit_with(path, Replace::Yes, durability)
 }
 
 /// Creates `path` with `bytes` atomically; an existing `path` is `AlreadyExists` and stays.
 pub fn create_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    create_atomic_with(path, bytes, Durability::Each)
+}
+
+/// [`create_atomic`] with the given [`Durability`].
+pub fn create_atomic_with(path: &Path, bytes: &[u8], durability: Durability) -> io::Result<()> {
     let mut staged = Staged::beside(path)?;
     staged.file().write_all(bytes)?;
-    staged.commit(path, Replace::No)
+    staged.commit_with(path, Replace::No, durability)
 }
 
 /// Creates `path` with `mode` and `bytes` (fsynced), refusing to overwrite an existing file
@@ -270,6 +320,24 @@ mod tests {
         );
         // no temp files left behind
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    /// Deferred durability changes when writes reach the disk, not what a reader sees: the
+    /// same atomic replace and no-replace create, no temp files, then one flush.
+    #[test]
+    fn deferred_commits_are_as_atomic_and_flush_once() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/f");
+        create_atomic_with(&p, b"first", Durability::Deferred).unwrap();
+        let e = create_atomic_with(&p, b"second", Durability::Deferred).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read_to_string(&p).unwrap(), "first");
+        write_atomic_with(&p, b"third", Durability::Deferred).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "third");
+        assert_eq!(fs::read_dir(d.path().join("sub")).unwrap().count(), 1);
+        sync_filesystem(d.path()).unwrap();
+        let gone = sync_filesystem(&d.path().join("missing")).unwrap_err();
+        assert_eq!(gone.kind(), io::ErrorKind::NotFound);
     }
 
     #[test]

@@ -247,3 +247,59 @@ async fn keys_cannot_escape_the_root() {
     );
     let _ = Duration::ZERO;
 }
+
+/// A store opened with deferred durability writes the same objects, atomically, and flushes
+/// them with one `sync` (the demo seeds hundreds of objects this way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_durability_writes_the_same_objects() {
+    let cache = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let store = Store::open_str(
+        &format!("file://{}", cache.path().display()),
+        &OpenOptions {
+            file_durability: pubdeck::fsutil::Durability::Deferred,
+            ..OpenOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let data = random_bytes(3 * MIB, 5);
+    let src = work.path().join("x.nar");
+    std::fs::write(&src, &data).unwrap();
+    let (tx, _rx) = ProgressSink::channel();
+    store
+        .put_file("nar/x.nar", &src, &PutOptions::default(), &tx)
+        .await
+        .unwrap();
+    let created = store
+        .put_if_absent("x.narinfo", Bytes::from_static(b"one"))
+        .await
+        .unwrap();
+    assert!(matches!(created, PutIfAbsent::Created));
+    let again = store
+        .put_if_absent("x.narinfo", Bytes::from_static(b"two"))
+        .await
+        .unwrap();
+    assert!(matches!(again, PutIfAbsent::DifferentContent));
+    store
+        .replace(
+            "nix-cache-info",
+            Bytes::from_static(b"StoreDir: /nix/store\n"),
+        )
+        .await
+        .unwrap();
+    store.sync().await.unwrap();
+    assert_eq!(std::fs::read(cache.path().join("nar/x.nar")).unwrap(), data);
+    assert_eq!(
+        std::fs::read(cache.path().join("x.narinfo")).unwrap(),
+        b"one"
+    );
+    let names: Vec<String> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with(".pubdeck-tmp")),
+        "{names:?}"
+    );
+}

@@ -29,6 +29,7 @@ const CHUNK: usize = 1024 * 1024;
 pub struct FileStore {
     root: PathBuf,
     url: StoreUrl,
+    durability: fsutil::Durability,
 }
 
 fn blocking_err(e: tokio::task::JoinError) -> StoreError {
@@ -42,8 +43,24 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl FileStore {
-    pub fn new(root: PathBuf, url: StoreUrl) -> Self {
-        FileStore { root, url }
+    pub fn new(root: PathBuf, url: StoreUrl, durability: fsutil::Durability) -> Self {
+        FileStore {
+            root,
+            url,
+            durability,
+        }
+    }
+
+    /// Flushes every write to disk (a store opened with deferred durability relies on this).
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        let root = self.root.clone();
+        blocking(move || {
+            if !root.exists() {
+                return Ok(());
+            }
+            fsutil::sync_filesystem(&root).map_err(|e| StoreError::io("sync", &root, e))
+        })
+        .await
     }
 
     pub fn url(&self) -> &StoreUrl {
@@ -161,7 +178,8 @@ impl FileStore {
         let dest = self.path(key);
         let src = src.to_owned();
         let m = Arc::clone(&meter);
-        blocking(move || copy_into_place(&src, &dest, size, &m)).await?;
+        let durability = self.durability;
+        blocking(move || copy_into_place(&src, &dest, size, &m, durability)).await?;
         progress.send(Progress::PartFinished {
             part: 1,
             bytes: size,
@@ -182,11 +200,12 @@ impl FileStore {
 
     pub async fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<PutIfAbsent, StoreError> {
         let dest = self.path(key);
+        let durability = self.durability;
         blocking(move || {
             if let Some(existing) = read_if_exists(&dest)? {
                 return Ok(compare(&existing, &bytes));
             }
-            match fsutil::create_atomic(&dest, &bytes) {
+            match fsutil::create_atomic_with(&dest, &bytes, durability) {
                 Ok(()) => Ok(PutIfAbsent::Created),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let existing =
@@ -306,8 +325,10 @@ impl FileStore {
 
     pub async fn replace(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
         let dest = self.path(key);
+        let durability = self.durability;
         blocking(move || {
-            fsutil::write_atomic(&dest, &bytes).map_err(|e| StoreError::io("write", &dest, e))
+            fsutil::write_atomic_with(&dest, &bytes, durability)
+                .map_err(|e| StoreError::io("write", &dest, e))
         })
         .await
     }
@@ -381,7 +402,13 @@ fn copy_counting(
     }
 }
 
-fn copy_into_place(src: &Path, dest: &Path, size: u64, meter: &Meter) -> Result<(), StoreError> {
+fn copy_into_place(
+    src: &Path,
+    dest: &Path,
+    size: u64,
+    meter: &Meter,
+    durability: fsutil::Durability,
+) -> Result<(), StoreError> {
     let mut input = File::open(src).map_err(|e| StoreError::io("read", src, e))?;
     let mut staged = fsutil::Staged::beside(dest)
         .map_err(|e| StoreError::io("create a temporary file beside", dest, e))?;
@@ -394,7 +421,7 @@ fn copy_into_place(src: &Path, dest: &Path, size: u64, meter: &Meter) -> Result<
         });
     }
     staged
-        .commit(dest, fsutil::Replace::Yes)
+        .commit_with(dest, fsutil::Replace::Yes, durability)
         .map_err(|e| StoreError::io("rename into place", dest, e))
 }
 

@@ -71,6 +71,9 @@ pub struct OpenOptions {
     /// S3 endpoints (besides AWS's own) the user trusts with credentials from the environment
     /// or a profile (`trusted-endpoints` in the config file).
     pub trusted_endpoints: Vec<String>,
+    /// When a `file://` store's writes are fsynced: each one (the default), or only at
+    /// [`Store::sync`].
+    pub file_durability: crate::fsutil::Durability,
 }
 
 /// Default bound on one metadata request.
@@ -182,7 +185,11 @@ impl Store {
     /// Open the store at `url` (S3: builds the client; nothing is sent yet).
     pub async fn open(url: &StoreUrl, opts: &OpenOptions) -> Result<Store, StoreError> {
         let backend = match url {
-            StoreUrl::File { root } => Backend::File(FileStore::new(root.clone(), url.clone())),
+            StoreUrl::File { root } => Backend::File(FileStore::new(
+                root.clone(),
+                url.clone(),
+                opts.file_durability,
+            )),
             StoreUrl::S3(loc) => Backend::S3(S3Store::open(loc, url.clone(), opts).await?),
         };
         Ok(Store {
@@ -208,6 +215,15 @@ impl Store {
                     after: self.timeout,
                 })
             })
+    }
+
+    /// Flushes what a `file://` store wrote with [`OpenOptions::file_durability`]
+    /// `Deferred` to disk (S3 has nothing to flush).
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::File(f) => f.sync().await,
+            Backend::S3(_) => Ok(()),
+        }
     }
 
     /// Parse and open.
