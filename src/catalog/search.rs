@@ -385,9 +385,9 @@ impl Columns {
     /// the first, most selective, sets decide).
     fn candidates_narrow(&self, need: &[ColumnNeed], len: usize, mut f: impl FnMut(usize, u64)) {
         let words = self.words;
+        let terms = need.len().min(64);
         let mut named_by_term = [0u64; 64];
-        // `acc` AND the sets' word `w`, reading no more sets once nothing is left (at 400
-        // catalogs the set words are cache misses: the first, most selective, sets decide).
+        // `acc` AND the sets' word `w`, stopping once nothing is left.
         let all = |sets: &[u16], w: usize, mut acc: u64| {
             for &s in sets {
                 acc &= self.bits[usize::from(s) * words + w];
@@ -398,11 +398,7 @@ impl Columns {
             acc
         };
         for w in 0..words {
-            let mut acc = if w + 1 == words && !len.is_multiple_of(64) {
-                (1u64 << (len % 64)) - 1
-            } else {
-                !0
-            };
+            let mut acc = live_bits(len, w);
             for (t, (name, text)) in need.iter().enumerate() {
                 let named = all(name, w, acc);
                 if let Some(slot) = named_by_term.get_mut(t) {
@@ -417,15 +413,7 @@ impl Columns {
                     break;
                 }
             }
-            let terms = need.len().min(64);
-            while acc != 0 {
-                let bit = acc.trailing_zeros();
-                f(
-                    w * 64 + bit as usize,
-                    term_bits(&named_by_term[..terms], bit),
-                );
-                acc &= acc - 1;
-            }
+            emit(w, acc, &named_by_term[..terms], &mut f);
         }
     }
 
@@ -438,10 +426,7 @@ impl Columns {
         WIDE.with(|scratch| {
             let (acc, named, rest) = &mut *scratch.borrow_mut();
             acc.clear();
-            acc.resize(words, !0);
-            if !len.is_multiple_of(64) {
-                acc[words - 1] = (1u64 << (len % 64)) - 1;
-            }
+            acc.extend((0..words).map(|w| live_bits(len, w)));
             let terms = need.len().min(64);
             named.clear();
             named.resize(terms * words, 0);
@@ -471,21 +456,36 @@ impl Columns {
                 }
             }
             let mut by_term = [0u64; 64];
-            for (w, &word) in acc.iter().enumerate() {
-                let mut word = word;
-                if word == 0 {
-                    continue;
-                }
+            for (w, &word) in acc.iter().enumerate().filter(|&(_, &word)| word != 0) {
                 for (t, slot) in by_term[..terms].iter_mut().enumerate() {
                     *slot = named[t * words + w];
                 }
-                while word != 0 {
-                    let bit = word.trailing_zeros();
-                    f(w * 64 + bit as usize, term_bits(&by_term[..terms], bit));
-                    word &= word - 1;
-                }
+                emit(w, word, &by_term[..terms], &mut f);
             }
         });
+    }
+
+    /// Bytes of the columns of an index of `packages` packages.
+    const fn bytes_for(packages: usize) -> usize {
+        Self::SETS * packages.div_ceil(64) * 8
+    }
+}
+
+/// The ids of an index of `len` packages that word `w` of a set covers, as bits.
+fn live_bits(len: usize, w: usize) -> u64 {
+    match len.saturating_sub(w * 64) {
+        n if n >= 64 => !0,
+        n => (1u64 << n) - 1,
+    }
+}
+
+/// Calls `f` with each package of `word` (word `w` of the candidates) and the terms whose
+/// name holds it (`named[t]`: word `w` of term `t`'s named set).
+fn emit(w: usize, mut word: u64, named: &[u64], f: &mut impl FnMut(usize, u64)) {
+    while word != 0 {
+        let bit = word.trailing_zeros();
+        f(w * 64 + bit as usize, term_bits(named, bit));
+        word &= word - 1;
     }
 }
 
@@ -779,7 +779,7 @@ impl SearchIndex {
         self.columns.get_or_init(|| Columns::of(self));
     }
 
-    /// About the heap memory of this index, with its columns when built.
+    /// About the heap memory of this index, without its columns.
     fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         self.text.capacity()
@@ -788,7 +788,6 @@ impl SearchIndex {
             + self.chars.capacity() * size_of::<Chars>()
             + self.pairs.capacity() * size_of::<[u64; PAIR_WORDS]>()
             + self.heads.capacity() * size_of::<Head>()
-            + self.columns.get().map_or(0, |c| c.bits.capacity() * 8)
     }
 
     /// This index's [`Columns`], once built ([`SearchIndex::build_columns`]).
@@ -1104,9 +1103,8 @@ impl Query {
         let head = &idx.heads[id];
         // The exact and prefix bonuses need a name starting with the query, or (org/name)
         // one shorter than it.
-        let (key, mask) = self.whole_key;
         let whole = if !self.slash {
-            if head.prefix & mask != key {
+            if !self.may_start(head) {
                 0
             } else if head.first == 0 || head.len as usize == self.whole.len() {
                 EXACT
@@ -1127,6 +1125,13 @@ impl Query {
             sum += t.bound(idx, id, head, named(names, t, &mut k));
         }
         whole + sum
+    }
+
+    /// Whether the name with `head` may start with the whole query: its first eight bytes
+    /// do (all of it, for a query of at most eight bytes).
+    fn may_start(&self, head: &Head) -> bool {
+        let (key, mask) = self.whole_key;
+        head.prefix & mask == key
     }
 
     /// No terms: everything matches, in index order.
@@ -1362,8 +1367,7 @@ fn score_filtered(
     }
     // The lower-cased name (and org) are read only when they may earn a bonus: a name
     // starting with the query, or `org/name` for a query with a `/`.
-    let (key, mask) = q.whole_key;
-    if idx.heads[id].prefix & mask == key {
+    if q.may_start(&idx.heads[id]) {
         let name = idx.lower_name(id);
         if name == q.whole {
             return Some(total + EXACT);
@@ -1724,13 +1728,13 @@ impl ScanSet {
     fn merge(&self) -> Option<Merged> {
         use std::sync::atomic::Ordering;
         let packages: usize = self.catalogs.iter().map(|c| c.index.len()).sum();
-        // The parts' own bytes (without columns) and the merged columns.
+        // The parts' own bytes and the merged columns.
         let bytes = self
             .catalogs
             .iter()
-            .map(|c| c.index.heap_bytes() - c.index.columns().map_or(0, |c| c.bits.capacity() * 8))
+            .map(|c| c.index.heap_bytes())
             .sum::<usize>()
-            + Columns::SETS * packages.div_ceil(64) * 8;
+            + Columns::bytes_for(packages);
         self.budget
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
                 left.checked_sub(bytes)
@@ -1756,9 +1760,17 @@ impl ScanSet {
         search_on(self.for_search(), query, limit, threads)
     }
 
-    /// [`scan_catalogs`] over this set as a search of the service reads it.
+    /// The best `limit` packages of this set for `query` as a search of the service reads
+    /// it, scanned on this thread, and how many packages were scored. With `bounded` false
+    /// every candidate is scored, as before the score bounds: `benches/scan.rs` measures one
+    /// against the other.
     pub fn scan(&self, query: &str, limit: usize, bounded: bool) -> (Vec<(i64, String)>, usize) {
-        scan_catalogs(self.for_search(), query, limit, bounded)
+        let (hits, scored) = scan_bounded(self.for_search(), &Query::parse(query), limit, bounded);
+        let hits = hits
+            .into_iter()
+            .map(|(score, c, id)| (score, format!("{}/{}", c.index.org(id), c.index.name(id))))
+            .collect();
+        (hits, scored)
     }
 }
 
@@ -2150,23 +2162,6 @@ pub(crate) fn search(catalogs: &[Arc<CatalogIndex>], query: &str, limit: usize) 
     search_on(catalogs, query, limit, None)
 }
 
-/// The best `limit` packages of `catalogs` for `query`, scanned on this thread, and how many
-/// packages were scored. With `bounded` false every candidate is scored, as before the score
-/// bounds: `benches/scan.rs` measures one against the other.
-pub fn scan_catalogs(
-    catalogs: &[Arc<CatalogIndex>],
-    query: &str,
-    limit: usize,
-    bounded: bool,
-) -> (Vec<(i64, String)>, usize) {
-    let (hits, scored) = scan_bounded(catalogs, &Query::parse(query), limit, bounded);
-    let hits = hits
-        .into_iter()
-        .map(|(score, c, id)| (score, format!("{}/{}", c.index.org(id), c.index.name(id))))
-        .collect();
-    (hits, scored)
-}
-
 /// [`search`] on `threads` threads (`None`: as many as [`threads_for`] the package count).
 fn search_on(
     catalogs: &[Arc<CatalogIndex>],
@@ -2364,7 +2359,6 @@ fn prefix_pass<'a>(
     limit: usize,
 ) -> Best<'a> {
     let mut best = Best::new(limit, true);
-    let (key, mask) = q.whole_key;
     let long = q.whole.len() > 8;
     // With columns: only the names with the query's first two bytes are read.
     let sets: Vec<ColumnNeed> = vec![(
@@ -2378,9 +2372,7 @@ fn prefix_pass<'a>(
     for cat in catalogs {
         let idx = &cat.index;
         let mut offer = |id: usize| {
-            if idx.heads[id].prefix & mask == key
-                && (!long || idx.lower_name(id).starts_with(&q.whole))
-            {
+            if q.may_start(&idx.heads[id]) && (!long || idx.lower_name(id).starts_with(&q.whole)) {
                 best.offer(m, q, cat, id);
             }
         };
@@ -2829,7 +2821,8 @@ mod tests {
             );
         }
         let taken = MERGED_BYTES - budget.load(std::sync::atomic::Ordering::Relaxed);
-        assert!(taken >= merged.catalog.index.heap_bytes() / 2, "{taken}");
+        let merged_bytes = merged.catalog.index.heap_bytes() + Columns::bytes_for(4);
+        assert!(taken >= merged_bytes / 2, "{taken}");
         drop(set);
         assert_eq!(
             budget.load(std::sync::atomic::Ordering::Relaxed),
