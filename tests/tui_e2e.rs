@@ -201,7 +201,7 @@ fn no_mouse_leaves_the_mouse_to_the_terminal() {
         );
         let t = Tmux::start(session, &cmd);
         t.wait_for("Builds", Duration::from_secs(60));
-        let flag = Tmux::run(&["display", "-p", "-t", &t.session, "#{mouse_any_flag}"]);
+        let flag = t.run(&["display", "-p", "-t", &t.session, "#{mouse_any_flag}"]);
         flags.push(flag.trim().to_string());
         t.keys(&["q"]);
     }

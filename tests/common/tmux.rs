@@ -3,8 +3,13 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// One session on its own tmux server (its socket in a temporary directory): tests running side by side never share
+/// a server, so one test killing its session cannot take down a server another test is just
+/// connecting to (a shared server exits with its last session, and a `new-session` racing that
+/// exit fails with an empty screen).
 pub struct Tmux {
     pub session: String,
+    socket: tempfile::TempDir,
 }
 
 /// Whether tmux is here; if not, says so (a failure under CI, which installs it).
@@ -22,37 +27,57 @@ pub fn tmux_here(test: &str) -> bool {
 impl Tmux {
     /// A detached 120x40 session `session` running the shell command `cmd`.
     pub fn start(session: String, cmd: &str) -> Tmux {
-        Tmux::run(&[
+        let socket = tempfile::Builder::new()
+            .prefix("pubdeck-tmux")
+            .tempdir_in("/tmp")
+            .expect("a directory for the tmux socket");
+        let t = Tmux { session, socket };
+        let out = t.command(&[
             "new-session",
             "-d",
             "-s",
-            &session,
+            &t.session,
             "-x",
             "120",
             "-y",
             "40",
             cmd,
         ]);
-        Tmux { session }
+        assert!(
+            out.status.success(),
+            "tmux new-session {} failed: {}",
+            t.session,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        t
     }
 
-    pub fn run(args: &[&str]) -> String {
-        let out = Command::new("tmux").args(args).output().expect("tmux runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+    fn command(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(self.socket.path().join("s"))
+            .args(args)
+            .output()
+            .expect("tmux runs")
+    }
+
+    /// A tmux command on this session's server; its standard output.
+    pub fn run(&self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.command(args).stdout).into_owned()
     }
 
     pub fn capture(&self) -> String {
-        Tmux::run(&["capture-pane", "-p", "-t", &self.session])
+        self.run(&["capture-pane", "-p", "-t", &self.session])
     }
 
     pub fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", &self.session];
         args.extend_from_slice(keys);
-        Tmux::run(&args);
+        self.run(&args);
     }
 
     pub fn text(&self, text: &str) {
-        Tmux::run(&["send-keys", "-t", &self.session, "-l", text]);
+        self.run(&["send-keys", "-t", &self.session, "-l", text]);
     }
 
     /// Waits until the screen contains `needle`; panics with the screen after `timeout`.
@@ -73,6 +98,6 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        Tmux::run(&["kill-session", "-t", &self.session]);
+        self.run(&["kill-server"]);
     }
 }
