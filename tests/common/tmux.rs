@@ -3,10 +3,10 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// One session on its own tmux server (its socket in a temporary directory): tests running side by side never share
-/// a server, so one test killing its session cannot take down a server another test is just
-/// connecting to (a shared server exits with its last session, and a `new-session` racing that
-/// exit fails with an empty screen).
+/// One session on its own tmux server (its socket in a temporary directory): tests running
+/// side by side never share a server, so one test killing its session cannot take down a
+/// server another test is just connecting to (a shared server exits with its last session, and
+/// a `new-session` racing that exit fails with an empty screen).
 pub struct Tmux {
     pub session: String,
     socket: tempfile::TempDir,
@@ -27,6 +27,7 @@ pub fn tmux_here(test: &str) -> bool {
 impl Tmux {
     /// A detached 120x40 session `session` running the shell command `cmd`.
     pub fn start(session: String, cmd: &str) -> Tmux {
+        // Under /tmp, not $TMPDIR: a Unix socket's path must fit in 108 bytes.
         let socket = tempfile::Builder::new()
             .prefix("pubdeck-tmux")
             .tempdir_in("/tmp")
