@@ -38,6 +38,19 @@ pub struct TestS3 {
 struct Delayed {
     inner: S3Service,
     part_delay_ms: Arc<AtomicU64>,
+    root: PathBuf,
+}
+
+/// The upload id of a ListParts request (`GET …?uploadId=…`).
+fn list_parts_upload_id(req: &hyper::Request<Incoming>) -> Option<String> {
+    if req.method() != hyper::Method::GET {
+        return None;
+    }
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("uploadId="))
+        .map(str::to_owned)
 }
 
 type Resp = <S3Service as Service<hyper::Request<Incoming>>>::Response;
@@ -53,7 +66,22 @@ impl Service<hyper::Request<Incoming>> for Delayed {
         let is_part = req.method() == hyper::Method::PUT
             && req.uri().query().is_some_and(|q| q.contains("partNumber="));
         let inner = self.inner.clone();
+        // s3s-fs lists no parts for an upload id it does not know; AWS answers NoSuchUpload,
+        // which is what the client's resume logic relies on. Answer as AWS does.
+        let unknown_upload = list_parts_upload_id(&req).filter(|id| {
+            id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+                && !self.root.join(format!(".upload-{id}.json")).exists()
+        });
         Box::pin(async move {
+            if unknown_upload.is_some() {
+                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>";
+                let resp = hyper::Response::builder()
+                    .status(404)
+                    .header("content-type", "application/xml")
+                    .body(s3s::Body::from(body.to_string()))
+                    .expect("a static response");
+                return Ok(resp);
+            }
             if is_part && delay > 0 {
                 tokio::time::sleep(Duration::from_millis(delay)).await;
             }
@@ -96,6 +124,7 @@ impl TestS3 {
         let svc = Delayed {
             inner: b.build(),
             part_delay_ms: Arc::clone(&self.part_delay_ms),
+            root: self.root.clone(),
         };
         let token = CancellationToken::new();
         let t = token.clone();
