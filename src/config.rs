@@ -261,6 +261,14 @@ impl Settings {
         let token = pick(overrides.token.clone(), "PUBDECK_TOKEN", "token");
         let org = pick(overrides.org.clone(), "PUBDECK_ORG", "org");
         let trusted_endpoints = file.get_list(TRUSTED_ENDPOINTS);
+        // Trust is decided on parsed endpoints: an entry that does not parse is an error here,
+        // not an endpoint that silently trusts nothing.
+        for entry in &trusted_endpoints {
+            crate::store::Endpoint::parse(entry).map_err(|why| ConfigError::Parse {
+                path: config_file.clone(),
+                message: format!("{TRUSTED_ENDPOINTS}: {why}"),
+            })?;
+        }
         let mut sources = sources.into_inner();
         // Optional settings nobody gave are unset, not defaulted.
         for (key, source) in &mut sources {

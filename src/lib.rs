@@ -24,4 +24,5 @@ pub mod publish;
 pub mod server;
 pub mod sign;
 pub mod store;
+pub mod text;
 pub mod tui;

@@ -21,10 +21,12 @@ use crate::nar::{Sha256Hash, StorePath};
 pub enum KeyError {
     #[error("{what} is not of the form <name>:<base64>")]
     Syntax { what: &'static str },
-    #[error(
-        "{what} has an invalid name {name:?} (it must be non-empty, without ':' or whitespace)"
-    )]
-    BadName { what: &'static str, name: String },
+    #[error("{what} has an invalid name {:?}: {rule}", crate::text::terminal(name))]
+    BadName {
+        what: &'static str,
+        name: String,
+        rule: &'static str,
+    },
     #[error("{what} {name:?} is not valid base64: {source}")]
     Base64 {
         what: &'static str,
@@ -67,15 +69,39 @@ pub enum VerifyError {
     BadSignature(String),
 }
 
+/// The rule for the name of a key pubdeck generates, loads or trusts: the names Nix's own
+/// caches use (`cache.nixos.org-1`), which `nix.conf` reads as part of one value.
+pub const KEY_NAME_RULE: &str = "a key name is 1 to 128 characters of letters, digits, '.', '_', '-' and '+', starting with a letter or digit";
+
+/// Whether `name` follows [`KEY_NAME_RULE`].
+pub fn is_valid_key_name(name: &str) -> bool {
+    name.len() <= 128
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'))
+}
+
+/// Splits a key file's text into a name that follows [`KEY_NAME_RULE`] and its base64.
 fn split_key<'a>(s: &'a str, what: &'static str) -> Result<(&'a str, &'a str), KeyError> {
     let (name, b64) = s.trim().split_once(':').ok_or(KeyError::Syntax { what })?;
-    if name.is_empty() || name.chars().any(char::is_whitespace) {
-        return Err(KeyError::BadName {
+    check_key_name(name, what)?;
+    Ok((name, b64))
+}
+
+fn check_key_name(name: &str, what: &'static str) -> Result<(), KeyError> {
+    if is_valid_key_name(name) {
+        Ok(())
+    } else {
+        Err(KeyError::BadName {
             what,
             name: name.to_owned(),
-        });
+            rule: KEY_NAME_RULE,
+        })
     }
-    Ok((name, b64))
 }
 
 fn decode_fixed<const N: usize>(
@@ -96,11 +122,19 @@ fn decode_fixed<const N: usize>(
     })
 }
 
-fn check_name(name: &str, what: &'static str) -> Result<(), KeyError> {
-    if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
+/// A signature's key name, as found in a narinfo any store wrote: Nix accepts any name
+/// without ':'; pubdeck also refuses whitespace and control characters (they cannot match a
+/// trusted key, whose name follows [`KEY_NAME_RULE`]).
+fn check_signature_name(name: &str, what: &'static str) -> Result<(), KeyError> {
+    if name.is_empty()
+        || name.len() > 256
+        || name.contains(':')
+        || name.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(KeyError::BadName {
             what,
             name: name.to_owned(),
+            rule: "a signature's key name must be non-empty, without ':', whitespace or control characters",
         });
     }
     Ok(())
@@ -136,7 +170,7 @@ impl fmt::Debug for SecretKey {
 impl SecretKey {
     /// Generates a new key from the OS random number generator.
     pub fn generate(name: &str) -> Result<Self, KeyError> {
-        check_name(name, "secret key")?;
+        check_key_name(name, "secret key")?;
         Ok(Self {
             name: name.to_owned(),
             key: SigningKey::generate(&mut rand::rngs::OsRng),
@@ -281,7 +315,7 @@ impl Signature {
     pub fn parse(s: &str) -> Result<Self, KeyError> {
         const WHAT: &str = "signature";
         let (name, b64) = s.split_once(':').ok_or(KeyError::Syntax { what: WHAT })?;
-        check_name(name, WHAT)?;
+        check_signature_name(name, WHAT)?;
         Ok(Self {
             key_name: name.to_owned(),
             bytes: decode_fixed(name, b64, WHAT)?,
@@ -536,5 +570,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("bad") && e.contains("<name>:<base64>"), "{e}");
+    }
+
+    #[test]
+    fn key_names_are_single_nix_conf_values() {
+        for ok in ["cache.nixos.org-1", "myorg-1", "a", "A_b+c.d-1"] {
+            assert!(is_valid_key_name(ok), "{ok}");
+            assert!(SecretKey::generate(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ev#l-1",
+            "a b",
+            "a\nb",
+            "",
+            "-a",
+            ".a",
+            "ütf",
+            "a:b",
+            &"a".repeat(129),
+        ] {
+            assert!(!is_valid_key_name(bad), "{bad:?}");
+            let err = SecretKey::generate(bad).unwrap_err().to_string();
+            assert!(err.contains("letters, digits"), "{err}");
+            assert!(!err.chars().any(crate::text::is_unsafe_char), "{err:?}");
+        }
+        let b64 = SecretKey::generate("k").unwrap().public().to_nix_string();
+        let b64 = b64.split_once(':').unwrap().1;
+        assert!(PublicKey::parse(&format!("ev#l-1:{b64}")).is_err());
+        // A signature from a foreign cache may carry a name pubdeck would not give a key.
+        let sig = format!("{}:{}", "weird#name", B64.encode([0u8; 64]));
+        assert!(Signature::parse(&sig).is_ok());
+        assert!(Signature::parse(&format!("a\u{1b}b:{}", B64.encode([0u8; 64]))).is_err());
     }
 }

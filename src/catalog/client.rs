@@ -83,6 +83,53 @@ struct AuditBody {
     entries: Vec<AuditEntry>,
 }
 
+/// What the service answers is checked again here, as the service checked it on the way in:
+/// a store URL or key that reaches a store, `nix.conf` or a terminal must follow the rules
+/// whatever wrote it into the service's database. The store URL comes back canonical.
+trait Answer: Sized {
+    fn checked(self) -> CatalogResult<Self>;
+}
+
+fn answered_store_url(url: &str) -> CatalogResult<String> {
+    super::validate::canonical_store_url(url).map_err(|e| {
+        CatalogError::Internal(format!("the catalog answered an invalid store URL: {e}"))
+    })
+}
+
+fn answered_keys(keys: &[String]) -> CatalogResult<()> {
+    for k in keys {
+        super::parse_public_key_text(k).map_err(|e| {
+            CatalogError::Internal(format!("the catalog answered an invalid key: {e}"))
+        })?;
+    }
+    Ok(())
+}
+
+impl Answer for CatalogInfo {
+    fn checked(mut self) -> CatalogResult<Self> {
+        validate_org_name(&self.name)?;
+        self.store_url = answered_store_url(&self.store_url)?;
+        answered_keys(&self.keys)?;
+        Ok(self)
+    }
+}
+
+impl Answer for PackageDetail {
+    fn checked(mut self) -> CatalogResult<Self> {
+        validate_org_name(&self.org)?;
+        self.store_url = answered_store_url(&self.store_url)?;
+        answered_keys(&self.keys)?;
+        Ok(self)
+    }
+}
+
+impl Answer for LivePaths {
+    fn checked(mut self) -> CatalogResult<Self> {
+        self.store_url = answered_store_url(&self.store_url)?;
+        Ok(self)
+    }
+}
+
 /// The time in a 401 message "… expired at T" / "… revoked at T".
 fn time_in(message: &str) -> String {
     message.rsplit(" at ").next().unwrap_or("").to_string()
@@ -268,19 +315,21 @@ impl Catalog for CatalogClient {
             store_url: store_url.to_string(),
             keys: keys.to_vec(),
         };
-        self.send(self.request(Method::POST, &["catalogs"]).json(&body))
-            .await
+        self.send::<CatalogInfo>(self.request(Method::POST, &["catalogs"]).json(&body))
+            .await?
+            .checked()
     }
 
     async fn catalog(&self, org: &str) -> CatalogResult<CatalogInfo> {
         validate_org_name(org)?;
-        self.send(self.request(Method::GET, &["catalogs", org]))
-            .await
+        self.send::<CatalogInfo>(self.request(Method::GET, &["catalogs", org]))
+            .await?
+            .checked()
     }
 
     async fn catalogs(&self) -> CatalogResult<Vec<CatalogInfo>> {
         let body: CatalogsBody = self.send(self.request(Method::GET, &["catalogs"])).await?;
-        Ok(body.catalogs)
+        body.catalogs.into_iter().map(Answer::checked).collect()
     }
 
     async fn set_store(&self, org: &str, store_url: &str) -> CatalogResult<CatalogInfo> {
@@ -291,7 +340,7 @@ impl Catalog for CatalogClient {
             .json(&SetStoreRequest {
                 store_url: store_url.to_string(),
             });
-        self.send(req).await
+        self.send::<CatalogInfo>(req).await?.checked()
     }
 
     async fn add_key(&self, org: &str, public_key: &str) -> CatalogResult<CatalogInfo> {
@@ -302,7 +351,7 @@ impl Catalog for CatalogClient {
             .json(&AddKeyRequest {
                 key: public_key.trim().to_string(),
             });
-        self.send(req).await
+        self.send::<CatalogInfo>(req).await?.checked()
     }
 
     async fn allow(&self, org: &str, user: &str) -> CatalogResult<Vec<String>> {
@@ -407,8 +456,11 @@ impl Catalog for CatalogClient {
     async fn show(&self, org: &str, package: &str) -> CatalogResult<PackageDetail> {
         validate_org_name(org)?;
         validate_package_name(package)?;
-        self.send(self.request(Method::GET, &["catalogs", org, "packages", package]))
-            .await
+        self.send::<PackageDetail>(
+            self.request(Method::GET, &["catalogs", org, "packages", package]),
+        )
+        .await?
+        .checked()
     }
 
     async fn identity(&self) -> CatalogResult<Identity> {
@@ -434,8 +486,9 @@ impl Catalog for CatalogClient {
 
     async fn remove_key(&self, org: &str, key_name: &str) -> CatalogResult<CatalogInfo> {
         validate_org_name(org)?;
-        self.send(self.request(Method::DELETE, &["catalogs", org, "keys", key_name]))
-            .await
+        self.send::<CatalogInfo>(self.request(Method::DELETE, &["catalogs", org, "keys", key_name]))
+            .await?
+            .checked()
     }
 
     async fn audit_log(&self, org: &str, limit: usize) -> CatalogResult<Vec<AuditEntry>> {
@@ -449,8 +502,9 @@ impl Catalog for CatalogClient {
 
     async fn live_paths(&self, org: &str) -> CatalogResult<LivePaths> {
         validate_org_name(org)?;
-        self.send(self.request(Method::GET, &["catalogs", org, "live-paths"]))
-            .await
+        self.send::<LivePaths>(self.request(Method::GET, &["catalogs", org, "live-paths"]))
+            .await?
+            .checked()
     }
 
     async fn record(&self, org: &str, request: &RecordRequest) -> CatalogResult<()> {

@@ -12,7 +12,7 @@ use super::db::{CatalogRow, Db, Inserted, TokenRow};
 use super::mirror::IndexedChanges;
 use super::search::{CatalogIndex, SearchCache, etag_for, insert_bounded};
 use super::validate::{
-    compare_versions, rfc3339, validate_new_build, validate_revision, validate_store_url,
+    canonical_store_url, compare_versions, rfc3339, validate_new_build, validate_revision,
     validate_system, validate_version,
 };
 use super::{
@@ -20,8 +20,7 @@ use super::{
     CatalogResult, CheckBuild, Identity, ListedCatalog, Listing, ListingChanges, LivePaths,
     MAX_AUDIT_ENTRIES, MAX_BATCH, MAX_SEARCH_LIMIT, NewBuild, PackageDetail, RecordRequest,
     RegisterOutcome, RegisterStatus, Role, Scope, SearchHit, VersionDetail, YankOutcome,
-    parse_public_key, validate_org_name, validate_package_name, validate_user_name,
-    verify_signature,
+    validate_org_name, validate_package_name, validate_user_name, verify_signature,
 };
 
 /// A migrated database plus the per-process caches; shared by all users' views.
@@ -421,9 +420,10 @@ impl EmbeddedCatalog {
     }
 }
 
+/// A public key's name and its canonical text (`name:base64`, as Nix prints it).
 fn canonical_key(text: &str) -> CatalogResult<(String, String)> {
-    let name = parse_public_key(text)?;
-    Ok((name, text.trim().to_string()))
+    let key = super::parse_public_key_text(text)?;
+    Ok((key.name().to_string(), key.to_nix_string()))
 }
 
 impl Catalog for EmbeddedCatalog {
@@ -438,7 +438,7 @@ impl Catalog for EmbeddedCatalog {
         keys: &[String],
     ) -> CatalogResult<CatalogInfo> {
         validate_org_name(org)?;
-        validate_store_url(store_url)?;
+        let store_url = &canonical_store_url(store_url)?;
         self.need(Scope::Admin, "creating a catalog")?;
         let keys = keys
             .iter()
@@ -472,7 +472,7 @@ impl Catalog for EmbeddedCatalog {
 
     async fn set_store(&self, org: &str, store_url: &str) -> CatalogResult<CatalogInfo> {
         validate_org_name(org)?;
-        validate_store_url(store_url)?;
+        let store_url = &canonical_store_url(store_url)?;
         self.owned_for(org, Scope::Admin, "changing the store")
             .await?;
         self.db().set_store(org, store_url, &self.user).await?;

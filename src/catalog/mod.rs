@@ -347,7 +347,7 @@ pub(crate) fn quote(s: &str) -> String {
     if shown.len() < s.len() {
         shown.push('…');
     }
-    format!("{shown:?}").replace('"', "'")
+    crate::text::terminal(&format!("{shown:?}")).replace('"', "'")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,17 +401,25 @@ pub fn verify_signature(
     })
 }
 
-/// Parses a Nix public key `name:base64(32 bytes)` (surrounding whitespace allowed);
-/// returns its name.
+/// Parses a Nix public key `name:base64(32 bytes)` (surrounding whitespace allowed) whose
+/// name follows [`crate::sign::KEY_NAME_RULE`].
+pub fn parse_public_key_text(text: &str) -> CatalogResult<crate::sign::PublicKey> {
+    crate::sign::PublicKey::parse(text.trim()).map_err(|e| match e {
+        crate::sign::KeyError::BadName { name, .. } => CatalogError::BadRequest(format!(
+            "the key name {} is not allowed: {}",
+            quote(&name),
+            crate::sign::KEY_NAME_RULE
+        )),
+        _ => CatalogError::BadRequest(
+            "a public key must look like NAME:BASE64 with 32 key bytes (a Nix public key file)"
+                .into(),
+        ),
+    })
+}
+
+/// Parses a Nix public key (see [`parse_public_key_text`]); returns its name.
 pub fn parse_public_key(text: &str) -> CatalogResult<String> {
-    crate::sign::PublicKey::parse(text.trim())
-        .map(|k| k.name().to_string())
-        .map_err(|_| {
-            CatalogError::BadRequest(
-                "a public key must look like NAME:BASE64 with 32 key bytes (a Nix public key file)"
-                    .into(),
-            )
-        })
+    parse_public_key_text(text).map(|k| k.name().to_string())
 }
 
 #[cfg(test)]

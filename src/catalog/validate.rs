@@ -55,7 +55,13 @@ pub fn validate_new_build(b: &NewBuild) -> CatalogResult<()> {
     }
     check_text("signature", &b.signature, 512, true)?;
     if !b.key_name.is_empty() {
-        check_text("key_name", &b.key_name, 128, false)?;
+        if !crate::sign::is_valid_key_name(&b.key_name) {
+            return Err(bad(format!(
+                "key_name {} is not allowed: {}",
+                quote(&b.key_name),
+                crate::sign::KEY_NAME_RULE
+            )));
+        }
         let sig_key = b.signature.split_once(':').map_or("", |(k, _)| k);
         if sig_key != b.key_name {
             return Err(bad(format!(
@@ -235,23 +241,18 @@ pub fn validate_nar_hash(h: &str) -> CatalogResult<()> {
     }
 }
 
-/// A store URL: `file://`, `s3://`, `http(s)://`, without a password.
+/// A store URL as the store parses it (`file://` or `s3://`, every part checked decoded, no
+/// credentials), in its canonical form: the form the catalog stores, compares and hands out.
+pub fn canonical_store_url(u: &str) -> CatalogResult<String> {
+    check_text("store URL", u, crate::store::MAX_URL_BYTES, true)?;
+    crate::store::StoreUrl::parse(u)
+        .map(|url| url.to_string())
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// Checks a store URL (see [`canonical_store_url`]).
 pub fn validate_store_url(u: &str) -> CatalogResult<()> {
-    check_text("store URL", u, 2048, true)?;
-    let url = reqwest::Url::parse(u).map_err(|_| bad(format!("invalid store URL {}", quote(u))))?;
-    if !matches!(url.scheme(), "file" | "s3" | "http" | "https") {
-        return Err(bad(format!(
-            "unsupported store URL {} (use file:///path or s3://bucket)",
-            quote(u)
-        )));
-    }
-    if url.password().is_some() || !url.username().is_empty() {
-        return Err(bad(
-            "the store URL must not contain credentials; S3 credentials come from the AWS environment"
-                .into(),
-        ));
-    }
-    Ok(())
+    canonical_store_url(u).map(drop)
 }
 
 /// Where a build's narinfo lives: a `file://`, `s3://` or `http(s)://` URL with no

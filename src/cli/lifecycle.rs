@@ -200,7 +200,7 @@ pub async fn run_use(args: &UseArgs, overrides: &Overrides, out: &mut dyn Write)
     if !args.json {
         writeln!(out, "{}:", file.display())?;
         for line in &plan.lines {
-            writeln!(out, "  {line}")?;
+            writeln!(out, "  {}", crate::text::terminal(line))?;
         }
     }
     let go = if args.yes {

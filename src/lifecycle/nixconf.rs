@@ -54,8 +54,12 @@ pub enum UseError {
     },
     #[error("{} changed while pubdeck was planning the edit; nothing was written", path.display())]
     Changed { path: PathBuf },
-    #[error("the catalog's store URL {0} is not one Nix can use as a substituter")]
+    #[error("the catalog's store cannot be used as a substituter: {0}")]
     BadStore(String),
+    #[error("the catalog trusts a key nix.conf cannot hold: {0}")]
+    BadKey(String),
+    #[error("{0:?} is not a single nix.conf value; nothing was written")]
+    NotAToken(String),
     #[error("catalog {0} trusts no key, so Nix could not verify anything from it")]
     NoKeys(String),
 }
@@ -101,13 +105,30 @@ pub fn plan(file: &Path, catalog: &CatalogInfo) -> Result<UsePlan, UseError> {
             });
         }
     };
+    // Whatever the catalog answered is parsed again here, and written only in the canonical
+    // form that parsing gives, and only if each value is one token of nix.conf's grammar: a
+    // newline, space or '#' in a value would add settings of the catalog owner's choosing.
     let substituter = StoreUrl::parse(&catalog.store_url)
-        .map_err(|_| UseError::BadStore(catalog.store_url.clone()))?
+        .map_err(|e| UseError::BadStore(e.to_string()))?
         .to_string();
     if catalog.keys.is_empty() {
         return Err(UseError::NoKeys(catalog.name.clone()));
     }
-    let keys: Vec<String> = catalog.keys.iter().map(|k| k.trim().to_string()).collect();
+    let keys = catalog
+        .keys
+        .iter()
+        .map(|k| {
+            crate::sign::PublicKey::parse(k)
+                .map(|k| k.to_nix_string())
+                .map_err(|e| UseError::BadKey(e.to_string()))
+        })
+        .collect::<Result<Vec<String>, UseError>>()?;
+    if let Some(v) = std::iter::once(&substituter)
+        .chain(&keys)
+        .find(|v| !crate::text::is_config_token(v))
+    {
+        return Err(UseError::NotAToken(crate::text::terminal(v).into_owned()));
+    }
     let (new_text, lines) = edit(
         old_text.as_deref().unwrap_or(""),
         &[
@@ -191,6 +212,13 @@ fn edit(text: &str, wanted: &[(&str, &[String])]) -> (String, Vec<String>) {
 pub fn apply(plan: &UsePlan) -> Result<(), UseError> {
     if plan.is_noop() {
         return Ok(());
+    }
+    // Checked again where it is written: a plan built by hand must follow the same rule.
+    if let Some(v) = std::iter::once(&plan.substituter)
+        .chain(&plan.keys)
+        .find(|v| !crate::text::is_config_token(v))
+    {
+        return Err(UseError::NotAToken(crate::text::terminal(v).into_owned()));
     }
     let path = &plan.file;
     let now = match std::fs::read_to_string(path) {
@@ -284,5 +312,53 @@ mod tests {
         let (out, changed) = edit("", &[("substituters", &v(&["file:///x"]))]);
         assert_eq!(out, "extra-substituters = file:///x\n");
         assert_eq!(changed.len(), 1);
+    }
+
+    fn info(store_url: &str, keys: &[&str]) -> CatalogInfo {
+        CatalogInfo {
+            name: "myorg".into(),
+            owner: "alice".into(),
+            store_url: store_url.into(),
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            role: crate::catalog::Role::Reader,
+            created_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn plans_only_single_values_whatever_the_catalog_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("nix.conf");
+        let key = crate::sign::SecretKey::generate("myorg-1")
+            .unwrap()
+            .public()
+            .to_nix_string();
+        let b64 = key.split_once(':').unwrap().1;
+        for url in [
+            "file:///x%0Apost-build-hook%20=%20/tmp/pwn",
+            "file:///x\npost-build-hook = /tmp/pwn",
+            "file:///x file:///y",
+            "s3://bkt?endpoint=https%3A%2F%2Fh%23x",
+        ] {
+            assert!(plan(&file, &info(url, &[&key])).is_err(), "{url:?}");
+        }
+        for name in ["ev#l-1", "a b", "a\nb", ""] {
+            let k = format!("{name}:{b64}");
+            assert!(plan(&file, &info("file:///x", &[&k])).is_err(), "{k:?}");
+        }
+        // A hand-built plan is checked again where it is written.
+        let mut p = plan(&file, &info("file:///x", &[&key])).unwrap();
+        p.substituter = "file:///x\npost-build-hook = /tmp/pwn".into();
+        assert!(matches!(apply(&p), Err(UseError::NotAToken(_))));
+        assert!(!file.exists());
+        // Canonical values are what is written.
+        let p = plan(&file, &info("file:///x/./y//", &[&format!(" {key}\n")])).unwrap();
+        assert_eq!(
+            p.lines,
+            [
+                "extra-substituters = file:///x/y".to_string(),
+                format!("extra-trusted-public-keys = {key}")
+            ]
+        );
     }
 }

@@ -30,15 +30,15 @@ pub use progress::{Progress, ProgressSink, ProgressTiming, forward_as_events};
 pub use retry::RetryPolicy;
 pub use s3::S3Store;
 
-/// Whether `endpoint` is one of AWS's own (credentials from the environment may go there).
-pub fn is_aws_endpoint(endpoint: &str) -> bool {
-    let Some(rest) = endpoint.strip_prefix("https://") else {
-        return false;
-    };
-    let host = rest.split(['/', ':']).next().unwrap_or("");
-    host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn")
+pub use url::{Endpoint, Host, MAX_URL_BYTES, S3Location, StoreUrl};
+
+/// Whether `endpoint` is one of `trusted` (entries of `trusted-endpoints`, compared as parsed
+/// endpoints: scheme, host and port; an entry that does not parse trusts nothing).
+pub fn endpoint_is_trusted(endpoint: &Endpoint, trusted: &[String]) -> bool {
+    trusted
+        .iter()
+        .any(|t| Endpoint::parse(t).is_ok_and(|t| t == *endpoint))
 }
-pub use url::{S3Location, StoreUrl};
 
 /// Explicit access keys, overriding the standard AWS credential chain (tests, CLI flags).
 #[derive(Clone, PartialEq, Eq)]

@@ -53,15 +53,12 @@ impl S3Store {
         // the store at a host of hers.
         if let Some(ep) = &loc.endpoint
             && opts.credentials.is_none()
-            && !super::is_aws_endpoint(ep)
-            && !opts
-                .trusted_endpoints
-                .iter()
-                .any(|t| t.trim_end_matches('/') == ep.trim_end_matches('/'))
+            && !ep.is_aws()
+            && !super::endpoint_is_trusted(ep, &opts.trusted_endpoints)
         {
             return Err(StoreError::UntrustedEndpoint {
                 store: url.to_string(),
-                endpoint: ep.clone(),
+                endpoint: ep.to_string(),
             });
         }
         let timeouts = TimeoutConfig::builder()
@@ -95,7 +92,7 @@ impl S3Store {
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
         if let Some(ep) = &loc.endpoint {
-            b = b.endpoint_url(ep.clone()).force_path_style(true);
+            b = b.endpoint_url(ep.to_string()).force_path_style(true);
         }
         if sdk.region().is_none() {
             b = b.region(Region::new("us-east-1"));
