@@ -430,6 +430,63 @@ async fn gc_deletes_only_old_garbage_narinfo_first(lab: Lab) {
     lab.finish().await;
 }
 
+/// Another owner's catalog on the same store, spelled another way and hidden from the
+/// collector: GC keeps what its builds need, since the catalog computes the live set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_keeps_what_a_hidden_catalog_on_the_same_store_needs() {
+    let Some(lab) = Lab::start(Kind::SqliteService, false).await else {
+        return;
+    };
+    let bob = lab.fx.user("bob").await;
+    let bob_key = SecretKey::generate("bobs-1").unwrap();
+    let bob_key_file = lab.tmp.path().join("bobs-1.key");
+    bob_key.write_new(&bob_key_file).unwrap();
+    let same_store = format!("file://{}/./store//", lab.tmp.path().display());
+    bob.create_catalog("bobs", &same_store, &[bob_key.public().to_nix_string()])
+        .await
+        .unwrap();
+    assert!(
+        lab.catalog.catalog("bobs").await.is_err(),
+        "alice must not see bob's catalog"
+    );
+    lab.bump("7.0");
+    let mut plan = lab.plan(&bob_key_file);
+    plan.org = Some("bobs".into());
+    let (tx, mut rx) = event::channel();
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let bobs = publish::run(&plan, &bob, &tx, &CancellationToken::new())
+        .await
+        .unwrap();
+    lab.publish("1.0").await;
+    let store = lab.store().await;
+    let before = keys(&store.list("").await.unwrap());
+    lab.age_everything(TWO_DAYS).await;
+
+    let report = lab.gc(&GcOptions::default()).await;
+    assert!(report.deleted.is_empty(), "{:?}", report.deleted);
+    assert_eq!(keys(&store.list("").await.unwrap()), before);
+    // Bob's build still installs.
+    let info = bob.show("bobs", "tool").await.unwrap();
+    assert_eq!(
+        info.versions[0].builds[0].store_path,
+        bobs.store_path.to_string()
+    );
+    let env = lab.tmp.path().join("bob-env");
+    std::fs::create_dir_all(env.join(".flox/env")).unwrap();
+    std::fs::write(env.join(".flox/env/manifest.toml"), "version = 1\n").unwrap();
+    let mut req = install::Request::new(
+        PackageRef::parse("bobs/tool").unwrap(),
+        &env,
+        &lab.tmp.path().join("bob-data"),
+    );
+    req.nix = None;
+    req.store_open = lab.open.clone();
+    let (tx, mut rx) = event::channel();
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    install::install(&req, &bob, &tx).await.unwrap();
+    lab.finish().await;
+}
+
 async fn gc_racing_a_publish_that_reuses_old_garbage_leaves_the_build_intact(lab: Lab) {
     lab.publish("1.0").await;
     // What publishing 2.0 uploads is already in the store, unregistered and old: a publish

@@ -999,22 +999,35 @@ impl Db {
         Ok(Some(changed))
     }
 
-    /// Every store path the registered builds of `catalog` need (their closures, yanked
+    /// Every store path the registered builds of `catalogs` need (their closures, yanked
     /// builds included), sorted and unique.
-    pub async fn live_paths(&self, catalog: &str) -> CatalogResult<Vec<String>> {
-        let rows = sqlx::query("SELECT store_path, closure FROM builds WHERE catalog = $1")
-            .bind(catalog)
+    pub async fn live_paths(&self, catalogs: &[String]) -> CatalogResult<Vec<String>> {
+        let mut out = std::collections::BTreeSet::new();
+        for catalog in catalogs {
+            let rows = sqlx::query("SELECT store_path, closure FROM builds WHERE catalog = $1")
+                .bind(catalog)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_db)?;
+            for r in &rows {
+                out.insert(get_str(r, "store_path")?);
+                let closure: Vec<super::ClosurePath> =
+                    serde_json::from_str(&get_str(r, "closure")?).map_err(internal)?;
+                out.extend(closure.into_iter().map(|c| c.store_path));
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Every catalog's name and store URL, as stored.
+    pub async fn store_urls(&self) -> CatalogResult<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT name, store_url FROM catalogs ORDER BY name")
             .fetch_all(&self.pool)
             .await
             .map_err(map_db)?;
-        let mut out = std::collections::BTreeSet::new();
-        for r in &rows {
-            out.insert(get_str(r, "store_path")?);
-            let closure: Vec<super::ClosurePath> =
-                serde_json::from_str(&get_str(r, "closure")?).map_err(internal)?;
-            out.extend(closure.into_iter().map(|c| c.store_path));
-        }
-        Ok(out.into_iter().collect())
+        rows.iter()
+            .map(|r| Ok((get_str(r, "name")?, get_str(r, "store_url")?)))
+            .collect()
     }
 
     /// Trusted keys of a catalog, oldest first.

@@ -800,9 +800,27 @@ impl Catalog for EmbeddedCatalog {
         let row = self
             .owned_for(org, Scope::Admin, "collecting garbage")
             .await?;
+        // The live set of a store is what every catalog on it needs, whoever owns them: the
+        // service sees them all, the caller may not. Store URLs compare in canonical form, so
+        // `file:///srv/./cache/` is the same store as `file:///srv/cache`.
+        let canonical = canonical_store_url(&row.store_url)?;
+        let mut others = Vec::new();
+        for (name, url) in self.db().store_urls().await? {
+            if name != row.name && canonical_store_url(&url).is_ok_and(|u| u == canonical) {
+                others.push(name);
+            }
+        }
+        let paths = self
+            .db()
+            .live_paths(std::slice::from_ref(&row.name))
+            .await?;
+        let mut shared = self.db().live_paths(&others).await?;
+        shared.retain(|p| paths.binary_search(p).is_err());
         Ok(LivePaths {
-            store_url: row.store_url,
-            paths: self.db().live_paths(org).await?,
+            store_url: canonical,
+            paths,
+            shared: Some(shared),
+            catalogs_sharing: others.len(),
         })
     }
 

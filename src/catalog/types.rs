@@ -467,6 +467,15 @@ pub struct RecordRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LivePaths {
     pub store_url: String,
-    /// Every store path a registered build needs (yanked builds included), sorted.
+    /// Every store path a registered build of this catalog needs (yanked builds included),
+    /// sorted.
     pub paths: Vec<String>,
+    /// Store paths only other catalogs on the same store need (whoever owns them: the service
+    /// sees every catalog), sorted. Live for GC, not this catalog's to re-sign. `None` from a
+    /// service too old to tell, which GC takes as "cannot know".
+    #[serde(default)]
+    pub shared: Option<Vec<String>>,
+    /// How many other catalogs use the same store.
+    #[serde(default)]
+    pub catalogs_sharing: usize,
 }

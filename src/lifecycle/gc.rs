@@ -1,7 +1,8 @@
 //! `pubdeck catalog gc`: delete what no registered build needs from a catalog's store.
 //!
 //! Live is every store path in the closure of a registered build (yanked builds included),
-//! of this catalog and of the caller's other catalogs on the same store. Everything else —
+//! of this catalog and of every other catalog on the same store, whoever owns it: the catalog
+//! computes that set, since only it sees every catalog. Everything else —
 //! narinfos (and their `.ls` listings) of unregistered paths, NARs no kept narinfo names — is
 //! garbage once older than the grace period, which keeps an upload in progress safe: a publish
 //! writes its NARs and narinfos before it registers, and touches what it reuses
@@ -19,7 +20,7 @@ use futures::StreamExt as _;
 use serde::Serialize;
 
 use super::{LifecycleError, hash_part, is_hash, narinfo_hash};
-use crate::catalog::{Catalog, RecordRequest, Role};
+use crate::catalog::{Catalog, RecordRequest};
 use crate::event::{Event, EventTx, Work};
 use crate::narinfo::NarInfo;
 use crate::store::{ObjectInfo, OpenOptions, Store};
@@ -96,37 +97,25 @@ pub async fn collect(
 ) -> Result<GcReport, LifecycleError> {
     let first = catalog.live_paths(org).await?;
     let store_url = first.store_url.clone();
-    // Other catalogs on the same store: the caller's own are live too; someone else's means
-    // GC cannot know what it needs.
-    let me = catalog.identity().await?.user;
-    let mut siblings = Vec::new();
-    for c in catalog.catalogs().await? {
-        if c.name == org || c.store_url.trim_end_matches('/') != store_url.trim_end_matches('/') {
-            continue;
-        }
-        if c.role != Role::Owner || c.owner != me {
-            return Err(LifecycleError::Refused(format!(
-                "catalog {} (owner {}) uses the same store {store_url}; GC cannot know what its builds need, so it deletes nothing",
-                c.name, c.owner
-            )));
-        }
-        siblings.push(c.name);
-    }
     let store = Store::open_str(&store_url, open).await?;
     let objects = store.list("").await?;
     // The live set is read after the listing: a build registered before this read is kept;
     // one registered after it was uploaded after the listing began, or touched its reused
-    // objects, and both are younger than the grace period.
-    let mut live: HashSet<String> = HashSet::new();
-    for o in std::iter::once(org).chain(siblings.iter().map(String::as_str)) {
-        let paths = catalog.live_paths(o).await?.paths;
-        live.extend(
-            paths
-                .iter()
-                .filter_map(|p| hash_part(p))
-                .map(str::to_string),
-        );
-    }
+    // objects, and both are younger than the grace period. It covers every catalog on the
+    // same store, which only the catalog (seeing all of them) can compute.
+    let now_live = catalog.live_paths(org).await?;
+    let Some(shared) = &now_live.shared else {
+        return Err(LifecycleError::Refused(format!(
+            "the catalog does not say what other catalogs on the store {store_url} need, so GC deletes nothing; upgrade the catalog service"
+        )));
+    };
+    let live: HashSet<String> = now_live
+        .paths
+        .iter()
+        .chain(shared)
+        .filter_map(|p| hash_part(p))
+        .map(str::to_string)
+        .collect();
     // (Registrations are never removed, yanked ones included: this read holds `first`'s.)
     let live_count = live.len();
 
