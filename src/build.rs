@@ -461,16 +461,49 @@ fn clone_at(repo: &Path, rev: &str, dest: &Path) -> Result<(), BuildError> {
 /// Longest `version.command` output accepted.
 const VERSION_OUTPUT_CAP: u64 = 64 * 1024;
 
-/// Environment variables a build never sees: pubdeck's own settings (the catalog token) and
-/// cloud credentials.
-const SECRET_PREFIXES: &[&str] = &["PUBDECK_", "AWS_", "AZURE_", "GOOGLE_", "GCP_", "CLOUDSDK_"];
+/// The variables a build sees from pubdeck's environment, besides `LC_*`: what a shell, a
+/// compiler and Nix need to run, nothing that usually holds a secret. Everything else (cloud
+/// and CI credentials, `GITHUB_TOKEN`, `NIX_CONFIG` with its access tokens, pubdeck's own
+/// token) stays out unless named in [`PASS_ENV_VAR`].
+pub const BUILD_ENV_ALLOWED: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TERM",
+    "COLORTERM",
+    "NO_COLOR",
+    "CLICOLOR",
+    "CLICOLOR_FORCE",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NIX_SSL_CERT_FILE",
+    "NIX_PATH",
+    "NIX_REMOTE",
+    "SOURCE_DATE_EPOCH",
+];
 
-/// The environment a build or `version.command` runs with: pubdeck's, minus secrets.
+/// Names more variables a build may see, on purpose: `PUBDECK_BUILD_ENV="NPM_TOKEN CC"`
+/// (separated by spaces or commas). pubdeck's own `PUBDECK_*` variables are never passed.
+pub const PASS_ENV_VAR: &str = "PUBDECK_BUILD_ENV";
+
+/// The environment a build or `version.command` runs with: the allowed part of pubdeck's.
 fn build_environment() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    let extra = std::env::var(PASS_ENV_VAR).unwrap_or_default();
+    let extra: Vec<&str> = extra
+        .split([' ', ','])
+        .filter(|n| !n.is_empty() && !n.starts_with("PUBDECK_"))
+        .collect();
     std::env::vars_os()
         .filter(|(k, _)| {
-            let k = k.to_string_lossy();
-            !SECRET_PREFIXES.iter().any(|p| k.starts_with(p))
+            k.to_str().is_some_and(|k| {
+                BUILD_ENV_ALLOWED.contains(&k) || k.starts_with("LC_") || extra.contains(&k)
+            })
         })
         .collect()
 }
@@ -599,8 +632,43 @@ async fn run_contained(
     outcome.map(|status| (status, captured))
 }
 
+/// Reads a `version.file`: a regular file inside the clone (after following links), at most
+/// [`VERSION_OUTPUT_CAP`] bytes. Opened without blocking, so a FIFO or a device cannot hang
+/// the build; anything but a regular file is refused.
+fn read_version_file(clone_root: &Path, path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let root = std::fs::canonicalize(clone_root).map_err(|e| e.to_string())?;
+    let real = std::fs::canonicalize(path)
+        .map_err(|e| format!("cannot be read in the clean clone ({e})"))?;
+    if !real.starts_with(&root) {
+        return Err("names a file outside the repository; it must be a committed file".into());
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(&real)
+        .map_err(|e| format!("cannot be read in the clean clone ({e})"))?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    if meta.len() > VERSION_OUTPUT_CAP {
+        return Err(format!(
+            "is larger than {} KiB; it must hold the version only",
+            VERSION_OUTPUT_CAP / 1024
+        ));
+    }
+    let mut text = String::new();
+    file.take(VERSION_OUTPUT_CAP)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot be read ({e})"))?;
+    Ok(text)
+}
+
 async fn resolve_version(
     build: &Build,
+    clone_root: &Path,
     env_dir: &Path,
     deadline: Option<tokio::time::Instant>,
     tx: &EventTx,
@@ -615,16 +683,22 @@ async fn resolve_version(
         None => return Ok(None),
         Some(VersionSpec::Literal(v)) => v.clone(),
         Some(VersionSpec::File(f)) => {
-            let mut text = String::new();
-            let file = tokio::fs::File::open(env_dir.join(f))
-                .await
-                .map_err(|e| err(format!("cannot read {f} in the clean clone: {e}")))?;
-            use tokio::io::AsyncReadExt as _;
-            file.take(VERSION_OUTPUT_CAP)
-                .read_to_string(&mut text)
-                .await
-                .map_err(|e| err(format!("cannot read {f} in the clean clone: {e}")))?;
-            text.trim().to_string()
+            let (root, path) = (clone_root.to_path_buf(), env_dir.join(f));
+            let read = tokio::task::spawn_blocking(move || read_version_file(&root, &path));
+            let timeout = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let text = tokio::select! {
+                r = read => r.map_err(|e| err(format!("cannot read {f}: {e}")))?,
+                () = cancel.cancelled() => return Err(BuildError::Cancelled { name: name.clone() }),
+                () = timeout => return Err(BuildError::TimedOut { name: name.clone(), after: Duration::ZERO }),
+            };
+            text.map_err(|why| err(format!("version.file {f:?}: {why}")))?
+                .trim()
+                .to_string()
         }
         Some(VersionSpec::Command(c)) => {
             let contained = Contained {
@@ -683,7 +757,7 @@ async fn build_in_clone(
         name: name.clone(),
         after: req.timeout.unwrap_or_default(),
     };
-    let version = match resolve_version(&req.build, &env_dir, deadline, tx, cancel).await {
+    let version = match resolve_version(&req.build, src, &env_dir, deadline, tx, cancel).await {
         Err(BuildError::TimedOut { .. }) => return Err(timed_out()),
         other => other?,
     };

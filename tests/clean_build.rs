@@ -258,6 +258,59 @@ async fn version_from_file_and_command() {
     assert_eq!(r.unwrap().store_name(), "c-3.2");
 }
 
+/// `version.file` is a bounded regular file inside the clone: a link to a FIFO (which once hung
+/// the build past its timeout), to a device, a path out of the clone, a directory — each is
+/// refused at once with one sentence, and the clone is removed.
+#[tokio::test]
+async fn version_file_is_a_regular_file_inside_the_clone() {
+    let outside = tempfile::tempdir().unwrap();
+    let fifo = outside.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads the NUL-terminated path only.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::fs::write(outside.path().join("VERSION"), "6.6.6\n").unwrap();
+    let outside_rel = format!(
+        "{}/VERSION",
+        "../".repeat(20) + outside.path().to_str().unwrap().trim_start_matches('/')
+    );
+    for (file, link_to, why) in [
+        (
+            "FIFO",
+            Some(fifo.to_str().unwrap()),
+            "outside the repository",
+        ),
+        ("ZERO", Some("/dev/zero"), "outside the repository"),
+        (
+            "ABS",
+            Some(outside.path().join("VERSION").to_str().unwrap()),
+            "outside the repository",
+        ),
+        (outside_rel.as_str(), None, "outside the repository"),
+        ("DIR", Some("sub"), "not a regular file"),
+    ] {
+        let repo = Repo::with_manifest(&format!(
+            "version = 1\n[install]\nh.pkg-path = \"h\"\n[build.f]\nversion.file = \"{file}\"\ncommand = \"mkdir -p $out && echo $version > $out/v\"\n"
+        ));
+        repo.write("sub/keep", "x");
+        if let Some(target) = link_to {
+            std::os::unix::fs::symlink(target, repo.work.join(file)).unwrap();
+        }
+        repo.commit_all("version file");
+        let mut req = request(&repo, "f");
+        req.timeout = Some(Duration::from_secs(30));
+        let (r, events) = tokio::time::timeout(
+            Duration::from_secs(60),
+            run(&req, &CancellationToken::new()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{file}: the build hangs"));
+        let err = r.unwrap_err().to_string();
+        assert!(err.contains(why), "{file}: {err}");
+        assert!(!err.contains("6.6.6"), "{err}");
+        assert!(!cloned_dir(&events).exists(), "the clone is removed");
+    }
+}
+
 #[test]
 fn cli_build_prints_result_path() {
     let repo = Repo::new();
@@ -347,7 +400,13 @@ fn the_build_sees_no_secrets() {
         .env("AWS_SECRET_ACCESS_KEY", "aws-secret")
         .env("AWS_SESSION_TOKEN", "aws-session")
         .env("GOOGLE_APPLICATION_CREDENTIALS", "/gcp.json")
-        .env("SOME_OTHER_SETTING", "kept")
+        .env("GITHUB_TOKEN", "ghp_the_ci_token")
+        .env("CI_JOB_TOKEN", "gitlab-job-token")
+        .env("NPM_TOKEN", "npm-token")
+        .env("NIX_CONFIG", "access-tokens = github.com=ghp_in_nix_config")
+        .env("SOME_OTHER_SETTING", "named")
+        .env("LC_ALL", "C.UTF-8")
+        .env("PUBDECK_BUILD_ENV", "SOME_OTHER_SETTING,PUBDECK_TOKEN")
         .output()
         .unwrap();
     assert!(
@@ -362,10 +421,16 @@ fn the_build_sees_no_secrets() {
         "aws-secret",
         "aws-session",
         "/gcp.json",
+        "ghp_the_ci_token",
+        "gitlab-job-token",
+        "npm-token",
+        "ghp_in_nix_config",
     ] {
         assert!(!env.contains(secret), "the build saw {secret}:\n{env}");
     }
-    assert!(env.contains("SOME_OTHER_SETTING=kept"));
+    // Passed on purpose (PUBDECK_BUILD_ENV), and the locale; pubdeck's own never.
+    assert!(env.contains("SOME_OTHER_SETTING=named"), "{env}");
+    assert!(env.contains("LC_ALL=C.UTF-8"), "{env}");
     assert!(env.lines().any(|l| l.starts_with("PATH=")));
 }
 
