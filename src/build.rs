@@ -252,6 +252,8 @@ pub struct OutLocation {
 
 /// Length of `/nix/store/`, which the private directory's path (with its `/`) must match.
 const STORE_PREFIX_LEN: usize = "/nix/store/".len();
+/// The private directory's name under `/tmp`: as long as `/nix/store/` less `/tmp/` and `/`.
+const OUT_DIR_NAME_LEN: usize = STORE_PREFIX_LEN - "/tmp/".len() - 1;
 
 impl OutLocation {
     /// A fresh location for a store path named `name`.
@@ -260,7 +262,7 @@ impl OutLocation {
         // "/tmp/" + 5 random characters + "/" is as long as "/nix/store/".
         let dir = tempfile::Builder::new()
             .prefix("")
-            .rand_bytes(STORE_PREFIX_LEN - "/tmp/".len() - 1)
+            .rand_bytes(OUT_DIR_NAME_LEN)
             .tempdir_in("/tmp")?;
         let prefix = format!("{}/", dir.path().display());
         if prefix.len() != STORE_PREFIX_LEN {
@@ -273,6 +275,7 @@ impl OutLocation {
         for (h, r) in hash.iter_mut().zip(rand::random::<[u8; 32]>()) {
             *h = alphabet[usize::from(r % 32)];
         }
+        mark_owner(dir.path())?;
         Ok(OutLocation {
             dir,
             built_as: BuiltAs {
@@ -348,6 +351,74 @@ fn make_writable(p: &Path) {
     crate::fsutil::make_writable(p)
 }
 
+/// Temporary directories a build makes (the clone's root under `$TMPDIR`, `$out`'s private
+/// directory under `/tmp`) hold this file naming the process that made them, so that the next
+/// build can remove what a pubdeck killed with -9 left behind.
+const OWNER_FILE: &str = ".pubdeck-owner";
+const CLONE_PREFIX: &str = "pubdeck-build-";
+
+/// This process as `<pid> <start time>` (the start time tells a reused pid apart).
+fn owner_id(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which may itself hold spaces and parentheses.
+    let after = &stat[stat.rfind(')')? + 2..];
+    let start = after.split(' ').nth(19)?;
+    Some(format!("{pid} {start}"))
+}
+
+fn mark_owner(dir: &Path) -> std::io::Result<()> {
+    let me = owner_id(std::process::id()).unwrap_or_default();
+    std::fs::write(dir.join(OWNER_FILE), me)
+}
+
+/// Whether the directory's owner (see [`OWNER_FILE`]) is gone: its file names a process that
+/// no longer runs. A directory without the file is not ours to judge.
+fn owner_is_gone(dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join(OWNER_FILE)) else {
+        return false;
+    };
+    let Some(pid) = text.split(' ').next().and_then(|p| p.parse::<u32>().ok()) else {
+        return false;
+    };
+    owner_id(pid).is_none_or(|now| now != text.trim())
+}
+
+/// Removes, once per process, the build directories of pubdecks that died without cleaning up
+/// (their processes were killed with them: see [`SUPERVISOR`]). Only this user's directories.
+fn sweep_stale_once() {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| {
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        let mut stale = Vec::new();
+        let mut look = |dir: &Path, keep: &dyn Fn(&str) -> bool| {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in entries.flatten() {
+                use std::os::unix::fs::MetadataExt as _;
+                let name = e.file_name();
+                let ours = e
+                    .metadata()
+                    .is_ok_and(|m| m.is_dir() && !m.file_type().is_symlink() && m.uid() == me);
+                if ours && name.to_str().is_some_and(keep) && owner_is_gone(&e.path()) {
+                    stale.push(e.path());
+                }
+            }
+        };
+        look(&std::env::temp_dir(), &|n| n.starts_with(CLONE_PREFIX));
+        look(Path::new("/tmp"), &|n| n.len() == OUT_DIR_NAME_LEN);
+        for dir in stale {
+            make_writable(&dir);
+            if let Err(e) = remove_any(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a stale build directory");
+            } else {
+                tracing::info!(dir = %dir.display(), "removed a build directory a killed pubdeck left");
+            }
+        }
+    });
+}
+
 /// Kills the whole process group when dropped (cancel, timeout, panic, early return).
 struct GroupGuard(Option<i32>);
 
@@ -376,9 +447,9 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<Output, BuildError> {
     let name = req.build.name.clone();
-    let root = tempfile::Builder::new()
-        .prefix("pubdeck-build-")
-        .tempdir()?;
+    sweep_stale_once();
+    let root = tempfile::Builder::new().prefix(CLONE_PREFIX).tempdir()?;
+    mark_owner(root.path())?;
     let src = root.path().join("src");
 
     let _ = tx
@@ -508,6 +579,22 @@ fn build_environment() -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
         .collect()
 }
 
+/// The shell a build (or `version.command`) runs under, in the process group it leads. It
+/// starts the build in the background (in the same group) and waits for it. Its parent-death
+/// signal is SIGUSR1: when pubdeck dies without cleaning up (kill -9), it kills the whole
+/// group, grandchildren included, at once. A build killed by a terminating signal is
+/// reported as killed by it (the supervisor re-raises it on itself), not as exit 128+N.
+/// (A background job of a non-interactive shell starts with SIGINT and SIGQUIT ignored; a
+/// build never gets them from a terminal anyway, since it runs in a group of its own.)
+const SUPERVISOR: &str = r#"trap 'kill -KILL 0' USR1
+bash "$@" &
+wait $!
+s=$?
+case $s in
+  129|130|137|141|142|143) trap - USR1; kill -$((s - 128)) $$ ;;
+esac
+exit $s"#;
+
 /// How a contained command ended, other than by exiting.
 enum Stopped {
     Cancelled,
@@ -555,7 +642,8 @@ async fn run_contained(
         deadline,
     } = c;
     let mut cmd = Command::new("bash");
-    cmd.args(["--noprofile", "--norc"])
+    cmd.args(["--noprofile", "--norc", "-c", SUPERVISOR, "pubdeck-build"])
+        .args(["--noprofile", "--norc"])
         .args(flags)
         .args(["-c", script])
         .current_dir(dir)
@@ -567,11 +655,17 @@ async fn run_contained(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    // If pubdeck itself is killed (kill -9), take the shell with it.
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    // If pubdeck itself is killed (kill -9), the supervisor hears of it and kills the whole
+    // group. A parent that died before prctl took effect is caught by the getppid check.
+    let parent = std::process::id();
+    // SAFETY: prctl, getppid and _exit are async-signal-safe and touch no memory of the
+    // parent.
     unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR1);
+            if libc::getppid() as u32 != parent {
+                libc::_exit(1);
+            }
             Ok(())
         });
     }

@@ -434,6 +434,79 @@ fn the_build_sees_no_secrets() {
     assert!(env.lines().any(|l| l.starts_with("PATH=")));
 }
 
+/// kill -9 of pubdeck in the middle of a build: the build and what it started in the
+/// background die with it at once, and the next build removes the clone and `$out`'s directory
+/// the killed one left.
+#[test]
+fn kill_nine_takes_the_build_with_it_and_the_next_build_sweeps_its_directories() {
+    let pid_dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = with_build(&format!(
+        "echo $out > {dir}/out\nsleep 300 &\necho $! > {dir}/bg.pid\nsleep 300",
+        dir = pid_dir.path().display()
+    ));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pubdeck"))
+        .args(["build", "t", "--dir"])
+        .arg(&repo.work)
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bg = rt.block_on(wait_for_pidfile(pid_dir.path()));
+    let out = PathBuf::from(
+        std::fs::read_to_string(pid_dir.path().join("out"))
+            .unwrap()
+            .trim(),
+    );
+    let out_dir = out.parent().unwrap().to_path_buf();
+    let clones = || -> Vec<PathBuf> {
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("pubdeck-build-")
+            })
+            .collect()
+    };
+    assert_eq!(clones().len(), 1);
+    assert!(out_dir.exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for _ in 0..250 {
+        if !process_alive(bg) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !process_alive(bg),
+        "the build's background process outlived pubdeck"
+    );
+    // What the killed one left is removed by the next build.
+    let next = std::process::Command::new(env!("CARGO_BIN_EXE_pubdeck"))
+        .args(["build", "hello", "--dir"])
+        .arg(Repo::new().work)
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        next.status.success(),
+        "{}",
+        String::from_utf8_lossy(&next.stderr)
+    );
+    assert!(clones().is_empty(), "{:?}", clones());
+    assert!(!out_dir.exists(), "{} stays", out_dir.display());
+}
+
 #[test]
 fn sigterm_and_sighup_stop_a_build_like_sigint() {
     for signal in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT] {

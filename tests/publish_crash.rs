@@ -40,7 +40,9 @@ fn publish_cmd(dir: &Path, tmp: &Path) -> Command {
         .env("XDG_CONFIG_HOME", tmp.join("cfg"))
         .env_remove("PUBDECK_FAILPOINT_PAUSE")
         .env_remove("CRASHTEST_SLEEP")
-        .env("CRASHTEST_PIDFILE", tmp.join("build.pid"));
+        .env("CRASHTEST_PIDFILE", tmp.join("build.pid"))
+        // The build sees these only when named (the build environment is an allow-list).
+        .env("PUBDECK_BUILD_ENV", "CRASHTEST_SLEEP CRASHTEST_PIDFILE");
     c
 }
 
