@@ -91,7 +91,10 @@ fn assert_clean_refusal(o: &Output, what: &str) {
             .any(|c| c != '\n' && pubdeck::text::is_unsafe_char(c)),
         "{what}: raw control characters printed: {printed:?}"
     );
-    assert!(err.starts_with("error: "), "{what}: {err}");
+    assert!(
+        err.starts_with("error: ") || printed.contains("✗"),
+        "{what}: says nothing: {printed}"
+    );
 }
 
 /// What real Nix reads from `dir/nix.conf` (`nix show-config --json`, only that file).
@@ -183,7 +186,21 @@ async fn use_writes_nothing_from_a_hostile_database_and_real_nix_reads_only_the_
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let (_, token) = owner(&fx, tmp.path()).await;
+    let (catalog, token) = owner(&fx, tmp.path()).await;
+    catalog
+        .register_build(&catalog_support::build(
+            &TestKey::new(KEY_NAME, 1),
+            "myorg",
+            "tool",
+            "1.0",
+            "tool",
+        ))
+        .await
+        .unwrap();
+    let env = tmp.path().join("env");
+    std::fs::create_dir_all(env.join(".flox/env")).unwrap();
+    std::fs::write(env.join(".flox/env/manifest.toml"), "version = 1\n").unwrap();
+    let envs = env.to_str().unwrap();
     let conf_dir = tmp.path().join("etc-nix");
     std::fs::create_dir_all(&conf_dir).unwrap();
     let conf = conf_dir.join("nix.conf");
@@ -207,6 +224,10 @@ async fn use_writes_nothing_from_a_hostile_database_and_real_nix_reads_only_the_
         );
         assert_clean_refusal(&o, url);
         assert_eq!(std::fs::read_to_string(&conf).unwrap(), original, "{url}");
+        for cmd in ["ready", "install"] {
+            let o = pubdeck(&fx, &token, &home, &[cmd, "myorg/tool", "--dir", envs]);
+            assert_clean_refusal(&o, &format!("{cmd} with {url}"));
+        }
     }
     let store = format!("file://{}", tmp.path().join("store").display());
     fx.backend
@@ -355,4 +376,87 @@ fn credentials_never_go_to_a_host_that_only_looks_like_aws() {
         assert!(!err.contains("hostile-secret"), "{err}");
         assert_nobody_called(std::slice::from_ref(&other), &store);
     }
+}
+
+/// A build whose file names and link targets carry terminal escapes (a fake "✓ narinfo" line
+/// that erases the real one): the review before "upload?", and `build --check`'s list of
+/// differing files, show them escaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_from_a_nar_listing_reach_the_terminal_escaped() {
+    use pubdeck::catalog::EmbeddedCatalog;
+    let tmp = tempfile::tempdir().unwrap();
+    let evil = r#"$(printf 'x\033[2K\r\342\234\223 narinfo \342\200\256gnp.exe')"#;
+    let manifest = |version: &str, extra: &str| {
+        format!(
+            "version = 1\n[install]\nhello.pkg-path = \"hello\"\n[build.tool]\nversion = \"{version}\"\ncommand = '''\nmkdir -p $out\necho tool > $out/tool\n{extra}\n'''\n"
+        )
+    };
+    let repo = common::Repo::with_manifest(&manifest("1.0", ""));
+    let key = pubdeck::sign::SecretKey::generate("myorg-1").unwrap();
+    key.write_new(&tmp.path().join("k.key")).unwrap();
+    let catalog = AnyCatalog::Embedded(
+        EmbeddedCatalog::open(&tmp.path().join("catalog.sqlite"))
+            .await
+            .unwrap(),
+    );
+    let store = format!("file://{}", tmp.path().join("store").display());
+    catalog
+        .create_catalog("myorg", &store, &[key.public().to_nix_string()])
+        .await
+        .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pubdeck"))
+            .args(args)
+            .arg("--dir")
+            .arg(&repo.work)
+            .env("NO_COLOR", "1")
+            .env("PUBDECK_CATALOG", tmp.path().join("catalog.sqlite"))
+            .env("PUBDECK_ORG", "myorg")
+            .env("PUBDECK_SIGNING_KEY", tmp.path().join("k.key"))
+            .env("PUBDECK_DATA_DIR", tmp.path().join("data"))
+            .env("XDG_CONFIG_HOME", tmp.path().join("cfg"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let raw = |o: &Output| {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        all.chars()
+            .any(|c| c != '\n' && pubdeck::text::is_unsafe_char(c))
+    };
+    let first = run(&["publish", "tool", "--yes"]);
+    assert!(first.status.success(), "{first:?}");
+    repo.write(
+        ".flox/env/manifest.toml",
+        &manifest(
+            "2.0",
+            &format!("echo x > \"$out/{evil}\"\nln -s \"{evil}\" $out/link\nrm $out/tool\nln -s \"{evil}\" $out/tool"),
+        ),
+    );
+    repo.commit_all("2.0");
+    repo.git(&["push", "-q"]);
+    let review = run(&["publish", "tool", "--dry-run"]);
+    let text = String::from_utf8_lossy(&review.stderr);
+    assert!(text.contains("against  1.0"), "{text}");
+    assert!(
+        text.contains("\\x1b[2K\\r✓ narinfo \\u{202e}gnp.exe"),
+        "{text}"
+    );
+    assert!(!raw(&review), "raw escapes in the review: {text:?}");
+
+    // Two builds that differ in a file named with escapes.
+    repo.write(
+        ".flox/env/manifest.toml",
+        &manifest("3.0", &format!("echo x > \"$out/{evil}-$RANDOM$RANDOM\"")),
+    );
+    repo.commit_all("3.0");
+    let check = run(&["build", "tool", "--check"]);
+    assert_eq!(check.status.code(), Some(1), "{check:?}");
+    let text = String::from_utf8_lossy(&check.stderr);
+    assert!(text.contains("\\x1b[2K"), "{text}");
+    assert!(!raw(&check), "raw escapes in --check: {text:?}");
 }

@@ -320,11 +320,9 @@ pub(crate) fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> CliRes
     Ok(())
 }
 
-/// Replaces control characters (terminal escapes) in text from the catalog.
+/// Text from the catalog as it may be shown on a terminal ([`crate::text::terminal`]).
 pub(crate) fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    crate::text::terminal(s).into_owned()
 }
 
 /// The database `pubdeck serve` uses: `--db`, or the default service database.

@@ -593,7 +593,7 @@ pub async fn run_upgrade(
             let mut rx = rx;
             while let Some(e) = rx.recv().await {
                 if let crate::event::Event::Note { message } = e {
-                    crate::progress!("{message}");
+                    crate::progress!("{}", crate::text::terminal(&message));
                 }
             }
         });

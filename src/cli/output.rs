@@ -63,20 +63,31 @@ pub fn checklist(checks: &[Check], style: Style) -> String {
             (false, true) => style.warn("!"),
             (false, false) => style.err("✗"),
         };
-        out.push_str(&format!("{mark} {:<width$}  {}\n", c.id, c.message));
+        let message = crate::text::terminal(&c.message);
+        out.push_str(&format!("{mark} {:<width$}  {message}\n", c.id));
         if let (false, Some(h)) = (c.ok, &c.hint) {
             out.push_str(&format!(
                 "  {:<width$}  {}\n",
                 "",
-                style.muted(&format!("hint: {h}"))
+                style.muted(&format!("hint: {}", crate::text::terminal(h)))
             ));
         }
     }
     out
 }
 
-/// Left-aligned columns; the last column is not padded.
+/// Left-aligned columns; the last column is not padded. Cells are shown escaped
+/// ([`crate::text::terminal`]): they hold names and descriptions from catalogs.
 pub fn table(header: &[&str], rows: &[Vec<String>], style: Style) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| crate::text::terminal(c).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = &rows;
     let cols = header.len();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
@@ -102,7 +113,6 @@ pub fn table(header: &[&str], rows: &[Vec<String>], style: Style) -> String {
     out
 }
 
-/// Prints an error as one sentence plus an optional hint, to stderr.
 /// `1.5 MiB`, `512 B`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -142,11 +152,13 @@ pub fn human_duration(d: std::time::Duration) -> String {
     }
 }
 
+/// Prints an error as one sentence plus an optional hint, to stderr. Both may quote foreign
+/// text (a name, a URL, a server's message), so both are shown escaped.
 pub fn error(message: &str, hint: Option<&str>) {
     let style = Style::stderr();
-    eprintln!("{} {message}", style.err("error:"));
+    eprintln!("{} {}", style.err("error:"), crate::text::terminal(message));
     if let Some(h) = hint {
-        eprintln!("{} {h}", style.muted("hint:"));
+        eprintln!("{} {}", style.muted("hint:"), crate::text::terminal(h));
     }
 }
 

@@ -73,11 +73,19 @@ pub(crate) enum AtReview {
 pub fn format_review(r: &Review, style: Style) -> String {
     use std::fmt::Write as _;
     let hb = output::human_bytes;
+    // Everything but pubdeck's own words came from a catalog, a store or a NAR listing.
+    let t = crate::text::terminal;
     let mut s = String::new();
-    let _ = writeln!(s, "{} {} ({})", style.bold("review"), r.reference, r.system);
-    let _ = writeln!(s, "  catalog  {} (org {})", r.catalog, r.org);
-    let _ = writeln!(s, "  store    {}", r.store_url);
-    let _ = writeln!(s, "  key      {}", r.key_name);
+    let _ = writeln!(
+        s,
+        "{} {} ({})",
+        style.bold("review"),
+        t(&r.reference),
+        t(&r.system)
+    );
+    let _ = writeln!(s, "  catalog  {} (org {})", t(&r.catalog), t(&r.org));
+    let _ = writeln!(s, "  store    {}", t(&r.store_url));
+    let _ = writeln!(s, "  key      {}", t(&r.key_name));
     let _ = writeln!(
         s,
         "  closure  {} store path{}, {} unpacked, {} to upload",
@@ -91,7 +99,7 @@ pub fn format_review(r: &Review, style: Style) -> String {
             s,
             "    {:>10}  {}{}",
             hb(p.nar_size),
-            p.store_path,
+            t(&p.store_path),
             if p.in_store {
                 style.muted(" (already in the store)")
             } else {
@@ -108,12 +116,12 @@ pub fn format_review(r: &Review, style: Style) -> String {
             let _ = writeln!(
                 s,
                 "  against  {} ({}), {sign}{} unpacked",
-                p.version,
+                t(&p.version),
                 hb(p.nar_size),
                 hb(p.size_delta.unsigned_abs())
             );
             if let Some(note) = &p.note {
-                let _ = writeln!(s, "    {}", style.muted(note));
+                let _ = writeln!(s, "    {}", style.muted(&t(note)));
             }
             if let Some(d) = &p.diff {
                 if d.is_empty() {
@@ -123,13 +131,25 @@ pub fn format_review(r: &Review, style: Style) -> String {
                 let mut n = 0;
                 for e in &d.added {
                     if n < shown {
-                        let _ = writeln!(s, "    {} {} ({})", style.ok("+"), e.path, e.node);
+                        let _ = writeln!(
+                            s,
+                            "    {} {} ({})",
+                            style.ok("+"),
+                            t(&e.path),
+                            t(&e.node.to_string())
+                        );
                     }
                     n += 1;
                 }
                 for e in &d.removed {
                     if n < shown {
-                        let _ = writeln!(s, "    {} {} ({})", style.err("-"), e.path, e.node);
+                        let _ = writeln!(
+                            s,
+                            "    {} {} ({})",
+                            style.err("-"),
+                            t(&e.path),
+                            t(&e.node.to_string())
+                        );
                     }
                     n += 1;
                 }
@@ -139,9 +159,9 @@ pub fn format_review(r: &Review, style: Style) -> String {
                             s,
                             "    {} {} ({} → {})",
                             style.warn("~"),
-                            c.path,
-                            c.before,
-                            c.after
+                            t(&c.path),
+                            t(&c.before.to_string()),
+                            t(&c.after.to_string())
                         );
                     }
                     n += 1;
@@ -159,6 +179,8 @@ pub fn format_review(r: &Review, style: Style) -> String {
 pub fn format_unreproducible(u: &publish::repro::Unreproducible, style: Style) -> String {
     use crate::publish::repro::DiffKind;
     use std::fmt::Write as _;
+    // File names, link targets and file contents are the build's.
+    let t = crate::text::terminal;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -167,10 +189,11 @@ pub fn format_unreproducible(u: &publish::repro::Unreproducible, style: Style) -
     );
     for d in &u.files {
         let path = if d.path.is_empty() {
-            "(the output itself)"
+            "(the output itself)".into()
         } else {
-            &d.path
+            t(&d.path)
         };
+        let path = path.as_ref();
         match &d.kind {
             DiffKind::OnlyFirst => {
                 let _ = writeln!(s, "  {} only in the first build", style.bold(path));
@@ -179,10 +202,16 @@ pub fn format_unreproducible(u: &publish::repro::Unreproducible, style: Style) -
                 let _ = writeln!(s, "  {} only in the second build", style.bold(path));
             }
             DiffKind::Type { first, second } => {
-                let _ = writeln!(s, "  {}: {first} / {second}", style.bold(path));
+                let _ = writeln!(s, "  {}: {} / {}", style.bold(path), t(first), t(second));
             }
             DiffKind::Target { first, second } => {
-                let _ = writeln!(s, "  {}: symlink to {first} / {second}", style.bold(path));
+                let _ = writeln!(
+                    s,
+                    "  {}: symlink to {} / {}",
+                    style.bold(path),
+                    t(first),
+                    t(second)
+                );
             }
             DiffKind::Binary {
                 first_size,
@@ -198,12 +227,13 @@ pub fn format_unreproducible(u: &publish::repro::Unreproducible, style: Style) -
             DiffKind::Text { lines } => {
                 let _ = writeln!(s, "  {}:", style.bold(path));
                 for l in lines {
+                    let l = t(l);
                     let shown = if l.starts_with('-') {
-                        style.err(l)
+                        style.err(&l)
                     } else if l.starts_with('+') {
-                        style.ok(l)
+                        style.ok(&l)
                     } else {
-                        l.clone()
+                        l.into_owned()
                     };
                     let _ = writeln!(s, "      {shown}");
                 }
@@ -347,10 +377,10 @@ pub(crate) async fn print_events(mut rx: EventRx, quiet: bool, mut at: AtReview)
                 let (ts, mark) = (timestamp(), log_mark(*stream));
                 let mut err = std::io::stderr().lock();
                 for line in lines.iter() {
-                    let _ = writeln!(err, "{ts} {mark} {line}");
+                    let _ = writeln!(err, "{ts} {mark} {}", crate::text::log_line(line));
                 }
             } else if let Some(line) = plain_line(&e) {
-                eprintln!("{} {line}", timestamp());
+                eprintln!("{} {}", timestamp(), crate::text::terminal(&line));
             }
         }
     }
@@ -564,8 +594,9 @@ async fn print_fancy(mut rx: EventRx, mut at: AtReview) -> Option<Review> {
             }
             Event::Log { stream, lines } => {
                 for line in lines.iter() {
+                    let line = crate::text::log_line(line);
                     let _ = match stream {
-                        Stream::Stderr => mp.println(style.muted(line)),
+                        Stream::Stderr => mp.println(style.muted(&line)),
                         Stream::Stdout => mp.println(format!("{} {line}", log_mark(*stream))),
                     };
                 }
@@ -573,7 +604,7 @@ async fn print_fancy(mut rx: EventRx, mut at: AtReview) -> Option<Review> {
             other => {
                 if let Some(line) = plain_line(other).filter(|_| !matches!(other, Event::Check(_)))
                 {
-                    let _ = mp.println(line);
+                    let _ = mp.println(crate::text::terminal(&line));
                 }
             }
         }
@@ -756,7 +787,9 @@ pub async fn install(args: ReadyArgs) -> CmdResult {
         while let Some(e) = rx.recv().await {
             match e {
                 Event::Check(c) => checks.push(c),
-                Event::Note { message } => crate::progress!("{message}"),
+                Event::Note { message } => {
+                    crate::progress!("{}", crate::text::terminal(&message))
+                }
                 _ => {}
             }
         }

@@ -96,7 +96,10 @@ pub(super) fn results(app: &App, area: Rect, buf: &mut Buffer) {
             format!("{:pad$} {:<8} ", "", fit(&pkg.version, 8)),
             dim,
         ));
-        spans.push(Span::styled(pkg.description.clone(), dim));
+        spans.push(Span::styled(
+            crate::text::terminal(&pkg.description).into_owned(),
+            dim,
+        ));
         if selected {
             buf.set_style(Rect::new(inner.x, y, inner.width, 1), t.selection);
         }
@@ -146,7 +149,7 @@ pub(super) fn details(app: &App, area: Rect, buf: &mut Buffer) {
         return;
     };
     let width = usize::from(area.width.saturating_sub(2));
-    let mut lines: Vec<Line> = wrap(&pkg.description, width.max(1))
+    let mut lines: Vec<Line> = wrap(&crate::text::terminal(&pkg.description), width.max(1))
         .into_iter()
         .map(|l| Line::styled(l, t.text))
         .collect();
@@ -212,7 +215,7 @@ pub(super) fn details(app: &App, area: Rect, buf: &mut Buffer) {
                 ]));
                 lines.push(Line::from(vec![
                     Span::styled(format!("{:<11}", "    store"), t.muted),
-                    Span::styled(fit(&b.store_url, rest), t.muted),
+                    Span::styled(fit(&crate::text::terminal(&b.store_url), rest), t.muted),
                 ]));
                 if b.closure.len() > 1 {
                     let total: u64 = b.closure.iter().map(|(_, n)| n).sum();

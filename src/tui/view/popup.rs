@@ -106,6 +106,8 @@ pub fn review_lines(
     t: &crate::tui::Theme,
 ) -> Vec<Line<'static>> {
     use super::bytes;
+    // Names, URLs and paths come from the catalog, the store and the NAR listing.
+    let f = |s: &str| crate::text::terminal(s).into_owned();
     let kv = |k: &str, v: String| {
         Line::from(vec![
             Span::styled(format!("{k:<9}"), t.muted),
@@ -113,9 +115,9 @@ pub fn review_lines(
         ])
     };
     let mut out = vec![
-        kv("catalog", format!("{} (org {})", r.catalog, r.org)),
-        kv("store", r.store_url.clone()),
-        kv("key", r.key_name.clone()),
+        kv("catalog", format!("{} (org {})", f(&r.catalog), f(&r.org))),
+        kv("store", f(&r.store_url)),
+        kv("key", f(&r.key_name)),
         kv(
             "closure",
             format!(
@@ -130,7 +132,7 @@ pub fn review_lines(
     for p in &r.closure {
         let mut spans = vec![
             Span::styled(format!("  {:>10}  ", bytes(p.nar_size)), t.muted),
-            Span::styled(p.store_path.clone(), t.text),
+            Span::styled(f(&p.store_path), t.text),
         ];
         if p.in_store {
             spans.push(Span::styled(" (in the store)", t.muted));
@@ -145,13 +147,13 @@ pub fn review_lines(
                 "against",
                 format!(
                     "{} ({}), {sign}{} unpacked",
-                    p.version,
+                    f(&p.version),
                     bytes(p.nar_size),
                     bytes(p.size_delta.unsigned_abs())
                 ),
             ));
             if let Some(note) = &p.note {
-                out.push(Line::styled(format!("  {note}"), t.muted));
+                out.push(Line::styled(format!("  {}", f(note)), t.muted));
             }
             if let Some(d) = &p.diff {
                 if d.is_empty() {
@@ -163,19 +165,33 @@ pub fn review_lines(
                 for e in &d.added {
                     out.push(Line::from(vec![
                         Span::styled("  + ", t.ok),
-                        Span::styled(format!("{} ({})", e.path, e.node), t.text),
+                        Span::styled(
+                            format!("{} ({})", f(&e.path), f(&e.node.to_string())),
+                            t.text,
+                        ),
                     ]));
                 }
                 for e in &d.removed {
                     out.push(Line::from(vec![
                         Span::styled("  - ", t.error),
-                        Span::styled(format!("{} ({})", e.path, e.node), t.text),
+                        Span::styled(
+                            format!("{} ({})", f(&e.path), f(&e.node.to_string())),
+                            t.text,
+                        ),
                     ]));
                 }
                 for c in &d.changed {
                     out.push(Line::from(vec![
                         Span::styled("  ~ ", t.warn),
-                        Span::styled(format!("{} ({} → {})", c.path, c.before, c.after), t.text),
+                        Span::styled(
+                            format!(
+                                "{} ({} → {})",
+                                f(&c.path),
+                                f(&c.before.to_string()),
+                                f(&c.after.to_string())
+                            ),
+                            t.text,
+                        ),
                     ]));
                 }
             }
