@@ -79,7 +79,7 @@ fn config_show_names_each_source_and_hides_secrets() {
     std::fs::create_dir_all(cfg.join("pubdeck")).unwrap();
     std::fs::write(
         cfg.join("pubdeck/config.toml"),
-        "org = \"fromfile\"\nstore = \"s3://bucket?endpoint=http://127.0.0.1:9000\"\n",
+        "org = \"fromfile\"\nstore = \"s3://bucket?endpoint=http%3A%2F%2FAKIAXX%3As3kr1t%40127.0.0.1%3A9000\"\ntrusted-endpoints = [\"HTTP://127.0.0.1:9000/\"]\n",
     )
     .unwrap();
     let run = |json: bool| {
@@ -88,7 +88,10 @@ fn config_show_names_each_source_and_hides_secrets() {
             .env("XDG_CONFIG_HOME", &cfg)
             .env("PUBDECK_DATA_DIR", dir.path().join("data"))
             .env("PUBDECK_TOKEN", "pdk_topsecret")
-            .env("PUBDECK_CATALOG", "http://alice:hunter2@127.0.0.1:8787")
+            .env(
+                "PUBDECK_CATALOG",
+                "http://alice:hunter2@127.0.0.1:8787/?access_token=tok3n#x",
+            )
             .env_remove("PUBDECK_ORG")
             .env_remove("PUBDECK_STORE")
             .env_remove("PUBDECK_SIGNING_KEY");
@@ -100,8 +103,12 @@ fn config_show_names_each_source_and_hides_secrets() {
         String::from_utf8(out.stdout).unwrap()
     };
     let text = run(false);
+    for secret in ["pdk_topsecret", "hunter2", "tok3n", "s3kr1t", "AKIAXX"] {
+        assert!(!text.contains(secret), "{secret} shown: {text}");
+    }
     assert!(
-        !text.contains("pdk_topsecret") && !text.contains("hunter2"),
+        text.lines()
+            .any(|l| l.starts_with("trusted-endpoints") && l.contains("http://127.0.0.1:9000 ")),
         "{text}"
     );
     let line = |key: &str| {
@@ -131,7 +138,9 @@ fn config_show_names_each_source_and_hides_secrets() {
     assert_eq!(setting("token")["source"]["name"], "PUBDECK_TOKEN");
     assert_eq!(setting("store")["source"]["kind"], "file");
     assert_eq!(setting("signing-key")["value"], serde_json::Value::Null);
-    assert!(!doc.to_string().contains("pdk_topsecret"));
+    for secret in ["pdk_topsecret", "hunter2", "tok3n", "s3kr1t", "AKIAXX"] {
+        assert!(!doc.to_string().contains(secret), "{secret} shown: {doc}");
+    }
 }
 
 #[test]

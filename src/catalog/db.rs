@@ -169,14 +169,13 @@ pub fn normalize_db_url(input: &str) -> CatalogResult<(String, Backend, Option<P
     ))
 }
 
-/// A database URL with any password replaced by `***`, for messages and logs.
+/// A database URL without its secrets, for messages and logs ([`crate::text::redacted_url`]);
+/// a plain path (an SQLite file) as it is.
 pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
+    if url.contains("://") {
+        crate::text::redacted_url(url)
+    } else {
+        crate::text::terminal(url).into_owned()
     }
 }
 

@@ -482,7 +482,9 @@ fn config_show(json: bool) -> CmdResult {
         crate::config::Settings::resolve(&Default::default()).map_err(catalog::CliError::from)?;
     let catalog = match &s.catalog {
         CatalogLocation::Service(url) => redact_url(url),
-        CatalogLocation::Embedded(path) => path.display().to_string(),
+        CatalogLocation::Embedded(path) => {
+            crate::text::terminal(&path.display().to_string()).into_owned()
+        }
     };
     let rows: Vec<(&str, Option<String>)> = vec![
         ("catalog", Some(catalog)),
@@ -495,11 +497,27 @@ fn config_show(json: bool) -> CmdResult {
             "signing-key",
             s.signing_key.as_ref().map(|p| p.display().to_string()),
         ),
-        ("store", Some(redact_url(&s.store))),
+        (
+            "store",
+            // A store URL that parses holds no credentials; anything else is shown redacted.
+            Some(match crate::store::StoreUrl::parse(&s.store) {
+                Ok(u) => u.to_string(),
+                Err(_) => crate::text::redacted_url(&s.store),
+            }),
+        ),
         ("data-dir", Some(s.data_dir.display().to_string())),
         (
             crate::config::TRUSTED_ENDPOINTS,
-            (!s.trusted_endpoints.is_empty()).then(|| s.trusted_endpoints.join(", ")),
+            (!s.trusted_endpoints.is_empty()).then(|| {
+                s.trusted_endpoints
+                    .iter()
+                    .map(|e| match crate::store::Endpoint::parse(e) {
+                        Ok(ep) => ep.to_string(),
+                        Err(_) => crate::text::redacted_url(e),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }),
         ),
     ];
     if json {
