@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use catalog_support::{Fixture, Kind};
 use common::Repo;
-use proc::{PATIENCE, Proc, pubdeck, start_service};
+use proc::{PATIENCE, Proc, pubdeck, start_service, start_service_on};
 use pubdeck::catalog::{AnyCatalog, Catalog, CatalogClient, CheckBuild, EmbeddedCatalog};
 use pubdeck::narinfo::NarInfo;
 use pubdeck::sign::SecretKey;
@@ -426,4 +426,119 @@ async fn kill_nine_of_the_sqlite_service_inside_the_register_transaction() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_nine_of_the_postgres_service_inside_the_register_transaction() {
     register_kill(Kind::PostgresService).await;
+}
+
+/// The catalog service dies while GC deletes: the deletions complete, GC reports them and
+/// exits 0, saying that the audit entry waits; the next maintenance command against the
+/// restarted service sends it (with the time the work was done), and nothing waits any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_outlives_the_service_and_its_audit_entry_is_sent_at_the_next_contact() {
+    let Some(fx) = Fixture::start(Kind::SqliteService).await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let token = fx.add_user("alice").await;
+    let key = SecretKey::generate("myorg-1").unwrap();
+    key.write_new(&tmp.path().join("myorg-1.key")).unwrap();
+    let store_dir = tmp.path().join("store");
+    let alice = fx.user("alice").await;
+    alice
+        .create_catalog(
+            "myorg",
+            &format!("file://{}", store_dir.display()),
+            &[key.public().to_nix_string()],
+        )
+        .await
+        .unwrap();
+    // Garbage: three unregistered paths, two days old.
+    let store = pubdeck::store::Store::open_str(
+        &format!("file://{}", store_dir.display()),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    for i in 0..3 {
+        let dir = tmp.path().join(format!("junk{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("f"), format!("junk {i}")).unwrap();
+        pubdeck::cache::add_source(
+            &store,
+            &dir,
+            &format!("junk-{i}"),
+            &[],
+            &Default::default(),
+            &key,
+        )
+        .await
+        .unwrap();
+    }
+    let old = std::time::SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
+    for e in walk(&store_dir) {
+        let f = std::fs::OpenOptions::new().write(true).open(&e).unwrap();
+        f.set_modified(old).unwrap();
+    }
+
+    let service = start_service(tmp.path(), &fx.db_url, None);
+    let gc = |url: &str, failpoint: Option<&str>| {
+        let mut c = pubdeck(&["catalog", "gc", "myorg", "--json"], tmp.path());
+        c.env("PUBDECK_CATALOG", url).env("PUBDECK_TOKEN", &token);
+        if let Some(p) = failpoint {
+            c.env("PUBDECK_FAILPOINT_PAUSE", p);
+        }
+        c
+    };
+    let mut collector = Proc::spawn(gc(&service.url, Some("gc-record")));
+    collector.wait_for("failpoint: paused at gc-record");
+    service.proc.kill_nine();
+    // SAFETY: signalling our own child to go on past its failpoint.
+    unsafe { libc::kill(collector.child.id() as i32, libc::SIGUSR2) };
+    let mut out = String::new();
+    use std::io::Read as _;
+    collector
+        .child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let (status, log) = collector.wait();
+    assert!(status.success(), "{log}\n{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["deleted"].as_array().unwrap().len(), 9, "{report}");
+    assert!(report["audit_pending"].as_str().is_some(), "{report}");
+    assert!(
+        log.contains("warning: the catalog did not take the audit entry"),
+        "{log}"
+    );
+    let pending_dir = tmp.path().join("data/pending-audit");
+    assert_eq!(std::fs::read_dir(&pending_dir).unwrap().count(), 1);
+
+    // The service, restarted where it was, gets the entry at the next maintenance command.
+    let listen = service.url.strip_prefix("http://").unwrap().to_string();
+    let service = start_service_on(&listen, tmp.path(), &fx.db_url, None);
+    let mut c = pubdeck(&["catalog", "log", "myorg", "--json"], tmp.path());
+    c.env("PUBDECK_CATALOG", &service.url)
+        .env("PUBDECK_TOKEN", &token);
+    let log: serde_json::Value = serde_json::from_str(&run_ok(c)).unwrap();
+    let entry = &log["entries"][0];
+    assert_eq!(entry["action"], "gc", "{log}");
+    assert_eq!(entry["detail"]["narinfos"], 3);
+    assert_eq!(entry["detail"]["complete"], true);
+    assert!(entry["detail"]["performed_at"].as_str().is_some());
+    assert_eq!(std::fs::read_dir(&pending_dir).unwrap().count(), 0);
+    service.proc.kill_nine();
+    fx.finish().await;
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

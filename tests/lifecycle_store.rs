@@ -593,12 +593,12 @@ async fn key_rotation_while_installs_run_in_a_loop(lab: Lab) {
         .replace(&name, bytes::Bytes::from(info.to_string()))
         .await
         .unwrap();
-    let report = resign::resign(c, "myorg", &new_key, &lab.open, &tx)
+    let report = resign::resign(c, "myorg", &new_key, &lab.open, None, &tx)
         .await
         .unwrap();
     assert_eq!(report.narinfos, 2);
     assert_eq!((report.signed, report.already_signed), (1, 1), "{report:?}");
-    let again = resign::resign(c, "myorg", &new_key, &lab.open, &tx)
+    let again = resign::resign(c, "myorg", &new_key, &lab.open, None, &tx)
         .await
         .unwrap();
     assert_eq!((again.signed, again.already_signed), (0, 2));

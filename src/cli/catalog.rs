@@ -508,6 +508,7 @@ pub async fn run_catalog(
                 .await?;
         }
         CatalogCommand::Log { org, limit, json } => {
+            super::lifecycle::flush_outbox(&catalog, &settings).await;
             let entries = catalog.audit_log(org, *limit).await?;
             if *json {
                 print_json(

@@ -243,6 +243,44 @@ pub async fn run_use(args: &UseArgs, overrides: &Overrides, out: &mut dyn Write)
 
 // ---- catalog gc | remove-key | re-sign | log -------------------------------------------------
 
+/// Where maintenance commands keep audit entries the catalog could not take.
+pub(crate) fn outbox(settings: &Settings) -> crate::lifecycle::outbox::Outbox {
+    let catalog = match &settings.catalog {
+        crate::config::CatalogLocation::Service(url) => url.clone(),
+        crate::config::CatalogLocation::Embedded(path) => path.display().to_string(),
+    };
+    crate::lifecycle::outbox::Outbox::new(&settings.data_dir, catalog)
+}
+
+/// Sends the audit entries an earlier maintenance command kept, before anything else.
+pub(crate) async fn flush_outbox(catalog: &crate::catalog::AnyCatalog, settings: &Settings) {
+    let flushed = outbox(settings).flush(catalog).await;
+    if flushed.sent > 0 {
+        crate::progress!(
+            "sent {} audit entr{} kept since the catalog could not take {}",
+            flushed.sent,
+            if flushed.sent == 1 { "y" } else { "ies" },
+            if flushed.sent == 1 { "it" } else { "them" }
+        );
+    }
+    if flushed.kept > 0 {
+        crate::progress!(
+            "warning: {} audit entr{} still wait{} in {}",
+            flushed.kept,
+            if flushed.kept == 1 { "y" } else { "ies" },
+            if flushed.kept == 1 { "s" } else { "" },
+            outbox(settings).dir.display()
+        );
+    }
+}
+
+/// Says, after the work's own report, that its audit entry waits to be sent.
+fn warn_pending(pending: &Option<String>) {
+    if let Some(why) = pending {
+        crate::progress!("warning: {}", crate::text::terminal(why));
+    }
+}
+
 /// `pubdeck catalog gc`
 pub async fn run_gc(
     catalog: &crate::catalog::AnyCatalog,
@@ -259,12 +297,18 @@ pub async fn run_gc(
         json,
         super::pipeline::AtReview::Nothing,
     ));
-    let opts = GcOptions { grace, dry_run };
+    flush_outbox(catalog, settings).await;
+    let opts = GcOptions {
+        grace,
+        dry_run,
+        outbox: Some(outbox(settings)),
+    };
     let report =
         crate::lifecycle::gc::collect(catalog, org, &settings.store_open(), &opts, &tx).await;
     drop(tx);
     let _ = printer.await;
     let report = report?;
+    warn_pending(&report.audit_pending);
     if json {
         return print_json(out, &report);
     }
@@ -333,11 +377,21 @@ pub async fn run_resign(
         json,
         super::pipeline::AtReview::Nothing,
     ));
-    let report =
-        crate::lifecycle::resign::resign(catalog, org, &key, &settings.store_open(), &tx).await;
+    flush_outbox(catalog, settings).await;
+    let outbox = outbox(settings);
+    let report = crate::lifecycle::resign::resign(
+        catalog,
+        org,
+        &key,
+        &settings.store_open(),
+        Some(&outbox),
+        &tx,
+    )
+    .await;
     drop(tx);
     let _ = printer.await;
     let report = report?;
+    warn_pending(&report.audit_pending);
     if json {
         return print_json(out, &report);
     }

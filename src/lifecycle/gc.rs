@@ -37,6 +37,8 @@ pub struct GcOptions {
     pub grace: Duration,
     /// Only report what would go.
     pub dry_run: bool,
+    /// Where the audit entry waits when the catalog cannot take it after the deletions.
+    pub outbox: Option<super::outbox::Outbox>,
 }
 
 impl Default for GcOptions {
@@ -44,6 +46,7 @@ impl Default for GcOptions {
         GcOptions {
             grace: DEFAULT_GRACE,
             dry_run: false,
+            outbox: None,
         }
     }
 }
@@ -85,6 +88,8 @@ pub struct GcReport {
     pub spared: usize,
     /// Bytes freed (or, in a dry run, that would be).
     pub bytes: u64,
+    /// `None` when the audit log has the entry; else why it waits in the outbox.
+    pub audit_pending: Option<String>,
 }
 
 /// Collects the garbage of catalog `org`'s store (owner, admin scope).
@@ -209,6 +214,7 @@ pub async fn collect(
         deleted: Vec::new(),
         spared: 0,
         bytes: 0,
+        audit_pending: None,
     };
     if opts.dry_run {
         report.bytes = doomed.iter().map(|d| d.size).sum();
@@ -216,16 +222,35 @@ pub async fn collect(
         return Ok(report);
     }
     let total = doomed.len() as u64;
+    let mut stopped = None;
     for (i, d) in doomed.into_iter().enumerate() {
+        crate::failpoint::pause("gc-delete").await;
         // Looked at again just before it goes: written or touched since the listing, it stays.
-        match store.stat(&d.key).await? {
-            Some(now_info) if !young(&now_info) && now_info.size == d.size => {
-                store.delete(&d.key).await?;
+        let gone = async {
+            match store.stat(&d.key).await? {
+                Some(now_info) if !young(&now_info) && now_info.size == d.size => {
+                    store.delete(&d.key).await?;
+                    Ok::<_, crate::store::StoreError>(true)
+                }
+                Some(_) => {
+                    report.spared += 1;
+                    Ok(false)
+                }
+                None => Ok(false),
+            }
+        }
+        .await;
+        match gone {
+            Ok(true) => {
                 report.bytes += d.size;
                 report.deleted.push(d);
             }
-            Some(_) => report.spared += 1,
-            None => {}
+            Ok(false) => {}
+            Err(e) => {
+                // What was deleted so far is recorded all the same.
+                stopped = Some(e);
+                break;
+            }
         }
         let _ = tx
             .send(Event::Progress {
@@ -245,22 +270,30 @@ pub async fn collect(
         .iter()
         .filter(|d| d.kind == Kind::Nar)
         .count();
-    catalog
-        .record(
-            org,
-            &RecordRequest {
-                action: "gc".into(),
-                detail: serde_json::json!({
-                    "narinfos": narinfos,
-                    "nars": nars,
-                    "bytes": report.bytes,
-                    "grace_secs": report.grace_secs,
-                    "store_url": report.store_url,
-                }),
-            },
-        )
-        .await?;
-    Ok(report)
+    let request = RecordRequest {
+        action: "gc".into(),
+        detail: serde_json::json!({
+            "narinfos": narinfos,
+            "nars": nars,
+            "bytes": report.bytes,
+            "grace_secs": report.grace_secs,
+            "store_url": report.store_url,
+            "complete": stopped.is_none(),
+        }),
+    };
+    crate::failpoint::pause("gc-record").await;
+    if !report.deleted.is_empty() || stopped.is_none() {
+        report.audit_pending =
+            super::outbox::record_or_keep(catalog, opts.outbox.as_ref(), org, request).await?;
+    }
+    match stopped {
+        None => Ok(report),
+        Some(source) => Err(LifecycleError::GcStopped {
+            deleted: report.deleted.len(),
+            bytes: report.bytes,
+            source,
+        }),
+    }
 }
 
 /// The NAR keys (`nar/…`) the narinfos `kept` name, read 16 at a time. A kept narinfo that

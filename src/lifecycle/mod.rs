@@ -5,6 +5,7 @@
 
 pub mod gc;
 pub mod nixconf;
+pub mod outbox;
 pub mod resign;
 
 use crate::catalog::CatalogError;
@@ -19,6 +20,12 @@ pub enum LifecycleError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Refused(String),
+    #[error("GC stopped after deleting {deleted} object(s) ({bytes} bytes): {source}")]
+    GcStopped {
+        deleted: usize,
+        bytes: u64,
+        source: StoreError,
+    },
     #[error("{key} in {store} is not a valid narinfo ({reason}); nothing was deleted")]
     BadNarinfo {
         store: String,

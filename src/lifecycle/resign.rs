@@ -36,6 +36,8 @@ pub struct ResignReport {
     pub already_signed: usize,
     /// Live store paths whose narinfo is not in the store.
     pub missing: Vec<String>,
+    /// `None` when the audit log has the entry; else why it waits in the outbox.
+    pub audit_pending: Option<String>,
 }
 
 enum One {
@@ -51,6 +53,7 @@ pub async fn resign(
     org: &str,
     key: &SecretKey,
     open: &OpenOptions,
+    outbox: Option<&super::outbox::Outbox>,
     tx: &EventTx,
 ) -> Result<ResignReport, LifecycleError> {
     let info = catalog.catalog(org).await?;
@@ -84,6 +87,7 @@ pub async fn resign(
         signed: 0,
         already_signed: 0,
         missing: Vec::new(),
+        audit_pending: None,
     };
     let mut done = 0u64;
     while let Some(one) = jobs.next().await {
@@ -104,19 +108,15 @@ pub async fn resign(
     drop(jobs);
     report.missing.sort();
     if report.signed > 0 {
-        catalog
-            .record(
-                org,
-                &RecordRequest {
-                    action: "re-sign".into(),
-                    detail: serde_json::json!({
-                        "key": report.key_name,
-                        "signed": report.signed,
-                        "already_signed": report.already_signed,
-                    }),
-                },
-            )
-            .await?;
+        let request = RecordRequest {
+            action: "re-sign".into(),
+            detail: serde_json::json!({
+                "key": report.key_name,
+                "signed": report.signed,
+                "already_signed": report.already_signed,
+            }),
+        };
+        report.audit_pending = super::outbox::record_or_keep(catalog, outbox, org, request).await?;
     }
     Ok(report)
 }

@@ -112,7 +112,17 @@ pub struct Service {
 }
 
 pub fn start_service(tmp: &Path, db_url: &str, failpoint: Option<&str>) -> Service {
-    let mut c = pubdeck(&["serve", "--listen", "127.0.0.1:0", "--db", db_url], tmp);
+    start_service_on("127.0.0.1:0", tmp, db_url, failpoint)
+}
+
+/// [`start_service`] on a given address (a restart on the same port).
+pub fn start_service_on(
+    listen: &str,
+    tmp: &Path,
+    db_url: &str,
+    failpoint: Option<&str>,
+) -> Service {
+    let mut c = pubdeck(&["serve", "--listen", listen, "--db", db_url], tmp);
     c.env("RUST_LOG", "info");
     if let Some(point) = failpoint {
         c.env("PUBDECK_FAILPOINT_PAUSE", point);
