@@ -36,11 +36,20 @@ pub struct Staged {
 impl Staged {
     /// A new, empty (mode 0600) temporary file in `dest`'s directory, created if missing.
     pub fn beside(dest: &Path) -> io::Result<Staged> {
+        Staged::beside_with(dest, Sharing::Private)
+    }
+
+    /// [`Staged::beside`], readable as `sharing` says.
+    pub fn beside_with(dest: &Path, sharing: Sharing) -> io::Result<Staged> {
         let dir = parent_dir(dest);
         fs::create_dir_all(dir)?;
-        let tmp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(dir)?;
+        let mut b = tempfile::Builder::new();
+        b.prefix(TEMP_PREFIX);
+        if sharing == Sharing::Umask {
+            // Created with 0666 less the umask, as any file a program writes.
+            b.permissions(fs::Permissions::from_mode(0o666));
+        }
+        let tmp = b.tempfile_in(dir)?;
         Ok(Staged { tmp })
     }
 
@@ -114,6 +123,15 @@ pub fn sync_filesystem(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Who may read a file pubdeck writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// 0600: keys, tokens, config, journals and anything else of the user's alone.
+    Private,
+    /// 0666 less the process's umask: objects of a store others may share (`file://`).
+    Umask,
+}
+
 /// Replaces `path` with `bytes` atomically, keeping the permissions of an existing file
 /// (a new one is 0600).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -122,8 +140,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// [`write_atomic`] with the given [`Durability`].
 pub fn write_atomic_with(path: &Path, bytes: &[u8], durability: Durability) -> io::Result<()> {
+    write_atomic_as(path, bytes, durability, Sharing::Private)
+}
+
+/// [`write_atomic_with`]; a new file is readable as `sharing` says.
+pub fn write_atomic_as(
+    path: &Path,
+    bytes: &[u8],
+    durability: Durability,
+    sharing: Sharing,
+) -> io::Result<()> {
     let mode = fs::metadata(path).ok().map(|m| m.permissions().mode());
-    let mut staged = Staged::beside(path)?;
+    let mut staged = Staged::beside_with(path, sharing)?;
     staged.file().write_all(bytes)?;
     if let Some(mode) = mode {
         staged.set_mode(mode)?;
@@ -138,7 +166,17 @@ pub fn create_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// [`create_atomic`] with the given [`Durability`].
 pub fn create_atomic_with(path: &Path, bytes: &[u8], durability: Durability) -> io::Result<()> {
-    let mut staged = Staged::beside(path)?;
+    create_atomic_as(path, bytes, durability, Sharing::Private)
+}
+
+/// [`create_atomic_with`], readable as `sharing` says.
+pub fn create_atomic_as(
+    path: &Path,
+    bytes: &[u8],
+    durability: Durability,
+    sharing: Sharing,
+) -> io::Result<()> {
+    let mut staged = Staged::beside_with(path, sharing)?;
     staged.file().write_all(bytes)?;
     staged.commit_with(path, Replace::No, durability)
 }
@@ -154,6 +192,34 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     f.write_all(bytes)?;
     f.sync_all()?;
     sync_dir(parent_dir(path))
+}
+
+/// Bytes an unprivileged writer may still use on the file system holding `path`.
+pub fn free_bytes(path: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::other("a path with a NUL byte"))?;
+    // SAFETY: statvfs writes into the zeroed struct we pass and reads the NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Whether `e` or any error it was caused by is "no space left" (or a quota exceeded).
+pub fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<io::Error>()
+            && (io.kind() == io::ErrorKind::StorageFull
+                || matches!(io.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)))
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// fsyncs a directory so a rename inside it is durable.

@@ -98,6 +98,22 @@ fn sgr_len(s: &str) -> Option<usize> {
     (params <= 64 && body.as_bytes().get(params) == Some(&b'm')).then_some(2 + params + 1)
 }
 
+/// A byte count as people read it: `512 B`, `1.5 MiB` (binary units, one decimal).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
 /// Whether `value` can be written into `nix.conf` (or a similar line-oriented config) as
 /// exactly one value: non-empty printable ASCII without whitespace, `#`, `"`, `'`, `\` or `$`.
 pub fn is_config_token(value: &str) -> bool {

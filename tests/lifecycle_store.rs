@@ -487,6 +487,116 @@ async fn gc_keeps_what_a_hidden_catalog_on_the_same_store_needs() {
     lab.finish().await;
 }
 
+/// A tmpfs of `size` mounted at `dir` for the test's life (root only; `None`: cannot).
+struct Mounted(PathBuf);
+
+impl Mounted {
+    fn tmpfs(dir: &Path, size: &str) -> Option<Mounted> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Mounted(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Installing onto a file system without room says so: at once when the closure cannot fit,
+/// and when it fills up on the way (small files take more room than their bytes), with what
+/// was needed and what is free; nothing is installed and the staging directory goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_on_a_full_disk_says_the_disk_is_full() {
+    let Some(lab) = Lab::start(Kind::SqliteService, false).await else {
+        return;
+    };
+    let versions = [
+        (
+            "1.0",
+            "mkdir -p $out && head -c 3000000 /dev/urandom > $out/blob",
+        ),
+        (
+            "2.0",
+            "mkdir -p $out/many && for i in $(seq 1 600); do echo $i > $out/many/f$i; done",
+        ),
+    ];
+    for (v, command) in versions {
+        lab.repo.write(
+            ".flox/env/manifest.toml",
+            &format!(
+                "version = 1\n[install]\nhello.pkg-path = \"hello\"\n[build.tool]\nversion = \"{v}\"\ncommand = '{command}'\n"
+            ),
+        );
+        lab.repo.commit_all(v);
+        lab.repo.git(&["push", "-q"]);
+        lab.publish_head(&lab.key_file).await.unwrap();
+    }
+    let full = lab.tmp.path().join("full");
+    let Some(_mounted) = Mounted::tmpfs(&full, "1m") else {
+        common::skip_or_fail(
+            "install_on_a_full_disk_says_the_disk_is_full",
+            "cannot mount a tmpfs here (not root, or no mount permission)",
+            &[],
+        );
+        return;
+    };
+    for v in ["1.0", "2.0"] {
+        let env = lab.tmp.path().join(format!("env-{v}"));
+        std::fs::create_dir_all(env.join(".flox/env")).unwrap();
+        std::fs::write(env.join(".flox/env/manifest.toml"), "version = 1\n").unwrap();
+        let mut req = install::Request::new(
+            PackageRef::parse(&format!("myorg/tool@{v}")).unwrap(),
+            &env,
+            &full,
+        );
+        req.nix = None;
+        req.store_open = lab.open.clone();
+        let (tx, mut rx) = event::channel();
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let err = install::install(&req, &lab.catalog, &tx).await.unwrap_err();
+        let install::InstallError::DiskFull { needed, free, .. } = &err else {
+            panic!("{v}: {err}");
+        };
+        assert!(*needed > 0 && *free <= 1024 * 1024, "{v}: {err}");
+        if v == "2.0" {
+            // Its bytes fit: the disk filled up on the way, not at the check before.
+            assert!(*needed < 512 * 1024, "{v}: {err}");
+        }
+        let text = err.to_string();
+        assert!(text.starts_with("the disk is full"), "{text}");
+        assert!(
+            !text.contains("signed") && !text.contains("match"),
+            "{text}"
+        );
+        use pubdeck::event::Hinted as _;
+        assert!(
+            err.hint().unwrap().contains("free space"),
+            "{:?}",
+            err.hint()
+        );
+        let left: Vec<_> = std::fs::read_dir(&req.store_dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{v}: left {left:?}");
+        assert_eq!(
+            std::fs::read_to_string(env.join(".flox/env/manifest.toml")).unwrap(),
+            "version = 1\n"
+        );
+    }
+    drop(_mounted);
+    lab.finish().await;
+}
+
 async fn gc_racing_a_publish_that_reuses_old_garbage_leaves_the_build_intact(lab: Lab) {
     lab.publish("1.0").await;
     // What publishing 2.0 uploads is already in the store, unregistered and old: a publish

@@ -303,3 +303,77 @@ async fn deferred_durability_writes_the_same_objects() {
         "{names:?}"
     );
 }
+
+/// Objects of a `file://` store follow the umask, so other users of a shared store can read
+/// them; key files stay 0600 whatever the umask.
+#[test]
+fn store_objects_follow_the_umask_and_keys_stay_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::process::CommandExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("big"), random_bytes(20 * MIB, 7)).unwrap();
+    std::fs::write(tree.join("small"), "hello").unwrap();
+    let run = |umask: u32, args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_pubdeck"));
+        c.args(args)
+            .env("HOME", tmp.path())
+            .env("XDG_CONFIG_HOME", tmp.path().join("cfg"))
+            .env("XDG_DATA_HOME", tmp.path().join("data"));
+        // SAFETY: umask is async-signal-safe and touches no memory.
+        unsafe {
+            c.pre_exec(move || {
+                libc::umask(umask);
+                Ok(())
+            });
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{args:?}: {o:?}");
+    };
+    for (umask, want) in [(0o022, 0o644), (0o027, 0o640)] {
+        let key = tmp.path().join(format!("k{umask:o}.key"));
+        run(
+            umask,
+            &[
+                "key",
+                "generate",
+                "--name",
+                "k-1",
+                "--out",
+                key.to_str().unwrap(),
+            ],
+        );
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&key), 0o600, "the secret key");
+        let store = tmp.path().join(format!("store{umask:o}"));
+        run(
+            umask,
+            &[
+                "pack",
+                tree.to_str().unwrap(),
+                "--name",
+                "shared-1.0",
+                "--to",
+                &format!("file://{}", store.display()),
+                "--signing-key",
+                key.to_str().unwrap(),
+            ],
+        );
+        let mut objects = Vec::new();
+        let mut dirs = vec![store.clone()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    dirs.push(e.path());
+                } else {
+                    objects.push(e.path());
+                }
+            }
+        }
+        assert!(objects.len() >= 4, "{objects:?}");
+        for o in &objects {
+            assert_eq!(mode(o), want, "{} under umask {umask:o}", o.display());
+        }
+    }
+}

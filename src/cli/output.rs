@@ -114,20 +114,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>], style: Style) -> String {
 }
 
 /// `1.5 MiB`, `512 B`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < UNITS.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
-}
+pub use crate::text::human_bytes;
 
 /// `1d 2h`, `3h`, `45m`, `10s`: the two largest units.
 pub fn human_duration(d: std::time::Duration) -> String {

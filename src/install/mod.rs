@@ -752,6 +752,55 @@ pub enum InstallError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "the disk is full: installing needs {} in {} and {} is free; nothing was installed",
+        crate::text::human_bytes(*.needed),
+        .dir.display(),
+        crate::text::human_bytes(*.free)
+    )]
+    DiskFull {
+        dir: PathBuf,
+        needed: u64,
+        free: u64,
+    },
+}
+
+impl InstallError {
+    /// This error, or [`InstallError::DiskFull`] when what stopped it was a full disk (or a
+    /// quota) under `dir`, where the install needed `needed` bytes.
+    fn or_disk_full(self, dir: &Path, needed: u64) -> InstallError {
+        let full = match &self {
+            InstallError::Io { source, .. } => crate::fsutil::is_disk_full(source),
+            InstallError::Import(nix::NixError::Failed { message, .. }) => {
+                message.contains("No space left on device")
+            }
+            InstallError::Download { message, .. } | InstallError::Verify(message) => {
+                message.contains(DISK_FULL_MARK)
+            }
+            _ => false,
+        };
+        if full {
+            InstallError::DiskFull {
+                dir: dir.to_path_buf(),
+                needed,
+                free: crate::fsutil::free_bytes(dir).unwrap_or(0),
+            }
+        } else {
+            self
+        }
+    }
+}
+
+/// Put in front of a message whose cause was a full disk, before the cause is flattened into
+/// the message (so [`InstallError::or_disk_full`] still knows).
+const DISK_FULL_MARK: &str = "(disk full) ";
+
+fn message_of(e: &(dyn std::error::Error + 'static)) -> String {
+    if crate::fsutil::is_disk_full(e) {
+        format!("{DISK_FULL_MARK}{e}")
+    } else {
+        e.to_string()
+    }
 }
 
 impl crate::event::Hinted for InstallError {
@@ -762,6 +811,10 @@ impl crate::event::Hinted for InstallError {
             InstallError::Occupied { where_, path, .. } if where_ == "the Nix store" => Some(format!("check it with `nix store verify {path}`; `nix store delete {path}` removes it if nothing uses it")),
             InstallError::Occupied { path, .. } => Some(format!("remove {path} (chmod -R u+w first) and install again")),
             InstallError::Manifest(e) => e.hint(),
+            InstallError::DiskFull { dir, .. } => Some(format!(
+                "free space on the file system of {}, or install elsewhere with PUBDECK_DATA_DIR",
+                dir.display()
+            )),
             _ => None,
         }
     }
@@ -850,10 +903,33 @@ pub async fn install(
     }
     let reused = r.closure.len() - missing.len();
 
-    // 2. Download and verify everything missing into a staging directory.
-    let staging = Staging::new(&req.store_dir).map_err(io(&req.store_dir))?;
+    // 2. Download and verify everything missing into a staging directory: the compressed
+    //    files, and (without Nix) the unpacked trees. Said at once when the disk cannot
+    //    hold them, and said as such when it fills up on the way.
+    let needed: u64 = missing
+        .iter()
+        .map(|i| {
+            i.file_size
+                .saturating_add(if req.nix.is_none() { i.nar_size } else { 0 })
+        })
+        .sum();
+    if let Ok(free) = crate::fsutil::free_bytes(&req.store_dir)
+        && free < needed
+    {
+        return Err(InstallError::DiskFull {
+            dir: req.store_dir.clone(),
+            needed,
+            free,
+        });
+    }
+    let full = |e: InstallError| e.or_disk_full(&req.store_dir, needed);
+    let staging = Staging::new(&req.store_dir)
+        .map_err(io(&req.store_dir))
+        .map_err(full)?;
     for info in &missing {
-        stage(req, &r, info, staging.path(), tx).await?;
+        stage(req, &r, info, staging.path(), tx)
+            .await
+            .map_err(full)?;
     }
 
     // 3. Import: the dependencies, then the package, so that a kill in between leaves only
@@ -882,7 +958,10 @@ pub async fn install(
                     continue;
                 }
                 let paths: Vec<&StorePath> = batch.iter().map(|i| &i.store_path).collect();
-                nix.import(&cache_dir, &paths, &r.keys).await?;
+                nix.import(&cache_dir, &paths, &r.keys).await.map_err(|e| {
+                    let unpacked = batch.iter().map(|i| i.nar_size).sum();
+                    InstallError::from(e).or_disk_full(Path::new("/nix/store"), unpacked)
+                })?;
                 crate::failpoint::pause("install-import").await;
             }
             PathBuf::from(top.store_path.to_string())
@@ -1117,7 +1196,7 @@ async fn stage(
     downloaded.map_err(|e| InstallError::Download {
         store: r.store.url().to_string(),
         key: info.url.clone(),
-        message: e.to_string(),
+        message: message_of(&e),
     })?;
     let (info, keys) = (info.clone(), r.keys.clone());
     let unpack_to = req
@@ -1125,17 +1204,17 @@ async fn stage(
         .is_none()
         .then(|| staging.join("trees").join(info.store_path.base_name()));
     tokio::task::spawn_blocking(move || {
-        let f = std::fs::File::open(&file).map_err(|e| InstallError::Verify(e.to_string()))?;
+        let f = std::fs::File::open(&file).map_err(|e| InstallError::Verify(message_of(&e)))?;
         let f = std::io::BufReader::new(f);
         let verified = match &unpack_to {
             Some(dest) => {
                 std::fs::create_dir_all(dest.parent().expect("trees/<name>"))
-                    .map_err(|e| InstallError::Verify(e.to_string()))?;
+                    .map_err(|e| InstallError::Verify(message_of(&e)))?;
                 cache::fetch_nar(&info, &keys, f, dest)
             }
             None => cache::verify_nar(&info, &keys, f),
         };
-        verified.map_err(|e| InstallError::Verify(e.to_string()))?;
+        verified.map_err(|e| InstallError::Verify(message_of(&e)))?;
         if let Some(dest) = &unpack_to {
             crate::fsutil::make_read_only(dest).map_err(|source| InstallError::Io {
                 path: dest.clone(),

@@ -205,7 +205,7 @@ impl FileStore {
             if let Some(existing) = read_if_exists(&dest)? {
                 return Ok(compare(&existing, &bytes));
             }
-            match fsutil::create_atomic_with(&dest, &bytes, durability) {
+            match fsutil::create_atomic_as(&dest, &bytes, durability, fsutil::Sharing::Umask) {
                 Ok(()) => Ok(PutIfAbsent::Created),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let existing =
@@ -327,7 +327,7 @@ impl FileStore {
         let dest = self.path(key);
         let durability = self.durability;
         blocking(move || {
-            fsutil::write_atomic_with(&dest, &bytes, durability)
+            fsutil::write_atomic_as(&dest, &bytes, durability, fsutil::Sharing::Umask)
                 .map_err(|e| StoreError::io("write", &dest, e))
         })
         .await
@@ -410,7 +410,7 @@ fn copy_into_place(
     durability: fsutil::Durability,
 ) -> Result<(), StoreError> {
     let mut input = File::open(src).map_err(|e| StoreError::io("read", src, e))?;
-    let mut staged = fsutil::Staged::beside(dest)
+    let mut staged = fsutil::Staged::beside_with(dest, fsutil::Sharing::Umask)
         .map_err(|e| StoreError::io("create a temporary file beside", dest, e))?;
     let tmp_path = staged.path().to_owned();
     let copied = copy_counting(&mut input, src, staged.file(), &tmp_path, meter)?;

@@ -124,20 +124,9 @@ pub(crate) fn highlight(
     out
 }
 
-/// `1.5 MiB`.
+/// `1.5 MiB` ([`crate::text::human_bytes`]).
 pub(crate) fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    crate::text::human_bytes(n)
 }
 
 /// A text field's text with its cursor drawn as a highlighted cell (a blank one at the end).
