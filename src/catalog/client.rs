@@ -13,8 +13,8 @@ use super::types::*;
 use super::validate::validate_version;
 use super::validate::{validate_revision, validate_store_url};
 use super::{
-    AuthProblem, Catalog, CatalogError, CatalogResult, MAX_AUDIT_ENTRIES, MAX_SEARCH_LIMIT,
-    validate_org_name, validate_package_name, validate_user_name,
+    AuthProblem, Catalog, CatalogError, CatalogResult, MAX_SEARCH_LIMIT, validate_org_name,
+    validate_package_name, validate_user_name,
 };
 
 /// A client of the catalog service. Cheap to clone.
@@ -493,7 +493,7 @@ impl Catalog for CatalogClient {
 
     async fn audit_log(&self, org: &str, limit: usize) -> CatalogResult<Vec<AuditEntry>> {
         validate_org_name(org)?;
-        let limit = limit.clamp(1, MAX_AUDIT_ENTRIES).to_string();
+        let limit = limit.to_string();
         let req = self
             .request(Method::GET, &["catalogs", org, "log"])
             .query(&[("limit", limit.as_str())]);

@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lifecycle",
         include_str!("../../assets/migrations/0004_lifecycle.sql"),
     ),
+    (
+        5,
+        "no yanked latest",
+        include_str!("../../assets/migrations/0005_no_yanked_latest.sql"),
+    ),
 ];
 
 /// Source of the embedded migrations for `sqlx::migrate::Migrator`.
@@ -101,7 +106,7 @@ pub struct CatalogRow {
 /// A package row.
 #[derive(Debug, Clone)]
 pub struct PackageRow {
-    /// Highest version.
+    /// The highest version not yanked; empty when every version is yanked.
     pub latest_version: String,
     /// Description of the latest version.
     pub description: String,
@@ -360,17 +365,22 @@ async fn insert_one(
     .fetch_optional(&mut **tx)
     .await
     .map_err(map_db)?;
-    // The latest version is the highest one not yanked.
-    let newer = match current {
-        None => true,
-        Some(_) if yanked_at != 0 => false,
-        Some(row) if get_i64(&row, "all_yanked")? != 0 => true,
-        Some(row) => {
-            let latest = get_str(&row, "latest_version")?;
-            super::validate::compare_versions(&b.version, &latest).is_ge()
-        }
+    // The latest version is the highest one not yanked: the current latest (unless every
+    // version is yanked) or this one.
+    let current_latest = match &current {
+        Some(row) if get_i64(row, "all_yanked")? == 0 => Some(get_str(row, "latest_version")?),
+        _ => None,
     };
-    if newer {
+    let candidates = current_latest
+        .as_deref()
+        .map(|v| (v, false))
+        .into_iter()
+        .chain([(b.version.as_str(), yanked_at != 0)]);
+    let latest = super::validate::latest_not_yanked(candidates);
+    // This build's row moves the package on when its version is the latest (a build for
+    // another system of the latest version brings its description), or when the package is
+    // new (then with every version yanked, no latest).
+    if latest == Some(b.version.as_str()) || current.is_none() {
         sqlx::query(
             "INSERT INTO packages (catalog, name, latest_version, description, updated_at, all_yanked) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (catalog, name) DO UPDATE \
@@ -378,10 +388,10 @@ async fn insert_one(
         )
         .bind(&b.org)
         .bind(&b.package)
-        .bind(&b.version)
+        .bind(latest.unwrap_or(""))
         .bind(&b.description)
         .bind(now)
-        .bind(i64::from(yanked_at != 0))
+        .bind(i64::from(latest.is_none()))
         .execute(&mut **tx)
         .await
         .map_err(map_db)?;
@@ -948,8 +958,8 @@ impl Db {
             tx.commit().await.map_err(map_db)?;
             return Ok((n > 0).then_some(0));
         }
-        // The newest version not yanked becomes the latest; with none, the newest of all,
-        // and the package leaves listings.
+        // The newest version not yanked becomes the latest; with none, there is no latest
+        // (the description stays) and the package leaves listings.
         let rows = sqlx::query(
             "SELECT version, description, yanked_at FROM builds WHERE catalog = $1 AND package = $2",
         )
@@ -958,34 +968,41 @@ impl Db {
         .fetch_all(&mut *tx)
         .await
         .map_err(map_db)?;
-        let mut best: Option<(String, String, bool)> = None;
-        for r in &rows {
-            let v = get_str(r, "version")?;
-            let live = get_i64(r, "yanked_at")? == 0;
-            let better = match &best {
-                None => true,
-                Some((bv, _, blive)) => {
-                    (live && !blive)
-                        || (live == *blive && super::validate::compare_versions(&v, bv).is_gt())
-                }
-            };
-            if better {
-                best = Some((v, get_str(r, "description")?, live));
+        let versions = rows
+            .iter()
+            .map(|r| Ok((get_str(r, "version")?, get_i64(r, "yanked_at")? != 0)))
+            .collect::<CatalogResult<Vec<_>>>()?;
+        let latest =
+            super::validate::latest_not_yanked(versions.iter().map(|(v, y)| (v.as_str(), *y)));
+        match latest {
+            Some(latest) => {
+                let i = versions
+                    .iter()
+                    .position(|(v, _)| v == latest)
+                    .expect("the latest version is one of the rows");
+                sqlx::query(
+                    "UPDATE packages SET latest_version = $3, description = $4, all_yanked = 0 \
+                     WHERE catalog = $1 AND name = $2",
+                )
+                .bind(catalog)
+                .bind(package)
+                .bind(latest)
+                .bind(get_str(&rows[i], "description")?)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_db)?;
             }
-        }
-        if let Some((latest, description, live)) = best {
-            sqlx::query(
-                "UPDATE packages SET latest_version = $3, description = $4, all_yanked = $5 \
-                 WHERE catalog = $1 AND name = $2",
-            )
-            .bind(catalog)
-            .bind(package)
-            .bind(latest)
-            .bind(description)
-            .bind(i64::from(!live))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_db)?;
+            None => {
+                sqlx::query(
+                    "UPDATE packages SET latest_version = '', all_yanked = 1 \
+                     WHERE catalog = $1 AND name = $2",
+                )
+                .bind(catalog)
+                .bind(package)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_db)?;
+            }
         }
         bump_generation(&mut tx, catalog).await?;
         let entry = Audit {

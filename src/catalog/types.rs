@@ -185,7 +185,7 @@ pub struct PackageSummary {
     pub org: String,
     /// Package name.
     pub package: String,
-    /// Highest version.
+    /// The highest version not yanked.
     pub latest_version: String,
     /// Description of the latest version.
     pub description: String,
@@ -246,7 +246,7 @@ pub struct SearchHit {
     pub org: String,
     /// Package name.
     pub package: String,
-    /// Highest version.
+    /// The highest version not yanked.
     pub latest_version: String,
     /// Description.
     pub description: String,
@@ -265,7 +265,7 @@ pub struct PackageDetail {
     pub package: String,
     /// Description of the latest version.
     pub description: String,
-    /// Highest version.
+    /// The highest version not yanked; empty when every version is yanked.
     pub latest_version: String,
     /// Catalog owner.
     pub owner: String,
@@ -450,7 +450,7 @@ pub struct YankOutcome {
     pub yanked: bool,
     /// Builds whose flag changed (0: it was already so).
     pub changed: u64,
-    /// The package's latest version now (the highest not yanked).
+    /// The package's latest version now (the highest not yanked; empty when none is left).
     pub latest_version: String,
 }
 
