@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "no yanked latest",
         include_str!("../../assets/migrations/0005_no_yanked_latest.sql"),
     ),
+    (
+        6,
+        "build sequence",
+        include_str!("../../assets/migrations/0006_build_sequence.sql"),
+    ),
 ];
 
 /// Source of the embedded migrations for `sqlx::migrate::Migrator`.
@@ -298,8 +303,9 @@ async fn insert_one(
     let res = sqlx::query(
         "INSERT INTO builds (catalog, package, version, system, description, store_path, \
          narinfo_url, nar_hash, nar_size, refs, signature, key_name, source_url, revision, \
-         branch, build_name, installed, published_by, published_at, ca, closure, yanked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+         branch, build_name, installed, published_by, published_at, ca, closure, yanked_at, seq) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+         (SELECT COALESCE(MAX(seq), 0) + 1 FROM builds WHERE catalog = $1 AND package = $2)) \
          ON CONFLICT (catalog, package, version, system) DO NOTHING",
     )
     .bind(&b.org)
@@ -1230,7 +1236,7 @@ impl Db {
     ) -> CatalogResult<Option<BuildRecord>> {
         let rows = sqlx::query(&format!(
             "{BUILD_COLUMNS} WHERE catalog = $1 AND revision = $2 AND (package = $3 OR build_name = $3) \
-             ORDER BY published_at DESC"
+             ORDER BY published_at DESC, seq DESC"
         ))
         .bind(catalog)
         .bind(revision)
@@ -1383,7 +1389,7 @@ async fn summaries_chunk(
 
 const BUILD_COLUMNS: &str = "SELECT catalog, package, version, system, description, store_path, \
      narinfo_url, nar_hash, nar_size, refs, signature, key_name, source_url, revision, branch, \
-     build_name, installed, published_by, published_at, ca, closure, yanked_at FROM builds";
+     build_name, installed, published_by, published_at, ca, closure, yanked_at, seq FROM builds";
 
 async fn insert_key<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     ex: E,
@@ -1458,6 +1464,7 @@ fn build_from_row(row: &AnyRow) -> CatalogResult<BuildRecord> {
             0 => None,
             t => Some(rfc3339(t)),
         },
+        seq: get_i64(row, "seq")?,
     })
 }
 

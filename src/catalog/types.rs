@@ -141,6 +141,11 @@ pub struct BuildRecord {
     /// When its version was yanked (RFC 3339); `None` when it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub yanked_at: Option<String>,
+    /// The order of registration among the package's builds: higher was registered later
+    /// (`published_at` has one-second resolution). 0 for builds registered before the catalog
+    /// counted (migration 0006), which order by `published_at` among themselves.
+    #[serde(default)]
+    pub seq: i64,
 }
 
 /// Whether a registration created a record.
