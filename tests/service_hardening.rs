@@ -241,3 +241,172 @@ async fn answers_larger_than_the_limit_are_refused() {
         "{err:?}"
     );
 }
+
+/// A TCP proxy on 127.0.0.1 in front of PostgreSQL that the test can cut (its port closed, so
+/// connections are refused as by a stopped server, and every proxied connection dropped)
+/// and restore on the same port.
+struct DbProxy {
+    port: u16,
+    target: std::net::SocketAddr,
+    accept: Option<tokio::task::JoinHandle<()>>,
+    pipes: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl DbProxy {
+    async fn start(target: std::net::SocketAddr) -> DbProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut proxy = DbProxy {
+            port: listener.local_addr().unwrap().port(),
+            target,
+            accept: None,
+            pipes: Default::default(),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let (target, pipes) = (self.target, std::sync::Arc::clone(&self.pipes));
+        self.accept = Some(tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let pipe = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                pipes.lock().unwrap().push(pipe);
+            }
+        }));
+    }
+
+    /// The database goes away: the port refuses connections and open ones are dropped.
+    async fn cut(&mut self) {
+        if let Some(accept) = self.accept.take() {
+            accept.abort();
+            let _ = accept.await;
+        }
+        let pipes: Vec<_> = self.pipes.lock().unwrap().drain(..).collect();
+        for pipe in pipes {
+            pipe.abort();
+            let _ = pipe.await;
+        }
+    }
+
+    /// The database is back on the same port.
+    async fn restore(&mut self) {
+        for attempt in 0.. {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(listener) => return self.serve(listener),
+                Err(e) if attempt < 50 => {
+                    eprintln!("rebinding port {}: {e}", self.port);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot listen on port {} again: {e}", self.port),
+            }
+        }
+    }
+}
+
+/// With its PostgreSQL gone, the service answers at once with 503 and `Retry-After` (not a
+/// 30 s wait and 408), readiness says 503 while liveness stays 200, and both come back with
+/// the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_503_with_retry_after_and_not_ready() {
+    // The fixture decides whether PostgreSQL runs here, and makes the database.
+    let Some(fx) = Fixture::start(Kind::PostgresService).await else {
+        return;
+    };
+    let token = fx.add_user("alice").await;
+    let direct = reqwest::Url::parse(&fx.db_url).unwrap();
+    let host = direct.host_str().unwrap().to_string();
+    let target = tokio::net::lookup_host((host.as_str(), direct.port().unwrap_or(5432)))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let mut proxy = DbProxy::start(target).await;
+    let mut proxied = direct.clone();
+    proxied.set_host(Some("127.0.0.1")).unwrap();
+    proxied.set_port(Some(proxy.port)).unwrap();
+    let server = pubdeck::server::Server::bind("127.0.0.1:0".parse().unwrap(), proxied.as_str())
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let get = |path: &str, auth: bool| {
+        let req = http.get(format!("{base}{path}"));
+        if auth { req.bearer_auth(&token) } else { req }.send()
+    };
+
+    // Up: ready, and serving.
+    let ready = get("/v1/ready", false).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        ready.json::<serde_json::Value>().await.unwrap()["status"],
+        "ready"
+    );
+    assert_eq!(get("/v1/whoami", true).await.unwrap().status(), 200);
+
+    proxy.cut().await;
+    for path in ["/v1/whoami", "/v1/catalogs", "/v1/search?q=x"] {
+        let resp = get(path, true).await.unwrap();
+        assert_eq!(resp.status(), 503, "{path}");
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        assert!(retry.is_some_and(|s| s > 0), "{path}: {:?}", resp.headers());
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unavailable", "{path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("database"), "{path}: {message}");
+    }
+    let ready = get("/v1/ready", false).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready.headers().contains_key("retry-after"));
+    assert_eq!(
+        ready.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "unavailable"
+    );
+    // Liveness does not depend on the database.
+    assert_eq!(get("/v1/health", false).await.unwrap().status(), 200);
+
+    proxy.restore().await;
+    let mut back = false;
+    for _ in 0..100 {
+        if get("/v1/ready", false).await.unwrap().status() == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "not ready again after the database came back");
+    assert_eq!(get("/v1/whoami", true).await.unwrap().status(), 200);
+
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    proxy.cut().await;
+    fx.finish().await;
+}
+
+/// On SQLite the service is ready as soon as it serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_on_sqlite() {
+    let fx = service().await;
+    let resp = reqwest::get(format!("{}/v1/ready", fx.base_url()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["status"],
+        "ready"
+    );
+    fx.finish().await;
+}

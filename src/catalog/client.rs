@@ -244,6 +244,7 @@ impl CatalogClient {
             StatusCode::FORBIDDEN => CatalogError::Forbidden(message),
             StatusCode::NOT_FOUND => CatalogError::NotFound(message),
             StatusCode::CONFLICT => CatalogError::Conflict(message),
+            StatusCode::SERVICE_UNAVAILABLE => CatalogError::Unavailable(message),
             s if s.is_client_error() => CatalogError::BadRequest(message),
             _ => CatalogError::Internal(message),
         })

@@ -84,6 +84,18 @@ impl MigrationSource<'static> for EmbeddedMigrations {
     }
 }
 
+/// Longest a statement waits for a pooled connection before the request fails with
+/// [`CatalogError::Unavailable`] (503 from the service) on PostgreSQL. Well under the
+/// service's 30 s request timeout, so an outage is told apart from a slow request at once;
+/// a healthy pool hands out a connection in well under a millisecond.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The same bound on SQLite, where no server can go away: a connection is only late when
+/// every one is waiting for the write lock, which each gives up after `busy_timeout` (10 s).
+pub const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `pubdeck serve` (or any other start) waits for a PostgreSQL server that refuses
+/// connections (one still starting, as under docker-compose) before giving up.
+pub const STARTUP_WAIT: Duration = Duration::from_secs(30);
+
 /// Which database engine is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -426,6 +438,24 @@ async fn bump_state(tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> CatalogRe
     Ok(())
 }
 
+/// The pool's first connection; a PostgreSQL server that refuses or does not answer is
+/// tried again for up to [`STARTUP_WAIT`] (each try bounded by the pool's acquire timeout).
+async fn wait_for_first_connection(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::Error> {
+    let deadline = std::time::Instant::now() + STARTUP_WAIT;
+    loop {
+        match pool.acquire().await {
+            Ok(_) => return Ok(()),
+            Err(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)))
+                if backend == Backend::Postgres && std::time::Instant::now() < deadline =>
+            {
+                tracing::info!(error = %e, "waiting for the catalog database");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
 }
@@ -445,13 +475,13 @@ impl Db {
         let options: AnyConnectOptions = url.parse().map_err(|e: sqlx::Error| {
             CatalogError::BadRequest(format!("invalid database URL {}: {e}", redact_url(input)))
         })?;
-        let max = match backend {
-            Backend::Sqlite => 8,
-            Backend::Postgres => 16,
+        let (max, acquire) = match backend {
+            Backend::Sqlite => (8, SQLITE_ACQUIRE_TIMEOUT),
+            Backend::Postgres => (16, ACQUIRE_TIMEOUT),
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(acquire)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -461,7 +491,8 @@ impl Db {
                     Ok(())
                 })
             })
-            .connect_with(options)
+            .connect_lazy_with(options);
+        wait_for_first_connection(&pool, backend)
             .await
             .map_err(|e| match backend {
                 Backend::Postgres => CatalogError::Unreachable {
@@ -490,7 +521,7 @@ impl Db {
             Backend::Postgres => Some(
                 sqlx::postgres::PgPoolOptions::new()
                     .max_connections(8)
-                    .acquire_timeout(Duration::from_secs(30))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect(input)
                     .await
                     .map_err(|e| CatalogError::Unreachable {
@@ -501,6 +532,25 @@ impl Db {
             Backend::Sqlite => None,
         };
         Ok(Db { pool, backend, pg })
+    }
+
+    /// Whether the database answers now (the service's readiness): the state version, which
+    /// every request reads, and on PostgreSQL a round trip on the other pool too.
+    /// `Unavailable` when either gives no connection within the acquire bound.
+    pub async fn ping(&self) -> CatalogResult<()> {
+        // On PostgreSQL the state version is read on the native pool; the other pool too.
+        let any = async {
+            match self.pg {
+                Some(_) => sqlx::query("SELECT 1")
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(map_db),
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(self.state_version(), any)?;
+        Ok(())
     }
 
     /// The engine behind the pool.

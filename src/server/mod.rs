@@ -5,6 +5,11 @@
 //! (method, path, status, latency, user; never headers or tokens). The service keeps no state
 //! besides a cache validated against the database, so several instances can share PostgreSQL.
 //!
+//! `/v1/health` is liveness (never touches the database); `/v1/ready` is readiness (503 when
+//! the database does not answer within [`READY_TIMEOUT`]). A request that cannot get a
+//! database connection within the pool's short bound (`catalog::db::ACQUIRE_TIMEOUT`) answers
+//! 503 with `Retry-After` at once, not 408 at the request timeout.
+//!
 //! Slow and idle clients cannot take it down: a request head must arrive within
 //! [`HEADER_READ_TIMEOUT`] (the same timer closes idle keep-alive connections), and at most
 //! [`Limits::max_connections`] connections are served at once; more wait in the kernel's
@@ -43,6 +48,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests.
 pub const DRAIN: Duration = Duration::from_secs(10);
+/// `Retry-After` of a 503 (the database is unavailable, or the connection slots are full).
+pub const RETRY_AFTER_SECS: u16 = 5;
+/// Longest `GET /v1/ready` waits for the database before answering 503.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Connection limits of the accept loop.
 #[derive(Debug, Clone, Copy)]
@@ -133,6 +142,7 @@ pub fn router(backend: Arc<CatalogBackend>) -> Router {
         ));
     let v1 = Router::new()
         .route("/health", get(handlers::health))
+        .route("/ready", get(handlers::ready))
         .merge(authed);
     Router::new()
         .nest("/v1", v1)
