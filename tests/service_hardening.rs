@@ -410,3 +410,202 @@ async fn readiness_on_sqlite() {
     );
     fx.finish().await;
 }
+
+/// A service on a fresh SQLite file with these limits; stop it with the sender.
+async fn limited_service(
+    limits: pubdeck::server::Limits,
+) -> (
+    tempfile::TempDir,
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", tmp.path().join("service.sqlite").display());
+    let server = pubdeck::server::Server::bind("127.0.0.1:0".parse().unwrap(), &db)
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run_with(limits, async move {
+        let _ = stopped.await;
+    }));
+    (tmp, addr, stop, task)
+}
+
+/// A client at `from` (a loopback address) that keeps `count` half-open connections to
+/// `addr` (each connects and sends nothing or the start of a request head, then waits) and
+/// opens each again as soon as the service closes it, until `done`, at most `max_opens`
+/// connections in all. `opened` counts the connections made.
+fn flood(
+    from: std::net::Ipv4Addr,
+    addr: std::net::SocketAddr,
+    count: usize,
+    max_opens: usize,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    opened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use std::sync::atomic::Ordering;
+    (0..count)
+        .map(|i| {
+            let (done, opened) = (done.clone(), opened.clone());
+            tokio::spawn(async move {
+                while !done.load(Ordering::Relaxed) && opened.load(Ordering::Relaxed) < max_opens {
+                    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                    socket.bind((from, 0).into()).unwrap();
+                    let connecting =
+                        tokio::time::timeout(Duration::from_secs(1), socket.connect(addr));
+                    let Ok(Ok(mut s)) = connecting.await else {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    };
+                    opened.fetch_add(1, Ordering::Relaxed);
+                    if i % 2 == 1 {
+                        let _ = s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n").await;
+                    }
+                    // Until the service closes it (or the test is done).
+                    let mut buf = [0u8; 64];
+                    loop {
+                        if done.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let read =
+                            tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf));
+                        if let Ok(Ok(0) | Err(_)) = read.await {
+                            break;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+        .collect()
+}
+
+/// `n` probes of `path` from 127.0.0.1, each on a new connection: their statuses, up to the
+/// first that got no answer within 10 s.
+async fn probe(addr: std::net::SocketAddr, path: &str, n: usize) -> Vec<Result<u16, String>> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let answer = http.get(format!("http://{addr}{path}")).send().await;
+        let failed = answer.is_err();
+        out.push(
+            answer
+                .map(|r| r.status().as_u16())
+                .map_err(|e| e.to_string()),
+        );
+        if failed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    out
+}
+
+/// Waits (at most 20 s) until the flood has opened `n` connections.
+async fn flood_started(opened: &std::sync::atomic::AtomicUsize, n: usize) {
+    for _ in 0..200 {
+        if opened.load(std::sync::atomic::Ordering::Relaxed) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the flood did not start");
+}
+
+/// One address that keeps reopening half-open connections, four times as many as the
+/// service takes at once, holds at most its share: health probes from another address are
+/// all answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_flood_from_one_address_does_not_starve_health() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let limits = pubdeck::server::Limits {
+        max_connections: 16,
+        max_per_address: 4,
+        probe_connections: 4,
+        header_read_timeout: Duration::from_secs(30),
+    };
+    let (_tmp, addr, stop, task) = limited_service(limits).await;
+    let (done, opened) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let attackers = flood(
+        std::net::Ipv4Addr::new(127, 0, 0, 2),
+        addr,
+        64,
+        20_000,
+        done.clone(),
+        opened.clone(),
+    );
+    flood_started(&opened, 64).await;
+    let answers = probe(addr, "/v1/health", 16).await;
+    done.store(true, Ordering::Relaxed);
+    for a in attackers {
+        a.await.unwrap();
+    }
+    assert!(answers.iter().all(|a| a == &Ok(200)), "{answers:?}");
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
+/// Every connection slot taken (four addresses at their share each): health and readiness
+/// are still answered, on the connections kept for probes; anything else there gets 503
+/// with `Retry-After` instead of waiting in the backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_answered_when_every_slot_is_taken() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let limits = pubdeck::server::Limits {
+        max_connections: 16,
+        max_per_address: 4,
+        probe_connections: 4,
+        header_read_timeout: Duration::from_secs(30),
+    };
+    let (_tmp, addr, stop, task) = limited_service(limits).await;
+    let (done, opened) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let mut attackers = Vec::new();
+    for last in 2..=5 {
+        attackers.extend(flood(
+            std::net::Ipv4Addr::new(127, 0, 0, last),
+            addr,
+            8,
+            20_000,
+            done.clone(),
+            opened.clone(),
+        ));
+    }
+    flood_started(&opened, 32).await;
+    let health = probe(addr, "/v1/health", 8).await;
+    let ready = probe(addr, "/v1/ready", 4).await;
+    let other = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+        .get(format!("http://{addr}/v1/whoami"))
+        .send()
+        .await;
+    done.store(true, Ordering::Relaxed);
+    for a in attackers {
+        a.await.unwrap();
+    }
+    assert!(health.iter().all(|a| a == &Ok(200)), "{health:?}");
+    assert!(ready.iter().all(|a| a == &Ok(200)), "{ready:?}");
+    let other = other.expect("an answer, not a wait in the backlog");
+    assert_eq!(other.status(), 503);
+    assert!(other.headers().contains_key("retry-after"));
+    let body: serde_json::Value = other.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "busy", "{body}");
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

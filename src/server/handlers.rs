@@ -307,6 +307,16 @@ pub async fn search(
     ok(json!({"results": view(&state, &caller).search(&q.q, limit).await?}))
 }
 
+/// On a connection kept for probes (every other slot is in use): anything but health and
+/// readiness.
+pub async fn at_capacity() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "the service is serving as many connections as it takes; try again in a few seconds",
+    )
+}
+
 /// Fallback for unknown routes.
 pub async fn no_route() -> ApiError {
     ApiError::no_route()
