@@ -30,6 +30,7 @@ on_all_backends!(
     credentials_in_source_url_are_rejected,
     batch_registration_is_all_or_none,
     import_stops_at_a_bad_line_and_resumes,
+    builds_are_numbered_in_registration_order,
 );
 
 on_services!(
@@ -131,6 +132,57 @@ async fn publish_show_search_and_check(fx: Fixture) {
         ..q
     };
     assert_eq!(owner.check_build(&q3).await.unwrap(), None);
+    fx.finish().await;
+}
+
+/// Each build of a package gets the next number of the package's sequence, in the order of
+/// registration (not of versions, nor of timestamps, which tie within a second).
+async fn builds_are_numbered_in_registration_order(fx: Fixture) {
+    let (owner, key) = setup(&fx, "seqorg").await;
+    for v in ["1.0", "2.0", "1.5"] {
+        owner
+            .register_build(&build(&key, "seqorg", "tool", v, v))
+            .await
+            .unwrap();
+    }
+    let mut arm = build(&key, "seqorg", "tool", "3.0", "3.0-arm");
+    arm.system = "aarch64-linux".into();
+    key.sign(&mut arm);
+    let batch = [build(&key, "seqorg", "tool", "3.0", "3.0"), arm];
+    owner.register_builds("seqorg", &batch).await.unwrap();
+    owner
+        .register_build(&build(&key, "seqorg", "other", "9.0", "9.0"))
+        .await
+        .unwrap();
+    // Registered again: the same record, the same number.
+    owner
+        .register_build(&build(&key, "seqorg", "tool", "1.0", "1.0"))
+        .await
+        .unwrap();
+    let d = owner.show("seqorg", "tool").await.unwrap();
+    let mut seqs: Vec<(String, String, i64)> = d
+        .versions
+        .iter()
+        .flat_map(|v| v.builds.iter())
+        .map(|b| (b.version.clone(), b.system.clone(), b.seq))
+        .collect();
+    seqs.sort_by_key(|s| s.2);
+    let got: Vec<(&str, &str, i64)> = seqs
+        .iter()
+        .map(|(v, s, n)| (v.as_str(), s.as_str(), *n))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("1.0", "x86_64-linux", 1),
+            ("2.0", "x86_64-linux", 2),
+            ("1.5", "x86_64-linux", 3),
+            ("3.0", "x86_64-linux", 4),
+            ("3.0", "aarch64-linux", 5),
+        ]
+    );
+    let other = owner.show("seqorg", "other").await.unwrap();
+    assert_eq!(other.versions[0].builds[0].seq, 1);
     fx.finish().await;
 }
 

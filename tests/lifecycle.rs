@@ -18,6 +18,7 @@ on_all_backends!(
     yanking_every_version_hides_the_package_from_search,
     only_the_owner_yanks,
     remove_key_and_the_audit_log,
+    audit_log_limits_outside_the_documented_range_are_refused,
 );
 
 on_services!(
@@ -136,12 +137,28 @@ async fn yanking_every_version_hides_the_package_from_search(fx: Fixture) {
             .unwrap();
     }
     owner.yank("gone-org", "tool", "1.0", true).await.unwrap();
-    owner.yank("gone-org", "tool", "2.0", true).await.unwrap();
+    let last = owner.yank("gone-org", "tool", "2.0", true).await.unwrap();
+    // No version is the latest: the yank says so, and so does the package page.
+    assert_eq!(last.latest_version, "", "{last:?}");
     assert!(owner.search("tool", 5).await.unwrap().is_empty());
     assert_eq!(latest_in_listing(&owner, "gone-org/tool").await, None);
     // Still there for whoever pins a version.
     let d = owner.show("gone-org", "tool").await.unwrap();
     assert!(d.versions.iter().all(|v| v.yanked));
+    assert_eq!(d.latest_version, "", "every version is yanked");
+    // Another system's build of a yanked version (yanked with it) changes nothing.
+    let mut arm = build(&key, "gone-org", "tool", "2.0", "2.0-arm");
+    arm.system = "aarch64-linux".into();
+    key.sign(&mut arm);
+    owner.register_build(&arm).await.unwrap();
+    assert_eq!(
+        owner.show("gone-org", "tool").await.unwrap().latest_version,
+        ""
+    );
+    // Un-yanking the older one makes it the latest again.
+    let back = owner.yank("gone-org", "tool", "1.0", false).await.unwrap();
+    assert_eq!(back.latest_version, "1.0");
+    owner.yank("gone-org", "tool", "1.0", true).await.unwrap();
     // A new version brings it back, as the latest.
     owner
         .register_build(&build(&key, "gone-org", "tool", "1.5", "1.5"))
@@ -256,6 +273,41 @@ async fn remove_key_and_the_audit_log(fx: Fixture) {
         bob.audit_log("auditorg", 10).await,
         Err(CatalogError::Forbidden(_))
     ));
+    fx.finish().await;
+}
+
+/// `limit` is 1 to 10,000 (docs/catalog-api.md); outside it the catalog says so instead of
+/// answering some other number of entries.
+async fn audit_log_limits_outside_the_documented_range_are_refused(fx: Fixture) {
+    let (owner, _key) = setup(&fx, "limitorg").await;
+    assert_eq!(owner.audit_log("limitorg", 10_000).await.unwrap().len(), 1);
+    for limit in [0, 10_001, usize::MAX] {
+        let err = owner.audit_log("limitorg", limit).await.unwrap_err();
+        assert!(
+            matches!(&err, CatalogError::BadRequest(m) if m.contains("from 1 to 10000")),
+            "limit {limit}: {err:?}"
+        );
+    }
+    if fx.is_service() {
+        let token = fx.add_user("alice").await;
+        let http = reqwest::Client::new();
+        let get = |q: &str| {
+            http.get(format!("{}/v1/catalogs/limitorg/log{q}", fx.base_url()))
+                .bearer_auth(&token)
+                .send()
+        };
+        for q in ["?limit=10001", "?limit=0"] {
+            let resp = get(q).await.unwrap();
+            assert_eq!(resp.status(), 400, "{q}");
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "bad_request", "{q}: {body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains("from 1 to 10000"), "{q}: {message}");
+        }
+        for q in ["", "?limit=1", "?limit=10000"] {
+            assert_eq!(get(q).await.unwrap().status(), 200, "{q}");
+        }
+    }
     fx.finish().await;
 }
 

@@ -4,6 +4,8 @@
 //! version from NAR listings), `publish --verify-reproducible` refusing a build that embeds
 //! a timestamp and naming the file, `--allow-unreproducible`, and `build --check`.
 
+#[path = "common/catalog_support.rs"]
+mod catalog_support;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -179,6 +181,60 @@ fn dry_run_reviews_and_diffs_against_the_last_version() {
     );
     assert!(err.contains("dry run: nothing was uploaded"), "{err}");
     assert_eq!(w.narinfos(), 1, "still only 1.0");
+}
+
+/// Two versions registered in the same second (one import batch is one transaction with one
+/// timestamp): the review compares with the one registered last, by the catalog's sequence,
+/// not with whichever the timestamp tie happens to put last.
+#[test]
+fn the_review_compares_with_the_version_registered_last_within_one_second() {
+    let w = World::new();
+    let published = w.run(&["publish", "tool"], &[]);
+    assert!(published.status.success(), "{}", common::stderr(&published));
+    // 1.1 then 1.2, registered by one batch with a key the catalog trusts.
+    let key = catalog_support::TestKey::new("myorg-2", 2);
+    let public = w.tmp.path().join("myorg-2.pub");
+    std::fs::write(&public, key.public()).unwrap();
+    let out = w.run(&["catalog", "add-key", "myorg"], &[&public]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let system = pubdeck::publish::current_system();
+    let mut ndjson = String::new();
+    for v in ["1.1", "1.2"] {
+        let mut b = catalog_support::build(&key, "myorg", "tool", v, &format!("tool {v}"));
+        b.system = system.clone();
+        key.sign(&mut b);
+        ndjson.push_str(&serde_json::to_string(&b).unwrap());
+        ndjson.push('\n');
+    }
+    let file = w.tmp.path().join("builds.ndjson");
+    std::fs::write(&file, ndjson).unwrap();
+    let out = w.run(&["catalog", "import", "myorg"], &[&file]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let show = w.json(&["show", "myorg/tool", "--json"]);
+    let build_of = |v: &str| {
+        show["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["version"] == v)
+            .unwrap_or_else(|| panic!("no {v} in {show}"))["builds"][0]
+            .clone()
+    };
+    let (b11, b12) = (build_of("1.1"), build_of("1.2"));
+    assert_eq!(b11["published_at"], b12["published_at"], "{show}");
+
+    w.repo.write(".flox/env/manifest.toml", &manifest("2.0"));
+    w.repo.commit_all("tool 2.0");
+    w.repo.git(&["push", "-q"]);
+    let dry = w.json(&["publish", "tool", "--dry-run", "--json"]);
+    let prev = &dry["reviews"][0]["previous"];
+    assert_eq!(prev["version"], "1.2", "{dry}");
+    // The order comes from the registrations' sequence, which `show` gives.
+    let (s11, s12) = (b11["seq"].as_i64(), b12["seq"].as_i64());
+    assert!(
+        s11.is_some() && s12 > s11,
+        "1.2 was registered after 1.1: {show}"
+    );
 }
 
 #[test]

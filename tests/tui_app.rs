@@ -755,6 +755,24 @@ fn brackets_pick_a_version_that_install_pins_and_y_yanks_it() {
     );
     let status = app.status.as_ref().unwrap();
     assert!(status.text.contains("latest is now 1.0"), "{}", status.text);
+    // Yanking the last version left: no version is the latest, and the status says so
+    // instead of naming an empty one.
+    app.update(Action::YankFinished {
+        package: pkg.clone(),
+        result: Ok(pubdeck::catalog::YankOutcome {
+            name: pkg.clone(),
+            version: "1.0".into(),
+            yanked: true,
+            changed: 1,
+            latest_version: String::new(),
+        }),
+    });
+    let status = app.status.as_ref().unwrap();
+    assert!(
+        status.text.contains("every version is yanked now"),
+        "{}",
+        status.text
+    );
 }
 
 #[test]

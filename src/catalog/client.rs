@@ -13,8 +13,8 @@ use super::types::*;
 use super::validate::validate_version;
 use super::validate::{validate_revision, validate_store_url};
 use super::{
-    AuthProblem, Catalog, CatalogError, CatalogResult, MAX_AUDIT_ENTRIES, MAX_SEARCH_LIMIT,
-    validate_org_name, validate_package_name, validate_user_name,
+    AuthProblem, Catalog, CatalogError, CatalogResult, MAX_SEARCH_LIMIT, validate_org_name,
+    validate_package_name, validate_user_name,
 };
 
 /// A client of the catalog service. Cheap to clone.
@@ -244,6 +244,7 @@ impl CatalogClient {
             StatusCode::FORBIDDEN => CatalogError::Forbidden(message),
             StatusCode::NOT_FOUND => CatalogError::NotFound(message),
             StatusCode::CONFLICT => CatalogError::Conflict(message),
+            StatusCode::SERVICE_UNAVAILABLE => CatalogError::Unavailable(message),
             s if s.is_client_error() => CatalogError::BadRequest(message),
             _ => CatalogError::Internal(message),
         })
@@ -493,7 +494,7 @@ impl Catalog for CatalogClient {
 
     async fn audit_log(&self, org: &str, limit: usize) -> CatalogResult<Vec<AuditEntry>> {
         validate_org_name(org)?;
-        let limit = limit.clamp(1, MAX_AUDIT_ENTRIES).to_string();
+        let limit = limit.to_string();
         let req = self
             .request(Method::GET, &["catalogs", org, "log"])
             .query(&[("limit", limit.as_str())]);

@@ -18,12 +18,13 @@ use tokio::sync::watch;
 use super::CatalogResult;
 use super::db::Db;
 
-/// The outcome of read number `seq` (`Err` carries nothing: the waiter reads again itself,
-/// to get the error with its own words).
-#[derive(Debug, Clone, Copy)]
+/// The outcome of read number `seq`. A failed read answers every request that waited for it
+/// with its error: during a database outage each request fails after one bounded read, not
+/// after a second read of its own.
+#[derive(Debug, Clone)]
 struct Reading {
     seq: u64,
-    version: Option<i64>,
+    version: CatalogResult<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -53,7 +54,7 @@ impl StateClock {
             schedule: Mutex::default(),
             readings: watch::Sender::new(Reading {
                 seq: 0,
-                version: None,
+                version: Ok(0),
             }),
             reads: AtomicU64::new(0),
         }
@@ -80,13 +81,14 @@ impl StateClock {
         if spawn {
             tokio::spawn(Arc::clone(self).read_loop(ticket));
         }
-        let version = match readings.wait_for(|r| r.seq >= ticket).await {
-            Ok(r) => r.version,
-            Err(_) => None,
-        };
-        match version {
-            Some(v) => Ok(v),
-            None => self.db.state_version().await,
+        let reading = readings
+            .wait_for(|r| r.seq >= ticket)
+            .await
+            .map(|r| r.version.clone());
+        match reading {
+            Ok(version) => version,
+            // The sender lives as long as `self`: not reached; read alone to be sure.
+            Err(_) => self.db.state_version().await,
         }
     }
 
@@ -100,7 +102,7 @@ impl StateClock {
     async fn read_loop(self: Arc<Self>, mut seq: u64) {
         loop {
             self.reads.fetch_add(1, Ordering::Relaxed);
-            let version = self.db.state_version().await.ok();
+            let version = self.db.state_version().await;
             self.readings.send_replace(Reading { seq, version });
             let mut s = self.schedule.lock().unwrap_or_else(|e| e.into_inner());
             if s.again {

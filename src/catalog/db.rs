@@ -42,6 +42,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lifecycle",
         include_str!("../../assets/migrations/0004_lifecycle.sql"),
     ),
+    (
+        5,
+        "no yanked latest",
+        include_str!("../../assets/migrations/0005_no_yanked_latest.sql"),
+    ),
+    (
+        6,
+        "build sequence",
+        include_str!("../../assets/migrations/0006_build_sequence.sql"),
+    ),
 ];
 
 /// Source of the embedded migrations for `sqlx::migrate::Migrator`.
@@ -74,6 +84,18 @@ impl MigrationSource<'static> for EmbeddedMigrations {
     }
 }
 
+/// Longest a statement waits for a pooled connection before the request fails with
+/// [`CatalogError::Unavailable`] (503 from the service) on PostgreSQL. Well under the
+/// service's 30 s request timeout, so an outage is told apart from a slow request at once;
+/// a healthy pool hands out a connection in well under a millisecond.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The same bound on SQLite, where no server can go away: a connection is only late when
+/// every one is waiting for the write lock, which each gives up after `busy_timeout` (10 s).
+pub const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `pubdeck serve` (or any other start) waits for a PostgreSQL server that refuses
+/// connections (one still starting, as under docker-compose) before giving up.
+pub const STARTUP_WAIT: Duration = Duration::from_secs(30);
+
 /// Which database engine is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -101,7 +123,7 @@ pub struct CatalogRow {
 /// A package row.
 #[derive(Debug, Clone)]
 pub struct PackageRow {
-    /// Highest version.
+    /// The highest version not yanked; empty when every version is yanked.
     pub latest_version: String,
     /// Description of the latest version.
     pub description: String,
@@ -292,8 +314,9 @@ async fn insert_one(
     let res = sqlx::query(
         "INSERT INTO builds (catalog, package, version, system, description, store_path, \
          narinfo_url, nar_hash, nar_size, refs, signature, key_name, source_url, revision, \
-         branch, build_name, installed, published_by, published_at, ca, closure, yanked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+         branch, build_name, installed, published_by, published_at, ca, closure, yanked_at, seq) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+         (SELECT COALESCE(MAX(seq), 0) + 1 FROM builds WHERE catalog = $1 AND package = $2)) \
          ON CONFLICT (catalog, package, version, system) DO NOTHING",
     )
     .bind(&b.org)
@@ -359,17 +382,22 @@ async fn insert_one(
     .fetch_optional(&mut **tx)
     .await
     .map_err(map_db)?;
-    // The latest version is the highest one not yanked.
-    let newer = match current {
-        None => true,
-        Some(_) if yanked_at != 0 => false,
-        Some(row) if get_i64(&row, "all_yanked")? != 0 => true,
-        Some(row) => {
-            let latest = get_str(&row, "latest_version")?;
-            super::validate::compare_versions(&b.version, &latest).is_ge()
-        }
+    // The latest version is the highest one not yanked: the current latest (unless every
+    // version is yanked) or this one.
+    let current_latest = match &current {
+        Some(row) if get_i64(row, "all_yanked")? == 0 => Some(get_str(row, "latest_version")?),
+        _ => None,
     };
-    if newer {
+    let candidates = current_latest
+        .as_deref()
+        .map(|v| (v, false))
+        .into_iter()
+        .chain([(b.version.as_str(), yanked_at != 0)]);
+    let latest = super::validate::latest_not_yanked(candidates);
+    // This build's row moves the package on when its version is the latest (a build for
+    // another system of the latest version brings its description), or when the package is
+    // new (then with every version yanked, no latest).
+    if latest == Some(b.version.as_str()) || current.is_none() {
         sqlx::query(
             "INSERT INTO packages (catalog, name, latest_version, description, updated_at, all_yanked) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (catalog, name) DO UPDATE \
@@ -377,10 +405,10 @@ async fn insert_one(
         )
         .bind(&b.org)
         .bind(&b.package)
-        .bind(&b.version)
+        .bind(latest.unwrap_or(""))
         .bind(&b.description)
         .bind(now)
-        .bind(i64::from(yanked_at != 0))
+        .bind(i64::from(latest.is_none()))
         .execute(&mut **tx)
         .await
         .map_err(map_db)?;
@@ -409,6 +437,24 @@ async fn bump_state(tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> CatalogRe
     Ok(())
 }
 
+/// The pool's first connection; a PostgreSQL server that refuses or does not answer is
+/// tried again for up to [`STARTUP_WAIT`] (each try bounded by the pool's acquire timeout).
+async fn wait_for_first_connection(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::Error> {
+    let deadline = std::time::Instant::now() + STARTUP_WAIT;
+    loop {
+        match pool.acquire().await {
+            Ok(_) => return Ok(()),
+            Err(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)))
+                if backend == Backend::Postgres && std::time::Instant::now() < deadline =>
+            {
+                tracing::info!(error = %e, "waiting for the catalog database");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
 }
@@ -428,13 +474,13 @@ impl Db {
         let options: AnyConnectOptions = url.parse().map_err(|e: sqlx::Error| {
             CatalogError::BadRequest(format!("invalid database URL {}: {e}", redact_url(input)))
         })?;
-        let max = match backend {
-            Backend::Sqlite => 8,
-            Backend::Postgres => 16,
+        let (max, acquire) = match backend {
+            Backend::Sqlite => (8, SQLITE_ACQUIRE_TIMEOUT),
+            Backend::Postgres => (16, ACQUIRE_TIMEOUT),
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(acquire)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -444,7 +490,8 @@ impl Db {
                     Ok(())
                 })
             })
-            .connect_with(options)
+            .connect_lazy_with(options);
+        wait_for_first_connection(&pool, backend)
             .await
             .map_err(|e| match backend {
                 Backend::Postgres => CatalogError::Unreachable {
@@ -473,7 +520,7 @@ impl Db {
             Backend::Postgres => Some(
                 sqlx::postgres::PgPoolOptions::new()
                     .max_connections(8)
-                    .acquire_timeout(Duration::from_secs(30))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect(input)
                     .await
                     .map_err(|e| CatalogError::Unreachable {
@@ -484,6 +531,25 @@ impl Db {
             Backend::Sqlite => None,
         };
         Ok(Db { pool, backend, pg })
+    }
+
+    /// Whether the database answers now (the service's readiness): the state version, which
+    /// every request reads, and on PostgreSQL a round trip on the other pool too.
+    /// `Unavailable` when either gives no connection within the acquire bound.
+    pub async fn ping(&self) -> CatalogResult<()> {
+        // On PostgreSQL the state version is read on the native pool; the other pool too.
+        let any = async {
+            match self.pg {
+                Some(_) => sqlx::query("SELECT 1")
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(map_db),
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(self.state_version(), any)?;
+        Ok(())
     }
 
     /// The engine behind the pool.
@@ -947,8 +1013,8 @@ impl Db {
             tx.commit().await.map_err(map_db)?;
             return Ok((n > 0).then_some(0));
         }
-        // The newest version not yanked becomes the latest; with none, the newest of all,
-        // and the package leaves listings.
+        // The newest version not yanked becomes the latest; with none, there is no latest
+        // (the description stays) and the package leaves listings.
         let rows = sqlx::query(
             "SELECT version, description, yanked_at FROM builds WHERE catalog = $1 AND package = $2",
         )
@@ -957,34 +1023,41 @@ impl Db {
         .fetch_all(&mut *tx)
         .await
         .map_err(map_db)?;
-        let mut best: Option<(String, String, bool)> = None;
-        for r in &rows {
-            let v = get_str(r, "version")?;
-            let live = get_i64(r, "yanked_at")? == 0;
-            let better = match &best {
-                None => true,
-                Some((bv, _, blive)) => {
-                    (live && !blive)
-                        || (live == *blive && super::validate::compare_versions(&v, bv).is_gt())
-                }
-            };
-            if better {
-                best = Some((v, get_str(r, "description")?, live));
+        let versions = rows
+            .iter()
+            .map(|r| Ok((get_str(r, "version")?, get_i64(r, "yanked_at")? != 0)))
+            .collect::<CatalogResult<Vec<_>>>()?;
+        let latest =
+            super::validate::latest_not_yanked(versions.iter().map(|(v, y)| (v.as_str(), *y)));
+        match latest {
+            Some(latest) => {
+                let i = versions
+                    .iter()
+                    .position(|(v, _)| v == latest)
+                    .expect("the latest version is one of the rows");
+                sqlx::query(
+                    "UPDATE packages SET latest_version = $3, description = $4, all_yanked = 0 \
+                     WHERE catalog = $1 AND name = $2",
+                )
+                .bind(catalog)
+                .bind(package)
+                .bind(latest)
+                .bind(get_str(&rows[i], "description")?)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_db)?;
             }
-        }
-        if let Some((latest, description, live)) = best {
-            sqlx::query(
-                "UPDATE packages SET latest_version = $3, description = $4, all_yanked = $5 \
-                 WHERE catalog = $1 AND name = $2",
-            )
-            .bind(catalog)
-            .bind(package)
-            .bind(latest)
-            .bind(description)
-            .bind(i64::from(!live))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_db)?;
+            None => {
+                sqlx::query(
+                    "UPDATE packages SET latest_version = '', all_yanked = 1 \
+                     WHERE catalog = $1 AND name = $2",
+                )
+                .bind(catalog)
+                .bind(package)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_db)?;
+            }
         }
         bump_generation(&mut tx, catalog).await?;
         let entry = Audit {
@@ -1225,7 +1298,7 @@ impl Db {
     ) -> CatalogResult<Option<BuildRecord>> {
         let rows = sqlx::query(&format!(
             "{BUILD_COLUMNS} WHERE catalog = $1 AND revision = $2 AND (package = $3 OR build_name = $3) \
-             ORDER BY published_at DESC"
+             ORDER BY published_at DESC, seq DESC"
         ))
         .bind(catalog)
         .bind(revision)
@@ -1378,7 +1451,7 @@ async fn summaries_chunk(
 
 const BUILD_COLUMNS: &str = "SELECT catalog, package, version, system, description, store_path, \
      narinfo_url, nar_hash, nar_size, refs, signature, key_name, source_url, revision, branch, \
-     build_name, installed, published_by, published_at, ca, closure, yanked_at FROM builds";
+     build_name, installed, published_by, published_at, ca, closure, yanked_at, seq FROM builds";
 
 async fn insert_key<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     ex: E,
@@ -1453,6 +1526,7 @@ fn build_from_row(row: &AnyRow) -> CatalogResult<BuildRecord> {
             0 => None,
             t => Some(rfc3339(t)),
         },
+        seq: get_i64(row, "seq")?,
     })
 }
 

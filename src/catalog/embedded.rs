@@ -12,15 +12,15 @@ use super::db::{CatalogRow, Db, Inserted, TokenRow};
 use super::mirror::IndexedChanges;
 use super::search::{CatalogIndex, SearchCache, etag_for, insert_bounded};
 use super::validate::{
-    canonical_store_url, compare_versions, rfc3339, validate_new_build, validate_revision,
-    validate_system, validate_version,
+    canonical_store_url, compare_versions, rfc3339, validate_audit_limit, validate_new_build,
+    validate_revision, validate_system, validate_version,
 };
 use super::{
     AuditEntry, BatchOutcome, BuildRecord, Catalog, CatalogError, CatalogInfo, CatalogPackages,
     CatalogResult, CheckBuild, Identity, ListedCatalog, Listing, ListingChanges, LivePaths,
-    MAX_AUDIT_ENTRIES, MAX_BATCH, MAX_SEARCH_LIMIT, NewBuild, PackageDetail, RecordRequest,
-    RegisterOutcome, RegisterStatus, Role, Scope, SearchHit, VersionDetail, YankOutcome,
-    validate_org_name, validate_package_name, validate_user_name, verify_signature,
+    MAX_BATCH, MAX_SEARCH_LIMIT, NewBuild, PackageDetail, RecordRequest, RegisterOutcome,
+    RegisterStatus, Role, Scope, SearchHit, VersionDetail, YankOutcome, validate_org_name,
+    validate_package_name, validate_user_name, verify_signature,
 };
 
 /// A migrated database plus the per-process caches; shared by all users' views.
@@ -787,9 +787,9 @@ impl Catalog for EmbeddedCatalog {
 
     async fn audit_log(&self, org: &str, limit: usize) -> CatalogResult<Vec<AuditEntry>> {
         validate_org_name(org)?;
+        validate_audit_limit(limit)?;
         self.owned_for(org, Scope::Admin, "reading the audit log")
             .await?;
-        let limit = limit.clamp(1, MAX_AUDIT_ENTRIES);
         self.db()
             .audit_log(org, i64::try_from(limit).unwrap_or(i64::MAX))
             .await

@@ -29,6 +29,11 @@ pub enum CatalogError {
     /// The catalog failed on its side (database error, unexpected answer).
     #[error("the catalog failed: {0}")]
     Internal(String),
+    /// The catalog's database cannot be reached, or gave no connection within
+    /// [`super::db::ACQUIRE_TIMEOUT`] (an outage or an overload): the same request may succeed
+    /// a little later. The service answers 503 with `Retry-After`.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Why the catalog refused a token.
@@ -103,10 +108,54 @@ impl CatalogError {
             CatalogError::Unreachable { .. } => "unreachable",
             CatalogError::BadRequest(_) => "bad_request",
             CatalogError::Internal(_) => "internal",
+            CatalogError::Unavailable(_) => "unavailable",
         }
     }
 
     pub(crate) fn db(err: sqlx::Error) -> Self {
+        if is_unavailable(&err) {
+            return CatalogError::Unavailable(format!(
+                "the catalog database is unavailable: {err}"
+            ));
+        }
         CatalogError::Internal(format!("database error: {err}"))
+    }
+}
+
+/// Whether a database error says the database is out of reach (rather than that a statement
+/// failed): no connection within the pool's bound, a broken or refused connection, or
+/// PostgreSQL's connection-exception class (08…), shutdown and start-up (57P01–57P03) and
+/// "too many connections" (53300).
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_and_a_failed_statement_is_not() {
+        for err in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into()),
+        ] {
+            let e = CatalogError::db(err);
+            assert!(matches!(e, CatalogError::Unavailable(_)), "{e:?}");
+            assert_eq!(e.code(), "unavailable");
+        }
+        let e = CatalogError::db(sqlx::Error::RowNotFound);
+        assert!(matches!(e, CatalogError::Internal(_)), "{e:?}");
     }
 }

@@ -141,6 +141,11 @@ pub struct BuildRecord {
     /// When its version was yanked (RFC 3339); `None` when it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub yanked_at: Option<String>,
+    /// The order of registration among the package's builds: higher was registered later
+    /// (`published_at` has one-second resolution). 0 for builds registered before the catalog
+    /// counted (migration 0006), which order by `published_at` among themselves.
+    #[serde(default)]
+    pub seq: i64,
 }
 
 /// Whether a registration created a record.
@@ -185,7 +190,7 @@ pub struct PackageSummary {
     pub org: String,
     /// Package name.
     pub package: String,
-    /// Highest version.
+    /// The highest version not yanked.
     pub latest_version: String,
     /// Description of the latest version.
     pub description: String,
@@ -246,7 +251,7 @@ pub struct SearchHit {
     pub org: String,
     /// Package name.
     pub package: String,
-    /// Highest version.
+    /// The highest version not yanked.
     pub latest_version: String,
     /// Description.
     pub description: String,
@@ -265,7 +270,7 @@ pub struct PackageDetail {
     pub package: String,
     /// Description of the latest version.
     pub description: String,
-    /// Highest version.
+    /// The highest version not yanked; empty when every version is yanked.
     pub latest_version: String,
     /// Catalog owner.
     pub owner: String,
@@ -450,7 +455,7 @@ pub struct YankOutcome {
     pub yanked: bool,
     /// Builds whose flag changed (0: it was already so).
     pub changed: u64,
-    /// The package's latest version now (the highest not yanked).
+    /// The package's latest version now (the highest not yanked; empty when none is left).
     pub latest_version: String,
 }
 

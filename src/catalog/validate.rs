@@ -329,6 +329,32 @@ pub fn validate_source_url(u: &str) -> CatalogResult<()> {
     }
 }
 
+/// The latest version of a package, given each version with whether it is yanked: the
+/// highest version not yanked (by [`compare_versions`]); `None` when every version is yanked,
+/// and the package has no latest version (it then leaves listings and search, and its
+/// `latest_version` is empty). The one rule behind `packages.latest_version`, whether a build
+/// is registered or a version yanked.
+pub fn latest_not_yanked<'a>(
+    versions: impl IntoIterator<Item = (&'a str, bool)>,
+) -> Option<&'a str> {
+    versions
+        .into_iter()
+        .filter(|&(_, yanked)| !yanked)
+        .map(|(v, _)| v)
+        .max_by(|a, b| compare_versions(a, b))
+}
+
+/// An audit-log request may ask for 1 to [`super::MAX_AUDIT_ENTRIES`] entries.
+pub fn validate_audit_limit(limit: usize) -> CatalogResult<()> {
+    if (1..=super::MAX_AUDIT_ENTRIES).contains(&limit) {
+        return Ok(());
+    }
+    Err(CatalogError::BadRequest(format!(
+        "the audit log limit must be from 1 to {}, not {limit}",
+        super::MAX_AUDIT_ENTRIES
+    )))
+}
+
 /// Orders versions naturally: numeric runs compare as numbers, the rest as text.
 pub fn compare_versions(a: &str, b: &str) -> Ordering {
     let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
@@ -396,6 +422,33 @@ pub fn now_secs() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latest_is_the_highest_version_not_yanked() {
+        assert_eq!(
+            latest_not_yanked([("1.9", false), ("1.10", false), ("2.0", true)]),
+            Some("1.10")
+        );
+        assert_eq!(latest_not_yanked([("1.0", true), ("2.0", true)]), None);
+        assert_eq!(latest_not_yanked([]), None);
+        assert_eq!(
+            latest_not_yanked([("1.0", false), ("1.0", false)]),
+            Some("1.0")
+        );
+    }
+
+    #[test]
+    fn audit_limits() {
+        assert!(validate_audit_limit(1).is_ok());
+        assert!(validate_audit_limit(10_000).is_ok());
+        for bad in [0, 10_001] {
+            let e = validate_audit_limit(bad).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!("the audit log limit must be from 1 to 10000, not {bad}")
+            );
+        }
+    }
 
     #[test]
     fn versions() {

@@ -243,8 +243,8 @@ pub enum CatalogCommand {
     Log {
         /// Catalog name.
         org: String,
-        /// At most this many entries.
-        #[arg(long, default_value_t = 100)]
+        /// At most this many entries (1 to 10000).
+        #[arg(long, default_value_t = 100, value_parser = parse_log_limit)]
         limit: usize,
         #[arg(long)]
         json: bool,
@@ -616,7 +616,11 @@ pub fn format_show(d: &PackageDetail) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let _ = writeln!(s, "{} - {}", d.name, clean(&d.description));
-    let _ = writeln!(s, "  latest   {}", d.latest_version);
+    if d.latest_version.is_empty() {
+        let _ = writeln!(s, "  latest   none (every version is yanked)");
+    } else {
+        let _ = writeln!(s, "  latest   {}", d.latest_version);
+    }
     let _ = writeln!(s, "  owner    {}", clean(&d.owner));
     let _ = writeln!(s, "  store    {}", clean(&d.store_url));
     for (i, k) in d.keys.iter().enumerate() {
@@ -691,6 +695,16 @@ pub async fn run_show(args: &ShowArgs, overrides: &Overrides, out: &mut dyn Writ
     }
 }
 
+fn parse_log_limit(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=crate::catalog::MAX_AUDIT_ENTRIES).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a number from 1 to {}",
+            crate::catalog::MAX_AUDIT_ENTRIES
+        )),
+    }
+}
+
 fn parse_limit(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if (1..=crate::catalog::MAX_SEARCH_LIMIT).contains(&n) => Ok(n),
@@ -698,5 +712,35 @@ fn parse_limit(s: &str) -> Result<usize, String> {
             "expected a number from 1 to {}",
             crate::catalog::MAX_SEARCH_LIMIT
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_says_when_no_version_is_the_latest() {
+        let d = PackageDetail {
+            name: "myorg/tool".into(),
+            org: "myorg".into(),
+            package: "tool".into(),
+            description: "a tool".into(),
+            latest_version: String::new(),
+            owner: "alice".into(),
+            store_url: "file:///srv/cache".into(),
+            keys: vec![],
+            versions: vec![crate::catalog::VersionDetail {
+                version: "1.0".into(),
+                yanked: true,
+                builds: vec![],
+            }],
+        };
+        let text = format_show(&d);
+        assert!(
+            text.contains("  latest   none (every version is yanked)\n"),
+            "{text}"
+        );
+        assert!(text.contains("  1.0 (yanked)\n"), "{text}");
     }
 }

@@ -101,7 +101,7 @@ pub async fn run_yank(args: &YankArgs, overrides: &Overrides, out: &mut dyn Writ
             done.changed,
             if done.changed == 1 { "" } else { "s" },
             if done.latest_version.is_empty() {
-                "-"
+                "none (every version is yanked)"
             } else {
                 &done.latest_version
             }

@@ -247,7 +247,9 @@ pub async fn prepare(
     }
 }
 
-/// The most recently published other version of the package for `system`, compared.
+/// The most recently registered other version of the package for `system` (by the catalog's
+/// sequence: two versions registered within one second have the same `published_at`),
+/// compared.
 async fn previous(
     catalog: &AnyCatalog,
     store: &Store,
@@ -264,7 +266,7 @@ async fn previous(
         .filter(|v| v.version != version)
         .flat_map(|v| v.builds.iter())
         .filter(|b| b.system == system)
-        .max_by(|a, b| a.published_at.cmp(&b.published_at))?
+        .max_by(|a, b| (a.seq, &a.published_at).cmp(&(b.seq, &b.published_at)))?
         .clone();
     let nar_size = top.packed.summary.nar.nar_size;
     let mut prev = Previous {

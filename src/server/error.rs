@@ -33,6 +33,15 @@ impl ApiError {
     pub fn no_route() -> Self {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint")
     }
+
+    /// 503 (with `Retry-After`) while the service cannot reach its database.
+    pub fn database_unavailable() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the catalog service cannot reach its database; try again in a few seconds",
+        )
+    }
 }
 
 impl From<CatalogError> for ApiError {
@@ -43,6 +52,10 @@ impl From<CatalogError> for ApiError {
             CatalogError::Conflict(_) => StatusCode::CONFLICT,
             CatalogError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             CatalogError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            CatalogError::Unavailable(_) => {
+                tracing::warn!(error = %err, "request failed: the database is unavailable");
+                return ApiError::database_unavailable();
+            }
             CatalogError::Unreachable { .. } | CatalogError::Internal(_) => {
                 tracing::error!(error = %err, "request failed");
                 return ApiError::new(
@@ -64,6 +77,12 @@ impl IntoResponse for ApiError {
             && let Ok(v) = header::HeaderValue::from_str("Bearer realm=\"pubdeck\"")
         {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(super::RETRY_AFTER_SECS),
+            );
         }
         resp
     }

@@ -31,9 +31,30 @@ fn ok<T: serde::Serialize>(value: T) -> ApiResult {
     Ok(Json(value).into_response())
 }
 
-/// `GET /v1/health`
+/// `GET /v1/health`: liveness. Never touches the database, so an outage does not make a
+/// supervisor restart a process that would come back to the same outage.
 pub async fn health() -> Response {
     Json(json!({"status": "ok"})).into_response()
+}
+
+/// `GET /v1/ready`: readiness. 200 when the database answers within
+/// [`super::READY_TIMEOUT`], else 503 with `Retry-After` (a load balancer stops routing here).
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let checked = tokio::time::timeout(super::READY_TIMEOUT, state.backend.db().ping()).await;
+    match checked {
+        Ok(Ok(())) => Json(json!({"status": "ready"})).into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready: the database does not answer");
+            ApiError::database_unavailable().into_response()
+        }
+        Err(_) => {
+            tracing::warn!(
+                "not ready: the database did not answer within {:?}",
+                super::READY_TIMEOUT
+            );
+            ApiError::database_unavailable().into_response()
+        }
+    }
 }
 
 /// `GET /v1/whoami`: the user, the token's id, scope and expiry.
@@ -284,6 +305,16 @@ pub async fn search(
 ) -> ApiResult {
     let limit = q.limit.unwrap_or(DEFAULT_SEARCH_LIMIT);
     ok(json!({"results": view(&state, &caller).search(&q.q, limit).await?}))
+}
+
+/// On a connection kept for probes (every other slot is in use): anything but health and
+/// readiness.
+pub async fn at_capacity() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "the service is serving as many connections as it takes; try again in a few seconds",
+    )
 }
 
 /// Fallback for unknown routes.

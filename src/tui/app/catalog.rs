@@ -497,7 +497,12 @@ impl CatalogState {
             }
             Action::YankFinished { package, result } => match result {
                 Ok(y) => {
-                    let text = if y.yanked {
+                    let text = if y.yanked && y.latest_version.is_empty() {
+                        format!(
+                            "yanked {}@{}; every version is yanked now, so none is the latest",
+                            y.name, y.version
+                        )
+                    } else if y.yanked {
                         format!(
                             "yanked {}@{}; latest is now {}",
                             y.name, y.version, y.latest_version
