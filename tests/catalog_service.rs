@@ -1118,6 +1118,30 @@ async fn import_stops_at_a_bad_line_and_resumes(fx: Fixture) {
         "bulk/p02499"
     );
 
+    // A line signed by a key the catalog does not trust is named, not only its batch; and
+    // a refused signature inside a batch names its build.
+    let stranger = TestKey::new("stranger-1", 9);
+    let mut mixed: Vec<String> = (0..5)
+        .map(|i| serde_json::to_string(&build(&key, "bulk", &format!("s{i}"), "1.0", "s")).unwrap())
+        .collect();
+    mixed[3] = serde_json::to_string(&build(&stranger, "bulk", "s3", "1.0", "s")).unwrap();
+    let err = import_ndjson(&owner, "bulk", mixed.join("\n").as_bytes(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ImportError::Line { line: 4, .. }), "{err}");
+    assert!(err.to_string().contains("stranger-1"), "{err}");
+    let batch: Vec<_> = (0..3)
+        .map(|i| {
+            let k = if i == 2 { &stranger } else { &key };
+            build(k, "bulk", &format!("t{i}"), "1.0", "t")
+        })
+        .collect();
+    let refused = owner.register_builds("bulk", &batch).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("build 3 of the batch"),
+        "{refused}"
+    );
+
     // A line for another catalog stops the import before anything of its batch is sent.
     let stray = serde_json::to_string(&build(&key, "elsewhere", "x", "1.0", "x")).unwrap();
     let err = import_ndjson(&owner, "bulk", stray.as_bytes(), |_| {})

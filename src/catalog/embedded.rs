@@ -580,7 +580,7 @@ impl Catalog for EmbeddedCatalog {
         self.owned_for(org, Scope::Publish, "publishing").await?;
         let keys = self.db().keys(org).await?;
         let mut signed = Vec::with_capacity(builds.len());
-        for b in builds {
+        for (i, b) in builds.iter().enumerate() {
             let key_name = verify_signature(
                 &b.store_path,
                 &b.nar_hash,
@@ -588,7 +588,16 @@ impl Catalog for EmbeddedCatalog {
                 &b.references,
                 &b.signature,
                 &keys,
-            )?;
+            )
+            .map_err(|e| match e {
+                CatalogError::Forbidden(m) => {
+                    CatalogError::Forbidden(format!("build {} of the batch: {m}", i + 1))
+                }
+                CatalogError::BadRequest(m) => {
+                    CatalogError::BadRequest(format!("build {} of the batch: {m}", i + 1))
+                }
+                other => other,
+            })?;
             signed.push((b, key_name));
         }
         let (created, already_published) =

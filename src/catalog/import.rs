@@ -31,14 +31,22 @@ pub enum ImportError {
     Line { line: usize, message: String },
     #[error("cannot read the input at line {line}: {source}")]
     Read { line: usize, source: std::io::Error },
-    #[error("the batch ending at line {line} was refused: {source}")]
-    Batch { line: usize, source: CatalogError },
+    #[error("the batch of lines {first}-{line} was refused: {source}")]
+    Batch {
+        first: usize,
+        line: usize,
+        source: CatalogError,
+    },
 }
 
 impl crate::event::Hinted for ImportError {
     fn hint(&self) -> Option<String> {
         match self {
             ImportError::Batch { source, .. } => source.hint(),
+            ImportError::Line { message, .. } if message.contains("does not trust") => Some(
+                "add the public key with `pubdeck catalog add-key ORG KEYFILE.pub`, or sign the build with a key the catalog trusts"
+                    .into(),
+            ),
             ImportError::Line { .. } => Some(
                 "each line must be one build as JSON, as `POST /v1/catalogs/{org}/builds` takes it"
                     .into(),
@@ -58,6 +66,18 @@ pub async fn import_ndjson<C: Catalog>(
 ) -> Result<Imported, ImportError> {
     let mut done = Imported::default();
     let mut batch: Vec<NewBuild> = Vec::new();
+    // Each line's signature is checked here against the keys the catalog trusts (the catalog
+    // checks again), so a refusal names the line, not only its batch.
+    let keys = catalog
+        .catalog(org)
+        .await
+        .map_err(|source| ImportError::Batch {
+            first: 1,
+            line: 1,
+            source,
+        })?
+        .keys;
+    let mut first_line = 1;
     let mut bytes = 0;
     let mut line_no = 0;
     let mut buf = Vec::new();
@@ -93,8 +113,28 @@ pub async fn import_ndjson<C: Catalog>(
                 message: format!("the build is for catalog {:?}, not {org:?}", build.org),
             });
         }
+        super::verify_signature(
+            &build.store_path,
+            &build.nar_hash,
+            build.nar_size,
+            &build.references,
+            &build.signature,
+            &keys,
+        )
+        .map_err(|e| ImportError::Line {
+            line: line_no,
+            message: e.to_string(),
+        })?;
         if !batch.is_empty() && (batch.len() == MAX_BATCH || bytes + text.len() > BATCH_BYTES) {
-            send(catalog, org, &mut batch, line_no - 1, &mut done).await?;
+            send(
+                catalog,
+                org,
+                &mut batch,
+                (first_line, line_no - 1),
+                &mut done,
+            )
+            .await?;
+            first_line = line_no;
             bytes = 0;
             progress(&done);
         }
@@ -102,7 +142,7 @@ pub async fn import_ndjson<C: Catalog>(
         batch.push(build);
     }
     if !batch.is_empty() {
-        send(catalog, org, &mut batch, line_no, &mut done).await?;
+        send(catalog, org, &mut batch, (first_line, line_no), &mut done).await?;
         progress(&done);
     }
     Ok(done)
@@ -112,7 +152,7 @@ async fn send<C: Catalog>(
     catalog: &C,
     org: &str,
     batch: &mut Vec<NewBuild>,
-    line: usize,
+    (first, line): (usize, usize),
     done: &mut Imported,
 ) -> Result<(), ImportError> {
     let BatchOutcome {
@@ -121,7 +161,11 @@ async fn send<C: Catalog>(
     } = catalog
         .register_builds(org, batch)
         .await
-        .map_err(|source| ImportError::Batch { line, source })?;
+        .map_err(|source| ImportError::Batch {
+            first,
+            line,
+            source,
+        })?;
     done.created += created;
     done.already_published += already_published;
     done.batches += 1;
