@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzz one of pubdeck's parsers on the stable toolchain with cargo-afl (AFL++).
 #
-#   scripts/fuzz.sh TARGET SECONDS      TARGET: nar | narinfo | manifest | catalog_json
+#   scripts/fuzz.sh TARGET SECONDS      TARGET: nar | narinfo | manifest | catalog_json |
+#                                               store_url | key_name
 #   scripts/fuzz.sh all SECONDS         each target in turn
 #
 # The targets live in tests/fuzz (a package of its own); their properties are in
@@ -15,12 +16,12 @@
 # own AFL++ on first use). Output and the instrumented build stay under target/fuzz.
 set -euo pipefail
 
-usage() { echo "usage: scripts/fuzz.sh nar|narinfo|manifest|catalog_json|all SECONDS" >&2; exit 2; }
+usage() { echo "usage: scripts/fuzz.sh nar|narinfo|manifest|catalog_json|store_url|key_name|all SECONDS" >&2; exit 2; }
 [[ $# -eq 2 ]] || usage
 TARGET=$1 SECONDS_=$2
 [[ $SECONDS_ =~ ^[0-9]+$ ]] || usage
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGETS=(nar narinfo manifest catalog_json)
+TARGETS=(nar narinfo manifest catalog_json store_url key_name)
 
 if [[ $TARGET == all ]]; then
   status=0

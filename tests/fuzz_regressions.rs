@@ -309,3 +309,74 @@ fn manifest_edits_round_trip_on_every_vector() {
     }
     assert!(edited >= 10, "only {edited} builds edited");
 }
+
+/// Random bytes through every decode → validate → write/show path of a foreign string (store
+/// URLs, endpoints, key, org and package names, listing names, log lines): whatever is
+/// accepted is one nix.conf token that shows safely, and `use` writes only its template.
+/// Half the inputs are any bytes, half are built from URL syntax, percent escapes of the
+/// characters that matter (newline, space, '#', ESC, '@', '/') and prefixes that parse.
+#[test]
+fn random_bytes_through_every_foreign_string_path() {
+    let mut rng = StdRng::seed_from_u64(24);
+    let pieces: &[&str] = &[
+        "file:///",
+        "s3://bucket",
+        "s3://bkt/",
+        "?endpoint=",
+        "&region=",
+        "&profile=",
+        "&scheme=",
+        "http://",
+        "https://",
+        "%3A%2F%2F",
+        "%0A",
+        "%0D",
+        "%20",
+        "%23",
+        "%1B",
+        "%40",
+        "%2F",
+        "%25",
+        "%E2%80%AE",
+        ".amazonaws.com",
+        "localhost",
+        "127.0.0.1",
+        ":9000",
+        "[::1]",
+        "/",
+        ".",
+        "..",
+        "#",
+        "@",
+        " ",
+        "\n",
+        "\t",
+        "\u{1b}[2K",
+        "\u{202e}",
+        "myorg-1",
+        "a",
+        "Z",
+        "-",
+        "_",
+        "+",
+        ":",
+        "=",
+    ];
+    for i in 0..6_000 {
+        let input: Vec<u8> = if i % 2 == 0 {
+            (0..rng.gen_range(0..120)).map(|_| rng.r#gen()).collect()
+        } else {
+            (0..rng.gen_range(1..12))
+                .flat_map(|_| pieces[rng.gen_range(0..pieces.len())].bytes())
+                .collect()
+        };
+        for target in ["store_url", "key_name"] {
+            let outcome = std::panic::catch_unwind(|| properties::check(target, &input));
+            assert!(
+                outcome.is_ok(),
+                "{target}: input {i} breaks the property; (hex): {}",
+                hex::encode(&input)
+            );
+        }
+    }
+}

@@ -27,7 +27,14 @@ use pubdeck::narinfo::NarInfo;
 use pubdeck::sign::PublicKey;
 
 /// The fuzz targets, by name (`scripts/fuzz.sh TARGET`).
-pub const TARGETS: [&str; 4] = ["nar", "narinfo", "manifest", "catalog_json"];
+pub const TARGETS: [&str; 6] = [
+    "nar",
+    "narinfo",
+    "manifest",
+    "catalog_json",
+    "store_url",
+    "key_name",
+];
 
 /// Runs the property of target `name` over `data`.
 pub fn check(name: &str, data: &[u8]) {
@@ -36,8 +43,166 @@ pub fn check(name: &str, data: &[u8]) {
         "narinfo" => narinfo(data),
         "manifest" => manifest(data),
         "catalog_json" => catalog_json(data),
+        "store_url" => store_url(data),
+        "key_name" => key_name(data),
         other => panic!("no fuzz target {other:?}"),
     }
+}
+
+/// Nothing unsafe for a terminal: no control character, bidi or zero-width mark.
+fn shows_safely(s: &str) -> bool {
+    !s.chars().any(pubdeck::text::is_unsafe_char)
+}
+
+/// A valid public key's base64 (any name may be put in front of it).
+const KEY_B64: &str = "iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w=";
+
+/// What `use` writes into an empty nix.conf for a catalog whose store URL and keys come from
+/// arbitrary text: either nothing (refused), or exactly the two template lines, each value a
+/// single nix.conf token.
+fn nix_conf_takes_only_the_template(store_url: &str, keys: &[String]) {
+    use pubdeck::catalog::{CatalogInfo, Role};
+    use pubdeck::lifecycle::nixconf;
+    let info = CatalogInfo {
+        name: "myorg".into(),
+        owner: "alice".into(),
+        store_url: store_url.into(),
+        keys: keys.to_vec(),
+        role: Role::Reader,
+        created_at: String::new(),
+    };
+    // A file that does not exist: `plan` only reads it.
+    let file = std::path::Path::new("/nonexistent/pubdeck-fuzz/nix.conf");
+    let Ok(plan) = nixconf::plan(file, &info) else {
+        return;
+    };
+    for v in std::iter::once(&plan.substituter).chain(&plan.keys) {
+        assert!(pubdeck::text::is_config_token(v), "{v:?} is not one token");
+    }
+    let want = format!(
+        "extra-substituters = {}\nextra-trusted-public-keys = {}\n",
+        plan.substituter,
+        plan.keys.join(" ")
+    );
+    assert_eq!(
+        plan.new_text, want,
+        "nix.conf would get more than the template"
+    );
+}
+
+/// Store URLs (and endpoints, and the redaction of any URL): whatever parses has one canonical
+/// form that is a single nix.conf token, shows safely, parses back to the same value and is
+/// what the catalog stores; AWS is decided on the parsed host; every error message shows
+/// safely; `use` writes only its template.
+pub fn store_url(data: &[u8]) {
+    use pubdeck::store::{Endpoint, Host, StoreUrl};
+    let text = String::from_utf8_lossy(data);
+    let text = text.as_ref();
+    match StoreUrl::parse(text) {
+        Ok(url) => {
+            let shown = url.to_string();
+            assert!(pubdeck::text::is_config_token(&shown), "{shown:?}");
+            assert!(shows_safely(&shown), "{shown:?}");
+            assert_eq!(StoreUrl::parse(&shown).ok(), Some(url.clone()), "{shown:?}");
+            assert_eq!(
+                pubdeck::catalog::validate::canonical_store_url(text).ok(),
+                Some(shown.clone())
+            );
+            if let StoreUrl::S3(loc) = &url
+                && let Some(ep) = &loc.endpoint
+                && ep.is_aws()
+            {
+                let Host::Name(h) = &ep.host else {
+                    panic!("AWS by an address: {ep}")
+                };
+                assert!(h.ends_with(".amazonaws.com") || h.ends_with(".amazonaws.com.cn"));
+                assert!(ep.https && ep.port.is_none(), "{ep}");
+            }
+        }
+        Err(e) => assert!(shows_safely(&e.to_string()), "{e}"),
+    }
+    match Endpoint::parse(text) {
+        Ok(ep) => {
+            let shown = ep.to_string();
+            assert!(pubdeck::text::is_config_token(&shown), "{shown:?}");
+            assert_eq!(Endpoint::parse(&shown).ok(), Some(ep), "{shown:?}");
+        }
+        Err(e) => assert!(shows_safely(&e), "{e}"),
+    }
+    assert!(shows_safely(&pubdeck::text::redacted_url(text)));
+    nix_conf_takes_only_the_template(text, &[format!("myorg-1:{KEY_B64}")]);
+}
+
+/// Key names, and the other names a catalog owner picks (org, package): a name the rules
+/// accept is a single nix.conf token that shows safely; a key parses exactly when its name
+/// follows the rule; a signature's name never holds whitespace or a control character; a
+/// name from a NAR listing shows safely once escaped; `use` writes only its template.
+pub fn key_name(data: &[u8]) {
+    use pubdeck::sign::{PublicKey, Signature, is_valid_key_name};
+    let text = String::from_utf8_lossy(data);
+    let name = text.as_ref();
+    let valid = is_valid_key_name(name);
+    if valid {
+        assert!(
+            pubdeck::text::is_config_token(name) && !name.contains(':'),
+            "{name:?}"
+        );
+    }
+    match PublicKey::parse(&format!("{name}:{KEY_B64}")) {
+        Ok(k) => {
+            // Whitespace around a key file's text is ignored; the name itself must follow.
+            assert_eq!(k.name(), name.trim_start(), "{name:?}");
+            assert!(is_valid_key_name(k.name()), "{name:?} was accepted");
+            assert!(pubdeck::text::is_config_token(&k.to_nix_string()));
+        }
+        Err(e) => {
+            assert!(!valid, "{name:?} refused: {e}");
+            assert!(shows_safely(&e.to_string()), "{e}");
+        }
+    }
+    let sig = format!("{name}:{}", "A".repeat(86) + "==");
+    if let Ok(s) = Signature::parse(&sig) {
+        assert!(
+            !s.key_name()
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control()),
+            "{:?}",
+            s.key_name()
+        );
+    }
+    for ok in [
+        validate_org_name(name).is_ok(),
+        pubdeck::catalog::validate_package_name(name).is_ok(),
+    ] {
+        if ok {
+            assert!(
+                pubdeck::text::is_config_token(name) && shows_safely(name),
+                "{name:?}"
+            );
+        }
+    }
+    assert!(shows_safely(&pubdeck::text::terminal(name)));
+    // A log line keeps its colours (SGR) and tabs, and nothing else unsafe.
+    let logged = pubdeck::text::log_line(name);
+    let mut rest = logged.as_ref();
+    let mut plain = String::new();
+    while let Some(c) = rest.chars().next() {
+        if let Some(body) = rest.strip_prefix("\x1b[")
+            && let Some(end) = body.find('m')
+            && body[..end]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b';' || b == b':')
+        {
+            rest = &body[end + 1..];
+            continue;
+        }
+        if c != '\t' {
+            plain.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    assert!(shows_safely(&plain), "{logged:?}");
+    nix_conf_takes_only_the_template("file:///srv/cache", &[format!("{name}:{KEY_B64}")]);
 }
 
 /// The NAR reader. Input the validator accepts unpacks (unless the file system refuses a
