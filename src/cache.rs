@@ -37,6 +37,17 @@ pub enum Compression {
     Xz,
     /// Uncompressed.
     None,
+    /// bzip2: read only (Nix's default when a narinfo names no compression).
+    Bzip2,
+    /// brotli (`br`): read only.
+    #[serde(rename = "br")]
+    Brotli,
+    /// gzip: read only.
+    Gzip,
+    /// lz4 frames: read only.
+    Lz4,
+    /// lzma ("alone" format): read only.
+    Lzma,
 }
 
 impl Compression {
@@ -46,25 +57,48 @@ impl Compression {
             Self::Zstd => "zstd",
             Self::Xz => "xz",
             Self::None => "none",
+            Self::Bzip2 => "bzip2",
+            Self::Brotli => "br",
+            Self::Gzip => "gzip",
+            Self::Lz4 => "lz4",
+            Self::Lzma => "lzma",
         }
     }
 
-    /// Parses a narinfo `Compression` value (only the methods pubdeck supports).
+    /// Parses a narinfo `Compression` value: every method Nix writes that a well-kept crate
+    /// reads (Nix 2.8 also writes `lzip` and `compress` through libarchive; those are refused
+    /// with the method's name).
     pub fn from_nix_name(s: &str) -> Option<Self> {
         match s {
             "zstd" => Some(Self::Zstd),
             "xz" => Some(Self::Xz),
             "none" => Some(Self::None),
+            "bzip2" => Some(Self::Bzip2),
+            "br" => Some(Self::Brotli),
+            "gzip" => Some(Self::Gzip),
+            "lz4" => Some(Self::Lz4),
+            "lzma" => Some(Self::Lzma),
             _ => None,
         }
     }
 
-    /// File name extension of the NAR file, including the dot: `.nar.zst`, `.nar.xz`, `.nar`.
+    /// Whether pubdeck writes NARs with it (it reads them all).
+    pub fn writable(self) -> bool {
+        matches!(self, Self::Zstd | Self::Xz | Self::None)
+    }
+
+    /// File name extension of the NAR file, including the dot: `.nar.zst`, `.nar.xz`, `.nar`
+    /// (and, as Nix names them, `.nar.bz2`, `.nar.br`, `.nar.gz`).
     pub fn extension(self) -> &'static str {
         match self {
             Self::Zstd => ".nar.zst",
             Self::Xz => ".nar.xz",
             Self::None => ".nar",
+            Self::Bzip2 => ".nar.bz2",
+            Self::Brotli => ".nar.br",
+            Self::Gzip => ".nar.gz",
+            Self::Lz4 => ".nar.lz4",
+            Self::Lzma => ".nar.lzma",
         }
     }
 
@@ -74,6 +108,14 @@ impl Compression {
             Self::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
             Self::Xz => Box::new(xz2::read::XzDecoder::new(r)),
             Self::None => Box::new(r),
+            Self::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(r)),
+            Self::Brotli => Box::new(brotli_decompressor::Decompressor::new(r, 64 * 1024)),
+            Self::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
+            Self::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(r)),
+            Self::Lzma => Box::new(xz2::read::XzDecoder::new_stream(
+                r,
+                xz2::stream::Stream::new_lzma_decoder(u64::MAX).map_err(io::Error::other)?,
+            )),
         })
     }
 }
@@ -88,6 +130,7 @@ impl FromStr for Compression {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         Self::from_nix_name(s)
+            .filter(|c| c.writable())
             .ok_or_else(|| format!("unknown compression {s:?} (expected zstd, xz or none)"))
     }
 }
@@ -257,6 +300,11 @@ impl<W: Write> Encoder<W> {
             }
             Compression::Xz => Self::Xz(xz2::write::XzEncoder::new(w, opts.xz_level)),
             Compression::None => Self::None(w),
+            other => {
+                return Err(io::Error::other(format!(
+                    "pubdeck reads {other} but writes only zstd, xz or none"
+                )));
+            }
         })
     }
 
@@ -463,8 +511,8 @@ pub fn source_narinfo(
             summary.compression.extension()
         ),
         compression: summary.compression,
-        file_hash: summary.file_hash,
-        file_size: summary.file_size,
+        file_hash: Some(summary.file_hash),
+        file_size: Some(summary.file_size),
         nar_hash: summary.nar.nar_hash,
         nar_size: summary.nar.nar_size,
         references,
@@ -504,11 +552,18 @@ pub async fn add_path_listed(
     let size = std::fs::metadata(nar_file)
         .map_err(io_err("stat", nar_file))?
         .len();
-    if size != info.file_size {
+    // What pubdeck writes always names its file's hash and size.
+    let (Some(file_hash), Some(file_size)) = (info.file_hash, info.file_size) else {
+        return Err(CacheError::CaMismatch {
+            path: info.store_path.clone(),
+            detail: "a narinfo pubdeck writes must have FileHash and FileSize".into(),
+        });
+    };
+    if size != file_size {
         return Err(CacheError::Mismatch {
             path: info.store_path.clone(),
             check: "FileSize",
-            expected: info.file_size.to_string(),
+            expected: file_size.to_string(),
             actual: size.to_string(),
         });
     }
@@ -522,7 +577,7 @@ pub async fn add_path_listed(
         })?;
     ensure_cache_info(store).await?;
     let mut opts = put.clone();
-    opts.content_hash = Some(info.file_hash.to_string());
+    opts.content_hash = Some(file_hash.to_string());
     let nar_key = format!("nar/{nar_name}");
     // An object already there may be old garbage a `catalog gc` is about to delete: touching
     // it puts it back under GC's grace period, and one deleted meanwhile is put again.
@@ -554,11 +609,14 @@ pub async fn add_path_listed(
             PutIfAbsent::SameContent => Outcome::AlreadyPresent,
             PutIfAbsent::DifferentContent => {
                 let old = store.get(&key).await?;
-                check_same(
-                    &store.url().object_url(&key),
-                    &String::from_utf8_lossy(&old),
-                    &text,
-                )?;
+                let old = String::from_utf8_lossy(&old);
+                // Another tool (`nix copy … ?secret-key=`, attic) may have put the same path
+                // with its own layout: the same path, contents and references, signed by our
+                // key (ed25519 is deterministic: the same key over the same fingerprint gives
+                // the same signature), is the same path already there.
+                if !same_path_signed_alike(&old, info) {
+                    check_same(&store.url().object_url(&key), &old, &text)?;
+                }
                 Outcome::AlreadyPresent
             }
         };
@@ -692,6 +750,24 @@ pub async fn narinfo(store: &Store, hash_part: &str) -> Result<Option<NarInfo>, 
     }
 }
 
+/// Whether the narinfo text `old` describes `info`'s path (store path, NAR hash and size,
+/// references) and carries each of `info`'s signatures.
+fn same_path_signed_alike(old: &str, info: &NarInfo) -> bool {
+    let Ok(old) = NarInfo::parse(old) else {
+        return false;
+    };
+    old.store_path == info.store_path
+        && old.nar_hash == info.nar_hash
+        && old.nar_size == info.nar_size
+        && old.references == info.references
+        && old
+            .ca
+            .as_ref()
+            .is_none_or(|ca| Some(ca) == info.ca.as_ref())
+        && !info.sigs.is_empty()
+        && info.sigs.iter().all(|s| old.sigs.contains(s))
+}
+
 /// Errors unless `old` and `new` narinfo texts are identical, naming the keys that differ.
 fn check_same(object: &str, old: &str, new: &str) -> Result<(), CacheError> {
     if old == new {
@@ -746,7 +822,11 @@ pub fn check_ca(info: &NarInfo) -> Result<Option<ContentAddress>, CacheError> {
             "unsupported CA {ca:?} (pubdeck knows fixed:r:sha256: only)"
         )));
     };
-    let hash = Sha256Hash::parse(h).map_err(|e| fail(format!("unsupported CA {ca:?}: {e}")))?;
+    // As Nix: the hash after `sha256:` in nix32, base16 or base64.
+    let hash = Sha256Hash::parse_any(h)
+        .ok()
+        .filter(|_| h.starts_with("sha256:"))
+        .ok_or_else(|| fail(format!("unsupported CA {ca:?}: not fixed:r:sha256:<hash>")))?;
     let self_reference = info.references.contains(&info.store_path);
     let others: Vec<StorePath> = info
         .references
@@ -852,7 +932,7 @@ fn verify_stream<R: Read>(
         actual,
     };
     // Read at most one byte more than declared, so a lying server cannot stream forever.
-    let mut file_reader = HashingReader::new(compressed.take(info.file_size.saturating_add(1)));
+    let mut file_reader = HashingReader::new(compressed.take(info.compressed_limit()));
     let mut nar_left = 0;
     // A path that refers to itself is named by its NAR hashed modulo its own hash part.
     let mut modulo = ca
@@ -885,18 +965,31 @@ fn verify_stream<R: Read>(
         source: NarReadError::Input { offset: 0, source },
     })?;
     let (_, file_hash, file_size) = file_reader.finish();
-    if file_size != info.file_size {
-        let actual = if file_size > info.file_size {
+    // Checked when the narinfo names them (Nix does not check them at all); without them the
+    // NAR hash below still proves the contents.
+    if let Some(want) = info.file_size
+        && file_size != want
+    {
+        let actual = if file_size > want {
             "more".to_owned()
         } else {
             file_size.to_string()
         };
-        return Err(mismatch("FileSize", info.file_size.to_string(), actual));
+        return Err(mismatch("FileSize", want.to_string(), actual));
     }
-    if file_hash != info.file_hash {
+    if info.file_size.is_none() && file_size >= info.compressed_limit() {
+        return Err(mismatch(
+            "compressed size",
+            format!("at most {}", info.compressed_limit() - 1),
+            "more".into(),
+        ));
+    }
+    if let Some(want) = info.file_hash
+        && file_hash != want
+    {
         return Err(mismatch(
             "FileHash",
-            info.file_hash.to_string(),
+            want.to_string(),
             file_hash.to_string(),
         ));
     }
@@ -1028,15 +1121,18 @@ mod tests {
             assert_eq!(info.nar_size, want.nar_size);
             assert!(info.url.ends_with(c.extension()));
             let nar_file = root.join(&info.url);
-            assert_eq!(fs::metadata(&nar_file).unwrap().len(), info.file_size);
+            assert_eq!(Some(fs::metadata(&nar_file).unwrap().len()), info.file_size);
             assert_eq!(
-                Sha256Hash::of(&fs::read(&nar_file).unwrap()),
+                Some(Sha256Hash::of(&fs::read(&nar_file).unwrap())),
                 info.file_hash
             );
             if c == Compression::None {
                 assert_eq!(fs::read(&nar_file).unwrap(), plain);
             } else {
-                assert!(info.file_size < info.nar_size / 2, "{c} did not compress");
+                assert!(
+                    info.file_size.unwrap() < info.nar_size / 2,
+                    "{c} did not compress"
+                );
             }
             let again = narinfo(&store, info.store_path.hash_part())
                 .await

@@ -166,8 +166,8 @@ impl PackedPath {
                 s.compression.extension()
             ),
             compression: s.compression,
-            file_hash: s.file_hash,
-            file_size: s.file_size,
+            file_hash: Some(s.file_hash),
+            file_size: Some(s.file_size),
             nar_hash: s.nar.nar_hash,
             nar_size: s.nar.nar_size,
             references: self.references.clone(),

@@ -1,10 +1,14 @@
 //! `.narinfo` files: the exact layout Nix writes, a strict parser, fingerprints and signatures.
 //!
-//! Parsing is strict about syntax (one `Key: value` per line, exactly one space after the colon,
-//! `\n` line ends, no CR, no blank lines, a final newline) and about the fields pubdeck relies on
-//! (StorePath, URL, Compression, FileHash, FileSize, NarHash, NarSize are required; hashes must be
-//! `sha256:<nix32>`; References must be sorted, unique store path base names). Like Nix, keys
-//! it does not know are accepted; they are kept in [`NarInfo::extra`] and written back last.
+//! Writing is byte for byte Nix's layout. Parsing reads every narinfo Nix 2.8 reads (its
+//! `NarInfo` constructor), whoever wrote it (`nix copy`, attic, cachix): FileHash and FileSize
+//! may be missing (the NAR hash still proves the contents), Compression defaults to `bzip2`
+//! when absent, `Deriver: unknown-deriver` means none, hashes may be nix32, base16, base64 or
+//! SRI, References may come in any order and are kept sorted and unique, and keys it does not
+//! know (also with `-` or `_` in them) are kept in [`NarInfo::extra`] and written back last.
+//! It refuses what Nix refuses (no StorePath, URL or NarHash, a NarSize of 0, a bad hash or
+//! store path) and, stricter than Nix, any syntax but one `Key: value` per line (exactly one
+//! space after the colon, `\n` line ends, no CR, no blank lines, a final newline).
 
 use std::fmt::{self, Write as _};
 
@@ -21,9 +25,9 @@ pub struct NarInfo {
     /// Relative URL of the compressed NAR, e.g. `nar/<nix32 FileHash>.nar.zst`.
     pub url: String,
     pub compression: Compression,
-    /// SHA-256 of the compressed file.
-    pub file_hash: Sha256Hash,
-    pub file_size: u64,
+    /// SHA-256 of the compressed file (every narinfo pubdeck writes has it; Nix's may not).
+    pub file_hash: Option<Sha256Hash>,
+    pub file_size: Option<u64>,
     /// SHA-256 of the uncompressed NAR.
     pub nar_hash: Sha256Hash,
     pub nar_size: u64,
@@ -47,6 +51,8 @@ pub enum NarInfoError {
     NoFinalNewline,
     #[error("narinfo is missing the required {0} field")]
     Missing(&'static str),
+    #[error("narinfo says NarSize: 0, which no NAR has")]
+    ZeroNarSize,
     #[error("narinfo line {line}: {key} appears more than once")]
     Duplicate { line: usize, key: String },
     #[error("narinfo line {line}: invalid {key}: {problem}")]
@@ -104,6 +110,19 @@ impl NarInfo {
         )
     }
 
+    /// Most bytes a reader takes of the compressed file before giving up: one more than its
+    /// FileSize; without one, one more than the NAR could take compressed by any method Nix
+    /// uses (their worst case adds well under an eighth, plus headers).
+    pub fn compressed_limit(&self) -> u64 {
+        match self.file_size {
+            Some(n) => n.saturating_add(1),
+            None => self
+                .nar_size
+                .saturating_add(self.nar_size / 8)
+                .saturating_add(64 * 1024 + 1),
+        }
+    }
+
     /// The `<hash part>.narinfo` file name.
     pub fn file_name(&self) -> String {
         format!("{}.narinfo", self.store_path.hash_part())
@@ -130,7 +149,11 @@ impl NarInfo {
             let (key, value) = line
                 .split_once(": ")
                 .ok_or_else(|| syntax("is not of the form \"Key: value\""))?;
-            if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric()) {
+            if key.is_empty()
+                || !key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            {
                 return Err(syntax("has an invalid key"));
             }
             if value.starts_with(' ') || (key != "References" && value.is_empty()) {
@@ -189,7 +212,8 @@ impl Builder {
         let sp = |k: &'static str, v: &str| -> Result<StorePath, NarInfoError> {
             StorePath::parse(v).map_err(|e: StorePathError| field_err(ln, k, e))
         };
-        let hash = |k: &'static str, v: &str| Sha256Hash::parse(v).map_err(|e| field_err(ln, k, e));
+        let hash =
+            |k: &'static str, v: &str| Sha256Hash::parse_any(v).map_err(|e| field_err(ln, k, e));
         match key {
             "StorePath" => set(&mut self.store_path, sp("StorePath", v)?, ln, key),
             "URL" => {
@@ -209,28 +233,19 @@ impl Builder {
             "NarHash" => set(&mut self.nar_hash, hash("NarHash", v)?, ln, key),
             "NarSize" => set(&mut self.nar_size, parse_size(ln, "NarSize", v)?, ln, key),
             "References" => {
-                let mut refs: Vec<StorePath> = Vec::new();
-                for r in v.split(' ').filter(|r| !r.is_empty()) {
-                    let p =
-                        StorePath::from_base_name(r).map_err(|e| field_err(ln, "References", e))?;
-                    if refs.last().is_some_and(|last| *last >= p) {
-                        return Err(field_err(
-                            ln,
-                            "References",
-                            format!("{r} is not sorted after the previous reference or repeats it"),
-                        ));
-                    }
-                    refs.push(p);
-                }
-                if !v.is_empty() && (v.ends_with(' ') || v.contains("  ")) {
-                    return Err(field_err(
-                        ln,
-                        "References",
-                        "stray spaces between references",
-                    ));
-                }
+                // As Nix: separated by spaces, in any order (kept sorted and unique).
+                let mut refs = v
+                    .split(' ')
+                    .filter(|r| !r.is_empty())
+                    .map(|r| {
+                        StorePath::from_base_name(r).map_err(|e| field_err(ln, "References", e))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                refs.sort();
+                refs.dedup();
                 set(&mut self.references, refs, ln, key)
             }
+            "Deriver" if v == "unknown-deriver" => Ok(()),
             "Deriver" => {
                 let d = StorePath::from_base_name(v).map_err(|e| field_err(ln, "Deriver", e))?;
                 set(&mut self.deriver, d, ln, key)
@@ -268,13 +283,16 @@ impl Builder {
         Ok(NarInfo {
             store_path: self.store_path.ok_or(NarInfoError::Missing("StorePath"))?,
             url: self.url.ok_or(NarInfoError::Missing("URL"))?,
-            compression: self
-                .compression
-                .ok_or(NarInfoError::Missing("Compression"))?,
-            file_hash: self.file_hash.ok_or(NarInfoError::Missing("FileHash"))?,
-            file_size: self.file_size.ok_or(NarInfoError::Missing("FileSize"))?,
+            // Nix's default when a narinfo names none.
+            compression: self.compression.unwrap_or(Compression::Bzip2),
+            file_hash: self.file_hash,
+            file_size: self.file_size,
             nar_hash: self.nar_hash.ok_or(NarInfoError::Missing("NarHash"))?,
-            nar_size: self.nar_size.ok_or(NarInfoError::Missing("NarSize"))?,
+            nar_size: match self.nar_size {
+                None => return Err(NarInfoError::Missing("NarSize")),
+                Some(0) => return Err(NarInfoError::ZeroNarSize),
+                Some(n) => n,
+            },
             references: self.references.unwrap_or_default(),
             deriver: self.deriver,
             system: self.system,
@@ -292,8 +310,12 @@ impl fmt::Display for NarInfo {
         writeln!(s, "StorePath: {}", self.store_path)?;
         writeln!(s, "URL: {}", self.url)?;
         writeln!(s, "Compression: {}", self.compression.nix_name())?;
-        writeln!(s, "FileHash: {}", self.file_hash)?;
-        writeln!(s, "FileSize: {}", self.file_size)?;
+        if let Some(h) = &self.file_hash {
+            writeln!(s, "FileHash: {h}")?;
+        }
+        if let Some(n) = self.file_size {
+            writeln!(s, "FileSize: {n}")?;
+        }
         writeln!(s, "NarHash: {}", self.nar_hash)?;
         writeln!(s, "NarSize: {}", self.nar_size)?;
         let mut refs: Vec<&str> = self.references.iter().map(StorePath::base_name).collect();
@@ -402,8 +424,17 @@ CA: fixed:r:sha256:14720lvy7lnjfdc032m3p21czxmrfbh542bf5gygjh187zajkly8
                 "FileSize",
             ),
             (
-                VECTOR.replace("Compression: none", "Compression: bzip2"),
-                "bzip2",
+                VECTOR.replace("Compression: none", "Compression: lzip"),
+                "lzip",
+            ),
+            (VECTOR.replace("NarSize: 73160", "NarSize: 0"), "NarSize: 0"),
+            (
+                VECTOR.replace("NarHash: sha256:", "NarHash: md5:"),
+                "NarHash",
+            ),
+            (
+                VECTOR.replace("NarHash: sha256:", "NarHash: sha256-"),
+                "NarHash",
             ),
             (
                 VECTOR.replace("StorePath: /nix/store/", "StorePath: /nix/stor/"),
@@ -433,15 +464,67 @@ CA: fixed:r:sha256:14720lvy7lnjfdc032m3p21czxmrfbh542bf5gygjh187zajkly8
         assert_eq!(ni.references.len(), 2);
         assert_eq!(ni.deriver.as_ref().unwrap().name(), "app.drv");
         assert_eq!(ni.to_string(), text);
+        // As Nix: any order, repeated, extra spaces; kept sorted and unique.
         let unsorted = text.replace(
             "l6whz3nmm0nrg5az1cicla89aa5zxrfh-libthing v025qgw660gppzh3iq0w60wvwbdqisvw-mytree",
-            "v025qgw660gppzh3iq0w60wvwbdqisvw-mytree l6whz3nmm0nrg5az1cicla89aa5zxrfh-libthing",
+            "v025qgw660gppzh3iq0w60wvwbdqisvw-mytree  l6whz3nmm0nrg5az1cicla89aa5zxrfh-libthing v025qgw660gppzh3iq0w60wvwbdqisvw-mytree ",
         );
-        assert!(
-            NarInfo::parse(&unsorted)
-                .unwrap_err()
-                .to_string()
-                .contains("not sorted")
-        );
+        assert_eq!(NarInfo::parse(&unsorted).unwrap().to_string(), text);
+    }
+
+    /// What other tools write and Nix 2.8 reads: no FileHash/FileSize, no Compression
+    /// (bzip2), `Deriver: unknown-deriver`, keys with '-', NarHash in base16, base64 or SRI.
+    #[test]
+    fn reads_every_narinfo_nix_reads() {
+        let plain = NarInfo::parse(VECTOR).unwrap();
+        let hex = plain.nar_hash.to_hex();
+        let b64 = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(plain.nar_hash.0)
+        };
+        let nix32 = plain.nar_hash.to_nix32();
+        for form in [
+            format!("sha256:{hex}"),
+            format!("sha256:{b64}"),
+            format!("sha256-{b64}"),
+        ] {
+            let text = VECTOR.replace(
+                &format!("NarHash: sha256:{nix32}"),
+                &format!("NarHash: {form}"),
+            );
+            let ni = NarInfo::parse(&text).unwrap_or_else(|e| panic!("{form}: {e}"));
+            assert_eq!(ni.nar_hash, plain.nar_hash, "{form}");
+            assert_eq!(ni.to_string(), VECTOR, "written back in Nix's own form");
+        }
+        let bare = VECTOR
+            .lines()
+            .filter(|l| {
+                !l.starts_with("FileHash")
+                    && !l.starts_with("FileSize")
+                    && !l.starts_with("Compression")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            + "Deriver: unknown-deriver\nX-Cache-Thing: 1\nfoo_bar: 2\n";
+        let ni = NarInfo::parse(&bare).unwrap();
+        assert_eq!(ni.file_hash, None);
+        assert_eq!(ni.file_size, None);
+        assert_eq!(ni.compression, Compression::Bzip2);
+        assert_eq!(ni.deriver, None);
+        assert_eq!(ni.extra.len(), 2);
+        assert!(ni.verify(&[]).is_err(), "still needs a trusted signature");
+        for c in ["bzip2", "br", "gzip", "xz", "zstd", "none"] {
+            let text = VECTOR.replace("Compression: none", &format!("Compression: {c}"));
+            assert_eq!(NarInfo::parse(&text).unwrap().compression.nix_name(), c);
+        }
+        // A missing URL or NarHash is refused, as by Nix.
+        for field in ["URL", "NarHash", "StorePath"] {
+            let text: String = VECTOR
+                .lines()
+                .filter(|l| !l.starts_with(&format!("{field}:")))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            assert!(NarInfo::parse(&text).is_err(), "{field}");
+        }
     }
 }

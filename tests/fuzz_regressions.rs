@@ -237,8 +237,11 @@ fn narinfos_round_trip_through_text() {
         info.store_path = random_store_path(&mut rng);
         let nar_hash = Sha256Hash::of(&rng.r#gen::<[u8; 16]>());
         info.nar_hash = nar_hash;
-        info.nar_size = rng.gen_range(0..u64::MAX / 2);
-        info.file_size = rng.gen_range(0..u64::MAX / 2);
+        info.nar_size = rng.gen_range(1..u64::MAX / 2);
+        info.file_size = rng.gen_bool(0.8).then(|| rng.gen_range(0..u64::MAX / 2));
+        if info.file_size.is_none() {
+            info.file_hash = None;
+        }
         info.references = (0..rng.gen_range(0..5))
             .map(|_| random_store_path(&mut rng))
             .collect();

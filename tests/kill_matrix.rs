@@ -149,7 +149,12 @@ fn assert_store_complete(store_dir: &Path) -> Vec<String> {
         let len = std::fs::metadata(&nar)
             .unwrap_or_else(|_| panic!("{} has a narinfo but no NAR", info.store_path))
             .len();
-        assert_eq!(len, info.file_size, "{} NAR is partial", info.store_path);
+        assert_eq!(
+            Some(len),
+            info.file_size,
+            "{} NAR is partial",
+            info.store_path
+        );
         for r in &info.references {
             assert!(
                 paths.contains(&r.to_string()),

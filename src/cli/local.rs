@@ -121,7 +121,7 @@ pub async fn pack(
                 "url": info.url,
                 "nar_hash": info.nar_hash.to_string(),
                 "nar_size": info.nar_size,
-                "file_hash": info.file_hash.to_string(),
+                "file_hash": info.file_hash.map(|h| h.to_string()),
                 "file_size": info.file_size,
                 "ca": info.ca,
                 "closure": infos.iter().map(|i| i.store_path.to_string()).collect::<Vec<_>>(),

@@ -283,7 +283,7 @@ pub async fn ready(req: &Request, catalog: &AnyCatalog) -> Readiness {
     match (&store, &closure) {
         (Some(s), Some(all)) => match missing_nars(s, all).await {
             Ok(None) => {
-                let bytes: u64 = all.iter().map(|i| i.file_size).sum();
+                let bytes: u64 = all.iter().map(|i| i.file_size.unwrap_or(i.nar_size)).sum();
                 checks.push(Check::pass(
                     id::NAR,
                     format!("every NAR is in the store ({bytes} bytes to download at most)"),
@@ -619,11 +619,13 @@ fn dependencies_first(infos: &[NarInfo]) -> Vec<usize> {
 async fn missing_nars(store: &Store, closure: &[NarInfo]) -> Result<Option<String>, StoreError> {
     for info in closure {
         match store.head(&info.url).await? {
-            Some(size) if size == info.file_size => {}
+            Some(size) if info.file_size.is_none_or(|want| size == want) => {}
             Some(size) => {
                 return Ok(Some(format!(
                     "{} has {size} bytes but the narinfo of {} says {}",
-                    info.url, info.store_path, info.file_size
+                    info.url,
+                    info.store_path,
+                    info.file_size.unwrap_or_default()
                 )));
             }
             None => {
@@ -910,6 +912,7 @@ pub async fn install(
         .iter()
         .map(|i| {
             i.file_size
+                .unwrap_or(i.nar_size)
                 .saturating_add(if req.nix.is_none() { i.nar_size } else { 0 })
         })
         .sum();
@@ -1178,8 +1181,10 @@ async fn stage(
         info.url.clone(),
     ));
     let opts = DownloadOptions {
-        expected_size: Some(info.file_size),
-        expected_sha256: Some(info.file_hash.0),
+        expected_size: info.file_size,
+        expected_sha256: info.file_hash.map(|h| h.0),
+        // Without a FileSize, the download is bounded by what the NAR could take compressed.
+        max_size: info.compressed_limit().saturating_sub(1),
         ..Default::default()
     };
     if let Some(dir) = file.parent() {

@@ -24,6 +24,9 @@ pub enum HashParseError {
         input: String,
         source: nix32::Nix32Error,
     },
+    /// Not a SHA-256 in any form Nix reads (nix32, base16, base64, SRI).
+    #[error("hash {0:?} is not a SHA-256 in nix32, base16, base64 or SRI form")]
+    Form(String),
 }
 
 impl Sha256Hash {
@@ -51,6 +54,41 @@ impl Sha256Hash {
             input: s.to_owned(),
             source,
         })
+    }
+
+    /// Parses any form Nix reads (`Hash::parseAnyPrefixed`): `sha256:` followed by nix32 (52
+    /// characters), base16 (64) or base64 (44), or SRI `sha256-<base64>`.
+    pub fn parse_any(s: &str) -> Result<Self, HashParseError> {
+        use base64::Engine as _;
+        let bad = || HashParseError::Form(s.to_owned());
+        if let Some(b64) = s.strip_prefix("sha256-") {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|_| bad())?;
+            return <[u8; 32]>::try_from(bytes.as_slice())
+                .map(Self)
+                .map_err(|_| bad());
+        }
+        let digest = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| HashParseError::MissingPrefix(s.to_owned()))?;
+        match digest.len() {
+            52 => Self::parse(s),
+            64 => {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(digest, &mut out).map_err(|_| bad())?;
+                Ok(Self(out))
+            }
+            44 => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(digest)
+                    .map_err(|_| bad())?;
+                <[u8; 32]>::try_from(bytes.as_slice())
+                    .map(Self)
+                    .map_err(|_| bad())
+            }
+            _ => Err(bad()),
+        }
     }
 
     /// Parses a bare 52-character nix32 digest.

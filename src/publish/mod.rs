@@ -475,7 +475,7 @@ pub async fn run_reviewed(
         narinfo_url,
         nar_hash: info.nar_hash.to_string(),
         nar_size: info.nar_size,
-        file_size: info.file_size,
+        file_size: info.file_size.unwrap_or_default(),
         already_published: outcome.status == RegisterStatus::AlreadyPublished,
         durations: stages.durations,
     };

@@ -164,6 +164,9 @@ pub struct DownloadOptions {
     pub expected_size: Option<u64>,
     /// SHA-256 of the whole object (e.g. the decoded narinfo FileHash).
     pub expected_sha256: Option<[u8; 32]>,
+    /// Without an expected size: the most the object may hold (0: no bound besides the
+    /// store's own answer).
+    pub max_size: u64,
     pub timing: ProgressTiming,
 }
 
@@ -313,6 +316,13 @@ impl Store {
                 key: key.to_owned(),
             })?,
         };
+        if opts.expected_size.is_none() && opts.max_size > 0 && size > opts.max_size {
+            return Err(StoreError::Oversized {
+                store: self.url().to_string(),
+                key: key.to_owned(),
+                limit: opts.max_size,
+            });
+        }
         check_free_space(dest, size)?;
         match &self.backend {
             Backend::File(f) => f.download(key, dest, opts, progress).await,
