@@ -307,6 +307,15 @@ impl Settings {
         }
     }
 
+    /// The catalog as records name it (`pubdeck.lock`, the audit outbox): the service's URL
+    /// without secrets, or the local catalog file.
+    pub fn catalog_label(&self) -> String {
+        match &self.catalog {
+            CatalogLocation::Service(url) => crate::text::redacted_url(url),
+            CatalogLocation::Embedded(path) => path.display().to_string(),
+        }
+    }
+
     /// Opens the configured catalog: a client for a service URL, else the embedded file
     /// (created on first use).
     pub async fn open_catalog(&self) -> CatalogResult<AnyCatalog> {

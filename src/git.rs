@@ -261,7 +261,7 @@ fn git_checks(env_dir: &Path, opts: &Options, checks: &mut Vec<Check>) -> Option
 
     let flox_spec = path_join_slash(&env_subdir, ".flox");
     checks.push(env_tracked(&repo, &flox_spec));
-    checks.push(clean(&repo));
+    checks.push(clean(&repo, &flox_spec));
 
     let head = repo.head().ok();
     let head_oid = head.as_ref().and_then(|h| h.target());
@@ -410,7 +410,26 @@ fn env_tracked(repo: &Repository, flox_spec: &str) -> Check {
         .index()
         .map(|i| i.get_path(Path::new(&manifest), 0).is_some())
         .unwrap_or(false);
-    if !untracked.is_empty() {
+    let lock = format!("{flox_spec}/env/pubdeck.lock");
+    if untracked.contains(&lock) {
+        // What `pubdeck install` wrote: the lock is new, the manifest changed. One fix.
+        let others = untracked.iter().filter(|p| **p != lock).count();
+        Check::fail(
+            id::ENV_TRACKED,
+            format!(
+                "{lock}, which pubdeck install writes beside {manifest}, is not tracked by git{}",
+                if others > 0 {
+                    format!(
+                        " (nor {others} other file{} under {flox_spec})",
+                        plural(others)
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+            install_fix(flox_spec),
+        )
+    } else if !untracked.is_empty() {
         let first = untracked[0].clone();
         Check::fail(
             id::ENV_TRACKED,
@@ -478,7 +497,14 @@ fn dirty_paths_cli(workdir: &Path) -> Option<Vec<String>> {
     Some(paths)
 }
 
-fn clean(repo: &Repository) -> Check {
+/// The one fix-it after `pubdeck install`: commit the manifest and the lock together.
+fn install_fix(flox_spec: &str) -> String {
+    format!(
+        "commit both: `git add {flox_spec}/env/manifest.toml {flox_spec}/env/pubdeck.lock && git commit -m 'Install packages'`"
+    )
+}
+
+fn clean(repo: &Repository, flox_spec: &str) -> Check {
     let dirty = match repo.workdir().and_then(dirty_paths_cli) {
         Some(paths) => paths,
         None => match dirty_paths_libgit2(repo) {
@@ -492,8 +518,24 @@ fn clean(repo: &Repository) -> Check {
             }
         },
     };
+    let pair = [
+        format!("{flox_spec}/env/manifest.toml"),
+        format!("{flox_spec}/env/pubdeck.lock"),
+    ];
     if dirty.is_empty() {
         Check::pass(id::CLEAN, "no tracked file is modified or staged")
+    } else if dirty.iter().all(|p| pair.contains(p))
+        && repo.workdir().is_some_and(|w| w.join(&pair[1]).exists())
+    {
+        // An install (or upgrade) changed the manifest and its lock: one fix for both.
+        Check::fail(
+            id::CLEAN,
+            format!(
+                "{} changed since the last commit (pubdeck install writes both)",
+                pair.join(" and ")
+            ),
+            install_fix(flox_spec),
+        )
     } else {
         Check::fail(
             id::CLEAN,

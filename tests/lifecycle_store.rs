@@ -933,10 +933,20 @@ fn cli_tokens_whoami_yank_log_use_gc_and_upgrade() {
             serde_json::from_slice(&std::fs::read(env.join(".flox/env/pubdeck.lock")).unwrap())
                 .unwrap();
         assert_eq!(lock["packages"]["tool"]["version"], "1.1");
+        // The descriptor moves with the lock: the store path and the note of 1.1, nothing else.
+        let old_path = manifest_after_install
+            .lines()
+            .find_map(|l| l.strip_prefix("tool.store-path = "))
+            .unwrap()
+            .trim_matches('"')
+            .to_string();
+        let new_path = lock["packages"]["tool"]["store_path"].as_str().unwrap();
         assert_eq!(
             std::fs::read_to_string(env.join(".flox/env/manifest.toml")).unwrap(),
-            manifest_after_install,
-            "an unpinned entry stays as the user wrote it"
+            manifest_after_install
+                .replace(&old_path, new_path)
+                .replace("myorg/tool@1.0", "myorg/tool@1.1"),
+            "the descriptor and its note move to 1.1, the rest stays as the user wrote it"
         );
         let again = json_of(&cli(&lab, &admin, &["upgrade", "--dir", envs, "--json"]));
         assert_eq!(again["steps"][0]["status"], "up-to-date");

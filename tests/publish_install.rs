@@ -235,7 +235,8 @@ async fn publish_search_show_ready_install_on_file_store() {
             "runs-here",
             "nix-config",
             "environment",
-            "not-installed"
+            "not-installed",
+            "lock"
         ]
     );
     let nix = ready.checks.iter().find(|c| c.id == "nix-config").unwrap();

@@ -642,6 +642,7 @@ pub async fn run_upgrade(
         };
         let mut template = crate::install::Request::new(placeholder, &args.dir, &settings.data_dir);
         template.store_open = settings.store_open();
+        template.catalog_label = settings.catalog_label();
         let (tx, rx) = crate::event::channel();
         let printer = tokio::spawn(async move {
             let mut rx = rx;
@@ -669,6 +670,10 @@ pub async fn run_upgrade(
             let from = s.from.as_deref().unwrap_or("?");
             let to = s.to.as_deref().unwrap_or("-");
             let line = match s.status {
+                Status::Available if s.migrates => format!(
+                    "{} {from} → {to} (rewritten to a store path: FloxHub cannot resolve it)",
+                    s.package
+                ),
                 Status::Available => format!("{} {from} → {to}", s.package),
                 Status::Upgraded => format!("{} {from} → {to} (installed)", s.package),
                 Status::UpToDate => format!("{} {from} (up to date)", s.package),
@@ -696,6 +701,146 @@ pub async fn run_upgrade(
             CliError::failed("some upgrades failed; the others were installed")
                 .with_hint("see the lines above; `pubdeck ready ORG/PKG@VERSION` explains one"),
         );
+    }
+    Ok(())
+}
+
+// ---- migrate ---------------------------------------------------------------------------------
+
+/// `pubdeck migrate`
+#[derive(Args, Debug, Clone)]
+pub struct MigrateArgs {
+    /// Rewrite without asking (off a terminal nothing is rewritten without it).
+    #[arg(long, short)]
+    pub yes: bool,
+    #[arg(long, short, default_value = ".")]
+    pub dir: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub flags: CatalogFlags,
+}
+
+/// `pubdeck migrate`: the `[install]` entries earlier versions wrote (`pkg-path = "ORG/PKG"`,
+/// which only FloxHub resolves) become store-path descriptors under the same id, each a whole
+/// verified install of the version it had; lock entries whose descriptor is gone are dropped.
+pub async fn run_migrate(
+    args: &MigrateArgs,
+    overrides: &Overrides,
+    out: &mut dyn Write,
+) -> CliResult {
+    use crate::install::upgrade::{self, Status};
+    let settings = Settings::resolve(&args.flags.merge(overrides))?;
+    let catalog = settings.open_catalog().await?;
+    let system = crate::publish::current_system();
+    let fail = |e: upgrade::UpgradeError| CliError::hinted(&e);
+    let mut steps = upgrade::plan_migration(&args.dir, &catalog, &system)
+        .await
+        .map_err(fail)?;
+    let todo: Vec<&upgrade::Step> = steps
+        .iter()
+        .filter(|s| s.status == Status::Available)
+        .collect();
+    if !args.json {
+        if todo.is_empty() {
+            writeln!(out, "no [install] entry needs FloxHub to resolve it")?;
+        }
+        for s in &todo {
+            writeln!(
+                out,
+                "{:<16} {} → a store path ({})",
+                s.id,
+                s.package,
+                s.to.as_deref().unwrap_or("?")
+            )?;
+        }
+        for s in steps.iter().filter(|s| s.status != Status::Available) {
+            writeln!(
+                out,
+                "{:<16} {} cannot be migrated: {}",
+                s.id,
+                s.package,
+                match s.status {
+                    Status::NotInCatalog => "not in a catalog you can see".into(),
+                    _ => format!("no build for {system}"),
+                }
+            )?;
+        }
+    }
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let go = !todo.is_empty()
+        && (args.yes || {
+            if interactive && !args.json {
+                eprint!("rewrite these entries? [y/N] ");
+                let mut answer = String::new();
+                std::io::stdin()
+                    .read_line(&mut answer)
+                    .map_err(|e| CliError::failed(format!("cannot read the answer: {e}")))?;
+                matches!(answer.trim(), "y" | "Y" | "yes")
+            } else {
+                false
+            }
+        });
+    if !todo.is_empty() && !go {
+        return Err(if interactive && !args.json {
+            CliError::failed("nothing was rewritten")
+        } else {
+            CliError::failed("not on a terminal, so nothing was rewritten")
+                .with_hint("pass --yes to rewrite these entries")
+        });
+    }
+    if go {
+        let placeholder = PackageRef {
+            org: String::new(),
+            package: String::new(),
+            version: None,
+        };
+        let mut template = crate::install::Request::new(placeholder, &args.dir, &settings.data_dir);
+        template.store_open = settings.store_open();
+        template.catalog_label = settings.catalog_label();
+        let (tx, rx) = crate::event::channel();
+        let printer = tokio::spawn(async move {
+            let mut rx = rx;
+            while let Some(e) = rx.recv().await {
+                if let crate::event::Event::Note { message } = e {
+                    crate::progress!("{}", crate::text::terminal(&message));
+                }
+            }
+        });
+        upgrade::apply(&mut steps, &template, &catalog, &tx).await;
+        drop(tx);
+        let _ = printer.await;
+    }
+    let pruned = upgrade::prune_lock(&args.dir).map_err(fail)?;
+    let failed = steps.iter().any(|s| s.status == Status::Failed);
+    if args.json {
+        print_json(
+            out,
+            &serde_json::json!({"steps": steps, "pruned_lock_entries": pruned}),
+        )?;
+    } else {
+        for s in steps.iter().filter(|s| s.status != Status::Available) {
+            match s.status {
+                Status::Upgraded => writeln!(out, "{:<16} migrated", s.id)?,
+                Status::Failed => writeln!(
+                    out,
+                    "{:<16} failed: {}",
+                    s.id,
+                    s.message.as_deref().unwrap_or("")
+                )?,
+                _ => {}
+            }
+        }
+        for id in &pruned {
+            writeln!(
+                out,
+                "{id:<16} dropped from pubdeck.lock (no [install] entry)"
+            )?;
+        }
+    }
+    if failed {
+        return Err(CliError::failed("some entries could not be migrated")
+            .with_hint("see the lines above; `pubdeck ready ORG/PKG@VERSION` explains one"));
     }
     Ok(())
 }

@@ -118,6 +118,9 @@ pub enum Command {
     Use(lifecycle::UseArgs),
     /// Install the newest version (not yanked) of the org packages that pin no version.
     Upgrade(lifecycle::UpgradeArgs),
+    /// Rewrite [install] entries only FloxHub resolves (pkg-path = "ORG/PKG") to the store
+    /// paths pubdeck verifies.
+    Migrate(lifecycle::MigrateArgs),
     /// Run the whole pipeline: checks, clean build, pack, sign, upload, register.
     Publish(pipeline::PublishArgs),
     /// Install-readiness checks for ORG/PKG[@VER]; exit 1 if install would fail.
@@ -434,6 +437,14 @@ async fn subcommand(command: Command) -> CmdResult {
         }
         Command::Upgrade(args) => {
             catalog_cmd(lifecycle::run_upgrade(
+                &args,
+                &Default::default(),
+                &mut std::io::stdout(),
+            ))
+            .await
+        }
+        Command::Migrate(args) => {
+            catalog_cmd(lifecycle::run_migrate(
                 &args,
                 &Default::default(),
                 &mut std::io::stdout(),

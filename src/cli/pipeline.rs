@@ -311,6 +311,10 @@ pub struct ReadyArgs {
     pub package: String,
     #[arg(long, short, default_value = ".")]
     pub dir: PathBuf,
+    /// Also write a descriptor for this system (repeatable): its closure is downloaded and
+    /// verified, not imported, and its [install] id is `<id>-<system>`.
+    #[arg(long = "system", value_name = "SYSTEM")]
+    pub systems: Vec<String>,
     #[arg(long, value_name = "URL")]
     pub catalog: Option<String>,
     #[arg(long)]
@@ -753,12 +757,14 @@ fn request(
     })?;
     let mut req = install::Request::new(pkg, dir, &s.data_dir);
     req.store_open = s.store_open();
+    req.catalog_label = s.catalog_label();
     Ok(req)
 }
 
 pub async fn ready(args: ReadyArgs) -> CmdResult {
     let s = settings(&args.catalog, None, None)?;
-    let req = request(&args.package, &args.dir, &s)?;
+    let mut req = request(&args.package, &args.dir, &s)?;
+    req.extra_systems = args.systems.clone();
     let catalog = open(&s).await?;
     let r = install::ready(&req, &catalog).await;
     if args.json {
@@ -778,7 +784,8 @@ pub async fn ready(args: ReadyArgs) -> CmdResult {
 
 pub async fn install(args: ReadyArgs) -> CmdResult {
     let s = settings(&args.catalog, None, None)?;
-    let req = request(&args.package, &args.dir, &s)?;
+    let mut req = request(&args.package, &args.dir, &s)?;
+    req.extra_systems = args.systems.clone();
     let catalog = open(&s).await?;
     let (tx, rx) = crate::event::channel();
     let printer = tokio::spawn(async move {

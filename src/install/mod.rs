@@ -25,7 +25,7 @@ use crate::catalog::{
 };
 use crate::event::{Event, EventTx};
 use crate::git::Check;
-use crate::manifest::edit::NewInstall;
+use crate::manifest::edit::StorePathInstall;
 use crate::manifest::{Env, Manifest};
 use crate::nar::StorePath;
 use crate::narinfo::NarInfo;
@@ -46,6 +46,10 @@ pub mod id {
     pub const NIX_CONFIG: &str = "nix-config";
     pub const ENVIRONMENT: &str = "environment";
     pub const NOT_INSTALLED: &str = "not-installed";
+    /// The other systems asked for (`install --system`), and the ids they get.
+    pub const OTHER_SYSTEMS: &str = "other-systems";
+    /// `[install]` and `pubdeck.lock` agree, and no entry needs FloxHub.
+    pub const LOCK: &str = "lock";
 }
 
 /// `org/package[@version]`.
@@ -106,6 +110,13 @@ pub struct Request {
     pub nix: Option<NixStore>,
     /// A new `[install]` entry, or another version for an existing one (`upgrade`).
     pub mode: Mode,
+    /// The `[install]` id (default: the package's name).
+    pub id: Option<String>,
+    /// Other systems to write descriptors for (`install --system`): their closures are
+    /// downloaded and verified, not imported. Each gets the id `<id>-<system>`.
+    pub extra_systems: Vec<String>,
+    /// The catalog, as the lock records it (its service URL or local file).
+    pub catalog_label: String,
 }
 
 /// What an install does to the environment.
@@ -114,9 +125,12 @@ pub enum Mode {
     /// Adds an `[install]` entry (which must not exist yet).
     #[default]
     Add,
-    /// Installs another version for the existing entry `id` without changing the manifest
-    /// (the entry pins no version); only the lock records it.
+    /// Installs another version for the existing entry: its descriptor and lock entry move
+    /// together.
     Upgrade,
+    /// Rewrites an entry of the form earlier versions wrote (`pkg-path = "ORG/PKG"`, which
+    /// only FloxHub resolves) to the store-path form, under the same id.
+    Migrate,
 }
 
 impl Request {
@@ -137,18 +151,48 @@ impl Request {
             nix_conf,
             nix: NixStore::detect(),
             mode: Mode::Add,
+            id: None,
+            extra_systems: Vec::new(),
+            catalog_label: String::new(),
         }
     }
+
+    /// The `[install]` id this request writes for its own system.
+    pub fn install_id(&self) -> String {
+        self.id
+            .clone()
+            .unwrap_or_else(|| self.package.package.clone())
+    }
+}
+
+/// The `[install]` id of `id`'s descriptor for another system: `<id>-<system>`
+/// (`api-gateway-aarch64-darwin`), with `systems = ["<system>"]`.
+pub fn other_system_id(id: &str, system: &str) -> String {
+    format!("{id}-{system}")
 }
 
 /// Everything `ready` found, for `install` to act on.
 struct Resolved {
     build: BuildRecord,
     store: Store,
+    /// The key whose signature on the package's narinfo verified.
+    key_name: String,
     /// The closure's narinfos, dependencies first, the package last.
     closure: Vec<NarInfo>,
     keys: Vec<PublicKey>,
     manifest: Manifest,
+    /// The same version for the other systems asked for: verified, not imported.
+    others: Vec<Other>,
+}
+
+/// A build of the package for another system (`install --system`).
+struct Other {
+    system: String,
+    build: BuildRecord,
+    store: Store,
+    key_name: String,
+    closure: Vec<NarInfo>,
+    keys: Vec<PublicKey>,
 }
 
 /// The readiness report.
@@ -167,10 +211,291 @@ impl Readiness {
     }
 }
 
+/// The same version for each system of `req.extra_systems`: one check that says which ids
+/// they get, or why one cannot be installed.
+async fn other_systems(
+    req: &Request,
+    catalog: &AnyCatalog,
+    version: Option<&str>,
+    checks: &mut Vec<Check>,
+) -> Vec<Other> {
+    let mut systems: Vec<&String> = req
+        .extra_systems
+        .iter()
+        .filter(|s| **s != req.system)
+        .collect();
+    systems.sort();
+    systems.dedup();
+    if systems.is_empty() {
+        return Vec::new();
+    }
+    let Some(version) = version else {
+        checks.push(Check::fail(
+            id::OTHER_SYSTEMS,
+            "not checked: no version for this system",
+            "fix the checks above first",
+        ));
+        return Vec::new();
+    };
+    let id = req.install_id();
+    let mut out = Vec::new();
+    let mut said = Vec::new();
+    for system in systems {
+        let mut sub = req.clone();
+        sub.package.version = Some(version.to_string());
+        let mut sub_checks = Vec::new();
+        let f = find(&sub, system, catalog, &mut sub_checks).await;
+        if let Some(bad) = sub_checks.iter().find(|c| c.blocks()) {
+            checks.push(Check::fail(
+                id::OTHER_SYSTEMS,
+                format!("for {system}: {}", bad.message),
+                bad.hint.clone().unwrap_or_default(),
+            ));
+            return Vec::new();
+        }
+        match (f.build, f.store, f.closure, f.key_name) {
+            (Some(build), Some(store), Some(closure), Some(key_name)) => {
+                said.push(format!(
+                    "`{}` for {system} ({} store path{}, verified, not imported)",
+                    other_system_id(&id, system),
+                    closure.len(),
+                    if closure.len() == 1 { "" } else { "s" }
+                ));
+                out.push(Other {
+                    system: system.clone(),
+                    build,
+                    store,
+                    key_name,
+                    closure,
+                    keys: f.keys,
+                });
+            }
+            _ => {
+                checks.push(Check::fail(
+                    id::OTHER_SYSTEMS,
+                    format!("for {system}: the build could not be resolved"),
+                    "run `pubdeck ready` for that system's details",
+                ));
+                return Vec::new();
+            }
+        }
+    }
+    checks.push(Check::pass(
+        id::OTHER_SYSTEMS,
+        format!(
+            "also writes {} (each with systems = [\"<that system>\"]; `{id}` is for {})",
+            said.join(", "),
+            req.system
+        ),
+    ));
+    out
+}
+
+/// Whether `req` may write its `[install]` entry: a new id, or (upgrade, migrate, or an
+/// install over the form earlier versions wrote) the entry it replaces.
+fn not_installed(req: &Request, m: &Manifest) -> Check {
+    let id = req.install_id();
+    let full = req.package.name();
+    let entry = m.install.iter().find(|i| i.id == id);
+    let locked = lock::read(&m.path);
+    match (req.mode, entry) {
+        (Mode::Upgrade | Mode::Migrate, Some(_)) => {
+            Check::pass(id::NOT_INSTALLED, format!("`{id}` installs {full}"))
+        }
+        (Mode::Upgrade | Mode::Migrate, None) => Check::fail(
+            id::NOT_INSTALLED,
+            format!("the environment has no [install] entry `{id}`"),
+            format!("install it with `pubdeck install {full}`"),
+        ),
+        (Mode::Add, None) => {
+            // The ids of the other systems must be free too, or pubdeck's own for this package.
+            let taken = req
+                .extra_systems
+                .iter()
+                .map(|s| other_system_id(&id, s))
+                .find(|x| {
+                    m.install.iter().any(|i| &i.id == x)
+                        && locked.packages.get(x).is_none_or(|l| l.name() != full)
+                });
+            match taken {
+                Some(x) => Check::fail(
+                    id::NOT_INSTALLED,
+                    format!(
+                        "the environment already has an [install] entry `{x}`, the id pubdeck would give another system's build"
+                    ),
+                    format!("rename or remove `{x}`"),
+                ),
+                None => Check::pass(id::NOT_INSTALLED, format!("{full} is not installed yet")),
+            }
+        }
+        (Mode::Add, Some(i)) if i.pkg_path.as_deref() == Some(full.as_str()) => Check::pass(
+            id::NOT_INSTALLED,
+            format!(
+                "`{id}` names {full} in the form only FloxHub resolves; installing rewrites it to a store path"
+            ),
+        ),
+        (Mode::Add, Some(i)) => Check::fail(
+            id::NOT_INSTALLED,
+            format!("the environment already installs `{id}` ({})", i.describe()),
+            format!(
+                "`pubdeck upgrade {id}` moves it to the newest version; remove `{id}` from [install] to install another"
+            ),
+        ),
+    }
+}
+
+/// Whether `[install]` and `pubdeck.lock` agree, and no entry names an org package in the
+/// form only FloxHub resolves. A warning: nothing about this install depends on it.
+async fn lock_agrees(m: &Manifest, catalog: &AnyCatalog) -> Check {
+    let locked = lock::read(&m.path);
+    let orgs: Vec<String> = catalog
+        .catalogs()
+        .await
+        .map(|cs| cs.into_iter().map(|c| c.name).collect())
+        .unwrap_or_default();
+    let mut problems = Vec::new();
+    let mut hints = Vec::new();
+    for e in &m.install {
+        if let (Some(sp), Some(l)) = (&e.store_path, locked.packages.get(&e.id))
+            && sp != &l.store_path
+        {
+            problems.push(format!(
+                "`{}` is {sp}, not {} (pubdeck.lock: {})",
+                e.id,
+                l.store_path,
+                l.reference()
+            ));
+            hints.push(format!("`pubdeck upgrade {}` writes both again", e.id));
+        }
+        if let Some(p) = &e.pkg_path
+            && let Ok((org, _)) = parse_package_ref(p)
+            && orgs.contains(&org)
+        {
+            problems.push(format!(
+                "FloxHub cannot resolve `{}` ({p}): Flox looks org packages up on FloxHub only",
+                e.id
+            ));
+            hints.push("`pubdeck migrate` rewrites it to the store path pubdeck verifies".into());
+        }
+    }
+    for (id, l) in &locked.packages {
+        if !m.install.iter().any(|e| &e.id == id) {
+            problems.push(format!(
+                "pubdeck.lock records `{id}` ({}), which [install] no longer has",
+                l.reference()
+            ));
+            hints.push("`pubdeck migrate` removes it from the lock".into());
+        }
+    }
+    hints.dedup();
+    if problems.is_empty() {
+        Check::pass(
+            id::LOCK,
+            format!(
+                "[install] and pubdeck.lock agree ({} entr{} from catalogs)",
+                locked.packages.len(),
+                if locked.packages.len() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                }
+            ),
+        )
+    } else {
+        Check::warn(id::LOCK, problems.join("; "), hints.join("; "))
+    }
+}
+
+/// What the catalog and its store say about a package for one system.
+struct Found {
+    detail: Option<PackageDetail>,
+    build: Option<BuildRecord>,
+    store: Option<Store>,
+    closure: Option<Vec<NarInfo>>,
+    keys: Vec<PublicKey>,
+    key_name: Option<String>,
+}
+
 /// Evaluates every install-readiness check, all at once.
 pub async fn ready(req: &Request, catalog: &AnyCatalog) -> Readiness {
     let pkg = &req.package;
     let mut checks = Vec::new();
+    let found = find(req, &req.system, catalog, &mut checks).await;
+    let version = found.build.as_ref().map(|b| b.version.clone());
+    if let Some(all) = &found.closure {
+        checks.push(runs_here(req, all));
+    }
+    let others = other_systems(req, catalog, version.as_deref(), &mut checks).await;
+
+    // Nix configuration: a warning only, pubdeck's own install does not go through Nix.
+    if let Some(d) = &found.detail {
+        checks.push(nix_config(d, &req.nix_conf));
+    }
+
+    // the environment
+    let manifest = match Env::find(&req.dir).and_then(|e| e.manifest()) {
+        Ok(m) => {
+            checks.push(Check::pass(
+                id::ENVIRONMENT,
+                format!("environment {}", req.dir.display()),
+            ));
+            Some(m)
+        }
+        Err(e) => {
+            checks.push(Check::fail(
+                id::ENVIRONMENT,
+                e.to_string(),
+                e.hint().unwrap_or_else(|| "fix the manifest first".into()),
+            ));
+            None
+        }
+    };
+    match &manifest {
+        Some(m) => {
+            checks.push(not_installed(req, m));
+            checks.push(lock_agrees(m, catalog).await);
+        }
+        None => checks.push(Check::fail(
+            id::NOT_INSTALLED,
+            "not checked: no environment",
+            "fix the checks above first",
+        )),
+    }
+
+    let Found {
+        build,
+        store,
+        closure,
+        keys,
+        key_name,
+        ..
+    } = found;
+    let resolved = match (build, store, closure, manifest, key_name) {
+        (Some(build), Some(store), Some(closure), Some(manifest), Some(key_name)) => {
+            Some(Resolved {
+                build,
+                store,
+                key_name,
+                closure,
+                keys,
+                manifest,
+                others,
+            })
+        }
+        _ => None,
+    };
+    Readiness {
+        package: pkg.clone(),
+        checks,
+        version,
+        resolved,
+    }
+}
+
+/// The catalog's and the store's checks of `req.package` for `system`: visible, a build for
+/// the system, its narinfo, signature, closure and NARs.
+async fn find(req: &Request, system: &str, catalog: &AnyCatalog, checks: &mut Vec<Check>) -> Found {
+    let pkg = &req.package;
     let not_checked = |id, why: &str| {
         Check::fail(
             id,
@@ -178,7 +503,6 @@ pub async fn ready(req: &Request, catalog: &AnyCatalog) -> Readiness {
             "fix the checks above first",
         )
     };
-
     // visible + a build for this system
     let detail = match catalog.show(&pkg.org, &pkg.package).await {
         Ok(d) => {
@@ -211,11 +535,10 @@ pub async fn ready(req: &Request, catalog: &AnyCatalog) -> Readiness {
     };
     let build = detail
         .as_ref()
-        .and_then(|d| pick_build(d, pkg, &req.system, &mut checks));
+        .and_then(|d| pick_build(d, pkg, system, checks));
     if detail.is_none() {
         checks.push(not_checked(id::SYSTEM_BUILD, "the package is not visible"));
     }
-    let version = build.as_ref().map(|b| b.version.clone());
 
     // narinfo + signature + nar, straight from the store
     let keys: Vec<PublicKey> = detail
@@ -229,6 +552,7 @@ pub async fn ready(req: &Request, catalog: &AnyCatalog) -> Readiness {
         .unwrap_or_default();
     let mut store = None;
     let mut narinfo = None;
+    let mut key_name = None;
     match (&detail, &build) {
         (Some(d), Some(b)) => match fetch_narinfo(d, b, &req.store_open).await {
             Ok((s, info)) => {
@@ -249,10 +573,13 @@ pub async fn ready(req: &Request, catalog: &AnyCatalog) -> Readiness {
     }
     match &narinfo {
         Some(info) => match info.verify(&keys) {
-            Ok(name) => checks.push(Check::pass(
-                id::SIGNATURE,
-                format!("signed by `{name}`, a key catalog `{}` trusts", pkg.org),
-            )),
+            Ok(name) => {
+                checks.push(Check::pass(
+                    id::SIGNATURE,
+                    format!("signed by `{name}`, a key catalog `{}` trusts", pkg.org),
+                ));
+                key_name = Some(name);
+            }
             Err(e) => checks.push(untrusted_signature(info, &keys, &pkg.org, e.to_string())),
         },
         None => checks.push(not_checked(id::SIGNATURE, "no narinfo")),
@@ -302,86 +629,14 @@ pub async fn ready(req: &Request, catalog: &AnyCatalog) -> Readiness {
         },
         _ => checks.push(not_checked(id::NAR, "no closure")),
     }
-    if let Some(all) = &closure {
-        checks.push(runs_here(req, all));
-    }
 
-    // Nix configuration: a warning only, pubdeck's own install does not go through Nix.
-    if let Some(d) = &detail {
-        checks.push(nix_config(d, &req.nix_conf));
-    }
-
-    // the environment
-    let manifest = match Env::find(&req.dir).and_then(|e| e.manifest()) {
-        Ok(m) => {
-            checks.push(Check::pass(
-                id::ENVIRONMENT,
-                format!("environment {}", req.dir.display()),
-            ));
-            Some(m)
-        }
-        Err(e) => {
-            checks.push(Check::fail(
-                id::ENVIRONMENT,
-                e.to_string(),
-                e.hint().unwrap_or_else(|| "fix the manifest first".into()),
-            ));
-            None
-        }
-    };
-    match &manifest {
-        Some(m) => {
-            let full = pkg.name();
-            let entry = m
-                .install
-                .iter()
-                .find(|i| i.id == pkg.package || i.pkg_path.as_deref() == Some(full.as_str()));
-            match entry {
-                Some(i) if req.mode == Mode::Upgrade => checks.push(Check::pass(
-                    id::NOT_INSTALLED,
-                    format!("`{}` installs {full} without pinning a version", i.id),
-                )),
-                None if req.mode == Mode::Upgrade => checks.push(Check::fail(
-                    id::NOT_INSTALLED,
-                    format!("the environment does not install {full}"),
-                    format!("install it with `pubdeck install {full}`"),
-                )),
-                Some(i) => checks.push(Check::fail(
-                    id::NOT_INSTALLED,
-                    format!(
-                        "the environment already installs `{}` ({})",
-                        i.id,
-                        i.describe()
-                    ),
-                    format!(
-                        "remove `{}` from [install] to install another version",
-                        i.id
-                    ),
-                )),
-                None => checks.push(Check::pass(
-                    id::NOT_INSTALLED,
-                    format!("{full} is not installed yet"),
-                )),
-            }
-        }
-        None => checks.push(not_checked(id::NOT_INSTALLED, "no environment")),
-    }
-
-    let resolved = match (build, store, closure, manifest) {
-        (Some(build), Some(store), Some(closure), Some(manifest)) => Some(Resolved {
-            build,
-            store,
-            closure,
-            keys,
-            manifest,
-        }),
-        _ => None,
-    };
-    Readiness {
-        package: pkg.clone(),
-        checks,
-        version,
-        resolved,
+    Found {
+        detail,
+        build,
+        store,
+        closure,
+        keys,
+        key_name,
     }
 }
 
@@ -864,24 +1119,45 @@ pub async fn install(
     else {
         return Err(InstallError::NotReady(pkg, readiness.checks));
     };
-    // The manifest text is computed (and validated) before anything is written.
-    let entry_id = match req.mode {
-        Mode::Add => pkg.package.clone(),
-        Mode::Upgrade => r
+    // The manifest text is computed (and validated) before anything is written: a
+    // store-path descriptor for this system, one for each other system asked for.
+    let entry_id = req.install_id();
+    let reference = format!("{}@{}", pkg.name(), r.build.version);
+    let this_system = [r.build.system.clone()];
+    let other_ids: Vec<(String, [String; 1])> = r
+        .others
+        .iter()
+        .map(|o| (other_system_id(&entry_id, &o.system), [o.system.clone()]))
+        .collect();
+    let mut descriptors = vec![StorePathInstall {
+        id: &entry_id,
+        store_path: &r.build.store_path,
+        systems: &this_system,
+        reference: &reference,
+    }];
+    for (o, (oid, systems)) in r.others.iter().zip(&other_ids) {
+        descriptors.push(StorePathInstall {
+            id: oid,
+            store_path: &o.build.store_path,
+            systems,
+            reference: &reference,
+        });
+    }
+    let new_manifest = r.manifest.with_store_paths(&descriptors)?;
+    // Pinned: what the user asked for; an upgrade keeps the entry's, a migration takes the
+    // version the old entry named.
+    let pinned = match req.mode {
+        Mode::Add => pkg.version.clone(),
+        Mode::Upgrade => lock::read(&r.manifest.path)
+            .packages
+            .get(&entry_id)
+            .and_then(|l| l.pinned.clone()),
+        Mode::Migrate => r
             .manifest
             .install
             .iter()
-            .find(|i| i.pkg_path.as_deref() == Some(pkg.name().as_str()) || i.id == pkg.package)
-            .map_or_else(|| pkg.package.clone(), |i| i.id.clone()),
-    };
-    let new_manifest = match req.mode {
-        Mode::Add => Some(r.manifest.with_install(&NewInstall {
-            id: &pkg.package,
-            pkg_path: &pkg.name(),
-            pkg_group: Some(&pkg.package),
-            version: pkg.version.as_deref(),
-        })?),
-        Mode::Upgrade => None,
+            .find(|i| i.id == entry_id)
+            .and_then(|i| i.version.clone()),
     };
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -930,9 +1206,25 @@ pub async fn install(
         .map_err(io(&req.store_dir))
         .map_err(full)?;
     for info in &missing {
-        stage(req, &r, info, staging.path(), tx)
-            .await
-            .map_err(full)?;
+        stage(
+            &r.store,
+            &r.keys,
+            info,
+            staging.path(),
+            req.nix.is_none(),
+            tx,
+        )
+        .await
+        .map_err(full)?;
+    }
+    // The other systems' closures: downloaded and verified only (they do not run here).
+    for o in &r.others {
+        let verify = staging.path().join("other").join(&o.system);
+        for info in &o.closure {
+            stage(&o.store, &o.keys, info, &verify, false, tx)
+                .await
+                .map_err(full)?;
+        }
     }
 
     // 3. Import: the dependencies, then the package, so that a kill in between leaves only
@@ -1006,17 +1298,25 @@ pub async fn install(
         })
         .await;
 
-    // 4. The manifest, last; then the lock (what the entry resolved to).
-    if let Some(text) = &new_manifest {
-        r.manifest.write(text)?;
-    }
-    let locked = lock::Locked {
-        package: pkg.name(),
-        version: r.build.version.clone(),
-        system: r.build.system.clone(),
-        store_path: r.build.store_path.clone(),
+    // 4. The manifest, last; then the lock (what each entry is, and from where).
+    r.manifest.write(&new_manifest)?;
+    let locked = |build: &BuildRecord, store: &Store, key_name: &str| lock::Locked {
+        org: pkg.org.clone(),
+        package: pkg.package.clone(),
+        version: build.version.clone(),
+        pinned: pinned.clone(),
+        system: build.system.clone(),
+        catalog: req.catalog_label.clone(),
+        store_url: store.url().to_string(),
+        store_path: build.store_path.clone(),
+        nar_hash: build.nar_hash.clone(),
+        key_name: key_name.to_string(),
     };
-    if let Err(e) = lock::record(&r.manifest.path, &entry_id, locked) {
+    let mut entries = vec![(entry_id.clone(), locked(&r.build, &r.store, &r.key_name))];
+    for (o, (oid, _)) in r.others.iter().zip(&other_ids) {
+        entries.push((oid.clone(), locked(&o.build, &o.store, &o.key_name)));
+    }
+    if let Err(e) = lock::update(&r.manifest.path, &entries, &[]) {
         let _ = tx
             .send(Event::Note {
                 message: format!(
@@ -1166,10 +1466,11 @@ async fn present(req: &Request, info: &NarInfo) -> Result<bool, InstallError> {
 /// Downloads `info`'s NAR into `staging` and verifies it completely (FileHash, NarHash, CA);
 /// without Nix it is unpacked (read-only) into `staging/trees/<base name>`.
 async fn stage(
-    req: &Request,
-    r: &Resolved,
+    store: &Store,
+    keys: &[PublicKey],
     info: &NarInfo,
     staging: &Path,
+    unpack: bool,
     tx: &EventTx,
 ) -> Result<(), InstallError> {
     let file = staging.join("cache").join(&info.url);
@@ -1195,19 +1496,16 @@ async fn stage(
                 source,
             })?;
     }
-    let downloaded = r.store.download(&info.url, &file, &opts, &sink).await;
+    let downloaded = store.download(&info.url, &file, &opts, &sink).await;
     drop(sink);
     let _ = forward.await;
     downloaded.map_err(|e| InstallError::Download {
-        store: r.store.url().to_string(),
+        store: store.url().to_string(),
         key: info.url.clone(),
         message: message_of(&e),
     })?;
-    let (info, keys) = (info.clone(), r.keys.clone());
-    let unpack_to = req
-        .nix
-        .is_none()
-        .then(|| staging.join("trees").join(info.store_path.base_name()));
+    let (info, keys) = (info.clone(), keys.to_vec());
+    let unpack_to = unpack.then(|| staging.join("trees").join(info.store_path.base_name()));
     tokio::task::spawn_blocking(move || {
         let f = std::fs::File::open(&file).map_err(|e| InstallError::Verify(message_of(&e)))?;
         let f = std::io::BufReader::new(f);

@@ -1,13 +1,21 @@
-//! `pubdeck upgrade`: move the environment's org packages that pin no version to the newest
-//! version not yanked. What an entry resolved to before comes from the lock
-//! ([`super::lock`]); each upgrade is a whole verified install ([`super::install`] in
-//! [`Mode::Upgrade`]) and records the new version in the lock.
+//! `pubdeck upgrade` and `pubdeck migrate`.
+//!
+//! `upgrade` moves the environment's org packages that pin no version to the newest version
+//! not yanked: the store-path descriptors pubdeck wrote (the lock says which package, which
+//! version and whether it is pinned) and entries of the form earlier versions wrote
+//! (`pkg-path = "ORG/PKG"`, which only FloxHub resolves: they are migrated on the way). Each
+//! is a whole verified install ([`super::install`]) that moves the descriptor, those of the
+//! other systems it was installed for, and their lock entries together.
+//!
+//! `migrate` rewrites the old form to store-path descriptors at the version they had (the
+//! pinned one, or the one the lock recorded, or else the newest not yanked), and drops lock
+//! entries whose descriptor is gone.
 
 use std::path::Path;
 
 use serde::Serialize;
 
-use super::{Installed, Mode, PackageRef, Request, lock};
+use super::{Installed, Mode, PackageRef, Request, lock, other_system_id};
 use crate::catalog::{AnyCatalog, Catalog, CatalogError, parse_package_ref};
 use crate::event::{EventTx, Hinted};
 use crate::manifest::{Env, ManifestError};
@@ -47,6 +55,12 @@ pub struct Step {
     /// Why it failed, or what the pinned version is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The entry has the form only FloxHub resolves: the install rewrites it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub migrates: bool,
+    /// Other systems the entry was installed for (their descriptors move with it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_systems: Vec<String>,
 }
 
 /// Why upgrade could not start.
@@ -72,13 +86,32 @@ impl Hinted for UpgradeError {
     }
 }
 
-/// What `upgrade` would do for the entries `ids` (all org packages when empty) of the
-/// environment at `dir`, on `system`.
+/// What `upgrade` (or, with `migrate_only`, `migrate`) would do for the entries `ids` (all
+/// org packages when empty) of the environment at `dir`, on `system`.
 pub async fn plan(
     dir: &Path,
     ids: &[String],
     catalog: &AnyCatalog,
     system: &str,
+) -> Result<Vec<Step>, UpgradeError> {
+    plan_with(dir, ids, catalog, system, false).await
+}
+
+/// What `migrate` would do: every entry of the old form, at the version it had.
+pub async fn plan_migration(
+    dir: &Path,
+    catalog: &AnyCatalog,
+    system: &str,
+) -> Result<Vec<Step>, UpgradeError> {
+    plan_with(dir, &[], catalog, system, true).await
+}
+
+async fn plan_with(
+    dir: &Path,
+    ids: &[String],
+    catalog: &AnyCatalog,
+    system: &str,
+    migrate_only: bool,
 ) -> Result<Vec<Step>, UpgradeError> {
     let manifest = Env::find(dir)?.manifest()?;
     for id in ids {
@@ -87,47 +120,84 @@ pub async fn plan(
         }
     }
     let locked = lock::read(&manifest.path);
+    // The descriptors of other systems move with their entry, not on their own.
+    let others_of = |id: &str, name: &str| -> Vec<String> {
+        locked
+            .packages
+            .iter()
+            .filter(|(oid, l)| {
+                l.name() == name && l.system != system && **oid == other_system_id(id, &l.system)
+            })
+            .map(|(_, l)| l.system.clone())
+            .collect()
+    };
+    let is_other = |id: &str| {
+        locked.packages.get(id).is_some_and(|l| {
+            l.system != system
+                && manifest.install.iter().any(|e| {
+                    locked.packages.get(&e.id).is_some_and(|m| {
+                        m.name() == l.name() && other_system_id(&e.id, &l.system) == id
+                    })
+                })
+        })
+    };
     let mut steps = Vec::new();
     for entry in &manifest.install {
         if !ids.is_empty() && !ids.contains(&entry.id) {
             continue;
         }
-        let Some(path) = entry.pkg_path.as_deref() else {
-            continue;
+        // What the entry is: a descriptor pubdeck wrote (the lock says), or the old form.
+        let (name, from, pinned, migrates) = match (&entry.store_path, &entry.pkg_path) {
+            (Some(_), _) => match locked.packages.get(&entry.id) {
+                Some(l) if !is_other(&entry.id) => {
+                    (l.name(), Some(l.version.clone()), l.pinned.clone(), false)
+                }
+                _ => continue,
+            },
+            (None, Some(path)) => match parse_package_ref(path) {
+                Ok(_) => (
+                    path.clone(),
+                    locked
+                        .packages
+                        .get(&entry.id)
+                        .filter(|l| &l.name() == path)
+                        .map(|l| l.version.clone()),
+                    entry.version.clone(),
+                    true,
+                ),
+                Err(_) => {
+                    // A nixpkgs attribute path is not the catalog's.
+                    if !ids.is_empty() && !migrate_only {
+                        steps.push(Step {
+                            id: entry.id.clone(),
+                            package: path.to_string(),
+                            from: None,
+                            to: None,
+                            status: Status::NotInCatalog,
+                            message: None,
+                            migrates: false,
+                            other_systems: Vec::new(),
+                        });
+                    }
+                    continue;
+                }
+            },
+            _ => continue,
         };
-        // Only org packages (ORG/PKG); nixpkgs attribute paths are not the catalog's.
-        let Ok((org, package)) = parse_package_ref(path) else {
-            if !ids.is_empty() {
-                steps.push(Step {
-                    id: entry.id.clone(),
-                    package: path.to_string(),
-                    from: None,
-                    to: None,
-                    status: Status::NotInCatalog,
-                    message: None,
-                });
-            }
+        if migrate_only && !migrates {
             continue;
-        };
-        let from = locked
-            .packages
-            .get(&entry.id)
-            .filter(|l| l.package == path)
-            .map(|l| l.version.clone());
+        }
+        let (org, package) = parse_package_ref(&name)?;
         let mut step = Step {
             id: entry.id.clone(),
-            package: path.to_string(),
-            from,
+            package: name.clone(),
+            from: from.clone(),
             to: None,
             status: Status::Available,
             message: None,
+            migrates,
+            other_systems: others_of(&entry.id, &name),
         };
-        if let Some(v) = &entry.version {
-            step.status = Status::Pinned;
-            step.message = Some(format!("pinned to {v}"));
-            steps.push(step);
-            continue;
-        }
         let detail = match catalog.show(&org, &package).await {
             Ok(d) => d,
             Err(CatalogError::NotFound(_)) => {
@@ -137,15 +207,31 @@ pub async fn plan(
             }
             Err(e) => return Err(e.into()),
         };
+        let has = |v: &str| {
+            detail
+                .versions
+                .iter()
+                .any(|x| x.version == v && x.builds.iter().any(|b| b.system == system))
+        };
         // Versions come highest first.
-        step.to = detail
+        let newest = detail
             .versions
             .iter()
             .find(|v| !v.yanked && v.builds.iter().any(|b| b.system == system))
             .map(|v| v.version.clone());
-        step.status = match (&step.from, &step.to) {
-            (_, None) => Status::NoCandidate,
-            (Some(f), Some(t)) if f == t => Status::UpToDate,
+        step.to = match (&pinned, migrate_only) {
+            (Some(v), _) => Some(v.clone()),
+            // A migration keeps what was installed when the lock knows it.
+            (None, true) => from.clone().filter(|v| has(v)).or(newest),
+            (None, false) => newest,
+        };
+        step.status = match (&pinned, &step.from, &step.to) {
+            (_, _, None) => Status::NoCandidate,
+            (Some(v), _, _) if !migrates => {
+                step.message = Some(format!("pinned to {v}"));
+                Status::Pinned
+            }
+            (_, Some(f), Some(t)) if f == t && !migrates => Status::UpToDate,
             _ => Status::Available,
         };
         steps.push(step);
@@ -154,7 +240,8 @@ pub async fn plan(
 }
 
 /// Carries out `steps` (those [`Status::Available`]): each is a whole install of the new
-/// version; a failure is recorded in its step and the others go on.
+/// version (or, for the old form, of the version it migrates to); a failure is recorded in its
+/// step and the others go on.
 pub async fn apply(
     steps: &mut [Step],
     template: &Request,
@@ -172,7 +259,13 @@ pub async fn apply(
             package,
             version: Some(to.clone()),
         };
-        req.mode = Mode::Upgrade;
+        req.id = Some(step.id.clone());
+        req.mode = if step.migrates {
+            Mode::Migrate
+        } else {
+            Mode::Upgrade
+        };
+        req.extra_systems = step.other_systems.clone();
         match super::install(&req, catalog, tx).await {
             Ok(i) => {
                 step.status = Status::Upgraded;
@@ -185,4 +278,26 @@ pub async fn apply(
         }
     }
     done
+}
+
+/// Drops the lock entries of the environment at `dir` whose `[install]` entry is gone;
+/// returns their ids.
+pub fn prune_lock(dir: &Path) -> Result<Vec<String>, UpgradeError> {
+    let manifest = Env::find(dir)?.manifest()?;
+    let locked = lock::read(&manifest.path);
+    let gone: Vec<String> = locked
+        .packages
+        .keys()
+        .filter(|id| !manifest.install.iter().any(|e| &e.id == *id))
+        .cloned()
+        .collect();
+    if !gone.is_empty() {
+        lock::update(&manifest.path, &[], &gone).map_err(|source| {
+            UpgradeError::Manifest(ManifestError::Write {
+                path: lock::path_for(&manifest.path),
+                source,
+            })
+        })?;
+    }
+    Ok(gone)
 }

@@ -17,6 +17,39 @@ pub struct NewInstall<'a> {
     pub version: Option<&'a str>,
 }
 
+/// A store-path `[install]` descriptor for a package pubdeck verified (and, for this system,
+/// imported): `ID.store-path = "/nix/store/…"` and `ID.systems = [...]`, nothing else, with a
+/// comment line above it naming the package (`# pubdeck: myorg/hello@1.2.0`). Flox locks
+/// such a descriptor without asking any catalog.
+#[derive(Debug, Clone)]
+pub struct StorePathInstall<'a> {
+    pub id: &'a str,
+    pub store_path: &'a str,
+    pub systems: &'a [String],
+    /// What it is, for the comment: `org/package@version`.
+    pub reference: &'a str,
+}
+
+/// The comment pubdeck puts above a descriptor it wrote; a later write replaces its own line
+/// and keeps every other comment.
+pub const NOTE_PREFIX: &str = "# pubdeck: ";
+
+/// `prefix` (the comments and blank lines above a line) without pubdeck's own note, with
+/// `note` as its last line.
+fn with_note(prefix: &str, note: &str) -> String {
+    let mut out: String = prefix
+        .split_inclusive('\n')
+        .filter(|l| !l.trim_start().starts_with(NOTE_PREFIX.trim_end()))
+        .collect();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(NOTE_PREFIX);
+    out.push_str(note);
+    out.push('\n');
+    out
+}
+
 impl Manifest {
     fn doc(&self) -> DocumentMut {
         self.text
@@ -52,6 +85,88 @@ impl Manifest {
             t.insert("version", value(v));
         }
         install.insert(entry.id, Item::Table(t));
+        self.checked(doc.to_string())
+    }
+
+    /// The manifest text with each entry's store-path descriptor added, or put in place of the
+    /// descriptor of the same id (in the same form: dotted keys, a `[install.ID]` table or an
+    /// inline table), keeping every other line and comment.
+    pub fn with_store_paths(&self, entries: &[StorePathInstall]) -> Result<String, ManifestError> {
+        let mut doc = self.doc();
+        if !doc.contains_key("install") {
+            let mut t = Table::new();
+            t.set_implicit(false);
+            doc.insert("install", Item::Table(t));
+        }
+        let install = doc["install"]
+            .as_table_like_mut()
+            .expect("validated as a table");
+        for e in entries {
+            let systems = {
+                let mut a = toml_edit::Array::new();
+                for s in e.systems {
+                    a.push(s.as_str());
+                }
+                a
+            };
+            match install.get_mut(e.id) {
+                Some(Item::Value(toml_edit::Value::InlineTable(old))) => {
+                    let mut t = toml_edit::InlineTable::new();
+                    t.insert("store-path", e.store_path.into());
+                    t.insert("systems", toml_edit::Value::Array(systems));
+                    // The comment after it on its line stays.
+                    *t.decor_mut() = old.decor().clone();
+                    install.insert(e.id, Item::Value(toml_edit::Value::InlineTable(t)));
+                    if let Some(mut key) = install.key_mut(e.id) {
+                        let prefix = key
+                            .leaf_decor()
+                            .prefix()
+                            .and_then(|p| p.as_str())
+                            .unwrap_or("");
+                        let note = with_note(prefix, e.reference);
+                        key.leaf_decor_mut().set_prefix(note);
+                    }
+                }
+                Some(Item::Table(t)) if !t.is_dotted() => {
+                    t.clear();
+                    t.insert("store-path", value(e.store_path));
+                    t.insert("systems", value(systems));
+                    let prefix = t.decor().prefix().and_then(|p| p.as_str()).unwrap_or("");
+                    let note = with_note(prefix, e.reference);
+                    t.decor_mut().set_prefix(note);
+                }
+                existing => {
+                    // Dotted keys: the comments above the entry sit on its first key.
+                    let prefix = existing
+                        .and_then(|i| i.as_table())
+                        .and_then(|t| t.iter().next().and_then(|(k, _)| t.key(k)))
+                        .and_then(|k| k.leaf_decor().prefix())
+                        .and_then(|p| p.as_str())
+                        .unwrap_or("")
+                        .to_string();
+                    let mut t = Table::new();
+                    t.set_dotted(true);
+                    t.insert("store-path", value(e.store_path));
+                    t.insert("systems", value(systems));
+                    if let Some(mut key) = t.key_mut("store-path") {
+                        key.leaf_decor_mut()
+                            .set_prefix(with_note(&prefix, e.reference));
+                    }
+                    install.insert(e.id, Item::Table(t));
+                }
+            }
+        }
+        self.checked(doc.to_string())
+    }
+
+    /// The manifest text without the `[install]` entries `ids` (their comments go with them).
+    pub fn without_installs(&self, ids: &[&str]) -> Result<String, ManifestError> {
+        let mut doc = self.doc();
+        if let Some(install) = doc.get_mut("install").and_then(Item::as_table_like_mut) {
+            for id in ids {
+                install.remove(id);
+            }
+        }
         self.checked(doc.to_string())
     }
 
@@ -247,5 +362,75 @@ systems = ["x86_64-linux"]
             m.builds[0].version,
             Some(super::super::VersionSpec::Literal("2".into()))
         );
+    }
+
+    fn sp<'a>(
+        id: &'a str,
+        path: &'a str,
+        systems: &'a [String],
+        r: &'a str,
+    ) -> StorePathInstall<'a> {
+        StorePathInstall {
+            id,
+            store_path: path,
+            systems,
+            reference: r,
+        }
+    }
+
+    #[test]
+    fn store_path_descriptors_replace_in_place_and_keep_comments() {
+        let text = "version = 1\n\n# packages\n[install]\ncurl.pkg-path = \"curl\" # base\n# my gateway\napi.pkg-path = \"myorg/api\"\napi.pkg-group = \"api\"\nzz.pkg-path = \"zz\"\ninl = { pkg-path = \"myorg/inl\" } # tail\n\n[install.tab]\npkg-path = \"myorg/tab\"\n\n[options]\nsystems = []\n";
+        let m = Manifest::parse(Path::new("m.toml"), text.into()).unwrap();
+        let x86 = vec!["x86_64-linux".to_string()];
+        let out = m
+            .with_store_paths(&[
+                sp(
+                    "api",
+                    "/nix/store/00000000000000000000000000000000-api-1.0",
+                    &x86,
+                    "myorg/api@1.0",
+                ),
+                sp(
+                    "inl",
+                    "/nix/store/00000000000000000000000000000000-inl-1.0",
+                    &x86,
+                    "myorg/inl@1.0",
+                ),
+                sp(
+                    "tab",
+                    "/nix/store/00000000000000000000000000000000-tab-1.0",
+                    &x86,
+                    "myorg/tab@1.0",
+                ),
+                sp(
+                    "new",
+                    "/nix/store/00000000000000000000000000000000-new-2.0",
+                    &x86,
+                    "myorg/new@2.0",
+                ),
+            ])
+            .unwrap();
+        assert_eq!(
+            out,
+            "version = 1\n\n# packages\n[install]\ncurl.pkg-path = \"curl\" # base\n# my gateway\n# pubdeck: myorg/api@1.0\napi.store-path = \"/nix/store/00000000000000000000000000000000-api-1.0\"\napi.systems = [\"x86_64-linux\"]\nzz.pkg-path = \"zz\"\n# pubdeck: myorg/inl@1.0\ninl = { store-path = \"/nix/store/00000000000000000000000000000000-inl-1.0\", systems = [\"x86_64-linux\"] } # tail\n# pubdeck: myorg/new@2.0\nnew.store-path = \"/nix/store/00000000000000000000000000000000-new-2.0\"\nnew.systems = [\"x86_64-linux\"]\n\n# pubdeck: myorg/tab@1.0\n[install.tab]\nstore-path = \"/nix/store/00000000000000000000000000000000-tab-1.0\"\nsystems = [\"x86_64-linux\"]\n\n[options]\nsystems = []\n"
+        );
+        // Written again (an upgrade): pubdeck's own note line is replaced, not repeated.
+        let m = Manifest::parse(Path::new("m.toml"), out).unwrap();
+        let again = m
+            .with_store_paths(&[sp(
+                "api",
+                "/nix/store/11111111111111111111111111111111-api-1.1",
+                &x86,
+                "myorg/api@1.1",
+            )])
+            .unwrap();
+        assert!(again.contains("# my gateway\n# pubdeck: myorg/api@1.1\napi.store-path = \"/nix/store/11111111111111111111111111111111-api-1.1\""), "{again}");
+        assert!(!again.contains("myorg/api@1.0"), "{again}");
+        let gone = Manifest::parse(Path::new("m.toml"), again)
+            .unwrap()
+            .without_installs(&["api"])
+            .unwrap();
+        assert!(!gone.contains("api."), "{gone}");
     }
 }

@@ -501,6 +501,33 @@ impl Parser<'_> {
                     format!("`{what}` needs exactly one of pkg-path, flake or store-path"),
                 ));
             }
+            // Each form takes only its own keys (Flox's descriptors deny unknown fields).
+            let (form, allowed): (&str, &[&str]) = if store_path.is_some() {
+                ("a store-path", &["store-path", "systems", "priority"])
+            } else if flake.is_some() {
+                ("a flake", &["flake", "systems", "priority", "outputs"])
+            } else {
+                (
+                    "a catalog",
+                    &[
+                        "pkg-path",
+                        "pkg-group",
+                        "version",
+                        "systems",
+                        "priority",
+                        "outputs",
+                    ],
+                )
+            };
+            if let Some((k, v)) = t.iter().find(|(k, _)| !allowed.contains(k)) {
+                return Err(self.err_item(
+                    v.span().or(t.key(k).and_then(|k| k.span())),
+                    format!(
+                        "`{what}.{k}` does not belong in {form} descriptor, which takes {}",
+                        allowed.join(", ")
+                    ),
+                ));
+            }
             if let Some(p) = t.get("priority")
                 && p.as_integer().is_none()
             {

@@ -62,6 +62,7 @@ impl EngineBackend {
         let pkg = PackageRef::parse(package).map_err(|e| e.failure())?;
         let mut req = install::Request::new(pkg, &self.dir, &self.settings.data_dir);
         req.store_open = self.store_open.clone();
+        req.catalog_label = self.settings.catalog_label();
         Ok(req)
     }
 }
