@@ -319,6 +319,19 @@ impl Settings {
     /// Opens the configured catalog: a client for a service URL, else the embedded file
     /// (created on first use).
     pub async fn open_catalog(&self) -> CatalogResult<AnyCatalog> {
+        if let CatalogLocation::Embedded(path) = &self.catalog
+            && !path.exists()
+            && *path != self.default_catalog_file()
+        {
+            // A path that names nothing is a mistake, not a wish for a new catalog there.
+            return Err(crate::catalog::CatalogError::NoCatalogFile(path.clone()));
+        }
+        self.open_catalog_creating().await
+    }
+
+    /// [`Settings::open_catalog`], creating a local catalog file wherever it is named
+    /// (`catalog create`).
+    pub async fn open_catalog_creating(&self) -> CatalogResult<AnyCatalog> {
         match &self.catalog {
             CatalogLocation::Service(url) => Ok(AnyCatalog::Remote(CatalogClient::new(
                 url,
@@ -328,6 +341,11 @@ impl Settings {
                 Ok(AnyCatalog::Embedded(EmbeddedCatalog::open(path).await?))
             }
         }
+    }
+
+    /// The local catalog used when none is configured: `<data dir>/catalog.sqlite`.
+    pub fn default_catalog_file(&self) -> PathBuf {
+        self.data_dir.join("catalog.sqlite")
     }
 
     /// The default database of `pubdeck serve`: `sqlite://<data>/service.sqlite`.

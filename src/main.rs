@@ -10,6 +10,15 @@ use pubdeck::cli::{self, Cli, Failure, Handoff};
 
 fn main() -> ExitCode {
     let args = Cli::parse();
+    // Output into a closed pipe (`pubdeck completions bash | head -1`) ends the command
+    // quietly, as `cat` does, instead of a panic on the next write. Not for the service,
+    // whose log may outlive a reader, nor for the workbench, which owns the terminal.
+    if args.ends_quietly_on_a_closed_pipe() {
+        // SAFETY: restoring a signal's default action has no memory-safety preconditions.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

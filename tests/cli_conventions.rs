@@ -189,3 +189,68 @@ fn quiet_keeps_only_results_and_verbose_logs_what_happens() {
         Some(2)
     );
 }
+
+/// A local catalog path that names nothing is an error with the fix, and nothing is
+/// created there; `catalog create` creates it.
+#[test]
+fn a_missing_local_catalog_is_an_error_not_a_new_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nowhere/cat.sqlite");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pubdeck"))
+            .args(args)
+            .env("PUBDECK_CATALOG", &missing)
+            .env("PUBDECK_DATA_DIR", tmp.path().join("data"))
+            .env("XDG_CONFIG_HOME", tmp.path().join("cfg"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["search", "hello"][..],
+        &["show", "myorg/hello"],
+        &["whoami"],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("there is no catalog file at"), "{err}");
+        assert!(
+            err.contains("hint:") && err.contains("pubdeck catalog create"),
+            "{err}"
+        );
+        assert!(!missing.parent().unwrap().exists(), "{args:?} created it");
+    }
+    let o = run(&["catalog", "create", "myorg", "--store", "file:///srv/cache"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(missing.exists());
+}
+
+/// Output into a closed pipe ends quietly, as `cat` does: no panic, no message.
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    use std::io::BufRead as _;
+    // Both print more than a pipe holds (64 KiB), so the writer meets the closed pipe.
+    for args in [&["completions", "bash"][..], &["completions", "zsh"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pubdeck"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.is_empty(), "{args:?}: {err}");
+        use std::os::unix::process::ExitStatusExt as _;
+        assert!(
+            out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {:?}",
+            out.status
+        );
+    }
+}

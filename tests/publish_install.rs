@@ -280,7 +280,11 @@ async fn publish_search_show_ready_install_on_file_store() {
     let manifest = std::fs::read_to_string(target.work.join(".flox/env/manifest.toml")).unwrap();
     assert_eq!(
         manifest,
-        "version = 1\n\n# our tools\n[install]\njq.pkg-path = \"jq\" # from the base catalog\nhello.pkg-path = \"myorg/hello\"\nhello.pkg-group = \"hello\"\n"
+        format!(
+            "version = 1\n\n# our tools\n[install]\njq.pkg-path = \"jq\" # from the base catalog\n# pubdeck: myorg/hello@1.0.0\nhello.store-path = \"{}\"\nhello.systems = [\"{}\"]\n",
+            p.store_path,
+            pubdeck::publish::current_system()
+        )
     );
     if let Some(oracle) = restored {
         common::assert_same_tree(&oracle.restored(&p.store_path), &installed.path);

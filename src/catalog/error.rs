@@ -29,6 +29,10 @@ pub enum CatalogError {
     /// The catalog failed on its side (database error, unexpected answer).
     #[error("the catalog failed: {0}")]
     Internal(String),
+    /// A local catalog file that does not exist (only `catalog create`, `demo` and the first
+    /// use of the default location create one).
+    #[error("there is no catalog file at {}", .0.display())]
+    NoCatalogFile(std::path::PathBuf),
     /// The catalog's database cannot be reached, or gave no connection within
     /// [`super::db::ACQUIRE_TIMEOUT`] (an outage or an overload): the same request may succeed
     /// a little later. The service answers 503 with `Retry-After`.
@@ -86,6 +90,10 @@ impl crate::event::Hinted for CatalogError {
             CatalogError::NotFound(m) if m.starts_with("no user named") => {
                 Some("create the user with `pubdeck user add NAME`".into())
             }
+            CatalogError::NoCatalogFile(_) => Some(
+                "create it with `pubdeck catalog create ORG --store URL`, or check the path in --catalog / PUBDECK_CATALOG / the config file"
+                    .into(),
+            ),
             CatalogError::NotFound(m) if m.starts_with("catalog") => Some(
                 "check the name with `pubdeck search`, or ask its owner to `pubdeck catalog allow` you"
                     .into(),
@@ -99,7 +107,7 @@ impl CatalogError {
     /// Stable machine-readable code (used in the HTTP error body).
     pub fn code(&self) -> &'static str {
         match self {
-            CatalogError::NotFound(_) => "not_found",
+            CatalogError::NotFound(_) | CatalogError::NoCatalogFile(_) => "not_found",
             CatalogError::Forbidden(_) => "forbidden",
             CatalogError::Conflict(_) => "conflict",
             CatalogError::Unauthorized(AuthProblem::Rejected) => "unauthorized",

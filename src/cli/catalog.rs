@@ -436,7 +436,10 @@ pub async fn run_catalog(
     out: &mut dyn Write,
 ) -> CliResult {
     let settings = Settings::resolve(&args.flags.merge(overrides))?;
-    let catalog = settings.open_catalog().await?;
+    let catalog = match &args.command {
+        CatalogCommand::Create { .. } => settings.open_catalog_creating().await?,
+        _ => settings.open_catalog().await?,
+    };
     match &args.command {
         CatalogCommand::Create {
             org,

@@ -298,6 +298,17 @@ pub fn report(f: &Failure) -> ExitCode {
     ExitCode::from(f.code)
 }
 
+impl Cli {
+    /// Whether this command's output may simply stop when its reader goes away (every
+    /// command but the service and the workbench).
+    pub fn ends_quietly_on_a_closed_pipe(&self) -> bool {
+        !matches!(
+            self.command,
+            None | Some(Command::Serve(_)) | Some(Command::Tui { .. }) | Some(Command::Demo { .. })
+        )
+    }
+}
+
 /// Runs `cli`: a subcommand to completion, or the face it asks for, handed back.
 pub async fn run(cli: Cli) -> Result<Handoff, Failure> {
     output::set_verbosity(if cli.quiet { 0 } else { 1 + cli.verbose });

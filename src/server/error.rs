@@ -47,7 +47,7 @@ impl ApiError {
 impl From<CatalogError> for ApiError {
     fn from(err: CatalogError) -> Self {
         let status = match &err {
-            CatalogError::NotFound(_) => StatusCode::NOT_FOUND,
+            CatalogError::NotFound(_) | CatalogError::NoCatalogFile(_) => StatusCode::NOT_FOUND,
             CatalogError::Forbidden(_) => StatusCode::FORBIDDEN,
             CatalogError::Conflict(_) => StatusCode::CONFLICT,
             CatalogError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
