@@ -60,7 +60,19 @@ pub enum BuildError {
     Prepare {
         message: String,
         hint: Option<String>,
+        /// The manifest line it is about, with a caret (see `ManifestError::excerpt`).
+        excerpt: Vec<String>,
     },
+}
+
+impl BuildError {
+    /// The source line an error is about, with a caret under its column (or nothing).
+    pub fn excerpt(&self) -> Vec<String> {
+        match self {
+            BuildError::Prepare { excerpt, .. } => excerpt.clone(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 impl crate::event::Hinted for BuildError {
@@ -110,15 +122,29 @@ pub fn prepare(env: &Env, name: &str, timeout: Option<Duration>) -> Result<Prepa
     let manifest = env.manifest().map_err(|e| BuildError::Prepare {
         message: e.to_string(),
         hint: e.hint(),
+        excerpt: e.excerpt(),
     })?;
     let build = manifest
         .build(name)
         .cloned()
         .ok_or_else(|| BuildError::Prepare {
             message: format!("{} has no build named `{name}`", manifest.path.display()),
-            hint: manifest
-                .nearest_build(name)
-                .map(|n| format!("did you mean `{n}`?")),
+            hint: Some(match manifest.nearest_build(name) {
+                Some(n) => format!("did you mean `{n}`?"),
+                None if manifest.builds.is_empty() => {
+                    "the manifest defines no build; add a [build.NAME] table".into()
+                }
+                None => format!(
+                    "its builds: {}",
+                    manifest
+                        .builds
+                        .iter()
+                        .map(|b| b.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+            excerpt: Vec::new(),
         })?;
     let opts = crate::git::Options {
         fetch: false,
@@ -140,6 +166,7 @@ pub fn prepare(env: &Env, name: &str, timeout: Option<Duration>) -> Result<Prepa
         return Err(BuildError::Prepare {
             message: format!("cannot clean-build: {message}"),
             hint,
+            excerpt: Vec::new(),
         });
     };
     let warnings = report

@@ -425,10 +425,13 @@ impl ConfigFile {
                 continue;
             };
             let Some(t) = item.as_table_like() else {
+                let at = file
+                    .line_of("", table)
+                    .map_or(String::new(), |l| format!("line {l}: "));
                 return Err(ConfigError::Parse {
                     path: path.to_path_buf(),
                     message: format!(
-                        "`{table}` must be a table: [{table}] with name = \"value\" lines"
+                        "{at}`{table}` must be a table: [{table}] with name = \"value\" lines"
                     ),
                 });
             };
@@ -695,6 +698,6 @@ mod tests {
         assert!(e.contains("line 2: [keys] publish must be a string"), "{e}");
         std::fs::write(&p, "keys = \"P\"\n").unwrap();
         let e = ConfigFile::load(&p).unwrap_err().to_string();
-        assert!(e.contains("`keys` must be a table"), "{e}");
+        assert!(e.contains("line 1: `keys` must be a table"), "{e}");
     }
 }

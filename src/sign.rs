@@ -52,6 +52,11 @@ pub enum KeyError {
         #[source]
         source: Box<KeyError>,
     },
+    #[error(
+        "{} is a public key; signing needs the secret key (the file without .pub)",
+        .0.display()
+    )]
+    IsPublic(PathBuf),
     #[error("refusing to overwrite existing key file {}", .0.display())]
     Exists(PathBuf),
     #[error("cannot write key file {}: {source}", path.display())]
@@ -192,7 +197,15 @@ impl SecretKey {
 
     /// Loads a secret key file.
     pub fn from_file(path: &Path) -> Result<Self, KeyError> {
-        Self::parse(&read_key_file(path)?).map_err(in_file(path))
+        let text = read_key_file(path)?;
+        Self::parse(&text).map_err(|e| {
+            // The most common mix-up: the `.pub` file where the secret key belongs.
+            if PublicKey::parse(&text).is_ok() {
+                KeyError::IsPublic(path.to_owned())
+            } else {
+                in_file(path)(e)
+            }
+        })
     }
 
     /// The key name (the part before `:`).

@@ -254,3 +254,126 @@ fn a_closed_pipe_ends_the_command_quietly() {
         );
     }
 }
+
+/// The errors a cargo user expects, on the demo workspace: one sentence, the fix in a
+/// `hint:`, the names that exist where a name was wrong, usage errors with exit 2.
+#[test]
+fn errors_name_what_exists_and_how_to_fix_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = tmp.path().join("demo");
+    let made = Command::new(env!("CARGO_BIN_EXE_pubdeck"))
+        .args(["demo", "--no-tui", "--path"])
+        .arg(&demo)
+        .env("XDG_DATA_HOME", tmp.path().join("data"))
+        .env("XDG_CONFIG_HOME", tmp.path().join("cfg"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let ws = demo.join("workspace");
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_pubdeck"))
+            .args(args)
+            .current_dir(&ws)
+            .env("NO_COLOR", "1")
+            .env("PUBDECK_CATALOG", demo.join("catalog.sqlite"))
+            .env("PUBDECK_ORG", "myorg")
+            .env("PUBDECK_SIGNING_KEY", demo.join("keys/myorg-1.key"))
+            .env("PUBDECK_DATA_DIR", demo.join("data"))
+            .env("XDG_CONFIG_HOME", tmp.path().join("cfg"))
+            .env("PUBDECK_NIX", "0")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run(&["build", "nosuch"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("hint: its builds: hello, report, broken"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["show", "myorg/hello@1.0.1"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("show takes no version") && err.contains("pubdeck show myorg/hello"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["show", "myorg/api-gatewy"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("did you mean `myorg/api-gateway`"), "{err}");
+    let (_, _, err) = run(&["show", "MyOrg/Api-Gateway"]);
+    assert!(err.contains("did you mean `myorg/api-gateway`"), "{err}");
+    let (code, _, err) = run(&["ready", "myorg/hello@@1"]);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, out, err) = run(&["install", "myorg/api-gateway@1.0"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.lines().count(),
+        2,
+        "one sentence and one hint: {out}{err}"
+    );
+    assert!(
+        err.contains("has no version 1.0") && err.contains("published versions:"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["yank", "myorg/api-gateway@9.9"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("hint: its versions: "), "{err}");
+    // A secret key's place given a public key.
+    let public = demo.join("keys/myorg-1.key.pub");
+    let (code, _, err) = run(&[
+        "publish",
+        "hello",
+        "--dry-run",
+        "--signing-key",
+        public.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("is a public key"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "--signing-key {}",
+            demo.join("keys/myorg-1.key").display()
+        )),
+        "{err}"
+    );
+    // Off a terminal each check is said once.
+    assert_eq!(err.matches("is a public key").count(), 1, "{err}");
+    // -q still prints a dry run's review, on stdout.
+    let (code, out, _) = run(&["publish", "hello", "--dry-run", "-q"]);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("review myorg/hello@"), "{out}");
+    // Off a terminal, search does not cut descriptions.
+    let (_, out, _) = run(&["search", "gateway", "--limit", "20"]);
+    assert!(
+        out.lines().any(|l| l.len() > 120 && !l.ends_with('…')),
+        "{out}"
+    );
+    // A TOML error shows its line with a caret.
+    std::fs::write(
+        ws.join(".flox/env/manifest.toml"),
+        "version = 1\n[install]\nhello.pkg-path = \"hello\"\n[build.x]\ncommand = \n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["builds"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("manifest.toml:5:11: invalid TOML"), "{err}");
+    assert!(
+        err.contains("\n  |\n5 | command = \n  |           ^\n"),
+        "{err}"
+    );
+    // A config table that is not one names its line.
+    std::fs::create_dir_all(tmp.path().join("cfg/pubdeck")).unwrap();
+    std::fs::write(
+        tmp.path().join("cfg/pubdeck/config.toml"),
+        "org = \"x\"\nkeys = 3\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["config", "show"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("line 2: `keys` must be a table"), "{err}");
+}

@@ -4,7 +4,7 @@
 //! writer; errors come back as [`CliError`] (one sentence, optional hint, exit code).
 
 use crate::event::Hinted;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -568,16 +568,26 @@ pub async fn run_catalog(
     Ok(())
 }
 
-/// Two aligned columns: name and description (description cut to the terminal-ish width).
-pub fn format_search(hits: &[SearchHit]) -> String {
+/// Two aligned columns: name and description, the description cut to `columns` characters
+/// of line when given (a terminal's width), whole otherwise (a pipe, a file).
+pub fn format_search(hits: &[SearchHit], columns: Option<usize>) -> String {
     let width = hits
         .iter()
         .map(|h| h.name.chars().count())
         .max()
         .unwrap_or(0);
+    let room = columns.map(|c| c.saturating_sub(width + 2).max(20));
     let mut s = String::new();
     for h in hits {
-        let desc: String = clean(&h.description).chars().take(100).collect();
+        let whole = clean(&h.description);
+        let desc: String = match room {
+            Some(n) if whole.chars().count() > n => whole
+                .chars()
+                .take(n.saturating_sub(1))
+                .chain(['…'])
+                .collect(),
+            _ => whole,
+        };
         let line = format!("{:<width$}  {desc}", clean(&h.name));
         s.push_str(line.trim_end());
         s.push('\n');
@@ -604,7 +614,11 @@ pub async fn run_search(
         eprintln!("no packages match {:?}", args.query);
         return Ok(());
     }
-    out.write_all(format_search(&hits).as_bytes())?;
+    let columns = std::io::stdout()
+        .is_terminal()
+        .then(terminal_columns)
+        .flatten();
+    out.write_all(format_search(&hits, columns).as_bytes())?;
     if hits.len() == args.limit {
         crate::progress!(
             "showing the first {} results; use --limit to see more",
@@ -683,19 +697,79 @@ pub fn format_show(d: &PackageDetail) -> String {
 
 /// `pubdeck show ORG/PKG [--json]`.
 pub async fn run_show(args: &ShowArgs, overrides: &Overrides, out: &mut dyn Write) -> CliResult {
+    if let Some((name, _)) = args.package.split_once('@') {
+        return Err(CliError::usage(format!(
+            "show takes no version: it lists every version of {}",
+            clean(name)
+        ))
+        .with_hint(format!("run `pubdeck show {}`", clean(name))));
+    }
     let (org, pkg) = parse_package_ref(&args.package).map_err(|e| {
         CliError::usage(e.to_string())
             .with_hint("name the package as ORG/PACKAGE, e.g. myorg/hello")
     })?;
     let settings = Settings::resolve(&args.flags.merge(overrides))?;
     let catalog = settings.open_catalog().await?;
-    let detail = catalog.show(&org, &pkg).await?;
+    let detail = match catalog.show(&org, &pkg).await {
+        Ok(d) => d,
+        Err(e @ crate::catalog::CatalogError::NotFound(_)) => {
+            let near = nearest_names(&catalog, &org, &pkg).await;
+            let err = CliError::failed(format!(
+                "there is no package {org}/{pkg} in the catalogs you can see"
+            ));
+            return Err(match near.as_slice() {
+                [] => err.with_hint(
+                    crate::event::Hinted::hint(&e)
+                        .unwrap_or_else(|| "search for it with `pubdeck search NAME`".into()),
+                ),
+                names => err.with_hint(format!("did you mean {}?", names.join(", "))),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     if args.json {
         print_json(out, &detail)
     } else {
         out.write_all(format_show(&detail).as_bytes())?;
         Ok(())
     }
+}
+
+/// The width of the terminal on stdout, if it says.
+fn terminal_columns() -> Option<usize> {
+    crossterm::terminal::size()
+        .ok()
+        .map(|(cols, _)| usize::from(cols))
+        .filter(|c| *c > 0)
+}
+
+/// Up to three names of visible packages nearest to `org/package` (case does not matter),
+/// from the one search every face uses.
+pub(crate) async fn nearest_names(
+    catalog: &crate::catalog::AnyCatalog,
+    org: &str,
+    package: &str,
+) -> Vec<String> {
+    use crate::catalog::Catalog as _;
+    let asked = format!("{org}/{package}");
+    let mut names: Vec<String> = Vec::new();
+    for query in [asked.to_lowercase(), package.to_lowercase()] {
+        if let Ok(hits) = catalog.search(&query, 10).await {
+            for h in hits {
+                if h.name != asked && !names.contains(&h.name) {
+                    names.push(h.name);
+                }
+            }
+        }
+        if !names.is_empty() {
+            break;
+        }
+    }
+    names.truncate(3);
+    names
+        .into_iter()
+        .map(|n| format!("`{}`", clean(&n)))
+        .collect()
 }
 
 fn parse_log_limit(s: &str) -> Result<usize, String> {

@@ -83,9 +83,29 @@ pub async fn run_yank(args: &YankArgs, overrides: &Overrides, out: &mut dyn Writ
     };
     let settings = Settings::resolve(&args.flags.merge(overrides))?;
     let catalog = settings.open_catalog().await?;
-    let done = catalog
+    let done = match catalog
         .yank(&pkg.org, &pkg.package, version, !args.undo)
-        .await?;
+        .await
+    {
+        Ok(d) => d,
+        Err(e @ crate::catalog::CatalogError::NotFound(_)) => {
+            // Name the versions there are, when the package is there at all.
+            let hint = match catalog.show(&pkg.org, &pkg.package).await {
+                Ok(d) => format!(
+                    "its versions: {}",
+                    d.versions
+                        .iter()
+                        .map(|v| v.version.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Err(_) => crate::event::Hinted::hint(&e)
+                    .unwrap_or_else(|| "check the name with `pubdeck search`".into()),
+            };
+            return Err(CliError::failed(e.to_string()).with_hint(hint));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if args.json {
         return print_json(out, &done);
     }

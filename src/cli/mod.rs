@@ -184,6 +184,9 @@ pub struct Failure {
     pub hint: Option<String>,
     /// Exit status: 1 (failed) unless a usage error (2).
     pub code: u8,
+    /// Lines shown between the message and the hint: the source line an error is about,
+    /// with a caret under its column.
+    pub excerpt: Vec<String>,
 }
 
 impl Failure {
@@ -192,6 +195,7 @@ impl Failure {
             message: message.into(),
             hint,
             code: 1,
+            excerpt: Vec::new(),
         }
     }
 }
@@ -202,19 +206,26 @@ impl From<catalog::CliError> for Failure {
             message: e.message,
             hint: e.hint,
             code: e.exit,
+            excerpt: Vec::new(),
         }
     }
 }
 
 impl From<crate::manifest::ManifestError> for Failure {
     fn from(e: crate::manifest::ManifestError) -> Self {
-        Failure::new(e.to_string(), e.hint())
+        Failure {
+            excerpt: e.excerpt(),
+            ..Failure::new(e.to_string(), e.hint())
+        }
     }
 }
 
 impl From<crate::build::BuildError> for Failure {
     fn from(e: crate::build::BuildError) -> Self {
-        Failure::new(e.to_string(), e.hint())
+        Failure {
+            excerpt: e.excerpt(),
+            ..Failure::new(e.to_string(), e.hint())
+        }
     }
 }
 
@@ -294,7 +305,7 @@ fn without_mouse(handoff: Result<Handoff, Failure>, no_mouse: bool) -> Result<Ha
 
 /// Prints a failure (one sentence, then `hint:`) and returns its exit status.
 pub fn report(f: &Failure) -> ExitCode {
-    output::error(&f.message, f.hint.as_deref());
+    output::error_with(&f.message, &f.excerpt, f.hint.as_deref());
     ExitCode::from(f.code)
 }
 

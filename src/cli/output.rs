@@ -142,8 +142,16 @@ pub fn human_duration(d: std::time::Duration) -> String {
 /// Prints an error as one sentence plus an optional hint, to stderr. Both may quote foreign
 /// text (a name, a URL, a server's message), so both are shown escaped.
 pub fn error(message: &str, hint: Option<&str>) {
+    error_with(message, &[], hint);
+}
+
+/// [`error`] with `excerpt` lines (a source line and its caret) between message and hint.
+pub fn error_with(message: &str, excerpt: &[String], hint: Option<&str>) {
     let style = Style::stderr();
     eprintln!("{} {}", style.err("error:"), crate::text::terminal(message));
+    for line in excerpt {
+        eprintln!("{}", style.muted(&crate::text::terminal(line)));
+    }
     if let Some(h) = hint {
         eprintln!("{} {}", style.muted("hint:"), crate::text::terminal(h));
     }

@@ -358,10 +358,19 @@ pub(crate) async fn print_events(mut rx: EventRx, quiet: bool, mut at: AtReview)
         while let Some(e) = rx.recv().await {
             if let Event::Review(r) = e {
                 // Quiet (or --json): a dry run still stops; asking needs words, so it declines.
-                if let AtReview::Stop(tx) | AtReview::Ask(tx) =
-                    std::mem::replace(&mut at, AtReview::Nothing)
-                {
-                    let _ = tx.send(ReviewAnswer::Decline);
+                // The review is a dry run's result: `-q` prints it (on stdout), `--json`
+                // prints it in its document.
+                match std::mem::replace(&mut at, AtReview::Nothing) {
+                    AtReview::Stop(tx) => {
+                        if !quiet {
+                            print!("{}", format_review(&r, Style::stdout()));
+                        }
+                        let _ = tx.send(ReviewAnswer::Decline);
+                    }
+                    AtReview::Ask(tx) => {
+                        let _ = tx.send(ReviewAnswer::Decline);
+                    }
+                    AtReview::Nothing => {}
                 }
                 seen = Some(*r);
             }
@@ -680,10 +689,14 @@ pub async fn publish(args: PublishArgs) -> CmdResult {
                 results.push(p);
             }
             Err(e) => {
+                // The checks were printed as they came, unless -q kept them back: then the
+                // failing ones, once.
                 if !args.json
+                    && output::quiet()
                     && let PublishError::Preconditions(checks) = &e
                 {
-                    eprint!("{}", output::checklist(checks, Style::stderr()));
+                    let failing: Vec<_> = checks.iter().filter(|c| !c.ok).cloned().collect();
+                    eprint!("{}", output::checklist(&failing, Style::stderr()));
                 }
 
                 failed = Some((name.clone(), e));
@@ -834,11 +847,24 @@ pub async fn install(args: ReadyArgs) -> CmdResult {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
-            if matches!(e, install::InstallError::NotReady(..)) && !args.json {
-                eprint!("{}", output::checklist(&checks, Style::stderr()));
-            }
-            Err(Failure::new(e.to_string(), e.hint()))
+        Err(install::InstallError::NotReady(pkg, _)) => {
+            // The first failing check is the cause (the later ones say "not checked"); the
+            // whole list is `pubdeck ready`'s to show.
+            let first = checks.iter().find(|c| c.blocks());
+            Err(match first {
+                Some(c) => Failure::new(
+                    format!("cannot install {pkg}: {}", c.message),
+                    Some(match &c.hint {
+                        Some(h) => format!("{h} (`pubdeck ready {pkg}` shows every check)"),
+                        None => format!("`pubdeck ready {pkg}` shows every check"),
+                    }),
+                ),
+                None => Failure::new(
+                    format!("{pkg} is not ready to install"),
+                    Some(format!("run `pubdeck ready {pkg}`")),
+                ),
+            })
         }
+        Err(e) => Err(Failure::new(e.to_string(), e.hint())),
     }
 }

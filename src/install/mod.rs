@@ -63,10 +63,19 @@ pub struct PackageRef {
 impl PackageRef {
     pub fn parse(s: &str) -> Result<PackageRef, CatalogError> {
         let (name, version) = match s.split_once('@') {
-            Some((n, v)) if !v.is_empty() => (n, Some(v.to_string())),
+            Some((n, v)) if !v.is_empty() => {
+                crate::catalog::validate::validate_version(v).map_err(|e| {
+                    CatalogError::BadRequest(format!(
+                        "{} does not name a version after `@`: {e}",
+                        crate::catalog::quote(s)
+                    ))
+                })?;
+                (n, Some(v.to_string()))
+            }
             Some(_) => {
                 return Err(CatalogError::BadRequest(format!(
-                    "{s:?} has an empty version after `@`"
+                    "{} has an empty version after `@`",
+                    crate::catalog::quote(s)
                 )));
             }
             None => (s, None),

@@ -76,6 +76,8 @@ pub enum ManifestError {
         line: usize,
         column: usize,
         message: String,
+        /// The text of that line, to show under the message.
+        source_line: String,
     },
     #[error("{path} changed on disk since it was read; nothing was written")]
     Changed { path: PathBuf },
@@ -88,6 +90,33 @@ pub enum ManifestError {
         version: String,
         reason: &'static str,
     },
+}
+
+impl ManifestError {
+    /// The line the error is about, with a caret under its column, as compilers show it:
+    /// `  |`, `5 | command = `, `  |           ^`. Empty for errors without a position.
+    pub fn excerpt(&self) -> Vec<String> {
+        let ManifestError::Invalid {
+            line,
+            column,
+            source_line,
+            ..
+        } = self
+        else {
+            return Vec::new();
+        };
+        let num = line.to_string();
+        let pad = " ".repeat(num.len());
+        let shown = crate::text::terminal(source_line);
+        // The caret sits under the column's character (tabs keep their width as `\t`).
+        let before: String = source_line.chars().take(column.saturating_sub(1)).collect();
+        let offset = crate::text::terminal(&before).chars().count();
+        vec![
+            format!("{pad} |"),
+            format!("{num} | {shown}"),
+            format!("{pad} | {}^", " ".repeat(offset)),
+        ]
+    }
 }
 
 impl crate::event::Hinted for ManifestError {
@@ -389,6 +418,12 @@ impl Parser<'_> {
             line,
             column,
             message,
+            source_line: self
+                .text
+                .lines()
+                .nth(line.saturating_sub(1))
+                .unwrap_or("")
+                .to_string(),
         }
     }
 

@@ -787,11 +787,18 @@ async fn checks(plan: &Plan, catalog: &AnyCatalog, tx: &EventTx) -> Result<Check
                 Some(k)
             }
             Err(e) => {
-                all.push(Check::fail(
-                    id::SIGNING_KEY,
-                    e.to_string(),
-                    "check the path and that the file is a Nix secret key (`name:base64`)",
-                ));
+                let hint = match &e {
+                    crate::sign::KeyError::IsPublic(p) => {
+                        match p.to_str().and_then(|p| p.strip_suffix(".pub")) {
+                            Some(secret) => format!("pass the secret key: --signing-key {secret}"),
+                            None => "pass the secret key file (`pubdeck key generate` writes both)"
+                                .into(),
+                        }
+                    }
+                    _ => "check the path and that the file is a Nix secret key (`name:base64`)"
+                        .into(),
+                };
+                all.push(Check::fail(id::SIGNING_KEY, e.to_string(), hint));
                 None
             }
         },

@@ -160,6 +160,7 @@ impl Backend for EngineBackend {
                 Err(e) => Err(BuildError::Prepare {
                     message: e.to_string(),
                     hint: e.hint(),
+                    excerpt: Vec::new(),
                 }),
             };
             drop(etx);
