@@ -25,7 +25,7 @@ pub const CONFIG_KEYS: &[&str] = &[
 ];
 
 /// The config key listing S3 endpoints trusted with the user's AWS credentials.
-pub const TRUSTED_ENDPOINTS: &str = "trusted-endpoints";
+pub const TRUSTED_ENDPOINTS: &str = crate::store::TRUSTED_ENDPOINTS_KEY;
 
 /// Settings problems.
 #[derive(Debug, thiserror::Error)]
@@ -299,10 +299,12 @@ impl Settings {
         })
     }
 
-    /// How to open stores: with the endpoints the user trusts.
+    /// How to open stores: with the endpoints the user trusts, and the file that says so
+    /// (named when a store's endpoint is refused). Every command opens stores with these.
     pub fn store_open(&self) -> crate::store::OpenOptions {
         crate::store::OpenOptions {
             trusted_endpoints: self.trusted_endpoints.clone(),
+            config_file: Some(self.config_file.clone()),
             ..Default::default()
         }
     }
