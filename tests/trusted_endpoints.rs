@@ -1,0 +1,237 @@
+//! One endpoint rule everywhere (issue 25 item 6): every command that opens a store sends the
+//! AWS credentials of the environment only to AWS or to an endpoint listed in
+//! `trusted-endpoints`, and a refusal prints the exact config line that trusts it; `catalog
+//! create|set-store` say that line for a custom endpoint; `use` on a key-prefixed S3 store
+//! checks the real `nix --version`. The binary against an in-process s3s-fs on 127.0.0.1.
+
+mod common;
+#[path = "common/s3.rs"]
+mod s3srv;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use s3srv::{ACCESS_KEY, SECRET_KEY, TestS3};
+
+/// `pubdeck ARGS` with its data under `tmp`, the config home `cfg`, the test server's keys as
+/// the environment's AWS credentials and no terminal.
+fn pubdeck(tmp: &Path, cfg: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pubdeck"))
+        .args(args)
+        .env("HOME", tmp)
+        .env("USER", "tester")
+        .env("XDG_CONFIG_HOME", cfg)
+        .env("XDG_DATA_HOME", tmp.join("xdg-data"))
+        .env("PUBDECK_DATA_DIR", tmp.join("data"))
+        .env("PUBDECK_CATALOG", tmp.join("catalog.sqlite"))
+        .env("NO_COLOR", "1")
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("PUBDECK_STORE")
+        .env_remove("PUBDECK_TOKEN")
+        .env_remove("PUBDECK_ORG")
+        .env_remove("PUBDECK_SIGNING_KEY")
+        .env_remove("PUBDECK_FAILPOINT_PAUSE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("pubdeck runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn config_file(cfg: &Path) -> PathBuf {
+    cfg.join("pubdeck/config.toml")
+}
+
+/// The one `trusted-endpoints = […]` line a message quotes between backticks.
+fn quoted_line(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|q| q.starts_with("trusted-endpoints = ["))
+        .collect();
+    assert_eq!(lines.len(), 1, "one config line in: {text}");
+    lines[0].to_string()
+}
+
+/// Every object in the test server's bucket.
+fn objects(server: &TestS3) -> Vec<String> {
+    let root = server.object_path("");
+    let mut out = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+            } else if !name.starts_with('.') {
+                out.push(e.path().strip_prefix(&root).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `pack --to s3://…` with a loopback endpoint nobody trusts is refused before anything is
+/// sent, with the exact line to add and the file to add it to; with that line in the config
+/// file, the same command packs into the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pack_to_an_untrusted_endpoint_is_refused_with_the_line_and_works_once_trusted() {
+    let server = TestS3::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("cfg");
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::write(tree.join("bin/hello"), "#!/bin/sh\necho hello\n").unwrap();
+    let key = tmp.path().join("test-1.key");
+    pubdeck::sign::SecretKey::generate("test-1")
+        .unwrap()
+        .write_new(&key)
+        .unwrap();
+    let pack = || {
+        pubdeck(
+            tmp.path(),
+            &cfg,
+            &[
+                "pack",
+                tree.to_str().unwrap(),
+                "--name",
+                "hello-1.0",
+                "--to",
+                &server.url(),
+                "--signing-key",
+                key.to_str().unwrap(),
+            ],
+        )
+    };
+
+    let refused = pack();
+    let err = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("refusing to send your AWS credentials"),
+        "{err}"
+    );
+    let line = quoted_line(&err);
+    assert_eq!(
+        line,
+        format!("trusted-endpoints = [\"{}\"]", server.endpoint())
+    );
+    assert!(
+        err.contains(&config_file(&cfg).display().to_string()),
+        "the message names the config file: {err}"
+    );
+    assert!(
+        !config_file(&cfg).exists(),
+        "nothing was written for the user"
+    );
+    assert!(objects(&server).is_empty(), "{:?}", objects(&server));
+
+    // The line as printed, in the file the message named.
+    std::fs::create_dir_all(config_file(&cfg).parent().unwrap()).unwrap();
+    std::fs::write(config_file(&cfg), format!("# mine\n{line}\n")).unwrap();
+    let packed = pack();
+    assert!(packed.status.success(), "{}", stderr(&packed));
+    let store_path = String::from_utf8_lossy(&packed.stdout).trim().to_string();
+    let hash = store_path
+        .strip_prefix("/nix/store/")
+        .and_then(|r| r.split('-').next())
+        .unwrap_or_else(|| panic!("a store path: {store_path:?}"));
+    let got = objects(&server);
+    assert!(got.contains(&format!("{hash}.narinfo")), "{got:?}");
+    assert!(got.iter().any(|o| o.starts_with("nar/")), "{got:?}");
+}
+
+/// `store ls|put|get` follow the same rule. A config file that already trusts another endpoint
+/// gets the whole list to write (a second `trusted-endpoints` line would be invalid TOML), and
+/// a config file pubdeck cannot read is an error, not an empty trust list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_commands_follow_trusted_endpoints() {
+    let server = TestS3::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("cfg");
+    let file = config_file(&cfg);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let other = "trusted-endpoints = [\"https://minio.example.internal\"]";
+    let before = format!("# team settings\norg = \"myorg\"\n{other}\n\n[keys]\npublish = \"P\"\n");
+    std::fs::write(&file, &before).unwrap();
+    let url = server.url();
+    let ls = || pubdeck(tmp.path(), &cfg, &["store", "ls", "--store", &url]);
+
+    let refused = ls();
+    let err = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("refusing to send your AWS credentials"),
+        "{err}"
+    );
+    let line = quoted_line(&err);
+    assert_eq!(
+        line,
+        format!(
+            "trusted-endpoints = [\"https://minio.example.internal\", \"{}\"]",
+            server.endpoint()
+        )
+    );
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+
+    std::fs::write(&file, before.replace(other, &line)).unwrap();
+    let listed = ls();
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let blob = tmp.path().join("blob");
+    std::fs::write(&blob, "hello, store\n").unwrap();
+    let put = pubdeck(
+        tmp.path(),
+        &cfg,
+        &[
+            "store",
+            "put",
+            blob.to_str().unwrap(),
+            "nar/blob",
+            "--store",
+            &url,
+        ],
+    );
+    assert!(put.status.success(), "{}", stderr(&put));
+    let back = tmp.path().join("back");
+    let get = pubdeck(
+        tmp.path(),
+        &cfg,
+        &[
+            "store",
+            "get",
+            "nar/blob",
+            back.to_str().unwrap(),
+            "--store",
+            &url,
+        ],
+    );
+    assert!(get.status.success(), "{}", stderr(&get));
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "hello, store\n");
+    let listed = ls();
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("nar/blob"),
+        "{listed:?}"
+    );
+
+    // A config pubdeck cannot read says so (before, it was silently taken as trusting nothing).
+    std::fs::write(&file, "trusted-endpoints = \"http://127.0.0.1:1\"\n").unwrap();
+    let broken = ls();
+    let err = stderr(&broken);
+    assert_eq!(broken.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&file.display().to_string()) && err.contains("is not a valid pubdeck config"),
+        "{err}"
+    );
+    assert!(!err.contains("refusing"), "{err}");
+}
