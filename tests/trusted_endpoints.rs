@@ -235,3 +235,71 @@ async fn store_commands_follow_trusted_endpoints() {
     );
     assert!(!err.contains("refusing"), "{err}");
 }
+
+/// `catalog create` and `set-store` with a custom endpoint the user does not trust: off a
+/// terminal nothing is written to the config file, the exact line is printed, and the catalog
+/// is created (trust is about this user's credentials, not about the catalog).
+#[test]
+fn catalog_create_and_set_store_print_the_line_off_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("cfg");
+    let file = config_file(&cfg);
+    let create = pubdeck(
+        tmp.path(),
+        &cfg,
+        &[
+            "catalog",
+            "create",
+            "myorg",
+            "--store",
+            "s3://cache/team?endpoint=HTTP://127.0.0.1:9000/&region=us-east-1",
+        ],
+    );
+    let err = stderr(&create);
+    assert!(create.status.success(), "{err}");
+    assert!(
+        String::from_utf8_lossy(&create.stdout).contains("catalog  myorg"),
+        "{create:?}"
+    );
+    assert_eq!(
+        quoted_line(&err),
+        "trusted-endpoints = [\"http://127.0.0.1:9000\"]"
+    );
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(!file.exists(), "nothing written off a terminal");
+
+    // set-store: a config with comments is left as it was.
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let mine = "# mine\ntrusted-endpoints = [\"http://127.0.0.1:9000\"] # the lab\n";
+    std::fs::write(&file, mine).unwrap();
+    let set = pubdeck(
+        tmp.path(),
+        &cfg,
+        &[
+            "catalog",
+            "set-store",
+            "myorg",
+            "s3://cache?endpoint=http://127.0.0.1:9001",
+        ],
+    );
+    let err = stderr(&set);
+    assert!(set.status.success(), "{err}");
+    assert_eq!(
+        quoted_line(&err),
+        "trusted-endpoints = [\"http://127.0.0.1:9000\", \"http://127.0.0.1:9001\"]"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), mine);
+
+    // Nothing to say for a trusted endpoint, AWS or a file:// store.
+    for url in [
+        "s3://cache?endpoint=http://127.0.0.1:9000".to_string(),
+        "s3://cache?region=eu-west-1".to_string(),
+        format!("file://{}", tmp.path().join("store").display()),
+    ] {
+        let set = pubdeck(tmp.path(), &cfg, &["catalog", "set-store", "myorg", &url]);
+        let err = stderr(&set);
+        assert!(set.status.success(), "{url}: {err}");
+        assert!(!err.contains("trusted-endpoints"), "{url}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), mine);
+}

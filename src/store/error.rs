@@ -149,7 +149,11 @@ pub enum StoreError {
 
 /// How to put `line` into the config file: a new line goes at the top, before any `[table]`,
 /// where TOML takes it as a top-level key.
-fn trust_instruction(line: &str, change: bool, config_file: Option<&std::path::Path>) -> String {
+pub(super) fn trust_instruction(
+    line: &str,
+    change: bool,
+    config_file: Option<&std::path::Path>,
+) -> String {
     let file = config_file.map_or_else(
         || "pubdeck's config file ($XDG_CONFIG_HOME/pubdeck/config.toml)".to_string(),
         |p| p.display().to_string(),

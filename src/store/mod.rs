@@ -75,6 +75,16 @@ pub fn trusted_endpoints_line(trusted: &[String], endpoint: &Endpoint) -> String
     format!("{TRUSTED_ENDPOINTS_KEY} = [{}]", all.join(", "))
 }
 
+/// What to do to trust `endpoint`, as a refusal says it: the whole `trusted-endpoints` line
+/// (with the entries of `trusted`) and where it goes (`config_file`, when known).
+pub fn how_to_trust(trusted: &[String], endpoint: &Endpoint, config_file: Option<&Path>) -> String {
+    error::trust_instruction(
+        &trusted_endpoints_line(trusted, endpoint),
+        !trusted.is_empty(),
+        config_file,
+    )
+}
+
 /// Explicit access keys, overriding the standard AWS credential chain (tests, CLI flags).
 #[derive(Clone, PartialEq, Eq)]
 pub struct StaticCredentials {
