@@ -303,3 +303,117 @@ fn catalog_create_and_set_store_print_the_line_off_a_terminal() {
     }
     assert_eq!(std::fs::read_to_string(&file).unwrap(), mine);
 }
+
+/// `nix --version`'s `major.minor` (the test's own reading, so it does not trust the code
+/// under test).
+fn real_nix_version() -> (u32, u32) {
+    let out = Command::new("nix").arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = text.split_whitespace().last().unwrap_or("");
+    let mut parts = v.split('.').map(|p| {
+        p.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .unwrap_or(0)
+    });
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// `use` on a store with a key prefix asks the real `nix --version`: a Nix before 2.32 would
+/// read the prefix as part of the bucket name, so nothing is written and the reason is given.
+/// Every S3 store gets the note that the Nix daemon needs the AWS credentials (a line on
+/// stderr and a JSON field); a `file://` store does not.
+#[test]
+fn use_checks_nix_for_a_key_prefixed_store_and_notes_daemon_credentials() {
+    if !common::have_nix("use_checks_nix_for_a_key_prefixed_store_and_notes_daemon_credentials") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("cfg");
+    let pubfile = pubdeck::sign::SecretKey::generate("myorg-1")
+        .unwrap()
+        .write_new(&tmp.path().join("myorg-1.key"))
+        .unwrap();
+    let stores = [
+        (
+            "prefixed",
+            "s3://cache/team/nix?endpoint=http://127.0.0.1:9000&region=us-east-1".to_string(),
+        ),
+        (
+            "bucket",
+            "s3://cache?endpoint=http://127.0.0.1:9000&region=us-east-1".to_string(),
+        ),
+        (
+            "local",
+            format!("file://{}", tmp.path().join("store").display()),
+        ),
+    ];
+    for (org, url) in &stores {
+        let made = pubdeck(
+            tmp.path(),
+            &cfg,
+            &[
+                "catalog",
+                "create",
+                org,
+                "--store",
+                url,
+                "--key",
+                pubfile.to_str().unwrap(),
+            ],
+        );
+        assert!(made.status.success(), "{}", stderr(&made));
+    }
+    let conf = |org: &str| tmp.path().join(format!("{org}-nix.conf"));
+    let use_ = |org: &str| {
+        pubdeck(
+            tmp.path(),
+            &cfg,
+            &[
+                "use",
+                org,
+                "--yes",
+                "--json",
+                "--nix-conf",
+                conf(org).to_str().unwrap(),
+            ],
+        )
+    };
+    let daemon_note = |err: &str| {
+        err.lines()
+            .filter(|l| l.contains("Nix daemon") && l.contains("AWS credentials"))
+            .count()
+    };
+
+    let prefixed = use_("prefixed");
+    let err = stderr(&prefixed);
+    if real_nix_version() < (2, 32) {
+        assert_eq!(prefixed.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("2.32") && err.contains("bucket name") && err.contains("team/nix"),
+            "{err}"
+        );
+        assert!(prefixed.stdout.is_empty(), "{prefixed:?}");
+        assert!(!conf("prefixed").exists(), "nothing written");
+    } else {
+        assert!(prefixed.status.success(), "{err}");
+        assert_eq!(daemon_note(&err), 1, "{err}");
+    }
+
+    for (org, s3) in [("bucket", true), ("local", false)] {
+        let done = use_(org);
+        let err = stderr(&done);
+        assert!(done.status.success(), "{org}: {err}");
+        let json: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+        assert_eq!(json["written"], true, "{json}");
+        assert_eq!(
+            json["plan"]["daemon_needs_aws_credentials"], s3,
+            "{org}: {json}"
+        );
+        assert_eq!(daemon_note(&err), usize::from(s3), "{org}: {err}");
+        // Said again when there is nothing left to write.
+        let again = use_(org);
+        assert_eq!(daemon_note(&stderr(&again)), usize::from(s3), "{org}");
+    }
+}
