@@ -417,3 +417,44 @@ fn use_checks_nix_for_a_key_prefixed_store_and_notes_daemon_credentials() {
         assert_eq!(daemon_note(&stderr(&again)), usize::from(s3), "{org}");
     }
 }
+
+/// The README's `trusted-endpoints` example, as written there, trusts the endpoint of its
+/// `s3://bucket?endpoint=http://127.0.0.1:9000` example (moved to the test server's port):
+/// refused without it, listed by `config show` and served with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_example_works_once_trusted() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let example = "s3://bucket?endpoint=http://127.0.0.1:9000&region=us-east-1";
+    assert!(readme.contains(example), "the README's store URL example");
+    let snippet = readme
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains("trusted-endpoints"))
+        .expect("a toml block with trusted-endpoints in the README");
+    assert!(snippet.contains("http://127.0.0.1:9000"), "{snippet}");
+
+    let server = TestS3::start().await;
+    std::fs::create_dir_all(server.root.join("bucket")).unwrap();
+    let here = server.addr.to_string();
+    let url = example.replace("127.0.0.1:9000", &here);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("cfg");
+    let ls = || pubdeck(tmp.path(), &cfg, &["store", "ls", "--store", &url]);
+    let refused = ls();
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+
+    std::fs::create_dir_all(config_file(&cfg).parent().unwrap()).unwrap();
+    std::fs::write(config_file(&cfg), snippet.replace("127.0.0.1:9000", &here)).unwrap();
+    let listed = ls();
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let shown = pubdeck(tmp.path(), &cfg, &["config", "show"]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("trusted-endpoints") && l.contains(&format!("http://{here}"))),
+        "{shown}"
+    );
+}
