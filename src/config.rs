@@ -25,7 +25,7 @@ pub const CONFIG_KEYS: &[&str] = &[
 ];
 
 /// The config key listing S3 endpoints trusted with the user's AWS credentials.
-pub const TRUSTED_ENDPOINTS: &str = "trusted-endpoints";
+pub const TRUSTED_ENDPOINTS: &str = crate::store::TRUSTED_ENDPOINTS_KEY;
 
 /// Settings problems.
 #[derive(Debug, thiserror::Error)]
@@ -299,10 +299,12 @@ impl Settings {
         })
     }
 
-    /// How to open stores: with the endpoints the user trusts.
+    /// How to open stores: with the endpoints the user trusts, and the file that says so
+    /// (named when a store's endpoint is refused). Every command opens stores with these.
     pub fn store_open(&self) -> crate::store::OpenOptions {
         crate::store::OpenOptions {
             trusted_endpoints: self.trusted_endpoints.clone(),
+            config_file: Some(self.config_file.clone()),
             ..Default::default()
         }
     }
@@ -526,6 +528,20 @@ impl ConfigFile {
         self.doc[key] = value(val);
     }
 
+    /// Appends `val` to the list `key`, creating the list (a top-level key, rendered before
+    /// any `[table]`) when there is none. [`ConfigFile::load`] made sure an existing `key` is
+    /// a list.
+    pub fn push_to_list(&mut self, key: &str, val: &str) {
+        match self.doc.get_mut(key).and_then(Item::as_array_mut) {
+            Some(list) => list.push(val),
+            None => {
+                let mut list = toml_edit::Array::new();
+                list.push(val);
+                self.doc.insert(key, value(list));
+            }
+        }
+    }
+
     /// Removes a value.
     pub fn remove(&mut self, key: &str) {
         self.doc.remove(key);
@@ -568,6 +584,22 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     {
         std::fs::create_dir_all(dir)
     }
+}
+
+/// Trusts `endpoint` with the AWS credentials of the environment: adds it to
+/// `trusted-endpoints` in `config_file` (created, mode 0600, when missing), keeping every other
+/// line and comment. Returns `false`, writing nothing, when the file trusts it already.
+pub fn add_trusted_endpoint(
+    config_file: &Path,
+    endpoint: &crate::store::Endpoint,
+) -> Result<bool, ConfigError> {
+    let mut file = ConfigFile::load(config_file)?;
+    if crate::store::endpoint_is_trusted(endpoint, &file.get_list(TRUSTED_ENDPOINTS)) {
+        return Ok(false);
+    }
+    file.push_to_list(TRUSTED_ENDPOINTS, &endpoint.to_string());
+    file.save()?;
+    Ok(true)
 }
 
 /// Stores a catalog URL and token in the config file (what `pubdeck login` does).
@@ -664,6 +696,80 @@ mod tests {
         }
         std::fs::write(&cfg, "token = 5\n").unwrap();
         assert!(ConfigFile::load(&cfg).is_err());
+    }
+
+    /// `catalog create` on a terminal, answered y: the endpoint goes into `trusted-endpoints`
+    /// once, as a top-level key even after a `[table]`, and the rest of the file stays as it
+    /// was, comments included; the file stays 0600.
+    #[test]
+    fn add_trusted_endpoint_adds_once_and_keeps_the_rest() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("pubdeck/config.toml");
+        let ep = |s: &str| crate::store::Endpoint::parse(s).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let resolve = |p: &Path| {
+            Settings::resolve_with(
+                &Overrides {
+                    config_file: Some(p.to_path_buf()),
+                    ..Overrides::default()
+                },
+                &|k| (k == "HOME").then(|| "/home/u".to_string()),
+            )
+            .unwrap()
+        };
+
+        // No file yet: created private, with the one line.
+        assert!(add_trusted_endpoint(&cfg, &ep("HTTP://127.0.0.1:9000/")).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&cfg).unwrap(),
+            "trusted-endpoints = [\"http://127.0.0.1:9000\"]\n"
+        );
+        assert_eq!(mode(&cfg), 0o600);
+        // The same endpoint, spelt otherwise: nothing to do, nothing written.
+        let before = std::fs::read_to_string(&cfg).unwrap();
+        assert!(!add_trusted_endpoint(&cfg, &ep("http://127.0.0.1:9000")).unwrap());
+        assert_eq!(std::fs::read_to_string(&cfg).unwrap(), before);
+
+        // A file with comments and a table, no list yet: the key lands at the top level.
+        let mine = "# my pubdeck\norg = \"myorg\" # the team\n\n[keys]\n# publish with P\npublish = \"P\"\n";
+        std::fs::write(&cfg, mine).unwrap();
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(add_trusted_endpoint(&cfg, &ep("http://127.0.0.1:9000")).unwrap());
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        assert_eq!(
+            text,
+            "# my pubdeck\norg = \"myorg\" # the team\ntrusted-endpoints = [\"http://127.0.0.1:9000\"]\n\n[keys]\n# publish with P\npublish = \"P\"\n"
+        );
+        assert_eq!(mode(&cfg), 0o600);
+        let s = resolve(&cfg);
+        assert_eq!(s.trusted_endpoints, ["http://127.0.0.1:9000"]);
+        assert_eq!(s.keys.len(), 1);
+
+        // A list already there (with its comment): extended, once.
+        std::fs::write(
+            &cfg,
+            "# mine\ntrusted-endpoints = [\"https://minio.lan\"] # the lab\n",
+        )
+        .unwrap();
+        assert!(add_trusted_endpoint(&cfg, &ep("http://127.0.0.1:9001")).unwrap());
+        assert!(!add_trusted_endpoint(&cfg, &ep("http://127.0.0.1:9001")).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&cfg).unwrap(),
+            "# mine\ntrusted-endpoints = [\"https://minio.lan\", \"http://127.0.0.1:9001\"] # the lab\n"
+        );
+        assert_eq!(
+            resolve(&cfg).trusted_endpoints,
+            ["https://minio.lan", "http://127.0.0.1:9001"]
+        );
+
+        // A config it cannot read is left alone.
+        std::fs::write(&cfg, "trusted-endpoints = \"http://127.0.0.1:1\"\n").unwrap();
+        assert!(add_trusted_endpoint(&cfg, &ep("http://127.0.0.1:9001")).is_err());
+        assert_eq!(
+            std::fs::read_to_string(&cfg).unwrap(),
+            "trusted-endpoints = \"http://127.0.0.1:1\"\n"
+        );
     }
 
     #[test]

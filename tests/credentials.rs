@@ -95,6 +95,16 @@ async fn credentials_never_reach_an_untrusted_endpoint() {
             && text.contains("trusted-endpoints"),
         "{text}"
     );
+    // The exact line, the file it goes in, and no advice to republish (nothing is wrong with
+    // the store).
+    assert!(
+        text.contains(&format!(
+            "add the line `trusted-endpoints = [\"http://{addr}\"]` at the top of {}",
+            untrusted.join("pubdeck/config.toml").display()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("publish again"), "{text}");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let got = seen.lock().unwrap().clone();
     assert!(

@@ -429,6 +429,42 @@ fn print_catalog(out: &mut dyn Write, info: &CatalogInfo) -> CliResult {
     Ok(())
 }
 
+/// After `catalog create|set-store`: a store at a custom S3 endpoint this user does not trust
+/// gets none of their AWS credentials. On a terminal (and when `may_ask`), ask whether to trust
+/// it and add it to the config file on "y"; otherwise, or when declined, say the exact line.
+/// Either way the catalog stands: trust is about this user's credentials, not the catalog.
+fn offer_trust(settings: &Settings, store_url: &str, may_ask: bool) -> CliResult {
+    use std::io::IsTerminal;
+    let Ok(url) = crate::store::StoreUrl::parse(store_url) else {
+        return Ok(());
+    };
+    let Some(endpoint) = crate::store::untrusted_endpoint(&url, &settings.trusted_endpoints) else {
+        return Ok(());
+    };
+    let file = &settings.config_file;
+    if may_ask && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        eprint!(
+            "{endpoint} is not AWS: send it your AWS credentials whenever pubdeck uses this store (adds it to `trusted-endpoints` in {})? [y/N] ",
+            file.display()
+        );
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .map_err(|e| CliError::failed(format!("cannot read the answer: {e}")))?;
+        if matches!(answer.trim(), "y" | "Y" | "yes") {
+            crate::config::add_trusted_endpoint(file, endpoint)?;
+            eprintln!("{endpoint} is trusted now (in {})", file.display());
+            return Ok(());
+        }
+    }
+    eprintln!(
+        "{} pubdeck sends your AWS credentials only to AWS and to endpoints you trust; to trust {endpoint}, {}",
+        super::output::Style::stderr().warn("note:"),
+        crate::store::how_to_trust(&settings.trusted_endpoints, endpoint, Some(file))
+    );
+    Ok(())
+}
+
 /// `pubdeck catalog create|set-store|add-key|allow|revoke|allowlist`.
 pub async fn run_catalog(
     args: &CatalogArgs,
@@ -458,6 +494,7 @@ pub async fn run_catalog(
             } else {
                 print_catalog(out, &info)?;
             }
+            offer_trust(&settings, &info.store_url, !*json)?;
         }
         CatalogCommand::SetStore { org, url } => {
             let info = catalog.set_store(org, url).await?;
@@ -467,6 +504,7 @@ pub async fn run_catalog(
                 info.name,
                 clean(&info.store_url)
             )?;
+            offer_trust(&settings, &info.store_url, true)?;
         }
         CatalogCommand::AddKey { org, pubfile } => {
             let key = read_key_file(pubfile)?;

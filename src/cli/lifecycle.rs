@@ -201,6 +201,14 @@ pub async fn run_use(args: &UseArgs, overrides: &Overrides, out: &mut dyn Write)
         .clone()
         .unwrap_or_else(nixconf::default_nix_conf);
     let plan = nixconf::plan(&file, &info)?;
+    nixconf::check_nix(&plan, nixconf::installed_nix_version)?;
+    if plan.daemon_needs_aws_credentials {
+        eprintln!(
+            "{} the Nix daemon (or Nix itself, without a daemon) needs AWS credentials for {} in its own environment, e.g. root's ~/.aws/credentials or the nix-daemon service's AWS_* variables: yours are not passed on",
+            super::output::Style::stderr().warn("note:"),
+            crate::text::terminal(&plan.substituter)
+        );
+    }
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if plan.is_noop() {
         if args.json {

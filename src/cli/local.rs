@@ -9,6 +9,7 @@ use serde_json::json;
 use super::{CmdResult, Failure};
 use crate::cache::{Compression, PackOptions};
 use crate::closure;
+use crate::event::Hinted as _;
 use crate::sign::{KeyError, SecretKey};
 use crate::store::{ProgressSink, PutOptions, Store};
 
@@ -86,9 +87,12 @@ pub async fn pack(
         let dir = std::path::absolute(to).unwrap_or_else(|_| PathBuf::from(to));
         format!("file://{}", dir.display())
     };
-    let store = Store::open_str(&url, &Default::default())
+    // The endpoints the user trusts with AWS credentials, as every command opens stores.
+    let settings = crate::config::Settings::resolve(&Default::default())
+        .map_err(super::catalog::CliError::from)?;
+    let store = Store::open_str(&url, &settings.store_open())
         .await
-        .map_err(|e| Failure::new(e.to_string(), None))?;
+        .map_err(|e| Failure::new(e.to_string(), e.hint()))?;
     let input =
         closure::input_for_tree(path, name).map_err(|e| Failure::new(e.to_string(), None))?;
     let tmp = tempfile::Builder::new()

@@ -405,10 +405,14 @@ async fn subcommand(command: Command) -> CmdResult {
         Command::Publish(args) => pipeline::publish(args).await,
         Command::Ready(args) => pipeline::ready(args).await,
         Command::Install(args) => pipeline::install(args).await,
-        Command::Store(cmd) => match store::run(cmd).await {
-            Ok(()) => Ok(ExitCode::SUCCESS),
-            Err(e) => Err(Failure::new(e.to_string(), None)),
-        },
+        Command::Store(cmd) => {
+            let settings = crate::config::Settings::resolve(&Default::default())
+                .map_err(catalog::CliError::from)?;
+            match store::run(cmd, &settings).await {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => Err(Failure::new(e.to_string(), e.hint())),
+            }
+        }
         Command::Search(args) => {
             catalog_cmd(catalog::run_search(
                 &args,

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
+use crate::config::Settings;
+
 use crate::store::{
     DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, DownloadOptions, Progress, ProgressSink, PutOptions,
     PutOutcome, Store, StoreError, StoreUrl,
@@ -75,12 +77,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("{s:?} is too large"))
-}
-
-fn default_journal_dir() -> Option<PathBuf> {
-    crate::config::Settings::resolve(&Default::default())
-        .ok()
-        .map(|s| s.journal_dir())
 }
 
 /// Print progress events as stderr lines until the sender side is dropped.
@@ -159,15 +155,14 @@ fn spawn_printer(verb: &'static str) -> (ProgressSink, tokio::task::JoinHandle<(
     (sink, handle)
 }
 
-async fn open(store: &str) -> Result<Store, StoreError> {
-    let opts = crate::config::Settings::resolve(&Default::default())
-        .map(|s| s.store_open())
-        .unwrap_or_default();
-    Store::open(&StoreUrl::parse(store)?, &opts).await
+/// Opens `store` as every command does: with the endpoints `settings` trust.
+async fn open(store: &str, settings: &Settings) -> Result<Store, StoreError> {
+    Store::open(&StoreUrl::parse(store)?, &settings.store_open()).await
 }
 
-/// Run a `store` subcommand.
-pub async fn run(cmd: StoreCommand) -> Result<(), StoreError> {
+/// Run a `store` subcommand with the resolved settings (a config file that cannot be read
+/// stops the caller, rather than trusting no endpoint in silence).
+pub async fn run(cmd: StoreCommand, settings: &Settings) -> Result<(), StoreError> {
     match cmd {
         StoreCommand::Put {
             file,
@@ -179,11 +174,11 @@ pub async fn run(cmd: StoreCommand) -> Result<(), StoreError> {
             hash,
             stall_secs,
         } => {
-            let store = open(&store).await?;
+            let store = open(&store, settings).await?;
             let opts = PutOptions {
                 part_size: part_size.unwrap_or(DEFAULT_PART_SIZE),
                 concurrency: concurrency.unwrap_or(DEFAULT_CONCURRENCY),
-                journal_dir: journal_dir.or_else(default_journal_dir),
+                journal_dir: journal_dir.or_else(|| Some(settings.journal_dir())),
                 content_hash: hash,
                 timing: crate::store::ProgressTiming {
                     stall_after: Duration::from_secs(stall_secs.max(1)),
@@ -212,7 +207,7 @@ pub async fn run(cmd: StoreCommand) -> Result<(), StoreError> {
                     reason: "--sha256 needs 64 hex digits".into(),
                 })?),
             };
-            let store = open(&store).await?;
+            let store = open(&store, settings).await?;
             let (sink, printer) = spawn_printer("download");
             let opts = DownloadOptions {
                 expected_sha256,
@@ -224,7 +219,7 @@ pub async fn run(cmd: StoreCommand) -> Result<(), StoreError> {
             res.map(|_| ())
         }
         StoreCommand::Ls { store, prefix } => {
-            let store = open(&store).await?;
+            let store = open(&store, settings).await?;
             for obj in store.list(&prefix).await? {
                 println!("{}\t{}", obj.size, obj.key);
             }

@@ -572,10 +572,10 @@ async fn find(req: &Request, system: &str, catalog: &AnyCatalog, checks: &mut Ve
                 store = Some(s);
                 narinfo = Some(info);
             }
-            Err(msg) => checks.push(Check::fail(
+            Err((msg, hint)) => checks.push(Check::fail(
                 id::NARINFO,
                 msg,
-                "the publisher's upload did not complete, the store moved, or its narinfo was replaced; ask them to publish again",
+                hint.unwrap_or_else(|| "the publisher's upload did not complete, the store moved, or its narinfo was replaced; ask them to publish again".into()),
             )),
         },
         _ => checks.push(not_checked(id::NARINFO, "no build to look up")),
@@ -751,14 +751,24 @@ fn pick_build(
     }
 }
 
+/// The build's narinfo from the catalog's store, checked against the catalog's record. An error
+/// is its message and, when the store could not be opened, that error's own hint.
 async fn fetch_narinfo(
     d: &PackageDetail,
     b: &BuildRecord,
     open: &OpenOptions,
-) -> Result<(Store, NarInfo), String> {
+) -> Result<(Store, NarInfo), (String, Option<String>)> {
+    use crate::event::Hinted as _;
     let store = Store::open_str(&d.store_url, open)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (e.to_string(), e.hint()))?;
+    fetch_checked_narinfo(&store, b)
+        .await
+        .map(|info| (store, info))
+        .map_err(|msg| (msg, None))
+}
+
+async fn fetch_checked_narinfo(store: &Store, b: &BuildRecord) -> Result<NarInfo, String> {
     let hash_part = b
         .store_path
         .strip_prefix("/nix/store/")
@@ -783,7 +793,7 @@ async fn fetch_narinfo(
         ));
     }
     cache::require_content_address(&info).map_err(|e| e.to_string())?;
-    Ok((store, info))
+    Ok(info)
 }
 
 /// Longest closure install follows.

@@ -38,6 +38,7 @@ impl crate::event::Hinted for LifecycleError {
     fn hint(&self) -> Option<String> {
         match self {
             LifecycleError::Catalog(e) => e.hint(),
+            LifecycleError::Store(e) => e.hint(),
             LifecycleError::BadNarinfo { key, .. } => Some(format!(
                 "inspect it (`pubdeck store get {key}`); a damaged narinfo of a registered build needs a republish"
             )),

@@ -6,6 +6,11 @@
 //! running it twice changes nothing. A value is appended to an existing `extra-…` line when
 //! there is one, else a new line goes at the end. The file is replaced atomically, and only if
 //! it did not change since it was read.
+//!
+//! An S3 store with a key prefix (`s3://bucket/team/nix?…`) needs Nix 2.32 or later: before,
+//! Nix reads the prefix as part of the bucket name. [`check_nix`] asks `nix --version` for such
+//! a store only. For every S3 store the plan says that the Nix daemon, which does the
+//! substituting, needs AWS credentials of its own.
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +29,15 @@ pub struct UsePlan {
     /// The lines as they will read after the change (new lines, or existing lines extended);
     /// empty when the file already has everything.
     pub lines: Vec<String>,
+    /// The substituter is an S3 store: Nix (the daemon, where there is one) needs AWS
+    /// credentials for it in its own environment, not the user's.
+    pub daemon_needs_aws_credentials: bool,
+    /// The oldest Nix that reads the substituter right ([`S3_PREFIX_NIX`] for an S3 store with
+    /// a key prefix), checked by [`check_nix`].
+    pub needs_nix: Option<NixVersion>,
+    /// The key prefix of an S3 substituter (`team/nix/`), empty for none.
+    #[serde(skip)]
+    pub key_prefix: String,
     /// The whole new text.
     #[serde(skip)]
     pub new_text: String,
@@ -62,6 +76,24 @@ pub enum UseError {
     NotAToken(String),
     #[error("catalog {0} trusts no key, so Nix could not verify anything from it")]
     NoKeys(String),
+    #[error(
+        "Nix {version} cannot use {substituter}: Nix before {} reads the key prefix `{prefix}` as part of the bucket name; nothing was written",
+        S3_PREFIX_NIX
+    )]
+    OldNix {
+        version: NixVersion,
+        substituter: String,
+        prefix: String,
+    },
+    #[error(
+        "cannot tell whether this Nix can use {substituter} ({why}): Nix before {} reads its key prefix `{prefix}` as part of the bucket name; nothing was written",
+        S3_PREFIX_NIX
+    )]
+    UnknownNix {
+        why: String,
+        substituter: String,
+        prefix: String,
+    },
 }
 
 impl crate::event::Hinted for UseError {
@@ -74,8 +106,129 @@ impl crate::event::Hinted for UseError {
             UseError::Write { .. } => Some(
                 "pass --nix-conf with a file you can write (as root: /etc/nix/nix.conf)".into(),
             ),
+            UseError::OldNix { .. } => Some(format!(
+                "upgrade Nix (and the Nix daemon) to {S3_PREFIX_NIX} or later, or ask the catalog's owner for a store at the root of a bucket"
+            )),
+            UseError::UnknownNix { .. } => Some(format!(
+                "run it where `nix --version` shows Nix {S3_PREFIX_NIX} or later (the Nix daemon must be as new), or ask the catalog's owner for a store at the root of a bucket"
+            )),
             _ => None,
         }
+    }
+}
+
+/// The first Nix that reads `s3://bucket/prefix` as a key prefix in `bucket`.
+pub const S3_PREFIX_NIX: NixVersion = NixVersion {
+    major: 2,
+    minor: 32,
+    patch: 0,
+    release: true,
+};
+
+/// A Nix version as `nix --version` prints it, ordered as releases are (a pre-release before
+/// its release).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NixVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+    /// `false` for a pre-release (`2.4pre20211001_…`).
+    pub release: bool,
+}
+
+impl NixVersion {
+    /// Reads the first line of `nix --version`: `nix (Nix) 2.8.0`, `nix (Nix)
+    /// 2.4pre20211001_dd77f71`, `nix (Determinate Nix 3.6.2) 2.29.0`. `None` for anything
+    /// else, including other implementations that number their releases otherwise (`nix (Lix,
+    /// like Nix) 2.91.1`).
+    pub fn parse(text: &str) -> Option<NixVersion> {
+        let line = text.lines().next()?.trim();
+        let (flavour, version) = line.strip_prefix("nix (")?.split_once(") ")?;
+        if flavour != "Nix" && !flavour.starts_with("Determinate Nix ") {
+            return None;
+        }
+        // The leading digits of a part, and whether anything followed them.
+        let number = |part: &str| {
+            let digits = part.len() - part.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            let n = part[..digits].parse::<u32>().ok()?;
+            Some((n, digits < part.len()))
+        };
+        let mut parts = version.trim().splitn(3, '.');
+        let (major, more) = number(parts.next()?)?;
+        if more {
+            return None;
+        }
+        let (minor, pre) = number(parts.next()?)?;
+        let (patch, pre) = match parts.next() {
+            Some(p) if !pre => number(p)?,
+            _ => (0, pre),
+        };
+        Some(NixVersion {
+            major,
+            minor,
+            patch,
+            release: !pre,
+        })
+    }
+}
+
+impl std::fmt::Display for NixVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)?;
+        if !self.release {
+            f.write_str("pre")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for NixVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The version of the `nix` on `PATH` (`nix --version`), or why there is none.
+pub fn installed_nix_version() -> Result<NixVersion, String> {
+    let out = std::process::Command::new("nix")
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("`nix --version` did not run: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!("`nix --version` failed ({})", out.status));
+    }
+    NixVersion::parse(&text).ok_or_else(|| {
+        format!(
+            "`nix --version` printed {:?}",
+            crate::text::terminal(text.lines().next().unwrap_or("").trim())
+        )
+    })
+}
+
+/// Refuses a plan the installed Nix would misread: a key-prefixed S3 substituter with a Nix
+/// before [`S3_PREFIX_NIX`], or whose version cannot be told. `installed` (e.g.
+/// [`installed_nix_version`]) runs only when the plan needs a version.
+pub fn check_nix(
+    plan: &UsePlan,
+    installed: impl FnOnce() -> Result<NixVersion, String>,
+) -> Result<(), UseError> {
+    let Some(needs) = plan.needs_nix else {
+        return Ok(());
+    };
+    match installed() {
+        Ok(version) if version >= needs => Ok(()),
+        Ok(version) => Err(UseError::OldNix {
+            version,
+            substituter: plan.substituter.clone(),
+            prefix: plan.key_prefix.clone(),
+        }),
+        Err(why) => Err(UseError::UnknownNix {
+            why,
+            substituter: plan.substituter.clone(),
+            prefix: plan.key_prefix.clone(),
+        }),
     }
 }
 
@@ -108,9 +261,12 @@ pub fn plan(file: &Path, catalog: &CatalogInfo) -> Result<UsePlan, UseError> {
     // Whatever the catalog answered is parsed again here, and written only in the canonical
     // form that parsing gives, and only if each value is one token of nix.conf's grammar: a
     // newline, space or '#' in a value would add settings of the catalog owner's choosing.
-    let substituter = StoreUrl::parse(&catalog.store_url)
-        .map_err(|e| UseError::BadStore(e.to_string()))?
-        .to_string();
+    let url = StoreUrl::parse(&catalog.store_url).map_err(|e| UseError::BadStore(e.to_string()))?;
+    let substituter = url.to_string();
+    let key_prefix = match &url {
+        StoreUrl::S3(loc) => loc.prefix.clone(),
+        StoreUrl::File { .. } => String::new(),
+    };
     if catalog.keys.is_empty() {
         return Err(UseError::NoKeys(catalog.name.clone()));
     }
@@ -141,6 +297,9 @@ pub fn plan(file: &Path, catalog: &CatalogInfo) -> Result<UsePlan, UseError> {
         substituter,
         keys,
         lines,
+        daemon_needs_aws_credentials: matches!(url, StoreUrl::S3(_)),
+        needs_nix: (!key_prefix.is_empty()).then_some(S3_PREFIX_NIX),
+        key_prefix,
         new_text,
         old_text,
     })
@@ -322,6 +481,94 @@ mod tests {
             keys: keys.iter().map(|k| k.to_string()).collect(),
             role: crate::catalog::Role::Reader,
             created_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn nix_versions_are_read_and_ordered_as_releases() {
+        let v = |t: &str| NixVersion::parse(t);
+        let at = |major, minor, patch| NixVersion {
+            major,
+            minor,
+            patch,
+            release: true,
+        };
+        assert_eq!(v("nix (Nix) 2.8.0\n"), Some(at(2, 8, 0)));
+        assert_eq!(v("nix (Nix) 2.32.1"), Some(at(2, 32, 1)));
+        assert_eq!(v("nix (Nix) 2.32"), Some(at(2, 32, 0)));
+        assert_eq!(v("nix (Determinate Nix 3.6.2) 2.29.0"), Some(at(2, 29, 0)));
+        let pre = v("nix (Nix) 2.4pre20211001_dd77f71").unwrap();
+        assert_eq!((pre.major, pre.minor, pre.release), (2, 4, false));
+        assert_eq!(pre.to_string(), "2.4.0pre");
+        let pre = v("nix (Nix) 2.32.0pre20250101_abcdef0").unwrap();
+        assert!(
+            pre < S3_PREFIX_NIX,
+            "a pre-release comes before its release"
+        );
+        for other in [
+            "",
+            "nix",
+            "nix (Nix)",
+            "nix (Nix) two.eight",
+            "nix (Nix) 2",
+            "nix (Nix) 2x.8.0",
+            "nix (Lix, like Nix) 2.91.1",
+            "bash: nix: command not found",
+        ] {
+            assert_eq!(v(other), None, "{other:?}");
+        }
+        // Numbers, not text: 2.8 < 2.10 < 2.32 <= 2.32.1 < 2.100.
+        let order = [
+            "2.8.0", "2.10.3", "2.31.9", "2.32.0", "2.32.1", "2.100.0", "3.0.0",
+        ]
+        .map(|t| v(&format!("nix (Nix) {t}")).unwrap());
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+        assert!(order[2] < S3_PREFIX_NIX && order[3] >= S3_PREFIX_NIX);
+    }
+
+    #[test]
+    fn only_a_key_prefixed_s3_store_needs_a_new_nix() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("nix.conf");
+        let key = crate::sign::SecretKey::generate("myorg-1")
+            .unwrap()
+            .public()
+            .to_nix_string();
+        let nix = |t: &'static str| move || NixVersion::parse(t).ok_or_else(|| t.to_string());
+        let never = || -> Result<NixVersion, String> { panic!("nix asked for nothing") };
+
+        let p = plan(
+            &file,
+            &info(
+                "s3://cache/team/nix?endpoint=http://127.0.0.1:9000",
+                &[&key],
+            ),
+        )
+        .unwrap();
+        assert!(p.daemon_needs_aws_credentials);
+        assert_eq!(p.needs_nix, Some(S3_PREFIX_NIX));
+        let old = check_nix(&p, nix("nix (Nix) 2.8.0")).unwrap_err();
+        assert!(matches!(old, UseError::OldNix { .. }), "{old:?}");
+        assert_eq!(
+            old.to_string(),
+            "Nix 2.8.0 cannot use s3://cache/team/nix?endpoint=http://127.0.0.1:9000: Nix before 2.32.0 reads the key prefix `team/nix/` as part of the bucket name; nothing was written"
+        );
+        check_nix(&p, nix("nix (Nix) 2.32.0")).unwrap();
+        let unknown = check_nix(&p, nix("nix (Lix, like Nix) 2.91.1")).unwrap_err();
+        assert!(
+            matches!(unknown, UseError::UnknownNix { .. }),
+            "{unknown:?}"
+        );
+
+        for (url, s3) in [
+            ("s3://cache?endpoint=http://127.0.0.1:9000", true),
+            ("s3://cache?region=eu-west-1", true),
+            ("file:///srv/cache", false),
+        ] {
+            let p = plan(&file, &info(url, &[&key])).unwrap();
+            assert_eq!(p.daemon_needs_aws_credentials, s3, "{url}");
+            assert_eq!(p.needs_nix, None, "{url}");
+            check_nix(&p, never).unwrap();
         }
     }
 

@@ -897,7 +897,9 @@ async fn checks(plan: &Plan, catalog: &AnyCatalog, tx: &EventTx) -> Result<Check
             Err(e) => all.push(Check::fail(
                 id::STORE,
                 e.to_string(),
-                "fix the catalog's store URL with `pubdeck catalog set-store`",
+                crate::event::Hinted::hint(&e).unwrap_or_else(|| {
+                    "fix the catalog's store URL with `pubdeck catalog set-store`".into()
+                }),
             )),
         },
         None => all.push(Check::fail(

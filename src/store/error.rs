@@ -120,9 +120,20 @@ pub enum StoreError {
     NoSpace { dir: PathBuf, need: u64, have: u64 },
 
     #[error(
-        "refusing to send your AWS credentials to {endpoint}, the endpoint of the store at {store}: it is neither AWS nor an endpoint you trust; to trust it, add it to `trusted-endpoints` in ~/.config/pubdeck/config.toml"
+        "refusing to send your AWS credentials to {endpoint}, the endpoint of the store at {store}: it is neither AWS nor an endpoint you trust; to trust it, {}",
+        trust_instruction(line, *change, config_file.as_deref())
     )]
-    UntrustedEndpoint { store: String, endpoint: String },
+    UntrustedEndpoint {
+        store: String,
+        endpoint: String,
+        /// The whole `trusted-endpoints = [...]` line that trusts it (with the entries the
+        /// config file has already).
+        line: String,
+        /// The config file has a `trusted-endpoints` line already, to be changed.
+        change: bool,
+        /// The config file, when the caller said which.
+        config_file: Option<PathBuf>,
+    },
 
     #[error(
         "the upload of {key:?} to {store} was interrupted ({reason}); run the same command again to resume it"
@@ -134,6 +145,37 @@ pub enum StoreError {
         #[source]
         source: Box<StoreError>,
     },
+}
+
+/// How to put `line` into the config file: a new line goes at the top, before any `[table]`,
+/// where TOML takes it as a top-level key.
+pub(super) fn trust_instruction(
+    line: &str,
+    change: bool,
+    config_file: Option<&std::path::Path>,
+) -> String {
+    let file = config_file.map_or_else(
+        || "pubdeck's config file ($XDG_CONFIG_HOME/pubdeck/config.toml)".to_string(),
+        |p| p.display().to_string(),
+    );
+    if change {
+        format!("make the `trusted-endpoints` line of {file} read `{line}`")
+    } else {
+        format!("add the line `{line}` at the top of {file}")
+    }
+}
+
+impl crate::event::Hinted for StoreError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            // The fix is in the sentence (it travels wherever the message goes); the hint is the
+            // caution that goes with it.
+            StoreError::UntrustedEndpoint { endpoint, .. } => Some(format!(
+                "trust {endpoint} only if you would hand whoever runs it your AWS credentials"
+            )),
+            _ => None,
+        }
+    }
 }
 
 impl StoreError {

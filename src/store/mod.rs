@@ -32,12 +32,57 @@ pub use s3::S3Store;
 
 pub use url::{Endpoint, Host, MAX_URL_BYTES, S3Location, StoreUrl};
 
+/// The config key listing the S3 endpoints (besides AWS's) trusted with the AWS credentials of
+/// the environment or a profile.
+pub const TRUSTED_ENDPOINTS_KEY: &str = "trusted-endpoints";
+
 /// Whether `endpoint` is one of `trusted` (entries of `trusted-endpoints`, compared as parsed
 /// endpoints: scheme, host and port; an entry that does not parse trusts nothing).
 pub fn endpoint_is_trusted(endpoint: &Endpoint, trusted: &[String]) -> bool {
     trusted
         .iter()
         .any(|t| Endpoint::parse(t).is_ok_and(|t| t == *endpoint))
+}
+
+/// The endpoint of `url` that credentials from the environment may not go to yet: a custom
+/// S3 endpoint that is neither AWS's nor one of `trusted`. `None` for `file://` stores, AWS
+/// and trusted endpoints. The one rule [`Store::open`] applies and `catalog create` asks about.
+pub fn untrusted_endpoint<'a>(url: &'a StoreUrl, trusted: &[String]) -> Option<&'a Endpoint> {
+    match url {
+        StoreUrl::S3(S3Location {
+            endpoint: Some(ep), ..
+        }) if !ep.is_aws() && !endpoint_is_trusted(ep, trusted) => Some(ep),
+        _ => None,
+    }
+}
+
+/// The `trusted-endpoints = [...]` line that trusts `endpoint` besides `trusted` (the entries
+/// the config file has now, in their canonical form; an entry that does not parse is left
+/// out, as it trusts nothing). One line, since TOML allows the key only once.
+pub fn trusted_endpoints_line(trusted: &[String], endpoint: &Endpoint) -> String {
+    let mut all: Vec<String> = Vec::new();
+    for e in trusted
+        .iter()
+        .filter_map(|t| Endpoint::parse(t).ok())
+        .chain(std::iter::once(endpoint.clone()))
+    {
+        // Canonical endpoints hold no quote or backslash, so they need no TOML escaping.
+        let e = format!("\"{e}\"");
+        if !all.contains(&e) {
+            all.push(e);
+        }
+    }
+    format!("{TRUSTED_ENDPOINTS_KEY} = [{}]", all.join(", "))
+}
+
+/// What to do to trust `endpoint`, as a refusal says it: the whole `trusted-endpoints` line
+/// (with the entries of `trusted`) and where it goes (`config_file`, when known).
+pub fn how_to_trust(trusted: &[String], endpoint: &Endpoint, config_file: Option<&Path>) -> String {
+    error::trust_instruction(
+        &trusted_endpoints_line(trusted, endpoint),
+        !trusted.is_empty(),
+        config_file,
+    )
 }
 
 /// Explicit access keys, overriding the standard AWS credential chain (tests, CLI flags).
@@ -71,6 +116,9 @@ pub struct OpenOptions {
     /// S3 endpoints (besides AWS's own) the user trusts with credentials from the environment
     /// or a profile (`trusted-endpoints` in the config file).
     pub trusted_endpoints: Vec<String>,
+    /// The config file `trusted_endpoints` come from, named when an endpoint is refused
+    /// (`None`: the refusal names no file).
+    pub config_file: Option<PathBuf>,
     /// When a `file://` store's writes are fsynced: each one (the default), or only at
     /// [`Store::sync`].
     pub file_durability: crate::fsutil::Durability,
@@ -496,6 +544,68 @@ mod tests {
         ] {
             assert!(validate_key(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A refusal quotes the whole line that trusts the endpoint (with what the file trusts
+    /// already, since TOML takes the key once) and names the config file it comes from.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_refusal_quotes_the_line_that_trusts_the_endpoint() {
+        let ep = Endpoint::parse("HTTP://127.0.0.1:9000/").unwrap();
+        assert_eq!(
+            trusted_endpoints_line(&[], &ep),
+            r#"trusted-endpoints = ["http://127.0.0.1:9000"]"#
+        );
+        let had = [
+            "https://MinIO.lan/".to_string(),
+            "http://127.0.0.1:9000".into(),
+        ];
+        assert_eq!(
+            trusted_endpoints_line(&had[..1], &ep),
+            r#"trusted-endpoints = ["https://minio.lan", "http://127.0.0.1:9000"]"#
+        );
+        assert_eq!(
+            trusted_endpoints_line(&had, &ep),
+            r#"trusted-endpoints = ["https://minio.lan", "http://127.0.0.1:9000"]"#
+        );
+
+        let url = "s3://cache/team?endpoint=http://127.0.0.1:9000&region=us-east-1";
+        let parsed = StoreUrl::parse(url).unwrap();
+        assert_eq!(untrusted_endpoint(&parsed, &[]), Some(&ep));
+        assert_eq!(untrusted_endpoint(&parsed, &had[1..]), None);
+        for other in ["s3://cache?region=eu-west-1", "file:///srv/cache"] {
+            assert_eq!(
+                untrusted_endpoint(&StoreUrl::parse(other).unwrap(), &[]),
+                None
+            );
+        }
+        let refused = |opts: OpenOptions| async move {
+            match Store::open_str(url, &opts).await {
+                Err(e @ StoreError::UntrustedEndpoint { .. }) => e.to_string(),
+                other => panic!("{:?}", other.map(|_| ())),
+            }
+        };
+        let fresh = refused(OpenOptions {
+            config_file: Some(PathBuf::from("/home/u/.config/pubdeck/config.toml")),
+            ..Default::default()
+        })
+        .await;
+        assert!(
+            fresh.ends_with(
+                r#"to trust it, add the line `trusted-endpoints = ["http://127.0.0.1:9000"]` at the top of /home/u/.config/pubdeck/config.toml"#
+            ),
+            "{fresh}"
+        );
+        let change = refused(OpenOptions {
+            trusted_endpoints: had[..1].to_vec(),
+            ..Default::default()
+        })
+        .await;
+        assert!(
+            change.ends_with(
+                r#"make the `trusted-endpoints` line of pubdeck's config file ($XDG_CONFIG_HOME/pubdeck/config.toml) read `trusted-endpoints = ["https://minio.lan", "http://127.0.0.1:9000"]`"#
+            ),
+            "{change}"
+        );
     }
 
     #[test]

@@ -51,14 +51,15 @@ impl S3Store {
         // Credentials from the environment or a profile go only to AWS or to an endpoint the
         // user trusts: a catalog owner must not be able to collect readers' keys by pointing
         // the store at a host of hers.
-        if let Some(ep) = &loc.endpoint
-            && opts.credentials.is_none()
-            && !ep.is_aws()
-            && !super::endpoint_is_trusted(ep, &opts.trusted_endpoints)
+        if opts.credentials.is_none()
+            && let Some(ep) = super::untrusted_endpoint(&url, &opts.trusted_endpoints)
         {
             return Err(StoreError::UntrustedEndpoint {
                 store: url.to_string(),
                 endpoint: ep.to_string(),
+                line: super::trusted_endpoints_line(&opts.trusted_endpoints, ep),
+                change: !opts.trusted_endpoints.is_empty(),
+                config_file: opts.config_file.clone(),
             });
         }
         let timeouts = TimeoutConfig::builder()
