@@ -753,40 +753,6 @@ async fn run_contained(
     outcome.map(|status| (status, captured))
 }
 
-/// Reads a `version.file`: a regular file inside the clone (after following links), at most
-/// [`VERSION_OUTPUT_CAP`] bytes. Opened without blocking, so a FIFO or a device cannot hang
-/// the build; anything but a regular file is refused.
-fn read_version_file(clone_root: &Path, path: &Path) -> Result<String, String> {
-    use std::io::Read as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let root = std::fs::canonicalize(clone_root).map_err(|e| e.to_string())?;
-    let real = std::fs::canonicalize(path)
-        .map_err(|e| format!("cannot be read in the clean clone ({e})"))?;
-    if !real.starts_with(&root) {
-        return Err("names a file outside the repository; it must be a committed file".into());
-    }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-        .open(&real)
-        .map_err(|e| format!("cannot be read in the clean clone ({e})"))?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("is not a regular file".into());
-    }
-    if meta.len() > VERSION_OUTPUT_CAP {
-        return Err(format!(
-            "is larger than {} KiB; it must hold the version only",
-            VERSION_OUTPUT_CAP / 1024
-        ));
-    }
-    let mut text = String::new();
-    file.take(VERSION_OUTPUT_CAP)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("cannot be read ({e})"))?;
-    Ok(text)
-}
-
 async fn resolve_version(
     build: &Build,
     clone_root: &Path,
@@ -805,7 +771,9 @@ async fn resolve_version(
         Some(VersionSpec::Literal(v)) => v.clone(),
         Some(VersionSpec::File(f)) => {
             let (root, path) = (clone_root.to_path_buf(), env_dir.join(f));
-            let read = tokio::task::spawn_blocking(move || read_version_file(&root, &path));
+            let read = tokio::task::spawn_blocking(move || {
+                crate::manifest::read_version_file(&root, &path, VERSION_OUTPUT_CAP)
+            });
             let timeout = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d).await,

@@ -18,7 +18,7 @@ use support::fake::{demo_builds, demo_checks, demo_packages, job_outcome};
 fn app() -> App {
     let mut app = App::new(Theme::dark(), (100, 30));
     app.update(Action::Builds(demo_builds()));
-    app.update(Action::Checks(demo_checks(Some("hello"), false)));
+    app.update(Action::Checks(demo_checks(Some("hello"), true)));
     app.update(Action::Packages {
         packages: demo_packages().into(),
         etag: Some("e1".into()),
@@ -63,10 +63,7 @@ fn enter_asks_for_confirmation_then_publishes() {
     match &app.popup {
         Some(Popup::Confirm { pending, lines, .. }) => {
             assert_eq!(pending, &Pending::Publish("hello".into()));
-            assert!(
-                lines.iter().any(|l| l.contains("pushed")),
-                "failing check is named: {lines:?}"
-            );
+            assert_eq!(lines, &["Publish build hello 1.0.0 to the catalog?"]);
         }
         other => panic!("expected a confirmation, got {other:?}"),
     }
@@ -78,6 +75,88 @@ fn enter_asks_for_confirmation_then_publishes() {
     assert_eq!(
         app.publish.results.get("hello"),
         Some(&LastResult::Building)
+    );
+}
+
+/// A publish that cannot succeed (a precondition that blocks fails) is not offered: the
+/// status says why, with the check's fix.
+#[test]
+fn a_publish_that_cannot_succeed_is_not_offered() {
+    let mut app = app();
+    app.update(Action::Checks(demo_checks(Some("hello"), false)));
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert!(app.popup.is_none());
+    let st = app.status.clone().unwrap();
+    assert!(st.text.starts_with("cannot publish hello: "), "{st:?}");
+    assert!(st.hint.is_some(), "{st:?}");
+}
+
+/// The confirmation says what will be published now: when the manifest changes under it,
+/// its version follows; when a check starts to fail, it closes and says why.
+#[test]
+fn the_confirmation_follows_the_manifest_and_the_checks() {
+    let mut app = app();
+    key(&mut app, KeyCode::Enter);
+    let mut builds = demo_builds();
+    builds[0].version = "1.0.3".into();
+    app.update(Action::Builds(builds));
+    match &app.popup {
+        Some(Popup::Confirm { lines, .. }) => {
+            assert_eq!(lines, &["Publish build hello 1.0.3 to the catalog?"])
+        }
+        other => panic!("{other:?}"),
+    }
+    app.update(Action::Checks(demo_checks(Some("hello"), false)));
+    assert!(app.popup.is_none());
+    assert!(
+        app.status
+            .as_ref()
+            .is_some_and(|s| s.text.starts_with("cannot publish hello")),
+        "{:?}",
+        app.status
+    );
+    // A file change reads the manifest again, not only the checks.
+    assert!(
+        app.update(Action::FilesChanged)
+            .contains(&Effect::LoadBuilds)
+    );
+}
+
+/// `e` keeps the form a version is given in: a version.command build is refused with why,
+/// a version.file build says the file it writes; the list shows the resolved version.
+#[test]
+fn editing_a_version_keeps_its_form() {
+    let mut app = app();
+    let report = app
+        .publish
+        .builds
+        .iter()
+        .position(|b| b.name == "report")
+        .unwrap();
+    assert_eq!(app.publish.builds[report].version, "2.3.1");
+    for _ in 0..report {
+        ch(&mut app, 'j');
+    }
+    ch(&mut app, 'e');
+    match &app.popup {
+        Some(Popup::Input { title, input, .. }) => {
+            assert_eq!(title, "Version of report (written into REPORT_VERSION)");
+            assert_eq!(input.value(), "2.3.1");
+        }
+        other => panic!("{other:?}"),
+    }
+    key(&mut app, KeyCode::Esc);
+    let mut builds = demo_builds();
+    builds[report].version_from = pubdeck::tui::model::VersionFrom::Command;
+    app.update(Action::Builds(builds));
+    ch(&mut app, 'e');
+    assert!(app.popup.is_none());
+    assert!(
+        app.status
+            .as_ref()
+            .is_some_and(|s| s.text.contains("what its version.command prints")),
+        "{:?}",
+        app.status
     );
 }
 
@@ -337,6 +416,7 @@ fn install_confirms_then_reports_progress() {
 #[test]
 fn push_fixit_only_when_the_pushed_check_fails() {
     let mut app = app();
+    app.update(Action::Checks(demo_checks(Some("hello"), false)));
     assert_eq!(ch(&mut app, 'p'), vec![Effect::Push]);
     assert_eq!(app.publish.push, PushState::Running);
     let effects = app.update(Action::PushFinished(Ok(Pushed {
@@ -388,10 +468,13 @@ fn file_changes_recheck_without_fetch_and_r_with_fetch() {
     let mut app = app();
     assert_eq!(
         app.update(Action::FilesChanged),
-        vec![Effect::RunChecks {
-            build: Some("hello".into()),
-            fetch: false
-        }]
+        vec![
+            Effect::LoadBuilds,
+            Effect::RunChecks {
+                build: Some("hello".into()),
+                fetch: false
+            }
+        ]
     );
     assert_eq!(
         ch(&mut app, 'r'),
@@ -681,8 +764,19 @@ fn brackets_pick_a_version_that_install_pins_and_y_yanks_it() {
     app.update(Action::Details(d));
     // The latest not yanked is the default: an unpinned install.
     assert_eq!(app.catalog.picked_version().as_deref(), Some("2.0"));
-    ch(&mut app, '[');
+    // Picking a version asks readiness of that version, which the panel then shows.
+    assert_eq!(
+        ch(&mut app, '['),
+        vec![Effect::Readiness(format!("{pkg}@1.0"))]
+    );
     assert_eq!(app.catalog.picked.as_deref(), Some("1.0"));
+    assert_eq!(app.catalog.readiness_target(), Some(format!("{pkg}@1.0")));
+    let for_1_0 = vec![pubdeck::git::Check::pass("narinfo", "the narinfo of 1.0")];
+    app.update(Action::Readiness {
+        package: format!("{pkg}@1.0"),
+        checks: for_1_0.clone(),
+    });
+    assert_eq!(app.catalog.selected_readiness(), Some(&for_1_0));
     ch(&mut app, '[');
     assert_eq!(
         app.catalog.picked.as_deref(),

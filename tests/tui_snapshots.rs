@@ -72,8 +72,20 @@ fn publish_log_search_paused() {
 #[test]
 fn publish_confirm_popup() {
     let mut app = screenshots::publish_idle();
+    app.update(Action::Checks(support::fake::demo_checks(
+        Some("hello"),
+        true,
+    )));
     app.update(Action::Command(Command::Publish));
     insta::assert_snapshot!("publish_confirm", snap(&app));
+}
+
+/// With a precondition failing, publish is not offered: the header says why.
+#[test]
+fn publish_refused() {
+    let mut app = screenshots::publish_idle();
+    app.update(Action::Command(Command::Publish));
+    insta::assert_snapshot!("publish_refused", snap(&app));
 }
 
 #[test]

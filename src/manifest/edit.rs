@@ -239,6 +239,53 @@ impl Manifest {
         let text = self.with_build_version(name, version)?;
         self.write(&text)
     }
+
+    /// Sets a build's version where it is given, never changing its form: a literal in the
+    /// manifest, or the file `version.file` names (replaced atomically; it must be a regular
+    /// file in the repository). A version that `version.command`
+    /// prints cannot be set. Returns the file written (the one to commit).
+    pub fn set_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<std::path::PathBuf, ManifestError> {
+        super::check_version(version)?;
+        let build = self.build(name).ok_or_else(|| ManifestError::NoSuchBuild {
+            path: self.path.clone(),
+            name: name.to_string(),
+        })?;
+        match &build.version {
+            Some(super::VersionSpec::Command(_)) => Err(ManifestError::VersionFromCommand {
+                name: name.to_string(),
+            }),
+            Some(super::VersionSpec::File(f)) => {
+                let env = self.env_dir();
+                let path = env.join(f);
+                let fail = |why: String| ManifestError::VersionFile {
+                    name: name.to_string(),
+                    file: f.clone(),
+                    why,
+                };
+                let old = super::read_version_file(&super::repository_root(&env), &path, 64 * 1024)
+                    .map_err(fail)?;
+                // The file is the version (the build reads it whole, trimmed); a final
+                // newline stays as it was.
+                let text = if old.ends_with('\n') || old.is_empty() {
+                    format!("{version}\n")
+                } else {
+                    version.to_string()
+                };
+                let real = std::fs::canonicalize(&path).map_err(|e| fail(e.to_string()))?;
+                crate::fsutil::write_atomic(&real, text.as_bytes())
+                    .map_err(|e| fail(e.to_string()))?;
+                Ok(real)
+            }
+            _ => {
+                self.set_build_version(name, version)?;
+                Ok(self.path.clone())
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -432,5 +479,49 @@ systems = ["x86_64-linux"]
             .without_installs(&["api"])
             .unwrap();
         assert!(!gone.contains("api."), "{gone}");
+    }
+
+    /// `set_version` keeps the form: a literal in the manifest, the file version.file names
+    /// (the manifest untouched), and nothing for version.command.
+    #[test]
+    fn set_version_writes_where_the_version_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+        let env = dir.path().join("env");
+        std::fs::create_dir_all(env.join(".flox/env")).unwrap();
+        let text = "version = 1\n[build.lit]\ncommand = \"x\"\nversion = \"1.0\"\n[build.file]\ncommand = \"x\"\nversion.file = \"../VERSION\"\n[build.cmd]\ncommand = \"x\"\nversion.command = \"echo 1\"\n";
+        let path = env.join(".flox/env/manifest.toml");
+        std::fs::write(&path, text).unwrap();
+        std::fs::write(dir.path().join("VERSION"), "2.3.1\n").unwrap();
+        let m = Manifest::load(&path).unwrap();
+        let written = m.set_version("file", "2.4.0").unwrap();
+        assert_eq!(
+            written,
+            std::fs::canonicalize(dir.path().join("VERSION")).unwrap()
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("VERSION")).unwrap(),
+            "2.4.0\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            text,
+            "the manifest is untouched"
+        );
+        let m = Manifest::load(&path).unwrap();
+        assert_eq!(
+            m.shown_version(m.build("file").unwrap()),
+            super::super::ShownVersion::Known("2.4.0".into())
+        );
+        assert!(matches!(
+            m.set_version("cmd", "2.0"),
+            Err(ManifestError::VersionFromCommand { .. })
+        ));
+        assert_eq!(m.set_version("lit", "1.1").unwrap(), path);
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("version = \"1.1\"")
+        );
     }
 }

@@ -85,6 +85,16 @@ pub enum ManifestError {
     NoSuchBuild { path: PathBuf, name: String },
     #[error("{path} already installs `{id}`")]
     AlreadyInstalled { path: PathBuf, id: String },
+    #[error(
+        "the version of build `{name}` is what its version.command prints; pubdeck cannot set it"
+    )]
+    VersionFromCommand { name: String },
+    #[error("cannot write the version of build `{name}` into version.file {file}: {why}")]
+    VersionFile {
+        name: String,
+        file: String,
+        why: String,
+    },
     #[error("version {version:?} is not valid: {reason}")]
     BadVersion {
         version: String,
@@ -129,6 +139,9 @@ impl crate::event::Hinted for ManifestError {
             ),
             ManifestError::Changed { .. } => Some("reload and try again".into()),
             ManifestError::BadVersion { .. } => Some("use one word such as 1.2.3 or 2024.11-rc1".into()),
+            ManifestError::VersionFromCommand { .. } => Some(
+                "change the command (or what it reads), commit, and the next build takes it".into(),
+            ),
             _ => None,
         }
     }
@@ -197,6 +210,49 @@ impl Env {
     pub fn manifest(&self) -> Result<Manifest, ManifestError> {
         Manifest::load(&self.manifest_path())
     }
+}
+
+/// Reads a `version.file`: a regular file inside `root` (after following links), at most
+/// `cap` bytes. Opened without blocking, so a FIFO or a device cannot hang the reader;
+/// anything but a regular file is refused. The build reads it in its clean clone (`root` the
+/// clone); the workbench shows it from the work tree.
+pub fn read_version_file(root: &Path, path: &Path, cap: u64) -> Result<String, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let root = std::fs::canonicalize(root).map_err(|e| e.to_string())?;
+    let real = std::fs::canonicalize(path)
+        .map_err(|e| format!("cannot be read in the clean clone ({e})"))?;
+    if !real.starts_with(&root) {
+        return Err("names a file outside the repository; it must be a committed file".into());
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(&real)
+        .map_err(|e| format!("cannot be read in the clean clone ({e})"))?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    if meta.len() > cap {
+        return Err(format!(
+            "is larger than {} KiB; it must hold the version only",
+            cap / 1024
+        ));
+    }
+    let mut text = String::new();
+    file.take(cap)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot be read ({e})"))?;
+    Ok(text)
+}
+
+/// The top of the git work tree holding `dir` (the nearest ancestor with `.git`), or `dir`.
+pub fn repository_root(dir: &Path) -> PathBuf {
+    dir.ancestors()
+        .find(|d| d.join(".git").exists())
+        .unwrap_or(dir)
+        .to_path_buf()
 }
 
 /// How a build's version is given.
@@ -292,7 +348,46 @@ pub struct Manifest {
     pub systems: Option<Vec<String>>,
 }
 
+/// A build's version as people should see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShownVersion {
+    /// Known: a literal, or what `version.file` holds in the work tree.
+    Known(String),
+    /// From `version.command`: known only when the build runs.
+    FromCommand,
+    /// `version.file` cannot be read here (the reason).
+    Unreadable(String),
+    /// The build declares none.
+    None,
+}
+
 impl Manifest {
+    /// The environment directory (the one holding `.flox`).
+    pub fn env_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::parent)
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+
+    /// Build `name`'s version as the work tree has it: the literal, or the contents of
+    /// `version.file` (read as the build reads it, trimmed).
+    pub fn shown_version(&self, build: &Build) -> ShownVersion {
+        match &build.version {
+            None => ShownVersion::None,
+            Some(VersionSpec::Literal(v)) => ShownVersion::Known(v.clone()),
+            Some(VersionSpec::Command(_)) => ShownVersion::FromCommand,
+            Some(VersionSpec::File(f)) => {
+                let env = self.env_dir();
+                match read_version_file(&repository_root(&env), &env.join(f), 64 * 1024) {
+                    Ok(t) => ShownVersion::Known(t.trim().to_string()),
+                    Err(why) => ShownVersion::Unreadable(format!("version.file {f:?} {why}")),
+                }
+            }
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
         let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
             path: path.to_path_buf(),

@@ -197,14 +197,18 @@ impl Backend for EngineBackend {
     fn commit_bump(&self, build: String, version: String, tx: &ActionTx) {
         let (dir, tx) = (self.dir.clone(), tx.clone());
         tokio::spawn(async move {
-            let result = match Env::find(&dir) {
-                Ok(env) => crate::git::commit_and_push(
-                    &dir,
-                    &env.manifest_path(),
-                    &format!("{build} {version}"),
-                )
-                .await
-                .map_err(|e| e.failure()),
+            // The file the version lives in: the manifest, or what version.file names.
+            let file = Env::find(&dir).and_then(|env| {
+                let m = env.manifest()?;
+                Ok(match m.build(&build).and_then(|b| b.version.clone()) {
+                    Some(crate::manifest::VersionSpec::File(f)) => m.env_dir().join(f),
+                    _ => env.manifest_path(),
+                })
+            });
+            let result = match file {
+                Ok(file) => crate::git::commit_and_push(&dir, &file, &format!("{build} {version}"))
+                    .await
+                    .map_err(|e| e.failure()),
                 Err(e) => Err(e.failure()),
             };
             send(
@@ -226,7 +230,7 @@ impl Backend for EngineBackend {
             let r = tokio::task::spawn_blocking(move || {
                 Env::find(&dir)
                     .and_then(|e| e.manifest())
-                    .and_then(|m| m.set_build_version(&b, &v))
+                    .and_then(|m| m.set_version(&b, &v))
                     .map(|_| v)
                     .map_err(|e| e.failure())
             })

@@ -24,11 +24,28 @@ pub enum JobOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BuildRow {
     pub name: String,
-    /// The version the manifest declares (empty when it declares none).
+    /// The version as it will be built: the literal, or what `version.file` holds (empty
+    /// when the build declares none, or when only `version.command` can tell).
     pub version: String,
+    /// Where the version comes from.
+    pub version_from: VersionFrom,
     pub description: String,
     /// What the engine knows of earlier runs (e.g. "already published"); `None` if nothing.
     pub last: Option<LastResult>,
+}
+
+/// Where a build's version is given, so an edit keeps its form.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum VersionFrom {
+    /// `version = "…"` in the manifest.
+    #[default]
+    Literal,
+    /// `version.file`: this file (relative to the environment).
+    File(String),
+    /// `version.command`: known when the build runs.
+    Command,
+    /// None declared.
+    None,
 }
 
 /// The `[build.*]` entries of a manifest as the builds list shows them.
@@ -36,15 +53,23 @@ pub fn build_rows(manifest: &crate::manifest::Manifest) -> Vec<BuildRow> {
     manifest
         .builds
         .iter()
-        .map(|b| BuildRow {
-            name: b.name.clone(),
-            version: b
-                .version
-                .as_ref()
-                .map(|v| v.to_string())
-                .unwrap_or_default(),
-            description: b.description.clone().unwrap_or_default(),
-            last: None,
+        .map(|b| {
+            use crate::manifest::{ShownVersion, VersionSpec};
+            BuildRow {
+                name: b.name.clone(),
+                version: match manifest.shown_version(b) {
+                    ShownVersion::Known(v) => v,
+                    _ => String::new(),
+                },
+                version_from: match &b.version {
+                    Some(VersionSpec::Literal(_)) => VersionFrom::Literal,
+                    Some(VersionSpec::File(f)) => VersionFrom::File(f.clone()),
+                    Some(VersionSpec::Command(_)) => VersionFrom::Command,
+                    None => VersionFrom::None,
+                },
+                description: b.description.clone().unwrap_or_default(),
+                last: None,
+            }
         })
         .collect()
 }

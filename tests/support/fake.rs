@@ -120,7 +120,16 @@ pub fn synthetic_packages(n: usize, orgs: usize) -> Vec<PackageRow> {
 
 /// The `[build.*]` entries of the demo environment.
 pub fn demo_builds() -> Vec<BuildRow> {
+    // The sample's version.file is not on disk here: take it from the embedded sample.
     build_rows(&demo::sample_manifest())
+        .into_iter()
+        .map(|mut b| {
+            if b.version.is_empty() {
+                b.version = demo::sample_version(&b.name).unwrap_or_default();
+            }
+            b
+        })
+        .collect()
 }
 
 /// Publish preconditions with the engine's check ids; `pushed: false` fails `pushed`.

@@ -107,7 +107,17 @@ impl CatalogState {
     }
 
     pub fn selected_readiness(&self) -> Option<&Vec<Check>> {
-        self.readiness.get(&self.selected_ref()?)
+        self.readiness.get(&self.readiness_target()?)
+    }
+
+    /// What readiness is checked for, and install installs: `org/name@picked` when a
+    /// version is picked, else `org/name` (the latest not yanked, unpinned).
+    pub fn readiness_target(&self) -> Option<String> {
+        let reference = self.selected_ref()?;
+        Some(match &self.picked {
+            Some(v) => format!("{reference}@{v}"),
+            None => reference,
+        })
     }
 
     pub fn animating(&self) -> bool {
@@ -126,7 +136,17 @@ impl CatalogState {
     }
 
     /// Moves the picked version one older (`older`) or newer, within the known versions.
-    fn pick_version(&mut self, older: bool) -> Status {
+    fn pick_version(&mut self, older: bool) -> (Vec<Effect>, Status) {
+        let st = self.pick_version_only(older);
+        // Readiness is of what would be installed: the picked version.
+        let effects = match self.readiness_target() {
+            Some(t) if !self.readiness.contains_key(&t) => vec![Effect::Readiness(t)],
+            _ => Vec::new(),
+        };
+        (effects, st)
+    }
+
+    fn pick_version_only(&mut self, older: bool) -> Status {
         let Some(d) = self.selected_details() else {
             return status(Level::Warn, "the versions are still loading");
         };
@@ -283,11 +303,18 @@ impl CatalogState {
                 let mut lines = vec![format!(
                     "Install {reference} {version}{how} into this environment?"
                 )];
-                if let Some(checks) = self.readiness.get(&reference) {
-                    let failing: Vec<&str> =
-                        checks.iter().filter(|c| !c.ok).map(|c| c.id).collect();
-                    if !failing.is_empty() {
-                        lines.push(format!("Not ready: {}.", failing.join(", ")));
+                if let Some(checks) = self.readiness.get(&target) {
+                    // What cannot succeed is not offered; warnings are said in words.
+                    if let Some(first) = checks.iter().find(|c| c.blocks()) {
+                        let mut st = super::Status::new(
+                            Level::Error,
+                            format!("cannot install {target}: {}", first.message),
+                        );
+                        st.hint = first.hint.clone();
+                        return (Vec::new(), Some(st), None);
+                    }
+                    for w in checks.iter().filter(|c| !c.ok) {
+                        lines.push(format!("Warning: {}", w.message));
                     }
                 }
                 let popup = Popup::Confirm {
@@ -308,8 +335,8 @@ impl CatalogState {
                 none
             }
             Command::VersionOlder | Command::VersionNewer => {
-                let st = self.pick_version(cmd == Command::VersionOlder);
-                (Vec::new(), st, None)
+                let (effects, st) = self.pick_version(cmd == Command::VersionOlder);
+                (effects, st, None)
             }
             Command::Yank => {
                 let Some((_, pkg)) = self.selected() else {

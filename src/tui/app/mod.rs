@@ -237,7 +237,13 @@ impl App {
                 });
                 Vec::new()
             }
-            Action::FilesChanged => self.publish.request_checks(false),
+            Action::FilesChanged => {
+                // The manifest may have changed too: the list (and any confirmation built
+                // from it) is read again, as the checks are.
+                let mut effects = vec![Effect::LoadBuilds];
+                effects.extend(self.publish.request_checks(false));
+                effects
+            }
             Action::Engine(crate::event::Event::Review(review)) => {
                 self.popup = Some(Popup::Review {
                     review,
@@ -270,6 +276,22 @@ impl App {
                 }
                 if let Some(status) = status {
                     self.status = Some(status);
+                }
+                // An open confirmation says what will happen now, or closes when it no
+                // longer can (the manifest or the checks changed under it).
+                if let Some(Popup::Confirm {
+                    lines,
+                    pending: Pending::Publish(name),
+                    ..
+                }) = &mut self.popup
+                {
+                    match self.publish.publish_confirmation(name) {
+                        Ok(now) => *lines = now,
+                        Err(st) => {
+                            self.popup = None;
+                            self.status = Some(st);
+                        }
+                    }
                 }
                 effects
             }

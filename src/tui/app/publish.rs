@@ -150,6 +150,46 @@ impl PublishState {
         self.checks.iter().filter(|c| !c.ok)
     }
 
+    /// The lines of the confirmation to publish `name`, from the manifest and the checks as
+    /// they are now; `Err` (why, as a status) when the publish could not succeed: the build
+    /// is gone from the manifest, or a precondition that blocks fails.
+    pub fn publish_confirmation(&self, name: &str) -> Result<Vec<String>, super::Status> {
+        let Some(b) = self.builds.iter().find(|b| b.name == name) else {
+            return Err(super::Status::new(
+                Level::Warn,
+                format!("the manifest has no build `{name}` any more"),
+            ));
+        };
+        let blocking: Vec<&Check> = self.checks.iter().filter(|c| c.blocks()).collect();
+        if let Some(first) = blocking.first() {
+            let more = match blocking.len() - 1 {
+                0 => String::new(),
+                n => format!(
+                    " (and {n} more failing check{})",
+                    if n == 1 { "" } else { "s" }
+                ),
+            };
+            let mut st = super::Status::new(
+                Level::Error,
+                format!("cannot publish {name}: {}{more}", first.message),
+            );
+            st.hint = first.hint.clone();
+            return Err(st);
+        }
+        let what = match (&b.version_from, b.version.is_empty()) {
+            (crate::tui::model::VersionFrom::Command, _) => {
+                format!("{name} (its version comes from version.command)")
+            }
+            (_, true) => name.to_string(),
+            (_, false) => format!("{name} {}", b.version),
+        };
+        let mut lines = vec![format!("Publish build {what} to the catalog?")];
+        for w in self.checks.iter().filter(|c| !c.ok && c.warning) {
+            lines.push(format!("Warning: {}", w.message));
+        }
+        Ok(lines)
+    }
+
     /// True while something on screen moves with time.
     pub fn animating(&self) -> bool {
         self.job.is_some() || self.checks_running || self.push == PushState::Running
@@ -220,27 +260,18 @@ impl PublishState {
             }
             Command::Publish => match self.startable() {
                 Err(status) => (Vec::new(), Some(status), None),
-                Ok(name) => {
-                    let version = self
-                        .selected()
-                        .map(|b| b.version.clone())
-                        .unwrap_or_default();
-                    let mut lines = vec![format!("Publish build {name} {version} to the catalog?")];
-                    let failing: Vec<&str> = self.failing_checks().map(|c| c.id).collect();
-                    if !failing.is_empty() {
-                        lines.push(format!(
-                            "{} precondition(s) fail ({}); the pipeline will stop at check.",
-                            failing.len(),
-                            failing.join(", ")
-                        ));
+                Ok(name) => match self.publish_confirmation(&name) {
+                    // What cannot succeed is not offered.
+                    Err(st) => (Vec::new(), Some(st), None),
+                    Ok(lines) => {
+                        let popup = Popup::Confirm {
+                            title: "Publish".into(),
+                            lines,
+                            pending: Pending::Publish(name),
+                        };
+                        (Vec::new(), None, Some(popup))
                     }
-                    let popup = Popup::Confirm {
-                        title: "Publish".into(),
-                        lines,
-                        pending: Pending::Publish(name),
-                    };
-                    (Vec::new(), None, Some(popup))
-                }
+                },
             },
             Command::BuildOnly => match self.startable() {
                 Err(status) => (Vec::new(), Some(status), None),
@@ -322,9 +353,27 @@ impl PublishState {
                 }
             },
             Command::EditVersion => match self.selected() {
+                // Never replace the user's form: a command's version is not pubdeck's to set.
+                Some(b) if b.version_from == crate::tui::model::VersionFrom::Command => (
+                    Vec::new(),
+                    status(
+                        Level::Warn,
+                        format!(
+                            "the version of {} is what its version.command prints; change the command",
+                            b.name
+                        ),
+                    ),
+                    None,
+                ),
                 Some(b) => {
+                    let title = match &b.version_from {
+                        crate::tui::model::VersionFrom::File(f) => {
+                            format!("Version of {} (written into {f})", b.name)
+                        }
+                        _ => format!("Version of {}", b.name),
+                    };
                     let popup = Popup::Input {
-                        title: format!("Version of {}", b.name),
+                        title,
                         input: crate::tui::input::TextInput::new(b.version.clone()),
                         purpose: InputPurpose::Version(b.name.clone()),
                     };
