@@ -15,13 +15,56 @@ fn failing(r: &Report) -> Vec<&str> {
     r.failed().map(|c| c.id).collect()
 }
 
+/// A publisher's setting beside `repo`: a signing key, and a local catalog `myorg` on a
+/// file:// store that trusts it (what `check`, like `publish`, also checks).
+fn publisher(repo: &Repo) -> Vec<(&'static str, String)> {
+    let tmp = repo.tmp.path();
+    let (key_file, catalog) = (tmp.join("myorg-1.key"), tmp.join("catalog.sqlite"));
+    if !catalog.exists() {
+        use pubdeck::catalog::Catalog as _;
+        let key = pubdeck::sign::SecretKey::generate("myorg-1").unwrap();
+        key.write_new(&key_file).unwrap();
+        let store = format!("file://{}", tmp.join("store").display());
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                pubdeck::catalog::EmbeddedCatalog::open(&catalog)
+                    .await
+                    .unwrap()
+                    .create_catalog("myorg", &store, &[key.public().to_nix_string()])
+                    .await
+                    .unwrap();
+            });
+    }
+    vec![
+        ("PUBDECK_CATALOG", catalog.display().to_string()),
+        ("PUBDECK_ORG", "myorg".into()),
+        ("PUBDECK_SIGNING_KEY", key_file.display().to_string()),
+        ("PUBDECK_DATA_DIR", tmp.join("data").display().to_string()),
+        ("XDG_CONFIG_HOME", tmp.join("cfg").display().to_string()),
+    ]
+}
+
+/// `pubdeck ARGS` as the publisher of [`publisher`].
+fn pubdeck_publishing(repo: &Repo, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pubdeck"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .envs(publisher(repo))
+        .env_remove("PUBDECK_TOKEN")
+        .output()
+        .expect("pubdeck runs")
+}
+
 fn check_json(repo: &Repo, build: Option<&str>) -> (i32, Value) {
     let dir = repo.work.to_str().unwrap();
     let mut args = vec!["check", "--dir", dir, "--json"];
     if let Some(b) = build {
         args.insert(1, b);
     }
-    let out = pubdeck(&args);
+    let out = pubdeck_publishing(repo, &args);
     let v: Value = serde_json::from_str(&stdout(&out)).expect("one JSON document");
     (out.status.code().unwrap(), v)
 }
@@ -54,11 +97,28 @@ fn fresh_pushed_repository_passes_everything() {
     );
     assert!(src.commit_time.unwrap() > 1_600_000_000);
 
+    // The command checks what publish checks: the git preconditions, then the key, the
+    // catalog, the permission to publish, the key's trust and the store.
     let (code, v) = check_json(&repo, Some("hello"));
-    assert_eq!(code, 0);
+    assert_eq!(code, 0, "{v}");
     assert_eq!(v["build"], "hello");
     assert_eq!(v["ok"], true);
-    assert_eq!(v["checks"].as_array().unwrap().len(), 8);
+    let ids: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids[8..],
+        [
+            "signing-key",
+            "catalog",
+            "may-publish",
+            "key-trusted",
+            "store"
+        ]
+    );
     for c in v["checks"].as_array().unwrap() {
         assert_eq!(c.as_object().unwrap().len(), 4, "{c}");
         assert!(c["hint"].is_null());
@@ -344,8 +404,8 @@ fn environment_in_a_subdirectory() {
 fn cli_contract_exit_codes_and_human_output() {
     let repo = Repo::new();
     let dir = repo.work.to_str().unwrap();
-    let ok = pubdeck(&["check", "hello", "--dir", dir]);
-    assert_eq!(ok.status.code(), Some(0));
+    let ok = pubdeck_publishing(&repo, &["check", "hello", "--dir", dir]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
     let text = stdout(&ok);
     assert!(text.starts_with("✓ manifest "), "{text}");
     assert!(!text.contains('\x1b'), "NO_COLOR is set");
@@ -368,4 +428,64 @@ fn cli_contract_exit_codes_and_human_output() {
             .contains("mkdir -p $out/bin")
     );
     assert_eq!(v["builds"][1]["version"], Value::Null);
+}
+
+/// `check` fails where `publish` would: an unreadable key, an unreachable catalog; and
+/// `--offline` skips what needs the network, saying so, without failing for it.
+#[test]
+fn check_fails_where_publish_would_and_offline_says_what_it_skipped() {
+    let repo = Repo::new();
+    let dir = repo.work.to_str().unwrap();
+    publisher(&repo);
+    let unreadable = repo.tmp.path().join("nope.key");
+    let out = pubdeck_publishing(
+        &repo,
+        &[
+            "check",
+            "hello",
+            "--dir",
+            dir,
+            "--json",
+            "--signing-key",
+            unreadable.to_str().unwrap(),
+            "--catalog",
+            "http://127.0.0.1:9",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let failed: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "signing-key",
+            "catalog",
+            "may-publish",
+            "key-trusted",
+            "store"
+        ]
+    );
+    let out = pubdeck_publishing(
+        &repo,
+        &["check", "hello", "--dir", dir, "--offline", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for id in ["catalog", "may-publish", "key-trusted", "store"] {
+        let c = v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap();
+        assert_eq!(c["ok"], false, "{c}");
+        assert_eq!(c["warning"], true, "{c}");
+        assert!(c["message"].as_str().unwrap().contains("--offline"), "{c}");
+    }
 }

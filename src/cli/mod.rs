@@ -83,9 +83,19 @@ pub enum Command {
         dir: PathBuf,
         #[arg(long)]
         json: bool,
-        /// Decide `pushed` from the last fetched state, without contacting the remote.
+        /// Contact nothing: decide `pushed` from the last fetched state, and skip the
+        /// catalog, permission, key-trust and store checks (said so).
         #[arg(long)]
         offline: bool,
+        /// The organisation (catalog) to publish to (default: PUBDECK_ORG).
+        #[arg(long)]
+        org: Option<String>,
+        /// Secret signing key file (default: PUBDECK_SIGNING_KEY).
+        #[arg(long, value_name = "FILE")]
+        signing_key: Option<PathBuf>,
+        /// Catalog URL or file (default: PUBDECK_CATALOG).
+        #[arg(long, value_name = "URL")]
+        catalog: Option<String>,
     },
     /// Clean-build one build from a fresh clone of HEAD; prints the output path.
     Build {
@@ -387,7 +397,18 @@ async fn subcommand(command: Command) -> CmdResult {
             dir,
             json,
             offline,
-        } => check(&dir, build.as_deref(), json, offline).await,
+            org,
+            signing_key,
+            catalog,
+        } => {
+            let overrides = crate::config::Overrides {
+                catalog,
+                org,
+                signing_key,
+                ..Default::default()
+            };
+            check(&dir, build.as_deref(), json, offline, &overrides).await
+        }
         Command::Build {
             build,
             dir,
@@ -686,26 +707,37 @@ fn builds(dir: &Path, as_json: bool) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn check(dir: &Path, build: Option<&str>, as_json: bool, offline: bool) -> CmdResult {
-    let opts = crate::git::Options {
-        fetch: !offline,
-        ..Default::default()
-    };
-    let (dir, build_name) = (dir.to_path_buf(), build.map(str::to_string));
-    let report = tokio::task::spawn_blocking(move || {
-        crate::git::evaluate(&dir, build_name.as_deref(), &opts)
-    })
-    .await
-    .expect("check task panicked");
-    if as_json {
-        println!(
-            "{}",
-            json!({ "build": report.build, "ok": report.ok(), "checks": report.checks })
-        );
+/// `pubdeck check`: every precondition `publish` evaluates (the same function), exit 1 if one
+/// that blocks fails.
+async fn check(
+    dir: &Path,
+    build: Option<&str>,
+    as_json: bool,
+    offline: bool,
+    overrides: &crate::config::Overrides,
+) -> CmdResult {
+    use crate::publish::{Plan, Reach, preconditions};
+    let settings = crate::config::Settings::resolve(overrides).map_err(catalog::CliError::from)?;
+    let mut plan = Plan::configured(dir, build.unwrap_or(""), &settings);
+    plan.fetch = !offline;
+    let opened = if offline {
+        None
     } else {
-        print!("{}", output::checklist(&report.checks, Style::stdout()));
+        Some(settings.open_catalog().await)
+    };
+    let reach = match &opened {
+        None => Reach::Offline,
+        Some(Ok(c)) => Reach::Online(c),
+        Some(Err(e)) => Reach::Unavailable(crate::event::Failure::new(e.to_string(), e.hint())),
+    };
+    let checks = preconditions(&plan, reach).await.checks;
+    let ok = !checks.iter().any(|c| c.blocks());
+    if as_json {
+        println!("{}", json!({ "build": build, "ok": ok, "checks": checks }));
+    } else {
+        print!("{}", output::checklist(&checks, Style::stdout()));
     }
-    Ok(if report.ok() {
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

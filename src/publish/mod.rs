@@ -751,13 +751,39 @@ async fn restore_missing(
     Ok(())
 }
 
-/// Evaluates every precondition (git ones and publish's own) and sends each as an event.
-async fn checks(plan: &Plan, catalog: &AnyCatalog, tx: &EventTx) -> Result<Checked, PublishError> {
+/// Every precondition of a publish (git's and publish's own), evaluated all at once, with what
+/// the passing ones found.
+pub struct Preconditions {
+    pub checks: Vec<Check>,
+    report: git::Report,
+    key: Option<SecretKey>,
+    store: Option<Store>,
+}
+
+/// How far [`preconditions`] goes.
+pub enum Reach<'a> {
+    /// Everything, through this catalog, the store included.
+    Online(&'a AnyCatalog),
+    /// The catalog could not be opened (why, as the `catalog` check says it).
+    Unavailable(crate::event::Failure),
+    /// Only what needs no network: the catalog, permission, key trust and store checks say
+    /// they were skipped (`check --offline`).
+    Offline,
+}
+
+/// Evaluates every precondition `publish` evaluates, without publishing: `pubdeck check`
+/// and the pipeline's first stage run this same function. An empty `plan.build` checks the
+/// environment as a whole.
+pub async fn preconditions(plan: &Plan, reach: Reach<'_>) -> Preconditions {
+    let catalog = match &reach {
+        Reach::Online(c) => Some(*c),
+        _ => None,
+    };
     let (dir, build, fetch) = (plan.dir.clone(), plan.build.clone(), plan.fetch);
     let report = tokio::task::spawn_blocking(move || {
         git::evaluate(
             &dir,
-            Some(&build),
+            (!build.is_empty()).then_some(build.as_str()),
             &git::Options {
                 fetch,
                 ..Default::default()
@@ -815,22 +841,40 @@ async fn checks(plan: &Plan, catalog: &AnyCatalog, tx: &EventTx) -> Result<Check
                 "pass --org ORG or set PUBDECK_ORG",
             ));
         }
-        Some(org) => match catalog.catalog(org).await {
-            Ok(ci) => {
-                all.push(Check::pass(
+        Some(org) if matches!(reach, Reach::Offline) => all.push(skipped(
+            id::CATALOG,
+            format!("catalog `{org}`: not contacted (--offline)"),
+        )),
+        Some(org) => match catalog.map(|c| c.catalog(org)) {
+            None => {
+                let (message, hint) = match &reach {
+                    Reach::Unavailable(f) => (f.message.clone(), f.hint.clone()),
+                    _ => (format!("catalog `{org}`: no catalog is configured"), None),
+                };
+                all.push(Check::fail(
                     id::CATALOG,
-                    format!("catalog `{org}` is reachable"),
-                ));
-                info = Some(ci);
+                    message,
+                    hint.unwrap_or_else(|| "set PUBDECK_CATALOG or pass --catalog".into()),
+                ))
             }
-            Err(e) => {
-                let hint = e.hint().unwrap_or_else(|| {
-                    format!("create it with `pubdeck catalog create {org} --store URL`")
-                });
-                all.push(Check::fail(id::CATALOG, e.to_string(), hint));
-            }
+            Some(answer) => match answer.await {
+                Ok(ci) => {
+                    all.push(Check::pass(
+                        id::CATALOG,
+                        format!("catalog `{org}` is reachable"),
+                    ));
+                    info = Some(ci);
+                }
+                Err(e) => {
+                    let hint = e.hint().unwrap_or_else(|| {
+                        format!("create it with `pubdeck catalog create {org} --store URL`")
+                    });
+                    all.push(Check::fail(id::CATALOG, e.to_string(), hint));
+                }
+            },
         },
     }
+    let offline = matches!(reach, Reach::Offline) && plan.org.is_some();
     match &info {
         Some(ci) if ci.role == Role::Owner => all.push(Check::pass(
             id::MAY_PUBLISH,
@@ -844,6 +888,7 @@ async fn checks(plan: &Plan, catalog: &AnyCatalog, tx: &EventTx) -> Result<Check
                 ci.owner
             ),
         )),
+        None if offline => all.push(skipped(id::MAY_PUBLISH, "not checked (--offline)")),
         None => all.push(Check::fail(
             id::MAY_PUBLISH,
             "not checked: the catalog is not available",
@@ -874,6 +919,7 @@ async fn checks(plan: &Plan, catalog: &AnyCatalog, tx: &EventTx) -> Result<Check
                 ));
             }
         }
+        _ if offline => all.push(skipped(id::KEY_TRUSTED, "not checked (--offline)")),
         _ => all.push(Check::fail(
             id::KEY_TRUSTED,
             "not checked: needs both the signing key and the catalog",
@@ -889,25 +935,54 @@ async fn checks(plan: &Plan, catalog: &AnyCatalog, tx: &EventTx) -> Result<Check
                 ci.name
             ),
         )),
-        Some(ci) => match Store::open_str(&ci.store_url, &plan.store_open).await {
-            Ok(s) => {
-                all.push(Check::pass(id::STORE, format!("store {}", s.url())));
-                store = Some(s);
+        Some(ci) => {
+            // Opened, and asked once: reachable, with credentials that work.
+            let opened = match Store::open_str(&ci.store_url, &plan.store_open).await {
+                Ok(s) => s.head("nix-cache-info").await.map(|_| s),
+                Err(e) => Err(e),
+            };
+            match opened {
+                Ok(s) => {
+                    all.push(Check::pass(id::STORE, format!("store {}", s.url())));
+                    store = Some(s);
+                }
+                Err(e) => all.push(Check::fail(
+                    id::STORE,
+                    e.to_string(),
+                    crate::event::Hinted::hint(&e).unwrap_or_else(|| {
+                        "fix the catalog's store URL with `pubdeck catalog set-store`".into()
+                    }),
+                )),
             }
-            Err(e) => all.push(Check::fail(
-                id::STORE,
-                e.to_string(),
-                crate::event::Hinted::hint(&e).unwrap_or_else(|| {
-                    "fix the catalog's store URL with `pubdeck catalog set-store`".into()
-                }),
-            )),
-        },
+        }
+        None if offline => all.push(skipped(id::STORE, "not checked (--offline)")),
         None => all.push(Check::fail(
             id::STORE,
             "not checked: the catalog is not available",
             "fix `catalog` first",
         )),
     }
+    Preconditions {
+        checks: all,
+        report,
+        key,
+        store,
+    }
+}
+
+/// A check `--offline` does not make: a warning (it does not fail the report), said so.
+fn skipped(id: &'static str, message: impl Into<String>) -> Check {
+    Check::warn(id, message, "run without --offline to check it")
+}
+
+/// Evaluates every precondition and sends each as an event.
+async fn checks(plan: &Plan, catalog: &AnyCatalog, tx: &EventTx) -> Result<Checked, PublishError> {
+    let Preconditions {
+        checks: all,
+        report,
+        key,
+        store,
+    } = preconditions(plan, Reach::Online(catalog)).await;
 
     for c in &all {
         send(tx, Event::Check(c.clone())).await;
