@@ -281,3 +281,30 @@ fn keys_and_theme_from_the_config_file() {
     );
     assert!(screen.contains("config.toml"), "{screen}");
 }
+
+/// A build's error output is not drawn faint on a terminal (`pubdeck build`, and publish's
+/// spinner view): `error: libfoo is required` must be the line that stands out, not the dimmest.
+#[test]
+fn build_stderr_is_not_faint_on_a_terminal() {
+    if !tmux_here("build_stderr_is_not_faint_on_a_terminal") {
+        return;
+    }
+    let repo = common::Repo::with_manifest(concat!(
+        "version = 1\n[install]\nh.pkg-path = \"h\"\n[build.b]\nversion = \"1.0\"\n",
+        "command = \"echo 'error: libfoo is required' >&2; mkdir -p $out; touch $out/ok\"\n",
+    ));
+    let cmd = format!(
+        "cd {w} && {bin} build b; echo EXIT=$?; sleep 30",
+        bin = env!("CARGO_BIN_EXE_pubdeck"),
+        w = repo.work.display()
+    );
+    let t = Tmux::start(format!("pubdeck-stderr-{}", std::process::id()), &cmd);
+    t.wait_for("EXIT=0", Duration::from_secs(60));
+    // The screen with its attributes: a faint line starts with SGR 2.
+    let styled = t.run(&["capture-pane", "-p", "-e", "-t", &t.session]);
+    let line = styled
+        .lines()
+        .find(|l| l.contains("error: libfoo is required"))
+        .unwrap_or_else(|| panic!("{styled}"));
+    assert!(!line.contains("\u{1b}[2m"), "drawn faint: {line:?}");
+}

@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::event::{Event, Stream};
+use crate::event::Event;
 use crate::manifest::{Env, VersionSpec};
 use output::Style;
 
@@ -759,12 +759,11 @@ async fn build_cmd(dir: &Path, name: &str, timeout: Option<std::time::Duration>)
                 continue;
             }
             match ev {
-                Event::Log { stream, lines } => {
+                Event::Log { lines, .. } => {
+                    // Both streams at full strength: a build's error output is what the
+                    // reader looks for, not what to fade.
                     for line in lines.iter() {
-                        let _ = match stream {
-                            Stream::Stdout => writeln!(err, "{line}"),
-                            Stream::Stderr => writeln!(err, "{}", err_style.muted(line)),
-                        };
+                        let _ = writeln!(err, "{}", crate::text::log_line(line));
                     }
                 }
                 Event::Check(c) if !c.ok => {

@@ -608,10 +608,8 @@ async fn print_fancy(mut rx: EventRx, mut at: AtReview) -> Option<Review> {
             Event::Log { stream, lines } => {
                 for line in lines.iter() {
                     let line = crate::text::log_line(line);
-                    let _ = match stream {
-                        Stream::Stderr => mp.println(style.muted(&line)),
-                        Stream::Stdout => mp.println(format!("{} {line}", log_mark(*stream))),
-                    };
+                    // stderr is marked, never faded: `error: libfoo is required` must stand out.
+                    let _ = mp.println(format!("{} {line}", log_mark(*stream)));
                 }
             }
             other => {
