@@ -83,7 +83,7 @@ impl crate::event::Hinted for BuildError {
                     .into(),
             ),
             BuildError::Failed { .. } => {
-                Some("the log above shows the failing command; the build ran in a fresh clone, so every file it needs must be committed".into())
+                Some("the build log shows the failing command; the build ran in a fresh clone, so every file it needs must be committed".into())
             }
             BuildError::Prepare { hint, .. } => hint.clone(),
             BuildError::Version { .. } => Some(

@@ -85,10 +85,20 @@ fn a_publish_that_cannot_succeed_is_not_offered() {
     let mut app = app();
     app.update(Action::Checks(demo_checks(Some("hello"), false)));
     assert!(key(&mut app, KeyCode::Enter).is_empty());
-    assert!(app.popup.is_none());
     let st = app.status.clone().unwrap();
     assert!(st.text.starts_with("cannot publish hello: "), "{st:?}");
     assert!(st.hint.is_some(), "{st:?}");
+    // The refusal opens whole, with its fix, and closes with Esc.
+    assert_eq!(
+        app.popup,
+        Some(Popup::Failure {
+            message: st.text.clone(),
+            hint: st.hint.clone()
+        })
+    );
+    key(&mut app, KeyCode::Esc);
+    assert!(app.popup.is_none());
+    assert_eq!(app.status.as_ref().map(|s| &s.text), Some(&st.text));
 }
 
 /// The confirmation says what will be published now: when the manifest changes under it,
@@ -107,7 +117,11 @@ fn the_confirmation_follows_the_manifest_and_the_checks() {
         other => panic!("{other:?}"),
     }
     app.update(Action::Checks(demo_checks(Some("hello"), false)));
-    assert!(app.popup.is_none());
+    assert!(
+        matches!(app.popup, Some(Popup::Failure { .. })),
+        "{:?}",
+        app.popup
+    );
     assert!(
         app.status
             .as_ref()
@@ -597,6 +611,10 @@ fn all_stacks() -> Vec<Vec<Context>> {
     }
     for popup in [
         Popup::Help { scroll: 0 },
+        Popup::Failure {
+            message: String::new(),
+            hint: None,
+        },
         Popup::Confirm {
             title: String::new(),
             lines: Vec::new(),

@@ -148,3 +148,63 @@ fn no_color_keeps_meaning_without_colour() {
     assert!(styles.contains("reverse"), "selection must stay visible");
     insta::assert_snapshot!("publish_idle_no_color", text);
 }
+
+/// A failure opens whole, message and fix wrapped, at the smallest common terminal; the
+/// header's single line cannot hold it.
+#[test]
+fn a_failure_opens_whole_at_80x24() {
+    let mut app = screenshots::publish_running_at(usize::MAX);
+    let hint = "the build log shows the failing command; the build ran in a fresh clone, \
+                so every file it needs must be committed";
+    let message = "build hello failed: `make install` exited with status 2 after 41 lines of \
+                   output in /tmp/pubdeck-build-hello-3f2a9c1/src";
+    app.update(Action::JobFinished {
+        kind: pubdeck::tui::JobKind::Publish,
+        build: "hello".into(),
+        outcome: pubdeck::tui::JobOutcome::Failed(pubdeck::event::Failure::new(
+            message,
+            Some(hint.into()),
+        )),
+    });
+    assert!(
+        matches!(app.popup, Some(Popup::Failure { .. })),
+        "{:?}",
+        app.popup
+    );
+    let buf = render_to_buffer(&app, 80, 24);
+    // The popup's inner text, joined across its wrapped rows: the columns between the
+    // corners of the row that carries its title.
+    let rows: Vec<Vec<String>> = (0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect()
+        })
+        .collect();
+    let top = rows
+        .iter()
+        .position(|r| r.concat().contains(" Failed "))
+        .expect("the popup is drawn");
+    let corner = |c: &str| rows[top].iter().position(|s| s == c);
+    let left = corner("┏").or(corner("╭")).expect("left corner");
+    let right = rows[top]
+        .iter()
+        .rposition(|s| s == "┓" || s == "╮")
+        .expect("right corner");
+    let mut joined = String::new();
+    for row in &rows[top + 1..] {
+        if row[left] != "┃" && row[left] != "│" {
+            break;
+        }
+        joined.push(' ');
+        joined.push_str(&row[left + 1..right].concat());
+    }
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let joined = words(&joined);
+    assert!(joined.contains(&words(message)), "{joined}");
+    assert!(joined.contains(&words(hint)), "{joined}");
+    // Esc closes it; the status line keeps the short form.
+    app.update(Action::Command(Command::Dismiss));
+    assert!(app.popup.is_none());
+    assert!(app.status.is_some());
+}

@@ -23,11 +23,13 @@ pub enum Context {
     Review,
     Input,
     Help,
+    /// A failure's whole message and hint.
+    Failure,
 }
 
 impl Context {
     /// Display order of the help popup.
-    pub const ALL: [Context; 14] = [
+    pub const ALL: [Context; 15] = [
         Context::Global,
         Context::Always,
         Context::Publish,
@@ -42,6 +44,7 @@ impl Context {
         Context::Review,
         Context::Input,
         Context::Help,
+        Context::Failure,
     ];
 
     pub fn title(self) -> &'static str {
@@ -60,6 +63,7 @@ impl Context {
             Context::Review => "Review before upload",
             Context::Input => "Text input",
             Context::Help => "Help",
+            Context::Failure => "Failure",
         }
     }
 
@@ -680,6 +684,13 @@ pub static KEYMAP: &[Binding] = &[
         true,
     ),
     b(
+        X::Failure,
+        &[code(KeyCode::Esc), code(KeyCode::Enter), ch('q')],
+        C::Dismiss,
+        "close",
+        true,
+    ),
+    b(
         X::Help,
         &[ch('j'), code(KeyCode::Down)],
         C::Down,
@@ -770,6 +781,7 @@ fn stacks() -> Vec<Vec<Context>> {
         Context::Review,
         Context::Input,
         Context::Help,
+        Context::Failure,
     ] {
         out.push(vec![popup, Context::Always]);
     }

@@ -105,6 +105,11 @@ pub enum Popup {
     Help {
         scroll: u16,
     },
+    /// A failure, whole: its message and its fix, wrapped.
+    Failure {
+        message: String,
+        hint: Option<String>,
+    },
     /// The publish job waits for this review before uploading.
     Review {
         review: Box<crate::publish::review::Review>,
@@ -184,6 +189,7 @@ impl App {
             Some(Popup::Confirm { .. }) => vec![Context::Confirm, Context::Always],
             Some(Popup::Input { .. }) => vec![Context::Input, Context::Always],
             Some(Popup::Help { .. }) => vec![Context::Help, Context::Always],
+            Some(Popup::Failure { .. }) => vec![Context::Failure, Context::Always],
             Some(Popup::Review { .. }) => vec![Context::Review, Context::Always],
             None => {
                 let (pane, tab) = match self.tab {
@@ -201,6 +207,24 @@ impl App {
 
     /// Applies `action`; returns what the runtime should do.
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        let before = self.status.clone();
+        let effects = self.update_inner(action);
+        // A new failure opens whole (message and fix, wrapped) in a popup the header's one
+        // line cannot hold, unless another popup is open; the header keeps its short form.
+        if let Some(st) = &self.status
+            && st.level == Level::Error
+            && self.status != before
+            && self.popup.is_none()
+        {
+            self.popup = Some(Popup::Failure {
+                message: st.text.clone(),
+                hint: st.hint.clone(),
+            });
+        }
+        effects
+    }
+
+    fn update_inner(&mut self, action: Action) -> Vec<Effect> {
         let mut dirty = true;
         let effects = match action {
             Action::Key(key) => self.key(key, &mut dirty),

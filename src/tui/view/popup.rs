@@ -60,6 +60,34 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 .render(r, buf);
         }
         Some(Popup::Help { scroll }) => help(app, area, buf, *scroll),
+        Some(Popup::Failure { message, hint }) => {
+            let width = area.width.saturating_sub(4).clamp(20, 80);
+            let mut text = vec![Line::styled(message.clone(), t.error)];
+            if let Some(h) = hint {
+                text.push(Line::raw(""));
+                text.push(Line::from(vec![
+                    Span::styled("fix: ", t.muted),
+                    Span::styled(h.clone(), t.text),
+                ]));
+            }
+            text.push(Line::raw(""));
+            text.push(hints(Context::Failure));
+            let text_w = usize::from(width.saturating_sub(4)).max(1);
+            let rows: usize = text.iter().map(|l| l.width().div_ceil(text_w).max(1)).sum();
+            let height = u16::try_from(rows)
+                .unwrap_or(u16::MAX)
+                .saturating_add(2)
+                .min(area.height);
+            let r = centered(area, width, height);
+            Clear.render(r, buf);
+            Paragraph::new(text)
+                .wrap(Wrap { trim: false })
+                .block(
+                    pane(" Failed ".to_string(), true, t)
+                        .padding(ratatui::widgets::Padding::horizontal(1)),
+                )
+                .render(r, buf);
+        }
         Some(Popup::Review {
             review,
             verify,
