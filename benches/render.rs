@@ -1,7 +1,7 @@
 //! Render time per frame at 200×60 with 1M lines pushed through the log (ring buffer keeps
 //! 100k), plus ingest throughput and memory: `cargo bench --bench render`.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 //!
 //! `cargo bench --bench search -- [--write-list FILE] [--queries a,b,c]`
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::sync::Arc;

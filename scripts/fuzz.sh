@@ -6,7 +6,7 @@
 #   scripts/fuzz.sh all SECONDS         each target in turn
 #
 # The targets live in tests/fuzz (a package of its own); their properties are in
-# tests/fuzz/src/properties.rs, which the normal suite (tests/fuzz_regressions.rs) also runs.
+# tests/fuzz/src/properties.rs, which the normal suite (tests/it/fuzz_regressions.rs) also runs.
 # Seeds: tests/fuzz/seeds/TARGET plus the matching files of tests/vectors. Every crash or
 # hang found is copied to tests/fuzz/crashers/TARGET/<sha256 prefix>, where the normal suite
 # replays it from then on. Prints executions per second and what was found; exits 1 if
@@ -80,6 +80,6 @@ printf 'fuzz %-12s %6ss  execs %10s  %8s execs/s  corpus %5s  edges %s  crashes 
   "$TARGET" "$(stat run_time)" "$(stat execs_done)" "$(stat execs_per_sec)" \
   "$(stat corpus_count)" "$(stat edges_found)" "$(stat saved_crashes)" "$(stat saved_hangs)"
 if ((found > 0)); then
-  echo "fuzz: $found new input(s) in tests/fuzz/crashers/$TARGET; cargo test --test fuzz_regressions replays them" >&2
+  echo "fuzz: $found new input(s) in tests/fuzz/crashers/$TARGET; cargo test --test it fuzz_regressions:: replays them" >&2
   exit 1
 fi

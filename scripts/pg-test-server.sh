@@ -8,7 +8,7 @@
 # Idempotent. Installs Debian's postgresql package when missing (as root). Runs the server as
 # the `postgres` user (or the current user when not root), with trust authentication on
 # loopback only. Then:
-#   PUBDECK_TEST_PG_URL=$(scripts/pg-test-server.sh start) cargo test --test catalog_service
+#   PUBDECK_TEST_PG_URL=$(scripts/pg-test-server.sh start) cargo test --test it catalog_service::
 set -euo pipefail
 
 PORT="${PUBDECK_PG_PORT:-55432}"

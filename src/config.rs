@@ -113,6 +113,9 @@ pub struct Settings {
     pub keys: Vec<ConfigEntry>,
     /// `[theme]` of the config file: the workbench's colours (checked by the workbench).
     pub theme: Vec<ConfigEntry>,
+    /// `PUBDECK_NIX`: `Some(false)` installs into pubdeck's own store, `Some(true)` into the
+    /// Nix store; unset, the Nix store when this user can add paths to it.
+    pub nix: Option<bool>,
 }
 
 /// One `name = "value"` (or `name = ["a", "b"]`) of a config table, with its line (1-based),
@@ -261,6 +264,11 @@ impl Settings {
         let token = pick(overrides.token.clone(), "PUBDECK_TOKEN", "token");
         let org = pick(overrides.org.clone(), "PUBDECK_ORG", "org");
         let trusted_endpoints = file.get_list(TRUSTED_ENDPOINTS);
+        let nix = match env("PUBDECK_NIX").as_deref() {
+            Some("0") => Some(false),
+            Some("1") => Some(true),
+            _ => None,
+        };
         // Trust is decided on parsed endpoints: an entry that does not parse is an error here,
         // not an endpoint that silently trusts nothing.
         for entry in &trusted_endpoints {
@@ -296,6 +304,7 @@ impl Settings {
             config_file,
             trusted_endpoints,
             sources,
+            nix,
         })
     }
 

@@ -40,10 +40,19 @@ impl NixStore {
     /// The local Nix store when `nix` runs and this user can add paths to it (root, or a
     /// running daemon). `PUBDECK_NIX=0` turns it off (pubdeck's own store is used), `=1` on.
     pub fn detect() -> Option<NixStore> {
-        match std::env::var("PUBDECK_NIX").as_deref() {
-            Ok("0") => return None,
-            Ok("1") => return Some(NixStore::new("nix")),
-            _ => {}
+        NixStore::choose(match std::env::var("PUBDECK_NIX").as_deref() {
+            Ok("0") => Some(false),
+            Ok("1") => Some(true),
+            _ => None,
+        })
+    }
+
+    /// The Nix store as `choice` says (`Settings::nix`), detected when it says nothing.
+    pub fn choose(choice: Option<bool>) -> Option<NixStore> {
+        match choice {
+            Some(false) => return None,
+            Some(true) => return Some(NixStore::new("nix")),
+            None => {}
         }
         let runs = std::process::Command::new("nix")
             .arg("--version")

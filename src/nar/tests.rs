@@ -1,4 +1,4 @@
-//! Unit tests for the NAR writer and reader (golden files are in `tests/nar_golden.rs`).
+//! Unit tests for the NAR writer and reader (golden files are in `tests/it/nar_golden.rs`).
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;

@@ -63,6 +63,9 @@ impl EngineBackend {
         let mut req = install::Request::new(pkg, &self.dir, &self.settings.data_dir);
         req.store_open = self.store_open.clone();
         req.catalog_label = self.settings.catalog_label();
+        if self.settings.nix.is_some() {
+            req.nix = install::NixStore::choose(self.settings.nix);
+        }
         Ok(req)
     }
 }

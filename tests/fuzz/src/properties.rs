@@ -3,7 +3,7 @@
 //! cannot handle, or its writer and reader disagree.
 //!
 //! Shared by the cargo-afl targets (`tests/fuzz/src/*.rs`, `scripts/fuzz.sh`) and by the
-//! normal suite (`tests/fuzz_regressions.rs`), which replays the seeds and every crasher ever
+//! normal suite (`tests/it/fuzz_regressions.rs`), which replays the seeds and every crasher ever
 //! found, and runs seeded mutations of them.
 
 #![allow(dead_code)]

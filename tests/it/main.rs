@@ -1,0 +1,48 @@
+//! Every integration test, in one binary: one link of the crate instead of one per suite.
+//! Each module is one suite (`cargo test --test it tui_app::` runs one); `common` and
+//! `support` are their shared fixtures, `catalog_support`, `s3srv` and `proc` the catalog
+//! fixture, the in-process S3 server and process helpers.
+
+#[macro_use]
+#[path = "common/catalog_support.rs"]
+mod catalog_support;
+mod common;
+#[path = "common/proc.rs"]
+mod proc;
+#[path = "common/s3.rs"]
+mod s3srv;
+mod support;
+
+mod artifacts;
+mod catalog_service;
+mod clean_build;
+mod cli_conventions;
+mod content_address;
+mod credentials;
+mod flox_install;
+mod fuzz_regressions;
+mod hostile;
+mod kill_matrix;
+mod lifecycle;
+mod lifecycle_store;
+mod manifest_vectors;
+mod nar_golden;
+mod nix_interop;
+mod preconditions;
+mod publish_crash;
+mod publish_install;
+mod review_repro;
+mod service_hardening;
+mod store_bounds;
+mod store_file;
+mod store_kill;
+mod store_s3;
+mod trusted_endpoints;
+mod tui_app;
+mod tui_contract;
+mod tui_e2e;
+mod tui_screenshots;
+mod tui_scripted;
+mod tui_small;
+mod tui_snapshots;
+mod two_instances;
