@@ -1,8 +1,16 @@
 //! Settings, highest first: flags ([`Overrides`]); environment (`PUBDECK_CATALOG`,
 //! `PUBDECK_TOKEN`, `PUBDECK_ORG`, `PUBDECK_SIGNING_KEY`, `PUBDECK_DATA_DIR`, `PUBDECK_STORE`);
-//! `$XDG_CONFIG_HOME/pubdeck/config.toml` (keys `catalog`, `token`, `org`, `signing-key`,
-//! `store`, `data-dir`); defaults (embedded catalog `<data>/catalog.sqlite`, store
-//! `file://<data>/store-cache`, data dir `$XDG_DATA_HOME/pubdeck`).
+//! the project file (`pubdeck.toml` in the environment's directory or a parent up to the
+//! repository root: keys `catalog`, `org`, `signing-key`, `store`, `data-dir`, relative paths
+//! from its own directory); `$XDG_CONFIG_HOME/pubdeck/config.toml` (the same keys, `token`,
+//! `[tokens]` by catalog URL, `trusted-endpoints`); defaults (embedded catalog
+//! `<data>/catalog.sqlite`, store `file://<data>/store-cache`, data dir `$XDG_DATA_HOME/pubdeck`).
+//!
+//! A repository is not trusted with secrets: a project file holds no token and trusts no
+//! endpoint, and a token goes only to the catalog it was given for. `[tokens]` entries are
+//! keyed by catalog URL (as cargo keys credentials by registry); a token without a catalog
+//! (`PUBDECK_TOKEN`, the config file's `token`) belongs to the catalog named outside the
+//! project file, and is withheld from another one a project file names.
 //!
 //! The config file is parsed and edited with `toml_edit` (comments survive) and written
 //! atomically with mode 0600, since it may hold a token.
@@ -23,6 +31,16 @@ pub const CONFIG_KEYS: &[&str] = &[
     "store",
     "data-dir",
 ];
+
+/// The project settings file, in the environment's directory (beside `.flox/`) or a parent
+/// up to the repository root.
+pub const PROJECT_FILE: &str = "pubdeck.toml";
+
+/// Keys a project file may hold: where the workspace's catalog, org, key, store and data are.
+pub const PROJECT_KEYS: &[&str] = &["catalog", "org", "signing-key", "store", "data-dir"];
+
+/// The table of the user's config file that holds tokens by catalog URL.
+pub const TOKENS_TABLE: &str = "tokens";
 
 /// The config key listing S3 endpoints trusted with the user's AWS credentials.
 pub const TRUSTED_ENDPOINTS: &str = crate::store::TRUSTED_ENDPOINTS_KEY;
@@ -76,6 +94,10 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// Use this config file instead of the XDG one.
     pub config_file: Option<PathBuf>,
+    /// Where to look for the project file ([`PROJECT_FILE`]), upwards to the repository root:
+    /// the environment's directory (`--dir`); [`Settings::resolve`] uses the working directory
+    /// when this is `None`, [`Settings::resolve_with`] reads no project file.
+    pub project_dir: Option<PathBuf>,
 }
 
 /// Where the catalog is.
@@ -113,6 +135,12 @@ pub struct Settings {
     pub keys: Vec<ConfigEntry>,
     /// `[theme]` of the config file: the workbench's colours (checked by the workbench).
     pub theme: Vec<ConfigEntry>,
+    /// The project file read, if any.
+    pub project_file: Option<PathBuf>,
+    /// A token that was not sent because it belongs to another catalog than the one the
+    /// project file names: where it came from and the catalog it belongs to (`None`: no
+    /// catalog was named for it outside the project file).
+    pub withheld_token: Option<WithheldToken>,
     /// `PUBDECK_NIX`: `Some(false)` installs into pubdeck's own store, `Some(true)` into the
     /// Nix store; unset, the Nix store when this user can add paths to it.
     pub nix: Option<bool>,
@@ -127,6 +155,15 @@ pub struct ConfigEntry {
     pub line: Option<usize>,
 }
 
+/// A token not sent to the project's catalog (see [`Settings::withheld_token`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WithheldToken {
+    /// Where the token came from.
+    pub source: Source,
+    /// The catalog it belongs to, redacted.
+    pub belongs_to: Option<String>,
+}
+
 /// Where a setting's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind", content = "name")]
@@ -135,6 +172,8 @@ pub enum Source {
     Flag,
     /// An environment variable.
     Env(&'static str),
+    /// The project file ([`PROJECT_FILE`]).
+    Project,
     /// The config file.
     File,
     /// pubdeck's default.
@@ -210,7 +249,11 @@ pub fn parse_catalog_location(text: &str, home: Option<&str>) -> CatalogLocation
 impl Settings {
     /// Resolves settings from `overrides`, the process environment and the config file.
     pub fn resolve(overrides: &Overrides) -> Result<Settings, ConfigError> {
-        Self::resolve_with(overrides, &|k| std::env::var(k).ok())
+        let mut o = overrides.clone();
+        if o.project_dir.is_none() {
+            o.project_dir = std::env::current_dir().ok();
+        }
+        Self::resolve_with(&o, &|k| std::env::var(k).ok())
     }
 
     /// Like [`Settings::resolve`] with an explicit environment (for tests).
@@ -224,12 +267,19 @@ impl Settings {
             None => default_config_path(env)?,
         };
         let file = ConfigFile::load(&config_file)?;
+        let project_file = overrides.project_dir.as_deref().and_then(find_project_file);
+        let project = match &project_file {
+            Some(p) => Some(ProjectFile::load(p)?),
+            None => None,
+        };
         let sources = std::cell::RefCell::new(Vec::new());
         let pick = |flag: Option<String>, var: &'static str, key: &'static str| {
             let (value, source) = if let Some(v) = non_empty(flag) {
                 (Some(v), Source::Flag)
             } else if let Some(v) = non_empty(env(var)) {
                 (Some(v), Source::Env(var))
+            } else if let Some(v) = project.as_ref().and_then(|p| p.get(key, home.as_deref())) {
+                (Some(v), Source::Project)
             } else if let Some(v) = non_empty(file.get(key)) {
                 (Some(v), Source::File)
             } else {
@@ -261,8 +311,23 @@ impl Settings {
             "signing-key",
         )
         .map(|p| expand_home(&p, home.as_deref()));
-        let token = pick(overrides.token.clone(), "PUBDECK_TOKEN", "token");
         let org = pick(overrides.org.clone(), "PUBDECK_ORG", "org");
+        let catalog_source = sources
+            .borrow()
+            .iter()
+            .find(|(k, _)| *k == "catalog")
+            .map_or(Source::Default, |(_, s)| *s);
+        let (token, token_source, withheld_token) = pick_token(TokenInputs {
+            flag: non_empty(overrides.token.clone()),
+            env: non_empty(env("PUBDECK_TOKEN")),
+            file: &file,
+            catalog: &catalog,
+            catalog_source,
+            // The catalog named outside the project file, which an unkeyed token belongs to.
+            user_catalog: non_empty(env("PUBDECK_CATALOG"))
+                .or_else(|| non_empty(file.get("catalog"))),
+        });
+        sources.borrow_mut().push(("token", token_source));
         let trusted_endpoints = file.get_list(TRUSTED_ENDPOINTS);
         let nix = match env("PUBDECK_NIX").as_deref() {
             Some("0") => Some(false),
@@ -304,6 +369,8 @@ impl Settings {
             config_file,
             trusted_endpoints,
             sources,
+            project_file,
+            withheld_token,
             nix,
         })
     }
@@ -382,7 +449,7 @@ pub struct ConfigFile {
 }
 
 /// The tables of the config file whose entries a face reads (`[keys]`, `[theme]`).
-pub const CONFIG_TABLES: &[&str] = &["keys", "theme"];
+pub const CONFIG_TABLES: &[&str] = &["keys", "theme", TOKENS_TABLE];
 
 impl ConfigFile {
     /// Loads the file; a missing file is an empty config.
@@ -407,9 +474,10 @@ impl ConfigFile {
             if let Some(item) = doc.get(key)
                 && item.as_str().is_none()
             {
+                let at = line_in(&text, "", key).map_or(String::new(), |l| format!("line {l}: "));
                 return Err(ConfigError::Parse {
                     path: path.to_path_buf(),
-                    message: format!("`{key}` must be a string"),
+                    message: format!("{at}`{key}` must be a string"),
                 });
             }
         }
@@ -489,24 +557,7 @@ impl ConfigFile {
 
     /// The line (1-based) of `name = …` in `[table]` (or of `table.name = …`).
     fn line_of(&self, table: &str, name: &str) -> Option<usize> {
-        let mut current = String::new();
-        for (i, line) in self.text.lines().enumerate() {
-            let l = line.trim();
-            if let Some(h) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
-                current = h.trim().to_string();
-                continue;
-            }
-            let Some((k, _)) = l.split_once('=') else {
-                continue;
-            };
-            let k = k.trim().trim_matches('"');
-            let hit = (current == table && k == name)
-                || (current.is_empty() && k == format!("{table}.{name}"));
-            if hit {
-                return Some(i + 1);
-            }
-        }
-        None
+        line_in(&self.text, table, name)
     }
 
     /// The file's path.
@@ -549,6 +600,14 @@ impl ConfigFile {
                 self.doc.insert(key, value(list));
             }
         }
+    }
+
+    /// Sets `name = val` in `[table]`, creating the table.
+    pub fn set_in(&mut self, table: &str, name: &str, val: &str) {
+        if !self.doc.get(table).is_some_and(Item::is_table_like) {
+            self.doc.insert(table, toml_edit::table());
+        }
+        self.doc[table][name] = value(val);
     }
 
     /// Removes a value.
@@ -595,6 +654,28 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The line (1-based) of `name = …` in `[table]` of `text` (or of `table.name = …`).
+fn line_in(text: &str, table: &str, name: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if let Some(h) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            current = h.trim().to_string();
+            continue;
+        }
+        let Some((k, _)) = l.split_once('=') else {
+            continue;
+        };
+        let k = k.trim().trim_matches('"');
+        let hit = (current == table && k == name)
+            || (current.is_empty() && k == format!("{table}.{name}"));
+        if hit {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
 /// Trusts `endpoint` with the AWS credentials of the environment: adds it to
 /// `trusted-endpoints` in `config_file` (created, mode 0600, when missing), keeping every other
 /// line and comment. Returns `false`, writing nothing, when the file trusts it already.
@@ -611,12 +692,179 @@ pub fn add_trusted_endpoint(
     Ok(true)
 }
 
-/// Stores a catalog URL and token in the config file (what `pubdeck login` does).
+/// Stores a catalog URL and its token in the config file (what `pubdeck login` does): the
+/// catalog becomes the default and the token goes under `[tokens]`, keyed by that URL. A
+/// token of the older form (`token = …`, for the file's previous catalog) moves under its own
+/// catalog's key, so it stays with the catalog it was given for.
 pub fn save_login(config_file: &Path, catalog: &str, token: &str) -> Result<(), ConfigError> {
     let mut file = ConfigFile::load(config_file)?;
+    if let Some(old) = file.get("token") {
+        if let Some(CatalogLocation::Service(url)) = file
+            .get("catalog")
+            .map(|c| parse_catalog_location(&c, None))
+            && catalog_key(&url) != catalog_key(catalog)
+        {
+            file.set_in(TOKENS_TABLE, &catalog_key(&url), &old);
+        }
+        file.remove("token");
+    }
     file.set("catalog", catalog);
-    file.set("token", token);
+    file.set_in(TOKENS_TABLE, &catalog_key(catalog), token);
     file.save()
+}
+
+/// The key a catalog URL's token is stored under: the URL without surrounding blanks or
+/// trailing slashes.
+pub fn catalog_key(url: &str) -> String {
+    url.trim().trim_end_matches('/').to_string()
+}
+
+/// The project file for `start`: [`PROJECT_FILE`] in `start` or the nearest parent, up to the
+/// repository root (a directory holding `.git`).
+pub fn find_project_file(start: &Path) -> Option<PathBuf> {
+    let start = std::path::absolute(start).ok()?;
+    for dir in start.ancestors() {
+        let f = dir.join(PROJECT_FILE);
+        if f.is_file() {
+            return Some(f);
+        }
+        if dir.join(".git").exists() {
+            return None;
+        }
+    }
+    None
+}
+
+/// A project file: [`PROJECT_KEYS`] only, each a string.
+struct ProjectFile {
+    file: ConfigFile,
+    dir: PathBuf,
+}
+
+impl ProjectFile {
+    fn load(path: &Path) -> Result<ProjectFile, ConfigError> {
+        let file = ConfigFile::load(path)?;
+        for (key, item) in file.doc.iter() {
+            let at = file
+                .line_of("", key)
+                .map_or(String::new(), |l| format!("line {l}: "));
+            let refuse = |message: String| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: format!("{at}{message}"),
+            };
+            if key == "token" || key == TOKENS_TABLE {
+                return Err(refuse(format!(
+                    "a project file may not hold a token: everyone who clones the repository \
+                     reads it; remove `{key}` and run `pubdeck login URL` to keep your token in \
+                     your own config"
+                )));
+            }
+            if key == TRUSTED_ENDPOINTS {
+                return Err(refuse(format!(
+                    "a project file may not trust endpoints with your AWS credentials; move \
+                     `{key}` to your own config file"
+                )));
+            }
+            if !PROJECT_KEYS.contains(&key) {
+                return Err(refuse(format!(
+                    "unknown key `{key}`; a project file holds {}",
+                    PROJECT_KEYS.join(", ")
+                )));
+            }
+            if item.as_str().is_none() {
+                return Err(refuse(format!("`{key}` must be a string")));
+            }
+        }
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        Ok(ProjectFile { file, dir })
+    }
+
+    /// `key`'s value; a relative path (`signing-key`, `data-dir`, a catalog file) is taken from
+    /// the project file's directory.
+    fn get(&self, key: &str, home: Option<&str>) -> Option<String> {
+        let v = non_empty(self.file.get(key))?;
+        let is_path = match key {
+            "signing-key" | "data-dir" => true,
+            "catalog" => !(v.starts_with("http://") || v.starts_with("https://")),
+            _ => false,
+        };
+        if !is_path {
+            return Some(v);
+        }
+        let bare = v.strip_prefix("file://").unwrap_or(&v);
+        let p = expand_home(bare, home);
+        Some(if p.is_absolute() {
+            p.display().to_string()
+        } else {
+            self.dir.join(p).display().to_string()
+        })
+    }
+}
+
+struct TokenInputs<'a> {
+    flag: Option<String>,
+    env: Option<String>,
+    file: &'a ConfigFile,
+    catalog: &'a CatalogLocation,
+    catalog_source: Source,
+    user_catalog: Option<String>,
+}
+
+/// The token for the resolved catalog, its source, and a token withheld from it.
+///
+/// A token given for this run (`Overrides::token`) is used as given. Otherwise the catalog's
+/// own `[tokens]` entry; a token without a catalog (`PUBDECK_TOKEN`, `token = …`) only when
+/// the catalog was not named by the project file, or the project names the same catalog as
+/// the user did.
+fn pick_token(i: TokenInputs<'_>) -> (Option<String>, Source, Option<WithheldToken>) {
+    if let Some(t) = i.flag {
+        return (Some(t), Source::Flag, None);
+    }
+    let CatalogLocation::Service(url) = i.catalog else {
+        // A local catalog file takes no token.
+        let source = match (&i.env, i.file.get("token")) {
+            (Some(_), _) => Source::Env("PUBDECK_TOKEN"),
+            (None, Some(_)) => Source::File,
+            _ => Source::Unset,
+        };
+        let token = i.env.clone().or_else(|| non_empty(i.file.get("token")));
+        return (token, source, None);
+    };
+    let here = catalog_key(url);
+    let keyed = i
+        .file
+        .entries(TOKENS_TABLE)
+        .into_iter()
+        .find(|e| catalog_key(&e.name) == here)
+        .and_then(|e| e.values.into_iter().next())
+        .filter(|t| !t.trim().is_empty());
+    let unkeyed_belongs = i.catalog_source != Source::Project
+        || i.user_catalog
+            .as_deref()
+            .is_some_and(|c| catalog_key(c) == here);
+    let unkeyed = [
+        (i.env.clone(), Source::Env("PUBDECK_TOKEN")),
+        (non_empty(i.file.get("token")), Source::File),
+    ];
+    // An explicit PUBDECK_TOKEN comes before the file's entry for this catalog.
+    if unkeyed_belongs && let Some(t) = i.env.clone() {
+        return (Some(t), Source::Env("PUBDECK_TOKEN"), None);
+    }
+    if let Some(t) = keyed {
+        return (Some(t), Source::File, None);
+    }
+    for (token, source) in unkeyed {
+        let Some(t) = token else { continue };
+        if unkeyed_belongs {
+            return (Some(t), source, None);
+        }
+        let withheld = WithheldToken {
+            source,
+            belongs_to: i.user_catalog.as_deref().map(crate::text::redacted_url),
+        };
+        return (None, Source::Unset, Some(withheld));
+    }
+    (None, Source::Unset, None)
 }
 
 #[cfg(test)]
@@ -696,7 +944,10 @@ mod tests {
         save_login(&cfg, "http://127.0.0.1:9", "pdk_x").unwrap();
         let text = std::fs::read_to_string(&cfg).unwrap();
         assert!(text.contains("# keep me"));
-        assert!(text.contains("token = \"pdk_x\""));
+        assert!(
+            text.contains("[tokens]\n\"http://127.0.0.1:9\" = \"pdk_x\""),
+            "{text}"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -814,5 +1065,217 @@ mod tests {
         std::fs::write(&p, "keys = \"P\"\n").unwrap();
         let e = ConfigFile::load(&p).unwrap_err().to_string();
         assert!(e.contains("line 1: `keys` must be a table"), "{e}");
+    }
+
+    /// A workspace: a git repository `repo/` whose environment is `repo/env`, a home with a
+    /// user config, and the environment used to resolve.
+    struct Workspace {
+        _tmp: tempfile::TempDir,
+        home: String,
+        repo: PathBuf,
+        user_config: PathBuf,
+    }
+
+    fn workspace(project: &str, user: &str) -> Workspace {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir_all(repo.join(".git")).unwrap();
+        std::fs::create_dir_all(repo.join("env/.flox")).unwrap();
+        if !project.is_empty() {
+            std::fs::write(repo.join(PROJECT_FILE), project).unwrap();
+        }
+        let user_config = home.join(".config/pubdeck/config.toml");
+        std::fs::create_dir_all(user_config.parent().unwrap()).unwrap();
+        std::fs::write(&user_config, user).unwrap();
+        Workspace {
+            home: home.display().to_string(),
+            _tmp: tmp,
+            repo,
+            user_config,
+        }
+    }
+
+    impl Workspace {
+        fn resolve(&self, flags: Overrides, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+            let mut pairs = vec![("HOME", self.home.as_str())];
+            pairs.extend_from_slice(env);
+            let o = Overrides {
+                project_dir: Some(self.repo.join("env")),
+                ..flags
+            };
+            Settings::resolve_with(&o, &env_of(&pairs))
+        }
+    }
+
+    /// flags > environment > project file > user config > defaults, each named as the source;
+    /// the project file is found from the environment up to the repository root, and its
+    /// relative paths are its own directory's.
+    #[test]
+    fn project_file_precedence_and_paths() {
+        let w = workspace(
+            "catalog = \"cat/catalog.sqlite\"\norg = \"projorg\"\nsigning-key = \"keys/k.key\"\n",
+            "org = \"userorg\"\ndata-dir = \"~/userdata\"\nstore = \"file:///srv/store\"\n",
+        );
+        let s = w.resolve(Overrides::default(), &[]).unwrap();
+        assert_eq!(s.project_file, Some(w.repo.join(PROJECT_FILE)));
+        assert_eq!(
+            s.catalog,
+            CatalogLocation::Embedded(w.repo.join("cat/catalog.sqlite"))
+        );
+        assert_eq!(s.org.as_deref(), Some("projorg"));
+        assert_eq!(s.signing_key, Some(w.repo.join("keys/k.key")));
+        assert_eq!(s.data_dir, Path::new(&w.home).join("userdata"));
+        assert_eq!(s.source("catalog"), Source::Project);
+        assert_eq!(s.source("org"), Source::Project);
+        assert_eq!(s.source("data-dir"), Source::File);
+        assert_eq!(s.source("store"), Source::File);
+        let s = w
+            .resolve(Overrides::default(), &[("PUBDECK_ORG", "envorg")])
+            .unwrap();
+        assert_eq!(s.org.as_deref(), Some("envorg"));
+        assert_eq!(s.source("org"), Source::Env("PUBDECK_ORG"));
+        let flags = Overrides {
+            org: Some("flagorg".into()),
+            ..Default::default()
+        };
+        let s = w.resolve(flags, &[("PUBDECK_ORG", "envorg")]).unwrap();
+        assert_eq!(s.org.as_deref(), Some("flagorg"));
+        assert_eq!(s.source("org"), Source::Flag);
+        // Outside the repository (the search stops at its root), no project file.
+        let s = Settings::resolve_with(
+            &Overrides {
+                project_dir: Some(w.repo.parent().unwrap().to_path_buf()),
+                ..Default::default()
+            },
+            &env_of(&[("HOME", &w.home)]),
+        )
+        .unwrap();
+        assert_eq!(s.project_file, None);
+        assert_eq!(s.org.as_deref(), Some("userorg"));
+    }
+
+    /// A project file holds no secrets and no trust: a token, `[tokens]`, trusted endpoints
+    /// and unknown keys are refused with their line and the fix.
+    #[test]
+    fn project_file_refuses_secrets_trust_and_unknown_keys() {
+        for (text, want) in [
+            (
+                "org = \"a\"\ntoken = \"pdk_x\"\n",
+                "line 2: a project file may not hold a token",
+            ),
+            (
+                "[tokens]\n\"http://x\" = \"pdk_x\"\n",
+                "may not hold a token",
+            ),
+            (
+                "trusted-endpoints = [\"http://127.0.0.1:9000\"]\n",
+                "line 1: a project file may not trust endpoints",
+            ),
+            (
+                "colour = \"red\"\n",
+                "line 1: unknown key `colour`; a project file holds catalog, org",
+            ),
+            ("org = 5\n", "line 1: `org` must be a string"),
+        ] {
+            let w = workspace(text, "");
+            let e = w
+                .resolve(Overrides::default(), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+            assert!(e.contains(PROJECT_FILE), "{e}");
+        }
+    }
+
+    /// A token goes only to the catalog it was given for: a project file naming another
+    /// catalog does not receive `PUBDECK_TOKEN` or the config file's `token`; a `[tokens]`
+    /// entry for the project's catalog, or the user naming the same catalog, does.
+    #[test]
+    fn a_token_goes_only_to_its_catalog() {
+        let evil = "catalog = \"http://127.0.0.1:9/\"\n";
+        let user = "catalog = \"http://127.0.0.1:8787\"\ntoken = \"pdk_mine\"\n";
+        let w = workspace(evil, user);
+        let s = w.resolve(Overrides::default(), &[]).unwrap();
+        assert_eq!(
+            s.catalog,
+            CatalogLocation::Service("http://127.0.0.1:9/".into())
+        );
+        assert_eq!(s.token, None);
+        assert_eq!(
+            s.withheld_token,
+            Some(WithheldToken {
+                source: Source::File,
+                belongs_to: Some("http://127.0.0.1:8787/".into())
+            })
+        );
+        assert!(!format!("{s:?}").contains("pdk_mine"));
+        let s = w
+            .resolve(Overrides::default(), &[("PUBDECK_TOKEN", "pdk_env")])
+            .unwrap();
+        assert_eq!(s.token, None);
+        assert_eq!(
+            s.withheld_token.unwrap().source,
+            Source::Env("PUBDECK_TOKEN")
+        );
+        // Named by the user too (the environment wins over the project file, and the token
+        // belongs to it).
+        let s = w
+            .resolve(
+                Overrides::default(),
+                &[
+                    ("PUBDECK_TOKEN", "pdk_env"),
+                    ("PUBDECK_CATALOG", "http://127.0.0.1:9"),
+                ],
+            )
+            .unwrap();
+        assert_eq!(s.token.as_deref(), Some("pdk_env"));
+        // Keyed by the project's catalog URL (trailing slash aside): sent.
+        let keyed = format!("{user}[tokens]\n\"http://127.0.0.1:9\" = \"pdk_for_9\"\n");
+        let w = workspace(evil, &keyed);
+        let s = w.resolve(Overrides::default(), &[]).unwrap();
+        assert_eq!(s.token.as_deref(), Some("pdk_for_9"));
+        assert_eq!(s.withheld_token, None);
+        // Without a project file, the user's catalog and its token, as before.
+        let w = workspace("", &keyed);
+        let s = w.resolve(Overrides::default(), &[]).unwrap();
+        assert_eq!(
+            s.catalog,
+            CatalogLocation::Service("http://127.0.0.1:8787".into())
+        );
+        assert_eq!(s.token.as_deref(), Some("pdk_mine"));
+        // A project naming the user's own catalog gets the user's token.
+        let w = workspace("catalog = \"http://127.0.0.1:8787\"\n", user);
+        let s = w.resolve(Overrides::default(), &[]).unwrap();
+        assert_eq!(s.token.as_deref(), Some("pdk_mine"));
+    }
+
+    /// `login` keys the token by its catalog; an older `token = …` moves under its own
+    /// catalog's key rather than following the new default catalog.
+    #[test]
+    fn login_keys_tokens_by_catalog() {
+        let w = workspace(
+            "",
+            "catalog = \"http://127.0.0.1:1\"\ntoken = \"pdk_old\"\n",
+        );
+        save_login(&w.user_config, "http://127.0.0.1:2/", "pdk_new").unwrap();
+        let text = std::fs::read_to_string(&w.user_config).unwrap();
+        assert!(!text.contains("\ntoken ="), "{text}");
+        let s = w.resolve(Overrides::default(), &[]).unwrap();
+        assert_eq!(
+            s.catalog,
+            CatalogLocation::Service("http://127.0.0.1:2/".into())
+        );
+        assert_eq!(s.token.as_deref(), Some("pdk_new"));
+        let s = w
+            .resolve(
+                Overrides {
+                    catalog: Some("http://127.0.0.1:1".into()),
+                    ..Default::default()
+                },
+                &[],
+            )
+            .unwrap();
+        assert_eq!(s.token.as_deref(), Some("pdk_old"));
     }
 }

@@ -107,6 +107,30 @@ impl Workspace {
 #[error("{0}")]
 pub struct DemoError(String);
 
+/// What [`ensure_with`] is doing, for a face to show while a new workspace is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoStep {
+    /// The sample environment and its git repository with a bare remote.
+    Repository,
+    /// The signing key and the catalog.
+    Catalog,
+    /// Packing and signing the seed packages: `done` of `total` versions.
+    Seeding { done: usize, total: usize },
+    /// Registering them with the catalog.
+    Registering { total: usize },
+}
+
+/// The project file the demo environment carries ([`crate::config::PROJECT_FILE`]): paths
+/// relative to the environment, so it holds wherever the workspace is.
+pub const PROJECT_SETTINGS: &str = "\
+# pubdeck's settings for this environment (README, \"Project settings\"): relative paths are
+# taken from this file's directory. No token belongs here.
+catalog = \"../catalog.sqlite\"
+org = \"myorg\"
+signing-key = \"../keys/myorg-1.key\"
+data-dir = \"../data\"
+";
+
 fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> DemoError + '_ {
     move |e| DemoError(format!("{what}: {e}"))
 }
@@ -173,10 +197,24 @@ fn seed_tree(tree: &Path, p: &SeedPackage, v: &str) -> std::io::Result<()> {
 
 /// Creates the workspace at `root` unless a complete one is already there.
 pub async fn ensure(root: &Path) -> Result<Workspace, DemoError> {
+    ensure_with(root, &|_| {}).await
+}
+
+/// [`ensure`], telling `progress` each step of creating a new workspace.
+pub async fn ensure_with(
+    root: &Path,
+    progress: &(dyn Fn(DemoStep) + Sync),
+) -> Result<Workspace, DemoError> {
     let ws = Workspace {
         root: std::path::absolute(root).map_err(err("cannot resolve the demo path"))?,
     };
     if ws.ready_marker().is_file() {
+        // Workspaces made before the project file existed get one (untracked).
+        let project = ws.env_dir().join(crate::config::PROJECT_FILE);
+        if !project.exists() {
+            std::fs::write(&project, PROJECT_SETTINGS)
+                .map_err(err("cannot write the demo project file"))?;
+        }
         return Ok(ws);
     }
     if ws.root.exists()
@@ -190,11 +228,13 @@ pub async fn ensure(root: &Path) -> Result<Workspace, DemoError> {
         )));
     }
     std::fs::create_dir_all(&ws.root).map_err(err("cannot create the demo directory"))?;
+    progress(DemoStep::Repository);
     let ws2 = ws.clone();
     tokio::task::spawn_blocking(move || create_repository(&ws2))
         .await
         .expect("demo task panicked")?;
 
+    progress(DemoStep::Catalog);
     std::fs::create_dir_all(ws.root.join("keys"))
         .map_err(err("cannot create the keys directory"))?;
     let key = SecretKey::generate(KEY_NAME).map_err(err("cannot generate a key"))?;
@@ -206,7 +246,7 @@ pub async fn ensure(root: &Path) -> Result<Workspace, DemoError> {
         .create_catalog(ORG, &ws.store_url(), &[key.public().to_nix_string()])
         .await
         .map_err(err("cannot create the demo catalog"))?;
-    seed(&ws, &catalog, &key).await?;
+    seed(&ws, &catalog, &key, progress).await?;
     std::fs::write(ws.ready_marker(), "").map_err(err("cannot finish the demo workspace"))?;
     Ok(ws)
 }
@@ -231,6 +271,8 @@ fn create_repository(ws: &Workspace) -> Result<(), DemoError> {
                 .map_err(err("cannot chmod"))?;
         }
     }
+    std::fs::write(env.join(crate::config::PROJECT_FILE), PROJECT_SETTINGS)
+        .map_err(err("cannot write the demo project file"))?;
     let repo = Repository::init(&env).map_err(g)?;
     // The demo's own identity, so the workbench's commit fix-it works on a machine where git
     // knows no user.
@@ -275,7 +317,12 @@ fn create_repository(ws: &Workspace) -> Result<(), DemoError> {
 
 /// Registers every seed package version with a tiny real artifact in the store, written
 /// through the one store write path (`cache::add_path`).
-async fn seed(ws: &Workspace, catalog: &AnyCatalog, key: &SecretKey) -> Result<(), DemoError> {
+async fn seed(
+    ws: &Workspace,
+    catalog: &AnyCatalog,
+    key: &SecretKey,
+    progress: &(dyn Fn(DemoStep) + Sync),
+) -> Result<(), DemoError> {
     use futures::StreamExt;
     // Hundreds of small objects: fsynced once at the end, not each (the workspace counts
     // only once its ready marker is written, after that sync).
@@ -296,9 +343,12 @@ async fn seed(ws: &Workspace, catalog: &AnyCatalog, key: &SecretKey) -> Result<(
         .into_iter()
         .flat_map(|p| p.versions.clone().into_iter().map(move |v| (p.clone(), v)))
         .collect();
+    let total = jobs.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    progress(DemoStep::Seeding { done: 0, total });
     let builds: Vec<Result<NewBuild, DemoError>> = futures::stream::iter(jobs)
         .map(|(p, v)| {
-            let (store, scratch, key) = (&store, scratch.path(), key);
+            let (store, scratch, key, done) = (&store, scratch.path(), key, &done);
             async move {
                 let tree = scratch.join(format!("{}-{v}", p.name));
                 seed_tree(&tree, &p, &v).map_err(err("cannot write a seed artifact"))?;
@@ -312,6 +362,8 @@ async fn seed(ws: &Workspace, catalog: &AnyCatalog, key: &SecretKey) -> Result<(
                 )
                 .await
                 .map_err(err("cannot pack a seed artifact"))?;
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                progress(DemoStep::Seeding { done: n, total });
                 Ok(NewBuild {
                     org: ORG.into(),
                     package: p.name.clone(),
@@ -349,6 +401,7 @@ async fn seed(ws: &Workspace, catalog: &AnyCatalog, key: &SecretKey) -> Result<(
         .sync()
         .await
         .map_err(err("cannot flush the demo store"))?;
+    progress(DemoStep::Registering { total });
     // In batches: one transaction each, not one per build.
     for batch in builds.chunks(crate::catalog::MAX_BATCH) {
         catalog

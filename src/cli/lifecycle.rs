@@ -655,7 +655,10 @@ pub async fn run_upgrade(
     out: &mut dyn Write,
 ) -> CliResult {
     use crate::install::upgrade::{self, Status};
-    let settings = Settings::resolve(&args.flags.merge(overrides))?;
+    let settings = Settings::resolve(&Overrides {
+        project_dir: Some(args.dir.clone()),
+        ..args.flags.merge(overrides)
+    })?;
     let catalog = settings.open_catalog().await?;
     let system = crate::publish::current_system();
     let fail = |e: upgrade::UpgradeError| CliError::hinted(&e);
@@ -758,7 +761,10 @@ pub async fn run_migrate(
     out: &mut dyn Write,
 ) -> CliResult {
     use crate::install::upgrade::{self, Status};
-    let settings = Settings::resolve(&args.flags.merge(overrides))?;
+    let settings = Settings::resolve(&Overrides {
+        project_dir: Some(args.dir.clone()),
+        ..args.flags.merge(overrides)
+    })?;
     let catalog = settings.open_catalog().await?;
     let system = crate::publish::current_system();
     let fail = |e: upgrade::UpgradeError| CliError::hinted(&e);

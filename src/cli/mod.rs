@@ -405,6 +405,7 @@ async fn subcommand(command: Command) -> CmdResult {
                 catalog,
                 org,
                 signing_key,
+                project_dir: Some(dir.clone()),
                 ..Default::default()
             };
             check(&dir, build.as_deref(), json, offline, &overrides).await
@@ -548,7 +549,14 @@ fn config_show(json: bool) -> CmdResult {
         ("catalog", Some(catalog)),
         (
             "token",
-            s.token.as_ref().map(|_| "(set; hidden)".to_string()),
+            match (&s.token, &s.withheld_token) {
+                (Some(_), _) => Some("(set; hidden)".to_string()),
+                (None, Some(w)) => Some(format!(
+                    "(withheld: it belongs to {}, not this project's catalog)",
+                    w.belongs_to.as_deref().unwrap_or("another catalog")
+                )),
+                (None, None) => None,
+            },
         ),
         ("org", s.org.clone()),
         (
@@ -586,6 +594,7 @@ fn config_show(json: bool) -> CmdResult {
         let doc = json!({
             "config_file": s.config_file,
             "config_file_exists": s.config_file.is_file(),
+            "project_file": s.project_file,
             "settings": settings,
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
@@ -601,24 +610,45 @@ fn config_show(json: bool) -> CmdResult {
         let source = match s.source(k) {
             Source::Flag => "flag".to_string(),
             Source::Env(var) => format!("${var}"),
+            Source::Project => "project file".to_string(),
             Source::File => "config file".to_string(),
             Source::Default => "default".to_string(),
             Source::Unset => "not set".to_string(),
         };
+        // Values may come from a project file a repository supplied: escaped.
         println!(
             "{k:<width$}  {:<vwidth$}  ({source})",
-            v.as_deref().unwrap_or("-")
+            crate::text::terminal(v.as_deref().unwrap_or("-"))
         );
     }
     println!(
         "config file: {} ({})",
-        s.config_file.display(),
+        crate::text::terminal(&s.config_file.display().to_string()),
         if s.config_file.is_file() {
             "exists"
         } else {
             "missing"
         }
     );
+    match &s.project_file {
+        Some(p) => println!(
+            "project file: {}",
+            crate::text::terminal(&p.display().to_string())
+        ),
+        None => println!(
+            "project file: none ({} in the environment's directory or a parent up to the repository root)",
+            crate::config::PROJECT_FILE
+        ),
+    }
+    if let Some(w) = &s.withheld_token {
+        let from = match w.source {
+            Source::Env(var) => format!("${var}"),
+            _ => "the config file's `token`".to_string(),
+        };
+        eprintln!(
+            "note: {from} is not sent to this project's catalog; to use a token there, run `pubdeck login URL` with a token for it"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -808,7 +838,7 @@ async fn demo(path: Option<PathBuf>, no_tui: bool) -> Result<Handoff, Failure> {
             .data_dir
             .join("demo"),
     };
-    let ws = crate::demo::ensure(&path)
+    let ws = crate::demo::ensure_with(&path, &demo_progress(std::io::stderr().is_terminal()))
         .await
         .map_err(|e| Failure::new(e.to_string(), None))?;
     if !no_tui {
@@ -829,24 +859,74 @@ async fn demo(path: Option<PathBuf>, no_tui: bool) -> Result<Handoff, Failure> {
     );
     println!("  store        {}", ws.store_url());
     println!("  signing key  {}", ws.key_file().display());
-    println!("\n{}", style.bold("point pubdeck at it:"));
-    for (k, v) in ws.env_vars() {
-        println!("  export {k}={v}");
-    }
-    let d = env.display();
+    println!(
+        "  settings     {} (catalog, org, signing key and data dir for commands run there)",
+        env.join(crate::config::PROJECT_FILE).display()
+    );
     println!("\n{}", style.bold("then try:"));
     for cmd in [
-        format!("pubdeck builds --dir {d}"),
-        format!("pubdeck check hello --dir {d}"),
-        format!("pubdeck publish hello --dir {d}"),
+        format!("cd {}", shell_word(&env.display().to_string())),
+        "pubdeck builds".to_string(),
+        "pubdeck check hello".to_string(),
+        "pubdeck publish hello".to_string(),
         "pubdeck search gateway".to_string(),
         "pubdeck show myorg/hello".to_string(),
-        format!("pubdeck ready myorg/api-gateway --dir {d}"),
-        format!("pubdeck install myorg/api-gateway --dir {d}"),
+        "pubdeck ready myorg/api-gateway".to_string(),
+        "pubdeck install myorg/api-gateway".to_string(),
+        "pubdeck                       # the workbench".to_string(),
     ] {
         println!("  {cmd}");
     }
     Ok(Handoff::Exit(ExitCode::SUCCESS))
+}
+
+/// Shows the steps of creating a demo workspace on stderr: one line rewritten in place on a
+/// terminal, a line per step otherwise.
+fn demo_progress(terminal: bool) -> impl Fn(crate::demo::DemoStep) + Sync {
+    use crate::demo::DemoStep;
+    move |step| {
+        let text = match step {
+            DemoStep::Repository => {
+                "creating the demo workspace: sample environment and git repository".to_string()
+            }
+            DemoStep::Catalog => "creating the demo workspace: signing key and catalog".to_string(),
+            DemoStep::Seeding { done, total } => {
+                if !terminal && done != 0 {
+                    return;
+                }
+                format!(
+                    "creating the demo workspace: packing and signing {done}/{total} package versions"
+                )
+            }
+            DemoStep::Registering { total } => {
+                format!("creating the demo workspace: registering {total} package versions")
+            }
+        };
+        use std::io::Write as _;
+        let mut err = std::io::stderr().lock();
+        let _ = if terminal {
+            write!(err, "\r\x1b[2K{text}")
+        } else {
+            writeln!(err, "{text}")
+        };
+        if terminal && matches!(step, DemoStep::Registering { .. }) {
+            let _ = writeln!(err);
+        }
+        let _ = err.flush();
+    }
+}
+
+/// `text` as one word for a POSIX shell: as is when it has nothing a shell reads, else quoted.
+fn shell_word(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%".contains(c))
+    {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// The workbench on `dir` with the configured (or the demo workspace's) catalog.
@@ -866,6 +946,7 @@ async fn workbench(
     }
     let mut overrides = crate::config::Overrides {
         catalog,
+        project_dir: Some(dir.clone()),
         ..Default::default()
     };
     if let Some(ws) = demo {

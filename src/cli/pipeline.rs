@@ -321,7 +321,9 @@ pub struct ReadyArgs {
     pub json: bool,
 }
 
+/// Settings for a command on the environment in `dir` (whose project file counts).
 fn settings(
+    dir: &std::path::Path,
     catalog: &Option<String>,
     org: Option<String>,
     key: Option<PathBuf>,
@@ -330,6 +332,7 @@ fn settings(
         catalog: catalog.clone(),
         org,
         signing_key: key,
+        project_dir: Some(dir.to_path_buf()),
         ..Default::default()
     })
     .map_err(|e| Failure::new(e.to_string(), None))
@@ -627,7 +630,12 @@ async fn print_fancy(mut rx: EventRx, mut at: AtReview) -> Option<Review> {
 }
 
 pub async fn publish(args: PublishArgs) -> CmdResult {
-    let s = settings(&args.catalog, args.org.clone(), args.signing_key.clone())?;
+    let s = settings(
+        &args.dir,
+        &args.catalog,
+        args.org.clone(),
+        args.signing_key.clone(),
+    )?;
     let catalog = open(&s).await?;
     let builds = if args.all {
         let m = crate::manifest::Env::find(&args.dir)?.manifest()?;
@@ -773,7 +781,7 @@ fn request(
 }
 
 pub async fn ready(args: ReadyArgs) -> CmdResult {
-    let s = settings(&args.catalog, None, None)?;
+    let s = settings(&args.dir, &args.catalog, None, None)?;
     let mut req = request(&args.package, &args.dir, &s)?;
     req.extra_systems = args.systems.clone();
     let catalog = open(&s).await?;
@@ -794,7 +802,7 @@ pub async fn ready(args: ReadyArgs) -> CmdResult {
 }
 
 pub async fn install(args: ReadyArgs) -> CmdResult {
-    let s = settings(&args.catalog, None, None)?;
+    let s = settings(&args.dir, &args.catalog, None, None)?;
     let mut req = request(&args.package, &args.dir, &s)?;
     req.extra_systems = args.systems.clone();
     let catalog = open(&s).await?;

@@ -29,6 +29,7 @@ mod manifest_vectors;
 mod nar_golden;
 mod nix_interop;
 mod preconditions;
+mod project_settings;
 mod publish_crash;
 mod publish_install;
 mod review_repro;
