@@ -172,6 +172,7 @@ impl Key {
                     KeyCode::PageDown => "PgDn".into(),
                     KeyCode::Home => "Home".into(),
                     KeyCode::End => "End".into(),
+                    KeyCode::F(n) => format!("F{n}"),
                     other => format!("{other:?}"),
                 };
                 if m.contains(KeyModifiers::CONTROL) {
@@ -228,7 +229,14 @@ use Context as X;
 pub static KEYMAP: &[Binding] = &[
     b(X::Always, &[ctrl('c')], C::Quit, "quit", false),
     b(X::Global, &[ch('q')], C::Quit, "quit", true),
-    b(X::Global, &[ch('?')], C::Help, "help", true),
+    // F1 as well: `?` types into the search box, F1 reaches help from everywhere.
+    b(
+        X::Global,
+        &[ch('?'), code(KeyCode::F(1))],
+        C::Help,
+        "help",
+        true,
+    ),
     b(X::Global, &[ch('1')], C::TabPublish, "publish tab", false),
     b(X::Global, &[ch('2')], C::TabCatalog, "catalog tab", false),
     b(
@@ -969,13 +977,45 @@ impl Keymap {
     }
 
     /// The footer hints for `stack`: `(keys, description)`, innermost context first.
+    ///
+    /// Only keys that reach their binding are shown: a key an inner context binds, or a plain
+    /// character an inner text field types (`q` in the search box), is left out, and so is a
+    /// binding left with no key.
     pub fn footer(&self, stack: &[Context]) -> Vec<(String, &'static str)> {
-        stack
-            .iter()
-            .flat_map(|ctx| self.bindings(*ctx))
-            .filter(|b| b.footer)
-            .map(|b| (keys_label(&b.keys), b.description))
+        self.footer_entries(stack)
+            .into_iter()
+            .map(|(keys, desc, _)| (keys, desc))
             .collect()
+    }
+
+    /// [`Keymap::footer`] with each entry's command.
+    pub fn footer_entries(&self, stack: &[Context]) -> Vec<(String, &'static str, Command)> {
+        let mut out = Vec::new();
+        for (i, ctx) in stack.iter().enumerate() {
+            for b in self.bindings(*ctx).filter(|b| b.footer) {
+                let keys: Vec<Key> = b
+                    .keys
+                    .iter()
+                    .copied()
+                    .filter(|k| self.reaches(&stack[..i], k))
+                    .collect();
+                if !keys.is_empty() {
+                    out.push((keys_label(&keys), b.description, b.command));
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether `key` gets past the contexts `inner` (none binds it, no text field types it).
+    fn reaches(&self, inner: &[Context], key: &Key) -> bool {
+        let Key::Code(code, mods) = *key else {
+            return true;
+        };
+        !inner.iter().any(|ctx| {
+            self.bindings(*ctx)
+                .any(|b| b.keys.iter().any(|k| k.matches(code, mods)))
+        })
     }
 
     /// How `cmd`'s first key is written (`p`), for hints in panels; `?` when unbound.

@@ -995,3 +995,64 @@ fn after_a_version_edit_c_commits_the_bump_and_pushes() {
             .contains("committed hello 1.3.0 (abcdef0)")
     );
 }
+
+/// Help is reachable at every size and in every pane, and the footer shows only keys that
+/// work where the focus is: in the search box `q` and `?` type, so the footer offers neither
+/// `q quit` nor `?`, but F1, which opens help from there.
+#[test]
+fn help_is_reachable_everywhere_and_the_footer_shows_only_working_keys() {
+    use pubdeck::tui::view::render_to_buffer;
+    let footer = |app: &mut App, w: u16, h: u16| {
+        app.update(Action::Resize(w, h));
+        let buf = render_to_buffer(app, w, h);
+        (0..w)
+            .map(|x| buf[(x, h - 1)].symbol().to_string())
+            .collect::<String>()
+    };
+    let mut app = app();
+    for (w, h) in [(80, 24), (60, 20), (140, 42)] {
+        for tab in [Tab::Publish, Tab::Catalog] {
+            app.tab = tab;
+            for (p, c) in [
+                (PublishPane::Builds, CatalogPane::Search),
+                (PublishPane::Checks, CatalogPane::Results),
+                (PublishPane::Log, CatalogPane::Details),
+            ] {
+                app.publish.focus = p;
+                app.catalog.focus = c;
+                let line = footer(&mut app, w, h);
+                assert!(
+                    line.contains(" help"),
+                    "{w}×{h} {tab:?} {p:?}/{c:?}: {line}"
+                );
+            }
+        }
+    }
+    app.tab = Tab::Catalog;
+    app.catalog.focus = CatalogPane::Search;
+    let line = footer(&mut app, 140, 42);
+    assert!(!line.contains("q quit"), "{line}");
+    assert!(line.contains("F1 help") && !line.contains("?/F1"), "{line}");
+    ch(&mut app, 'q');
+    ch(&mut app, '?');
+    assert!(
+        app.catalog.query().ends_with("q?"),
+        "{:?}",
+        app.catalog.query()
+    );
+    assert!(app.popup.is_none());
+    key(&mut app, KeyCode::F(1));
+    assert!(
+        matches!(app.popup, Some(Popup::Help { .. })),
+        "{:?}",
+        app.popup
+    );
+    // Elsewhere both keys are offered and `q` quits.
+    key(&mut app, KeyCode::Esc);
+    app.catalog.focus = CatalogPane::Results;
+    let line = footer(&mut app, 140, 42);
+    assert!(
+        line.contains("?/F1 help") && line.contains("q quit"),
+        "{line}"
+    );
+}

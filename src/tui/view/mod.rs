@@ -288,16 +288,38 @@ pub(crate) fn hints(
     t: &Theme,
     width: u16,
 ) -> Line<'static> {
+    let entries = map.footer_entries(stack);
+    // Help is shown at every width: its room is kept at the end, the rest fill what is left.
+    let help = entries
+        .iter()
+        .find(|(_, _, c)| *c == keymap::Command::Help)
+        .map(|(k, d, _)| (k.clone(), *d));
+    let width_of = |keys: &str, desc: &str| keys.chars().count() + 1 + desc.chars().count();
+    let reserve = help.as_ref().map_or(0, |(k, d)| 3 + width_of(k, d));
     let mut spans = vec![Span::raw(" ")];
     let mut used = 1;
-    for (i, (keys, desc)) in map.footer(stack).into_iter().enumerate() {
-        let sep = if i > 0 { 3 } else { 0 };
-        let w = sep + keys.chars().count() + 1 + desc.chars().count();
-        if used + w > usize::from(width) {
+    let mut shown = 0;
+    for (keys, desc, _) in entries
+        .into_iter()
+        .filter(|(_, _, c)| *c != keymap::Command::Help)
+    {
+        let sep = if shown > 0 { 3 } else { 0 };
+        let w = sep + width_of(&keys, desc);
+        if used + w + reserve > usize::from(width) {
             break;
         }
         used += w;
-        if i > 0 {
+        if shown > 0 {
+            spans.push(Span::styled(" · ", t.muted));
+        }
+        spans.push(Span::styled(keys, t.accent));
+        spans.push(Span::styled(format!(" {desc}"), t.text));
+        shown += 1;
+    }
+    if let Some((keys, desc)) = help
+        && used + reserve - if shown == 0 { 3 } else { 0 } <= usize::from(width)
+    {
+        if shown > 0 {
             spans.push(Span::styled(" · ", t.muted));
         }
         spans.push(Span::styled(keys, t.accent));
