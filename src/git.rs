@@ -235,10 +235,15 @@ fn git_checks(env_dir: &Path, opts: &Options, checks: &mut Vec<Check>) -> Option
                 format!("{} is not inside a git repository", env_dir.display()),
                 "run `git init && git add .flox && git commit -m 'add environment'`",
             ));
-            for id in [id::ENV_TRACKED, id::CLEAN, id::UPSTREAM, id::PUSHED] {
+            for (id, what) in [
+                (id::ENV_TRACKED, "tracked files"),
+                (id::CLEAN, "clean tree"),
+                (id::UPSTREAM, "upstream"),
+                (id::PUSHED, "push"),
+            ] {
                 checks.push(Check::fail(
                     id,
-                    "not checked: there is no git repository",
+                    format!("{what} not checked: there is no git repository"),
                     "create the repository first",
                 ));
             }
@@ -339,7 +344,7 @@ fn git_checks(env_dir: &Path, opts: &Options, checks: &mut Vec<Check>) -> Option
         (Some(remote), Some(oid)) => pushed(&repo, &workdir, remote, oid, opts),
         _ => Check::fail(
             id::PUSHED,
-            "not checked: the current branch has no upstream remote",
+            "push not checked: the current branch has no upstream remote",
             "set an upstream first (see `upstream`)",
         ),
     });

@@ -241,7 +241,7 @@ async fn other_systems(
     let Some(version) = version else {
         checks.push(Check::fail(
             id::OTHER_SYSTEMS,
-            "not checked: no version for this system",
+            "other systems not checked: no version for this system",
             "fix the checks above first",
         ));
         return Vec::new();
@@ -466,7 +466,7 @@ pub async fn ready(req: &Request, catalog: &AnyCatalog) -> Readiness {
         }
         None => checks.push(Check::fail(
             id::NOT_INSTALLED,
-            "not checked: no environment",
+            "installed state not checked: no environment",
             "fix the checks above first",
         )),
     }
@@ -505,10 +505,10 @@ pub async fn ready(req: &Request, catalog: &AnyCatalog) -> Readiness {
 /// the system, its narinfo, signature, closure and NARs.
 async fn find(req: &Request, system: &str, catalog: &AnyCatalog, checks: &mut Vec<Check>) -> Found {
     let pkg = &req.package;
-    let not_checked = |id, why: &str| {
+    let not_checked = |id, what: &str, why: &str| {
         Check::fail(
             id,
-            format!("not checked: {why}"),
+            format!("{what} not checked: {why}"),
             "fix the checks above first",
         )
     };
@@ -546,7 +546,11 @@ async fn find(req: &Request, system: &str, catalog: &AnyCatalog, checks: &mut Ve
         .as_ref()
         .and_then(|d| pick_build(d, pkg, system, checks));
     if detail.is_none() {
-        checks.push(not_checked(id::SYSTEM_BUILD, "the package is not visible"));
+        checks.push(not_checked(
+            id::SYSTEM_BUILD,
+            "build for this system",
+            "the package is not visible",
+        ));
     }
 
     // narinfo + signature + nar, straight from the store
@@ -578,7 +582,7 @@ async fn find(req: &Request, system: &str, catalog: &AnyCatalog, checks: &mut Ve
                 hint.unwrap_or_else(|| "the publisher's upload did not complete, the store moved, or its narinfo was replaced; ask them to publish again".into()),
             )),
         },
-        _ => checks.push(not_checked(id::NARINFO, "no build to look up")),
+        _ => checks.push(not_checked(id::NARINFO, "narinfo", "no build to look up")),
     }
     match &narinfo {
         Some(info) => match info.verify(&keys) {
@@ -591,7 +595,7 @@ async fn find(req: &Request, system: &str, catalog: &AnyCatalog, checks: &mut Ve
             }
             Err(e) => checks.push(untrusted_signature(info, &keys, &pkg.org, e.to_string())),
         },
-        None => checks.push(not_checked(id::SIGNATURE, "no narinfo")),
+        None => checks.push(not_checked(id::SIGNATURE, "signature", "no narinfo")),
     }
     let mut closure = None;
     match (&store, &narinfo) {
@@ -614,7 +618,7 @@ async fn find(req: &Request, system: &str, catalog: &AnyCatalog, checks: &mut Ve
                 "ask the publisher to publish again; pubdeck uploads a package's closure with it",
             )),
         },
-        _ => checks.push(not_checked(id::CLOSURE, "no narinfo")),
+        _ => checks.push(not_checked(id::CLOSURE, "closure", "no narinfo")),
     }
     match (&store, &closure) {
         (Some(s), Some(all)) => match missing_nars(s, all).await {
@@ -636,7 +640,7 @@ async fn find(req: &Request, system: &str, catalog: &AnyCatalog, checks: &mut Ve
                 "check access to the store",
             )),
         },
-        _ => checks.push(not_checked(id::NAR, "no closure")),
+        _ => checks.push(not_checked(id::NAR, "NAR files", "no closure")),
     }
 
     Found {

@@ -888,10 +888,13 @@ pub async fn preconditions(plan: &Plan, reach: Reach<'_>) -> Preconditions {
                 ci.owner
             ),
         )),
-        None if offline => all.push(skipped(id::MAY_PUBLISH, "not checked (--offline)")),
+        None if offline => all.push(skipped(
+            id::MAY_PUBLISH,
+            "publish permission not checked (--offline)",
+        )),
         None => all.push(Check::fail(
             id::MAY_PUBLISH,
-            "not checked: the catalog is not available",
+            "publish permission not checked: the catalog is not available",
             "fix `catalog` first",
         )),
     }
@@ -919,10 +922,13 @@ pub async fn preconditions(plan: &Plan, reach: Reach<'_>) -> Preconditions {
                 ));
             }
         }
-        _ if offline => all.push(skipped(id::KEY_TRUSTED, "not checked (--offline)")),
+        _ if offline => all.push(skipped(
+            id::KEY_TRUSTED,
+            "key trust not checked (--offline)",
+        )),
         _ => all.push(Check::fail(
             id::KEY_TRUSTED,
-            "not checked: needs both the signing key and the catalog",
+            "key trust not checked: needs both the signing key and the catalog",
             "fix `signing-key` and `catalog` first",
         )),
     }
@@ -955,10 +961,10 @@ pub async fn preconditions(plan: &Plan, reach: Reach<'_>) -> Preconditions {
                 )),
             }
         }
-        None if offline => all.push(skipped(id::STORE, "not checked (--offline)")),
+        None if offline => all.push(skipped(id::STORE, "store not checked (--offline)")),
         None => all.push(Check::fail(
             id::STORE,
-            "not checked: the catalog is not available",
+            "store not checked: the catalog is not available",
             "fix `catalog` first",
         )),
     }

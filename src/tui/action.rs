@@ -54,6 +54,8 @@ pub enum Action {
     },
     /// The catalog answered "not modified" to `load_packages(etag)`.
     PackagesUnchanged,
+    /// The package list could not be loaded (the catalog is unreachable, refused, …).
+    PackagesFailed(Failure),
     /// Outcome of writing the build log to a file: where it went.
     LogSaved(Result<std::path::PathBuf, Failure>),
     Details(PackageDetails),

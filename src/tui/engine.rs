@@ -273,7 +273,7 @@ impl Backend for EngineBackend {
                     packages: PackageList::new(Arc::clone(mirror.index())),
                     etag: mirror.etag().map(str::to_string),
                 },
-                Err(e) => Action::Error(e.failure()),
+                Err(e) => Action::PackagesFailed(e.failure()),
             };
             drop(mirror);
             send(&tx, a).await;

@@ -24,6 +24,11 @@ pub struct LogSearch {
     pub pattern: String,
     /// The line of the current match.
     pub current: Option<u64>,
+    /// The current match's place among all matching lines (1-based) and their number, as
+    /// of the last search step.
+    pub count: (usize, usize),
+    /// The last step passed the end (or, backwards, the start) and went on from the other.
+    pub wrapped: bool,
 }
 
 impl LogSearch {
@@ -86,9 +91,8 @@ impl LogBuffer {
         self.lines.clear();
         self.follow = true;
         self.top = self.first;
-        if let Some(s) = &mut self.search {
-            s.current = None;
-        }
+        // A search of the old lines says nothing of the new ones: its label goes too.
+        self.search = None;
     }
 
     pub fn len(&self) -> usize {
@@ -179,8 +183,15 @@ impl LogBuffer {
         self.search = Some(LogSearch {
             pattern,
             current: None,
+            count: (0, 0),
+            wrapped: false,
         });
-        self.find_from(from, true, height)
+        let hit = self.find_from(from, true, height);
+        // Starting from the view's top is not a wrap, wherever the first match is.
+        if let Some(s) = &mut self.search {
+            s.wrapped = false;
+        }
+        hit
     }
 
     /// `n` (`forward`) / `N`: the next/previous match after the current one, wrapping.
@@ -213,8 +224,29 @@ impl LogBuffer {
             })
             .map(|i| first + i)
             .find(|abs| self.get(*abs).is_some_and(|l| needle.is_in_line(&l.text)));
+        // Every matching line, to place the current one among them.
+        let (mut place, mut total) = (0, 0);
+        for abs in first..end {
+            if self.get(abs).is_some_and(|l| needle.is_in_line(&l.text)) {
+                total += 1;
+                if Some(abs) == hit {
+                    place = total;
+                }
+            }
+        }
+        // Wrapped: the hit is not past the previous match in the direction of travel (or,
+        // with none yet, not past where the search began).
+        let prev = search.current;
+        let wrapped = hit.is_some_and(|h| match (prev, forward) {
+            (Some(p), true) => h <= p,
+            (Some(p), false) => h >= p,
+            (None, true) => h < from,
+            (None, false) => h > from,
+        });
         if let Some(s) = &mut self.search {
             s.current = hit;
+            s.count = (place, total);
+            s.wrapped = wrapped;
         }
         if let Some(abs) = hit {
             self.reveal(abs, height);
@@ -363,14 +395,34 @@ mod tests {
             log.push(l.into(), false);
         }
         log.scroll_to_first();
+        let state = |log: &LogBuffer| {
+            let s = log.search.as_ref().unwrap();
+            (s.count, s.wrapped)
+        };
         assert_eq!(log.start_search("error".into(), 2), Some(1));
+        assert_eq!(state(&log), ((1, 2), false));
         assert_eq!(log.search_step(true, 2), Some(3));
+        assert_eq!(state(&log), ((2, 2), false));
         assert_eq!(log.search_step(true, 2), Some(1), "wraps");
+        assert_eq!(state(&log), ((1, 2), true));
         assert_eq!(log.search_step(false, 2), Some(3), "wraps backwards");
+        assert_eq!(state(&log), ((2, 2), true));
+        assert_eq!(log.search_step(false, 2), Some(1));
+        assert_eq!(state(&log), ((1, 2), false));
         log.scroll_to_first();
         assert_eq!(log.start_search("Error".into(), 2), Some(1));
         assert_eq!(log.search_step(true, 2), Some(1), "case-sensitive");
+        assert_eq!(
+            state(&log),
+            ((1, 1), true),
+            "one match: every step goes round"
+        );
         assert_eq!(log.start_search("nope".into(), 2), None);
+        assert_eq!(state(&log), ((0, 0), false));
+        // A new run's log drops the search and its label.
+        log.start_search("error".into(), 2);
+        log.clear();
+        assert!(log.search.is_none());
     }
 
     #[test]
@@ -386,6 +438,8 @@ mod tests {
     #[test]
     fn needle_finds_all() {
         let n = Needle::new(&LogSearch {
+            count: (0, 0),
+            wrapped: false,
             pattern: "ab".into(),
             current: None,
         });

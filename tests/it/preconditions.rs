@@ -489,3 +489,27 @@ fn check_fails_where_publish_would_and_offline_says_what_it_skipped() {
         assert!(c["message"].as_str().unwrap().contains("--offline"), "{c}");
     }
 }
+
+/// Checks that cannot run say which check they are: no two "not checked" lines read alike
+/// (an environment outside any git repository skips four).
+#[test]
+fn not_checked_lines_name_their_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::copy_dir(&common::crate_dir().join("assets/sample-env"), tmp.path());
+    let r = git::evaluate(tmp.path(), Some("hello"), &Options::default());
+    let skipped: Vec<&str> = r
+        .checks
+        .iter()
+        .filter(|c| c.message.contains("not checked"))
+        .map(|c| c.message.as_str())
+        .collect();
+    assert!(skipped.len() >= 4, "{skipped:?}");
+    let mut distinct = skipped.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), skipped.len(), "{skipped:?}");
+    assert!(
+        skipped.iter().all(|m| !m.starts_with("not checked")),
+        "{skipped:?}"
+    );
+}

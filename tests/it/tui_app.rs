@@ -1056,3 +1056,70 @@ fn help_is_reachable_everywhere_and_the_footer_shows_only_working_keys() {
         "{line}"
     );
 }
+
+/// The Results panel shows its place like the other lists; an unreachable catalog says so
+/// instead of "no packages (yet)"; a new run's log drops the old search label; log search
+/// counts its matches and says when it wraps.
+#[test]
+fn panel_details_tell_the_truth() {
+    use pubdeck::tui::view::render_to_buffer;
+    let screen = |app: &mut App, w: u16, h: u16| {
+        app.update(Action::Resize(w, h));
+        let buf = render_to_buffer(app, w, h);
+        (0..h)
+            .map(|y| {
+                (0..w)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut app = self::app();
+    app.tab = Tab::Catalog;
+    app.catalog.focus = CatalogPane::Results;
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
+    let total = app.catalog.index.hits().len();
+    let text = screen(&mut app, 100, 30);
+    assert!(text.contains(&format!("Results 3/{total}")), "{text}");
+
+    // Unreachable: the reason, not an empty catalog.
+    let mut app = App::new(Theme::dark(), (100, 30));
+    app.tab = Tab::Catalog;
+    app.update(Action::PackagesFailed(Failure::new(
+        "cannot reach the catalog at http://127.0.0.1:9: connection refused",
+        Some("start it with `pubdeck serve`".into()),
+    )));
+    key(&mut app, KeyCode::Esc); // the failure popup
+    let text = screen(&mut app, 100, 30);
+    assert!(!text.contains("no packages"), "{text}");
+    assert!(
+        text.contains("catalog not loaded: cannot reach the"),
+        "{text}"
+    );
+    assert!(text.contains("not loaded"), "{text}");
+
+    // Log search: count, wrap notice, and no stale label after a new run.
+    let mut app = self::app();
+    for l in ["a error", "b", "c error", "d"] {
+        app.update(log_line(l));
+    }
+    app.publish.focus = PublishPane::Log;
+    ch(&mut app, 'g');
+    ch(&mut app, '/');
+    for c in "error".chars() {
+        ch(&mut app, c);
+    }
+    key(&mut app, KeyCode::Enter);
+    let text = screen(&mut app, 100, 30);
+    assert!(text.contains("/error 1/2"), "{text}");
+    ch(&mut app, 'n');
+    assert!(screen(&mut app, 100, 30).contains("/error 2/2"));
+    ch(&mut app, 'n');
+    let st = app.status.clone().unwrap();
+    assert!(st.text.contains("went on from the top"), "{st:?}");
+    assert!(screen(&mut app, 100, 30).contains("/error 1/2"));
+    app.publish.log.clear();
+    assert!(!screen(&mut app, 100, 30).contains("/error"));
+}

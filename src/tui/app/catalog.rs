@@ -63,6 +63,8 @@ pub struct CatalogState {
     pub packages: PackageList,
     pub etag: Option<String>,
     pub loading: bool,
+    /// Why the last load of the package list failed (cleared by the next list).
+    pub load_error: Option<String>,
     /// The catalog search over `packages`, holding the current query's hits.
     pub index: Filter,
     /// The search box: the query as typed and its cursor.
@@ -451,6 +453,7 @@ impl CatalogState {
                 self.packages = packages;
                 self.etag = etag;
                 self.loading = false;
+                self.load_error = None;
                 self.details.clear();
                 self.readiness.clear();
                 // Keep the selection on the same package when it is still listed.
@@ -470,8 +473,22 @@ impl CatalogState {
                 let text = format!("{} packages in the catalog", self.packages.len());
                 (Vec::new(), status(Level::Info, text))
             }
+            Action::PackagesFailed(f) => {
+                self.loading = false;
+                self.quiet_reload = false;
+                self.load_error = Some(f.message.clone());
+                (
+                    Vec::new(),
+                    Some(super::Status {
+                        text: f.message,
+                        level: Level::Error,
+                        hint: f.hint,
+                    }),
+                )
+            }
             Action::PackagesUnchanged => {
                 self.loading = false;
+                self.load_error = None;
                 if std::mem::take(&mut self.quiet_reload) {
                     return (Vec::new(), None);
                 }

@@ -321,6 +321,7 @@ impl App {
             }
             Action::Packages { .. }
             | Action::PackagesUnchanged
+            | Action::PackagesFailed(_)
             | Action::Details(_)
             | Action::Readiness { .. }
             | Action::InstallProgress { .. }

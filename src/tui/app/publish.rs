@@ -427,10 +427,21 @@ impl PublishState {
                         None,
                     );
                 }
-                let hit = self.log.search_step(cmd == Command::SearchNext, log_h);
-                let status = hit
-                    .is_none()
-                    .then(|| super::Status::new(Level::Warn, "pattern not found"));
+                let forward = cmd == Command::SearchNext;
+                let hit = self.log.search_step(forward, log_h);
+                let wrapped = self.log.search.as_ref().is_some_and(|s| s.wrapped);
+                let status = match hit {
+                    None => Some(super::Status::new(Level::Warn, "pattern not found")),
+                    Some(_) if wrapped && forward => Some(super::Status::new(
+                        Level::Info,
+                        "search passed the end of the log: went on from the top",
+                    )),
+                    Some(_) if wrapped => Some(super::Status::new(
+                        Level::Info,
+                        "search passed the start of the log: went on from the bottom",
+                    )),
+                    Some(_) => None,
+                };
                 (Vec::new(), status, None)
             }
             Command::Up

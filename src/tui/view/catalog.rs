@@ -3,7 +3,7 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Gauge, Paragraph, Widget};
+use ratatui::widgets::{Gauge, Paragraph, Widget, Wrap};
 
 use super::publish::check_lines;
 use super::{bytes, fit, highlight, pane, spinner};
@@ -15,6 +15,8 @@ pub(super) fn search(app: &App, area: Rect, buf: &mut Buffer) {
     let focused = c.focus == CatalogPane::Search;
     let count = if c.loading && c.packages.is_empty() {
         format!(" {} loading ", spinner(app.tick))
+    } else if c.load_error.is_some() && c.packages.is_empty() {
+        " not loaded ".to_string()
     } else {
         format!(" {}/{} ", c.index.total(), c.packages.len())
     };
@@ -38,25 +40,37 @@ pub(super) fn search(app: &App, area: Rect, buf: &mut Buffer) {
 pub(super) fn results(app: &App, area: Rect, buf: &mut Buffer) {
     let c = &app.catalog;
     let t = &app.theme;
-    let block = pane(" Results ", c.focus == CatalogPane::Results, t);
+    let hits = c.index.hits();
+    // The position, as the other lists show it, when the hits do not all fit.
+    let rows = usize::from(area.height.saturating_sub(2));
+    let title = if hits.len() > rows {
+        format!(" Results {}/{} ↕ ", c.cursor.selected + 1, hits.len())
+    } else {
+        " Results ".to_string()
+    };
+    let block = pane(title, c.focus == CatalogPane::Results, t);
     let inner = block.inner(area);
     block.render(area, buf);
     if inner.area() == 0 {
         return;
     }
-    let hits = c.index.hits();
     if hits.is_empty() {
-        let msg = if c.packages.is_empty() {
-            "no packages (yet)"
-        } else {
-            "no match"
+        let (msg, style) = match (&c.load_error, c.packages.is_empty(), c.loading) {
+            (Some(e), true, _) => (format!("catalog not loaded: {e}"), t.error),
+            (None, true, true) => ("loading the catalog…".to_string(), t.muted),
+            (None, true, false) => ("the catalog has no packages".to_string(), t.muted),
+            _ => ("no match".to_string(), t.muted),
         };
-        buf.set_stringn(
-            inner.x + 1,
-            inner.y,
-            msg,
-            usize::from(inner.width.saturating_sub(1)),
-            t.muted,
+        let text = Paragraph::new(crate::text::terminal(&msg).into_owned())
+            .style(style)
+            .wrap(Wrap { trim: true });
+        text.render(
+            Rect {
+                x: inner.x + 1,
+                width: inner.width.saturating_sub(1),
+                ..inner
+            },
+            buf,
         );
         return;
     }

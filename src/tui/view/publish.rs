@@ -373,7 +373,12 @@ pub(super) fn log(app: &App, area: Rect, buf: &mut Buffer) {
     let top = log.view_top(h);
     let mut title = vec![Span::raw(" Build log ")];
     if let Some(s) = &log.search {
-        title.push(Span::styled(format!("/{} ", s.pattern), t.warn));
+        let count = match s.count {
+            (_, 0) => "no match".to_string(),
+            (0, n) => format!("{n} matches"),
+            (i, n) => format!("{i}/{n}"),
+        };
+        title.push(Span::styled(format!("/{} {count} ", s.pattern), t.warn));
     }
     let position = if log.follow {
         Span::styled(" following ", t.ok)
