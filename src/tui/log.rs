@@ -49,6 +49,8 @@ pub struct LogBuffer {
     /// Absolute index of the top visible line when not following.
     top: u64,
     pub search: Option<LogSearch>,
+    /// Absolute index of the current run's first line (lines of earlier runs are gone).
+    run_start: u64,
 }
 
 impl Default for LogBuffer {
@@ -66,6 +68,7 @@ impl LogBuffer {
             follow: true,
             top: 0,
             search: None,
+            run_start: 0,
         }
     }
 
@@ -88,11 +91,20 @@ impl LogBuffer {
     /// Empties the log (a new job starts) and resumes following.
     pub fn clear(&mut self) {
         self.first = self.end();
+        self.run_start = self.first;
         self.lines.clear();
         self.follow = true;
         self.top = self.first;
         // A search of the old lines says nothing of the new ones: its label goes too.
         self.search = None;
+    }
+
+    /// Where the view is in the current run: the last visible line and the run's line
+    /// count, both counted from the run's first line (1-based line, 0 when empty).
+    pub fn run_position(&self, height: u16) -> (u64, u64) {
+        let end = self.end() - self.run_start;
+        let bottom = (self.view_top(height) + u64::from(height)).min(self.end());
+        (bottom.saturating_sub(self.run_start).min(end), end)
     }
 
     pub fn len(&self) -> usize {

@@ -32,6 +32,9 @@ pub struct BuildRow {
     pub description: String,
     /// What the engine knows of earlier runs (e.g. "already published"); `None` if nothing.
     pub last: Option<LastResult>,
+    /// A fingerprint of the whole `[build.<name>]` entry: a result of a run is shown only
+    /// while the entry (and the version) it ran with is unchanged.
+    pub entry: u64,
 }
 
 /// Where a build's version is given, so an edit keeps its form.
@@ -69,6 +72,12 @@ pub fn build_rows(manifest: &crate::manifest::Manifest) -> Vec<BuildRow> {
                 },
                 description: b.description.clone().unwrap_or_default(),
                 last: None,
+                entry: {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    serde_json::to_string(b).unwrap_or_default().hash(&mut h);
+                    h.finish()
+                },
             }
         })
         .collect()

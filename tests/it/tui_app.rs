@@ -1123,3 +1123,64 @@ fn panel_details_tell_the_truth() {
     app.publish.log.clear();
     assert!(!screen(&mut app, 100, 30).contains("/error"));
 }
+
+/// The RESULT column describes the manifest as it is: a run's result goes once the entry or
+/// its version changes; the paused log counts the lines of the current run only.
+#[test]
+fn results_and_log_position_describe_the_current_manifest_and_run() {
+    use pubdeck::tui::view::render_to_buffer;
+    let mut app = app();
+    let row = |app: &App| app.publish.builds[0].clone();
+    app.publish.start_job("hello".into(), 0);
+    app.update(Action::JobFinished {
+        kind: JobKind::Publish,
+        build: "hello".into(),
+        outcome: job_outcome(JobKind::Publish, "hello", "1.0.0"),
+    });
+    assert!(matches!(
+        app.publish.last_result(&row(&app)),
+        Some(LastResult::Published(_))
+    ));
+    // The same manifest read again: still the result of that run.
+    app.update(Action::Builds(demo_builds()));
+    assert!(matches!(
+        app.publish.last_result(&row(&app)),
+        Some(LastResult::Published(_))
+    ));
+    // A new version: that run says nothing of it.
+    let mut builds = demo_builds();
+    builds[0].version = "1.0.1".into();
+    app.update(Action::Builds(builds));
+    assert_eq!(app.publish.last_result(&row(&app)), None);
+    // Same version, another entry (its command changed): nothing either.
+    let mut builds = demo_builds();
+    builds[0].entry ^= 1;
+    app.update(Action::Builds(builds));
+    assert_eq!(app.publish.last_result(&row(&app)), None);
+
+    // Log position: 500 lines of an earlier run, then 40 of this one.
+    let mut app = self::app();
+    for i in 0..500 {
+        app.update(log_line(&format!("old {i}")));
+    }
+    app.publish.start_job("hello".into(), 0);
+    for i in 0..40 {
+        app.update(log_line(&format!("new {i}")));
+    }
+    app.publish.focus = PublishPane::Log;
+    ch(&mut app, 'g');
+    let h = app.log_height();
+    let buf = render_to_buffer(&app, 100, 30);
+    let text: String = (0..30)
+        .map(|y| {
+            (0..100)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        text.contains(&format!("paused {}/40", u64::from(h).min(40))),
+        "{text}"
+    );
+}

@@ -104,6 +104,8 @@ pub struct PublishState {
     pub cursor: ListCursor,
     /// Outcomes of this session's jobs, by build name (override `BuildRow::last`).
     pub results: HashMap<String, LastResult>,
+    /// The version and entry fingerprint each of `results` ran with.
+    pub ran_with: HashMap<String, (String, u64)>,
     pub checks: Vec<Check>,
     pub checks_running: bool,
     pub checks_scroll: u16,
@@ -142,8 +144,18 @@ impl PublishState {
     }
 
     /// What the builds list shows as the last result of `build`.
+    ///
+    /// A run's result describes the entry and version it ran with: once the manifest says
+    /// otherwise, the list shows what the engine knows of the entry as it is now.
     pub fn last_result<'a>(&'a self, build: &'a BuildRow) -> Option<&'a LastResult> {
-        self.results.get(&build.name).or(build.last.as_ref())
+        let ran = self.results.get(&build.name).filter(|r| {
+            matches!(r, LastResult::Building)
+                || self
+                    .ran_with
+                    .get(&build.name)
+                    .is_none_or(|(v, e)| *v == build.version && *e == build.entry)
+        });
+        ran.or(build.last.as_ref())
     }
 
     pub fn failing_checks(&self) -> impl Iterator<Item = &Check> {
@@ -225,6 +237,10 @@ impl PublishState {
         self.key_name = None;
         self.log.clear();
         self.results.insert(build.clone(), LastResult::Building);
+        if let Some(row) = self.builds.iter().find(|b| b.name == build) {
+            self.ran_with
+                .insert(build.clone(), (row.version.clone(), row.entry));
+        }
         self.shown = Some((kind, build.clone()));
         self.job = Some(Job {
             kind,

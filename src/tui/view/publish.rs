@@ -384,11 +384,10 @@ pub(super) fn log(app: &App, area: Rect, buf: &mut Buffer) {
         Span::styled(" following ", t.ok)
     } else {
         Span::styled(
-            format!(
-                " paused {}/{} · G follows ",
-                (top + u64::from(h)).min(log.end()),
-                log.end()
-            ),
+            {
+                let (at, of) = log.run_position(h);
+                format!(" paused {at}/{of} · G follows ")
+            },
             t.warn,
         )
     };
