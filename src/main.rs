@@ -9,6 +9,9 @@ use clap::Parser;
 use pubdeck::cli::{self, Cli, Failure, Handoff};
 
 fn main() -> ExitCode {
+    // A shell asking for completions (`COMPLETE=bash pubdeck -- …`, set up by
+    // `pubdeck completions SHELL`) is answered here, before anything else runs.
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
     let args = Cli::parse();
     // Output into a closed pipe (`pubdeck completions bash | head -1`) ends the command
     // quietly, as `cat` does, instead of a panic on the next write. Not for the service,

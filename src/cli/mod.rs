@@ -78,6 +78,7 @@ pub enum Command {
     /// Evaluate every publish precondition; exit 1 if any fails.
     Check {
         /// The build to be published (also checks that it exists).
+        #[arg(add = clap_complete::ArgValueCandidates::new(build_name_candidates))]
         build: Option<String>,
         #[arg(long, short, default_value = ".")]
         dir: PathBuf,
@@ -99,6 +100,7 @@ pub enum Command {
     },
     /// Clean-build one build from a fresh clone of HEAD; prints the output path.
     Build {
+        #[arg(add = clap_complete::ArgValueCandidates::new(build_name_candidates))]
         build: String,
         #[arg(long, short, default_value = ".")]
         dir: PathBuf,
@@ -524,11 +526,7 @@ async fn subcommand(command: Command) -> CmdResult {
             json,
         } => local::pack(&path, &name, &to, &signing_key, compression, json).await,
         Command::Config(ConfigCommand::Show { json }) => config_show(json),
-        Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "pubdeck", &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Completions { shell } => completions(shell),
         Command::Man { out } => man_pages(out.as_deref()),
     }
 }
@@ -650,6 +648,52 @@ fn config_show(json: bool) -> CmdResult {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `pubdeck completions SHELL`: the shell code that registers completion for `pubdeck`, which
+/// asks pubdeck itself at each TAB (`COMPLETE=SHELL pubdeck -- WORDS…`), so it can offer what
+/// only the current directory knows: the manifest's build names.
+fn completions(shell: clap_complete::Shell) -> CmdResult {
+    let name = shell.to_string();
+    let shells = clap_complete::env::Shells::builtins();
+    let completer = shells
+        .completer(&name)
+        .ok_or_else(|| Failure::new(format!("no completion support for {name}"), None))?;
+    // The program the shell calls back: this one, by the name it is found by on PATH.
+    let mut out = Vec::new();
+    completer
+        .write_registration("COMPLETE", "pubdeck", "pubdeck", "pubdeck", &mut out)
+        .map_err(|e| Failure::new(format!("cannot write the completion script: {e}"), None))?;
+    match std::io::Write::write_all(&mut std::io::stdout(), &out) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
+            format!("cannot write the completion script: {e}"),
+            None,
+        )),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Completion candidates for a build name: the `[build.*]` entries of the manifest of the
+/// environment in the working directory (none when there is none), with their descriptions.
+pub fn build_name_candidates() -> Vec<clap_complete::CompletionCandidate> {
+    let Ok(env) = crate::manifest::Env::find(Path::new(".")) else {
+        return Vec::new();
+    };
+    let Ok(manifest) = env.manifest() else {
+        return Vec::new();
+    };
+    manifest
+        .builds
+        .iter()
+        .map(|b| {
+            let c = clap_complete::CompletionCandidate::new(&b.name);
+            match &b.description {
+                // Shown by zsh and fish beside the name: no control characters.
+                Some(d) => c.help(Some(crate::text::terminal(d).into_owned().into())),
+                None => c,
+            }
+        })
+        .collect()
 }
 
 /// `pubdeck man`: the main page on stdout, or every page into `out`.

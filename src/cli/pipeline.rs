@@ -26,6 +26,7 @@ use crate::publish::{self, Plan, PublishError, ReviewAnswer};
 #[derive(Debug, Args)]
 pub struct PublishArgs {
     /// Builds to publish (names of [build.*] tables).
+    #[arg(add = clap_complete::ArgValueCandidates::new(super::build_name_candidates))]
     pub builds: Vec<String>,
     /// Publish every build of the manifest.
     #[arg(long, conflicts_with = "builds")]

@@ -16,28 +16,63 @@ fn pubdeck(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn completions_for_every_shell_name_the_commands_and_bash_accepts_its_script() {
+    // Each shell's script registers a completer that asks pubdeck at each TAB.
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let out = pubdeck(&["completions", shell]);
         assert!(out.status.success(), "{shell}: {out:?}");
         let script = String::from_utf8(out.stdout).unwrap();
-        for command in ["publish", "install", "search", "catalog", "completions"] {
-            assert!(script.contains(command), "{shell} script lacks {command}");
-        }
-        if shell == "bash" {
-            let dir = tempfile::tempdir().unwrap();
-            let file = dir.path().join("pubdeck.bash");
-            std::fs::write(&file, &script).unwrap();
-            let check = Command::new("bash").arg("-n").arg(&file).output().unwrap();
-            assert!(check.status.success(), "bash -n: {check:?}");
-            // Sourced into a shell, it registers the completion function.
-            let loaded = Command::new("bash")
-                .arg("-c")
-                .arg(format!("source {} && complete -p pubdeck", file.display()))
-                .output()
-                .unwrap();
-            assert!(loaded.status.success(), "{loaded:?}");
-        }
+        assert!(script.contains("pubdeck"), "{shell}: {script}");
+        assert!(script.contains("COMPLETE"), "{shell}: {script}");
     }
+    // Sourced into bash, TAB after `pubdeck ` offers the commands, and after
+    // `pubdeck publish ` the manifest's build names (dynamic: only pubdeck knows them).
+    let out = pubdeck(&["completions", "bash"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pubdeck.bash");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let check = Command::new("bash").arg("-n").arg(&file).output().unwrap();
+    assert!(check.status.success(), "bash -n: {check:?}");
+    let env = dir.path().join("env");
+    common::copy_dir(&common::crate_dir().join("assets/sample-env"), &env);
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_pubdeck"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let tab = |words: &str, cword: usize| {
+        let out = Command::new("bash")
+            .current_dir(&env)
+            .env("PATH", &path)
+            .arg("-c")
+            .arg(format!(
+                "source {} && complete -p pubdeck >/dev/null && COMP_WORDS=({words}) && \
+                 COMP_CWORD={cword} && COMP_TYPE=9 && \
+                 _clap_complete_pubdeck pubdeck \"${{COMP_WORDS[$COMP_CWORD]}}\" && \
+                 printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                file.display()
+            ))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let commands = tab("pubdeck ''", 1);
+    for command in ["publish", "install", "search", "catalog", "completions"] {
+        assert!(
+            commands.lines().any(|l| l == command),
+            "{command}: {commands}"
+        );
+    }
+    let builds = tab("pubdeck publish ''", 2);
+    for build in ["hello", "report", "broken"] {
+        assert!(builds.lines().any(|l| l == build), "{build}: {builds}");
+    }
+    let builds = tab("pubdeck build re", 2);
+    assert_eq!(builds.lines().collect::<Vec<_>>(), ["report"], "{builds}");
     let bad = pubdeck(&["completions", "tcsh"]);
     assert_eq!(bad.status.code(), Some(2));
 }
