@@ -929,8 +929,7 @@ pub fn save_log(dir: &Path, build: &str, lines: &[String]) -> std::io::Result<Pa
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let stamp = crate::catalog::validate::rfc3339(crate::catalog::validate::now_secs())
-        .replace([':', '-'], "");
+    let stamp = crate::time::rfc3339(crate::time::now_secs()).replace([':', '-'], "");
     let safe: String = build
         .chars()
         .map(|c| {

@@ -20,8 +20,6 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{DocumentMut, Item, value};
 
-use crate::catalog::{AnyCatalog, CatalogClient, CatalogResult, EmbeddedCatalog};
-
 /// Keys the config file understands.
 pub const CONFIG_KEYS: &[&str] = &[
     "catalog",
@@ -389,35 +387,8 @@ impl Settings {
     /// without secrets, or the local catalog file.
     pub fn catalog_label(&self) -> String {
         match &self.catalog {
-            CatalogLocation::Service(url) => crate::text::redacted_url(url),
+            CatalogLocation::Service(url) => crate::store::redacted_url(url),
             CatalogLocation::Embedded(path) => path.display().to_string(),
-        }
-    }
-
-    /// Opens the configured catalog: a client for a service URL, else the embedded file
-    /// (created on first use).
-    pub async fn open_catalog(&self) -> CatalogResult<AnyCatalog> {
-        if let CatalogLocation::Embedded(path) = &self.catalog
-            && !path.exists()
-            && *path != self.default_catalog_file()
-        {
-            // A path that names nothing is a mistake, not a wish for a new catalog there.
-            return Err(crate::catalog::CatalogError::NoCatalogFile(path.clone()));
-        }
-        self.open_catalog_creating().await
-    }
-
-    /// [`Settings::open_catalog`], creating a local catalog file wherever it is named
-    /// (`catalog create`).
-    pub async fn open_catalog_creating(&self) -> CatalogResult<AnyCatalog> {
-        match &self.catalog {
-            CatalogLocation::Service(url) => Ok(AnyCatalog::Remote(CatalogClient::new(
-                url,
-                self.token.clone(),
-            )?)),
-            CatalogLocation::Embedded(path) => {
-                Ok(AnyCatalog::Embedded(EmbeddedCatalog::open(path).await?))
-            }
         }
     }
 
@@ -860,7 +831,7 @@ fn pick_token(i: TokenInputs<'_>) -> (Option<String>, Source, Option<WithheldTok
         }
         let withheld = WithheldToken {
             source,
-            belongs_to: i.user_catalog.as_deref().map(crate::text::redacted_url),
+            belongs_to: i.user_catalog.as_deref().map(crate::store::redacted_url),
         };
         return (None, Source::Unset, Some(withheld));
     }

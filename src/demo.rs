@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::cache::{self, PackOptions};
 use crate::catalog::{AnyCatalog, Catalog, EmbeddedCatalog, NewBuild};
-use crate::publish::current_system;
+use crate::nix::current_system;
 use crate::sign::SecretKey;
 use crate::store::Store;
 

@@ -14,8 +14,8 @@ use std::fmt::{self, Write as _};
 
 use thiserror::Error;
 
-use crate::cache::Compression;
 use crate::nar::{Sha256Hash, StorePath, StorePathError};
+use crate::nix::Compression;
 use crate::sign::{self, KeyError, PublicKey, SecretKey, Signature, VerifyError};
 
 /// The parsed contents of a `.narinfo` file.

@@ -14,11 +14,11 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, Row};
 
-use super::validate::{now_secs, rfc3339};
 use super::{
     AuditEntry, BuildRecord, CatalogError, CatalogResult, NewBuild, PackageSummary, Scope,
     TokenInfo,
 };
+use crate::time::{now_secs, rfc3339};
 
 /// The schema migrations, embedded in the binary.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -191,11 +191,11 @@ pub fn normalize_db_url(input: &str) -> CatalogResult<(String, Backend, Option<P
     ))
 }
 
-/// A database URL without its secrets, for messages and logs ([`crate::text::redacted_url`]);
+/// A database URL without its secrets, for messages and logs ([`crate::store::redacted_url`]);
 /// a plain path (an SQLite file) as it is.
 pub fn redact_url(url: &str) -> String {
     if url.contains("://") {
-        crate::text::redacted_url(url)
+        crate::store::redacted_url(url)
     } else {
         crate::text::terminal(url).into_owned()
     }

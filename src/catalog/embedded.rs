@@ -12,7 +12,7 @@ use super::db::{CatalogRow, Db, Inserted, TokenRow};
 use super::mirror::IndexedChanges;
 use super::search::{CatalogIndex, SearchCache, etag_for, insert_bounded};
 use super::validate::{
-    canonical_store_url, compare_versions, rfc3339, validate_audit_limit, validate_new_build,
+    canonical_store_url, compare_versions, validate_audit_limit, validate_new_build,
     validate_revision, validate_system, validate_version,
 };
 use super::{
@@ -22,6 +22,7 @@ use super::{
     RegisterStatus, Role, Scope, SearchHit, VersionDetail, YankOutcome, validate_org_name,
     validate_package_name, validate_user_name, verify_signature,
 };
+use crate::time::rfc3339;
 
 /// A migrated database plus the per-process caches; shared by all users' views.
 #[derive(Debug)]

@@ -15,6 +15,7 @@ mod error;
 pub mod import;
 pub mod index_file;
 pub mod mirror;
+mod open;
 mod scan_pool;
 pub mod search;
 mod types;

@@ -658,7 +658,7 @@ pub async fn run_search(
         .flatten();
     out.write_all(format_search(&hits, columns).as_bytes())?;
     if hits.len() == args.limit {
-        crate::progress!(
+        crate::cli::output::progress!(
             "showing the first {} results; use --limit to see more",
             hits.len()
         );

@@ -128,7 +128,7 @@ pub async fn run_yank(args: &YankArgs, overrides: &Overrides, out: &mut dyn Writ
         )?;
     }
     if done.yanked {
-        crate::progress!(
+        crate::cli::output::progress!(
             "environments that pin {}@{} still install it; new installs and `pubdeck upgrade` skip it",
             done.name,
             done.version
@@ -253,7 +253,7 @@ pub async fn run_use(args: &UseArgs, overrides: &Overrides, out: &mut dyn Write)
         writeln!(out, "wrote {}", file.display())?;
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
-            crate::progress!(
+            crate::cli::output::progress!(
                 "with a Nix daemon, substituters from your own nix.conf count only if you are in `trusted-users` (or the store is in the daemon's `trusted-substituters`)"
             );
         }
@@ -284,7 +284,7 @@ pub(crate) fn outbox(settings: &Settings) -> crate::lifecycle::outbox::Outbox {
 pub(crate) async fn flush_outbox(catalog: &crate::catalog::AnyCatalog, settings: &Settings) {
     let flushed = outbox(settings).flush(catalog).await;
     if flushed.sent > 0 {
-        crate::progress!(
+        crate::cli::output::progress!(
             "sent {} audit entr{} kept since the catalog could not take {}",
             flushed.sent,
             if flushed.sent == 1 { "y" } else { "ies" },
@@ -292,7 +292,7 @@ pub(crate) async fn flush_outbox(catalog: &crate::catalog::AnyCatalog, settings:
         );
     }
     if flushed.kept > 0 {
-        crate::progress!(
+        crate::cli::output::progress!(
             "warning: {} audit entr{} still wait{} in {}",
             flushed.kept,
             if flushed.kept == 1 { "y" } else { "ies" },
@@ -305,7 +305,7 @@ pub(crate) async fn flush_outbox(catalog: &crate::catalog::AnyCatalog, settings:
 /// Says, after the work's own report, that its audit entry waits to be sent.
 fn warn_pending(pending: &Option<String>) {
     if let Some(why) = pending {
-        crate::progress!("warning: {}", crate::text::terminal(why));
+        crate::cli::output::progress!("warning: {}", crate::text::terminal(why));
     }
 }
 
@@ -371,7 +371,7 @@ pub async fn run_gc(
         )?;
     }
     if !report.missing.is_empty() {
-        crate::progress!(
+        crate::cli::output::progress!(
             "warning: {} registered store path(s) have no narinfo in the store (first: {}); `pubdeck ready` will fail for them",
             report.missing.len(),
             report.missing[0]
@@ -429,13 +429,13 @@ pub async fn run_resign(
         report.signed, report.key_name, report.already_signed
     )?;
     if !report.missing.is_empty() {
-        crate::progress!(
+        crate::cli::output::progress!(
             "warning: {} registered store path(s) have no narinfo in the store (first: {})",
             report.missing.len(),
             report.missing[0]
         );
     }
-    crate::progress!(
+    crate::cli::output::progress!(
         "once every narinfo is signed, `pubdeck catalog remove-key {org} OLDNAME` retires the old key"
     );
     Ok(())
@@ -525,7 +525,7 @@ pub async fn run_token(
         } => {
             let db = Db::connect(&db_of(db)).await?;
             let expires_at = expires.map(|d| {
-                crate::catalog::validate::now_secs()
+                crate::time::now_secs()
                     .saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
             });
             let made = db.create_token(name, *scope, expires_at).await;
@@ -660,7 +660,7 @@ pub async fn run_upgrade(
         ..args.flags.merge(overrides)
     })?;
     let catalog = settings.open_catalog().await?;
-    let system = crate::publish::current_system();
+    let system = crate::nix::current_system();
     let fail = |e: upgrade::UpgradeError| CliError::hinted(&e);
     let mut steps = upgrade::plan(&args.dir, &args.ids, &catalog, &system)
         .await
@@ -679,7 +679,7 @@ pub async fn run_upgrade(
             let mut rx = rx;
             while let Some(e) = rx.recv().await {
                 if let crate::event::Event::Note { message } = e {
-                    crate::progress!("{}", crate::text::terminal(&message));
+                    crate::cli::output::progress!("{}", crate::text::terminal(&message));
                 }
             }
         });
@@ -766,7 +766,7 @@ pub async fn run_migrate(
         ..args.flags.merge(overrides)
     })?;
     let catalog = settings.open_catalog().await?;
-    let system = crate::publish::current_system();
+    let system = crate::nix::current_system();
     let fail = |e: upgrade::UpgradeError| CliError::hinted(&e);
     let mut steps = upgrade::plan_migration(&args.dir, &catalog, &system)
         .await
@@ -837,7 +837,7 @@ pub async fn run_migrate(
             let mut rx = rx;
             while let Some(e) = rx.recv().await {
                 if let crate::event::Event::Note { message } = e {
-                    crate::progress!("{}", crate::text::terminal(&message));
+                    crate::cli::output::progress!("{}", crate::text::terminal(&message));
                 }
             }
         });

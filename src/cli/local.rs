@@ -48,7 +48,7 @@ pub fn key(cmd: KeyCommand) -> CmdResult {
             let key = SecretKey::generate(&name)?;
             let pub_path = key.write_new(&out)?;
             println!("{}", key.public().to_nix_string());
-            crate::progress!(
+            crate::cli::output::progress!(
                 "wrote {} (secret, mode 0600) and {}",
                 out.display(),
                 pub_path.display()

@@ -172,7 +172,7 @@ pub enum Command {
         #[arg(long, value_name = "FILE", env = "PUBDECK_SIGNING_KEY")]
         signing_key: PathBuf,
         #[arg(long, default_value = "zstd", value_parser = local::parse_compression)]
-        compression: crate::cache::Compression,
+        compression: crate::nix::Compression,
         #[arg(long)]
         json: bool,
     },
@@ -566,7 +566,7 @@ fn config_show(json: bool) -> CmdResult {
             // A store URL that parses holds no credentials; anything else is shown redacted.
             Some(match crate::store::StoreUrl::parse(&s.store) {
                 Ok(u) => u.to_string(),
-                Err(_) => crate::text::redacted_url(&s.store),
+                Err(_) => crate::store::redacted_url(&s.store),
             }),
         ),
         ("data-dir", Some(s.data_dir.display().to_string())),
@@ -577,7 +577,7 @@ fn config_show(json: bool) -> CmdResult {
                     .iter()
                     .map(|e| match crate::store::Endpoint::parse(e) {
                         Ok(ep) => ep.to_string(),
-                        Err(_) => crate::text::redacted_url(e),
+                        Err(_) => crate::store::redacted_url(e),
                     })
                     .collect::<Vec<_>>()
                     .join(", ")

@@ -170,8 +170,7 @@ pub fn quiet() -> bool {
     VERBOSITY.load(std::sync::atomic::Ordering::Relaxed) == 0
 }
 
-/// `eprintln!` for progress and notes, silent under `-q`.
-#[macro_export]
+/// `eprintln!` for progress and notes, silent under `-q` (the CLI's own; `cli::progress!`).
 macro_rules! progress {
     ($($arg:tt)*) => {
         if !$crate::cli::output::quiet() {
@@ -179,6 +178,7 @@ macro_rules! progress {
         }
     };
 }
+pub(crate) use progress;
 
 #[cfg(test)]
 mod tests {

@@ -42,7 +42,7 @@ pub struct PublishArgs {
     pub catalog: Option<String>,
     /// Compression of the NAR: zstd, xz or none.
     #[arg(long, default_value = "zstd", value_parser = super::local::parse_compression)]
-    pub compression: crate::cache::Compression,
+    pub compression: crate::nix::Compression,
     #[arg(long)]
     pub json: bool,
     /// Build, pack and print the review (destination, closure, diff against the last
@@ -685,7 +685,7 @@ pub async fn publish(args: PublishArgs) -> CmdResult {
             reviews.push(review);
         }
         if args.dry_run && matches!(r, Err(PublishError::Declined)) {
-            crate::progress!("dry run: nothing was uploaded for {name}");
+            crate::cli::output::progress!("dry run: nothing was uploaded for {name}");
             continue;
         }
         match r {
@@ -815,7 +815,7 @@ pub async fn install(args: ReadyArgs) -> CmdResult {
             match e {
                 Event::Check(c) => checks.push(c),
                 Event::Note { message } => {
-                    crate::progress!("{}", crate::text::terminal(&message))
+                    crate::cli::output::progress!("{}", crate::text::terminal(&message))
                 }
                 _ => {}
             }

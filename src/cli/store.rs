@@ -91,11 +91,11 @@ fn spawn_printer(verb: &'static str) -> (ProgressSink, tokio::task::JoinHandle<(
                     parts,
                     part_size,
                     resumed_bytes,
-                } => crate::progress!(
+                } => crate::cli::output::progress!(
                     "{verb} {key}: {total_bytes} bytes in {parts} part(s) of {part_size} bytes, {resumed_bytes} bytes already done"
                 ),
                 Progress::PartFinished { part, bytes } => {
-                    crate::progress!("part {part} done ({bytes} bytes)")
+                    crate::cli::output::progress!("part {part} done ({bytes} bytes)")
                 }
                 Progress::Rate {
                     bytes_per_sec,
@@ -109,7 +109,7 @@ fn spawn_printer(verb: &'static str) -> (ProgressSink, tokio::task::JoinHandle<(
                         done as f64 * 100.0 / total as f64
                     };
                     let eta = eta.map_or("?".into(), |d| format!("{}s", d.as_secs()));
-                    crate::progress!(
+                    crate::cli::output::progress!(
                         "{} / {} ({pct:.1}%) at {}/s, eta {eta}",
                         super::output::human_bytes(done),
                         super::output::human_bytes(total),
@@ -123,7 +123,7 @@ fn spawn_printer(verb: &'static str) -> (ProgressSink, tokio::task::JoinHandle<(
                     reason,
                 } => {
                     let what = part.map_or("request".into(), |p| format!("part {p}"));
-                    crate::progress!(
+                    crate::cli::output::progress!(
                         "retrying {what} (attempt {}) in {} ms: {reason}",
                         attempt + 1,
                         delay.as_millis()
@@ -140,13 +140,15 @@ fn spawn_printer(verb: &'static str) -> (ProgressSink, tokio::task::JoinHandle<(
                     elapsed,
                 } => {
                     let secs = elapsed.as_secs_f64().max(1e-9);
-                    crate::progress!(
+                    crate::cli::output::progress!(
                         "{verb} {key}: sent {sent_bytes} of {total_bytes} bytes (resumed {resumed_bytes}) in {secs:.2}s ({}/s)",
                         super::output::human_bytes((sent_bytes as f64 / secs) as u64)
                     );
                 }
                 Progress::Skipped { key, size } => {
-                    crate::progress!("{key} is already in the store ({size} bytes); sent 0 bytes")
+                    crate::cli::output::progress!(
+                        "{key} is already in the store ({size} bytes); sent 0 bytes"
+                    )
                 }
                 _ => {}
             }

@@ -29,7 +29,7 @@ use crate::manifest::edit::StorePathInstall;
 use crate::manifest::{Env, Manifest};
 use crate::nar::StorePath;
 use crate::narinfo::NarInfo;
-use crate::publish::current_system;
+use crate::nix::current_system;
 use crate::sign::PublicKey;
 use crate::store::{DownloadOptions, OpenOptions, ProgressSink, Store, StoreError};
 use std::collections::HashMap;

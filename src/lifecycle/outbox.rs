@@ -117,7 +117,7 @@ pub async fn record_or_keep(
     if let serde_json::Value::Object(m) = &mut request.detail {
         m.insert(
             "performed_at".into(),
-            crate::catalog::validate::rfc3339(crate::catalog::validate::now_secs()).into(),
+            crate::time::rfc3339(crate::time::now_secs()).into(),
         );
     }
     match (catalog.record(org, &request).await, outbox) {

@@ -111,14 +111,7 @@ impl Plan {
     }
 }
 
-/// The Nix system string of this machine (`x86_64-linux`, `aarch64-darwin`, …).
-pub fn current_system() -> String {
-    let os = match std::env::consts::OS {
-        "macos" => "darwin",
-        other => other,
-    };
-    format!("{}-{os}", std::env::consts::ARCH)
-}
+pub use crate::nix::current_system;
 
 /// What was published (or found already published).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

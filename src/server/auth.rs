@@ -11,8 +11,8 @@ use super::AppState;
 use super::error::ApiError;
 use crate::catalog::db::hash_token;
 use crate::catalog::embedded::TokenGrant;
-use crate::catalog::validate::{now_secs, rfc3339};
 use crate::catalog::{AuthProblem, CatalogError};
+use crate::time::{now_secs, rfc3339};
 
 /// The authenticated user of a request, the token's grant, and the catalog state version
 /// read with the token (so the request's view needs no second query to know whether its

@@ -13,6 +13,7 @@ mod error;
 mod file;
 mod journal;
 mod progress;
+mod redact;
 mod retry;
 mod s3;
 mod upload;
@@ -27,6 +28,7 @@ pub use error::{BoxError, StoreError, error_chain};
 pub use file::FileStore;
 pub use journal::{FileIdentity, Journal, JournalPart};
 pub use progress::{Progress, ProgressSink, ProgressTiming, forward_as_events};
+pub use redact::redacted_url;
 pub use retry::RetryPolicy;
 pub use s3::S3Store;
 

@@ -402,7 +402,7 @@ async fn token_scopes_limit_what_a_token_may_do(fx: Fixture) {
 async fn expired_and_revoked_tokens_are_refused_with_the_reason(fx: Fixture) {
     fx.add_user("alice").await;
     let db = fx.backend.db();
-    let past = pubdeck::catalog::validate::now_secs() - 10;
+    let past = pubdeck::time::now_secs() - 10;
     let (expired_info, expired) = db
         .create_token("alice", Scope::Admin, Some(past))
         .await

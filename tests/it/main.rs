@@ -23,6 +23,7 @@ mod flox_install;
 mod fuzz_regressions;
 mod hostile;
 mod kill_matrix;
+mod layering;
 mod lifecycle;
 mod lifecycle_store;
 mod manifest_vectors;

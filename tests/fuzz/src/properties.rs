@@ -129,7 +129,7 @@ pub fn store_url(data: &[u8]) {
         }
         Err(e) => assert!(shows_safely(&e), "{e}"),
     }
-    assert!(shows_safely(&pubdeck::text::redacted_url(text)));
+    assert!(shows_safely(&pubdeck::store::redacted_url(text)));
     nix_conf_takes_only_the_template(text, &[format!("myorg-1:{KEY_B64}")]);
 }
 

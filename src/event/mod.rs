@@ -6,7 +6,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::git::Check;
+mod check;
+pub mod repro;
+pub mod review;
+
+pub use check::Check;
 
 /// A stage of the publish pipeline, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -157,9 +161,9 @@ pub enum Event {
     },
     /// The build is packed and signed; nothing is uploaded until the review is answered
     /// (see [`crate::publish::ReviewGate`]).
-    Review(Box<crate::publish::review::Review>),
+    Review(Box<review::Review>),
     /// Two clean builds of the revision differ (the reproducibility check): what differs.
-    Unreproducible(Box<crate::publish::repro::Unreproducible>),
+    Unreproducible(Box<repro::Unreproducible>),
     /// Progress of store maintenance: `done` of `total` objects.
     Progress {
         work: Work,
