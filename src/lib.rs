@@ -2,7 +2,7 @@
 //! browse and install what the organisation has published.
 //!
 //! The engine modules (`manifest`, `git`, `build`, …) know nothing about terminals; the
-//! faces (`cli`, later `tui` and `server`) drive them. See ARCHITECTURE.md.
+//! faces (`cli`, `tui` and `server`) drive them. See ARCHITECTURE.md.
 
 pub mod build;
 pub mod cache;
