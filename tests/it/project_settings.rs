@@ -148,19 +148,10 @@ fn a_project_file_naming_another_catalog_never_receives_your_token() {
     let config = home.join(".config/pubdeck/config.toml");
     std::fs::create_dir_all(config.parent().unwrap()).unwrap();
     let mine = "catalog = \"http://127.0.0.1:1\"\ntoken = \"pdk_mysecret\"\n";
-    let request_to_project_catalog = |user_config: &str, env: &[(&str, &str)]| {
-        std::fs::write(&config, user_config).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        std::fs::write(
-            repo.join("pubdeck.toml"),
-            format!("catalog = \"{url}\"\norg = \"theirorg\"\n"),
-        )
-        .unwrap();
-        let seen = capture_one_request(listener);
+    let pubdeck = |args: &[&str], env: &[(&str, &str)]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pubdeck"));
         cmd.current_dir(&repo)
-            .args(["search", "hello"])
+            .args(args)
             .env("HOME", &home)
             .env("NO_COLOR", "1")
             .env_remove("PUBDECK_CATALOG")
@@ -169,55 +160,45 @@ fn a_project_file_naming_another_catalog_never_receives_your_token() {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let out = cmd.output().unwrap();
-        assert!(!out.status.success());
-        (url, seen.join().unwrap())
+        cmd.output().unwrap()
     };
-    let (_, req) = request_to_project_catalog(mine, &[]);
+    // The request `search` sends to the catalog the project file names, with the user's
+    // config as `user_config(that catalog's URL)` says.
+    let request_to_project_catalog = |user_config: &dyn Fn(&str) -> String,
+                                      env: &[(&str, &str)]| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        std::fs::write(&config, user_config(&url)).unwrap();
+        std::fs::write(
+            repo.join("pubdeck.toml"),
+            format!("catalog = \"{url}\"\norg = \"theirorg\"\n"),
+        )
+        .unwrap();
+        let seen = capture_one_request(listener);
+        let out = pubdeck(&["search", "hello"], env);
+        assert!(!out.status.success());
+        seen.join().unwrap()
+    };
+    let req = request_to_project_catalog(&|_| mine.to_string(), &[]);
     assert!(req.starts_with("GET /v1/"), "{req}");
     assert!(!req.to_ascii_lowercase().contains("authorization"), "{req}");
     assert!(!req.contains("pdk_mysecret"), "{req}");
-    let (_, req) = request_to_project_catalog(mine, &[("PUBDECK_TOKEN", "pdk_fromenv")]);
+    let req =
+        request_to_project_catalog(&|_| mine.to_string(), &[("PUBDECK_TOKEN", "pdk_fromenv")]);
     assert!(!req.to_ascii_lowercase().contains("authorization"), "{req}");
     assert!(!req.contains("pdk_fromenv"), "{req}");
     // `config show` says why: the token belongs to another catalog.
-    let out = Command::new(env!("CARGO_BIN_EXE_pubdeck"))
-        .current_dir(&repo)
-        .args(["config", "show"])
-        .env("HOME", &home)
-        .env_remove("PUBDECK_CATALOG")
-        .env_remove("PUBDECK_TOKEN")
-        .env_remove("XDG_CONFIG_HOME")
-        .output()
-        .unwrap();
-    let shown = stdout(&out);
+    let shown = stdout(&pubdeck(&["config", "show"], &[]));
     assert!(
         shown.contains("(withheld: it belongs to http://127.0.0.1:1/"),
         "{shown}"
     );
     assert!(!shown.contains("pdk_mysecret"), "{shown}");
     // A token keyed to the project's catalog is the user's choice: sent.
-    let keyed = |url: &str| format!("{mine}[tokens]\n\"{url}\" = \"pdk_forthem\"\n");
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    std::fs::write(&config, keyed(&url)).unwrap();
-    std::fs::write(
-        repo.join("pubdeck.toml"),
-        format!("catalog = \"{url}\"\norg = \"theirorg\"\n"),
-    )
-    .unwrap();
-    let seen = capture_one_request(listener);
-    let out = Command::new(env!("CARGO_BIN_EXE_pubdeck"))
-        .current_dir(&repo)
-        .args(["search", "hello"])
-        .env("HOME", &home)
-        .env_remove("PUBDECK_CATALOG")
-        .env_remove("PUBDECK_TOKEN")
-        .env_remove("XDG_CONFIG_HOME")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let req = seen.join().unwrap();
+    let req = request_to_project_catalog(
+        &|url| format!("{mine}[tokens]\n\"{url}\" = \"pdk_forthem\"\n"),
+        &[],
+    );
     assert!(
         req.contains("Bearer pdk_forthem") || req.contains("bearer pdk_forthem"),
         "{req}"
