@@ -16,14 +16,16 @@ use crate::manifest::{Env, Manifest};
 
 /// Stable check ids, in display order.
 pub mod id {
-    pub const MANIFEST: &str = "manifest";
-    pub const GIT_REPO: &str = "git-repo";
-    pub const ENV_TRACKED: &str = "env-tracked";
-    pub const CLEAN: &str = "clean";
-    pub const UPSTREAM: &str = "upstream";
-    pub const PUSHED: &str = "pushed";
-    pub const HAS_PACKAGES: &str = "has-packages";
-    pub const BUILD_EXISTS: &str = "build-exists";
+    use crate::event::CheckId;
+
+    pub const MANIFEST: CheckId = CheckId::Manifest;
+    pub const GIT_REPO: CheckId = CheckId::GitRepo;
+    pub const ENV_TRACKED: CheckId = CheckId::EnvTracked;
+    pub const CLEAN: CheckId = CheckId::Clean;
+    pub const UPSTREAM: CheckId = CheckId::Upstream;
+    pub const PUSHED: CheckId = CheckId::Pushed;
+    pub const HAS_PACKAGES: CheckId = CheckId::HasPackages;
+    pub const BUILD_EXISTS: CheckId = CheckId::BuildExists;
 }
 
 pub use crate::event::Check;

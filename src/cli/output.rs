@@ -55,7 +55,11 @@ impl Style {
 
 /// A compact aligned checklist: `✓ id  message`, with the hint under a failing check.
 pub fn checklist(checks: &[Check], style: Style) -> String {
-    let width = checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
+    let width = checks
+        .iter()
+        .map(|c| c.id.as_str().len())
+        .max()
+        .unwrap_or(0);
     let mut out = String::new();
     for c in checks {
         let mark = match (c.ok, c.warning) {
@@ -187,8 +191,12 @@ mod tests {
     #[test]
     fn checklist_aligns_and_hints_failures_only() {
         let checks = vec![
-            Check::pass("git-repo", "in a repo"),
-            Check::fail("has-packages", "none installed", "flox install hello"),
+            Check::pass(crate::event::CheckId::GitRepo, "in a repo"),
+            Check::fail(
+                crate::event::CheckId::HasPackages,
+                "none installed",
+                "flox install hello",
+            ),
         ];
         let s = checklist(&checks, Style { color: false });
         assert_eq!(
@@ -199,9 +207,15 @@ mod tests {
 
     #[test]
     fn colour_is_only_escape_codes() {
-        let s = checklist(&[Check::fail("a", "b", "c")], Style { color: true });
+        let s = checklist(
+            &[Check::fail(crate::event::CheckId::Clean, "b", "c")],
+            Style { color: true },
+        );
         assert!(s.contains("\x1b[31m✗\x1b[0m"));
-        let plain = checklist(&[Check::fail("a", "b", "c")], Style { color: false });
+        let plain = checklist(
+            &[Check::fail(crate::event::CheckId::Clean, "b", "c")],
+            Style { color: false },
+        );
         assert!(!plain.contains('\x1b'));
     }
 

@@ -10,7 +10,7 @@ mod check;
 pub mod repro;
 pub mod review;
 
-pub use check::Check;
+pub use check::{Check, CheckId};
 
 /// A stage of the publish pipeline, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

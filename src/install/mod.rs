@@ -36,20 +36,22 @@ use std::collections::HashMap;
 
 /// Check ids of `ready`, in order.
 pub mod id {
-    pub const VISIBLE: &str = "visible";
-    pub const SYSTEM_BUILD: &str = "system-build";
-    pub const NARINFO: &str = "narinfo";
-    pub const SIGNATURE: &str = "signature";
-    pub const NAR: &str = "nar";
-    pub const CLOSURE: &str = "closure";
-    pub const RUNS_HERE: &str = "runs-here";
-    pub const NIX_CONFIG: &str = "nix-config";
-    pub const ENVIRONMENT: &str = "environment";
-    pub const NOT_INSTALLED: &str = "not-installed";
+    use crate::event::CheckId;
+
+    pub const VISIBLE: CheckId = CheckId::Visible;
+    pub const SYSTEM_BUILD: CheckId = CheckId::SystemBuild;
+    pub const NARINFO: CheckId = CheckId::Narinfo;
+    pub const SIGNATURE: CheckId = CheckId::Signature;
+    pub const NAR: CheckId = CheckId::Nar;
+    pub const CLOSURE: CheckId = CheckId::Closure;
+    pub const RUNS_HERE: CheckId = CheckId::RunsHere;
+    pub const NIX_CONFIG: CheckId = CheckId::NixConfig;
+    pub const ENVIRONMENT: CheckId = CheckId::Environment;
+    pub const NOT_INSTALLED: CheckId = CheckId::NotInstalled;
     /// The other systems asked for (`install --system`), and the ids they get.
-    pub const OTHER_SYSTEMS: &str = "other-systems";
+    pub const OTHER_SYSTEMS: CheckId = CheckId::OtherSystems;
     /// `[install]` and `pubdeck.lock` agree, and no entry needs FloxHub.
-    pub const LOCK: &str = "lock";
+    pub const LOCK: CheckId = CheckId::Lock;
 }
 
 /// `org/package[@version]`.
@@ -1007,7 +1009,7 @@ fn nix_config(d: &PackageDetail, files: &[PathBuf]) -> Check {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
-    #[error("{} is not ready to install: {}", .0, .1.iter().filter(|c| c.blocks()).map(|c| c.id).collect::<Vec<_>>().join(", "))]
+    #[error("{} is not ready to install: {}", .0, .1.iter().filter(|c| c.blocks()).map(|c| c.id.as_str()).collect::<Vec<_>>().join(", "))]
     NotReady(PackageRef, Vec<Check>),
     #[error("download of {key} from {store} failed: {message}")]
     Download {

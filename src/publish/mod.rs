@@ -29,11 +29,13 @@ use crate::store::{OpenOptions, ProgressSink, PutOptions, Store};
 
 /// Ids of the checks publish adds to the git preconditions.
 pub mod id {
-    pub const SIGNING_KEY: &str = "signing-key";
-    pub const CATALOG: &str = "catalog";
-    pub const MAY_PUBLISH: &str = "may-publish";
-    pub const KEY_TRUSTED: &str = "key-trusted";
-    pub const STORE: &str = "store";
+    use crate::event::CheckId;
+
+    pub const SIGNING_KEY: CheckId = CheckId::SigningKey;
+    pub const CATALOG: CheckId = CheckId::Catalog;
+    pub const MAY_PUBLISH: CheckId = CheckId::MayPublish;
+    pub const KEY_TRUSTED: CheckId = CheckId::KeyTrusted;
+    pub const STORE: CheckId = CheckId::Store;
 }
 
 /// What to publish and with what.
@@ -141,7 +143,7 @@ impl Published {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("{} precondition{} failed: {}", .0.iter().filter(|c| !c.ok).count(), if .0.iter().filter(|c| !c.ok).count() == 1 { "" } else { "s" }, .0.iter().filter(|c| !c.ok).map(|c| c.id).collect::<Vec<_>>().join(", "))]
+    #[error("{} precondition{} failed: {}", .0.iter().filter(|c| !c.ok).count(), if .0.iter().filter(|c| !c.ok).count() == 1 { "" } else { "s" }, .0.iter().filter(|c| !c.ok).map(|c| c.id.as_str()).collect::<Vec<_>>().join(", "))]
     Preconditions(Vec<Check>),
     #[error(transparent)]
     Build(#[from] build::BuildError),
@@ -970,7 +972,7 @@ pub async fn preconditions(plan: &Plan, reach: Reach<'_>) -> Preconditions {
 }
 
 /// A check `--offline` does not make: a warning (it does not fail the report), said so.
-fn skipped(id: &'static str, message: impl Into<String>) -> Check {
+fn skipped(id: crate::event::CheckId, message: impl Into<String>) -> Check {
     Check::warn(id, message, "run without --offline to check it")
 }
 

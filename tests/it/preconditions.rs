@@ -12,7 +12,7 @@ fn eval(repo: &Repo, build: Option<&str>) -> Report {
 }
 
 fn failing(r: &Report) -> Vec<&str> {
-    r.failed().map(|c| c.id).collect()
+    r.failed().map(|c| c.id.as_str()).collect()
 }
 
 /// A publisher's setting beside `repo`: a signing key, and a local catalog `myorg` on a

@@ -261,7 +261,7 @@ fn check_events_replace_panel_entries() {
     let mut app = app();
     let n = app.publish.checks.len();
     app.update(Action::Engine(Event::Check(pubdeck::git::Check::pass(
-        "pushed",
+        pubdeck::event::CheckId::Pushed,
         "now pushed",
     ))));
     assert_eq!(app.publish.checks.len(), n);
@@ -788,7 +788,10 @@ fn brackets_pick_a_version_that_install_pins_and_y_yanks_it() {
     );
     assert_eq!(app.catalog.picked.as_deref(), Some("1.0"));
     assert_eq!(app.catalog.readiness_target(), Some(format!("{pkg}@1.0")));
-    let for_1_0 = vec![pubdeck::git::Check::pass("narinfo", "the narinfo of 1.0")];
+    let for_1_0 = vec![pubdeck::git::Check::pass(
+        pubdeck::event::CheckId::Narinfo,
+        "the narinfo of 1.0",
+    )];
     app.update(Action::Readiness {
         package: format!("{pkg}@1.0"),
         checks: for_1_0.clone(),
@@ -944,7 +947,7 @@ fn after_a_version_edit_c_commits_the_bump_and_pushes() {
         app.status
     );
     app.update(Action::Checks(vec![Check::fail(
-        "clean",
+        pubdeck::event::CheckId::Clean,
         "1 tracked file is modified: .flox/env/manifest.toml",
         "commit or stash it",
     )]));

@@ -619,11 +619,11 @@ fn tab_at(x: u16) -> Option<Tab> {
 }
 
 /// Id of the check fixed by the push fix-it.
-pub fn publish_pushed_id() -> &'static str {
+pub fn publish_pushed_id() -> crate::event::CheckId {
     publish::PUSHED_CHECK
 }
 
 /// Id of the check the version-bump fix-it repairs.
-pub fn publish_clean_id() -> &'static str {
+pub fn publish_clean_id() -> crate::event::CheckId {
     publish::CLEAN_CHECK
 }

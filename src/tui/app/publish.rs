@@ -16,9 +16,9 @@ use crate::tui::log::LogBuffer;
 use crate::tui::model::{BuildRow, JobKind, JobOutcome, LastResult};
 
 /// Id of the check the push fix-it repairs (`git::id::PUSHED` in the engine).
-pub const PUSHED_CHECK: &str = "pushed";
+pub const PUSHED_CHECK: crate::event::CheckId = crate::event::CheckId::Pushed;
 /// Id of the check a version edit turns red (`git::id::CLEAN`).
-pub const CLEAN_CHECK: &str = "clean";
+pub const CLEAN_CHECK: crate::event::CheckId = crate::event::CheckId::Clean;
 
 type Status = Option<super::Status>;
 
