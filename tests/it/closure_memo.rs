@@ -285,7 +285,7 @@ async fn a_different_path_with_the_same_name_is_packed() {
     assert_ne!(mid2, mid1);
     assert_eq!(
         run.packed_deps,
-        [mid2.clone()],
+        std::slice::from_ref(&mid2),
         "the new mid is packed, leaf is not"
     );
     assert_eq!(w.imported_mid_text(&p2), format!("two uses {}\n", w.leaf));
@@ -317,7 +317,7 @@ async fn another_nar_hash_registered_by_nix_is_packed() {
     let p2 = run.published.unwrap();
     let mid2 = w.mid_of(&p2);
     assert_ne!(mid2, mid1, "the memo entry of the old NarHash was not used");
-    assert_eq!(run.packed_deps, [mid2.clone()]);
+    assert_eq!(run.packed_deps, std::slice::from_ref(&mid2));
     assert_eq!(w.imported_mid_text(&p2), format!("three uses {}\n", w.leaf));
 }
 
@@ -336,7 +336,7 @@ async fn a_store_that_lost_the_nar_or_the_narinfo_gets_it_packed_again() {
     let p2 = run.published.unwrap();
     assert_eq!(
         run.packed_deps,
-        [mid1.clone()],
+        std::slice::from_ref(&mid1),
         "the NAR was lost: mid is packed"
     );
     assert!(w.store_dir.join(&info.url).is_file(), "the NAR is back");
@@ -347,7 +347,7 @@ async fn a_store_that_lost_the_nar_or_the_narinfo_gets_it_packed_again() {
     let p3 = run.published.unwrap();
     assert_eq!(
         run.packed_deps,
-        [mid1.clone()],
+        std::slice::from_ref(&mid1),
         "the narinfo was lost: mid is packed"
     );
     assert_eq!(w.narinfo(&mid1), info, "the narinfo is back, the same");
@@ -371,7 +371,7 @@ async fn a_narinfo_signed_by_another_key_is_packed_and_refused() {
     let run = w.publish_next(&w.mid).await;
     assert_eq!(
         run.packed_deps,
-        [mid1.clone()],
+        std::slice::from_ref(&mid1),
         "mid is packed, not skipped"
     );
     let err = run
