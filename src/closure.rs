@@ -861,6 +861,38 @@ fn pack_dependency(
     opts: &PackOptions,
     tmp_dir: &Path,
 ) -> Result<(Sha256Hash, PackedPath), ClosureError> {
+    let b = &recipe.input.built_as;
+    let rewrites: Vec<(Vec<u8>, Vec<u8>)> = recipe
+        .refs
+        .iter()
+        .map(|(old, new)| (old.clone().into_bytes(), new.to_string().into_bytes()))
+        .filter(|(old, new)| old != new)
+        .collect();
+    if !recipe.self_reference && !rewrites.is_empty() {
+        // Nix registered no reference to itself: the NAR with its references rewritten is
+        // final, and its hash is its content address. One pass, one compression.
+        let mut original = None;
+        let packed = cache::pack_nar_with(opts, tmp_dir, |w| {
+            let mut rw = Rewriter::new(w, rewrites, None);
+            let summary = crate::nar::dump_path(&recipe.input.tree, &mut rw)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            rw.finish()?;
+            original = Some(summary.nar_hash);
+            Ok(())
+        })?;
+        let references: Vec<StorePath> = recipe.refs.iter().map(|(_, p)| p.clone()).collect();
+        let ca_hash = packed.summary.nar.nar_hash;
+        let store_path = StorePath::from_ca(&ca_hash, &b.name, &references, false)?;
+        let packed = PackedPath {
+            store_path,
+            was: b.path(),
+            packed,
+            ca_hash,
+            references,
+            self_reference: false,
+        };
+        return Ok((original.expect("the NAR was written"), packed));
+    }
     let pass1 = cache::pack_path(&recipe.input.tree, opts, tmp_dir)?;
     let nar_hash = pass1.summary.nar.nar_hash;
     let node = Node {
