@@ -159,12 +159,13 @@ impl World {
 
     /// Publishes the next version, whose output refers to `dep`.
     async fn publish_next(&self, dep: &str) -> Run {
-        // The first publish is version 1 as committed; each later one commits the next.
+        // Version 1 first (as committed unless `dep` is another path), then each publish
+        // commits the next.
         let done = self.published.get();
         self.published.set(done + 1);
-        if done > 0 {
-            self.repo
-                .write(".flox/env/manifest.toml", &manifest(dep, done + 1));
+        self.repo
+            .write(".flox/env/manifest.toml", &manifest(dep, done + 1));
+        if !self.repo.git(&["status", "--porcelain"]).stdout.is_empty() {
             self.repo.commit_all("next version");
             self.repo.git(&["push", "-q"]);
         }
@@ -391,5 +392,39 @@ async fn a_narinfo_signed_by_another_key_is_packed_and_refused() {
         detail.versions.len(),
         1,
         "the next version is not registered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_whose_references_are_rewritten_is_imported_by_nix() {
+    if !nix_store_here("a_chain_whose_references_are_rewritten_is_imported_by_nix") {
+        return;
+    }
+    let w = World::new().await;
+    // upper -> mid -> leaf: mid changes name, so upper's reference to it is rewritten.
+    let upper = add_path(
+        w.tmp.path(),
+        &format!("upper-{}", w.token),
+        &format!("upper uses {}\n", w.mid),
+    );
+    register(&upper, &[&w.mid]);
+    let p1 = w.publish_next(&upper).await.published.unwrap();
+    let upper1 = w.narinfo(&p1.store_path).references[0].to_string();
+    let info = w.narinfo(&upper1);
+    assert_eq!(info.references.len(), 1);
+    let mid1 = info.references[0].to_string();
+    assert_ne!(mid1, w.mid);
+    let oracle = common::run_oracle(&w.store_dir, &w.pub_file, &[&p1.store_path]);
+    assert_eq!(
+        std::fs::read_to_string(oracle.restored(&upper1).join("share/data.txt")).unwrap(),
+        format!("upper uses {mid1}\n"),
+        "the reference in upper's bytes names what mid became"
+    );
+    let again = w.publish_next(&upper).await;
+    assert!(again.packed_deps.is_empty(), "{:?}", again.packed_deps);
+    common::run_oracle(
+        &w.store_dir,
+        &w.pub_file,
+        &[&again.published.unwrap().store_path],
     );
 }
