@@ -108,7 +108,7 @@ pub async fn pack(
         &input,
         &sources,
         &store,
-        &key.public(),
+        &key,
         &opts,
         tmp.path(),
         &tokio_util::sync::CancellationToken::new(),

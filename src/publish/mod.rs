@@ -342,7 +342,7 @@ pub async fn run_reviewed(
     let t = stages.start(Stage::Pack).await;
     let against = Against {
         store: &c.store,
-        key: c.key.public(),
+        key: &c.key,
         sources: closure::Sources {
             memo: plan.memo_dir.as_deref().map(closure::Memo::new),
             ..Default::default()
@@ -529,7 +529,7 @@ async fn announce(tx: &EventTx, published: Published) -> Published {
 /// and where dependencies are looked up.
 struct Against<'a> {
     store: &'a Store,
-    key: PublicKey,
+    key: &'a SecretKey,
     sources: closure::Sources,
 }
 
@@ -558,7 +558,7 @@ async fn pack(
                 &input,
                 &a.sources,
                 a.store,
-                &a.key,
+                a.key,
                 &opts,
                 dir.path(),
                 cancel,
