@@ -403,6 +403,11 @@ impl Settings {
         self.data_dir.join("upload-journals")
     }
 
+    /// Where publish remembers what each dependency of a closure became (`closure::Memo`).
+    pub fn closure_memo_dir(&self) -> PathBuf {
+        self.data_dir.join("closure-memo")
+    }
+
     pub fn default_service_db(&self) -> String {
         format!(
             "sqlite://{}",

@@ -99,23 +99,34 @@ pub async fn pack(
         .prefix("pubdeck-pack-")
         .tempdir()
         .map_err(|e| Failure::new(format!("cannot create a temporary directory: {e}"), None))?;
-    let dir = tmp.path().to_path_buf();
     let opts = PackOptions::with(compression);
-    let packed = tokio::task::spawn_blocking(move || {
-        let known = closure::KnownPaths::local()
-            .map_err(|e| Failure::new(format!("cannot list {}: {e}", closure::NIX_STORE), None))?;
-        closure::pack_closure(&input, &known, &opts, &dir, &|| false)
-            .map_err(|e| Failure::new(e.to_string(), None))
-    })
+    let sources = closure::Sources {
+        memo: Some(closure::Memo::new(&settings.closure_memo_dir())),
+        ..Default::default()
+    };
+    let closure = closure::prepare(
+        &input,
+        &sources,
+        &store,
+        &key,
+        &opts,
+        tmp.path(),
+        &tokio_util::sync::CancellationToken::new(),
+    )
     .await
-    .expect("pack task panicked")?;
-    let infos: Vec<_> = packed.iter().map(|p| p.narinfo(&key)).collect();
-    let added = closure::add_closure(&store, &packed, &infos, &PutOptions::default(), |_| {
-        ProgressSink::none()
-    })
+    .map_err(|e| Failure::new(e.to_string(), None))?;
+    let infos: Vec<_> = closure.packed.iter().map(|p| p.narinfo(&key)).collect();
+    let added = closure::add_closure(
+        &store,
+        &closure.packed,
+        &infos,
+        &PutOptions::default(),
+        |_| ProgressSink::none(),
+    )
     .await
     .map_err(|e| Failure::new(e.to_string(), None))?;
     let info = infos.last().expect("the closure holds the tree");
+    let all: Vec<String> = closure.paths().map(|(p, _)| p.to_string()).collect();
     if as_json {
         println!(
             "{}",
@@ -128,7 +139,7 @@ pub async fn pack(
                 "file_hash": info.file_hash.map(|h| h.to_string()),
                 "file_size": info.file_size,
                 "ca": info.ca,
-                "closure": infos.iter().map(|i| i.store_path.to_string()).collect::<Vec<_>>(),
+                "closure": all,
                 "added": added.last() == Some(&closure::Added::Uploaded),
             })
         );

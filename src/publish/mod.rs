@@ -58,6 +58,9 @@ pub struct Plan {
     pub verify_reproducible: bool,
     /// With `verify_reproducible`: upload anyway when they differ (the difference is reported).
     pub allow_unreproducible: bool,
+    /// Where what each dependency became is remembered (`<data dir>/closure-memo`); `None`
+    /// remembers nothing (each dependency not provably in the store is packed).
+    pub memo_dir: Option<PathBuf>,
 }
 
 /// The answer to a review.
@@ -97,6 +100,7 @@ impl Plan {
             fetch: true,
             verify_reproducible: false,
             allow_unreproducible: false,
+            memo_dir: None,
         }
     }
 }
@@ -108,6 +112,7 @@ impl Plan {
         plan.org.clone_from(&settings.org);
         plan.signing_key.clone_from(&settings.signing_key);
         plan.put.journal_dir = Some(settings.journal_dir());
+        plan.memo_dir = Some(settings.closure_memo_dir());
         plan.store_open = settings.store_open();
         plan
     }
@@ -330,12 +335,29 @@ pub async fn run_reviewed(
 
     // 4. pack: the output and every store path it refers to, content-addressed
     let t = stages.start(Stage::Pack).await;
-    let packed = pack(&output, plan.compression, cancel).await;
+    let against = Against {
+        store: &c.store,
+        key: &c.key,
+        sources: closure::Sources {
+            memo: plan.memo_dir.as_deref().map(closure::Memo::new),
+            ..Default::default()
+        },
+    };
+    let packed = pack(&output, plan.compression, Some(&against), cancel).await;
     stages.finish(Stage::Pack, t, packed.is_ok()).await;
     let (closure, pack_dir) = packed?;
     drop(output); // $out is in the NAR now
-    let top = closure.last().expect("the closure holds the output");
-    for p in &closure {
+    for r in &closure.reused {
+        send(
+            tx,
+            Event::AlreadyInStore {
+                store_path: r.store_path.to_string(),
+            },
+        )
+        .await;
+    }
+    let top = closure.top();
+    for p in &closure.packed {
         send(
             tx,
             Event::Packed {
@@ -351,7 +373,7 @@ pub async fn run_reviewed(
 
     // 5. sign every path of the closure
     let t = stages.start(Stage::Sign).await;
-    let infos: Vec<NarInfo> = closure.iter().map(|p| p.narinfo(&c.key)).collect();
+    let infos: Vec<NarInfo> = closure.packed.iter().map(|p| p.narinfo(&c.key)).collect();
     send(
         tx,
         Event::Signed {
@@ -367,7 +389,7 @@ pub async fn run_reviewed(
 
     // 5b. reproducible? Built again in a fresh clone when asked up front…
     if plan.verify_reproducible {
-        verify_reproducible(plan, &req, &closure, tx, cancel).await?;
+        verify_reproducible(plan, &req, closure.top(), tx, cancel).await?;
     }
     // …and the review: nothing is uploaded before it is answered.
     if let Some(ReviewGate(answer)) = gate {
@@ -393,7 +415,7 @@ pub async fn run_reviewed(
             ReviewAnswer::Decline => return Err(PublishError::Declined),
             ReviewAnswer::VerifyThenUpload => {
                 if !plan.verify_reproducible {
-                    verify_reproducible(plan, &req, &closure, tx, cancel).await?;
+                    verify_reproducible(plan, &req, closure.top(), tx, cancel).await?;
                 }
             }
         }
@@ -402,16 +424,16 @@ pub async fn run_reviewed(
     // 6. upload: dependencies first; for each path the NAR, then (only then) its narinfo
     let t = stages.start(Stage::Upload).await;
     let uploaded = tokio::select! {
-        r = upload_closure(&c.store, &closure, &infos, &plan.put, tx) => r,
+        r = upload_closure(&c.store, &closure.packed, &infos, &plan.put, tx) => r,
         _ = cancel.cancelled() => Err(PublishError::Cancelled),
     };
     stages.finish(Stage::Upload, t, uploaded.is_ok()).await;
     uploaded?;
     let closure_paths: Vec<ClosurePath> = closure
-        .iter()
-        .map(|p| ClosurePath {
-            store_path: p.store_path.to_string(),
-            nar_size: p.packed.summary.nar.nar_size,
+        .paths()
+        .map(|(p, nar_size)| ClosurePath {
+            store_path: p.to_string(),
+            nar_size,
         })
         .collect();
     if cancel.is_cancelled() {
@@ -458,7 +480,16 @@ pub async fn run_reviewed(
     // A `catalog gc` that looked at an old object this publish reused just before it was
     // touched may have deleted it: now that the build is registered (live), put back
     // anything missing.
-    restore_missing(&c.store, &closure, &infos, &plan.put, tx).await?;
+    restore_missing(
+        &c.store,
+        &closure,
+        &infos,
+        &c.key,
+        plan,
+        pack_dir.path(),
+        tx,
+    )
+    .await?;
     drop(closure);
     drop(pack_dir);
     let published = Published {
@@ -489,13 +520,24 @@ async fn announce(tx: &EventTx, published: Published) -> Published {
     published
 }
 
+/// What a publish packs against: the store it uploads to, the key its narinfos must carry,
+/// and where dependencies are looked up.
+struct Against<'a> {
+    store: &'a Store,
+    key: &'a SecretKey,
+    sources: closure::Sources,
+}
+
 /// Packs the output and the store paths it refers to (from the local Nix store), content-
-/// addressed, into a temp dir that lives as long as the returned handle.
+/// addressed, into a temp dir that lives as long as the returned handle. With `against`,
+/// dependencies the store already has are not packed (`closure::prepare`); without, every
+/// path is.
 async fn pack(
     output: &build::Output,
     compression: Compression,
+    against: Option<&Against<'_>>,
     cancel: &CancellationToken,
-) -> Result<(Vec<closure::PackedPath>, tempfile::TempDir), PublishError> {
+) -> Result<(closure::Closure, tempfile::TempDir), PublishError> {
     let dir = tempfile::Builder::new()
         .prefix("pubdeck-pack-")
         .tempdir()
@@ -504,24 +546,42 @@ async fn pack(
         tree: output.path(),
         built_as: output.built_as().clone(),
     };
-    let (opts, path) = (PackOptions::with(compression), dir.path().to_path_buf());
-    let stop = cancel.clone();
-    let task = tokio::task::spawn_blocking(move || {
-        let known = closure::KnownPaths::local().map_err(|e| closure::ClosureError::Io {
-            path: closure::NIX_STORE.into(),
-            source: e,
-        })?;
-        closure::pack_closure(&input, &known, &opts, &path, &|| stop.is_cancelled())
-    });
-    let packed = tokio::select! {
-        r = task => match r.expect("pack task panicked") {
-            Ok(p) => p,
-            Err(closure::ClosureError::Cancelled) => return Err(PublishError::Cancelled),
-            Err(e) => return Err(PublishError::Pack(e.to_string())),
-        },
-        _ = cancel.cancelled() => return Err(PublishError::Cancelled),
+    let opts = PackOptions::with(compression);
+    let packed = match against {
+        Some(a) => {
+            closure::prepare(
+                &input,
+                &a.sources,
+                a.store,
+                a.key,
+                &opts,
+                dir.path(),
+                cancel,
+            )
+            .await
+        }
+        None => {
+            let (path, stop) = (dir.path().to_path_buf(), cancel.clone());
+            let task = tokio::task::spawn_blocking(move || {
+                let known =
+                    closure::KnownPaths::local().map_err(|e| closure::ClosureError::Io {
+                        path: closure::NIX_STORE.into(),
+                        source: e,
+                    })?;
+                closure::pack_closure(&input, &known, &opts, &path, &|| stop.is_cancelled())
+                    .map(closure::Closure::all_packed)
+            });
+            tokio::select! {
+                r = task => r.expect("pack task panicked"),
+                _ = cancel.cancelled() => Err(closure::ClosureError::Cancelled),
+            }
+        }
     };
-    Ok((packed, dir))
+    match packed {
+        Ok(p) => Ok((p, dir)),
+        Err(closure::ClosureError::Cancelled) => Err(PublishError::Cancelled),
+        Err(e) => Err(PublishError::Pack(e.to_string())),
+    }
 }
 
 /// Uploads the closure (see `closure::add_closure`), each transfer reported as events.
@@ -574,7 +634,7 @@ async fn upload_closure(
 async fn verify_reproducible(
     plan: &Plan,
     req: &build::Request,
-    closure: &[closure::PackedPath],
+    first: &closure::PackedPath,
     tx: &EventTx,
     cancel: &CancellationToken,
 ) -> Result<(), PublishError> {
@@ -586,12 +646,9 @@ async fn verify_reproducible(
     )
     .await;
     let second = build::run(req, tx, cancel).await?;
-    let (again, _dir) = pack(&second, plan.compression, cancel).await?;
+    let (again, _dir) = pack(&second, plan.compression, None, cancel).await?;
     drop(second);
-    let (first, second) = (
-        closure.last().expect("the closure holds the output"),
-        again.last().expect("the closure holds the output"),
-    );
+    let second = again.top();
     let verdict = check_same(first, second)?;
     if let Some(u) = &verdict {
         send(tx, Event::Unreproducible(Box::new(u.clone()))).await;
@@ -652,12 +709,9 @@ pub async fn check_reproducible(
         )
         .await;
         let output = build::run(&req, tx, cancel).await?;
-        packed.push(pack(&output, Compression::Zstd, cancel).await?);
+        packed.push(pack(&output, Compression::Zstd, None, cancel).await?);
     }
-    let (first, second) = (
-        packed[0].0.last().expect("the closure holds the output"),
-        packed[1].0.last().expect("the closure holds the output"),
-    );
+    let (first, second) = (packed[0].0.top(), packed[1].0.top());
     let verdict = check_same(first, second)?;
     if verdict.is_none() {
         send(
@@ -698,28 +752,55 @@ pub fn check_same(
     }))
 }
 
-/// Puts back every path of the closure whose narinfo or NAR is no longer in the store.
+/// Puts back every path of the closure whose narinfo or NAR is no longer in the store (a
+/// reused dependency is packed again for it).
 async fn restore_missing(
     store: &Store,
-    closure: &[closure::PackedPath],
+    closure: &closure::Closure,
     infos: &[NarInfo],
-    put: &PutOptions,
+    key: &SecretKey,
+    plan: &Plan,
+    tmp_dir: &Path,
     tx: &EventTx,
 ) -> Result<(), PublishError> {
     let failed = |e: cache::CacheError| PublishError::Upload {
         store: store.url().to_string(),
         message: e.to_string(),
     };
-    for (p, info) in closure.iter().zip(infos) {
-        let here = store
+    let here = async |info: &NarInfo| -> Result<bool, PublishError> {
+        Ok(store
             .exists(&info.url)
             .await
             .map_err(|e| failed(e.into()))?
             && store
                 .exists(&info.file_name())
                 .await
-                .map_err(|e| failed(e.into()))?;
-        if here {
+                .map_err(|e| failed(e.into()))?)
+    };
+    // Reused dependencies first (they refer to nothing packed), each packed again if lost.
+    let mut repacked = Vec::new();
+    for r in &closure.reused {
+        if here(&r.info).await? {
+            continue;
+        }
+        let (opts, dir, r) = (
+            PackOptions::with(plan.compression),
+            tmp_dir.to_path_buf(),
+            r.clone(),
+        );
+        let packed = tokio::task::spawn_blocking(move || closure::repack(&r, &opts, &dir))
+            .await
+            .expect("repack task panicked")
+            .map_err(|e| PublishError::Pack(e.to_string()))?;
+        let info = packed.narinfo(key);
+        repacked.push((packed, info));
+    }
+    let again = repacked
+        .iter()
+        .map(|(p, i)| (p, i))
+        .chain(closure.packed.iter().zip(infos));
+    for (p, info) in again {
+        if here(info).await? {
             continue;
         }
         cache::add_path_listed(
@@ -727,7 +808,7 @@ async fn restore_missing(
             p.packed.file.path(),
             p.packed.listing.as_deref(),
             info,
-            put,
+            &plan.put,
             &ProgressSink::none(),
         )
         .await

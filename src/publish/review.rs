@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::cache;
 use crate::catalog::{AnyCatalog, Catalog};
-use crate::closure::PackedPath;
+use crate::closure::{Closure, PackedPath};
 use crate::narinfo::NarInfo;
 use crate::store::Store;
 
@@ -114,11 +114,20 @@ pub async fn prepare(
     version: &str,
     system: &str,
     key_name: &str,
-    closure: &[PackedPath],
+    closure: &Closure,
     infos: &[NarInfo],
 ) -> Review {
-    let mut paths = Vec::with_capacity(closure.len());
-    for (p, info) in closure.iter().zip(infos) {
+    let mut paths = Vec::with_capacity(closure.reused.len() + closure.packed.len());
+    // Reused dependencies are in the store: their narinfos were just read there.
+    for r in &closure.reused {
+        paths.push(ReviewPath {
+            store_path: r.store_path.to_string(),
+            nar_size: r.info.nar_size,
+            file_size: r.info.file_size.unwrap_or_default(),
+            in_store: true,
+        });
+    }
+    for (p, info) in closure.packed.iter().zip(infos) {
         let in_store = store.exists(&info.file_name()).await.unwrap_or(false);
         paths.push(ReviewPath {
             store_path: p.store_path.to_string(),
@@ -127,7 +136,7 @@ pub async fn prepare(
             in_store,
         });
     }
-    let top = closure.last().expect("the closure holds the output");
+    let top = closure.top();
     let previous = previous(catalog, store, org, package, version, system, top).await;
     Review {
         reference: format!("{org}/{package}@{version}"),

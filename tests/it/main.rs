@@ -17,6 +17,7 @@ mod artifacts;
 mod catalog_service;
 mod clean_build;
 mod cli_conventions;
+mod closure_memo;
 mod content_address;
 mod credentials;
 mod flox_install;
