@@ -32,6 +32,7 @@ mod preconditions;
 mod publish_crash;
 mod publish_install;
 mod review_repro;
+mod search_faces;
 mod service_hardening;
 mod store_bounds;
 mod store_file;

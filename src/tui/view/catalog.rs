@@ -51,13 +51,23 @@ pub(super) fn results(app: &App, area: Rect, buf: &mut Buffer) {
         } else {
             "no match"
         };
-        buf.set_stringn(
-            inner.x + 1,
-            inner.y,
-            msg,
-            usize::from(inner.width.saturating_sub(1)),
-            t.muted,
-        );
+        let width = usize::from(inner.width.saturating_sub(1));
+        buf.set_stringn(inner.x + 1, inner.y, msg, width, t.muted);
+        // Nothing matches: the names nearest to the query, nearest first.
+        let near: Vec<String> = c
+            .index
+            .suggestions()
+            .iter()
+            .filter_map(|&id| c.packages.get(id))
+            .map(|p| p.reference())
+            .collect();
+        if !near.is_empty() && inner.height > 1 {
+            buf.set_stringn(inner.x + 1, inner.y + 1, "did you mean", width, t.muted);
+            for (y, name) in (inner.y + 2..inner.y + inner.height).zip(&near) {
+                let name = crate::text::terminal(name);
+                buf.set_stringn(inner.x + 3, y, &name, width.saturating_sub(2), t.accent);
+            }
+        }
         return;
     }
     let ref_w = hits
