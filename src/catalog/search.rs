@@ -317,6 +317,8 @@ pub struct SearchIndex {
     pairs: Vec<[u64; PAIR_WORDS]>,
     /// Per entry: what the score bound reads.
     heads: Vec<Head>,
+    /// Per entry: the words of the lower-cased description ([`word_mask`]).
+    words: Vec<u64>,
     /// `chars` and `pairs` transposed ([`Columns`]), built for an index a [`ScanSet`] reads
     /// again ([`SearchIndex::build_columns`]).
     columns: std::sync::OnceLock<Columns>,
@@ -608,6 +610,7 @@ impl SearchIndexBuilder {
         b.idx.chars.reserve(packages);
         b.idx.pairs.reserve(packages);
         b.idx.heads.reserve(packages);
+        b.idx.words.reserve(packages);
         b.idx.text.reserve(text_bytes);
         b
     }
@@ -685,6 +688,7 @@ impl SearchIndexBuilder {
         };
         let lower = self.idx.at(lower_description).as_bytes();
         let (mut description, mut pairs) = char_and_pair_masks(lower);
+        let words = word_mask(lower);
         let o = &self.idx.orgs[org as usize];
         description |= o.mask;
         pairs.iter_mut().zip(o.pairs).for_each(|(p, q)| *p |= q);
@@ -693,6 +697,7 @@ impl SearchIndexBuilder {
             description,
         });
         self.idx.pairs.push(pairs);
+        self.idx.words.push(words);
         let head = Head::of(name, self.idx.at(lower_name).as_bytes());
         self.idx.heads.push(head);
         self.idx.entries.push(Entry {
@@ -741,6 +746,7 @@ impl SearchIndex {
             chars: Vec::with_capacity(parts.iter().map(|p| p.chars.len()).sum()),
             pairs: Vec::with_capacity(parts.iter().map(|p| p.pairs.len()).sum()),
             heads: Vec::with_capacity(parts.iter().map(|p| p.heads.len()).sum()),
+            words: Vec::with_capacity(parts.iter().map(|p| p.words.len()).sum()),
             ..SearchIndex::default()
         };
         for part in parts {
@@ -767,6 +773,7 @@ impl SearchIndex {
             out.chars.extend_from_slice(&part.chars);
             out.pairs.extend_from_slice(&part.pairs);
             out.heads.extend_from_slice(&part.heads);
+            out.words.extend_from_slice(&part.words);
         }
         out
     }
@@ -811,6 +818,7 @@ impl SearchIndex {
             + self.chars.capacity() * size_of::<Chars>()
             + self.pairs.capacity() * size_of::<[u64; PAIR_WORDS]>()
             + self.heads.capacity() * size_of::<Head>()
+            + self.words.capacity() * size_of::<u64>()
     }
 
     /// This index's [`Columns`], once built ([`SearchIndex::build_columns`]).
@@ -915,6 +923,12 @@ struct Term {
     /// `text`.
     text_chars: u64,
     text_pairs: [u64; PAIR_WORDS],
+    /// [`word_bit`] of the first word of `text` (0: it has none): a description holding
+    /// `text` as a whole word has it in its [`word_mask`].
+    text_word: u64,
+    /// The score of a description holding `text` inside a word ([`DESCRIPTION_PER_CHAR`]
+    /// per character).
+    inside: i64,
     /// Score bounds: of the org pattern; of the name pattern on any name and on a plain
     /// name that does not start with `first` (the pattern's first character, lower-cased
     /// ASCII; 0: none).
@@ -951,6 +965,15 @@ impl Term {
             }
             None => (0, [0; PAIR_WORDS], 0),
         };
+        let text_word = text.as_ref().map_or(0, |(_, f)| {
+            f.needle()
+                .split(|&b| !inner(b))
+                .find(|w| !w.is_empty())
+                .map_or(0, word_bit)
+        });
+        let inside = text
+            .as_ref()
+            .map_or(0, |(n, _)| DESCRIPTION_PER_CHAR * *n as i64);
         let mut needle = Vec::new();
         if let Some(a) = &name
             && a.needle_text().is_ascii()
@@ -975,6 +998,8 @@ impl Term {
             text,
             text_chars,
             text_pairs,
+            text_word,
+            inside,
         }
     }
 
@@ -1000,11 +1025,35 @@ impl Term {
         // The description's pair sets are read only when they could raise the bound: a
         // description or organisation scores at most `word`.
         let text = if self.word > name && text_may(idx, id, self, true) {
-            self.word
+            if self.may_be_whole(idx, id, true) {
+                self.word
+            } else {
+                self.inside
+            }
         } else {
             0
         };
         self.org_bound + name.max(text)
+    }
+
+    /// Whether the term (without `/`) is the name of package `id`'s organisation.
+    fn names_org(&self, idx: &SearchIndex, id: usize) -> bool {
+        let Some((_, finder)) = &self.text else {
+            return false;
+        };
+        let lower = idx.org_entry(id).lower;
+        lower.len == finder.needle().len()
+            && &idx.text.as_bytes()[lower.start..lower.start + lower.len] == finder.needle()
+    }
+
+    /// Whether the term may score [`Term::word`] on package `id` outside its name: it names
+    /// the organisation, or the description's [`word_mask`] allows it as a whole word
+    /// (`filter` false: always).
+    fn may_be_whole(&self, idx: &SearchIndex, id: usize, filter: bool) -> bool {
+        !filter
+            || self.text_word == 0
+            || idx.words[id] & self.text_word != 0
+            || self.names_org(idx, id)
     }
 
     /// Whether a name with `head` that the name pattern matched holds the term as typed:
@@ -1452,12 +1501,7 @@ fn score_filtered(
                 s += t.word + n
             }
             (Some(name), Some(_)) => {
-                let text = if text_may(idx, id, t, filter) {
-                    text_score(idx, id, t)
-                } else {
-                    None
-                };
-                s += name.max(text)?;
+                s += name.max(text_score(idx, id, t, filter, name.unwrap_or(0)))?;
             }
             (Some(None), None) => return None,
         }
@@ -1496,12 +1540,23 @@ fn score_filtered(
 /// The score of term `t` (without `/`) in the organisation or description of package `id`:
 /// [`Term::word`] when it names the organisation or is a whole word of the description,
 /// [`DESCRIPTION_PER_CHAR`] per character when the description holds it inside a word.
-fn text_score(idx: &SearchIndex, id: usize, t: &Term) -> Option<i64> {
-    let (chars, finder) = t.text.as_ref()?;
-    if idx.at(idx.org_entry(id).lower).as_bytes() == finder.needle() {
+/// `None` when neither holds it, or when only a score of at most `beaten` could be found
+/// there (so the description is read only when it may raise the term's score). `filter`:
+/// whether the character filters may skip reading it ([`text_may`]).
+fn text_score(idx: &SearchIndex, id: usize, t: &Term, filter: bool, beaten: i64) -> Option<i64> {
+    let (_, finder) = t.text.as_ref()?;
+    if t.names_org(idx, id) {
         return Some(t.word);
     }
+    let inside = t.inside;
+    let whole = t.may_be_whole(idx, id, filter);
+    if (!whole && inside <= beaten) || !text_may(idx, id, t, filter) {
+        return None;
+    }
     let text = idx.lower_description(id).as_bytes();
+    if !whole {
+        return finder.find(text).map(|_| inside);
+    }
     let mut found = false;
     for at in finder.find_iter(text) {
         if whole_word(text, at, finder.needle().len()) {
@@ -1509,18 +1564,39 @@ fn text_score(idx: &SearchIndex, id: usize, t: &Term) -> Option<i64> {
         }
         found = true;
     }
-    found.then_some(DESCRIPTION_PER_CHAR * *chars as i64)
+    found.then_some(inside)
 }
 
 /// Whether `text[at..at + len]` is not part of a longer word: a letter or digit (or any
 /// non-ASCII character) neither before it continues its first character nor after it its
 /// last.
 fn whole_word(text: &[u8], at: usize, len: usize) -> bool {
-    let inner = |b: u8| b.is_ascii_alphanumeric() || b >= 0x80;
     let end = at + len;
     let starts = at == 0 || !inner(text[at - 1]) || !inner(text[at]);
     let ends = end == text.len() || !inner(text[end]) || !inner(text[end - 1]);
     starts && ends
+}
+
+/// Whether `b` continues a word ([`whole_word`]).
+fn inner(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b >= 0x80
+}
+
+/// The bit of a word (a run of [`inner`] bytes).
+fn word_bit(word: &[u8]) -> u64 {
+    let h = word.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    1 << (h >> 58)
+}
+
+/// The bits of the words of `text` ([`word_bit`]). A term found as a whole word holds
+/// only whole words of the text, so its first word's bit is set: most descriptions that
+/// cannot hold a term as a whole word are told without reading them.
+fn word_mask(text: &[u8]) -> u64 {
+    text.split(|&b| !inner(b))
+        .filter(|w| !w.is_empty())
+        .fold(0, |m, w| m | word_bit(w))
 }
 
 fn indices_with(m: &mut Matcher, idx: &SearchIndex, id: usize, q: &Query) -> Vec<usize> {
@@ -3598,6 +3674,26 @@ mod tests {
         ] {
             assert_eq!(whole_word(text.as_bytes(), at, len), whole, "{text}");
         }
+        // A whole-word match always finds its first word in the text's word mask, whatever
+        // punctuation the term holds; the mask spares reading most other descriptions.
+        for (text, term) in [
+            ("greets the organisation", "greets"),
+            ("generates release-notes, fast", "release-notes"),
+            ("see -x for help", "-x"),
+            ("the café opens", "café"),
+            ("(greets)", "greets)"),
+        ] {
+            let q = Query::parse(term);
+            let t = &q.terms[0];
+            assert!(t.text_word != 0, "{term}");
+            assert!(
+                word_mask(text.as_bytes()) & t.text_word != 0,
+                "{term} in {text}"
+            );
+            let idx = SearchIndex::new([("o", "zz", text)]);
+            assert_eq!(text_score(&idx, 0, t, true, 0), Some(t.word), "{term}");
+        }
+        assert_eq!(Query::parse("--").terms[0].text_word, 0);
     }
 
     /// Item 16: a query nothing matches gets the nearest names (case-insensitive, swaps of
