@@ -57,11 +57,6 @@ struct PackagesBody {
 }
 
 #[derive(serde::Deserialize)]
-struct SearchBody {
-    results: Vec<SearchHit>,
-}
-
-#[derive(serde::Deserialize)]
 struct CheckBody {
     build: Option<BuildRecord>,
 }
@@ -445,13 +440,19 @@ impl Catalog for CatalogClient {
         .await
     }
 
-    async fn search(&self, query: &str, limit: usize) -> CatalogResult<Vec<SearchHit>> {
+    async fn search_answer(&self, query: &str, limit: usize) -> CatalogResult<SearchAnswer> {
         let params = SearchQuery {
             q: query.to_string(),
             limit: Some(limit.clamp(1, MAX_SEARCH_LIMIT)),
         };
         let req = self.request(Method::GET, &["search"]).query(&params);
-        Ok(self.send::<SearchBody>(req).await?.results)
+        let mut answer = self.send::<SearchAnswer>(req).await?;
+        // Suggestions are package names, or nothing: a face prints them.
+        answer
+            .suggestions
+            .retain(|s| super::parse_package_ref(s).is_ok());
+        answer.suggestions.truncate(super::search::SUGGESTIONS);
+        Ok(answer)
     }
 
     async fn show(&self, org: &str, package: &str) -> CatalogResult<PackageDetail> {

@@ -19,7 +19,7 @@ use super::{
     AuditEntry, BatchOutcome, BuildRecord, Catalog, CatalogError, CatalogInfo, CatalogPackages,
     CatalogResult, CheckBuild, Identity, ListedCatalog, Listing, ListingChanges, LivePaths,
     MAX_BATCH, MAX_SEARCH_LIMIT, NewBuild, PackageDetail, RecordRequest, RegisterOutcome,
-    RegisterStatus, Role, Scope, SearchHit, VersionDetail, YankOutcome, validate_org_name,
+    RegisterStatus, Role, Scope, SearchAnswer, VersionDetail, YankOutcome, validate_org_name,
     validate_package_name, validate_user_name, verify_signature,
 };
 use crate::time::rfc3339;
@@ -676,7 +676,7 @@ impl Catalog for EmbeddedCatalog {
         Ok(changes)
     }
 
-    async fn search(&self, query: &str, limit: usize) -> CatalogResult<Vec<SearchHit>> {
+    async fn search_answer(&self, query: &str, limit: usize) -> CatalogResult<SearchAnswer> {
         if query.len() > 256 || query.chars().any(char::is_control) {
             return Err(CatalogError::BadRequest(
                 "the search query must be at most 256 characters, without control characters"
@@ -686,13 +686,13 @@ impl Catalog for EmbeddedCatalog {
         let limit = limit.clamp(1, MAX_SEARCH_LIMIT);
         let (visible, etag) = self.visible_catalogs().await?;
         let cache = &self.backend.cache;
-        if let Some(hits) = cache.cached_result(&etag, query, limit) {
-            return Ok(hits.as_ref().clone());
+        if let Some(answer) = cache.cached_result(&etag, query, limit) {
+            return Ok(answer.as_ref().clone());
         }
         let lists = cache.lists(&etag, self.db(), &visible).await?;
-        let hits = Arc::new(cache.search(lists, query, limit).await?);
-        cache.store_result(&etag, query, limit, Arc::clone(&hits));
-        Ok(hits.as_ref().clone())
+        let answer = Arc::new(cache.search(lists, query, limit).await?);
+        cache.store_result(&etag, query, limit, Arc::clone(&answer));
+        Ok(answer.as_ref().clone())
     }
 
     async fn show(&self, org: &str, package: &str) -> CatalogResult<PackageDetail> {

@@ -124,12 +124,21 @@ pub trait Catalog: Send + Sync {
                 .map(mirror::IndexedChanges::index)
         }
     }
-    /// Fuzzy search over the visible packages, best first.
+    /// Search over the visible packages (`catalog::search`'s rules): the results, best
+    /// first, and when there are none, the nearest names.
+    fn search_answer(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> impl Future<Output = CatalogResult<SearchAnswer>> + Send;
+    /// [`Catalog::search_answer`]'s results.
     fn search(
         &self,
         query: &str,
         limit: usize,
-    ) -> impl Future<Output = CatalogResult<Vec<SearchHit>>> + Send;
+    ) -> impl Future<Output = CatalogResult<Vec<SearchHit>>> + Send {
+        async move { Ok(self.search_answer(query, limit).await?.results) }
+    }
     /// Description, versions and builds of `org/package`.
     fn show(
         &self,
@@ -245,8 +254,8 @@ impl Catalog for AnyCatalog {
     ) -> CatalogResult<mirror::IndexedChanges> {
         dispatch!(self, c => c.list_changes_indexed(known))
     }
-    async fn search(&self, query: &str, limit: usize) -> CatalogResult<Vec<SearchHit>> {
-        dispatch!(self, c => c.search(query, limit))
+    async fn search_answer(&self, query: &str, limit: usize) -> CatalogResult<SearchAnswer> {
+        dispatch!(self, c => c.search_answer(query, limit))
     }
     async fn show(&self, org: &str, package: &str) -> CatalogResult<PackageDetail> {
         dispatch!(self, c => c.show(org, package))

@@ -3,18 +3,31 @@
 //! orders results the same way everywhere.
 //!
 //! Rules. The query is split on whitespace into terms; a package matches when every term
-//! does:
-//! - a term without `/` matches the package name fuzzily (fzf's algorithm, `nucleo-matcher`,
-//!   smart case), or else occurs in the description (case-insensitive substring);
-//! - a term with `/` matches the organisation fuzzily with the part before the `/` and the
+//! does, each in the organisation, the name or the description. Case never matters.
+//! - A term without `/` matches the name fuzzily (fzf's algorithm, `nucleo-matcher`), names
+//!   the organisation (equals it), or occurs in the description (a substring). Of the ways
+//!   it matches, the best counts, in four tiers (`n`: the term's length in characters,
+//!   `W(n)`: [`Term::word`], more than any fuzzy name score of `n` characters):
+//!   1. the name holds the term as it is typed (a prefix, a word or any contiguous part):
+//!      `W(n)` + twice the fuzzy score;
+//!   2. the term is a whole word of the description, or the organisation's name: `W(n)`;
+//!   3. any other fuzzy name match: twice the fuzzy score (below `W(n)`);
+//!   4. the description holds the term inside a word: [`DESCRIPTION_PER_CHAR`] × `n`.
+//!
+//!   So `greets` ranks a package described as "Greets the organisation" above one whose name
+//!   merely has g…r…e…e…t…s in order, and below one whose name holds `greets`.
+//! - A term with `/` matches the organisation fuzzily with the part before the `/` and the
 //!   name with the part after it (an empty part matches anything).
 //!
-//! Name matches weigh twice a description match. A package whose name equals the whole query
-//! (or `org/name` does) ranks first, then names that start with it; ties go to the shorter
-//! name, then by name. Highlight positions are char indices into `org/name`.
+//! A package whose name equals the whole query (or `org/name` does, or the two terms
+//! `org name` name it) earns [`EXACT`], a name starting with the whole query [`PREFIX`]. Ties
+//! go to the shorter name, then by name and organisation (case-insensitively), in every face.
+//! Highlight positions are char indices into `org/name`. A query nothing matches gets the
+//! names nearest to it by edit distance instead ([`suggest`]).
 //!
-//! `nucleo-matcher` was chosen by measurement over `fuzzy-matcher`'s skim v2 (see
-//! ARCHITECTURE.md): on 100,000 names it is about 15× faster per keystroke.
+//! `nucleo-matcher` was chosen by measurement over `fuzzy-matcher`'s skim v2
+//! (docs/decisions/0001-one-matcher-nucleo.md): on 100,000 names skim v2 was 2.4× slower per
+//! keystroke at the median and 4.6× at p99.
 //!
 //! The service keeps one [`SearchIndex`] per catalog in memory ([`SearchCache`]), reloaded when
 //! the catalog's `generation` moves on.
@@ -33,7 +46,7 @@ use std::path::{Path, PathBuf};
 use super::db::{CatalogRow, Db};
 use super::index_file;
 use super::scan_pool::ScanPool;
-use super::{CatalogResult, PackageSummary, SearchHit};
+use super::{CatalogResult, PackageSummary, SearchAnswer, SearchHit};
 
 /// Results the workbench keeps for display.
 pub const DISPLAY_CAP: usize = 500;
@@ -59,6 +72,10 @@ struct OrgEntry {
     name: Span,
     lower: Span,
     chars: usize,
+    /// The characters and pairs of the lower-cased name ([`char_and_pair_masks`]), which
+    /// every package's description masks include: a term may name the organisation.
+    mask: u64,
+    pairs: [u64; PAIR_WORDS],
 }
 
 /// One package of an index.
@@ -78,7 +95,8 @@ struct Entry {
 struct Chars {
     /// The characters of the lower-cased name ([`char_mask`]; all bits when not ASCII).
     name: u64,
-    /// The characters of the lower-cased description.
+    /// The characters of the lower-cased description and organisation (a term matches
+    /// either, [`text_score`]).
     description: u64,
 }
 
@@ -300,6 +318,8 @@ pub struct SearchIndex {
     pairs: Vec<[u64; PAIR_WORDS]>,
     /// Per entry: what the score bound reads.
     heads: Vec<Head>,
+    /// Per entry: the words of the lower-cased description ([`word_mask`]).
+    words: Vec<u64>,
     /// `chars` and `pairs` transposed ([`Columns`]), built for an index a [`ScanSet`] reads
     /// again ([`SearchIndex::build_columns`]).
     columns: std::sync::OnceLock<Columns>,
@@ -591,6 +611,7 @@ impl SearchIndexBuilder {
         b.idx.chars.reserve(packages);
         b.idx.pairs.reserve(packages);
         b.idx.heads.reserve(packages);
+        b.idx.words.reserve(packages);
         b.idx.text.reserve(text_bytes);
         b
     }
@@ -636,10 +657,13 @@ impl SearchIndexBuilder {
             None => {
                 let name = self.push_str(org);
                 let lower = self.push_lower(org, name);
+                let (mask, pairs) = char_and_pair_masks(self.idx.at(lower).as_bytes());
                 self.idx.orgs.push(OrgEntry {
                     name,
                     lower,
                     chars: org.chars().count(),
+                    mask,
+                    pairs,
                 });
                 let id = u32::try_from(self.idx.orgs.len() - 1).unwrap_or(u32::MAX);
                 self.org_ids.insert(org.to_string(), id);
@@ -664,12 +688,17 @@ impl SearchIndexBuilder {
             u64::MAX
         };
         let lower = self.idx.at(lower_description).as_bytes();
-        let (description, pairs) = char_and_pair_masks(lower);
+        let (mut description, mut pairs) = char_and_pair_masks(lower);
+        let words = word_mask(lower);
+        let o = &self.idx.orgs[org as usize];
+        description |= o.mask;
+        pairs.iter_mut().zip(o.pairs).for_each(|(p, q)| *p |= q);
         self.idx.chars.push(Chars {
             name: name_chars,
             description,
         });
         self.idx.pairs.push(pairs);
+        self.idx.words.push(words);
         let head = Head::of(name, self.idx.at(lower_name).as_bytes());
         self.idx.heads.push(head);
         self.idx.entries.push(Entry {
@@ -718,6 +747,7 @@ impl SearchIndex {
             chars: Vec::with_capacity(parts.iter().map(|p| p.chars.len()).sum()),
             pairs: Vec::with_capacity(parts.iter().map(|p| p.pairs.len()).sum()),
             heads: Vec::with_capacity(parts.iter().map(|p| p.heads.len()).sum()),
+            words: Vec::with_capacity(parts.iter().map(|p| p.words.len()).sum()),
             ..SearchIndex::default()
         };
         for part in parts {
@@ -730,7 +760,7 @@ impl SearchIndex {
             out.orgs.extend(part.orgs.iter().map(|o| OrgEntry {
                 name: shift(o.name),
                 lower: shift(o.lower),
-                chars: o.chars,
+                ..*o
             }));
             let org_at = u32::try_from(org_at).unwrap_or(u32::MAX);
             out.entries.extend(part.entries.iter().map(|e| Entry {
@@ -744,6 +774,7 @@ impl SearchIndex {
             out.chars.extend_from_slice(&part.chars);
             out.pairs.extend_from_slice(&part.pairs);
             out.heads.extend_from_slice(&part.heads);
+            out.words.extend_from_slice(&part.words);
         }
         out
     }
@@ -788,6 +819,7 @@ impl SearchIndex {
             + self.chars.capacity() * size_of::<Chars>()
             + self.pairs.capacity() * size_of::<[u64; PAIR_WORDS]>()
             + self.heads.capacity() * size_of::<Head>()
+            + self.words.capacity() * size_of::<u64>()
     }
 
     /// This index's [`Columns`], once built ([`SearchIndex::build_columns`]).
@@ -853,6 +885,17 @@ impl SearchIndex {
         self.at(self.entries[id].lower_description)
     }
 
+    /// Whether a term of `q` (without `/`) is the name of an organisation of this index.
+    fn names_an_org(&self, q: &Query) -> bool {
+        q.terms.iter().any(|t| {
+            t.text.as_ref().is_some_and(|(_, f)| {
+                self.orgs
+                    .iter()
+                    .any(|o| self.at(o.lower).as_bytes() == f.needle())
+            })
+        })
+    }
+
     /// Package `id` as a summary.
     pub fn summary(&self, id: usize) -> PackageSummary {
         let (org, package) = (self.org(id), self.name(id));
@@ -874,21 +917,32 @@ struct Term {
     name: Option<Atom>,
     /// The characters a name needs to match `name` (0: no filter).
     name_chars: u64,
-    /// Lower-cased term for the description (terms without `/` only), with its searcher.
+    /// Lower-cased term (terms without `/` only: it may also be held by the name as typed,
+    /// name the organisation, or occur in the description), with its searcher.
     text: Option<(usize, memchr::memmem::Finder<'static>)>,
-    /// The characters and pairs a description needs to contain `text`.
+    /// The characters and pairs a description (with its organisation) needs to contain
+    /// `text`.
     text_chars: u64,
     text_pairs: [u64; PAIR_WORDS],
+    /// [`word_bit`] of the first word of `text` (0: it has none): a description holding
+    /// `text` as a whole word has it in its [`word_mask`].
+    text_word: u64,
+    /// The score of a description holding `text` inside a word ([`DESCRIPTION_PER_CHAR`]
+    /// per character).
+    inside: i64,
     /// Score bounds: of the org pattern; of the name pattern on any name and on a plain
     /// name that does not start with `first` (the pattern's first character, lower-cased
-    /// ASCII; 0: none); of the description.
+    /// ASCII; 0: none).
     org_bound: i64,
     name_bound: i64,
     first: u8,
     /// Per character of the name pattern (ASCII only; else empty): its [`char_bit`] and the
     /// [`pair_slot`] of it after the previous one.
     needle: Vec<(u8, usize, u32)>,
-    text_bound: i64,
+    /// `W(n)` of the module rules (terms without `/`; else 0): the score of a whole-word
+    /// description match or of the organisation's name, and the bonus of a name holding
+    /// the term. Above twice any fuzzy name score of the term (`2 * name_bound`).
+    word: i64,
 }
 
 impl Term {
@@ -904,13 +958,23 @@ impl Term {
             .and_then(|a| a.needle_text().chars().next())
             .filter(char::is_ascii)
             .map_or(0, |c| c.to_ascii_lowercase() as u8);
-        let (text_chars, text_pairs, text_bound) = match &text {
+        let name_bound = fuzzy_bound(chars(&name), BONUS_MAX);
+        let (text_chars, text_pairs, word) = match &text {
             Some((n, finder)) => {
                 let (c, p) = char_and_pair_masks(finder.needle());
-                (c, p, DESCRIPTION_PER_CHAR * *n as i64)
+                (c, p, 2 * name_bound + DESCRIPTION_PER_CHAR * *n as i64)
             }
             None => (0, [0; PAIR_WORDS], 0),
         };
+        let text_word = text.as_ref().map_or(0, |(_, f)| {
+            f.needle()
+                .split(|&b| !inner(b))
+                .find(|w| !w.is_empty())
+                .map_or(0, word_bit)
+        });
+        let inside = text
+            .as_ref()
+            .map_or(0, |(n, _)| DESCRIPTION_PER_CHAR * *n as i64);
         let mut needle = Vec::new();
         if let Some(a) = &name
             && a.needle_text().is_ascii()
@@ -925,43 +989,90 @@ impl Term {
         }
         Term {
             org_bound: fuzzy_bound(chars(&org), BONUS_MAX),
-            name_bound: fuzzy_bound(chars(&name), BONUS_MAX),
+            name_bound,
             first,
             needle,
-            text_bound,
+            word,
             org,
             name,
             name_chars,
             text,
             text_chars,
             text_pairs,
+            text_word,
+            inside,
         }
     }
 
+    /// The most this term can score on any package.
+    fn most(&self) -> i64 {
+        self.org_bound + 2 * self.name_bound + self.word
+    }
+
     /// At least the score of this term on package `id` of `idx` (whose [`Head`] is `head`):
-    /// what its name could earn (nothing when it lacks a character of the pattern) or else
-    /// its description. `named`: whether the name may match, when the columns told.
+    /// what its name could earn (nothing when it lacks a character of the pattern; the
+    /// `word` bonus only when it may hold the term) or else its description or organisation.
+    /// `named`: whether the name may match, when the columns told.
     fn bound(&self, idx: &SearchIndex, id: usize, head: &Head, named: Option<bool>) -> i64 {
         let name = if self.name.is_none() || !named.unwrap_or_else(|| name_may(idx, id, self, true))
         {
             0
         } else if head.first == 0 || self.needle.is_empty() {
-            2 * self.name_bound
+            2 * self.name_bound + self.word
         } else {
-            2 * self.name_bound_on(head)
+            let (fuzzy, holds) = self.name_bound_on(head);
+            2 * fuzzy + if holds { self.word } else { 0 }
         };
-        // The description's pair sets are read only when they could raise the bound.
-        let text = if self.text_bound > name && self.text.is_some() && text_may(idx, id, self, true)
-        {
-            self.text_bound
+        // The description's pair sets are read only when they could raise the bound: a
+        // description or organisation scores at most `word`.
+        let text = if self.word > name && text_may(idx, id, self, true) {
+            if self.may_be_whole(idx, id, true) {
+                self.word
+            } else {
+                self.inside
+            }
         } else {
             0
         };
         self.org_bound + name.max(text)
     }
 
-    /// At least the fuzzy score of the name pattern on a plain name with `head`.
-    fn name_bound_on(&self, head: &Head) -> i64 {
+    /// Whether the term (without `/`) is the name of package `id`'s organisation.
+    fn names_org(&self, idx: &SearchIndex, id: usize) -> bool {
+        let Some((_, finder)) = &self.text else {
+            return false;
+        };
+        let lower = idx.org_entry(id).lower;
+        lower.len == finder.needle().len()
+            && &idx.text.as_bytes()[lower.start..lower.start + lower.len] == finder.needle()
+    }
+
+    /// Whether the term may score [`Term::word`] on package `id` outside its name: it names
+    /// the organisation, or the description's [`word_mask`] allows it as a whole word
+    /// (`filter` false: always).
+    fn may_be_whole(&self, idx: &SearchIndex, id: usize, filter: bool) -> bool {
+        !filter
+            || self.text_word == 0
+            || idx.words[id] & self.text_word != 0
+            || self.names_org(idx, id)
+    }
+
+    /// Whether a name with `head` that the name pattern matched holds the term as typed:
+    /// a plain name matched by one ASCII character does; one lacking an adjacent pair of
+    /// the term does not; else `find` tells (the name is read only then).
+    fn holds(&self, head: &Head, find: impl FnOnce() -> bool) -> bool {
+        if head.first == 0 || self.needle.is_empty() {
+            return find();
+        }
+        self.needle[1..]
+            .iter()
+            .all(|&(_, word, pair)| head.pairs[word] >> pair & 1 == 1)
+            && (self.needle.len() == 1 || find())
+    }
+
+    /// At least the fuzzy score of the name pattern on a plain name with `head`, and whether
+    /// the name may hold the pattern as typed (every adjacent pair of it occurs).
+    fn name_bound_on(&self, head: &Head) -> (i64, bool) {
         let (bit, _, _) = self.needle[0];
         // The run's bonus: the first character at the name's start earns the most.
         let mut run = if head.first == self.first {
@@ -970,6 +1081,7 @@ impl Term {
             head.bonus(bit)
         };
         let mut score = MATCH + 2 * run;
+        let mut holds = true;
         for &(bit, word, pair) in &self.needle[1..] {
             let own = head.bonus(bit);
             if head.pairs[word] >> pair & 1 == 1 {
@@ -978,9 +1090,10 @@ impl Term {
             } else {
                 run = own;
                 score += MATCH + own - GAP;
+                holds = false;
             }
         }
-        score
+        (score, holds)
     }
 }
 
@@ -1015,9 +1128,12 @@ pub struct Query {
     whole_key: (u64, u64),
     /// `whole` holds a `/` (so `org/name` may equal it).
     slash: bool,
-    /// One term, lower-case ASCII without `/`: every name starting with it matches, and the
-    /// prefix pass applies ([`prefix_pass`]).
+    /// One term, ASCII without `/`: every name starting with it matches, and the prefix
+    /// pass applies ([`prefix_pass`]).
     by_prefix: bool,
+    /// Two terms without `/`, lower-cased: `org name` naming a package earns [`EXACT`], as
+    /// `org/name` does.
+    org_name: Option<(String, String)>,
     /// At least the score of a package whose name does not start with `whole` (without the
     /// exact and prefix bonuses), when `whole` holds no `/`.
     other_bound: i64,
@@ -1027,7 +1143,7 @@ pub struct Query {
 fn atom(pattern: &str) -> Atom {
     Atom::new(
         pattern,
-        CaseMatching::Smart,
+        CaseMatching::Ignore,
         Normalization::Smart,
         AtomKind::Fuzzy,
         false,
@@ -1061,20 +1177,19 @@ impl Query {
             .collect();
         let whole = query.trim().to_lowercase();
         let slash = whole.contains('/');
-        let by_prefix = terms.len() == 1
-            && !slash
-            && whole.is_ascii()
-            && !query.bytes().any(|b| b.is_ascii_uppercase());
-        let other_bound = terms
-            .iter()
-            .map(|t| t.org_bound + (2 * t.name_bound).max(t.text_bound))
-            .sum();
+        let by_prefix = terms.len() == 1 && !slash && whole.is_ascii();
+        let other_bound = terms.iter().map(Term::most).sum();
+        let org_name = match whole.split_whitespace().collect::<Vec<_>>()[..] {
+            [org, name] if !slash => Some((org.to_string(), name.to_string())),
+            _ => None,
+        };
         Query {
             raw: query.to_string(),
             whole_key: prefix_key(whole.as_bytes()),
             whole,
             slash,
             by_prefix,
+            org_name,
             other_bound,
             terms,
         }
@@ -1118,6 +1233,17 @@ impl Query {
             0
         } else {
             EXACT
+        };
+        // `org name`: a name of the second term's length and first byte.
+        let whole = match &self.org_name {
+            Some((_, name))
+                if head.first == 0
+                    || (head.len as usize == name.len()
+                        && name.as_bytes().first() == Some(&head.first)) =>
+            {
+                whole.max(EXACT)
+            }
+            _ => whole,
         };
         let mut k = 0;
         let mut sum = 0;
@@ -1192,7 +1318,7 @@ impl Searcher {
                     .collect()
             });
             let matched = scored.iter().map(|&(_, id)| id).collect();
-            top(&mut scored, limit, |&(s, id)| rank_key(idx, s, id));
+            top_by(&mut scored, limit, |a, b| rank_order(idx, a, b));
             (matched, scored)
         };
         let parts = candidates
@@ -1203,7 +1329,7 @@ impl Searcher {
             matched.extend(m);
             scored.extend(best);
         }
-        top(&mut scored, limit, |&(s, id)| rank_key(idx, s, id));
+        top_by(&mut scored, limit, |a, b| rank_order(idx, a, b));
         MATCHER.with(|m| {
             let m = &mut m.borrow_mut();
             let hits = scored
@@ -1219,19 +1345,30 @@ impl Searcher {
     }
 }
 
-/// The order of results: score, then shorter names, then names (their first eight bytes as
-/// one integer, so most ties never compare strings), then index order.
-fn rank_key(idx: &SearchIndex, score: i64, id: usize) -> (Reverse<i64>, usize, u64, &str, usize) {
-    let name = idx.lower_name(id);
-    let mut prefix = [0u8; 8];
-    let n = name.len().min(8);
-    prefix[..n].copy_from_slice(&name.as_bytes()[..n]);
+/// The order of results ([`hit_order`]'s, within one index): score, then shorter names,
+/// then names (their first eight bytes as one integer, so most ties never read a string),
+/// then [`tie_key`], then index order.
+fn rank_order(idx: &SearchIndex, a: &(i64, usize), b: &(i64, usize)) -> std::cmp::Ordering {
+    let head = |id: usize| {
+        let h = &idx.heads[id];
+        (h.len, h.prefix)
+    };
+    b.0.cmp(&a.0)
+        .then_with(|| head(a.1).cmp(&head(b.1)))
+        .then_with(|| tie_key(idx, a.1).cmp(&tie_key(idx, b.1)))
+        .then(a.1.cmp(&b.1))
+}
+
+/// The order of results of one score and name length, in every face: by name, then by
+/// organisation (each lower-cased, then as written).
+type TieKey<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+fn tie_key(idx: &SearchIndex, id: usize) -> TieKey<'_> {
     (
-        Reverse(score),
-        name.len(),
-        u64::from_be_bytes(prefix),
-        name,
-        id,
+        idx.lower_name(id),
+        idx.at(idx.org_entry(id).lower),
+        idx.name(id),
+        idx.org(id),
     )
 }
 
@@ -1348,20 +1485,26 @@ fn score_filtered(
         let name = t.name.as_ref().map(|a| {
             if named.unwrap_or_else(|| name_may(idx, id, t, filter)) {
                 a.score(Utf32Str::new(idx.name(id), &mut buf), m)
+                    .map(|n| 2 * i64::from(n))
             } else {
                 None
             }
         });
         match (name, &t.text) {
             (None, _) => {}
-            (Some(Some(n)), _) => s += 2 * i64::from(n),
-            (Some(None), Some((chars, finder)))
-                if text_may(idx, id, t, filter)
-                    && finder.find(idx.lower_description(id).as_bytes()).is_some() =>
+            (Some(Some(n)), None) => s += n,
+            // The name holds the term as typed: above anything else the term may match.
+            (Some(Some(n)), Some((_, finder)))
+                if t.holds(&idx.heads[id], || {
+                    finder.find(idx.lower_name(id).as_bytes()).is_some()
+                }) =>
             {
-                s += DESCRIPTION_PER_CHAR * *chars as i64
+                s += t.word + n
             }
-            (Some(None), _) => return None,
+            (Some(name), Some(_)) => {
+                s += name.max(text_score(idx, id, t, filter, name.unwrap_or(0)))?;
+            }
+            (Some(None), None) => return None,
         }
         total += s;
     }
@@ -1375,6 +1518,12 @@ fn score_filtered(
             return Some(total + PREFIX);
         }
     }
+    if let Some((org, name)) = &q.org_name
+        && idx.lower_name(id) == name
+        && idx.at(idx.org_entry(id).lower) == org
+    {
+        total += EXACT;
+    }
     if q.slash {
         let name = idx.lower_name(id);
         let org = idx.at(idx.org_entry(id).lower);
@@ -1387,6 +1536,68 @@ fn score_filtered(
         }
     }
     Some(total)
+}
+
+/// The score of term `t` (without `/`) in the organisation or description of package `id`:
+/// [`Term::word`] when it names the organisation or is a whole word of the description,
+/// [`DESCRIPTION_PER_CHAR`] per character when the description holds it inside a word.
+/// `None` when neither holds it, or when only a score of at most `beaten` could be found
+/// there (so the description is read only when it may raise the term's score). `filter`:
+/// whether the character filters may skip reading it ([`text_may`]).
+fn text_score(idx: &SearchIndex, id: usize, t: &Term, filter: bool, beaten: i64) -> Option<i64> {
+    let (_, finder) = t.text.as_ref()?;
+    if t.names_org(idx, id) {
+        return Some(t.word);
+    }
+    let inside = t.inside;
+    let whole = t.may_be_whole(idx, id, filter);
+    if (!whole && inside <= beaten) || !text_may(idx, id, t, filter) {
+        return None;
+    }
+    let text = idx.lower_description(id).as_bytes();
+    if !whole {
+        return finder.find(text).map(|_| inside);
+    }
+    let mut found = false;
+    for at in finder.find_iter(text) {
+        if whole_word(text, at, finder.needle().len()) {
+            return Some(t.word);
+        }
+        found = true;
+    }
+    found.then_some(inside)
+}
+
+/// Whether `text[at..at + len]` is not part of a longer word: a letter or digit (or any
+/// non-ASCII character) neither before it continues its first character nor after it its
+/// last.
+fn whole_word(text: &[u8], at: usize, len: usize) -> bool {
+    let end = at + len;
+    let starts = at == 0 || !inner(text[at - 1]) || !inner(text[at]);
+    let ends = end == text.len() || !inner(text[end]) || !inner(text[end - 1]);
+    starts && ends
+}
+
+/// Whether `b` continues a word ([`whole_word`]).
+fn inner(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b >= 0x80
+}
+
+/// The bit of a word (a run of [`inner`] bytes).
+fn word_bit(word: &[u8]) -> u64 {
+    let h = word.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    1 << (h >> 58)
+}
+
+/// The bits of the words of `text` ([`word_bit`]). A term found as a whole word holds
+/// only whole words of the text, so its first word's bit is set: most descriptions that
+/// cannot hold a term as a whole word are told without reading them.
+fn word_mask(text: &[u8]) -> u64 {
+    text.split(|&b| !inner(b))
+        .filter(|w| !w.is_empty())
+        .fold(0, |m, w| m | word_bit(w))
 }
 
 fn indices_with(m: &mut Matcher, idx: &SearchIndex, id: usize, q: &Query) -> Vec<usize> {
@@ -1424,6 +1635,8 @@ pub struct Filter {
     matched: Vec<usize>,
     /// The best matches, best first, at most [`DISPLAY_CAP`].
     hits: Vec<Hit>,
+    /// When nothing matches a query: the ids of the nearest names ([`suggest`]).
+    suggestions: Vec<usize>,
 }
 
 impl Filter {
@@ -1433,6 +1646,7 @@ impl Filter {
             index,
             query: String::new(),
             hits: Vec::new(),
+            suggestions: Vec::new(),
         };
         f.hits = first_hits(&f.matched);
         f
@@ -1455,6 +1669,12 @@ impl Filter {
         &self.hits
     }
 
+    /// When nothing matches the query: the ids of the packages whose names are nearest to
+    /// it ([`suggest`]), nearest first; else empty.
+    pub fn suggestions(&self) -> &[usize] {
+        &self.suggestions
+    }
+
     /// Filters for `query`.
     pub fn set_query(&mut self, query: &str) {
         if query == self.query {
@@ -1462,12 +1682,14 @@ impl Filter {
         }
         let (old, new) = (Query::parse(&self.query), Query::parse(query));
         self.query = query.to_string();
+        self.suggestions.clear();
         if new.is_empty() {
             self.matched = (0..self.index.len()).collect();
             self.hits = first_hits(&self.matched);
             return;
         }
-        let candidates = if new.narrows(&old) {
+        // A term naming an organisation matches packages the shorter term did not.
+        let candidates = if new.narrows(&old) && !self.index.names_an_org(&new) {
             std::mem::take(&mut self.matched)
         } else {
             (0..self.index.len()).collect()
@@ -1475,6 +1697,12 @@ impl Filter {
         let (matched, hits) = Searcher::rank(&self.index, &new, candidates, DISPLAY_CAP);
         self.matched = matched;
         self.hits = hits;
+        if self.matched.is_empty() {
+            self.suggestions = suggest(&[&*self.index], query)
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect();
+        }
     }
 }
 
@@ -1488,6 +1716,150 @@ fn first_hits(matched: &[usize]) -> Vec<Hit> {
             indices: Vec::new(),
         })
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Suggestions: the names nearest to a query nothing matched
+
+/// How many names a search nothing matched suggests, at most.
+pub const SUGGESTIONS: usize = 3;
+
+/// The largest edit distance a suggestion may be from the query (cargo's rule, a third of
+/// the query's length, at least 1, capped here).
+const MAX_DISTANCE: usize = 3;
+
+/// A query nothing matched, as [`suggest`] compares it: the name it asked for, and the
+/// organisation when it named one (`org/name`, or the two terms `org name`), lower-cased.
+struct Near {
+    org: Option<(Vec<char>, usize)>,
+    name: Vec<char>,
+    /// [`char_mask`] of the name.
+    mask: u64,
+    /// The largest distance of the name.
+    max: usize,
+}
+
+impl Near {
+    fn parse(query: &str) -> Option<Near> {
+        let whole = query.trim().to_lowercase();
+        let terms: Vec<&str> = whole.split_whitespace().collect();
+        let (org, name) = match terms[..] {
+            [t] => match t.split_once('/') {
+                Some((o, n)) => ((!o.is_empty()).then_some(o), n),
+                None => (None, t),
+            },
+            [o, n] if !whole.contains('/') => (Some(o), n),
+            _ => return None,
+        };
+        let largest = |s: &[char]| (s.len().max(3) / 3).min(MAX_DISTANCE);
+        let name: Vec<char> = name.chars().collect();
+        (!name.is_empty()).then(|| Near {
+            org: org.map(|o| {
+                let o: Vec<char> = o.chars().collect();
+                let max = largest(&o);
+                (o, max)
+            }),
+            mask: char_mask(name.iter().collect::<String>().as_bytes()),
+            max: largest(&name),
+            name,
+        })
+    }
+}
+
+/// The packages of `indexes` whose names are nearest to `query` by edit distance (optimal
+/// string alignment: insertions, deletions, substitutions and swaps of adjacent characters
+/// each count one; case does not matter), at most [`SUGGESTIONS`], nearest first, then in
+/// the order of results: `(position in indexes, id)`. A query `org/name` (or `org name`)
+/// asks for names near `name` in organisations near `org`. A name is compared only within
+/// a third of the query's length (at most [`MAX_DISTANCE`]), and only when its characters
+/// allow it (each character one has and the other lacks costs an edit): a pass over 16
+/// bytes per package, and the distance of the few names that pass.
+pub fn suggest(indexes: &[&SearchIndex], query: &str) -> Vec<(usize, usize)> {
+    let Some(near) = Near::parse(query) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(usize, usize, usize)> = Vec::new();
+    let mut scratch = Vec::new();
+    for (i, idx) in indexes.iter().enumerate() {
+        // Per organisation: its distance, when within bounds (`None`: any organisation).
+        let orgs: Option<Vec<Option<usize>>> = near.org.as_ref().map(|(o, max)| {
+            idx.orgs
+                .iter()
+                .map(|e| {
+                    let lower: Vec<char> = idx.at(e.lower).chars().collect();
+                    distance(o, &lower, *max, &mut scratch)
+                })
+                .collect()
+        });
+        if orgs.as_ref().is_some_and(|d| d.iter().all(Option::is_none)) {
+            continue;
+        }
+        for (id, c) in idx.chars.iter().enumerate() {
+            let missing = (near.mask & !c.name).count_ones() as usize;
+            let extra = (c.name & !near.mask).count_ones() as usize;
+            if missing > near.max || (c.name != u64::MAX && extra > near.max) {
+                continue;
+            }
+            let org = match &orgs {
+                Some(d) => match d[idx.entries[id].org as usize] {
+                    Some(d) => d,
+                    None => continue,
+                },
+                None => 0,
+            };
+            let lower = idx.lower_name(id);
+            if lower.is_ascii() && lower.len().abs_diff(near.name.len()) > near.max {
+                continue;
+            }
+            let lower: Vec<char> = lower.chars().collect();
+            if let Some(d) = distance(&near.name, &lower, near.max, &mut scratch) {
+                found.push((org + d, i, id));
+            }
+        }
+    }
+    let key = |&(d, i, id): &(usize, usize, usize)| {
+        let idx = indexes[i];
+        (d, idx.heads[id].len, idx.heads[id].prefix, tie_key(idx, id))
+    };
+    top(&mut found, SUGGESTIONS, key);
+    found.into_iter().map(|(_, i, id)| (i, id)).collect()
+}
+
+/// The optimal string alignment distance of `a` and `b` when it is at most `max`.
+/// `rows`: scratch space.
+fn distance(a: &[char], b: &[char], max: usize, rows: &mut Vec<usize>) -> Option<usize> {
+    if a.len().abs_diff(b.len()) > max {
+        return None;
+    }
+    let w = b.len() + 1;
+    rows.clear();
+    rows.resize(3 * w, 0);
+    // Rows i-2, i-1 and i, in turn.
+    let (mut two, mut one, mut cur) = (0, w, 2 * w);
+    for j in 0..w {
+        rows[one + j] = j;
+    }
+    for i in 1..=a.len() {
+        rows[cur] = i;
+        let mut least = i;
+        for j in 1..w {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (rows[one + j] + 1)
+                .min(rows[cur + j - 1] + 1)
+                .min(rows[one + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(rows[two + j - 2] + 1);
+            }
+            rows[cur + j] = v;
+            least = least.min(v);
+        }
+        if least > max {
+            return None;
+        }
+        (two, one, cur) = (one, cur, two);
+    }
+    let d = rows[one + b.len()];
+    (d <= max).then_some(d)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1551,7 +1923,7 @@ type ResultKey = (String, String, usize);
 /// still finds the share that fits, where dropping everything (or the oldest) finds nothing.
 /// Answers under stale ETags are never asked for again and leave the same way.
 struct ResultCache {
-    map: HashMap<ResultKey, (Arc<Vec<SearchHit>>, usize)>,
+    map: HashMap<ResultKey, (Arc<SearchAnswer>, usize)>,
     /// The keys of `map`, for the random choice; `map` holds each one's position.
     keys: Vec<ResultKey>,
     bytes: usize,
@@ -1570,14 +1942,20 @@ impl ResultCache {
         }
     }
 
-    fn get(&self, key: &ResultKey) -> Option<Arc<Vec<SearchHit>>> {
+    fn get(&self, key: &ResultKey) -> Option<Arc<SearchAnswer>> {
         self.map.get(key).map(|(hits, _)| Arc::clone(hits))
     }
 
     /// The memory an entry holds (the key twice: in `map` and in `keys`).
-    fn size(key: &ResultKey, hits: &[SearchHit]) -> usize {
+    fn size(key: &ResultKey, answer: &SearchAnswer) -> usize {
         let key = key.0.len() + key.1.len() + std::mem::size_of::<ResultKey>();
-        let hits: usize = hits
+        let suggestions: usize = answer
+            .suggestions
+            .iter()
+            .map(|s| std::mem::size_of::<String>() + s.len())
+            .sum();
+        let hits: usize = answer
+            .results
             .iter()
             .map(|h| {
                 std::mem::size_of::<SearchHit>()
@@ -1588,10 +1966,10 @@ impl ResultCache {
                     + h.description.len()
             })
             .sum();
-        2 * key + hits + 64
+        2 * key + hits + suggestions + 64
     }
 
-    fn insert(&mut self, key: ResultKey, hits: Arc<Vec<SearchHit>>) {
+    fn insert(&mut self, key: ResultKey, hits: Arc<SearchAnswer>) {
         let size = ResultCache::size(&key, &hits);
         if size > self.budget || self.map.contains_key(&key) {
             return;
@@ -1756,8 +2134,23 @@ impl ScanSet {
 
     /// The best `limit` packages for `query` on `threads` threads (`None`: as many as the
     /// package count calls for).
-    fn search(&self, query: &str, limit: usize, threads: Option<usize>) -> Vec<SearchHit> {
-        search_on(self.for_search(), query, limit, threads)
+    /// With no result, the names nearest to the query ([`suggest`]).
+    fn search(&self, query: &str, limit: usize, threads: Option<usize>) -> SearchAnswer {
+        let catalogs = self.for_search();
+        let results = search_on(catalogs, query, limit, threads);
+        let suggestions = if results.is_empty() {
+            let indexes: Vec<&SearchIndex> = catalogs.iter().map(|c| &*c.index).collect();
+            suggest(&indexes, query)
+                .into_iter()
+                .map(|(i, id)| format!("{}/{}", indexes[i].org(id), indexes[i].name(id)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        SearchAnswer {
+            results,
+            suggestions,
+        }
     }
 
     /// The best `limit` packages of this set for `query` as a search of the service reads
@@ -1867,7 +2260,7 @@ impl SearchCache {
         etag: &str,
         query: &str,
         limit: usize,
-    ) -> Option<Arc<Vec<SearchHit>>> {
+    ) -> Option<Arc<SearchAnswer>> {
         let key = (etag.to_string(), query.to_string(), limit);
         self.results
             .read()
@@ -1881,7 +2274,7 @@ impl SearchCache {
         etag: &str,
         query: &str,
         limit: usize,
-        hits: Arc<Vec<SearchHit>>,
+        hits: Arc<SearchAnswer>,
     ) {
         self.results
             .write()
@@ -1954,7 +2347,7 @@ impl SearchCache {
         lists: Lists,
         query: &str,
         limit: usize,
-    ) -> CatalogResult<Vec<SearchHit>> {
+    ) -> CatalogResult<SearchAnswer> {
         use std::sync::atomic::Ordering;
         struct Scanning<'a>(&'a std::sync::atomic::AtomicUsize);
         impl Drop for Scanning<'_> {
@@ -2473,25 +2866,20 @@ impl<'a> Best<'a> {
     }
 }
 
-/// The order of results across catalogs: score, then shorter names, then `org/name`.
-fn hit_key(score: i64, c: &CatalogIndex, id: usize) -> (Reverse<i64>, usize, (&str, &str)) {
-    (
-        Reverse(score),
-        c.index.name(id).len(),
-        (c.index.org(id), c.index.name(id)),
-    )
-}
-
-/// [`hit_key`]'s order, reading the names only for hits of one score and name length (a
-/// scan orders hundreds of hits: their text is cache misses).
+/// The order of results across catalogs: score, then shorter names, then [`tie_key`] (the
+/// workbench's [`rank_order`] orders the same way), reading the names only for hits of one
+/// score and name length (a scan orders hundreds of hits: their text is cache misses).
 fn hit_order(
     a: &(i64, &CatalogIndex, usize),
     b: &(i64, &CatalogIndex, usize),
 ) -> std::cmp::Ordering {
-    let len = |&(_, c, id): &(i64, &CatalogIndex, usize)| c.index.heads[id].len;
+    let head = |&(_, c, id): &(i64, &CatalogIndex, usize)| {
+        let h = &c.index.heads[id];
+        (h.len, h.prefix)
+    };
     b.0.cmp(&a.0)
-        .then_with(|| len(a).cmp(&len(b)))
-        .then_with(|| hit_key(a.0, a.1, a.2).cmp(&hit_key(b.0, b.1, b.2)))
+        .then_with(|| head(a).cmp(&head(b)))
+        .then_with(|| tie_key(&a.1.index, a.2).cmp(&tie_key(&b.1.index, b.2)))
 }
 
 #[cfg(test)]
@@ -2613,6 +3001,14 @@ mod tests {
             "perl-query-builder-extra",
             "py-upper",
             "x86_64",
+            "beta",
+            "BETA au",
+            "Acme PY",
+            "çorp café",
+            "acme x86_64",
+            "PERL-Q",
+            "utils",
+            "lib Utils",
         ];
         (rows, idx, queries.to_vec())
     }
@@ -2815,7 +3211,7 @@ mod tests {
         assert!(a.index.columns().is_none(), "no columns per catalog");
         for q in ["py", "beta/p", "dns", "daemon lua", "zz"] {
             assert_eq!(
-                set.search(q, 20, Some(1)),
+                set.search(q, 20, Some(1)).results,
                 search_on(&[Arc::clone(&a), Arc::clone(&b)], q, 20, Some(1)),
                 "{q}"
             );
@@ -2887,17 +3283,19 @@ mod tests {
         assert_eq!(budget(), MERGED_BYTES);
     }
 
-    /// `org/name` earns the exact bonus only for the query naming it with its `/`.
+    /// `org/name` earns the exact bonus only for the query naming it with its `/` (or as the
+    /// two terms `org name`).
     #[test]
     fn only_org_slash_name_is_an_exact_org_match() {
         let idx = SearchIndex::new([("acme", "py", "the acme-py tool"), ("acme", "pyx", "")]);
         let score = |q: &str| Searcher::score(&idx, 0, &Query::parse(q));
         assert!(score("acme/py").is_some_and(|s| s >= EXACT));
         assert!(score("py").is_some_and(|s| s >= EXACT));
-        // Both match (the description holds them) without naming `acme/py`.
-        for q in ["acme-py", "acme py"] {
-            assert!(score(q).is_some_and(|s| s < PREFIX), "{q}: {:?}", score(q));
-        }
+        // `acme py` names it as `acme/py` does; `acme-py` matches (the description holds it)
+        // without naming it.
+        assert!(score("acme py").is_some_and(|s| s >= EXACT));
+        assert!(score("py acme").is_some_and(|s| s < PREFIX));
+        assert!(score("acme-py").is_some_and(|s| s < PREFIX));
     }
 
     /// The answer cache stays within its budget, returns what it was given, and a rotation
@@ -2913,7 +3311,12 @@ mod tests {
             score: i as i64,
         };
         let key = |i: usize| ("\"etag\"".to_string(), format!("query {i}"), 20);
-        let answer = |i: usize| Arc::new((0..20).map(|j| hit(i * 100 + j)).collect::<Vec<_>>());
+        let answer = |i: usize| {
+            Arc::new(SearchAnswer {
+                results: (0..20).map(|j| hit(i * 100 + j)).collect(),
+                suggestions: Vec::new(),
+            })
+        };
         let one = ResultCache::size(&key(0), &answer(0));
         let mut cache = ResultCache::new(one * 500);
         // Two passes over 1,000 queries: the second finds some in the cache.
@@ -3099,12 +3502,254 @@ mod tests {
                 b.cmp(&a)
                     .then(idx.lower_name(x).len().cmp(&idx.lower_name(y).len()))
                     .then(idx.lower_name(x).cmp(idx.lower_name(y)))
+                    .then(idx.org(x).to_lowercase().cmp(&idx.org(y).to_lowercase()))
                     .then(x.cmp(&y))
             });
             all.truncate(DISPLAY_CAP);
             let got: Vec<(i64, usize)> = hits.iter().map(|h| (h.score, h.id)).collect();
             assert_eq!(got, all, "{query}");
         }
+    }
+
+    /// The search as every face sees it: the service's and the CLI's answer over `catalogs`
+    /// (a [`ScanSet`], searched twice so the merged index answers too), and the workbench's
+    /// filter over the same packages joined, which must agree; returns the names.
+    fn everywhere(catalogs: &[Arc<CatalogIndex>], query: &str) -> (Vec<String>, Vec<String>) {
+        let set = ScanSet::standalone(catalogs.to_vec());
+        let first = set.search(query, 50, Some(1));
+        assert_eq!(set.search(query, 50, Some(1)), first, "{query}: merged");
+        let parts: Vec<&SearchIndex> = catalogs.iter().map(|c| &*c.index).collect();
+        let mut f = Filter::new(Arc::new(SearchIndex::concat(&parts)));
+        f.set_query(query);
+        let name = |id: usize| format!("{}/{}", f.index().org(id), f.index().name(id));
+        let workbench: Vec<String> = f.hits().iter().take(50).map(|h| name(h.id)).collect();
+        let service: Vec<String> = first.results.iter().map(|h| h.name.clone()).collect();
+        assert_eq!(workbench, service, "{query}: the workbench and the service");
+        let near: Vec<String> = f.suggestions().iter().map(|&id| name(id)).collect();
+        assert_eq!(near, first.suggestions, "{query}: suggestions");
+        (service, near)
+    }
+
+    fn org_catalog(org: &str, rows: &[(&str, &str)]) -> Arc<CatalogIndex> {
+        let rows: Vec<(&str, &str, &str)> = rows.iter().map(|(n, d)| (org, *n, *d)).collect();
+        Arc::new(CatalogIndex::new(org, 0, 0, &summaries(&rows)))
+    }
+
+    fn two_orgs() -> Vec<Arc<CatalogIndex>> {
+        vec![
+            org_catalog(
+                "myorg",
+                &[
+                    ("hello", "Greets the organisation"),
+                    ("go-release-notes-cli", "Generates release notes"),
+                    ("HelloWorld", "prints a greeting"),
+                    (
+                        "py-hello-server",
+                        "Server for hello: greets the organisation",
+                    ),
+                    ("help2man", "manual pages"),
+                ],
+            ),
+            org_catalog(
+                "tools",
+                &[
+                    ("hello", "GNU hello"),
+                    ("greetsd", "a daemon that greets"),
+                    ("myorg-sync", "copies myorg"),
+                    ("greeter", "greetings, as a service"),
+                ],
+            ),
+        ]
+    }
+
+    /// Item 14: an upper-case letter in the query never makes the match case-sensitive.
+    #[test]
+    fn case_never_hides_an_exact_match() {
+        let cats = two_orgs();
+        for q in ["hello", "Hello", "HELLO", "hElLo"] {
+            let (hits, _) = everywhere(&cats, q);
+            assert_eq!(hits[..2], ["myorg/hello", "tools/hello"], "{q}");
+            // Every case of the query ranks alike.
+            assert_eq!(hits, everywhere(&cats, "hello").0, "{q}");
+        }
+        for q in ["HELLOWORLD", "helloworld", "HelloWorld"] {
+            assert_eq!(everywhere(&cats, q).0[0], "myorg/HelloWorld", "{q}");
+        }
+        // The prefix pass takes upper-case queries too, and answers as the full scan.
+        let q = Query::parse("HEL");
+        assert!(q.by_prefix);
+        let (bounded, _) = scan_bounded(&cats, &q, 3, true);
+        let (full, _) = scan_bounded(&cats, &q, 3, false);
+        let ids = |h: &[(i64, &CatalogIndex, usize)]| -> Vec<(i64, usize)> {
+            h.iter().map(|&(s, _, id)| (s, id)).collect()
+        };
+        assert_eq!(ids(&bounded), ids(&full));
+    }
+
+    /// Item 15: every term matches the organisation (by naming it), the name or the
+    /// description; `org name` names a package as `org/name` does.
+    #[test]
+    fn terms_are_anded_over_org_name_and_description() {
+        let cats = two_orgs();
+        let (hits, _) = everywhere(&cats, "myorg hello");
+        assert_eq!(hits[0], "myorg/hello", "{hits:?}");
+        assert!(!hits.contains(&"tools/hello".to_string()), "{hits:?}");
+        assert!(hits.contains(&"myorg/py-hello-server".to_string()));
+        let (hits, _) = everywhere(&cats, "MyOrg HELLO");
+        assert_eq!(hits[0], "myorg/hello", "{hits:?}");
+        let (hits, _) = everywhere(&cats, "tools hello");
+        assert_eq!(hits[0], "tools/hello", "{hits:?}");
+        // Either order of the terms finds it; only `org name` is an exact match.
+        let (hits, _) = everywhere(&cats, "hello myorg");
+        assert!(hits.contains(&"myorg/hello".to_string()), "{hits:?}");
+        let idx = &cats[0].index;
+        let exact = Searcher::score(idx, 0, &Query::parse("myorg hello")).unwrap();
+        let other = Searcher::score(idx, 0, &Query::parse("hello myorg")).unwrap();
+        assert!(exact >= EXACT && other < EXACT, "{exact} {other}");
+        // An organisation is named whole, not matched by a letter of it.
+        let (hits, _) = everywhere(&cats, "myorg");
+        assert_eq!(
+            hits.len(),
+            6,
+            "every package of myorg, and the one naming it: {hits:?}"
+        );
+        assert!(everywhere(&cats, "myor zzz").0.is_empty());
+    }
+
+    /// Item 15: the tiers of one term (module rules): a name holding it, then a whole word
+    /// of the description (or the organisation's name), then a weak fuzzy name match, then a
+    /// description holding it inside a word.
+    #[test]
+    fn a_whole_word_in_the_description_outranks_a_weak_fuzzy_name() {
+        let cats = two_orgs();
+        let (hits, _) = everywhere(&cats, "greets");
+        let at = |n: &str| {
+            hits.iter()
+                .position(|h| h == n)
+                .unwrap_or_else(|| panic!("{n}"))
+        };
+        assert_eq!(hits[0], "tools/greetsd", "the name holds it: {hits:?}");
+        assert!(
+            at("myorg/hello") < at("myorg/go-release-notes-cli"),
+            "{hits:?}"
+        );
+        assert!(at("myorg/py-hello-server") < at("myorg/go-release-notes-cli"));
+        assert!(at("tools/greetsd") < at("myorg/hello"));
+        // "greet" is inside "greets" and "greetings": no whole word, and every name holding
+        // it ranks first.
+        let (hits, _) = everywhere(&cats, "greet");
+        assert_eq!(hits[..2], ["tools/greeter", "tools/greetsd"], "{hits:?}");
+        // The tiers hold for terms of every length, against names built to score high.
+        for n in 1..=12 {
+            let term: String = ('a'..='l').take(n).collect();
+            let (word, inside, holds) = (
+                format!("the {term} word"),
+                format!("x{term}x"),
+                format!("x_{term}"),
+            );
+            let idx = SearchIndex::new([
+                ("o", "A-B-C-D-E-F-G-H-I-J-K-L", "x"),
+                ("o", "n", word.as_str()),
+                ("o", holds.as_str(), "x"),
+                ("o", "m", inside.as_str()),
+            ]);
+            let q = Query::parse(&term);
+            let score = |id| Searcher::score(&idx, id, &q);
+            let (holds, word, inside) = (score(2), score(1), score(3));
+            let weak = score(0).filter(|_| n > 1);
+            assert!(holds > word, "{term}: {holds:?} {word:?}");
+            assert!(word > weak, "{term}: {word:?} {weak:?}");
+            if n > 1 {
+                assert!(weak > Some(0) && inside < word, "{term}");
+            }
+        }
+        // Whole words: at either end of the text, around punctuation, not inside a word.
+        for (text, at, len, whole) in [
+            ("greets the", 0, 6, true),
+            ("it greets", 3, 6, true),
+            ("(greets)", 1, 6, true),
+            ("regreets", 2, 6, false),
+            ("greetsx", 0, 6, false),
+            ("a-b", 1, 1, true),
+            ("café-x", 0, 5, true),
+        ] {
+            assert_eq!(whole_word(text.as_bytes(), at, len), whole, "{text}");
+        }
+        // A whole-word match always finds its first word in the text's word mask, whatever
+        // punctuation the term holds; the mask spares reading most other descriptions.
+        for (text, term) in [
+            ("greets the organisation", "greets"),
+            ("generates release-notes, fast", "release-notes"),
+            ("see -x for help", "-x"),
+            ("the café opens", "café"),
+            ("(greets)", "greets)"),
+        ] {
+            let q = Query::parse(term);
+            let t = &q.terms[0];
+            assert!(t.text_word != 0, "{term}");
+            assert!(
+                word_mask(text.as_bytes()) & t.text_word != 0,
+                "{term} in {text}"
+            );
+            let idx = SearchIndex::new([("o", "zz", text)]);
+            assert_eq!(text_score(&idx, 0, t, true, 0), Some(t.word), "{term}");
+        }
+        assert_eq!(Query::parse("--").terms[0].text_word, 0);
+    }
+
+    /// Item 16: a query nothing matches gets the nearest names (case-insensitive, swaps of
+    /// neighbours count one), at most [`SUGGESTIONS`]; a query with results gets none.
+    #[test]
+    fn no_match_suggests_the_nearest_names() {
+        let cats = two_orgs();
+        for q in ["hlelo", "HLELO", "ehllo", "hellp"] {
+            let (hits, near) = everywhere(&cats, q);
+            assert!(hits.is_empty(), "{q}: {hits:?}");
+            assert_eq!(near, ["myorg/hello", "tools/hello"], "{q}");
+        }
+        assert_eq!(everywhere(&cats, "myorg/hlelo").1, ["myorg/hello"]);
+        assert_eq!(everywhere(&cats, "tols/hlelo").1, ["tools/hello"]);
+        assert_eq!(everywhere(&cats, "myorg hlelo").1, ["myorg/hello"]);
+        // Nearest first: one swap, then two substitutions (within a third of 7 characters).
+        assert_eq!(
+            everywhere(&cats, "greetre").1,
+            ["tools/greeter", "tools/greetsd"]
+        );
+        assert!(everywhere(&cats, "qqqqqq").1.is_empty());
+        assert!(everywhere(&cats, "hello").1.is_empty());
+        assert!(everywhere(&cats, "a b c").1.is_empty());
+        // At most a few, nearest first.
+        let many: Vec<(String, String)> = (0..10)
+            .map(|i| (format!("abcdef{i}"), String::new()))
+            .collect();
+        let rows: Vec<(&str, &str)> = many.iter().map(|(n, d)| (n.as_str(), d.as_str())).collect();
+        let one = [org_catalog("acme", &rows)];
+        let (_, near) = everywhere(&one, "abcedf5");
+        assert_eq!(near.len(), SUGGESTIONS);
+        assert_eq!(near[0], "acme/abcdef5");
+        // The distance itself.
+        let d = |a: &str, b: &str, max| {
+            let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+            distance(&a, &b, max, &mut Vec::new())
+        };
+        assert_eq!(d("hlelo", "hello", 3), Some(1));
+        assert_eq!(d("ca", "abc", 3), Some(3), "no edits inside a swap");
+        assert_eq!(d("kitten", "sitting", 3), Some(3));
+        assert_eq!(d("kitten", "sitting", 2), None);
+        assert_eq!(d("", "ab", 2), Some(2));
+        assert_eq!(d("café", "cafe", 1), Some(1));
+    }
+
+    /// Results of one score and name length come in the same order in every face: by name,
+    /// then by organisation.
+    #[test]
+    fn ties_are_ordered_alike_in_every_face() {
+        let cats = vec![
+            org_catalog("alpha", &[("zz", "a tool"), ("mm", "a tool")]),
+            org_catalog("beta", &[("yy", "a tool"), ("mm", "a tool")]),
+        ];
+        let (hits, _) = everywhere(&cats, "tool");
+        assert_eq!(hits, ["alpha/mm", "beta/mm", "beta/yy", "alpha/zz"]);
     }
 
     fn filter() -> Filter {

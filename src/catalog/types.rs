@@ -259,6 +259,17 @@ pub struct SearchHit {
     pub score: i64,
 }
 
+/// What a search answers: the results, best first, and, only when there are none, the
+/// names (`org/package`) of the packages nearest to the query by edit distance, nearest
+/// first (`catalog::search::suggest`). The face words them ("did you mean …?").
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SearchAnswer {
+    pub results: Vec<SearchHit>,
+    /// Absent from the answers of services older than suggestions: empty.
+    #[serde(default)]
+    pub suggestions: Vec<String>,
+}
+
 /// All versions and builds of one package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackageDetail {

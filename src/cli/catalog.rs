@@ -641,15 +641,20 @@ pub async fn run_search(
 ) -> CliResult {
     let settings = Settings::resolve(&args.flags.merge(overrides))?;
     let catalog = settings.open_catalog().await?;
-    let hits = catalog.search(&args.query, args.limit).await?;
+    let answer = catalog.search_answer(&args.query, args.limit).await?;
     if args.json {
         return print_json(
             out,
-            &serde_json::json!({"query": args.query, "results": hits}),
+            &serde_json::json!({
+                "query": args.query,
+                "results": answer.results,
+                "suggestions": answer.suggestions,
+            }),
         );
     }
+    let hits = answer.results;
     if hits.is_empty() {
-        eprintln!("no packages match {:?}", args.query);
+        eprintln!("{}", no_match(&args.query, &answer.suggestions));
         return Ok(());
     }
     let columns = std::io::stdout()
@@ -664,6 +669,19 @@ pub async fn run_search(
         );
     }
     Ok(())
+}
+
+/// What `search` says when nothing matches: the query, and the nearest names if any.
+pub fn no_match(query: &str, suggestions: &[String]) -> String {
+    let names: Vec<String> = suggestions.iter().map(|n| clean(n)).collect();
+    match names.split_last() {
+        None => format!("no packages match {query:?}"),
+        Some((last, [])) => format!("no packages match {query:?}; did you mean {last}?"),
+        Some((last, rest)) => format!(
+            "no packages match {query:?}; did you mean {} or {last}?",
+            rest.join(", ")
+        ),
+    }
 }
 
 /// Human-readable `show` output.
@@ -792,10 +810,11 @@ pub(crate) async fn nearest_names(
     let asked = format!("{org}/{package}");
     let mut names: Vec<String> = Vec::new();
     for query in [asked.to_lowercase(), package.to_lowercase()] {
-        if let Ok(hits) = catalog.search(&query, 10).await {
-            for h in hits {
-                if h.name != asked && !names.contains(&h.name) {
-                    names.push(h.name);
+        if let Ok(answer) = catalog.search_answer(&query, 10).await {
+            let found = answer.results.into_iter().map(|h| h.name);
+            for name in found.chain(answer.suggestions) {
+                if name != asked && !names.contains(&name) {
+                    names.push(name);
                 }
             }
         }

@@ -304,7 +304,7 @@ pub async fn search(
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> ApiResult {
     let limit = q.limit.unwrap_or(DEFAULT_SEARCH_LIMIT);
-    ok(json!({"results": view(&state, &caller).search(&q.q, limit).await?}))
+    ok(view(&state, &caller).search_answer(&q.q, limit).await?)
 }
 
 /// On a connection kept for probes (every other slot is in use): anything but health and

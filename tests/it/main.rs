@@ -35,6 +35,7 @@ mod project_settings;
 mod publish_crash;
 mod publish_install;
 mod review_repro;
+mod search_faces;
 mod service_hardening;
 mod store_bounds;
 mod store_file;

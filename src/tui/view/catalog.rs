@@ -37,6 +37,23 @@ pub(super) fn search(app: &App, area: Rect, buf: &mut Buffer) {
     buf.set_line(inner.x, inner.y, &Line::from(spans), inner.width);
 }
 
+/// Rows `text` takes wrapped at word boundaries to `width` columns (as `Wrap` does).
+fn wrapped_rows(text: &str, width: usize) -> usize {
+    let width = width.max(1);
+    let (mut rows, mut used) = (1, 0);
+    for word in text.split_whitespace() {
+        let w = word.chars().count();
+        let need = if used == 0 { w } else { used + 1 + w };
+        if need <= width {
+            used = need;
+        } else {
+            rows += 1 + (w.saturating_sub(1)) / width;
+            used = (w - 1) % width + 1;
+        }
+    }
+    rows
+}
+
 pub(super) fn results(app: &App, area: Rect, buf: &mut Buffer) {
     let c = &app.catalog;
     let t = &app.theme;
@@ -61,17 +78,37 @@ pub(super) fn results(app: &App, area: Rect, buf: &mut Buffer) {
             (None, true, false) => ("the catalog has no packages".to_string(), t.muted),
             _ => ("no match".to_string(), t.muted),
         };
-        let text = Paragraph::new(crate::text::terminal(&msg).into_owned())
-            .style(style)
-            .wrap(Wrap { trim: true });
+        let width = usize::from(inner.width.saturating_sub(1));
+        let msg = crate::text::terminal(&msg).into_owned();
+        let rows = u16::try_from(wrapped_rows(&msg, width))
+            .unwrap_or(u16::MAX)
+            .min(inner.height);
+        let text = Paragraph::new(msg).style(style).wrap(Wrap { trim: true });
         text.render(
             Rect {
                 x: inner.x + 1,
                 width: inner.width.saturating_sub(1),
+                height: rows,
                 ..inner
             },
             buf,
         );
+        // Nothing matches: the names nearest to the query, nearest first.
+        let near: Vec<String> = c
+            .index
+            .suggestions()
+            .iter()
+            .filter_map(|&id| c.packages.get(id))
+            .map(|p| p.reference())
+            .collect();
+        if !near.is_empty() && inner.height > rows + 1 {
+            let top = inner.y + rows;
+            buf.set_stringn(inner.x + 1, top, "did you mean", width, t.muted);
+            for (y, name) in (top + 1..inner.y + inner.height).zip(&near) {
+                let name = crate::text::terminal(name);
+                buf.set_stringn(inner.x + 3, y, &name, width.saturating_sub(2), t.accent);
+            }
+        }
         return;
     }
     let ref_w = hits
