@@ -297,11 +297,7 @@ impl OutLocation {
                 "{prefix} is not as long as /nix/store/"
             )));
         }
-        let mut hash = [0u8; 32];
-        let alphabet = b"0123456789abcdfghijklmnpqrsvwxyz";
-        for (h, r) in hash.iter_mut().zip(rand::random::<[u8; 32]>()) {
-            *h = alphabet[usize::from(r % 32)];
-        }
+        let hash = crate::nix::random_hash_part();
         mark_owner(dir.path())?;
         Ok(OutLocation {
             dir,

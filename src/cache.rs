@@ -565,9 +565,9 @@ async fn ensure_cache_info(store: &Store) -> Result<(), CacheError> {
     let dir = text
         .lines()
         .find_map(|l| l.strip_prefix("StoreDir: "))
-        .unwrap_or("/nix/store")
+        .unwrap_or(crate::nix::STORE_DIR)
         .trim();
-    if dir == "/nix/store" {
+    if dir == crate::nix::STORE_DIR {
         // A store created before these fields (or by Nix): add the ones it lacks.
         let mut missing = String::new();
         for line in NIX_CACHE_INFO.lines().skip(1) {

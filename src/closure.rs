@@ -42,7 +42,7 @@ pub use memo::{Became, Memo};
 pub use nixdb::{NixDb, NixDbError, Registered};
 
 /// The Nix store directory this machine's paths live in.
-pub const NIX_STORE: &str = "/nix/store";
+pub use crate::nix::STORE_DIR as NIX_STORE;
 /// `/nix/store/`: the prefix every final path has (11 bytes).
 const STORE_PREFIX: &str = "/nix/store/";
 
@@ -243,11 +243,7 @@ pub async fn add_closure(
 /// no temporary location of its own.
 pub fn input_for_tree(tree: &Path, name: &str) -> Result<Input, StorePathError> {
     crate::nar::validate_name(name)?;
-    let mut hash = [0u8; 32];
-    let alphabet = b"0123456789abcdfghijklmnpqrsvwxyz";
-    for (h, r) in hash.iter_mut().zip(rand::random::<[u8; 32]>()) {
-        *h = alphabet[usize::from(r % 32)];
-    }
+    let hash = crate::nix::random_hash_part();
     Ok(Input {
         tree: tree.to_path_buf(),
         built_as: BuiltAs {

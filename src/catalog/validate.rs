@@ -7,8 +7,6 @@ use super::{
     CatalogError, CatalogResult, NewBuild, quote, validate_org_name, validate_package_name,
 };
 
-const NIX32: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
-
 fn bad(msg: String) -> CatalogError {
     CatalogError::BadRequest(msg)
 }
@@ -205,7 +203,7 @@ fn is_store_basename(base: &str) -> bool {
     let Some((hash, name)) = base.split_at_checked(32) else {
         return false;
     };
-    hash.bytes().all(|b| NIX32.contains(&b))
+    hash.bytes().all(crate::nix::is_nix32)
         && name.len() > 1
         && name.starts_with('-')
         && name[1..]
@@ -230,7 +228,7 @@ pub fn validate_store_path(p: &str) -> CatalogResult<()> {
 pub fn validate_nar_hash(h: &str) -> CatalogResult<()> {
     let ok = h
         .strip_prefix("sha256:")
-        .is_some_and(|rest| rest.len() == 52 && rest.bytes().all(|b| NIX32.contains(&b)));
+        .is_some_and(|rest| rest.len() == 52 && rest.bytes().all(crate::nix::is_nix32));
     if ok {
         Ok(())
     } else {

@@ -1280,7 +1280,7 @@ pub async fn install(
                 let paths: Vec<&StorePath> = batch.iter().map(|i| &i.store_path).collect();
                 nix.import(&cache_dir, &paths, &r.keys).await.map_err(|e| {
                     let unpacked = batch.iter().map(|i| i.nar_size).sum();
-                    InstallError::from(e).or_disk_full(Path::new("/nix/store"), unpacked)
+                    InstallError::from(e).or_disk_full(Path::new(crate::nix::STORE_DIR), unpacked)
                 })?;
                 crate::failpoint::pause("install-import").await;
             }

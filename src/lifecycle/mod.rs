@@ -61,7 +61,5 @@ pub(crate) fn narinfo_hash(key: &str) -> Option<&str> {
 }
 
 fn is_hash(h: &str) -> bool {
-    h.len() == 32
-        && h.bytes()
-            .all(|b| b"0123456789abcdfghijklmnpqrsvwxyz".contains(&b))
+    h.len() == 32 && h.bytes().all(crate::nix::is_nix32)
 }

@@ -6,7 +6,7 @@
 use thiserror::Error;
 
 /// The 32 characters Nix uses, in digit order.
-pub const ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+pub const ALPHABET: &[u8; 32] = crate::nix::NIX32_ALPHABET;
 
 /// Why a nix32 string could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

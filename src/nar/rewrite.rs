@@ -23,10 +23,9 @@ pub type HashPart = [u8; HASH_PART_LEN];
 
 const fn nix32_table() -> [bool; 256] {
     let mut t = [false; 256];
-    let chars = b"0123456789abcdfghijklmnpqrsvwxyz";
     let mut i = 0;
-    while i < chars.len() {
-        t[chars[i] as usize] = true;
+    while i < 256 {
+        t[i] = crate::nix::is_nix32(i as u8);
         i += 1;
     }
     t
