@@ -71,6 +71,14 @@ struct ErrorInner {
     #[serde(default)]
     code: String,
     message: String,
+    /// The typed reason of a 403 or 404 (`CatalogError::reason`), and a scope refusal's
+    /// scopes.
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    have: Option<String>,
+    #[serde(default)]
+    need: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -227,17 +235,32 @@ impl CatalogClient {
             .await
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
-        let (code, message) = serde_json::from_str::<ErrorBody>(&text)
-            .map(|b| (b.error.code, b.error.message))
-            .unwrap_or_else(|_| (String::new(), format!("the catalog answered {status}")));
+        let body = serde_json::from_str::<ErrorBody>(&text)
+            .map(|b| b.error)
+            .ok();
+        let (code, message) = body.as_ref().map_or_else(
+            || (String::new(), format!("the catalog answered {status}")),
+            |b| (b.code.clone(), b.message.clone()),
+        );
+        let reason = body
+            .as_ref()
+            .and_then(|b| b.reason.as_deref())
+            .unwrap_or("");
+        let scope =
+            |f: fn(&ErrorInner) -> &Option<String>| body.as_ref().and_then(|b| f(b).as_deref());
         Err(match status {
             StatusCode::UNAUTHORIZED => CatalogError::Unauthorized(match code.as_str() {
                 "token_expired" => AuthProblem::Expired(time_in(&message)),
                 "token_revoked" => AuthProblem::Revoked(time_in(&message)),
                 _ => AuthProblem::Rejected,
             }),
-            StatusCode::FORBIDDEN => CatalogError::Forbidden(message),
-            StatusCode::NOT_FOUND => CatalogError::NotFound(message),
+            StatusCode::FORBIDDEN => CatalogError::forbidden(
+                super::Refusal::parse(reason, scope(|b| &b.have), scope(|b| &b.need)),
+                message,
+            ),
+            StatusCode::NOT_FOUND => {
+                CatalogError::not_found(super::Missing::parse(reason), message)
+            }
             StatusCode::CONFLICT => CatalogError::Conflict(message),
             StatusCode::SERVICE_UNAVAILABLE => CatalogError::Unavailable(message),
             s if s.is_client_error() => CatalogError::BadRequest(message),

@@ -634,7 +634,10 @@ impl Db {
     ) -> CatalogResult<(TokenInfo, String)> {
         super::validate_user_name(user)?;
         if !self.user_exists(user).await? {
-            return Err(CatalogError::NotFound(format!("no user named {user}")));
+            return Err(CatalogError::not_found(
+                super::Missing::User,
+                format!("no user named {user}"),
+            ));
         }
         let token = generate_token();
         let id = generate_token_id();

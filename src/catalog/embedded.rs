@@ -18,9 +18,9 @@ use super::validate::{
 use super::{
     AuditEntry, BatchOutcome, BuildRecord, Catalog, CatalogError, CatalogInfo, CatalogPackages,
     CatalogResult, CheckBuild, Identity, ListedCatalog, Listing, ListingChanges, LivePaths,
-    MAX_BATCH, MAX_SEARCH_LIMIT, NewBuild, PackageDetail, RecordRequest, RegisterOutcome,
-    RegisterStatus, Role, Scope, SearchAnswer, VersionDetail, YankOutcome, validate_org_name,
-    validate_package_name, validate_user_name, verify_signature,
+    MAX_BATCH, MAX_SEARCH_LIMIT, Missing, NewBuild, PackageDetail, RecordRequest, Refusal,
+    RegisterOutcome, RegisterStatus, Role, Scope, SearchAnswer, VersionDetail, YankOutcome,
+    validate_org_name, validate_package_name, validate_user_name, verify_signature,
 };
 use crate::time::rfc3339;
 
@@ -209,24 +209,28 @@ pub fn local_user_name() -> String {
 }
 
 fn not_found(org: &str) -> CatalogError {
-    CatalogError::NotFound(format!("catalog {org} not found"))
+    CatalogError::not_found(Missing::Catalog, format!("catalog {org} not found"))
 }
 
 fn owner_only(org: &str) -> CatalogError {
-    CatalogError::Forbidden(format!(
-        "only the owner of catalog {org} can change it or publish to it"
-    ))
+    CatalogError::forbidden(
+        Refusal::OwnerOnly,
+        format!("only the owner of catalog {org} can change it or publish to it"),
+    )
 }
 
 fn scope_too_narrow(have: Scope, need: Scope, what: &str) -> CatalogError {
-    CatalogError::Forbidden(format!(
-        "this token's scope is {have}; {what} needs a {need} token{}",
-        if need == Scope::Admin {
-            ""
-        } else {
-            " or an admin one"
-        }
-    ))
+    CatalogError::forbidden(
+        Refusal::Scope { have, need },
+        format!(
+            "this token's scope is {have}; {what} needs a {need} token{}",
+            if need == Scope::Admin {
+                ""
+            } else {
+                " or an admin one"
+            }
+        ),
+    )
 }
 
 impl EmbeddedCatalog {
@@ -496,7 +500,10 @@ impl Catalog for EmbeddedCatalog {
             .owned_for(org, Scope::Admin, "managing the allowlist")
             .await?;
         if !self.db().user_exists(user).await? {
-            return Err(CatalogError::NotFound(format!("no user named {user}")));
+            return Err(CatalogError::not_found(
+                Missing::User,
+                format!("no user named {user}"),
+            ));
         }
         if row.owner != user {
             self.db().allow(org, user, &self.user).await?;
@@ -591,8 +598,8 @@ impl Catalog for EmbeddedCatalog {
                 &keys,
             )
             .map_err(|e| match e {
-                CatalogError::Forbidden(m) => {
-                    CatalogError::Forbidden(format!("build {} of the batch: {m}", i + 1))
+                CatalogError::Forbidden { why, message } => {
+                    CatalogError::forbidden(why, format!("build {} of the batch: {message}", i + 1))
                 }
                 CatalogError::BadRequest(m) => {
                     CatalogError::BadRequest(format!("build {} of the batch: {m}", i + 1))
@@ -762,7 +769,10 @@ impl Catalog for EmbeddedCatalog {
             .set_yanked(org, package, version, yanked, &self.user)
             .await?
             .ok_or_else(|| {
-                CatalogError::NotFound(format!("{org}/{package} has no version {version}"))
+                CatalogError::not_found(
+                    Missing::Version,
+                    format!("{org}/{package} has no version {version}"),
+                )
             })?;
         let latest = self
             .db()
@@ -787,10 +797,13 @@ impl Catalog for EmbeddedCatalog {
         self.owned_for(org, Scope::Admin, "changing the trusted keys")
             .await?;
         if self.db().remove_key(org, key_name, &self.user).await? == 0 {
-            return Err(CatalogError::NotFound(format!(
-                "catalog {org} trusts no key named {}",
-                super::quote(key_name)
-            )));
+            return Err(CatalogError::not_found(
+                Missing::Key,
+                format!(
+                    "catalog {org} trusts no key named {}",
+                    super::quote(key_name)
+                ),
+            ));
         }
         self.catalog(org).await
     }
@@ -862,7 +875,12 @@ impl Catalog for EmbeddedCatalog {
 impl EmbeddedCatalog {
     async fn read_detail(&self, row: &CatalogRow, package: &str) -> CatalogResult<PackageDetail> {
         let org = row.name.as_str();
-        let missing = || CatalogError::NotFound(format!("package {org}/{package} not found"));
+        let missing = || {
+            CatalogError::not_found(
+                Missing::Package,
+                format!("package {org}/{package} not found"),
+            )
+        };
         let pkg = self.db().package(org, package).await?.ok_or_else(missing)?;
         let mut builds = self.db().builds_of(org, package).await?;
         builds.sort_by(|a, b| {

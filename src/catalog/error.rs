@@ -4,11 +4,11 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogError {
     /// The catalog, package, build or user does not exist or is not visible to the caller.
-    #[error("{0}")]
-    NotFound(String),
+    #[error("{message}")]
+    NotFound { what: Missing, message: String },
     /// The caller can see the catalog but may not do this (or the signature was refused).
-    #[error("{0}")]
-    Forbidden(String),
+    #[error("{message}")]
+    Forbidden { why: Refusal, message: String },
     /// The request clashes with what is already there (an immutable version, a taken name).
     #[error("{0}")]
     Conflict(String),
@@ -38,6 +38,93 @@ pub enum CatalogError {
     /// a little later. The service answers 503 with `Retry-After`.
     #[error("{0}")]
     Unavailable(String),
+}
+
+/// What was not found (each owns its hint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    User,
+    Catalog,
+    Package,
+    Version,
+    Key,
+    Other,
+}
+
+/// Why the caller may not do what it asked (each owns its hint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The token's scope is narrower than the action needs.
+    Scope {
+        have: super::Scope,
+        need: super::Scope,
+    },
+    /// The build is signed with a key the catalog does not trust.
+    UntrustedKey,
+    /// The signature does not match the build.
+    BadSignature,
+    /// Only the catalog's owner may do this.
+    OwnerOnly,
+    Other,
+}
+
+impl Missing {
+    /// Its name in the service's error body (`"reason"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Missing::User => "user",
+            Missing::Catalog => "catalog",
+            Missing::Package => "package",
+            Missing::Version => "version",
+            Missing::Key => "key",
+            Missing::Other => "other",
+        }
+    }
+
+    /// The reason named `s` (anything unknown is `Other`).
+    pub fn parse(s: &str) -> Missing {
+        [
+            Missing::User,
+            Missing::Catalog,
+            Missing::Package,
+            Missing::Version,
+            Missing::Key,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+        .unwrap_or(Missing::Other)
+    }
+}
+
+impl Refusal {
+    /// Its name in the service's error body (`"reason"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Scope { .. } => "scope",
+            Refusal::UntrustedKey => "untrusted_key",
+            Refusal::BadSignature => "bad_signature",
+            Refusal::OwnerOnly => "owner_only",
+            Refusal::Other => "other",
+        }
+    }
+
+    /// The reason named `s`, with the scopes of a scope refusal (anything unknown or
+    /// incomplete is `Other`).
+    pub fn parse(s: &str, have: Option<&str>, need: Option<&str>) -> Refusal {
+        match s {
+            "scope" => match (
+                have.and_then(super::Scope::parse),
+                need.and_then(super::Scope::parse),
+            ) {
+                (Some(have), Some(need)) => Refusal::Scope { have, need },
+                _ => Refusal::Other,
+            },
+            "untrusted_key" => Refusal::UntrustedKey,
+            "bad_signature" => Refusal::BadSignature,
+            "owner_only" => Refusal::OwnerOnly,
+            _ => Refusal::Other,
+        }
+    }
 }
 
 /// Why the catalog refused a token.
@@ -75,26 +162,32 @@ impl crate::event::Hinted for CatalogError {
                 "ask the service's admin for a new token (`pubdeck user token create YOU --scope read|publish|admin`), then `pubdeck login URL` with it"
                     .into(),
             ),
-            CatalogError::Forbidden(m) if m.contains("token's scope") => Some(
-                "use a token with a wider scope (`pubdeck user token create YOU --scope publish` or `admin`)"
-                    .into(),
-            ),
+            CatalogError::Forbidden {
+                why: Refusal::Scope { need, .. },
+                ..
+            } => Some(format!(
+                "use a token with the {need} scope or a wider one (`pubdeck user token create YOU --scope {need}`)"
+            )),
             CatalogError::Unreachable { .. } => Some(
                 "start it with `pubdeck serve`, or unset PUBDECK_CATALOG to use the local catalog"
                     .into(),
             ),
-            CatalogError::Forbidden(m) if m.contains("does not trust") => {
-                Some("add the public key with `pubdeck catalog add-key ORG KEYFILE.pub`".into())
-            }
-            CatalogError::Forbidden(m) if m.contains("only the owner") => None,
-            CatalogError::NotFound(m) if m.starts_with("no user named") => {
-                Some("create the user with `pubdeck user add NAME`".into())
-            }
+            CatalogError::Forbidden {
+                why: Refusal::UntrustedKey,
+                ..
+            } => Some("add the public key with `pubdeck catalog add-key ORG KEYFILE.pub`".into()),
+            CatalogError::NotFound {
+                what: Missing::User,
+                ..
+            } => Some("create the user with `pubdeck user add NAME`".into()),
             CatalogError::NoCatalogFile(_) => Some(
                 "create it with `pubdeck catalog create ORG --store URL`, or check the path in --catalog / PUBDECK_CATALOG / the config file"
                     .into(),
             ),
-            CatalogError::NotFound(m) if m.starts_with("catalog") => Some(
+            CatalogError::NotFound {
+                what: Missing::Catalog,
+                ..
+            } => Some(
                 "check the name with `pubdeck search`, or ask its owner to `pubdeck catalog allow` you"
                     .into(),
             ),
@@ -107,8 +200,8 @@ impl CatalogError {
     /// Stable machine-readable code (used in the HTTP error body).
     pub fn code(&self) -> &'static str {
         match self {
-            CatalogError::NotFound(_) | CatalogError::NoCatalogFile(_) => "not_found",
-            CatalogError::Forbidden(_) => "forbidden",
+            CatalogError::NotFound { .. } | CatalogError::NoCatalogFile(_) => "not_found",
+            CatalogError::Forbidden { .. } => "forbidden",
             CatalogError::Conflict(_) => "conflict",
             CatalogError::Unauthorized(AuthProblem::Rejected) => "unauthorized",
             CatalogError::Unauthorized(AuthProblem::Expired(_)) => "token_expired",
@@ -117,6 +210,36 @@ impl CatalogError {
             CatalogError::BadRequest(_) => "bad_request",
             CatalogError::Internal(_) => "internal",
             CatalogError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// `what` was not found: `message` says which.
+    pub fn not_found(what: Missing, message: impl Into<String>) -> Self {
+        CatalogError::NotFound {
+            what,
+            message: message.into(),
+        }
+    }
+
+    /// Refused for `why`: `message` says what.
+    pub fn forbidden(why: Refusal, message: impl Into<String>) -> Self {
+        CatalogError::Forbidden {
+            why,
+            message: message.into(),
+        }
+    }
+
+    /// The typed reason's name and, for a scope refusal, the scopes: what the service's
+    /// error body carries beside `code` so a client rebuilds the same error.
+    pub fn reason(&self) -> Option<(&'static str, Option<super::Scope>, Option<super::Scope>)> {
+        match self {
+            CatalogError::NotFound { what, .. } => Some((what.as_str(), None, None)),
+            CatalogError::Forbidden {
+                why: Refusal::Scope { have, need },
+                ..
+            } => Some(("scope", Some(*have), Some(*need))),
+            CatalogError::Forbidden { why, .. } => Some((why.as_str(), None, None)),
+            _ => None,
         }
     }
 

@@ -29,6 +29,9 @@ pub struct Imported {
 pub enum ImportError {
     #[error("line {line}: {message}")]
     Line { line: usize, message: String },
+    /// The line's signature was refused (checked here before the catalog checks it again).
+    #[error("line {line}: {source}")]
+    Refused { line: usize, source: CatalogError },
     #[error("cannot read the input at line {line}: {source}")]
     Read { line: usize, source: std::io::Error },
     #[error("the batch of lines {first}-{line} was refused: {source}")]
@@ -43,10 +46,18 @@ impl crate::event::Hinted for ImportError {
     fn hint(&self) -> Option<String> {
         match self {
             ImportError::Batch { source, .. } => source.hint(),
-            ImportError::Line { message, .. } if message.contains("does not trust") => Some(
+            ImportError::Refused {
+                source:
+                    CatalogError::Forbidden {
+                        why: super::Refusal::UntrustedKey,
+                        ..
+                    },
+                ..
+            } => Some(
                 "add the public key with `pubdeck catalog add-key ORG KEYFILE.pub`, or sign the build with a key the catalog trusts"
                     .into(),
             ),
+            ImportError::Refused { source, .. } => source.hint(),
             ImportError::Line { .. } => Some(
                 "each line must be one build as JSON, as `POST /v1/catalogs/{org}/builds` takes it"
                     .into(),
@@ -121,9 +132,9 @@ pub async fn import_ndjson<C: Catalog>(
             &build.signature,
             &keys,
         )
-        .map_err(|e| ImportError::Line {
+        .map_err(|source| ImportError::Refused {
             line: line_no,
-            message: e.to_string(),
+            source,
         })?;
         if !batch.is_empty() && (batch.len() == MAX_BATCH || bytes + text.len() > BATCH_BYTES) {
             send(

@@ -25,7 +25,7 @@ use std::future::Future;
 
 pub use client::CatalogClient;
 pub use embedded::EmbeddedCatalog;
-pub use error::{AuthProblem, CatalogError};
+pub use error::{AuthProblem, CatalogError, Missing, Refusal};
 pub use types::*;
 
 /// Result type of every catalog operation.
@@ -397,17 +397,21 @@ pub fn verify_signature(
         .filter_map(|k| PublicKey::parse(k).ok())
         .collect();
     let fp = sign::fingerprint(&path, &hash, nar_size, &refs);
-    sign::verify_signatures(fp.as_bytes(), std::slice::from_ref(&sig), &keys).map_err(|e| {
-        CatalogError::Forbidden(match e {
-            VerifyError::BadSignature(name) => format!(
+    sign::verify_signatures(fp.as_bytes(), std::slice::from_ref(&sig), &keys).map_err(|e| match e {
+        VerifyError::BadSignature(name) => CatalogError::forbidden(
+            Refusal::BadSignature,
+            format!(
                 "the signature by key {} does not match this build",
                 quote(&name)
             ),
-            _ => format!(
+        ),
+        _ => CatalogError::forbidden(
+            Refusal::UntrustedKey,
+            format!(
                 "the build is signed with key {}, which the catalog does not trust",
                 quote(sig.key_name())
             ),
-        })
+        ),
     })
 }
 

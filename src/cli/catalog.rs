@@ -768,7 +768,7 @@ pub async fn run_show(args: &ShowArgs, overrides: &Overrides, out: &mut dyn Writ
     let catalog = settings.open_catalog().await?;
     let detail = match catalog.show(&org, &pkg).await {
         Ok(d) => d,
-        Err(e @ crate::catalog::CatalogError::NotFound(_)) => {
+        Err(e @ crate::catalog::CatalogError::NotFound { .. }) => {
             let near = nearest_names(&catalog, &org, &pkg).await;
             let err = CliError::failed(format!(
                 "there is no package {org}/{pkg} in the catalogs you can see"

@@ -88,7 +88,7 @@ pub async fn run_yank(args: &YankArgs, overrides: &Overrides, out: &mut dyn Writ
         .await
     {
         Ok(d) => d,
-        Err(e @ crate::catalog::CatalogError::NotFound(_)) => {
+        Err(e @ crate::catalog::CatalogError::NotFound { .. }) => {
             // Name the versions there are, when the package is there at all.
             let hint = match catalog.show(&pkg.org, &pkg.package).await {
                 Ok(d) => format!(
@@ -549,9 +549,10 @@ pub async fn run_token(
             let tokens = db.tokens_of(name).await;
             db.close().await;
             if !exists? {
-                return Err(crate::catalog::CatalogError::NotFound(format!(
-                    "no user named {name}"
-                ))
+                return Err(crate::catalog::CatalogError::not_found(
+                    crate::catalog::Missing::User,
+                    format!("no user named {name}"),
+                )
                 .into());
             }
             let tokens = tokens?;

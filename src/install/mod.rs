@@ -523,7 +523,7 @@ async fn find(req: &Request, system: &str, catalog: &AnyCatalog, checks: &mut Ve
             ));
             Some(d)
         }
-        Err(CatalogError::NotFound(_)) => {
+        Err(CatalogError::NotFound { .. }) => {
             checks.push(Check::fail(
                 id::VISIBLE,
                 format!("there is no package {} in the catalogs you can see", pkg.name()),

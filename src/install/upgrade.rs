@@ -200,7 +200,7 @@ async fn plan_with(
         };
         let detail = match catalog.show(&org, &package).await {
             Ok(d) => d,
-            Err(CatalogError::NotFound(_)) => {
+            Err(CatalogError::NotFound { .. }) => {
                 step.status = Status::NotInCatalog;
                 steps.push(step);
                 continue;

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-use crate::catalog::CatalogError;
+use crate::catalog::{CatalogError, Scope};
 
 /// An HTTP error with a stable code and one-sentence message:
 /// `{"error": {"code": "...", "message": "..."}}`.
@@ -17,6 +17,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// A 403's or 404's typed reason, so a client rebuilds the same `CatalogError`.
+    reason: Option<(&'static str, Option<Scope>, Option<Scope>)>,
 }
 
 impl ApiError {
@@ -26,6 +28,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            reason: None,
         }
     }
 
@@ -47,8 +50,8 @@ impl ApiError {
 impl From<CatalogError> for ApiError {
     fn from(err: CatalogError) -> Self {
         let status = match &err {
-            CatalogError::NotFound(_) | CatalogError::NoCatalogFile(_) => StatusCode::NOT_FOUND,
-            CatalogError::Forbidden(_) => StatusCode::FORBIDDEN,
+            CatalogError::NotFound { .. } | CatalogError::NoCatalogFile(_) => StatusCode::NOT_FOUND,
+            CatalogError::Forbidden { .. } => StatusCode::FORBIDDEN,
             CatalogError::Conflict(_) => StatusCode::CONFLICT,
             CatalogError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             CatalogError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -65,13 +68,24 @@ impl From<CatalogError> for ApiError {
                 );
             }
         };
-        ApiError::new(status, err.code(), err.to_string())
+        ApiError {
+            reason: err.reason(),
+            ..ApiError::new(status, err.code(), err.to_string())
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        let mut error = serde_json::json!({"code": self.code, "message": self.message});
+        if let Some((reason, have, need)) = self.reason {
+            error["reason"] = reason.into();
+            if let (Some(have), Some(need)) = (have, need) {
+                error["have"] = have.as_str().into();
+                error["need"] = need.as_str().into();
+            }
+        }
+        let body = serde_json::json!({ "error": error });
         let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED
             && let Ok(v) = header::HeaderValue::from_str("Bearer realm=\"pubdeck\"")

@@ -103,7 +103,7 @@ async fn publish_show_search_and_check(fx: Fixture) {
 
     let err = owner.show("myorg", "nope").await.unwrap_err();
     assert!(
-        matches!(err, CatalogError::NotFound(ref m) if m.contains("myorg/nope")),
+        matches!(err, CatalogError::NotFound { message: ref m, .. } if m.contains("myorg/nope")),
         "{err:?}"
     );
 
@@ -299,7 +299,7 @@ async fn signatures_must_match_a_catalog_key(fx: Fixture) {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, CatalogError::Forbidden(ref m) if m.contains("does not trust")),
+        matches!(err, CatalogError::Forbidden { why: pubdeck::catalog::Refusal::UntrustedKey, message: ref m } if m.contains("does not trust")),
         "{err:?}"
     );
     // right key name, wrong key
@@ -309,7 +309,7 @@ async fn signatures_must_match_a_catalog_key(fx: Fixture) {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, CatalogError::Forbidden(ref m) if m.contains("does not match")),
+        matches!(err, CatalogError::Forbidden { why: pubdeck::catalog::Refusal::BadSignature, message: ref m } if m.contains("does not match")),
         "{err:?}"
     );
     // tampered after signing
@@ -317,7 +317,7 @@ async fn signatures_must_match_a_catalog_key(fx: Fixture) {
     b.nar_size += 1;
     assert!(matches!(
         owner.register_build(&b).await,
-        Err(CatalogError::Forbidden(_))
+        Err(CatalogError::Forbidden { .. })
     ));
     // rotation: trust the new key, both work
     let info = owner.add_key("myorg", &stranger.public()).await.unwrap();
@@ -600,25 +600,31 @@ async fn access_control(fx: Fixture) {
     let hidden = bob.show("secretorg", "hello").await.unwrap_err();
     assert_eq!(
         hidden,
-        CatalogError::NotFound("catalog secretorg not found".into())
+        CatalogError::not_found(
+            pubdeck::catalog::Missing::Catalog,
+            "catalog secretorg not found"
+        )
     );
     let missing = bob.show("nosuchorg", "hello").await.unwrap_err();
     assert_eq!(
         missing,
-        CatalogError::NotFound("catalog nosuchorg not found".into())
+        CatalogError::not_found(
+            pubdeck::catalog::Missing::Catalog,
+            "catalog nosuchorg not found"
+        )
     );
     assert!(matches!(
         bob.catalog("secretorg").await,
-        Err(CatalogError::NotFound(_))
+        Err(CatalogError::NotFound { .. })
     ));
     assert!(matches!(
         bob.allow("secretorg", "bob").await,
-        Err(CatalogError::NotFound(_))
+        Err(CatalogError::NotFound { .. })
     ));
     assert!(matches!(
         bob.register_build(&build(&key, "secretorg", "evil", "1.0", "x"))
             .await,
-        Err(CatalogError::NotFound(_))
+        Err(CatalogError::NotFound { .. })
     ));
     assert!(bob.search("hello", 10).await.unwrap().is_empty());
     assert!(
@@ -644,18 +650,18 @@ async fn access_control(fx: Fixture) {
         .register_build(&build(&key, "secretorg", "evil", "1.0", "x"))
         .await
         .unwrap_err();
-    assert!(matches!(err, CatalogError::Forbidden(_)), "{err:?}");
+    assert!(matches!(err, CatalogError::Forbidden { .. }), "{err:?}");
     assert!(matches!(
         carol.set_store("secretorg", STORE).await,
-        Err(CatalogError::Forbidden(_))
+        Err(CatalogError::Forbidden { .. })
     ));
     assert!(matches!(
         carol.allow("secretorg", "bob").await,
-        Err(CatalogError::Forbidden(_))
+        Err(CatalogError::Forbidden { .. })
     ));
     assert!(matches!(
         carol.allowlist("secretorg").await,
-        Err(CatalogError::Forbidden(_))
+        Err(CatalogError::Forbidden { .. })
     ));
 
     // revoke takes effect at once
@@ -667,7 +673,7 @@ async fn access_control(fx: Fixture) {
     // unknown users cannot be allowed; taken names conflict
     assert!(matches!(
         alice.allow("secretorg", "nobody").await,
-        Err(CatalogError::NotFound(_))
+        Err(CatalogError::NotFound { .. })
     ));
     assert!(matches!(
         bob.create_catalog("secretorg", STORE, &[]).await,
@@ -1126,8 +1132,22 @@ async fn import_stops_at_a_bad_line_and_resumes(fx: Fixture) {
     let err = import_ndjson(&owner, "bulk", mixed.join("\n").as_bytes(), |_| {})
         .await
         .unwrap_err();
-    assert!(matches!(err, ImportError::Line { line: 4, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ImportError::Refused {
+                line: 4,
+                source: CatalogError::Forbidden {
+                    why: pubdeck::catalog::Refusal::UntrustedKey,
+                    ..
+                }
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("stranger-1"), "{err}");
+    let hint = pubdeck::event::Hinted::hint(&err).unwrap();
+    assert!(hint.contains("catalog add-key"), "{hint}");
     let batch: Vec<_> = (0..3)
         .map(|i| {
             let k = if i == 2 { &stranger } else { &key };

@@ -90,7 +90,7 @@ async fn yank_is_a_flag_skipped_for_latest(fx: Fixture) {
     assert_eq!(again.changed, 0);
     let missing = owner.yank("yankorg", "hello", "9.9", true).await;
     assert!(
-        matches!(missing, Err(CatalogError::NotFound(ref m)) if m.contains("no version 9.9")),
+        matches!(missing, Err(CatalogError::NotFound { message: ref m, .. }) if m.contains("no version 9.9")),
         "{missing:?}"
     );
     // A build for another system of a yanked version is yanked with it.
@@ -187,7 +187,10 @@ async fn only_the_owner_yanks(fx: Fixture) {
     );
     owner.allow("ownorg", "bob").await.unwrap();
     let reader = bob.yank("ownorg", "hello", "1.0", true).await.unwrap_err();
-    assert!(matches!(reader, CatalogError::Forbidden(_)), "{reader:?}");
+    assert!(
+        matches!(reader, CatalogError::Forbidden { .. }),
+        "{reader:?}"
+    );
     assert!(!owner.show("ownorg", "hello").await.unwrap().versions[0].yanked);
     fx.finish().await;
 }
@@ -217,7 +220,10 @@ async fn remove_key_and_the_audit_log(fx: Fixture) {
         .remove_key("auditorg", "auditorg-1")
         .await
         .unwrap_err();
-    assert!(matches!(unknown, CatalogError::NotFound(_)), "{unknown:?}");
+    assert!(
+        matches!(unknown, CatalogError::NotFound { .. }),
+        "{unknown:?}"
+    );
     owner
         .record(
             "auditorg",
@@ -269,7 +275,7 @@ async fn remove_key_and_the_audit_log(fx: Fixture) {
     let bob = fx.user("bob").await;
     assert!(matches!(
         bob.audit_log("auditorg", 10).await,
-        Err(CatalogError::Forbidden(_))
+        Err(CatalogError::Forbidden { .. })
     ));
     fx.finish().await;
 }
@@ -364,7 +370,15 @@ async fn token_scopes_limit_what_a_token_may_do(fx: Fixture) {
     ];
     for (i, r) in refusals.iter().enumerate() {
         match r {
-            Err(CatalogError::Forbidden(m)) => {
+            // The typed reason survives the service's wire: the scopes, not prose.
+            Err(CatalogError::Forbidden {
+                why:
+                    pubdeck::catalog::Refusal::Scope {
+                        have: pubdeck::catalog::Scope::Read,
+                        ..
+                    },
+                message: m,
+            }) => {
                 assert!(m.contains("scope is read"), "refusal {i}: {m}")
             }
             other => panic!("refusal {i}: {other:?}"),
@@ -382,15 +396,15 @@ async fn token_scopes_limit_what_a_token_may_do(fx: Fixture) {
         .unwrap();
     assert!(matches!(
         publish.allow("scopeorg", "alice").await,
-        Err(CatalogError::Forbidden(_))
+        Err(CatalogError::Forbidden { .. })
     ));
     assert!(matches!(
         publish.remove_key("scopeorg", "scopeorg-1").await,
-        Err(CatalogError::Forbidden(_))
+        Err(CatalogError::Forbidden { .. })
     ));
     assert!(matches!(
         publish.audit_log("scopeorg", 5).await,
-        Err(CatalogError::Forbidden(_))
+        Err(CatalogError::Forbidden { .. })
     ));
     // The audit log names the user either way.
     let log = admin.audit_log("scopeorg", 10).await.unwrap();

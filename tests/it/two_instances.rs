@@ -118,7 +118,10 @@ async fn two_instances(kind: Kind) {
     assert!(bob_a.search("hello", 10).await.unwrap().is_empty());
     let hidden = bob_a.show("myorg", "hello").await.unwrap_err();
     let missing = bob_a.show("nosuch", "hello").await.unwrap_err();
-    assert!(matches!(hidden, CatalogError::NotFound(_)), "{hidden:?}");
+    assert!(
+        matches!(hidden, CatalogError::NotFound { .. }),
+        "{hidden:?}"
+    );
     assert_eq!(
         hidden.to_string().replace("myorg", "X"),
         missing.to_string().replace("nosuch", "X"),
