@@ -1,17 +1,16 @@
 //! Catalog commands: `serve`, `user add`, `login`, `catalog …`, `search`, `show`.
 //!
 //! Each `run_*` takes its clap args, the caller's [`Overrides`] (global flags) and the stdout
-//! writer; errors come back as [`CliError`] (one sentence, optional hint, exit code).
+//! writer; errors come back as [`Failure`] (one sentence, optional hint, exit code).
 
-use crate::event::Hinted;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use super::Failure;
 use crate::catalog::db::Db;
 use crate::catalog::{
     Catalog, CatalogError, CatalogInfo, DEFAULT_SEARCH_LIMIT, PackageDetail, SearchHit,
@@ -19,84 +18,26 @@ use crate::catalog::{
 };
 use crate::config::{ConfigError, Overrides, Settings, save_login};
 
-/// A command failure: what to print on stderr and the exit status.
-#[derive(Debug)]
-pub struct CliError {
-    /// One sentence.
-    pub message: String,
-    /// A fix, if there is one.
-    pub hint: Option<String>,
-    /// 1 = operation failed, 2 = usage.
-    pub exit: u8,
-}
-
-impl CliError {
-    /// A failure (exit 1).
-    pub fn failed(message: impl Into<String>) -> Self {
-        CliError {
-            message: message.into(),
-            hint: None,
-            exit: 1,
-        }
-    }
-
-    /// A usage error (exit 2).
-    pub fn usage(message: impl Into<String>) -> Self {
-        CliError {
-            message: message.into(),
-            hint: None,
-            exit: 2,
-        }
-    }
-
-    /// Adds a hint.
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
-    }
-
-    /// Prints `error: …` and `hint: …` to stderr and returns the exit code.
-    pub fn report(&self) -> ExitCode {
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "error: {}", self.message);
-        if let Some(h) = &self.hint {
-            let _ = writeln!(err, "hint: {h}");
-        }
-        ExitCode::from(self.exit)
-    }
-}
-
-impl CliError {
-    /// An engine error as a failure (exit 1): its sentence and its hint.
-    pub fn hinted(e: &impl Hinted) -> Self {
-        CliError {
-            hint: e.hint(),
-            message: e.to_string(),
-            exit: 1,
-        }
-    }
-}
-
-impl From<CatalogError> for CliError {
+impl From<CatalogError> for Failure {
     fn from(e: CatalogError) -> Self {
-        CliError::hinted(&e)
+        Failure::hinted(&e)
     }
 }
 
-impl From<ConfigError> for CliError {
+impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Self {
-        CliError::failed(e.to_string())
+        Failure::failed(e.to_string())
     }
 }
 
-impl From<std::io::Error> for CliError {
+impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Self {
-        CliError::failed(format!("cannot write the output: {e}"))
+        Failure::failed(format!("cannot write the output: {e}"))
     }
 }
 
 /// Result of a command.
-pub type CliResult = Result<(), CliError>;
+pub type CliResult = Result<(), Failure>;
 
 /// Where the catalog is, for commands that use one.
 #[derive(Args, Debug, Clone, Default)]
@@ -315,7 +256,7 @@ pub struct ShowArgs {
 
 pub(crate) fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> CliResult {
     let text = serde_json::to_string_pretty(value)
-        .map_err(|e| CliError::failed(format!("cannot encode JSON: {e}")))?;
+        .map_err(|e| Failure::failed(format!("cannot encode JSON: {e}")))?;
     writeln!(out, "{text}")?;
     Ok(())
 }
@@ -327,7 +268,7 @@ pub(crate) fn clean(s: &str) -> String {
 
 /// The database `pubdeck serve` uses: `--db`, or the default service database.
 pub fn serve_db(args: &ServeArgs, overrides: &Overrides) -> Result<String, super::Failure> {
-    let settings = Settings::resolve(overrides).map_err(CliError::from)?;
+    let settings = Settings::resolve(overrides).map_err(Failure::from)?;
     Ok(args
         .db
         .clone()
@@ -369,12 +310,12 @@ pub async fn run_login(args: &LoginArgs, overrides: &Overrides, out: &mut dyn Wr
             let mut line = String::new();
             std::io::stdin()
                 .read_line(&mut line)
-                .map_err(|e| CliError::failed(format!("cannot read the token: {e}")))?;
+                .map_err(|e| Failure::failed(format!("cannot read the token: {e}")))?;
             line.trim().to_string()
         }
     };
     if token.is_empty() {
-        return Err(CliError::usage("no token given")
+        return Err(Failure::usage("no token given")
             .with_hint("pipe it on standard input or set PUBDECK_TOKEN"));
     }
     let client = crate::catalog::CatalogClient::new(&args.url, Some(token.clone()))?;
@@ -390,16 +331,16 @@ pub async fn run_login(args: &LoginArgs, overrides: &Overrides, out: &mut dyn Wr
     Ok(())
 }
 
-fn read_key_file(path: &PathBuf) -> Result<String, CliError> {
+fn read_key_file(path: &PathBuf) -> Result<String, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        CliError::failed(format!(
+        Failure::failed(format!(
             "cannot read the public key {}: {e}",
             path.display()
         ))
     })?;
     let key = text.trim().to_string();
     crate::catalog::parse_public_key(&key).map_err(|_| {
-        CliError::failed(format!(
+        Failure::failed(format!(
             "{} is not a public key file (expected NAME:BASE64)",
             path.display()
         ))
@@ -450,7 +391,7 @@ fn offer_trust(settings: &Settings, store_url: &str, may_ask: bool) -> CliResult
         let mut answer = String::new();
         std::io::stdin()
             .read_line(&mut answer)
-            .map_err(|e| CliError::failed(format!("cannot read the answer: {e}")))?;
+            .map_err(|e| Failure::failed(format!("cannot read the answer: {e}")))?;
         if matches!(answer.trim(), "y" | "Y" | "yes") {
             crate::config::add_trusted_endpoint(file, endpoint)?;
             eprintln!("{endpoint} is trusted now (in {})", file.display());
@@ -572,14 +513,13 @@ pub async fn run_catalog(
             let input: Box<dyn std::io::BufRead + Send> = if file.as_os_str() == "-" {
                 Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))
             } else {
-                let f = std::fs::File::open(file).map_err(|e| {
-                    CliError::failed(format!("cannot open {}: {e}", file.display()))
-                })?;
+                let f = std::fs::File::open(file)
+                    .map_err(|e| Failure::failed(format!("cannot open {}: {e}", file.display())))?;
                 Box::new(std::io::BufReader::with_capacity(1 << 20, f))
             };
             let done = crate::catalog::import::import_ndjson(&catalog, org, input, |_| {})
                 .await
-                .map_err(|e| CliError::hinted(&e))?;
+                .map_err(|e| Failure::hinted(&e))?;
             if *json {
                 print_json(out, &done)?;
             } else {
@@ -754,15 +694,14 @@ pub fn format_show(d: &PackageDetail) -> String {
 /// `pubdeck show ORG/PKG [--json]`.
 pub async fn run_show(args: &ShowArgs, overrides: &Overrides, out: &mut dyn Write) -> CliResult {
     if let Some((name, _)) = args.package.split_once('@') {
-        return Err(CliError::usage(format!(
+        return Err(Failure::usage(format!(
             "show takes no version: it lists every version of {}",
             clean(name)
         ))
         .with_hint(format!("run `pubdeck show {}`", clean(name))));
     }
     let (org, pkg) = parse_package_ref(&args.package).map_err(|e| {
-        CliError::usage(e.to_string())
-            .with_hint("name the package as ORG/PACKAGE, e.g. myorg/hello")
+        Failure::usage(e.to_string()).with_hint("name the package as ORG/PACKAGE, e.g. myorg/hello")
     })?;
     let settings = Settings::resolve(&args.flags.merge(overrides))?;
     let catalog = settings.open_catalog().await?;
@@ -770,7 +709,7 @@ pub async fn run_show(args: &ShowArgs, overrides: &Overrides, out: &mut dyn Writ
         Ok(d) => d,
         Err(e @ crate::catalog::CatalogError::NotFound { .. }) => {
             let near = nearest_names(&catalog, &org, &pkg).await;
-            let err = CliError::failed(format!(
+            let err = Failure::failed(format!(
                 "there is no package {org}/{pkg} in the catalogs you can see"
             ));
             return Err(match near.as_slice() {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::catalog::{CatalogFlags, CliError, CliResult, clean, print_json};
+use super::Failure;
+use super::catalog::{CatalogFlags, CliResult, clean, print_json};
 use super::output::human_bytes;
 use crate::catalog::db::Db;
 use crate::catalog::{AuditEntry, Catalog, Scope, TokenInfo};
@@ -16,15 +17,15 @@ use crate::install::PackageRef;
 use crate::lifecycle::gc::{GcOptions, Kind};
 use crate::lifecycle::{LifecycleError, nixconf};
 
-impl From<LifecycleError> for CliError {
+impl From<LifecycleError> for Failure {
     fn from(e: LifecycleError) -> Self {
-        CliError::hinted(&e)
+        Failure::hinted(&e)
     }
 }
 
-impl From<nixconf::UseError> for CliError {
+impl From<nixconf::UseError> for Failure {
     fn from(e: nixconf::UseError) -> Self {
-        CliError::hinted(&e)
+        Failure::hinted(&e)
     }
 }
 
@@ -73,9 +74,9 @@ pub struct YankArgs {
 }
 
 pub async fn run_yank(args: &YankArgs, overrides: &Overrides, out: &mut dyn Write) -> CliResult {
-    let pkg = PackageRef::parse(&args.package).map_err(|e| CliError::usage(e.to_string()))?;
+    let pkg = PackageRef::parse(&args.package).map_err(|e| Failure::usage(e.to_string()))?;
     let Some(version) = &pkg.version else {
-        return Err(CliError::usage(format!(
+        return Err(Failure::usage(format!(
             "{} names no version; yank one version at a time",
             args.package
         ))
@@ -102,7 +103,7 @@ pub async fn run_yank(args: &YankArgs, overrides: &Overrides, out: &mut dyn Writ
                 Err(_) => crate::event::Hinted::hint(&e)
                     .unwrap_or_else(|| "check the name with `pubdeck search`".into()),
             };
-            return Err(CliError::failed(e.to_string()).with_hint(hint));
+            return Err(Failure::failed(e.to_string()).with_hint(hint));
         }
         Err(e) => return Err(e.into()),
     };
@@ -238,7 +239,7 @@ pub async fn run_use(args: &UseArgs, overrides: &Overrides, out: &mut dyn Write)
         let mut answer = String::new();
         std::io::stdin()
             .read_line(&mut answer)
-            .map_err(|e| CliError::failed(format!("cannot read the answer: {e}")))?;
+            .map_err(|e| Failure::failed(format!("cannot read the answer: {e}")))?;
         matches!(answer.trim(), "y" | "Y" | "yes")
     } else {
         false
@@ -259,9 +260,9 @@ pub async fn run_use(args: &UseArgs, overrides: &Overrides, out: &mut dyn Write)
         }
         Ok(())
     } else if interactive {
-        Err(CliError::failed("nothing written"))
+        Err(Failure::failed("nothing written"))
     } else {
-        Err(CliError::failed(format!(
+        Err(Failure::failed(format!(
             "not on a terminal, so nothing was written to {}",
             file.display()
         ))
@@ -390,11 +391,11 @@ pub async fn run_resign(
     out: &mut dyn Write,
 ) -> CliResult {
     let Some(path) = key_file.or(settings.signing_key.as_deref()) else {
-        return Err(CliError::usage("no signing key given")
+        return Err(Failure::usage("no signing key given")
             .with_hint("pass --signing-key NEW.sec (the key the catalog should move to)"));
     };
     let key = crate::sign::SecretKey::from_file(path).map_err(|e| {
-        CliError::failed(format!(
+        Failure::failed(format!(
             "cannot use {} as a signing key: {e}",
             path.display()
         ))
@@ -566,7 +567,7 @@ pub async fn run_token(
             let revoked = db.revoke_token(id).await;
             db.close().await;
             let Some(info) = revoked? else {
-                return Err(CliError::failed(format!("there is no token {id}"))
+                return Err(Failure::failed(format!("there is no token {id}"))
                     .with_hint("list them with `pubdeck user token list NAME`"));
             };
             if *json {
@@ -662,7 +663,7 @@ pub async fn run_upgrade(
     })?;
     let catalog = settings.open_catalog().await?;
     let system = crate::nix::current_system();
-    let fail = |e: upgrade::UpgradeError| CliError::hinted(&e);
+    let fail = |e: upgrade::UpgradeError| Failure::hinted(&e);
     let mut steps = upgrade::plan(&args.dir, &args.ids, &catalog, &system)
         .await
         .map_err(fail)?;
@@ -730,7 +731,7 @@ pub async fn run_upgrade(
     }
     if failed {
         return Err(
-            CliError::failed("some upgrades failed; the others were installed")
+            Failure::failed("some upgrades failed; the others were installed")
                 .with_hint("see the lines above; `pubdeck ready ORG/PKG@VERSION` explains one"),
         );
     }
@@ -768,7 +769,7 @@ pub async fn run_migrate(
     })?;
     let catalog = settings.open_catalog().await?;
     let system = crate::nix::current_system();
-    let fail = |e: upgrade::UpgradeError| CliError::hinted(&e);
+    let fail = |e: upgrade::UpgradeError| Failure::hinted(&e);
     let mut steps = upgrade::plan_migration(&args.dir, &catalog, &system)
         .await
         .map_err(fail)?;
@@ -810,7 +811,7 @@ pub async fn run_migrate(
                 let mut answer = String::new();
                 std::io::stdin()
                     .read_line(&mut answer)
-                    .map_err(|e| CliError::failed(format!("cannot read the answer: {e}")))?;
+                    .map_err(|e| Failure::failed(format!("cannot read the answer: {e}")))?;
                 matches!(answer.trim(), "y" | "Y" | "yes")
             } else {
                 false
@@ -818,9 +819,9 @@ pub async fn run_migrate(
         });
     if !todo.is_empty() && !go {
         return Err(if interactive && !args.json {
-            CliError::failed("nothing was rewritten")
+            Failure::failed("nothing was rewritten")
         } else {
-            CliError::failed("not on a terminal, so nothing was rewritten")
+            Failure::failed("not on a terminal, so nothing was rewritten")
                 .with_hint("pass --yes to rewrite these entries")
         });
     }
@@ -874,7 +875,7 @@ pub async fn run_migrate(
         }
     }
     if failed {
-        return Err(CliError::failed("some entries could not be migrated")
+        return Err(Failure::failed("some entries could not be migrated")
             .with_hint("see the lines above; `pubdeck ready ORG/PKG@VERSION` explains one"));
     }
     Ok(())

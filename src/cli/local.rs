@@ -88,8 +88,8 @@ pub async fn pack(
         format!("file://{}", dir.display())
     };
     // The endpoints the user trusts with AWS credentials, as every command opens stores.
-    let settings = crate::config::Settings::resolve(&Default::default())
-        .map_err(super::catalog::CliError::from)?;
+    let settings =
+        crate::config::Settings::resolve(&Default::default()).map_err(super::Failure::from)?;
     let store = Store::open_str(&url, &settings.store_open())
         .await
         .map_err(|e| Failure::new(e.to_string(), e.hint()))?;

@@ -212,14 +212,36 @@ impl Failure {
     }
 }
 
-impl From<catalog::CliError> for Failure {
-    fn from(e: catalog::CliError) -> Self {
+impl Failure {
+    /// A failure (exit 1).
+    pub fn failed(message: impl Into<String>) -> Self {
+        Failure::new(message, None)
+    }
+
+    /// A usage error (exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
         Failure {
-            message: e.message,
-            hint: e.hint,
-            code: e.exit,
-            excerpt: Vec::new(),
+            code: 2,
+            ..Failure::new(message, None)
         }
+    }
+
+    /// Adds a hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// An engine error as a failure (exit 1): its sentence and its hint.
+    pub fn hinted(e: &impl crate::event::Hinted) -> Self {
+        Failure::new(e.to_string(), e.hint())
+    }
+}
+
+/// The engine's failure as the CLI reports it: the same sentence and hint, exit status 1.
+impl From<crate::event::Failure> for Failure {
+    fn from(f: crate::event::Failure) -> Self {
+        Failure::new(f.message, f.hint)
     }
 }
 
@@ -430,8 +452,8 @@ async fn subcommand(command: Command) -> CmdResult {
         Command::Ready(args) => pipeline::ready(args).await,
         Command::Install(args) => pipeline::install(args).await,
         Command::Store(cmd) => {
-            let settings = crate::config::Settings::resolve(&Default::default())
-                .map_err(catalog::CliError::from)?;
+            let settings =
+                crate::config::Settings::resolve(&Default::default()).map_err(Failure::from)?;
             match store::run(cmd, &settings).await {
                 Ok(()) => Ok(ExitCode::SUCCESS),
                 Err(e) => Err(Failure::new(e.to_string(), e.hint())),
@@ -535,8 +557,7 @@ async fn subcommand(command: Command) -> CmdResult {
 fn config_show(json: bool) -> CmdResult {
     use crate::catalog::db::redact_url;
     use crate::config::{CatalogLocation, Source};
-    let s =
-        crate::config::Settings::resolve(&Default::default()).map_err(catalog::CliError::from)?;
+    let s = crate::config::Settings::resolve(&Default::default()).map_err(Failure::from)?;
     let catalog = match &s.catalog {
         CatalogLocation::Service(url) => redact_url(url),
         CatalogLocation::Embedded(path) => {
@@ -791,7 +812,7 @@ async fn check(
     overrides: &crate::config::Overrides,
 ) -> CmdResult {
     use crate::publish::{Plan, Reach, preconditions};
-    let settings = crate::config::Settings::resolve(overrides).map_err(catalog::CliError::from)?;
+    let settings = crate::config::Settings::resolve(overrides).map_err(Failure::from)?;
     let mut plan = Plan::configured(dir, build.unwrap_or(""), &settings);
     plan.fetch = !offline;
     let opened = if offline {

@@ -1290,7 +1290,7 @@ mod cli {
             Cmd::Show(a) => run_show(a, o, &mut out).await,
             Cmd::User(a) => run_user(a, o, &mut out).await,
         };
-        (res.map_err(|e| e.exit), String::from_utf8(out).unwrap())
+        (res.map_err(|e| e.code), String::from_utf8(out).unwrap())
     }
 
     /// Settings for an embedded catalog `catalog.sqlite` in `tmp`, and a key `myorg-1` with
