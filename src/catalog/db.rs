@@ -98,7 +98,7 @@ pub const STARTUP_WAIT: Duration = Duration::from_secs(30);
 
 /// Which database engine is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub enum DbKind {
     /// A SQLite file.
     Sqlite,
     /// A PostgreSQL server.
@@ -140,9 +140,9 @@ pub enum Inserted {
 
 /// Turns `--db` input into a sqlx URL: `sqlite://PATH` (created if missing),
 /// `postgres://…`, or a bare path meaning SQLite.
-pub fn normalize_db_url(input: &str) -> CatalogResult<(String, Backend, Option<PathBuf>)> {
+pub fn normalize_db_url(input: &str) -> CatalogResult<(String, DbKind, Option<PathBuf>)> {
     if input.starts_with("postgres://") || input.starts_with("postgresql://") {
-        return Ok((input.to_string(), Backend::Postgres, None));
+        return Ok((input.to_string(), DbKind::Postgres, None));
     }
     if input.contains("://") && !input.starts_with("sqlite:") {
         return Err(CatalogError::BadRequest(format!(
@@ -186,7 +186,7 @@ pub fn normalize_db_url(input: &str) -> CatalogResult<(String, Backend, Option<P
     };
     Ok((
         format!("sqlite://{encoded}?{params}"),
-        Backend::Sqlite,
+        DbKind::Sqlite,
         Some(PathBuf::from(path)),
     ))
 }
@@ -279,7 +279,7 @@ pub fn hash_token(token: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: AnyPool,
-    backend: Backend,
+    backend: DbKind,
     /// On PostgreSQL, a native pool for the query every request makes (the token lookup):
     /// it skips the `Any` driver's per-row conversion.
     pg: Option<sqlx::PgPool>,
@@ -439,13 +439,13 @@ async fn bump_state(tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> CatalogRe
 
 /// The pool's first connection; a PostgreSQL server that refuses or does not answer is
 /// tried again for up to [`STARTUP_WAIT`] (each try bounded by the pool's acquire timeout).
-async fn wait_for_first_connection(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::Error> {
+async fn wait_for_first_connection(pool: &AnyPool, backend: DbKind) -> Result<(), sqlx::Error> {
     let deadline = std::time::Instant::now() + STARTUP_WAIT;
     loop {
         match pool.acquire().await {
             Ok(_) => return Ok(()),
             Err(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)))
-                if backend == Backend::Postgres && std::time::Instant::now() < deadline =>
+                if backend == DbKind::Postgres && std::time::Instant::now() < deadline =>
             {
                 tracing::info!(error = %e, "waiting for the catalog database");
                 tokio::time::sleep(Duration::from_millis(250)).await;
@@ -475,15 +475,15 @@ impl Db {
             CatalogError::BadRequest(format!("invalid database URL {}: {e}", redact_url(input)))
         })?;
         let (max, acquire) = match backend {
-            Backend::Sqlite => (8, SQLITE_ACQUIRE_TIMEOUT),
-            Backend::Postgres => (16, ACQUIRE_TIMEOUT),
+            DbKind::Sqlite => (8, SQLITE_ACQUIRE_TIMEOUT),
+            DbKind::Postgres => (16, ACQUIRE_TIMEOUT),
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(acquire)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
+                    if backend == DbKind::Sqlite {
                         conn.execute("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
                             .await?;
                     }
@@ -494,16 +494,16 @@ impl Db {
         wait_for_first_connection(&pool, backend)
             .await
             .map_err(|e| match backend {
-                Backend::Postgres => CatalogError::Unreachable {
+                DbKind::Postgres => CatalogError::Unreachable {
                     url: redact_url(input),
                     reason: e.to_string(),
                 },
-                Backend::Sqlite => CatalogError::Internal(format!(
+                DbKind::Sqlite => CatalogError::Internal(format!(
                     "cannot open the catalog database {}: {e}",
                     redact_url(input)
                 )),
             })?;
-        if backend == Backend::Sqlite {
+        if backend == DbKind::Sqlite {
             // Persistent; lets readers run while one writer writes.
             if let Err(e) = pool.execute("PRAGMA journal_mode = WAL").await {
                 tracing::warn!(error = %e, "could not switch SQLite to WAL mode");
@@ -517,7 +517,7 @@ impl Db {
             .await
             .map_err(|e| CatalogError::Internal(format!("migrating the catalog database: {e}")))?;
         let pg = match backend {
-            Backend::Postgres => Some(
+            DbKind::Postgres => Some(
                 sqlx::postgres::PgPoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -528,7 +528,7 @@ impl Db {
                         reason: e.to_string(),
                     })?,
             ),
-            Backend::Sqlite => None,
+            DbKind::Sqlite => None,
         };
         Ok(Db { pool, backend, pg })
     }
@@ -553,7 +553,7 @@ impl Db {
     }
 
     /// The engine behind the pool.
-    pub fn backend(&self) -> Backend {
+    pub fn backend(&self) -> DbKind {
         self.backend
     }
 
@@ -1389,7 +1389,7 @@ impl Db {
 /// [`Db::package_summaries_many`] of one chunk.
 async fn summaries_chunk(
     pool: &AnyPool,
-    backend: Backend,
+    backend: DbKind,
     chunk: &[String],
 ) -> CatalogResult<Vec<(String, i64, Vec<PackageSummary>)>> {
     let params = (1..=chunk.len())
@@ -1406,11 +1406,11 @@ async fn summaries_chunk(
     let sql = format!("SELECT name, generation FROM catalogs WHERE name IN ({params})");
     let generations = names(&sql).fetch_all(&mut *tx).await.map_err(map_db)?;
     let sql = match backend {
-        Backend::Sqlite => format!(
+        DbKind::Sqlite => format!(
             "SELECT catalog, json_group_array(json_array(name, latest_version, description)) AS list \
              FROM packages WHERE all_yanked = 0 AND catalog IN ({params}) GROUP BY catalog"
         ),
-        Backend::Postgres => format!(
+        DbKind::Postgres => format!(
             "SELECT catalog, json_agg(json_build_array(name, latest_version, description))::text AS list \
              FROM packages WHERE all_yanked = 0 AND catalog IN ({params}) GROUP BY catalog"
         ),
@@ -1597,14 +1597,14 @@ mod tests {
     fn urls() {
         let (u, b, p) = normalize_db_url("/tmp/x y/c.sqlite").unwrap();
         assert_eq!(u, "sqlite:///tmp/x y/c.sqlite?mode=rwc");
-        assert_eq!(b, Backend::Sqlite);
+        assert_eq!(b, DbKind::Sqlite);
         assert_eq!(p.unwrap(), PathBuf::from("/tmp/x y/c.sqlite"));
         let (u, _, _) = normalize_db_url("/tmp/a?b.db").unwrap();
         assert_eq!(u, "sqlite:///tmp/a%3Fb.db?mode=rwc");
         let (u, _, _) = normalize_db_url("sqlite:///tmp/c.db?mode=ro").unwrap();
         assert_eq!(u, "sqlite:///tmp/c.db?mode=ro");
         let (_, b, _) = normalize_db_url("postgres://u:p@127.0.0.1/db").unwrap();
-        assert_eq!(b, Backend::Postgres);
+        assert_eq!(b, DbKind::Postgres);
         assert!(normalize_db_url("mysql://x").is_err());
         assert_eq!(
             redact_url("postgres://u:secret@127.0.0.1/db"),
