@@ -1,21 +1,20 @@
-use super::*;
+//! Score bounds: a scan for the best `limit` packages need not score a package whose score
+//! cannot reach the `limit`-th best found so far. The bounds follow nucleo-matcher 0.3.1's
+//! scoring (`score.rs`, `config.rs` with `Config::DEFAULT`): a matched character earns
+//! `SCORE_MATCH` plus a bonus of at most `BONUS_BOUNDARY + 2` (after whitespace, or at the
+//! start of the text), and the first character of the pattern earns its bonus twice. A
+//! consecutive character earns at most the bonus its run started with. In a *plain* name
+//! (ASCII, no whitespace, none of the delimiters `/,:;|`) only the first character is preceded
+//! by "whitespace": a match that does not start there earns at most `BONUS_BOUNDARY` per
+//! character. Finer, per character of the pattern: a character earns `BONUS_BOUNDARY` only
+//! where it follows a non-word character (or is one), `BONUS_CAMEL123` only after a lower-case
+//! letter or a non-digit, and nothing elsewhere; a character can continue a run (keeping the
+//! run's bonus, at least `BONUS_CONSECUTIVE`) only if it follows the previous one somewhere in
+//! the name, and otherwise pays at least `PENALTY_GAP_START`. `score_bounds_hold` checks the
+//! bounds against the matcher on thousands of names; a matcher version that broke them fails
+//! it.
 
-// ---------------------------------------------------------------------------------------------
-// Score bounds: a scan for the best `limit` packages need not score a package whose score
-// cannot reach the `limit`-th best found so far. The bounds follow nucleo-matcher 0.3.1's
-// scoring (`score.rs`, `config.rs` with `Config::DEFAULT`): a matched character earns
-// `SCORE_MATCH` plus a bonus of at most `BONUS_BOUNDARY + 2` (after whitespace, or at the
-// start of the text), and the first character of the pattern earns its bonus twice. A
-// consecutive character earns at most the bonus its run started with. In a *plain* name
-// (ASCII, no whitespace, none of the delimiters `/,:;|`) only the first character is preceded
-// by "whitespace": a match that does not start there earns at most `BONUS_BOUNDARY` per
-// character. Finer, per character of the pattern: a character earns `BONUS_BOUNDARY` only
-// where it follows a non-word character (or is one), `BONUS_CAMEL123` only after a lower-case
-// letter or a non-digit, and nothing elsewhere; a character can continue a run (keeping the
-// run's bonus, at least `BONUS_CONSECUTIVE`) only if it follows the previous one somewhere in
-// the name, and otherwise pays at least `PENALTY_GAP_START`. `score_bounds_hold` checks the
-// bounds against the matcher on thousands of names; a matcher version that broke them fails
-// it.
+use super::*;
 
 /// nucleo's `SCORE_MATCH`.
 pub(super) const MATCH: i64 = 16;

@@ -1,3 +1,5 @@
+//! The workbench's per-keystroke [`Filter`].
+
 use super::*;
 
 /// The workbench's per-keystroke filter over one index: when a query extends the previous

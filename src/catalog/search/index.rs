@@ -1,3 +1,7 @@
+//! The compact index: every package's strings in one buffer, its lower-cased forms, bit
+//! masks and name heads beside them, and a catalog's index as the service keeps it
+//! ([`CatalogIndex`]).
+
 use super::*;
 
 /// A range of [`SearchIndex::text`].

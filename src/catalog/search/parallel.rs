@@ -1,3 +1,5 @@
+//! Work split across the machine's cores, and what a panicked part means ([`ScanPanicked`]).
+
 /// Candidate count from which a scan is split across the cores.
 pub(super) const PARALLEL_FROM: usize = 20_000;
 

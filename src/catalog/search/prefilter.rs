@@ -1,12 +1,11 @@
-use super::*;
+//! Prefilters: a term can match a name only if every character of the term occurs in it, and
+//! occur in a description only if every character and every pair of adjacent characters of
+//! the term occur in it. Checking bit sets rejects most packages in a few nanoseconds, before
+//! the fuzzy matcher or the substring search runs; whatever passes is matched as before, so
+//! the filters change no result (`prefilters_change_no_result` checks this against the
+//! unfiltered search).
 
-// ---------------------------------------------------------------------------------------------
-// Prefilters: a term can match a name only if every character of the term occurs in it, and
-// occur in a description only if every character and every pair of adjacent characters of
-// the term occur in it. Checking bit sets rejects most packages in a few nanoseconds, before
-// the fuzzy matcher or the substring search runs; whatever passes is matched as before, so
-// the filters change no result (`prefilters_change_no_result` checks this against the
-// unfiltered search).
+use super::*;
 
 /// Words of the character-pair bit set.
 pub(super) const PAIR_WORDS: usize = 4;

@@ -1,3 +1,6 @@
+//! A query parsed into terms, and what each term needs of a package (characters, pairs,
+//! names) before it is scored, with its score bound.
+
 use super::*;
 
 /// One whitespace-separated term of a query.

@@ -1,3 +1,6 @@
+//! Scoring in tiers, ranking a candidate set ([`score`], [`rank`]), and [`order`], the one
+//! order of results every face uses.
+
 use super::*;
 
 /// Bonus of an exact name match.

@@ -1,3 +1,6 @@
+//! The service's scan: the best `limit` packages of a visible set ([`ScanSet`]), bounded by
+//! [`Query::bound`] and merged into one index from the set's second search.
+
 use super::*;
 
 /// The package lists of a visible set of catalogs, in its order.

@@ -1,7 +1,6 @@
-use super::*;
+//! Suggestions: the names nearest to a query nothing matched
 
-// ---------------------------------------------------------------------------------------------
-// Suggestions: the names nearest to a query nothing matched
+use super::*;
 
 /// How many names a search nothing matched suggests, at most.
 pub const SUGGESTIONS: usize = 3;
