@@ -69,7 +69,8 @@ use scan::*;
 
 pub use filter::Filter;
 pub use index::{CatalogIndex, SearchIndex, SearchIndexBuilder};
-pub(crate) use parallel::{ScanPanicked, cores, even_runs, on_cores, threads_for};
+pub use parallel::ScanPanicked;
+pub(crate) use parallel::{cores, even_runs, on_cores, threads_for};
 pub use query::Query;
 pub use rank::{Hit, rank, score};
 pub use scan::ScanSet;
