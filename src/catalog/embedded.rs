@@ -10,7 +10,8 @@ use super::clock::StateClock;
 use super::db::Audit;
 use super::db::{CatalogRow, Db, Inserted, TokenRow};
 use super::mirror::IndexedChanges;
-use super::search::{CatalogIndex, SearchCache, etag_for, insert_bounded};
+use super::search::CatalogIndex;
+use super::search_service::{SearchCache, etag_for, insert_bounded};
 use super::validate::{
     canonical_store_url, compare_versions, validate_audit_limit, validate_new_build,
     validate_revision, validate_system, validate_version,

@@ -90,7 +90,8 @@ pub fn parse(bytes: &[u8]) -> Option<Vec<CatalogIndex>> {
     let runs = even_runs(&sections, threads, |s| s.body.len());
     let indexed = on_cores(runs, &|run: &[Section]| {
         run.iter().map(Section::index).collect::<Option<Vec<_>>>()
-    });
+    })
+    .ok()?;
     let mut out = Vec::with_capacity(sections.len());
     for run in indexed {
         out.extend(run?);

@@ -18,6 +18,7 @@ pub mod mirror;
 mod open;
 mod scan_pool;
 pub mod search;
+mod search_service;
 mod types;
 pub mod validate;
 
