@@ -6,8 +6,8 @@
 //! Every build output carries a random token, so its store path is new on every run and no
 //! earlier run's copy in the shared /nix/store can stand in for it.
 
-use crate::catalog_support;
 use crate::common;
+use crate::common::catalog_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

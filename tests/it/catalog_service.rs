@@ -2,7 +2,7 @@
 //! on PostgreSQL (when `PUBDECK_TEST_PG_URL` is set) and the embedded catalog. Services listen
 //! on 127.0.0.1 with a random port; byte-level checks use raw reqwest.
 
-use crate::catalog_support;
+use crate::common::catalog_support;
 
 use catalog_support::{Fixture, Kind, TestKey, build, tally};
 use pubdeck::catalog::{

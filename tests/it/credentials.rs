@@ -3,8 +3,8 @@
 //! trusts in their config file. Checked with a capturing listener on loopback and the real
 //! binary.
 
-use crate::catalog_support;
 use crate::common;
+use crate::common::catalog_support;
 
 use std::sync::{Arc, Mutex};
 

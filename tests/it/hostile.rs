@@ -4,8 +4,8 @@
 //! the service's API, straight from its database, or encoded; credentials never go to a host
 //! that only looks like AWS's.
 
-use crate::catalog_support;
 use crate::common;
+use crate::common::catalog_support;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -6,9 +6,9 @@
 //! `PUBDECK_FAILPOINT_PAUSE=<point>` (src/failpoint.rs) stops the process exactly at the point
 //! and says so on stderr; the test SIGKILLs it there.
 
-use crate::catalog_support;
 use crate::common;
-use crate::proc;
+use crate::common::catalog_support;
+use crate::common::proc;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

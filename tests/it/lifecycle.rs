@@ -2,7 +2,7 @@
 //! on PostgreSQL, and the embedded catalog): yank, key removal, the audit log; and on the
 //! services, scoped tokens with expiry and revocation, and the migration of old tokens.
 
-use crate::catalog_support;
+use crate::common::catalog_support;
 
 use catalog_support::{Fixture, Kind, TestKey, build};
 use pubdeck::catalog::{

@@ -4,9 +4,9 @@
 //! reuses old garbage, key rotation while installs run in a loop, and `ready` on a build
 //! signed only by a removed key.
 
-use crate::catalog_support;
 use crate::common;
-use crate::s3srv;
+use crate::common::catalog_support;
+use crate::common::s3 as s3srv;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,16 +1,11 @@
 //! Every integration test, in one binary: one link of the crate instead of one per suite.
-//! Each module is one suite (`cargo test --test it tui_app::` runs one); `common` and
-//! `support` are their shared fixtures, `catalog_support`, `s3srv` and `proc` the catalog
-//! fixture, the in-process S3 server and process helpers.
+//! Each module is one suite (`cargo test --test it tui_app::` runs one); `common` (git
+//! fixtures, the Nix oracle, the catalog fixture `common::catalog_support`, the in-process S3
+//! server `common::s3`, process helpers `common::proc`, tmux) and `support` (the workbench's
+//! fake backend and renderings) are their shared fixtures.
 
 #[macro_use]
-#[path = "common/catalog_support.rs"]
-mod catalog_support;
 mod common;
-#[path = "common/proc.rs"]
-mod proc;
-#[path = "common/s3.rs"]
-mod s3srv;
 mod support;
 
 mod artifacts;

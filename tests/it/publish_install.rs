@@ -3,9 +3,9 @@
 //! and real Nix importing what was published.
 //! publish → search → show → ready → install, dedup, refusals before any build.
 
-use crate::catalog_support;
 use crate::common;
-use crate::s3srv;
+use crate::common::catalog_support;
+use crate::common::s3 as s3srv;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -4,8 +4,8 @@
 //! version from NAR listings), `publish --verify-reproducible` refusing a build that embeds
 //! a timestamp and naming the file, `--allow-unreproducible`, and `build --check`.
 
-use crate::catalog_support;
 use crate::common;
+use crate::common::catalog_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -8,7 +8,7 @@
 use std::process::Command;
 use std::sync::Arc;
 
-use crate::catalog_support::{Fixture, Kind, TestKey, build};
+use crate::common::catalog_support::{Fixture, Kind, TestKey, build};
 use pubdeck::catalog::Catalog;
 use pubdeck::catalog::mirror::PackageMirror;
 use pubdeck::catalog::search::Filter;

@@ -2,7 +2,7 @@
 //! heads and idle connections, and error answers that are always JSON; and the client against
 //! a hostile service (answers past its read limit).
 
-use crate::catalog_support;
+use crate::common::catalog_support;
 
 use std::time::{Duration, Instant};
 

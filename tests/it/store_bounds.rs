@@ -2,7 +2,7 @@
 //! has a size cap, every request a time limit, and a download never exceeds its declared size
 //! or the free space.
 
-use crate::s3srv;
+use crate::common::s3 as s3srv;
 
 use std::os::unix::fs::symlink;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! `pubdeck store put` SIGKILLed midway resumes from its journal on the next run.
 //! Needs the binary to dispatch `pubdeck store …` to `cli::store::run`.
 
-use crate::s3srv;
+use crate::common::s3 as s3srv;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The S3 backend against a real s3s-fs server on 127.0.0.1.
 
-use crate::s3srv;
+use crate::common::s3 as s3srv;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! checks the real `nix --version`. The binary against an in-process s3s-fs on 127.0.0.1.
 
 use crate::common;
-use crate::s3srv;
+use crate::common::s3 as s3srv;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

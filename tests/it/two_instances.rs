@@ -6,8 +6,8 @@
 //! the database. PostgreSQL is the deployment this is for; SQLite (one file, two processes)
 //! runs too.
 
-use crate::catalog_support;
-use crate::proc;
+use crate::common::catalog_support;
+use crate::common::proc;
 
 use std::time::{Duration, Instant};
 

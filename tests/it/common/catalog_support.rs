@@ -2,10 +2,7 @@
 //! PostgreSQL when `PUBDECK_TEST_PG_URL` is set, embedded), signing keys and sample builds.
 #![allow(dead_code)]
 
-// Also loaded by `common`; both copies are the same two-line helper.
-#[allow(clippy::duplicate_mod)]
-#[path = "skip.rs"]
-mod skip;
+use super::skip;
 
 /// Runs each named `async fn(Fixture)` on every backend.
 #[allow(unused_macros)]

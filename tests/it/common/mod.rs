@@ -159,7 +159,11 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+#[macro_use]
+pub mod catalog_support;
 pub mod nix;
+pub mod proc;
+pub mod s3;
 mod skip;
 pub mod tmux;
 
