@@ -331,6 +331,54 @@ pub fn pack_nar_with(
     tmp_dir: &Path,
     write_nar: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<PackedNar, CacheError> {
+    pack_nar_inner(opts, tmp_dir, true, write_nar)
+}
+
+/// [`pack_nar_with`] for a NAR hashed elsewhere (the same bytes, on another thread): its
+/// `summary.nar.nar_hash` is left zero for the caller to set; its size is counted.
+pub fn pack_nar_unhashed(
+    opts: &PackOptions,
+    tmp_dir: &Path,
+    write_nar: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<PackedNar, CacheError> {
+    pack_nar_inner(opts, tmp_dir, false, write_nar)
+}
+
+/// Counts what goes through, and hashes it when asked.
+struct MaybeHashing<W> {
+    inner: W,
+    hasher: Option<sha2::Sha256>,
+    len: u64,
+}
+
+impl<W> MaybeHashing<W> {
+    /// The writer back, the hash (zero when not hashing) and the size.
+    fn finish(self) -> (W, Sha256Hash, u64) {
+        let hash = self.hasher.map(|h| sha2::Digest::finalize(h).into());
+        (self.inner, Sha256Hash(hash.unwrap_or_default()), self.len)
+    }
+}
+
+impl<W: Write> Write for MaybeHashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(h) = &mut self.hasher {
+            sha2::Digest::update(h, &buf[..n]);
+        }
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn pack_nar_inner(
+    opts: &PackOptions,
+    tmp_dir: &Path,
+    hash_nar: bool,
+    write_nar: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<PackedNar, CacheError> {
     let compression = opts.compression;
     let cerr = |source| CacheError::Compress {
         compression,
@@ -340,7 +388,11 @@ pub fn pack_nar_with(
     let path = file.path().to_owned();
     let out = BufWriter::with_capacity(256 * 1024, file.as_file_mut());
     let enc = Encoder::new(opts, HashingWriter::new(out)).map_err(cerr)?;
-    let mut nar_w = HashingWriter::new(ListingTee::new(enc));
+    let mut nar_w = MaybeHashing {
+        inner: ListingTee::new(enc),
+        hasher: hash_nar.then(<sha2::Sha256 as sha2::Digest>::new),
+        len: 0,
+    };
     write_nar(&mut nar_w).map_err(cerr)?;
     let (tee, nar_hash, nar_size) = nar_w.finish();
     let (enc, listing) = tee.finish();
@@ -439,6 +491,20 @@ pub async fn add_path_listed(
     put: &PutOptions,
     progress: &ProgressSink,
 ) -> Result<Outcome, CacheError> {
+    add_path_data(store, nar_file, listing, info, put, progress).await?;
+    add_path_narinfo(store, info).await
+}
+
+/// The first half of [`add_path_listed`]: `nix-cache-info`, the NAR and its listing, all
+/// invisible until [`add_path_narinfo`] names them.
+pub async fn add_path_data(
+    store: &Store,
+    nar_file: &Path,
+    listing: Option<&[u8]>,
+    info: &NarInfo,
+    put: &PutOptions,
+    progress: &ProgressSink,
+) -> Result<(), CacheError> {
     let size = std::fs::metadata(nar_file)
         .map_err(io_err("stat", nar_file))?
         .len();
@@ -491,6 +557,12 @@ pub async fn add_path_listed(
     store
         .put_if_absent(&listing_key(&info.store_path), Bytes::from(listing))
         .await?;
+    Ok(())
+}
+
+/// The second half of [`add_path_listed`]: the narinfo, once its NAR is in `store`
+/// ([`add_path_data`]), never replacing a different one.
+pub async fn add_path_narinfo(store: &Store, info: &NarInfo) -> Result<Outcome, CacheError> {
     let text = info.to_string();
     let key = info.file_name();
     loop {

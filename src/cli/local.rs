@@ -111,15 +111,21 @@ pub async fn pack(
         &key,
         &opts,
         tmp.path(),
+        Some(&closure::EarlyUpload {
+            put: PutOptions::default(),
+            packed: Box::new(|_, _| ProgressSink::none()),
+        }),
         &tokio_util::sync::CancellationToken::new(),
     )
     .await
     .map_err(|e| Failure::new(e.to_string(), None))?;
     let infos: Vec<_> = closure.packed.iter().map(|p| p.narinfo(&key)).collect();
+    // The dependencies went up while packing; the tree itself goes last.
+    let skip = closure.uploaded.as_ref().map_or(0, Vec::len);
     let added = closure::add_closure(
         &store,
-        &closure.packed,
-        &infos,
+        &closure.packed[skip..],
+        &infos[skip..],
         &PutOptions::default(),
         |_| ProgressSink::none(),
     )

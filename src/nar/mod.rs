@@ -12,7 +12,7 @@ pub use hash::{HashParseError, HashingReader, HashingWriter, Sha256Hash};
 pub use read::{ListingWriter, NarProblem, NarReadError, list_nar, unpack_nar, validate_nar};
 pub use rewrite::{HashModulo, HashPart, RefScanner, Rewriter};
 pub use store_path::{StorePath, StorePathError, validate_name};
-pub use write::{NarWriteError, dump_path, dump_path_scanning};
+pub use write::{NarWriteError, dump_path, dump_path_scanning, dump_path_unhashed};
 
 /// Hash and size of a whole NAR (the narinfo `NarHash` and `NarSize`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

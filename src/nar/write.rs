@@ -60,13 +60,27 @@ pub fn dump_path_scanning<W: Write>(
     out: W,
     scanner: &mut RefScanner,
 ) -> Result<NarSummary, NarWriteError> {
+    dump(path, out, scanner, true)
+}
+
+/// [`dump_path`] without hashing (the caller hashes what it needs elsewhere): the NAR's size.
+pub fn dump_path_unhashed<W: Write>(path: &Path, out: W) -> Result<u64, NarWriteError> {
+    dump(path, out, &mut RefScanner::default(), false).map(|s| s.nar_size)
+}
+
+fn dump<W: Write>(
+    path: &Path,
+    out: W,
+    scanner: &mut RefScanner,
+    hash: bool,
+) -> Result<NarSummary, NarWriteError> {
     let meta = fs::symlink_metadata(path).map_err(|source| NarWriteError::Read {
         path: path.to_owned(),
         source,
     })?;
     let mut d = Dumper {
         out,
-        hasher: Sha256::new(),
+        hasher: hash.then(Sha256::new),
         size: 0,
         buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
         len: 0,
@@ -78,7 +92,7 @@ pub fn dump_path_scanning<W: Write>(
     d.flush_buf()?;
     d.out.flush().map_err(NarWriteError::Write)?;
     Ok(NarSummary {
-        nar_hash: Sha256Hash(d.hasher.finalize().into()),
+        nar_hash: Sha256Hash(d.hasher.map(|h| h.finalize().into()).unwrap_or_default()),
         nar_size: d.size,
     })
 }
@@ -86,7 +100,7 @@ pub fn dump_path_scanning<W: Write>(
 struct Dumper<'s, W> {
     out: W,
     scanner: &'s mut RefScanner,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     /// Bytes flushed to `out` so far.
     size: u64,
     buf: Box<[u8]>,
@@ -99,7 +113,9 @@ struct Dumper<'s, W> {
 impl<W: Write> Dumper<'_, W> {
     fn flush_buf(&mut self) -> Result<(), NarWriteError> {
         let data = &self.buf[..self.len];
-        self.hasher.update(data);
+        if let Some(h) = &mut self.hasher {
+            h.update(data);
+        }
         self.scanner.scan(data);
         self.out.write_all(data).map_err(NarWriteError::Write)?;
         self.size += self.len as u64;

@@ -343,7 +343,47 @@ pub async fn run_reviewed(
             ..Default::default()
         },
     };
-    let packed = pack(&output, plan.compression, Some(&against), cancel).await;
+    // Nothing goes up before a review is answered or the build is found reproducible;
+    // otherwise each dependency is uploaded as soon as it is packed (its narinfo after the
+    // narinfos of what it refers to), the output after the sign stage, as before.
+    let forwards = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let early = (gate.is_none() && !plan.verify_reproducible).then(|| closure::EarlyUpload {
+        put: plan.put.clone(),
+        // Each dependency is announced as it is packed, then its transfer.
+        packed: {
+            let (tx, forwards) = (tx.clone(), forwards.clone());
+            Box::new(move |p: &closure::PackedPath, info: &NarInfo| {
+                let (sink, progress) = ProgressSink::channel();
+                let (tx, url, packed) = (tx.clone(), info.url.clone(), packed_event(p, true));
+                let forward = tokio::spawn(async move {
+                    send(&tx, packed).await;
+                    crate::store::forward_as_events(
+                        progress,
+                        tx,
+                        crate::event::Direction::Upload,
+                        url,
+                    )
+                    .await;
+                });
+                forwards.lock().expect("not poisoned").push(forward);
+                sink
+            })
+        },
+    });
+    let packed = pack(
+        &output,
+        plan.compression,
+        Some(&against),
+        early.as_ref(),
+        cancel,
+    )
+    .await;
+    drop(early);
+    // Every transfer's events are sent before the stage ends (its sinks are gone with it).
+    let forwards = std::mem::take(&mut *forwards.lock().expect("not poisoned"));
+    for f in forwards {
+        let _ = f.await;
+    }
     stages.finish(Stage::Pack, t, packed.is_ok()).await;
     let (closure, pack_dir) = packed?;
     drop(output); // $out is in the NAR now
@@ -356,19 +396,11 @@ pub async fn run_reviewed(
         )
         .await;
     }
-    let top = closure.top();
-    for p in &closure.packed {
-        send(
-            tx,
-            Event::Packed {
-                store_path: p.store_path.to_string(),
-                nar_hash: p.packed.summary.nar.nar_hash.to_string(),
-                nar_size: p.packed.summary.nar.nar_size,
-                file_size: p.packed.summary.file_size,
-                dependency: p.store_path != top.store_path,
-            },
-        )
-        .await;
+    // (those uploaded while packing were announced then)
+    let announced = closure.uploaded.as_ref().map_or(0, Vec::len);
+    let last = closure.packed.len() - 1;
+    for (i, p) in closure.packed.iter().enumerate().skip(announced) {
+        send(tx, packed_event(p, i < last)).await;
     }
 
     // 5. sign every path of the closure
@@ -422,9 +454,22 @@ pub async fn run_reviewed(
     }
 
     // 6. upload: dependencies first; for each path the NAR, then (only then) its narinfo
+    // (those uploaded while packing are up: only the output is left)
+    let skip = closure.uploaded.as_ref().map_or(0, Vec::len);
+    for (p, a) in closure.packed.iter().zip(closure.uploaded.iter().flatten()) {
+        if *a == closure::Added::AlreadyThere {
+            send(
+                tx,
+                Event::AlreadyInStore {
+                    store_path: p.store_path.to_string(),
+                },
+            )
+            .await;
+        }
+    }
     let t = stages.start(Stage::Upload).await;
     let uploaded = tokio::select! {
-        r = upload_closure(&c.store, &closure.packed, &infos, &plan.put, tx) => r,
+        r = upload_closure(&c.store, &closure.packed[skip..], &infos[skip..], &plan.put, tx) => r,
         _ = cancel.cancelled() => Err(PublishError::Cancelled),
     };
     stages.finish(Stage::Upload, t, uploaded.is_ok()).await;
@@ -508,6 +553,17 @@ pub async fn run_reviewed(
     Ok(announce(tx, published).await)
 }
 
+/// `Packed` for `p` (a dependency of the output, or the output).
+fn packed_event(p: &closure::PackedPath, dependency: bool) -> Event {
+    Event::Packed {
+        store_path: p.store_path.to_string(),
+        nar_hash: p.packed.summary.nar.nar_hash.to_string(),
+        nar_size: p.packed.summary.nar.nar_size,
+        file_size: p.packed.summary.file_size,
+        dependency,
+    }
+}
+
 /// Says `published` is done (the last event of every publish that succeeds) and returns it.
 async fn announce(tx: &EventTx, published: Published) -> Published {
     send(
@@ -536,6 +592,7 @@ async fn pack(
     output: &build::Output,
     compression: Compression,
     against: Option<&Against<'_>>,
+    early: Option<&closure::EarlyUpload>,
     cancel: &CancellationToken,
 ) -> Result<(closure::Closure, tempfile::TempDir), PublishError> {
     let dir = tempfile::Builder::new()
@@ -556,6 +613,7 @@ async fn pack(
                 a.key,
                 &opts,
                 dir.path(),
+                early,
                 cancel,
             )
             .await
@@ -580,7 +638,25 @@ async fn pack(
     match packed {
         Ok(p) => Ok((p, dir)),
         Err(closure::ClosureError::Cancelled) => Err(PublishError::Cancelled),
+        Err(closure::ClosureError::Upload(e)) => Err(upload_error(against, e)),
         Err(e) => Err(PublishError::Pack(e.to_string())),
+    }
+}
+
+fn upload_error(against: Option<&Against<'_>>, e: cache::CacheError) -> PublishError {
+    match against {
+        Some(a) => upload_error_in(a.store, e),
+        None => PublishError::Pack(e.to_string()),
+    }
+}
+
+fn upload_error_in(store: &Store, e: cache::CacheError) -> PublishError {
+    match e {
+        e @ cache::CacheError::Conflict { .. } => PublishError::Conflict(e.to_string()),
+        e => PublishError::Upload {
+            store: store.url().to_string(),
+            message: e.to_string(),
+        },
     }
 }
 
@@ -607,13 +683,7 @@ async fn upload_closure(
     for f in forwards {
         let _ = f.await;
     }
-    let added = added.map_err(|e| match e {
-        e @ cache::CacheError::Conflict { .. } => PublishError::Conflict(e.to_string()),
-        e => PublishError::Upload {
-            store: store.url().to_string(),
-            message: e.to_string(),
-        },
-    })?;
+    let added = added.map_err(|e| upload_error_in(store, e))?;
     for (p, a) in closure.iter().zip(added) {
         if a == closure::Added::AlreadyThere {
             send(
@@ -646,7 +716,7 @@ async fn verify_reproducible(
     )
     .await;
     let second = build::run(req, tx, cancel).await?;
-    let (again, _dir) = pack(&second, plan.compression, None, cancel).await?;
+    let (again, _dir) = pack(&second, plan.compression, None, None, cancel).await?;
     drop(second);
     let second = again.top();
     let verdict = check_same(first, second)?;
@@ -709,7 +779,7 @@ pub async fn check_reproducible(
         )
         .await;
         let output = build::run(&req, tx, cancel).await?;
-        packed.push(pack(&output, Compression::Zstd, None, cancel).await?);
+        packed.push(pack(&output, Compression::Zstd, None, None, cancel).await?);
     }
     let (first, second) = (packed[0].0.top(), packed[1].0.top());
     let verdict = check_same(first, second)?;

@@ -15,6 +15,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use common::Repo;
+use common::nix::{add_path, register};
 use pubdeck::catalog::{AnyCatalog, Catalog, EmbeddedCatalog};
 use pubdeck::event::{self, Event};
 use pubdeck::narinfo::NarInfo;
@@ -35,49 +36,6 @@ fn nix_store_here(test: &str) -> bool {
         return false;
     }
     true
-}
-
-/// `nix store add-path` of a directory `name` holding `share/data.txt` = `text`.
-fn add_path(dir: &Path, name: &str, text: &str) -> String {
-    let tree = dir.join(format!("{}-{name}", hex::encode(rand::random::<[u8; 4]>())));
-    let tree = tree.join(name);
-    std::fs::create_dir_all(tree.join("share")).unwrap();
-    std::fs::write(tree.join("share/data.txt"), text).unwrap();
-    let mut c = common::nix::nix_cmd("nix");
-    c.args(["store", "add-path"]).arg(&tree);
-    String::from_utf8(common::nix::run_ok(c))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-/// Registers `path` again with its current NarHash and NarSize and `refs` as references.
-fn register(path: &str, refs: &[&str]) {
-    let mut c = common::nix::nix_cmd("nix");
-    c.args(["hash", "path", path]);
-    let hash = String::from_utf8(common::nix::run_ok(c)).unwrap();
-    let mut c = common::nix::nix_cmd("nix-store");
-    c.args(["--dump", path]);
-    let size = common::nix::run_ok(c).len();
-    let mut input = format!("{path}\n{}\n{size}\n\n{}\n", hash.trim(), refs.len());
-    for r in refs {
-        input.push_str(r);
-        input.push('\n');
-    }
-    let mut child = std::process::Command::new("nix-store")
-        .env("NIX_CONFIG", common::nix::NIX_CONFIG)
-        .args(["--register-validity", "--reregister", "--hash-given"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "register {path}");
 }
 
 /// A path named `mid-<token>` that names `leaf` and is registered with it as its reference.

@@ -1,5 +1,6 @@
 //! `kill -9` at three more points (tests/it/publish_crash.rs has the first five): between two
-//! paths of a closure upload, during an install's import (pubdeck's store and the real Nix
+//! paths of a closure upload (also in the middle of a wide closure packed and uploaded in
+//! parallel), during an install's import (pubdeck's store and the real Nix
 //! store), and of the catalog service inside its register transaction (SQLite and
 //! PostgreSQL). After each kill nothing partial is visible, and a rerun succeeds.
 //!
@@ -202,6 +203,90 @@ async fn kill_nine_between_two_paths_of_a_closure_upload() {
         "the output refers to the dependency uploaded before the kill"
     );
     // Real Nix accepts the store as the rerun left it.
+    common::run_oracle(&w.store_dir, &w.pub_file, &[&top]);
+}
+
+/// A closure wide and deep enough to be packed and uploaded in parallel, in the real Nix
+/// store: four content-addressed leaves; six paths that each name two leaves (registered with
+/// them as references, so they change name when made content-addressed); a root naming all
+/// six, whose references are therefore rewritten. The output links the root. Returns the
+/// root and every path.
+fn add_wide_closure(dir: &Path, token: &str) -> (String, Vec<String>) {
+    use common::nix::{add_path, register};
+    let leaves: Vec<String> = (0..4)
+        .map(|i| add_path(dir, &format!("leaf{i}-{token}"), &format!("leaf {i}\n")))
+        .collect();
+    let mids: Vec<String> = (0..6)
+        .map(|i| {
+            let (a, b) = (&leaves[i % 4], &leaves[(i + 1) % 4]);
+            let text = format!("mid {i} uses {a} and {b}\n").repeat(2000);
+            let mid = add_path(dir, &format!("mid{i}-{token}"), &text);
+            register(&mid, &[a, b]);
+            mid
+        })
+        .collect();
+    let text: String = mids.iter().map(|m| format!("root uses {m}\n")).collect();
+    let root = add_path(dir, &format!("root-{token}"), &text);
+    let refs: Vec<&str> = mids.iter().map(String::as_str).collect();
+    register(&root, &refs);
+    let mut all = leaves;
+    all.extend(mids);
+    all.push(root.clone());
+    (root, all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_nine_in_the_middle_of_a_parallel_closure_upload() {
+    let test = "kill_nine_in_the_middle_of_a_parallel_closure_upload";
+    if !nix_store_here(test) {
+        return;
+    }
+    let w = World::new().await;
+    let token = hex::encode(rand::random::<[u8; 8]>());
+    let (root, local) = add_wide_closure(w.tmp.path(), &token);
+    w.repo.write(
+        ".flox/env/manifest.toml",
+        &common::nix::closure_manifest(&root),
+    );
+    w.repo.commit_all("a wide closure");
+    w.repo.git(&["push", "-q"]);
+
+    let mut p = w.publish();
+    p.env("PUBDECK_FAILPOINT_PAUSE", "upload-closure");
+    let mut proc = Proc::spawn(p);
+    proc.wait_for("failpoint: paused at upload-closure");
+    // The other uploads go on while one is paused: let them get as far as they can (a pause,
+    // not an assertion about time: any moment is a valid moment to kill).
+    std::thread::sleep(Duration::from_millis(300));
+    proc.kill_nine();
+
+    // Some of the closure is in the store, every narinfo there with its NAR and everything
+    // it refers to; the output is not; the catalog shows nothing.
+    let before = assert_store_complete(&w.store_dir);
+    assert!(!before.is_empty(), "the kill came during the upload");
+    assert!(
+        before.len() < local.len(),
+        "the kill came before the whole closure was up: {before:?}"
+    );
+    assert!(w.catalog.search("show", 10).await.unwrap().is_empty());
+
+    // The rerun completes: the whole closure and the output, and real Nix imports it.
+    let out = run_ok(w.publish());
+    assert_eq!(out.trim(), "myorg/show@2.0.0");
+    let detail = w.catalog.show("myorg", "show").await.unwrap();
+    let top = detail.versions[0].builds[0].store_path.clone();
+    let after = assert_store_complete(&w.store_dir);
+    assert_eq!(
+        after.len(),
+        local.len() + 1,
+        "every path and the output: {after:?}"
+    );
+    for p in &before {
+        assert!(
+            after.contains(p),
+            "{p} uploaded before the kill is still there"
+        );
+    }
     common::run_oracle(&w.store_dir, &w.pub_file, &[&top]);
 }
 
