@@ -651,6 +651,35 @@ pub struct UpgradeArgs {
     pub flags: CatalogFlags,
 }
 
+/// Applies upgrade or migration `steps` to the environment in `dir`, each as a whole
+/// verified install, printing the notes the installs send.
+async fn apply_steps(
+    steps: &mut [crate::install::upgrade::Step],
+    dir: &std::path::Path,
+    settings: &Settings,
+    catalog: &crate::catalog::AnyCatalog,
+) {
+    let placeholder = PackageRef {
+        org: String::new(),
+        package: String::new(),
+        version: None,
+    };
+    let mut template = crate::install::Request::new(placeholder, dir, &settings.data_dir);
+    template.store_open = settings.store_open();
+    template.catalog_label = settings.catalog_label();
+    let (tx, mut rx) = crate::event::channel();
+    let printer = tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            if let crate::event::Event::Note { message } = e {
+                crate::cli::output::progress!("{}", crate::text::terminal(&message));
+            }
+        }
+    });
+    crate::install::upgrade::apply(steps, &template, catalog, &tx).await;
+    drop(tx);
+    let _ = printer.await;
+}
+
 pub async fn run_upgrade(
     args: &UpgradeArgs,
     overrides: &Overrides,
@@ -668,26 +697,7 @@ pub async fn run_upgrade(
         .await
         .map_err(fail)?;
     if !args.dry_run {
-        let placeholder = PackageRef {
-            org: String::new(),
-            package: String::new(),
-            version: None,
-        };
-        let mut template = crate::install::Request::new(placeholder, &args.dir, &settings.data_dir);
-        template.store_open = settings.store_open();
-        template.catalog_label = settings.catalog_label();
-        let (tx, rx) = crate::event::channel();
-        let printer = tokio::spawn(async move {
-            let mut rx = rx;
-            while let Some(e) = rx.recv().await {
-                if let crate::event::Event::Note { message } = e {
-                    crate::cli::output::progress!("{}", crate::text::terminal(&message));
-                }
-            }
-        });
-        upgrade::apply(&mut steps, &template, &catalog, &tx).await;
-        drop(tx);
-        let _ = printer.await;
+        apply_steps(&mut steps, &args.dir, &settings, &catalog).await;
     }
     let failed = steps.iter().any(|s| s.status == Status::Failed);
     if args.json {
@@ -826,26 +836,7 @@ pub async fn run_migrate(
         });
     }
     if go {
-        let placeholder = PackageRef {
-            org: String::new(),
-            package: String::new(),
-            version: None,
-        };
-        let mut template = crate::install::Request::new(placeholder, &args.dir, &settings.data_dir);
-        template.store_open = settings.store_open();
-        template.catalog_label = settings.catalog_label();
-        let (tx, rx) = crate::event::channel();
-        let printer = tokio::spawn(async move {
-            let mut rx = rx;
-            while let Some(e) = rx.recv().await {
-                if let crate::event::Event::Note { message } = e {
-                    crate::cli::output::progress!("{}", crate::text::terminal(&message));
-                }
-            }
-        });
-        upgrade::apply(&mut steps, &template, &catalog, &tx).await;
-        drop(tx);
-        let _ = printer.await;
+        apply_steps(&mut steps, &args.dir, &settings, &catalog).await;
     }
     let pruned = upgrade::prune_lock(&args.dir).map_err(fail)?;
     let failed = steps.iter().any(|s| s.status == Status::Failed);
