@@ -207,13 +207,18 @@ impl App {
 
     /// Applies `action`; returns what the runtime should do.
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
-        let before = self.status.clone();
+        // Only an error shown before is kept to compare with: no copy on every action.
+        let before = self
+            .status
+            .as_ref()
+            .filter(|s| s.level == Level::Error)
+            .cloned();
         let effects = self.update_inner(action);
         // A new failure opens whole (message and fix, wrapped) in a popup the header's one
         // line cannot hold, unless another popup is open; the header keeps its short form.
         if let Some(st) = &self.status
             && st.level == Level::Error
-            && self.status != before
+            && before.as_ref() != Some(st)
             && self.popup.is_none()
         {
             self.popup = Some(Popup::Failure {

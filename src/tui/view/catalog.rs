@@ -3,7 +3,7 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Gauge, Paragraph, Widget, Wrap};
+use ratatui::widgets::{Gauge, Paragraph, Widget};
 
 use super::publish::check_lines;
 use super::{bytes, fit, highlight, pane, spinner};
@@ -37,23 +37,6 @@ pub(super) fn search(app: &App, area: Rect, buf: &mut Buffer) {
     buf.set_line(inner.x, inner.y, &Line::from(spans), inner.width);
 }
 
-/// Rows `text` takes wrapped at word boundaries to `width` columns (as `Wrap` does).
-fn wrapped_rows(text: &str, width: usize) -> usize {
-    let width = width.max(1);
-    let (mut rows, mut used) = (1, 0);
-    for word in text.split_whitespace() {
-        let w = word.chars().count();
-        let need = if used == 0 { w } else { used + 1 + w };
-        if need <= width {
-            used = need;
-        } else {
-            rows += 1 + (w.saturating_sub(1)) / width;
-            used = (w - 1) % width + 1;
-        }
-    }
-    rows
-}
-
 pub(super) fn results(app: &App, area: Rect, buf: &mut Buffer) {
     let c = &app.catalog;
     let t = &app.theme;
@@ -79,20 +62,13 @@ pub(super) fn results(app: &App, area: Rect, buf: &mut Buffer) {
             _ => ("no match".to_string(), t.muted),
         };
         let width = usize::from(inner.width.saturating_sub(1));
-        let msg = crate::text::terminal(&msg).into_owned();
-        let rows = u16::try_from(wrapped_rows(&msg, width))
+        let lines = super::wrap(&crate::text::terminal(&msg), width);
+        let rows = u16::try_from(lines.len())
             .unwrap_or(u16::MAX)
             .min(inner.height);
-        let text = Paragraph::new(msg).style(style).wrap(Wrap { trim: true });
-        text.render(
-            Rect {
-                x: inner.x + 1,
-                width: inner.width.saturating_sub(1),
-                height: rows,
-                ..inner
-            },
-            buf,
-        );
+        for (y, line) in (inner.y..inner.y + rows).zip(&lines) {
+            buf.set_stringn(inner.x + 1, y, line, width, style);
+        }
         // Nothing matches: the names nearest to the query, nearest first.
         let near: Vec<String> = c
             .index
