@@ -796,15 +796,22 @@ fn pick_token(i: TokenInputs<'_>) -> (Option<String>, Source, Option<WithheldTok
     if let Some(t) = i.flag {
         return (Some(t), Source::Flag, None);
     }
+    let file_token = i.file.get("token");
+    // The first token given without a catalog: PUBDECK_TOKEN, then the file's `token`.
+    let unkeyed = [
+        (i.env.clone(), Source::Env("PUBDECK_TOKEN")),
+        (non_empty(file_token.clone()), Source::File),
+    ]
+    .into_iter()
+    .find_map(|(t, source)| t.map(|t| (t, source)));
     let CatalogLocation::Service(url) = i.catalog else {
         // A local catalog file takes no token.
-        let source = match (&i.env, i.file.get("token")) {
+        let source = match (&i.env, file_token) {
             (Some(_), _) => Source::Env("PUBDECK_TOKEN"),
             (None, Some(_)) => Source::File,
             _ => Source::Unset,
         };
-        let token = i.env.clone().or_else(|| non_empty(i.file.get("token")));
-        return (token, source, None);
+        return (unkeyed.map(|(t, _)| t), source, None);
     };
     let here = catalog_key(url);
     let keyed = i
@@ -814,33 +821,24 @@ fn pick_token(i: TokenInputs<'_>) -> (Option<String>, Source, Option<WithheldTok
         .find(|e| catalog_key(&e.name) == here)
         .and_then(|e| e.values.into_iter().next())
         .filter(|t| !t.trim().is_empty());
-    let unkeyed_belongs = i.catalog_source != Source::Project
+    let belongs = i.catalog_source != Source::Project
         || i.user_catalog
             .as_deref()
             .is_some_and(|c| catalog_key(c) == here);
-    let unkeyed = [
-        (i.env.clone(), Source::Env("PUBDECK_TOKEN")),
-        (non_empty(i.file.get("token")), Source::File),
-    ];
-    // An explicit PUBDECK_TOKEN comes before the file's entry for this catalog.
-    if unkeyed_belongs && let Some(t) = i.env.clone() {
-        return (Some(t), Source::Env("PUBDECK_TOKEN"), None);
-    }
-    if let Some(t) = keyed {
-        return (Some(t), Source::File, None);
-    }
-    for (token, source) in unkeyed {
-        let Some(t) = token else { continue };
-        if unkeyed_belongs {
-            return (Some(t), source, None);
+    match (unkeyed, keyed) {
+        // An explicit PUBDECK_TOKEN comes before the file's entry for this catalog.
+        (Some((t, source @ Source::Env(_))), _) if belongs => (Some(t), source, None),
+        (_, Some(t)) => (Some(t), Source::File, None),
+        (Some((t, source)), None) if belongs => (Some(t), source, None),
+        (Some((_, source)), None) => {
+            let withheld = WithheldToken {
+                source,
+                belongs_to: i.user_catalog.as_deref().map(crate::store::redacted_url),
+            };
+            (None, Source::Unset, Some(withheld))
         }
-        let withheld = WithheldToken {
-            source,
-            belongs_to: i.user_catalog.as_deref().map(crate::store::redacted_url),
-        };
-        return (None, Source::Unset, Some(withheld));
+        (None, None) => (None, Source::Unset, None),
     }
-    (None, Source::Unset, None)
 }
 
 #[cfg(test)]
