@@ -23,20 +23,7 @@ use pubdeck::publish::{self, Plan, PublishError};
 use pubdeck::sign::SecretKey;
 use tokio_util::sync::CancellationToken;
 
-fn nix_store_here(test: &str) -> bool {
-    if !common::have_nix(test) {
-        return false;
-    }
-    if !common::nix::can_write_nix_store() {
-        common::skip_or_fail(
-            test,
-            "the Nix store is not writable here (run as root)",
-            &["PUBDECK_REQUIRE_NIX"],
-        );
-        return false;
-    }
-    true
-}
+use crate::common::nix::nix_store_here;
 
 /// A path named `mid-<token>` that names `leaf` and is registered with it as its reference.
 fn add_mid(dir: &Path, token: &str, leaf: &str, text: &str) -> String {

@@ -33,20 +33,7 @@ fn run_ok(mut cmd: Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn nix_store_here(test: &str) -> bool {
-    if !common::have_nix(test) {
-        return false;
-    }
-    if !common::nix::can_write_nix_store() {
-        common::skip_or_fail(
-            test,
-            "the Nix store is not writable here (run as root)",
-            &["PUBDECK_REQUIRE_NIX"],
-        );
-        return false;
-    }
-    true
-}
+use crate::common::nix::nix_store_here;
 
 /// A publisher's world on an embedded catalog (`PUBDECK_CATALOG` = a SQLite file): `myorg`
 /// trusts a fresh key and stores into a file:// store; the environment builds `show`, whose

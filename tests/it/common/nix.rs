@@ -43,6 +43,23 @@ pub fn can_write_nix_store() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Whether `test` can run here: `nix` is installed and the real store is writable; else it
+/// says why in one line (and fails under `PUBDECK_REQUIRE_NIX` or `CI=true`).
+pub fn nix_store_here(test: &str) -> bool {
+    if !super::have_nix(test) {
+        return false;
+    }
+    if !can_write_nix_store() {
+        super::skip_or_fail(
+            test,
+            "the Nix store is not writable here (run as root)",
+            &["PUBDECK_REQUIRE_NIX"],
+        );
+        return false;
+    }
+    true
+}
+
 /// A `Command` for a Nix program with the suite's configuration and a private cache dir.
 pub fn nix_cmd(program: &str) -> Command {
     let mut c = Command::new(program);
