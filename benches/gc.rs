@@ -101,6 +101,7 @@ async fn main() {
                     store_path: info.store_path.to_string(),
                     nar_size: info.nar_size,
                 }],
+                ..Default::default()
             });
         }
         if batch.len() == 1000 {

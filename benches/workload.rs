@@ -301,6 +301,7 @@ fn signed_build(
         installed_packages: vec!["hello".into()],
         ca: format!("fixed:r:{nar_hash}"),
         closure: vec![],
+        ..Default::default()
     })
 }
 

@@ -389,6 +389,7 @@ async fn seed(
                         store_path: info.store_path.to_string(),
                         nar_size: info.nar_size,
                     }],
+                    ..NewBuild::default()
                 })
             }
         })

@@ -316,6 +316,27 @@ fn git_checks(env_dir: &Path, opts: &Options, checks: &mut Vec<Check>) -> Option
     })
 }
 
+/// The number of commits reachable from `rev` (itself included): Flox's `rev_count`. At most
+/// [`MAX_REV_COUNT`] are counted; `None` when the repository or the revision cannot be read.
+pub fn rev_count(workdir: &Path, rev: &str) -> Option<u64> {
+    let repo = Repository::open(workdir).ok()?;
+    let oid = git2::Oid::from_str(rev).ok()?;
+    let mut walk = repo.revwalk().ok()?;
+    walk.push(oid).ok()?;
+    let mut n = 0u64;
+    for c in walk {
+        c.ok()?;
+        n += 1;
+        if n >= MAX_REV_COUNT {
+            break;
+        }
+    }
+    Some(n)
+}
+
+/// The most commits [`rev_count`] walks.
+pub const MAX_REV_COUNT: u64 = 10_000_000;
+
 fn path_join_slash(dir: &Path, name: &str) -> String {
     let d = dir.to_string_lossy();
     if d.is_empty() {

@@ -66,13 +66,44 @@ fn main() -> ExitCode {
                     .await
                     .map_err(|e| Failure::new(format!("the workbench failed: {e}"), None))
             }
-            Handoff::Serve { listen, db } => pubdeck::server::serve(listen, &db)
-                .await
-                .map_err(|e| Failure::new(format!("{e:#}"), None)),
+            Handoff::Serve {
+                listen,
+                db,
+                upstream,
+                trusted_endpoints,
+            } => serve(listen, &db, upstream.as_deref(), trusted_endpoints).await,
         };
         match done {
             Ok(()) => ExitCode::SUCCESS,
             Err(f) => cli::report(&f),
         }
     })
+}
+
+/// `pubdeck serve` with Flox's routes wired: the upstream catalog and how org stores open.
+async fn serve(
+    listen: std::net::SocketAddr,
+    db: &str,
+    upstream: Option<&str>,
+    trusted_endpoints: Vec<String>,
+) -> Result<(), Failure> {
+    let upstream = match upstream {
+        Some(u) => Some(pubdeck::catalog::flox::Upstream::new(u).map_err(|e| {
+            Failure::new(
+                format!("--upstream: {e}"),
+                Some("give the catalog's base URL, e.g. https://api.flox.dev".into()),
+            )
+        })?),
+        None => None,
+    };
+    let flox = pubdeck::server::flox::FloxOptions {
+        upstream,
+        store_open: pubdeck::store::OpenOptions {
+            trusted_endpoints,
+            ..Default::default()
+        },
+    };
+    pubdeck::server::serve(listen, db, flox)
+        .await
+        .map_err(|e| Failure::new(format!("{e:#}"), None))
 }

@@ -12,6 +12,7 @@ mod clock;
 pub mod db;
 pub mod embedded;
 mod error;
+pub mod flox;
 pub mod import;
 pub mod index_file;
 pub mod mirror;

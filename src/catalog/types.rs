@@ -31,7 +31,7 @@ pub struct CatalogInfo {
 
 /// A build to register (what `publish` sends after uploading).
 /// Fields the server sets itself (`published_by`, `published_at`) are ignored if sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewBuild {
     /// Catalog name.
     pub org: String,
@@ -79,6 +79,50 @@ pub struct NewBuild {
     /// Every store path the build needs, itself included, with NAR sizes.
     #[serde(default)]
     pub closure: Vec<ClosurePath>,
+    /// How the store path follows from the build (pubdeck's publish: from its content).
+    #[serde(default)]
+    pub addressing: Addressing,
+    /// Commits reachable from `revision` (Flox's `rev_count`); 0 when not recorded.
+    #[serde(default)]
+    pub rev_count: u64,
+    /// The commit time of `revision` (RFC 3339, UTC); empty when not recorded.
+    #[serde(default)]
+    pub rev_date: String,
+    /// The `.drv` path the build came from (Flox builds); empty for pubdeck's own.
+    #[serde(default)]
+    pub derivation: String,
+}
+
+/// How a build's store path follows from the build.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Addressing {
+    /// From its content (its CA, name and references): pubdeck's publish. The catalog checks
+    /// the store path against the NAR hash, so no two contents share a path.
+    #[default]
+    Content,
+    /// From its inputs (a derivation): builds the Flox CLI published with `nix copy`. The
+    /// catalog registers one only when its whole closure is in the org's store, signed by a
+    /// key the org trusts, and no other org has the path with other content.
+    Input,
+}
+
+impl Addressing {
+    /// `content` or `input`, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Addressing::Content => "content",
+            Addressing::Input => "input",
+        }
+    }
+
+    /// The stored form back (anything unknown reads as content, the stricter rule).
+    pub fn parse(s: &str) -> Addressing {
+        match s {
+            "input" => Addressing::Input,
+            _ => Addressing::Content,
+        }
+    }
 }
 
 /// One store path of a build's closure.
@@ -146,6 +190,18 @@ pub struct BuildRecord {
     /// counted (migration 0006), which order by `published_at` among themselves.
     #[serde(default)]
     pub seq: i64,
+    /// How the store path follows from the build.
+    #[serde(default)]
+    pub addressing: Addressing,
+    /// Commits reachable from `revision`; 0 when not recorded.
+    #[serde(default)]
+    pub rev_count: u64,
+    /// The commit time of `revision` (RFC 3339); empty when not recorded.
+    #[serde(default)]
+    pub rev_date: String,
+    /// The `.drv` path the build came from; empty for pubdeck's own builds.
+    #[serde(default)]
+    pub derivation: String,
 }
 
 /// Whether a registration created a record.

@@ -4,7 +4,8 @@
 use std::cmp::Ordering;
 
 use super::{
-    CatalogError, CatalogResult, NewBuild, quote, validate_org_name, validate_package_name,
+    Addressing, CatalogError, CatalogResult, NewBuild, quote, validate_org_name,
+    validate_package_name,
 };
 
 fn bad(msg: String) -> CatalogError {
@@ -30,6 +31,43 @@ fn check_text(field: &str, value: &str, max: usize, required: bool) -> CatalogRe
 
 /// Checks every field of a build registration.
 pub fn validate_new_build(b: &NewBuild) -> CatalogResult<()> {
+    validate_build_fields(b)?;
+    if b.addressing == Addressing::Input {
+        return Err(bad(
+            "an input-addressed build is registered through the Flox publish route \
+             (POST /api/v1/catalog/catalogs/ORG/packages/PACKAGE/builds), which checks its \
+             closure in the org's store"
+                .into(),
+        ));
+    }
+    validate_content_address(b)?;
+    validate_closure(b)
+}
+
+/// An input-addressed build (one the Flox CLI published): every field's rule, no content
+/// address (its path follows from a derivation, which the catalog cannot check), and its
+/// closure listed. The caller checks the closure against the org's store.
+pub fn validate_input_addressed(b: &NewBuild) -> CatalogResult<()> {
+    validate_build_fields(b)?;
+    if b.addressing != Addressing::Input || !b.ca.is_empty() {
+        return Err(bad("an input-addressed build has no content address".into()));
+    }
+    validate_store_path(&b.derivation)
+        .ok()
+        .filter(|()| b.derivation.ends_with(".drv"))
+        .ok_or_else(|| {
+            bad(format!(
+                "derivation {} is not a .drv store path",
+                quote(&b.derivation)
+            ))
+        })?;
+    if b.rev_date.len() > 64 || has_control(&b.rev_date) {
+        return Err(bad("rev_date is not a date".into()));
+    }
+    validate_closure(b)
+}
+
+fn validate_build_fields(b: &NewBuild) -> CatalogResult<()> {
     validate_org_name(&b.org)?;
     validate_package_name(&b.package)?;
     validate_version(&b.version)?;
@@ -80,8 +118,9 @@ pub fn validate_new_build(b: &NewBuild) -> CatalogResult<()> {
     for p in &b.installed_packages {
         check_text("installed package", p, 512, true)?;
     }
-    validate_content_address(b)?;
-    validate_closure(b)
+    check_text("rev_date", &b.rev_date, 64, false)?;
+    check_text("derivation", &b.derivation, 1024, false)?;
+    Ok(())
 }
 
 /// The store path must follow from the build's content: its content address (the NAR hash,

@@ -66,6 +66,10 @@ pub struct ServeArgs {
     /// Database: sqlite://PATH (default <data>/service.sqlite) or postgres://…
     #[arg(long, value_name = "URL", env = "PUBDECK_DB")]
     pub db: Option<String>,
+    /// The catalog Flox's routes forward everything else to (base packages, other
+    /// catalogs), e.g. https://api.flox.dev; without it such requests get Flox's "not found".
+    #[arg(long, value_name = "URL", env = "PUBDECK_UPSTREAM")]
+    pub upstream: Option<String>,
 }
 
 /// `pubdeck user …`

@@ -482,6 +482,10 @@ pub enum TokenCommand {
         /// Expire after this long (30d, 12h, …); default: never.
         #[arg(long, value_parser = parse_duration)]
         expires: Option<Duration>,
+        /// `pubdeck` (pdk_…) or `flox` (flox_pdk_…, for the Flox CLI's FLOX_FLOXHUB_TOKEN
+        /// against `pubdeck serve`); both work with pubdeck and Flox alike.
+        #[arg(long, value_enum, default_value_t = TokenTextFormat::Pubdeck)]
+        format: TokenTextFormat,
         #[arg(long, value_name = "URL", env = "PUBDECK_DB")]
         db: Option<String>,
         #[arg(long)]
@@ -505,6 +509,13 @@ pub enum TokenCommand {
     },
 }
 
+/// The text form of a new token.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenTextFormat {
+    Pubdeck,
+    Flox,
+}
+
 fn parse_scope(s: &str) -> Result<Scope, String> {
     Scope::parse(s).ok_or_else(|| format!("{s:?} is not a scope: use read, publish or admin"))
 }
@@ -521,6 +532,7 @@ pub async fn run_token(
             name,
             scope,
             expires,
+            format,
             db,
             json,
         } => {
@@ -529,7 +541,11 @@ pub async fn run_token(
                 crate::time::now_secs()
                     .saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
             });
-            let made = db.create_token(name, *scope, expires_at).await;
+            let format = match format {
+                TokenTextFormat::Pubdeck => crate::catalog::db::TokenFormat::Pubdeck,
+                TokenTextFormat::Flox => crate::catalog::db::TokenFormat::Flox,
+            };
+            let made = db.create_token_in(name, *scope, expires_at, format).await;
             db.close().await;
             let (info, token) = made?;
             if *json {

@@ -275,6 +275,10 @@ pub enum Handoff {
     Serve {
         listen: std::net::SocketAddr,
         db: String,
+        /// Flox's upstream catalog, checked to be an http(s) URL without credentials.
+        upstream: Option<String>,
+        /// S3 endpoints trusted with credentials from the environment (the user's config).
+        trusted_endpoints: Vec<String>,
     },
 }
 
@@ -401,9 +405,12 @@ pub async fn run(cli: Cli) -> Result<Handoff, Failure> {
         } => without_mouse(demo(path, no_tui).await, no_mouse),
         Command::Serve(args) => {
             let db = catalog::serve_db(&args, &Default::default())?;
+            let settings = crate::config::Settings::resolve(&Default::default())?;
             Ok(Handoff::Serve {
                 listen: args.listen,
                 db,
+                upstream: args.upstream.clone(),
+                trusted_endpoints: settings.trusted_endpoints.clone(),
             })
         }
         other => subcommand(other).await.map(Handoff::Exit),

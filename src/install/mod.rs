@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cache;
 use crate::catalog::{
-    AnyCatalog, BuildRecord, Catalog, CatalogError, PackageDetail, parse_package_ref,
+    Addressing, AnyCatalog, BuildRecord, Catalog, CatalogError, PackageDetail, parse_package_ref,
 };
 use crate::event::{Event, EventTx};
 use crate::git::Check;
@@ -573,7 +573,18 @@ async fn find(req: &Request, system: &str, catalog: &AnyCatalog, checks: &mut Ve
             Ok((s, info)) => {
                 checks.push(Check::pass(
                     id::NARINFO,
-                    format!("{} has the narinfo of {}, named by its content", s.url(), b.store_path),
+                    match b.addressing {
+                        Addressing::Content => format!(
+                            "{} has the narinfo of {}, named by its content",
+                            s.url(),
+                            b.store_path
+                        ),
+                        Addressing::Input => format!(
+                            "{} has the narinfo of {}, as the catalog registered it",
+                            s.url(),
+                            b.store_path
+                        ),
+                    },
                 ));
                 store = Some(s);
                 narinfo = Some(info);
@@ -600,16 +611,22 @@ async fn find(req: &Request, system: &str, catalog: &AnyCatalog, checks: &mut Ve
         None => checks.push(not_checked(id::SIGNATURE, "signature", "no narinfo")),
     }
     let mut closure = None;
+    let rule = build.as_ref().map_or(Addressing::Content, |b| b.addressing);
     match (&store, &narinfo) {
-        (Some(s), Some(info)) => match walk_closure(s, info, &keys).await {
+        (Some(s), Some(info)) => match walk_closure(s, info, &keys, rule).await {
             Ok(all) => {
                 checks.push(Check::pass(
                     id::CLOSURE,
                     match all.len() {
                         1 => "it needs no other store path".to_string(),
-                        n => format!(
-                            "its closure of {n} store paths is in the store, signed and content-addressed"
-                        ),
+                        n => match rule {
+                            Addressing::Content => format!(
+                                "its closure of {n} store paths is in the store, signed and content-addressed"
+                            ),
+                            Addressing::Input => format!(
+                                "its closure of {n} store paths is in the store and signed (an input-addressed Flox build)"
+                            ),
+                        },
                     },
                 ));
                 closure = Some(all);
@@ -798,7 +815,9 @@ async fn fetch_checked_narinfo(store: &Store, b: &BuildRecord) -> Result<NarInfo
             b.store_path
         ));
     }
-    cache::require_content_address(&info).map_err(|e| e.to_string())?;
+    if b.addressing == Addressing::Content {
+        cache::require_content_address(&info).map_err(|e| e.to_string())?;
+    }
     Ok(info)
 }
 
@@ -806,11 +825,14 @@ async fn fetch_checked_narinfo(store: &Store, b: &BuildRecord) -> Result<NarInfo
 const MAX_CLOSURE: usize = 10_000;
 
 /// The narinfos of `top`'s closure, dependencies first and `top` last; each must be in the
-/// store, signed by one of `keys` and content-addressed.
+/// store and signed by one of `keys`, and, for a content-addressed build, content-addressed
+/// (an input-addressed build, which Flox published, refers to input-addressed paths: the
+/// catalog registered it only after finding this same closure signed in the store).
 async fn walk_closure(
     store: &Store,
     top: &NarInfo,
     keys: &[PublicKey],
+    rule: Addressing,
 ) -> Result<Vec<NarInfo>, String> {
     let mut infos: Vec<NarInfo> = vec![top.clone()];
     let mut seen: std::collections::HashSet<StorePath> = [top.store_path.clone()].into();
@@ -844,7 +866,15 @@ async fn walk_closure(
                 ));
             }
             info.verify(keys).map_err(|e| e.to_string())?;
-            cache::require_content_address(&info).map_err(|e| e.to_string())?;
+            match rule {
+                Addressing::Content => {
+                    cache::require_content_address(&info).map_err(|e| e.to_string())?;
+                }
+                // A CA line, where there is one, must still hold.
+                Addressing::Input => {
+                    cache::check_ca(&info).map_err(|e| e.to_string())?;
+                }
+            }
             infos.push(info);
         }
     }

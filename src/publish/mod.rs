@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 use crate::build;
 use crate::cache::{self, Compression, PackOptions};
 use crate::catalog::{
-    AnyCatalog, Catalog, CatalogError, CheckBuild, ClosurePath, NewBuild, RegisterStatus, Role,
+    Addressing, AnyCatalog, Catalog, CatalogError, CheckBuild, ClosurePath, NewBuild,
+    RegisterStatus, Role,
 };
 use crate::closure;
 use crate::event::{Event, EventTx, Stage};
@@ -512,6 +513,14 @@ pub async fn run_reviewed(
         installed_packages: c.manifest.install.iter().map(|i| i.describe()).collect(),
         ca: info.ca.clone().unwrap_or_default(),
         closure: closure_paths,
+        addressing: Addressing::Content,
+        rev_count: git::rev_count(&c.source.workdir, &rev).unwrap_or(0),
+        rev_date: c
+            .source
+            .commit_time
+            .map(crate::time::rfc3339)
+            .unwrap_or_default(),
+        derivation: String::new(),
     };
     let registered = tokio::select! {
         r = catalog.register_build(&new) => r,

@@ -2,6 +2,7 @@
 //! time. The token and the Authorization header are never logged.
 
 use axum::extract::{Request, State};
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -27,8 +28,8 @@ pub struct Caller {
 /// `last_used_at` is written at most this often per token, so reads stay reads.
 const LAST_USED_RESOLUTION: i64 = 60;
 
-fn bearer(req: &Request) -> Option<&str> {
-    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -38,29 +39,44 @@ fn refuse(problem: AuthProblem) -> Response {
     ApiError::from(CatalogError::Unauthorized(problem)).into_response()
 }
 
-/// Middleware: resolves the token to a user (401 otherwise: unknown, expired or revoked,
-/// each said so) and stores [`Caller`].
-pub async fn require_user(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let Some(token) = bearer(&req) else {
-        return refuse(AuthProblem::Rejected);
+/// Why a request's token was not accepted.
+#[derive(Debug)]
+pub enum AuthFailure {
+    /// Unknown, expired or revoked (each said so).
+    Problem(AuthProblem),
+    /// The database could not tell.
+    Catalog(CatalogError),
+}
+
+/// The caller of a request with a bearer token; `Ok(None)` when it has none.
+pub async fn caller_of(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Caller>, AuthFailure> {
+    let Some(token) = bearer(headers) else {
+        return Ok(None);
     };
     let hash = hash_token(token);
     let row = match state.backend.authenticate(&hash).await {
         Ok(Some(row)) if bool::from(row.token_hash.as_bytes().ct_eq(hash.as_bytes())) => row,
         Ok(_) => {
             tracing::info!("rejected an unknown token");
-            return refuse(AuthProblem::Rejected);
+            return Err(AuthFailure::Problem(AuthProblem::Rejected));
         }
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(e) => return Err(AuthFailure::Catalog(e)),
     };
     let now = now_secs();
     if row.revoked_at != 0 {
         tracing::info!(token = %row.info.id, "rejected a revoked token");
-        return refuse(AuthProblem::Revoked(rfc3339(row.revoked_at)));
+        return Err(AuthFailure::Problem(AuthProblem::Revoked(rfc3339(
+            row.revoked_at,
+        ))));
     }
     if row.expires_at != 0 && row.expires_at <= now {
         tracing::info!(token = %row.info.id, "rejected an expired token");
-        return refuse(AuthProblem::Expired(rfc3339(row.expires_at)));
+        return Err(AuthFailure::Problem(AuthProblem::Expired(rfc3339(
+            row.expires_at,
+        ))));
     }
     if now - row.last_used_at >= LAST_USED_RESOLUTION
         && let Err(e) = state.backend.touch_token(&hash, &row.info.id, now).await
@@ -68,7 +84,7 @@ pub async fn require_user(State(state): State<AppState>, mut req: Request, next:
         tracing::warn!(error = %e, "could not record the token's last use");
     }
     tracing::Span::current().record("user", row.info.user.as_str());
-    req.extensions_mut().insert(Caller {
+    Ok(Some(Caller {
         user: row.info.user.clone(),
         state_version: row.state_version,
         token: TokenGrant {
@@ -76,6 +92,19 @@ pub async fn require_user(State(state): State<AppState>, mut req: Request, next:
             scope: row.info.scope,
             expires_at: row.info.expires_at,
         },
-    });
-    next.run(req).await
+    }))
+}
+
+/// Middleware: resolves the token to a user (401 otherwise: unknown, expired or revoked,
+/// each said so) and stores [`Caller`].
+pub async fn require_user(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    match caller_of(&state, req.headers()).await {
+        Ok(Some(caller)) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Ok(None) => refuse(AuthProblem::Rejected),
+        Err(AuthFailure::Problem(p)) => refuse(p),
+        Err(AuthFailure::Catalog(e)) => ApiError::from(e).into_response(),
+    }
 }

@@ -20,6 +20,7 @@
 
 mod auth;
 mod error;
+pub mod flox;
 mod handlers;
 
 use std::future::Future;
@@ -120,11 +121,20 @@ impl Limits {
 #[derive(Clone, Debug)]
 pub struct AppState {
     backend: Arc<CatalogBackend>,
+    flox: Arc<flox::FloxOptions>,
 }
 
-/// The `/v1` router over a catalog database.
+/// The `/v1` router over a catalog database, with Flox's catalog API (no upstream).
 pub fn router(backend: Arc<CatalogBackend>) -> Router {
-    let state = AppState { backend };
+    router_with(backend, flox::FloxOptions::default())
+}
+
+/// [`router`] with the Flox routes' options (the upstream catalog, how stores are opened).
+pub fn router_with(backend: Arc<CatalogBackend>, flox_options: flox::FloxOptions) -> Router {
+    let state = AppState {
+        backend,
+        flox: flox::shared(flox_options),
+    };
     let authed = Router::new()
         .route("/whoami", get(handlers::whoami))
         .route(
@@ -169,6 +179,7 @@ pub fn router(backend: Arc<CatalogBackend>) -> Router {
         .merge(authed);
     Router::new()
         .nest("/v1", v1)
+        .merge(flox::routes())
         .fallback(handlers::no_route)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -197,7 +208,10 @@ pub fn router(backend: Arc<CatalogBackend>) -> Router {
 /// The router of the connections kept for probes: health and readiness, and 503 with
 /// `Retry-After` for anything else.
 fn probe_router(backend: Arc<CatalogBackend>) -> Router {
-    let state = AppState { backend };
+    let state = AppState {
+        backend,
+        flox: Arc::default(),
+    };
     Router::new()
         .route("/v1/health", get(handlers::health))
         .route("/v1/ready", get(handlers::ready))
@@ -268,6 +282,7 @@ impl Drop for Held {
 pub struct Server {
     listener: TcpListener,
     backend: Arc<CatalogBackend>,
+    flox: flox::FloxOptions,
 }
 
 impl Server {
@@ -277,7 +292,17 @@ impl Server {
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-        Ok(Server { listener, backend })
+        Ok(Server {
+            listener,
+            backend,
+            flox: flox::FloxOptions::default(),
+        })
+    }
+
+    /// Serves Flox's routes with these options (an upstream catalog, how stores open).
+    pub fn with_flox(mut self, options: flox::FloxOptions) -> Server {
+        self.flox = options;
+        self
     }
 
     /// The bound address (useful with port 0).
@@ -304,7 +329,7 @@ impl Server {
         limits: Limits,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = router(Arc::clone(&self.backend));
+        let app = router_with(Arc::clone(&self.backend), self.flox.clone());
         let probes = probe_router(Arc::clone(&self.backend));
         accept_loop(self.listener, app, probes, limits, shutdown).await;
         self.backend.db().close().await;
@@ -430,8 +455,12 @@ async fn accept_loop(
 }
 
 /// `pubdeck serve`: binds, logs where it listens, and serves until SIGTERM or Ctrl-C.
-pub async fn serve(listen: SocketAddr, db_url: &str) -> anyhow::Result<()> {
-    let server = Server::bind(listen, db_url).await?;
+pub async fn serve(
+    listen: SocketAddr,
+    db_url: &str,
+    flox_options: flox::FloxOptions,
+) -> anyhow::Result<()> {
+    let server = Server::bind(listen, db_url).await?.with_flox(flox_options);
     let addr = server.local_addr()?;
     tracing::info!(
         %addr,

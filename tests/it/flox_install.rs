@@ -425,6 +425,7 @@ async fn other_systems_get_their_own_verified_descriptors() {
             installed_packages: vec!["hello".into()],
             ca: pubdeck::narinfo::ca_recursive_sha256(&info.nar_hash),
             closure: vec![],
+            ..Default::default()
         }
     };
     b.signature = info.sigs[0].to_string();

@@ -15,6 +15,7 @@ mod cli_conventions;
 mod closure_memo;
 mod content_address;
 mod credentials;
+mod flox_api;
 mod flox_install;
 mod fuzz_regressions;
 mod hostile;

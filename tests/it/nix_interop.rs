@@ -174,6 +174,7 @@ mod stores_other_tools_wrote {
                 installed_packages: vec!["hello".into()],
                 ca: pubdeck::narinfo::ca_recursive_sha256(&info.nar_hash),
                 closure: vec![],
+                ..Default::default()
             };
             self.catalog
                 .register_build(&b)

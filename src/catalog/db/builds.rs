@@ -42,11 +42,15 @@ pub(super) async fn insert_one(
     let closure = serde_json::to_string(&b.closure).map_err(internal)?;
     let size = i64::try_from(b.nar_size)
         .map_err(|_| CatalogError::BadRequest("nar_size is too large".into()))?;
+    let rev_count = i64::try_from(b.rev_count)
+        .map_err(|_| CatalogError::BadRequest("rev_count is too large".into()))?;
     let res = sqlx::query(
         "INSERT INTO builds (catalog, package, version, system, description, store_path, \
          narinfo_url, nar_hash, nar_size, refs, signature, key_name, source_url, revision, \
-         branch, build_name, installed, published_by, published_at, ca, closure, yanked_at, seq) \
+         branch, build_name, installed, published_by, published_at, ca, closure, yanked_at, \
+         addressing, rev_count, rev_date, derivation, seq) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+         $23, $24, $25, $26, \
          (SELECT COALESCE(MAX(seq), 0) + 1 FROM builds WHERE catalog = $1 AND package = $2)) \
          ON CONFLICT (catalog, package, version, system) DO NOTHING",
     )
@@ -72,6 +76,10 @@ pub(super) async fn insert_one(
     .bind(&b.ca)
     .bind(closure)
     .bind(0i64)
+    .bind(b.addressing.as_str())
+    .bind(rev_count)
+    .bind(&b.rev_date)
+    .bind(&b.derivation)
     .execute(&mut **tx)
     .await
     .map_err(map_db)?;
@@ -218,7 +226,8 @@ pub(super) async fn summaries_chunk(
 
 pub(super) const BUILD_COLUMNS: &str = "SELECT catalog, package, version, system, description, store_path, \
      narinfo_url, nar_hash, nar_size, refs, signature, key_name, source_url, revision, branch, \
-     build_name, installed, published_by, published_at, ca, closure, yanked_at, seq FROM builds";
+     build_name, installed, published_by, published_at, ca, closure, yanked_at, seq, \
+     addressing, rev_count, rev_date, derivation FROM builds";
 
 pub(super) fn build_from_row(row: &AnyRow) -> CatalogResult<BuildRecord> {
     let list = |col: &str| -> CatalogResult<Vec<String>> {
@@ -251,6 +260,10 @@ pub(super) fn build_from_row(row: &AnyRow) -> CatalogResult<BuildRecord> {
             t => Some(rfc3339(t)),
         },
         seq: get_i64(row, "seq")?,
+        addressing: Addressing::parse(&get_str(row, "addressing")?),
+        rev_count: u64::try_from(get_i64(row, "rev_count")?).unwrap_or(0),
+        rev_date: get_str(row, "rev_date")?,
+        derivation: get_str(row, "derivation")?,
     })
 }
 
@@ -524,6 +537,50 @@ impl Db {
         .await
         .map_err(map_db)?;
         rows.iter().map(build_from_row).collect()
+    }
+
+    /// Every build whose output is `store_path`, in any catalog (the caller filters by what
+    /// may be seen).
+    pub async fn builds_at_path(&self, store_path: &str) -> CatalogResult<Vec<BuildRecord>> {
+        let rows = sqlx::query(&format!(
+            "{BUILD_COLUMNS} WHERE store_path = $1 ORDER BY catalog, package, seq"
+        ))
+        .bind(store_path)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_db)?;
+        rows.iter().map(build_from_row).collect()
+    }
+
+    /// Records that `name` was created in `catalog` before its first build (Flox's create
+    /// package); creating it again changes nothing.
+    pub async fn declare_package(&self, catalog: &str, name: &str, by: &str) -> CatalogResult<()> {
+        sqlx::query(
+            "INSERT INTO declared_packages (catalog, name, declared_by, declared_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (catalog, name) DO NOTHING",
+        )
+        .bind(catalog)
+        .bind(name)
+        .bind(by)
+        .bind(now_secs())
+        .execute(&self.pool)
+        .await
+        .map_err(map_db)?;
+        Ok(())
+    }
+
+    /// Whether `name` exists in `catalog`: it has builds or was created.
+    pub async fn package_exists(&self, catalog: &str, name: &str) -> CatalogResult<bool> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM packages WHERE catalog = $1 AND name = $2 \
+             UNION ALL SELECT 1 AS one FROM declared_packages WHERE catalog = $1 AND name = $2",
+        )
+        .bind(catalog)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_db)?;
+        Ok(row.is_some())
     }
 
     /// One package row.

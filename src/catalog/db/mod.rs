@@ -15,8 +15,8 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, Row};
 
 use super::{
-    AuditEntry, BuildRecord, CatalogError, CatalogResult, NewBuild, PackageSummary, Scope,
-    TokenInfo,
+    Addressing, AuditEntry, BuildRecord, CatalogError, CatalogResult, NewBuild, PackageSummary,
+    Scope, TokenInfo,
 };
 use crate::time::{now_secs, rfc3339};
 
@@ -61,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "build sequence",
         include_str!("../../../assets/migrations/0006_build_sequence.sql"),
+    ),
+    (
+        7,
+        "flox",
+        include_str!("../../../assets/migrations/0007_flox.sql"),
     ),
 ];
 

@@ -2,16 +2,32 @@
 
 use super::*;
 
-/// A new random token: `pdk_` + 32 random bytes, base64url without padding.
-pub fn generate_token() -> String {
+/// A new random token: `pdk_` (or for the Flox CLI `flox_pdk_`) + 32 random bytes, base64url
+/// without padding. Both forms are stored and checked alike (as SHA-256); Flox takes a
+/// `flox_`-prefixed token as an opaque access token and asks `/api/v1/accounts/me` whose it is.
+pub fn generate_token(format: TokenFormat) -> String {
     use base64::Engine as _;
     use rand::RngCore as _;
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let prefix = match format {
+        TokenFormat::Pubdeck => "pdk_",
+        TokenFormat::Flox => "flox_pdk_",
+    };
     format!(
-        "pdk_{}",
+        "{prefix}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     )
+}
+
+/// The form of a new token's text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TokenFormat {
+    /// `pdk_…`
+    #[default]
+    Pubdeck,
+    /// `flox_pdk_…`: what the Flox CLI accepts as `FLOX_FLOXHUB_TOKEN`.
+    Flox,
 }
 
 /// A token id: `tok-` + the creation time in microseconds (13 hex digits, so ids sort by
@@ -164,6 +180,18 @@ impl Db {
         scope: Scope,
         expires_at: Option<i64>,
     ) -> CatalogResult<(TokenInfo, String)> {
+        self.create_token_in(user, scope, expires_at, TokenFormat::Pubdeck)
+            .await
+    }
+
+    /// [`Db::create_token`] with the token's text in `format`.
+    pub async fn create_token_in(
+        &self,
+        user: &str,
+        scope: Scope,
+        expires_at: Option<i64>,
+        format: TokenFormat,
+    ) -> CatalogResult<(TokenInfo, String)> {
         crate::catalog::validate_user_name(user)?;
         if !self.user_exists(user).await? {
             return Err(CatalogError::not_found(
@@ -171,7 +199,7 @@ impl Db {
                 format!("no user named {user}"),
             ));
         }
-        let token = generate_token();
+        let token = generate_token(format);
         let id = generate_token_id();
         let now = now_secs();
         sqlx::query(

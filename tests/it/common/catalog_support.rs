@@ -130,6 +130,7 @@ pub fn build(key: &TestKey, org: &str, pkg: &str, version: &str, content: &str) 
         installed_packages: vec!["hello".into(), "jq".into()],
         ca: format!("fixed:r:{nar_hash}"),
         closure: vec![],
+        ..Default::default()
     };
     key.sign(&mut b);
     b
@@ -158,6 +159,7 @@ pub struct Fixture {
 
 async fn start_server(
     db_url: &str,
+    flox: pubdeck::server::flox::FloxOptions,
 ) -> (
     Arc<CatalogBackend>,
     SocketAddr,
@@ -166,7 +168,8 @@ async fn start_server(
 ) {
     let server = Server::bind("127.0.0.1:0".parse().unwrap(), db_url)
         .await
-        .expect("service starts");
+        .expect("service starts")
+        .with_flox(flox);
     let addr = server.local_addr().unwrap();
     let backend = Arc::clone(server.backend());
     let (tx, rx) = oneshot::channel::<()>();
@@ -199,6 +202,14 @@ fn with_database(url: &str, db: &str) -> String {
 impl Fixture {
     /// Starts a fixture; `None` (test skipped) for PostgreSQL without `PUBDECK_TEST_PG_URL`.
     pub async fn start(kind: Kind) -> Option<Fixture> {
+        Self::start_with(kind, Default::default()).await
+    }
+
+    /// [`Fixture::start`] with options for Flox's routes (an upstream, how stores open).
+    pub async fn start_with(
+        kind: Kind,
+        flox: pubdeck::server::flox::FloxOptions,
+    ) -> Option<Fixture> {
         let tmp = tempfile::tempdir().unwrap();
         let mut pg = None;
         let db_url = match kind {
@@ -236,7 +247,7 @@ impl Fixture {
                 None,
             ),
             _ => {
-                let (b, a, s, t) = start_server(&db_url).await;
+                let (b, a, s, t) = start_server(&db_url, flox).await;
                 (b, Some(a), Some(s), Some(t))
             }
         };
@@ -311,7 +322,7 @@ impl Fixture {
                 self.backend = CatalogBackend::connect(&self.db_url).await.unwrap();
             }
             _ => {
-                let (b, a, s, t) = start_server(&self.db_url).await;
+                let (b, a, s, t) = start_server(&self.db_url, Default::default()).await;
                 self.backend = b;
                 self.addr = Some(a);
                 self.stop = Some(s);
