@@ -71,7 +71,17 @@ fn main() -> ExitCode {
                 db,
                 upstream,
                 trusted_endpoints,
-            } => serve(listen, &db, upstream.as_deref(), trusted_endpoints).await,
+                store_credentials,
+            } => {
+                serve(
+                    listen,
+                    &db,
+                    upstream.as_deref(),
+                    trusted_endpoints,
+                    store_credentials.as_deref(),
+                )
+                .await
+            }
         };
         match done {
             Ok(()) => ExitCode::SUCCESS,
@@ -86,7 +96,18 @@ async fn serve(
     db: &str,
     upstream: Option<&str>,
     trusted_endpoints: Vec<String>,
+    store_credentials: Option<&std::path::Path>,
 ) -> Result<(), Failure> {
+    use pubdeck::catalog::flox::credentials::StoreCredentials;
+    let store_credentials = match store_credentials {
+        Some(path) => StoreCredentials::load(path).map_err(|e| {
+            Failure::new(
+                format!("--store-credentials: {e}"),
+                Some("see docs/flox-catalog.md for the file's form".into()),
+            )
+        })?,
+        None => StoreCredentials::default(),
+    };
     let upstream = match upstream {
         Some(u) => Some(pubdeck::catalog::flox::Upstream::new(u).map_err(|e| {
             Failure::new(
@@ -102,6 +123,7 @@ async fn serve(
             trusted_endpoints,
             ..Default::default()
         },
+        store_credentials,
     };
     pubdeck::server::serve(listen, db, flox)
         .await

@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// catalogs), e.g. https://api.flox.dev; without it such requests get Flox's "not found".
     #[arg(long, value_name = "URL", env = "PUBDECK_UPSTREAM")]
     pub upstream: Option<String>,
+    /// S3 credentials per org for Flox clients (TOML, mode 0600): `[ORG.read]` goes with
+    /// store info to readers, `[ORG.write]` with publish info to the owner (docs/flox-catalog.md).
+    #[arg(long, value_name = "FILE", env = "PUBDECK_STORE_CREDENTIALS")]
+    pub store_credentials: Option<std::path::PathBuf>,
 }
 
 /// `pubdeck user …`

@@ -279,6 +279,8 @@ pub enum Handoff {
         upstream: Option<String>,
         /// S3 endpoints trusted with credentials from the environment (the user's config).
         trusted_endpoints: Vec<String>,
+        /// The file of S3 credentials handed to Flox clients.
+        store_credentials: Option<std::path::PathBuf>,
     },
 }
 
@@ -411,6 +413,7 @@ pub async fn run(cli: Cli) -> Result<Handoff, Failure> {
                 db,
                 upstream: args.upstream.clone(),
                 trusted_endpoints: settings.trusted_endpoints.clone(),
+                store_credentials: args.store_credentials.clone(),
             })
         }
         other => subcommand(other).await.map(Handoff::Exit),

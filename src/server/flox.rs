@@ -22,6 +22,7 @@ use crate::catalog::embedded::TokenGrant;
 use crate::catalog::flox::api::{
     CheckBuildRequest, ErrorResponse, PackageBuild, PackageGroups, StoreInfoRequest,
 };
+use crate::catalog::flox::credentials::StoreCredentials;
 use crate::catalog::flox::{
     Answer, FloxCatalog, FloxError, PageParams, SearchParams, Upstream, UpstreamError, ingest,
 };
@@ -35,6 +36,8 @@ pub struct FloxOptions {
     pub upstream: Option<Upstream>,
     /// How the service opens an org's store to check a Flox-published closure.
     pub store_open: OpenOptions,
+    /// S3 credentials handed to Flox with an org's store (`--store-credentials FILE`).
+    pub store_credentials: StoreCredentials,
 }
 
 /// The user name of a caller without a token: not a valid user name, so it owns nothing
@@ -151,6 +154,7 @@ fn flox<'a>(state: &'a AppState, catalog: &'a EmbeddedCatalog) -> FloxCatalog<'a
     FloxCatalog {
         catalog,
         upstream: state.flox.upstream.as_ref(),
+        credentials: &state.flox.store_credentials,
     }
 }
 
@@ -229,7 +233,7 @@ async fn resolve(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
 async fn store_info(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let cat = try_resp!(view(&state, &headers).await);
     let req: StoreInfoRequest = try_resp!(parse_json(&body));
-    match flox(&state, &cat).store_info(&req, &|_| None).await {
+    match flox(&state, &cat).store_info(&req).await {
         Ok(r) => json(StatusCode::OK, &r),
         Err(e) => failure(e),
     }
@@ -314,7 +318,7 @@ async fn publish_info(
     if !try_resp!(ours(&cat, &org).await) {
         return not_ours(&state, &method, &uri, body, &headers).await;
     }
-    match flox(&state, &cat).publish_info(&org, &package, None).await {
+    match flox(&state, &cat).publish_info(&org, &package).await {
         Ok(r) => json(StatusCode::OK, &r),
         Err(e) => failure(e),
     }

@@ -1837,3 +1837,148 @@ async fn a_build_flox_published_registers_only_when_its_closure_is_in_the_store(
     );
     s.fx.finish().await;
 }
+
+#[tokio::test]
+async fn s3_credentials_go_to_readers_and_publishers_only() {
+    use pubdeck::catalog::flox::credentials::StoreCredentials;
+    let creds = StoreCredentials::parse(
+        "[s3org.read]\nAWS_ACCESS_KEY_ID = \"READER\"\nAWS_SECRET_ACCESS_KEY = \"read-secret\"\n\
+         [s3org.write]\nAWS_ACCESS_KEY_ID = \"WRITER\"\nAWS_SECRET_ACCESS_KEY = \"write-secret\"\n",
+    )
+    .unwrap();
+    let s = seeded(FloxOptions {
+        store_credentials: creds,
+        ..Default::default()
+    })
+    .await;
+    let base = s.fx.base_url();
+    let key = TestKey::new("myorg-1", 7);
+    s.alice
+        .create_catalog(
+            "s3org",
+            "s3://bucket/prefix?endpoint=http://127.0.0.1:9&region=us-east-1",
+            &[key.public()],
+        )
+        .await
+        .unwrap();
+    let mut b = build(&key, "s3org", "tool", "1.0.0", "s3 tool");
+    key.sign(&mut b);
+    s.alice.register_build(&b).await.unwrap();
+    let req = json!({"outpaths": [b.store_path]});
+    let a = call(
+        &base,
+        "POST",
+        "/api/v1/catalog/store",
+        Some(&s.alice_read),
+        Some(req.clone()),
+    )
+    .await;
+    assert_schema("StoreInfoResponse", &a.body, "store info");
+    let loc = &a.body["items"][&b.store_path][0];
+    assert!(
+        loc["url"].as_str().unwrap().starts_with("s3://bucket"),
+        "{loc:#}"
+    );
+    assert_eq!(
+        loc["auth"]["aws-s3"]["envs"]["AWS_ACCESS_KEY_ID"],
+        json!("READER")
+    );
+    assert!(
+        !a.body.to_string().contains("WRITER"),
+        "readers never get the write credential"
+    );
+    for token in [Some(s.bob_read.as_str()), None] {
+        let a = call(
+            &base,
+            "POST",
+            "/api/v1/catalog/store",
+            token,
+            Some(req.clone()),
+        )
+        .await;
+        assert!(
+            !a.body.to_string().contains("secret"),
+            "{token:?}: {:#}",
+            a.body
+        );
+    }
+    call(
+        &base,
+        "POST",
+        "/api/v1/catalog/catalogs/s3org/packages?name=tool",
+        Some(&s.alice_publish),
+        None,
+    )
+    .await;
+    let a = call(
+        &base,
+        "POST",
+        "/api/v1/catalog/catalogs/s3org/packages/tool/publish/info",
+        Some(&s.alice_publish),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_schema("PublishInfoResponseCatalog", &a.body, "publish info");
+    assert_eq!(
+        a.body["ingress_auth"]["aws-s3"]["envs"]["AWS_ACCESS_KEY_ID"],
+        json!("WRITER")
+    );
+    for token in [
+        s.alice_read.as_str(),
+        s.bob_read.as_str(),
+        s.carol_publish.as_str(),
+    ] {
+        let a = call(
+            &base,
+            "POST",
+            "/api/v1/catalog/catalogs/s3org/packages/tool/publish/info",
+            Some(token),
+            Some(json!({})),
+        )
+        .await;
+        assert!(matches!(a.status, 403 | 404), "{}", a.status);
+        assert!(!a.body.to_string().contains("secret"));
+    }
+    s.fx.finish().await;
+}
+
+#[test]
+fn serve_refuses_a_credentials_file_others_may_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("creds.toml");
+    std::fs::write(
+        &file,
+        "[myorg.read]\nAWS_ACCESS_KEY_ID = \"A\"\nAWS_SECRET_ACCESS_KEY = \"do-not-print\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let db = format!("sqlite://{}", tmp.path().join("db.sqlite").display());
+    let out = crate::common::pubdeck(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        &db,
+        "--store-credentials",
+        file.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = crate::common::stderr(&out);
+    assert!(
+        err.contains("chmod 600") && !err.contains("do-not-print"),
+        "{err}"
+    );
+    let out = crate::common::pubdeck(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        &db,
+        "--upstream",
+        "ftp://x",
+    ]);
+    assert!(!out.status.success());
+    assert!(crate::common::stderr(&out).contains("http:// or https://"));
+}

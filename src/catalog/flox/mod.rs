@@ -15,6 +15,7 @@
 //! registration time when the date was not recorded); `scrape_date` is the registration time.
 
 pub mod api;
+pub mod credentials;
 pub mod ingest;
 pub mod upstream;
 pub mod version;
@@ -71,6 +72,8 @@ pub enum Answer<T> {
 pub struct FloxCatalog<'a> {
     pub catalog: &'a EmbeddedCatalog,
     pub upstream: Option<&'a Upstream>,
+    /// S3 credentials handed out with an org's store (`serve --store-credentials`).
+    pub credentials: &'a credentials::StoreCredentials,
 }
 
 /// Query of `GET /api/v1/catalog/search`.
@@ -677,11 +680,7 @@ impl FloxCatalog<'_> {
     /// `POST /api/v1/catalog/store`: for each store path an org build of the caller's
     /// catalogs has as its output, where to fetch it (the org's store) and the keys that
     /// sign it; the other paths from the upstream (or with no location).
-    pub async fn store_info(
-        &self,
-        req: &StoreInfoRequest,
-        auth: &(dyn Fn(&str) -> Option<serde_json::Map<String, serde_json::Value>> + Send + Sync),
-    ) -> FloxResult<StoreInfoResponse> {
+    pub async fn store_info(&self, req: &StoreInfoRequest) -> FloxResult<StoreInfoResponse> {
         if req.outpaths.len() > MAX_OUTPATHS {
             return Err(FloxError::Invalid(format!(
                 "a store request asks about at most {MAX_OUTPATHS} paths"
@@ -716,9 +715,16 @@ impl FloxCatalog<'_> {
                         i
                     }
                 };
+                // Read credentials, for an S3 store, to a caller who may read the catalog
+                // (only visible catalogs' builds get here).
+                let auth = info
+                    .store_url
+                    .starts_with("s3://")
+                    .then(|| self.credentials.auth(&info.name, credentials::Access::Read))
+                    .flatten();
                 locations.push(StoreInfo {
                     url: nix_store_url(&info.store_url),
-                    auth: auth(&info.name),
+                    auth,
                     catalog: Some(info.name.clone()),
                     package: Some(b.package.clone()),
                     public_keys: Some(info.keys.clone()),
@@ -766,14 +772,15 @@ impl FloxCatalog<'_> {
     }
 
     /// `POST …/packages/{package}/publish/info`: the org's store, written with `nix copy`.
-    pub async fn publish_info(
-        &self,
-        org: &str,
-        package: &str,
-        auth: Option<serde_json::Map<String, serde_json::Value>>,
-    ) -> FloxResult<PublishInfoResponse> {
+    pub async fn publish_info(&self, org: &str, package: &str) -> FloxResult<PublishInfoResponse> {
         let info = self.catalog.publishable(org).await?;
         self.require_package(org, package).await?;
+        // Write credentials, for an S3 store, only to its owner with a publish token.
+        let auth = info
+            .store_url
+            .starts_with("s3://")
+            .then(|| self.credentials.auth(org, credentials::Access::Write))
+            .flatten();
         let url = nix_store_url(&info.store_url).ok_or_else(|| {
             CatalogError::Internal(format!("catalog {org} has a store URL Nix cannot read"))
         })?;
