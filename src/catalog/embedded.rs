@@ -540,28 +540,8 @@ impl Catalog for EmbeddedCatalog {
             &build.signature,
             &keys,
         )?;
-        match self.db().insert_build(build, &key_name, &self.user).await? {
-            Inserted::Created(record) => {
-                tracing::info!(
-                    org = %build.org, package = %build.package, version = %build.version,
-                    system = %build.system, user = %self.user, "build registered"
-                );
-                Ok(RegisterOutcome {
-                    status: RegisterStatus::Created,
-                    build: record,
-                })
-            }
-            Inserted::Existing(record) if record.nar_hash == build.nar_hash => {
-                Ok(RegisterOutcome {
-                    status: RegisterStatus::AlreadyPublished,
-                    build: record,
-                })
-            }
-            Inserted::Existing(record) => Err(CatalogError::Conflict(super::db::conflict_message(
-                build,
-                &record.nar_hash,
-            ))),
-        }
+        let inserted = self.db().insert_build(build, &key_name, &self.user).await?;
+        self.outcome(build, inserted)
     }
 
     async fn register_builds(&self, org: &str, builds: &[NewBuild]) -> CatalogResult<BatchOutcome> {
@@ -945,11 +925,24 @@ impl EmbeddedCatalog {
                 )));
             }
         }
-        match self.db().insert_build(build, key_name, &self.user).await? {
-            Inserted::Created(record) => Ok(RegisterOutcome {
-                status: RegisterStatus::Created,
-                build: record,
-            }),
+        let inserted = self.db().insert_build(build, key_name, &self.user).await?;
+        self.outcome(build, inserted)
+    }
+
+    /// A registration's answer: created, the same build already there, or a conflict.
+    fn outcome(&self, build: &NewBuild, inserted: Inserted) -> CatalogResult<RegisterOutcome> {
+        match inserted {
+            Inserted::Created(record) => {
+                tracing::info!(
+                    org = %build.org, package = %build.package, version = %build.version,
+                    system = %build.system, user = %self.user,
+                    addressing = build.addressing.as_str(), "build registered"
+                );
+                Ok(RegisterOutcome {
+                    status: RegisterStatus::Created,
+                    build: record,
+                })
+            }
             Inserted::Existing(record) if record.nar_hash == build.nar_hash => {
                 Ok(RegisterOutcome {
                     status: RegisterStatus::AlreadyPublished,

@@ -281,6 +281,43 @@ async fn not_ours(
     }
 }
 
+/// Where a request about catalog `org` goes.
+enum Routed {
+    /// An org the caller may see: answer from this view.
+    Ours(EmbeddedCatalog),
+    /// Already answered: refused, or by the upstream (or not found) for an org the caller
+    /// may not see.
+    Answered(Response),
+}
+
+async fn route_org(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+    uri: &axum::http::Uri,
+    org: &str,
+    body: &Bytes,
+) -> Routed {
+    let cat = match view(state, headers).await {
+        Ok(c) => c,
+        Err(r) => return Routed::Answered(r.into_response()),
+    };
+    match ours(&cat, org).await {
+        Ok(true) => Routed::Ours(cat),
+        Ok(false) => Routed::Answered(not_ours(state, method, uri, body.clone(), headers).await),
+        Err(r) => Routed::Answered(r.into_response()),
+    }
+}
+
+macro_rules! org_view {
+    ($state:expr, $headers:expr, $method:expr, $uri:expr, $org:expr, $body:expr) => {
+        match route_org(&$state, &$headers, &$method, &$uri, &$org, &$body).await {
+            Routed::Ours(cat) => cat,
+            Routed::Answered(r) => return r,
+        }
+    };
+}
+
 async fn create_package(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -290,10 +327,7 @@ async fn create_package(
     Query(q): Query<NameQuery>,
     body: Bytes,
 ) -> Response {
-    let cat = try_resp!(view(&state, &headers).await);
-    if !try_resp!(ours(&cat, &org).await) {
-        return not_ours(&state, &method, &uri, body, &headers).await;
-    }
+    let cat = org_view!(state, headers, method, uri, org, body);
     let Some(name) = q.name.filter(|n| !n.is_empty()) else {
         return detail(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -314,10 +348,7 @@ async fn publish_info(
     Path((org, package)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let cat = try_resp!(view(&state, &headers).await);
-    if !try_resp!(ours(&cat, &org).await) {
-        return not_ours(&state, &method, &uri, body, &headers).await;
-    }
+    let cat = org_view!(state, headers, method, uri, org, body);
     match flox(&state, &cat).publish_info(&org, &package).await {
         Ok(r) => json(StatusCode::OK, &r),
         Err(e) => failure(e),
@@ -332,10 +363,7 @@ async fn check_build(
     Path((org, package)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let cat = try_resp!(view(&state, &headers).await);
-    if !try_resp!(ours(&cat, &org).await) {
-        return not_ours(&state, &method, &uri, body, &headers).await;
-    }
+    let cat = org_view!(state, headers, method, uri, org, body);
     let req: CheckBuildRequest = try_resp!(parse_json(&body));
     match flox(&state, &cat).check_build(&org, &package, &req).await {
         Ok(r) => json(StatusCode::OK, &r),
@@ -351,10 +379,7 @@ async fn register_build(
     Path((org, package)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let cat = try_resp!(view(&state, &headers).await);
-    if !try_resp!(ours(&cat, &org).await) {
-        return not_ours(&state, &method, &uri, body, &headers).await;
-    }
+    let cat = org_view!(state, headers, method, uri, org, body);
     let build: PackageBuild = try_resp!(parse_json(&body));
     match ingest::register(&cat, &org, &package, &build, &state.flox.store_open).await {
         Ok(outcome) => {

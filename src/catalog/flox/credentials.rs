@@ -101,14 +101,14 @@ impl StoreCredentials {
                 .ok_or_else(|| format!("[{org}] must be a table with read and write"))?;
             let mut creds = OrgCredentials::default();
             for (which, v) in table.iter() {
-                let envs = envs(org, which, v)?;
-                match which {
-                    "read" => creds.read = Some(envs),
-                    "write" => creds.write = Some(envs),
+                let slot = match which {
+                    "read" => &mut creds.read,
+                    "write" => &mut creds.write,
                     other => {
                         return Err(format!("[{org}.{other}]: only read and write are known"));
                     }
-                }
+                };
+                *slot = Some(envs(org, which, v)?);
             }
             orgs.insert(org.to_string(), creds);
         }
@@ -199,7 +199,7 @@ mod tests {
                 "[myorg.read]\nAWS_ACCESS_KEY_ID = \"a b\"\nAWS_SECRET_ACCESS_KEY = \"s\"\n",
                 "printable",
             ),
-            ("[\"../x\".read]\n", "org"),
+            ("[\"../x\".read]\n", "invalid catalog name"),
         ] {
             let e = StoreCredentials::parse(text).unwrap_err();
             assert!(e.contains(says), "{text}: {e}");

@@ -355,13 +355,7 @@ impl FloxCatalog<'_> {
                 let path = format!("/api/v1/catalog/search?{}", query_string(&q));
                 let (status, answer): (u16, PackageSearchResult) =
                     up.json("GET", &path, None).await?;
-                if status != 200 {
-                    return Err(UpstreamError::BadAnswer {
-                        url: up.url().to_string(),
-                        status,
-                    }
-                    .into());
-                }
+                up.expect_ok(status)?;
                 upstream_total = answer.total_count;
                 let n = answer.items.len() as i64;
                 fetched.extend(answer.items);
@@ -497,13 +491,7 @@ impl FloxCatalog<'_> {
             let (status, answer): (u16, ResolvedPackageGroups) = up
                 .json("POST", "/api/v1/catalog/resolve", Some(&body))
                 .await?;
-            if status != 200 {
-                return Err(UpstreamError::BadAnswer {
-                    url: up.url().to_string(),
-                    status,
-                }
-                .into());
-            }
+            up.expect_ok(status)?;
             upstream_groups = answer
                 .items
                 .into_iter()
@@ -739,13 +727,7 @@ impl FloxCatalog<'_> {
                     let (status, answer): (u16, StoreInfoResponse) = up
                         .json("POST", "/api/v1/catalog/store", Some(&body))
                         .await?;
-                    if status != 200 {
-                        return Err(UpstreamError::BadAnswer {
-                            url: up.url().to_string(),
-                            status,
-                        }
-                        .into());
-                    }
+                    up.expect_ok(status)?;
                     for p in &foreign {
                         items.insert(p.clone(), answer.items.get(p).cloned().unwrap_or_default());
                     }

@@ -191,6 +191,18 @@ impl Upstream {
         Ok((f.status, value))
     }
 
+    /// `Ok` for a 200 answer; any other status of a JSON exchange is not the expected answer.
+    pub fn expect_ok(&self, status: u16) -> Result<(), UpstreamError> {
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(UpstreamError::BadAnswer {
+                url: self.base.clone(),
+                status,
+            })
+        }
+    }
+
     fn too_large(&self) -> UpstreamError {
         UpstreamError::TooLarge {
             url: self.base.clone(),
