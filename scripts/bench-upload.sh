@@ -36,6 +36,11 @@ export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY
 export AWS_DEFAULT_REGION=$S3_REGION AWS_EC2_METADATA_DISABLED=true
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 
+# pubdeck sends environment credentials only to endpoints the user trusts.
+export XDG_CONFIG_HOME=$WORK/xdg
+mkdir -p "$XDG_CONFIG_HOME/pubdeck"
+printf 'trusted-endpoints = ["%s"]\n' "$S3_ENDPOINT" >"$XDG_CONFIG_HOME/pubdeck/config.toml"
+
 echo "bench: writing ${SIZE_MIB} MiB of random data to $FILE"
 head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom >"$FILE"
 SIZE=$(stat -c %s "$FILE")
@@ -50,7 +55,7 @@ echo "bench: pubdeck store put"
 t0=$(now)
 /usr/bin/time -v -o "$WORK/pubdeck.time" "$PUBDECK" store put "$FILE" nar/pubdeck.bin \
     --store "s3://$BUCKET?endpoint=$S3_ENDPOINT&region=$S3_REGION" \
-    --journal-dir "$WORK/journal" "${extra[@]}" 2>"$WORK/pubdeck.log"
+    --journal-dir "$WORK/journal" "${extra[@]}" 2>"$WORK/pubdeck.log" || { cat "$WORK/pubdeck.log" >&2; exit 1; }
 t1=$(now)
 tail -n 1 "$WORK/pubdeck.log"
 

@@ -1792,7 +1792,7 @@ async fn a_build_flox_published_registers_only_when_its_closure_is_in_the_store(
                 .args(["ready", "myorg/fpkg", "--json", "--catalog", &base, "--dir"])
                 .arg(&dir)
                 .env("PUBDECK_TOKEN", token)
-                .env("PUBDECK_CONFIG", dir.join("no-config.toml"))
+                .env("XDG_CONFIG_HOME", dir.join("no-config"))
                 .output()
                 .unwrap()
         }
@@ -1823,7 +1823,7 @@ async fn a_build_flox_published_registers_only_when_its_closure_is_in_the_store(
                 .args(["install", "myorg/fpkg", "--catalog", &base, "--dir"])
                 .arg(&dir)
                 .env("PUBDECK_TOKEN", token)
-                .env("PUBDECK_CONFIG", dir.join("no-config.toml"))
+                .env("XDG_CONFIG_HOME", dir.join("no-config"))
                 .output()
                 .unwrap()
         }
