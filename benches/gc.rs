@@ -12,7 +12,7 @@ use pubdeck::cache::{self, PackOptions};
 use pubdeck::catalog::embedded::CatalogBackend;
 use pubdeck::catalog::{AnyCatalog, Catalog, ClosurePath, NewBuild};
 use pubdeck::lifecycle::gc::{self, GcOptions};
-use pubdeck::sign::SecretKey;
+use pubdeck::nix::sign::SecretKey;
 use pubdeck::store::{OpenOptions, Store};
 
 fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {

@@ -16,8 +16,8 @@ use std::io::Write;
 use std::path::Path;
 
 use pubdeck::catalog::NewBuild;
-use pubdeck::nar::{Sha256Hash, StorePath};
-use pubdeck::sign::{self, SecretKey};
+use pubdeck::nix::sign::{self, SecretKey};
+use pubdeck::nix::{Sha256Hash, StorePath};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

@@ -278,14 +278,14 @@ pub struct OutLocation {
 }
 
 /// Length of `/nix/store/`, which the private directory's path (with its `/`) must match.
-const STORE_PREFIX_LEN: usize = "/nix/store/".len();
+const STORE_PREFIX_LEN: usize = crate::nix::STORE_PREFIX.len();
 /// The private directory's name under `/tmp`: as long as `/nix/store/` less `/tmp/` and `/`.
 const OUT_DIR_NAME_LEN: usize = STORE_PREFIX_LEN - "/tmp/".len() - 1;
 
 impl OutLocation {
     /// A fresh location for a store path named `name`.
     pub fn new(name: &str) -> std::io::Result<OutLocation> {
-        crate::nar::validate_name(name).map_err(std::io::Error::other)?;
+        crate::nix::validate_name(name).map_err(std::io::Error::other)?;
         // "/tmp/" + 5 random characters + "/" is as long as "/nix/store/".
         let dir = tempfile::Builder::new()
             .prefix("")

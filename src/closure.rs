@@ -31,20 +31,14 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{self, CacheError, PackOptions, PackedNar};
-use crate::nar::{
-    HashModulo, HashPart, RefScanner, Rewriter, Sha256Hash, StorePath, StorePathError,
-};
-use crate::narinfo::NarInfo;
-use crate::sign::SecretKey;
+use crate::nix::nar::{HashModulo, HashPart, RefScanner, Rewriter};
+use crate::nix::narinfo::NarInfo;
+use crate::nix::sign::SecretKey;
+use crate::nix::{STORE_DIR, STORE_PREFIX, Sha256Hash, StorePath, StorePathError};
 use crate::store::Store;
 
 pub use memo::{Became, Memo};
 pub use nixdb::{NixDb, NixDbError, Registered};
-
-/// The Nix store directory this machine's paths live in.
-pub use crate::nix::STORE_DIR as NIX_STORE;
-/// `/nix/store/`: the prefix every final path has (11 bytes).
-const STORE_PREFIX: &str = "/nix/store/";
 
 /// The store paths present in a local Nix store directory, by hash part.
 #[derive(Debug, Default, Clone)]
@@ -86,7 +80,7 @@ impl KnownPaths {
 
     /// The paths of the local Nix store.
     pub fn local() -> io::Result<KnownPaths> {
-        KnownPaths::scan(Path::new(NIX_STORE))
+        KnownPaths::scan(Path::new(STORE_DIR))
     }
 
     pub fn len(&self) -> usize {
@@ -184,7 +178,7 @@ impl PackedPath {
             deriver: None,
             system: None,
             sigs: Vec::new(),
-            ca: Some(crate::narinfo::ca_recursive_sha256(&self.ca_hash)),
+            ca: Some(crate::nix::narinfo::ca_recursive_sha256(&self.ca_hash)),
             extra: Vec::new(),
         };
         info.references.sort();
@@ -242,7 +236,7 @@ pub async fn add_closure(
 /// The tree at `tree` as an [`Input`] not built by pubdeck (`pubdeck pack`): it refers to
 /// no temporary location of its own.
 pub fn input_for_tree(tree: &Path, name: &str) -> Result<Input, StorePathError> {
-    crate::nar::validate_name(name)?;
+    crate::nix::validate_name(name)?;
     let hash = crate::nix::random_hash_part();
     Ok(Input {
         tree: tree.to_path_buf(),
@@ -583,7 +577,7 @@ pub async fn prepare(
     let (input, o, dir, stop) = (top.clone(), *opts, tmp_dir.to_owned(), cancel.clone());
     let scanned = blocking(move || {
         let known = KnownPaths::local().map_err(|e| ClosureError::Io {
-            path: NIX_STORE.into(),
+            path: STORE_DIR.into(),
             source: e,
         })?;
         if stop.is_cancelled() {
@@ -621,7 +615,7 @@ pub async fn prepare(
             let (input, o, dir, stop) = (top.clone(), *opts, tmp_dir.to_owned(), cancel.clone());
             return blocking(move || {
                 let known = KnownPaths::local().map_err(|e| ClosureError::Io {
-                    path: NIX_STORE.into(),
+                    path: STORE_DIR.into(),
                     source: e,
                 })?;
                 pack_closure(&input, &known, &o, &dir, &|| stop.is_cancelled())
@@ -713,7 +707,7 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ClosureError::Io {
-            path: NIX_STORE.into(),
+            path: STORE_DIR.into(),
             source: io::Error::other(e),
         })?
 }
@@ -842,7 +836,7 @@ fn pack_dependency(
         let mut original = None;
         let packed = cache::pack_nar_with(opts, tmp_dir, |w| {
             let mut rw = Rewriter::new(w, rewrites, None);
-            let summary = crate::nar::dump_path(&recipe.input.tree, &mut rw)
+            let summary = crate::nix::nar::dump_path(&recipe.input.tree, &mut rw)
                 .map_err(|e| io::Error::other(e.to_string()))?;
             rw.finish()?;
             original = Some(summary.nar_hash);
@@ -972,7 +966,7 @@ async fn pack_dependencies(
     type Uploaded = (usize, Result<(PackedPath, Added), CacheError>);
     let mut uploading: JoinSet<Uploaded> = JoinSet::new();
     let joined = |e: tokio::task::JoinError| ClosureError::Io {
-        path: NIX_STORE.into(),
+        path: STORE_DIR.into(),
         source: io::Error::other(e),
     };
     let done =
@@ -997,7 +991,7 @@ async fn pack_dependencies(
                 .collect();
             let recipe = Recipe {
                 input: Input {
-                    tree: Path::new(NIX_STORE).join(d.reg.path.base_name()),
+                    tree: Path::new(STORE_DIR).join(d.reg.path.base_name()),
                     built_as: BuiltAs::of_store_path(&d.reg.path),
                 },
                 refs,
@@ -1219,7 +1213,7 @@ fn pack_dependency_streamed(
                 }
                 return w.flush();
             }
-            let mut h = crate::nar::HashingWriter::new(Rewriter::new(w, crewrites, None));
+            let mut h = crate::nix::HashingWriter::new(Rewriter::new(w, crewrites, None));
             for chunk in rx {
                 h.write_all(&chunk)?;
                 let _ = done_tx.try_send(chunk);
@@ -1242,8 +1236,8 @@ fn pack_dependency_streamed(
         tx,
         free,
     };
-    let mut hashed = Rewriter::new(crate::nar::HashingWriter::new(io::sink()), rewrites, None);
-    let sent = crate::nar::dump_path_unhashed(
+    let mut hashed = Rewriter::new(crate::nix::HashingWriter::new(io::sink()), rewrites, None);
+    let sent = crate::nix::nar::dump_path_unhashed(
         &tree,
         Tee {
             a: &mut sender,

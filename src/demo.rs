@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::cache::{self, PackOptions};
 use crate::catalog::{AnyCatalog, Catalog, EmbeddedCatalog, NewBuild};
 use crate::nix::current_system;
-use crate::sign::SecretKey;
+use crate::nix::sign::SecretKey;
 use crate::store::Store;
 
 pub const ORG: &str = "myorg";
@@ -238,7 +238,7 @@ pub async fn ensure_with(
     std::fs::create_dir_all(ws.root.join("keys"))
         .map_err(err("cannot create the keys directory"))?;
     let key = SecretKey::generate(KEY_NAME).map_err(err("cannot generate a key"))?;
-    key.write_new(&ws.key_file())
+    key.write_new(&ws.key_file(), crate::fsutil::write_new)
         .map_err(err("cannot write the demo key"))?;
 
     let catalog = ws.catalog().await?;
@@ -378,7 +378,7 @@ async fn seed(
                     signature: info.sigs.first().map(|s| s.to_string()).unwrap_or_default(),
                     key_name: KEY_NAME.into(),
                     source_url: "https://git.myorg.example/platform/tools.git".into(),
-                    revision: crate::nar::Sha256Hash::of(format!("{}{v}", p.name).as_bytes())
+                    revision: crate::nix::Sha256Hash::of(format!("{}{v}", p.name).as_bytes())
                         .to_hex()[..40]
                         .to_string(),
                     branch: "main".into(),

@@ -243,7 +243,7 @@ pub async fn add_source(
     opts: &PackOptions,
     key: &SecretKey,
 ) -> Result<(NarInfo, Outcome), CacheError> {
-    nar::validate_name(name)?;
+    crate::nix::validate_name(name)?;
     let tmp = tempfile::Builder::new()
         .prefix("pubdeck-pack-")
         .tempdir()

@@ -10,12 +10,10 @@ use bytes::Bytes;
 use tempfile::NamedTempFile;
 use thiserror::Error;
 
-use crate::nar::{
-    self, HashingReader, HashingWriter, NarReadError, NarSummary, NarWriteError, RefScanner,
-    Sha256Hash, StorePath, StorePathError,
-};
-use crate::narinfo::{self, NarInfo, NarInfoError};
-use crate::sign::{PublicKey, SecretKey};
+use crate::nix::nar::{self, NarReadError, NarSummary, NarWriteError, RefScanner};
+use crate::nix::narinfo::{self, NarInfo, NarInfoError};
+use crate::nix::sign::{PublicKey, SecretKey};
+use crate::nix::{HashingReader, HashingWriter, Sha256Hash, StorePath, StorePathError};
 use crate::store::{ProgressSink, PutIfAbsent, PutOptions, PutOutcome, Store};
 
 mod add;

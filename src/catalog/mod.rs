@@ -367,7 +367,7 @@ pub(crate) fn quote(s: &str) -> String {
 
 /// Verifies a narinfo signature `keyname:base64(sig)` over the build's fingerprint against
 /// trusted public keys `name:base64(32 bytes)`; returns the name of the key that signed.
-/// The fingerprint and the ed25519 check are the shared ones of [`crate::sign`].
+/// The fingerprint and the ed25519 check are the shared ones of [`crate::nix::sign`].
 pub fn verify_signature(
     store_path: &str,
     nar_hash: &str,
@@ -376,8 +376,8 @@ pub fn verify_signature(
     signature: &str,
     trusted_keys: &[String],
 ) -> CatalogResult<String> {
-    use crate::nar::{Sha256Hash, StorePath};
-    use crate::sign::{self, PublicKey, Signature, VerifyError};
+    use crate::nix::sign::{self, PublicKey, Signature, VerifyError};
+    use crate::nix::{Sha256Hash, StorePath};
     let bad = |what: String| CatalogError::BadRequest(what);
     let path = StorePath::parse(store_path).map_err(|e| bad(e.to_string()))?;
     let hash = Sha256Hash::parse(nar_hash).map_err(|e| bad(format!("nar_hash: {e}")))?;
@@ -418,13 +418,13 @@ pub fn verify_signature(
 }
 
 /// Parses a Nix public key `name:base64(32 bytes)` (surrounding whitespace allowed) whose
-/// name follows [`crate::sign::KEY_NAME_RULE`].
-pub fn parse_public_key_text(text: &str) -> CatalogResult<crate::sign::PublicKey> {
-    crate::sign::PublicKey::parse(text.trim()).map_err(|e| match e {
-        crate::sign::KeyError::BadName { name, .. } => CatalogError::BadRequest(format!(
+/// name follows [`crate::nix::sign::KEY_NAME_RULE`].
+pub fn parse_public_key_text(text: &str) -> CatalogResult<crate::nix::sign::PublicKey> {
+    crate::nix::sign::PublicKey::parse(text.trim()).map_err(|e| match e {
+        crate::nix::sign::KeyError::BadName { name, .. } => CatalogError::BadRequest(format!(
             "the key name {} is not allowed: {}",
             quote(&name),
-            crate::sign::KEY_NAME_RULE
+            crate::nix::sign::KEY_NAME_RULE
         )),
         _ => CatalogError::BadRequest(
             "a public key must look like NAME:BASE64 with 32 key bytes (a Nix public key file)"
@@ -463,8 +463,8 @@ mod tests {
 
     #[test]
     fn signature_roundtrip() {
-        use crate::nar::{Sha256Hash, StorePath};
-        use crate::sign::{SecretKey, fingerprint};
+        use crate::nix::sign::{SecretKey, fingerprint};
+        use crate::nix::{Sha256Hash, StorePath};
         let sk = SecretKey::generate("k1").unwrap();
         let other = SecretKey::generate("k2").unwrap().public().to_nix_string();
         let public = sk.public().to_nix_string();

@@ -91,11 +91,11 @@ fn validate_build_fields(b: &NewBuild) -> CatalogResult<()> {
     }
     check_text("signature", &b.signature, 512, true)?;
     if !b.key_name.is_empty() {
-        if !crate::sign::is_valid_key_name(&b.key_name) {
+        if !crate::nix::sign::is_valid_key_name(&b.key_name) {
             return Err(bad(format!(
                 "key_name {} is not allowed: {}",
                 quote(&b.key_name),
-                crate::sign::KEY_NAME_RULE
+                crate::nix::sign::KEY_NAME_RULE
             )));
         }
         let sig_key = b.signature.split_once(':').map_or("", |(k, _)| k);
@@ -127,7 +127,7 @@ fn validate_build_fields(b: &NewBuild) -> CatalogResult<()> {
 /// or for a path that refers to itself the hash modulo its own hash part), name and
 /// references. So no registration can name another package's store path with other bytes.
 pub fn validate_content_address(b: &NewBuild) -> CatalogResult<()> {
-    use crate::nar::{Sha256Hash, StorePath};
+    use crate::nix::{Sha256Hash, StorePath};
     let path = StorePath::parse(&b.store_path).map_err(|e| bad(e.to_string()))?;
     let nar_hash = Sha256Hash::parse(&b.nar_hash).map_err(|e| bad(format!("nar_hash: {e}")))?;
     let ca_hash = if b.ca.is_empty() {
@@ -194,7 +194,7 @@ fn validate_closure(b: &NewBuild) -> CatalogResult<()> {
         let full = if r.starts_with('/') {
             r.clone()
         } else {
-            format!("/nix/store/{r}")
+            format!("{}{r}", crate::nix::STORE_PREFIX)
         };
         if !listed(&full) {
             return Err(bad(format!("reference {} is not in the closure", quote(r))));

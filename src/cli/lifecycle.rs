@@ -394,7 +394,7 @@ pub async fn run_resign(
         return Err(Failure::usage("no signing key given")
             .with_hint("pass --signing-key NEW.sec (the key the catalog should move to)"));
     };
-    let key = crate::sign::SecretKey::from_file(path).map_err(|e| {
+    let key = crate::nix::sign::SecretKey::from_file(path).map_err(|e| {
         Failure::failed(format!(
             "cannot use {} as a signing key: {e}",
             path.display()

@@ -10,7 +10,7 @@ use super::{CmdResult, Failure};
 use crate::cache::{Compression, PackOptions};
 use crate::closure;
 use crate::event::Hinted as _;
-use crate::sign::{KeyError, SecretKey};
+use crate::nix::sign::{KeyError, SecretKey};
 use crate::store::{ProgressSink, PutOptions, Store};
 
 #[derive(Debug, Subcommand)]
@@ -46,7 +46,7 @@ pub fn key(cmd: KeyCommand) -> CmdResult {
         KeyCommand::Generate { name, out } => {
             let out = out.unwrap_or_else(|| PathBuf::from(format!("{name}.key")));
             let key = SecretKey::generate(&name)?;
-            let pub_path = key.write_new(&out)?;
+            let pub_path = key.write_new(&out, crate::fsutil::write_new)?;
             println!("{}", key.public().to_nix_string());
             crate::cli::output::progress!(
                 "wrote {} (secret, mode 0600) and {}",

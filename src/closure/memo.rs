@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::nar::{Sha256Hash, StorePath};
+use crate::nix::{Sha256Hash, StorePath};
 
 /// Most bytes read from one entry (references included).
 const MAX_ENTRY_BYTES: u64 = 1024 * 1024;
@@ -107,7 +107,7 @@ impl Memo {
             nar_hash: became.nar_hash.to_string(),
             nar_size: became.nar_size,
             references: became.references.iter().map(|r| r.to_string()).collect(),
-            ca: crate::narinfo::ca_recursive_sha256(&became.ca_hash),
+            ca: crate::nix::narinfo::ca_recursive_sha256(&became.ca_hash),
         };
         let bytes = serde_json::to_vec(&e).expect("an entry serialises");
         let file = self.file(local, nar_hash);

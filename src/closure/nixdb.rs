@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::nar::{Sha256Hash, StorePath};
+use crate::nix::{Sha256Hash, StorePath};
 
 /// One valid path, as Nix registered it.
 #[derive(Debug, Clone, PartialEq, Eq)]

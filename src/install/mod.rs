@@ -27,10 +27,10 @@ use crate::event::{Event, EventTx};
 use crate::git::Check;
 use crate::manifest::edit::StorePathInstall;
 use crate::manifest::{Env, Manifest};
-use crate::nar::StorePath;
-use crate::narinfo::NarInfo;
+use crate::nix::StorePath;
 use crate::nix::current_system;
-use crate::sign::PublicKey;
+use crate::nix::narinfo::NarInfo;
+use crate::nix::sign::PublicKey;
 use crate::store::{DownloadOptions, OpenOptions, ProgressSink, Store, StoreError};
 use std::collections::HashMap;
 
@@ -794,7 +794,7 @@ async fn fetch_narinfo(
 async fn fetch_checked_narinfo(store: &Store, b: &BuildRecord) -> Result<NarInfo, String> {
     let hash_part = b
         .store_path
-        .strip_prefix("/nix/store/")
+        .strip_prefix(crate::nix::STORE_PREFIX)
         .and_then(|r| r.split('-').next())
         .ok_or_else(|| format!("the catalog's store path {:?} is malformed", b.store_path))?;
     let key = format!("{hash_part}.narinfo");
@@ -1494,10 +1494,11 @@ async fn present(req: &Request, info: &NarInfo) -> Result<bool, InstallError> {
                 return Ok(false);
             }
             let d = dest.clone();
-            let summary =
-                tokio::task::spawn_blocking(move || crate::nar::dump_path(&d, std::io::sink()))
-                    .await
-                    .expect("hash task panicked");
+            let summary = tokio::task::spawn_blocking(move || {
+                crate::nix::nar::dump_path(&d, std::io::sink())
+            })
+            .await
+            .expect("hash task panicked");
             match summary {
                 Ok(s) if s.nar_hash == info.nar_hash && s.nar_size == info.nar_size => Ok(true),
                 Ok(s) => Err(InstallError::Occupied {

@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use crate::nar::{Sha256Hash, StorePath};
-use crate::sign::PublicKey;
+use crate::nix::sign::PublicKey;
+use crate::nix::{Sha256Hash, StorePath};
 
 /// Why talking to Nix failed.
 #[derive(Debug, thiserror::Error)]

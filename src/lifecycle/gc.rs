@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::{LifecycleError, hash_part, is_hash, narinfo_hash};
 use crate::catalog::{Catalog, RecordRequest};
 use crate::event::{Event, EventTx, Work};
-use crate::narinfo::NarInfo;
+use crate::nix::narinfo::NarInfo;
 use crate::store::{ObjectInfo, OpenOptions, Store};
 
 /// Default grace period.

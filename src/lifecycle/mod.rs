@@ -50,7 +50,7 @@ impl crate::event::Hinted for LifecycleError {
 /// The hash part of `/nix/store/<hash>-<name>`.
 pub(crate) fn hash_part(store_path: &str) -> Option<&str> {
     store_path
-        .strip_prefix("/nix/store/")
+        .strip_prefix(crate::nix::STORE_PREFIX)
         .and_then(|r| r.split('-').next())
         .filter(|h| h.len() == 32)
 }

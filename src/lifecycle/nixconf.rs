@@ -274,7 +274,7 @@ pub fn plan(file: &Path, catalog: &CatalogInfo) -> Result<UsePlan, UseError> {
         .keys
         .iter()
         .map(|k| {
-            crate::sign::PublicKey::parse(k)
+            crate::nix::sign::PublicKey::parse(k)
                 .map(|k| k.to_nix_string())
                 .map_err(|e| UseError::BadKey(e.to_string()))
         })
@@ -530,7 +530,7 @@ mod tests {
     fn only_a_key_prefixed_s3_store_needs_a_new_nix() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("nix.conf");
-        let key = crate::sign::SecretKey::generate("myorg-1")
+        let key = crate::nix::sign::SecretKey::generate("myorg-1")
             .unwrap()
             .public()
             .to_nix_string();
@@ -576,7 +576,7 @@ mod tests {
     fn plans_only_single_values_whatever_the_catalog_says() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("nix.conf");
-        let key = crate::sign::SecretKey::generate("myorg-1")
+        let key = crate::nix::sign::SecretKey::generate("myorg-1")
             .unwrap()
             .public()
             .to_nix_string();

@@ -14,8 +14,8 @@ use serde::Serialize;
 use super::{LifecycleError, hash_part};
 use crate::catalog::{Catalog, RecordRequest};
 use crate::event::{Event, EventTx, Work};
-use crate::narinfo::NarInfo;
-use crate::sign::{PublicKey, SecretKey};
+use crate::nix::narinfo::NarInfo;
+use crate::nix::sign::{PublicKey, SecretKey};
 use crate::store::{OpenOptions, Store, StoreError};
 
 /// Narinfos re-signed at once.

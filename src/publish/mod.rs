@@ -24,8 +24,8 @@ use crate::catalog::{
 use crate::closure;
 use crate::event::{Event, EventTx, Stage};
 use crate::git::{self, Check};
-use crate::narinfo::NarInfo;
-use crate::sign::{PublicKey, SecretKey};
+use crate::nix::narinfo::NarInfo;
+use crate::nix::sign::{PublicKey, SecretKey};
 use crate::store::{OpenOptions, ProgressSink, PutOptions, Store};
 
 /// Ids of the checks publish adds to the git preconditions.
@@ -632,7 +632,7 @@ async fn pack(
             let task = tokio::task::spawn_blocking(move || {
                 let known =
                     closure::KnownPaths::local().map_err(|e| closure::ClosureError::Io {
-                        path: closure::NIX_STORE.into(),
+                        path: crate::nix::STORE_DIR.into(),
                         source: e,
                     })?;
                 closure::pack_closure(&input, &known, &opts, &path, &|| stop.is_cancelled())
@@ -969,7 +969,7 @@ pub async fn preconditions(plan: &Plan, reach: Reach<'_>) -> Preconditions {
             }
             Err(e) => {
                 let hint = match &e {
-                    crate::sign::KeyError::IsPublic(p) => {
+                    crate::nix::sign::KeyError::IsPublic(p) => {
                         match p.to_str().and_then(|p| p.strip_suffix(".pub")) {
                             Some(secret) => format!("pass the secret key: --signing-key {secret}"),
                             None => "pass the secret key file (`pubdeck key generate` writes both)"

@@ -19,7 +19,7 @@ pub use crate::event::repro::{DiffKind, Difference, Unreproducible};
 
 /// Unpacks two compressed NARs and compares them file by file.
 pub fn compare(
-    store_path: &crate::nar::StorePath,
+    store_path: &crate::nix::StorePath,
     first: &Path,
     second: &Path,
     compression: Compression,
@@ -46,7 +46,7 @@ pub fn compare(
                 path: nar.to_path_buf(),
                 source: e,
             })?;
-        crate::nar::unpack_nar(dec, dest).map_err(|source| CacheError::Unpack {
+        crate::nix::nar::unpack_nar(dec, dest).map_err(|source| CacheError::Unpack {
             path: store_path.clone(),
             source,
         })?;

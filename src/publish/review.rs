@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use crate::cache;
 use crate::catalog::{AnyCatalog, Catalog};
 use crate::closure::{Closure, PackedPath};
-use crate::narinfo::NarInfo;
+use crate::nix::narinfo::NarInfo;
 use crate::store::Store;
 
 pub use crate::event::review::{
@@ -188,7 +188,7 @@ async fn previous(
         diff: None,
         note: None,
     };
-    let key = match crate::nar::StorePath::parse(&last.store_path) {
+    let key = match crate::nix::StorePath::parse(&last.store_path) {
         Ok(p) => cache::listing_key(&p),
         Err(e) => {
             prev.note = Some(format!("cannot name its NAR listing: {e}"));

@@ -16,9 +16,9 @@ use common::Repo;
 use pubdeck::catalog::{AnyCatalog, Catalog, NewBuild};
 use pubdeck::event::{self, Event};
 use pubdeck::install::{self, NixStore, PackageRef};
-use pubdeck::narinfo::NarInfo;
+use pubdeck::nix::narinfo::NarInfo;
+use pubdeck::nix::sign::SecretKey;
 use pubdeck::publish::{self, Plan};
-use pubdeck::sign::SecretKey;
 use tokio_util::sync::CancellationToken;
 
 fn token() -> String {
@@ -63,7 +63,9 @@ impl World {
         let alice = fx.user("alice").await;
         let key = SecretKey::generate("myorg-1").unwrap();
         let key_file = tmp.path().join("myorg-1.key");
-        let pub_file = key.write_new(&key_file).unwrap();
+        let pub_file = key
+            .write_new(&key_file, pubdeck::fsutil::write_new)
+            .unwrap();
         let store_dir = tmp.path().join("store");
         alice
             .create_catalog(

@@ -18,9 +18,9 @@ use common::Repo;
 use common::nix::{add_path, register};
 use pubdeck::catalog::{AnyCatalog, Catalog, EmbeddedCatalog};
 use pubdeck::event::{self, Event};
-use pubdeck::narinfo::NarInfo;
+use pubdeck::nix::narinfo::NarInfo;
+use pubdeck::nix::sign::SecretKey;
 use pubdeck::publish::{self, Plan, PublishError};
-use pubdeck::sign::SecretKey;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::nix::nix_store_here;
@@ -71,7 +71,9 @@ impl World {
         let mid = add_mid(tmp.path(), &token, &leaf, "one");
         let key = SecretKey::generate("myorg-1").unwrap();
         let key_file = tmp.path().join("myorg-1.key");
-        let pub_file = key.write_new(&key_file).unwrap();
+        let pub_file = key
+            .write_new(&key_file, pubdeck::fsutil::write_new)
+            .unwrap();
         let catalog = AnyCatalog::Embedded(
             EmbeddedCatalog::open(&tmp.path().join("catalog.sqlite"))
                 .await

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use pubdeck::cache::{self, Compression, PackOptions};
 use pubdeck::closure::{BuiltAs, Input, KnownPaths, pack_closure};
-use pubdeck::nar::{self, Sha256Hash};
-use pubdeck::sign::SecretKey;
+use pubdeck::nix::Sha256Hash;
+use pubdeck::nix::nar;
+use pubdeck::nix::sign::SecretKey;
 
 fn vector(name: &str) -> Vec<u8> {
     fs::read(

@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use common::Repo;
 use pubdeck::catalog::{AnyCatalog, Catalog, EmbeddedCatalog};
 use pubdeck::install::{self, PackageRef};
-use pubdeck::sign::SecretKey;
+use pubdeck::nix::sign::SecretKey;
 use tokio_util::sync::CancellationToken;
 
 fn vectors() -> PathBuf {
@@ -51,7 +51,8 @@ impl Org {
         let tmp = tempfile::tempdir().unwrap();
         let key = SecretKey::generate("myorg-1").unwrap();
         let key_file = tmp.path().join("myorg-1.key");
-        key.write_new(&key_file).unwrap();
+        key.write_new(&key_file, pubdeck::fsutil::write_new)
+            .unwrap();
         let catalog = AnyCatalog::Embedded(
             EmbeddedCatalog::open(&tmp.path().join("catalog.sqlite"))
                 .await
@@ -423,7 +424,7 @@ async fn other_systems_get_their_own_verified_descriptors() {
             branch: r.branch.clone(),
             build_name: "tool".into(),
             installed_packages: vec!["hello".into()],
-            ca: pubdeck::narinfo::ca_recursive_sha256(&info.nar_hash),
+            ca: pubdeck::nix::narinfo::ca_recursive_sha256(&info.nar_hash),
             closure: vec![],
             ..Default::default()
         }

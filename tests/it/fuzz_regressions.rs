@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 use pubdeck::catalog::{ClosurePath, NewBuild};
 use pubdeck::manifest::Manifest;
-use pubdeck::nar::{Sha256Hash, StorePath, dump_path, unpack_nar, validate_nar};
-use pubdeck::narinfo::NarInfo;
+use pubdeck::nix::nar::{dump_path, unpack_nar, validate_nar};
+use pubdeck::nix::narinfo::NarInfo;
+use pubdeck::nix::{Sha256Hash, StorePath};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -251,7 +252,7 @@ fn narinfos_round_trip_through_text() {
         info.system = rng.gen_bool(0.5).then(|| "x86_64-linux".to_string());
         info.ca = rng
             .gen_bool(0.5)
-            .then(|| pubdeck::narinfo::ca_recursive_sha256(&nar_hash));
+            .then(|| pubdeck::nix::narinfo::ca_recursive_sha256(&nar_hash));
         let text = info.to_string();
         let back = NarInfo::parse(&text).unwrap_or_else(|e| panic!("round {round}: {e}\n{text}"));
         assert_eq!(back, info, "round {round}");

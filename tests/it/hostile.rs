@@ -391,8 +391,9 @@ async fn names_from_a_nar_listing_reach_the_terminal_escaped() {
         )
     };
     let repo = common::Repo::with_manifest(&manifest("1.0", ""));
-    let key = pubdeck::sign::SecretKey::generate("myorg-1").unwrap();
-    key.write_new(&tmp.path().join("k.key")).unwrap();
+    let key = pubdeck::nix::sign::SecretKey::generate("myorg-1").unwrap();
+    key.write_new(&tmp.path().join("k.key"), pubdeck::fsutil::write_new)
+        .unwrap();
     let catalog = AnyCatalog::Embedded(
         EmbeddedCatalog::open(&tmp.path().join("catalog.sqlite"))
             .await

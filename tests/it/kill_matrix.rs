@@ -19,8 +19,8 @@ use catalog_support::{Fixture, Kind};
 use common::Repo;
 use proc::{PATIENCE, Proc, pubdeck, start_service, start_service_on};
 use pubdeck::catalog::{AnyCatalog, Catalog, CatalogClient, CheckBuild, EmbeddedCatalog};
-use pubdeck::narinfo::NarInfo;
-use pubdeck::sign::SecretKey;
+use pubdeck::nix::narinfo::NarInfo;
+use pubdeck::nix::sign::SecretKey;
 
 fn run_ok(mut cmd: Command) -> String {
     let out = cmd.stdin(Stdio::null()).output().unwrap();
@@ -53,7 +53,9 @@ impl World {
         let token = hex::encode(rand::random::<[u8; 8]>());
         let dep = common::nix::add_dependency(tmp.path(), &token);
         let key = SecretKey::generate("myorg-1").unwrap();
-        let pub_file = key.write_new(&tmp.path().join("myorg-1.key")).unwrap();
+        let pub_file = key
+            .write_new(&tmp.path().join("myorg-1.key"), pubdeck::fsutil::write_new)
+            .unwrap();
         let db = tmp.path().join("catalog.sqlite");
         let catalog = AnyCatalog::Embedded(EmbeddedCatalog::open(&db).await.unwrap());
         let store_dir = tmp.path().join("store");
@@ -350,7 +352,8 @@ async fn kill_nine_during_an_install_import_into_either_store() {
             let names = entries(&store);
             assert!(names.contains(&dep_base), "{names:?}");
             assert!(!names.contains(&top_base), "{names:?}");
-            let summary = pubdeck::nar::dump_path(&store.join(&dep_base), std::io::sink()).unwrap();
+            let summary =
+                pubdeck::nix::nar::dump_path(&store.join(&dep_base), std::io::sink()).unwrap();
             let dep_info = w.narinfo_of(&w.dep).unwrap();
             assert_eq!(
                 summary.nar_hash, dep_info.nar_hash,
@@ -406,7 +409,8 @@ async fn register_kill(kind: Kind) {
     let tmp = tempfile::tempdir().unwrap();
     let token = fx.add_user("alice").await;
     let key = SecretKey::generate("myorg-1").unwrap();
-    key.write_new(&tmp.path().join("myorg-1.key")).unwrap();
+    key.write_new(&tmp.path().join("myorg-1.key"), pubdeck::fsutil::write_new)
+        .unwrap();
     let store_dir = tmp.path().join("store");
     fx.user("alice")
         .await
@@ -514,7 +518,8 @@ async fn gc_outlives_the_service_and_its_audit_entry_is_sent_at_the_next_contact
     let tmp = tempfile::tempdir().unwrap();
     let token = fx.add_user("alice").await;
     let key = SecretKey::generate("myorg-1").unwrap();
-    key.write_new(&tmp.path().join("myorg-1.key")).unwrap();
+    key.write_new(&tmp.path().join("myorg-1.key"), pubdeck::fsutil::write_new)
+        .unwrap();
     let store_dir = tmp.path().join("store");
     let alice = fx.user("alice").await;
     alice

@@ -21,8 +21,8 @@ use pubdeck::event::{self, Event, Stage};
 use pubdeck::install::{self, PackageRef};
 use pubdeck::lifecycle::gc::{self, GcOptions, Kind as ObjKind};
 use pubdeck::lifecycle::resign;
+use pubdeck::nix::sign::SecretKey;
 use pubdeck::publish::{self, Plan};
-use pubdeck::sign::SecretKey;
 use pubdeck::store::{OpenOptions, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -65,7 +65,9 @@ impl Lab {
         let catalog = fx.user("alice").await;
         let key = SecretKey::generate("myorg-1").unwrap();
         let key_file = tmp.path().join("myorg-1.key");
-        let pub_file = key.write_new(&key_file).unwrap();
+        let pub_file = key
+            .write_new(&key_file, pubdeck::fsutil::write_new)
+            .unwrap();
         let (store_url, open, s3) = if s3 {
             let s = s3srv::TestS3::start().await;
             (s.url(), s3srv::TestS3::open_options(), Some(s))
@@ -438,7 +440,9 @@ async fn gc_keeps_what_a_hidden_catalog_on_the_same_store_needs() {
     let bob = lab.fx.user("bob").await;
     let bob_key = SecretKey::generate("bobs-1").unwrap();
     let bob_key_file = lab.tmp.path().join("bobs-1.key");
-    bob_key.write_new(&bob_key_file).unwrap();
+    bob_key
+        .write_new(&bob_key_file, pubdeck::fsutil::write_new)
+        .unwrap();
     let same_store = format!("file://{}/./store//", lab.tmp.path().display());
     bob.create_catalog("bobs", &same_store, &[bob_key.public().to_nix_string()])
         .await
@@ -650,7 +654,9 @@ async fn key_rotation_while_installs_run_in_a_loop(lab: Lab) {
     let old_key = SecretKey::from_file(&lab.key_file).unwrap();
     let new_key = SecretKey::generate("myorg-2").unwrap();
     let new_file = lab.tmp.path().join("myorg-2.key");
-    new_key.write_new(&new_file).unwrap();
+    new_key
+        .write_new(&new_file, pubdeck::fsutil::write_new)
+        .unwrap();
 
     // Installs in a loop until the rotation is over (bounded).
     let stop = Arc::new(AtomicBool::new(false));
@@ -692,7 +698,7 @@ async fn key_rotation_while_installs_run_in_a_loop(lab: Lab) {
             .next()
             .unwrap()
     );
-    let mut info = pubdeck::narinfo::NarInfo::parse(
+    let mut info = pubdeck::nix::narinfo::NarInfo::parse(
         std::str::from_utf8(&store.get(&name).await.unwrap()).unwrap(),
     )
     .unwrap();

@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pubdeck::cache::{self, Compression, PackOptions};
-use pubdeck::nar::{self, NarProblem, NarReadError, NarWriteError, StorePath};
-use pubdeck::narinfo::NarInfo;
-use pubdeck::sign::{PublicKey, SecretKey};
+use pubdeck::nix::StorePath;
+use pubdeck::nix::nar::{self, NarProblem, NarReadError, NarWriteError};
+use pubdeck::nix::narinfo::NarInfo;
+use pubdeck::nix::sign::{PublicKey, SecretKey};
 
 fn vectors() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
@@ -33,7 +34,7 @@ fn add_source(
     references: &[StorePath],
     opts: &PackOptions,
     key: &SecretKey,
-) -> pubdeck::narinfo::NarInfo {
+) -> pubdeck::nix::narinfo::NarInfo {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -53,7 +54,7 @@ fn add_source(
 /// Verified fetch of `info` from the `file://` cache at `root` into `dest`.
 fn fetch(
     root: &Path,
-    info: &pubdeck::narinfo::NarInfo,
+    info: &pubdeck::nix::narinfo::NarInfo,
     keys: &[PublicKey],
     dest: &Path,
 ) -> nar::NarSummary {
@@ -660,7 +661,9 @@ fn nix_accepts_our_cache_and_restores_the_trees() {
     }
     let t = shm_tempdir();
     let key = SecretKey::generate("pubdeck-test-1").unwrap();
-    let pub_file = key.write_new(&t.path().join("key.sec")).unwrap();
+    let pub_file = key
+        .write_new(&t.path().join("key.sec"), pubdeck::fsutil::write_new)
+        .unwrap();
     // Our public key is what nix derives from our secret key file.
     let mut c = nix_cmd("nix");
     c.args(["key", "convert-secret-to-public"]);
@@ -791,4 +794,85 @@ fn reading_from_a_slow_reader_works() {
     let nar = golden_nar();
     let sum = nar::validate_nar(Dribble(&nar)).unwrap();
     assert_eq!(sum.nar_hash.to_string(), expected_value("nar_hash"));
+}
+
+#[test]
+fn key_files_are_written_0600_and_never_overwritten() {
+    use pubdeck::nix::sign::KeyError;
+    let t = tempfile::tempdir().unwrap();
+    let path = t.path().join("key.sec");
+    let sk = SecretKey::generate("test-1").unwrap();
+    let pub_path = sk.write_new(&path, pubdeck::fsutil::write_new).unwrap();
+    assert_eq!(pub_path, t.path().join("key.sec.pub"));
+    let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(
+        SecretKey::from_file(&path).unwrap().to_nix_string(),
+        sk.to_nix_string()
+    );
+    assert_eq!(PublicKey::from_file(&pub_path).unwrap(), sk.public());
+    let again = SecretKey::generate("test-1").unwrap();
+    assert!(
+        matches!(again.write_new(&path, pubdeck::fsutil::write_new), Err(KeyError::Exists(p)) if p == pub_path)
+    );
+    fs::remove_file(&pub_path).unwrap();
+    assert!(
+        matches!(again.write_new(&path, pubdeck::fsutil::write_new), Err(KeyError::Exists(p)) if p == path)
+    );
+    assert_eq!(
+        SecretKey::from_file(&path).unwrap().to_nix_string(),
+        sk.to_nix_string()
+    );
+    let e = SecretKey::from_file(&t.path().join("missing"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("missing"), "{e}");
+    fs::write(t.path().join("bad"), "junk").unwrap();
+    let e = SecretKey::from_file(&t.path().join("bad"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bad") && e.contains("<name>:<base64>"), "{e}");
+}
+
+#[test]
+fn key_names_are_single_nix_conf_values() {
+    use base64::Engine as _;
+    use pubdeck::nix::sign::{Signature, is_valid_key_name};
+    for ok in ["cache.nixos.org-1", "myorg-1", "a", "A_b+c.d-1"] {
+        assert!(is_valid_key_name(ok), "{ok}");
+        assert!(SecretKey::generate(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "ev#l-1",
+        "a b",
+        "a\nb",
+        "",
+        "-a",
+        ".a",
+        "ütf",
+        "a:b",
+        &"a".repeat(129),
+    ] {
+        assert!(!is_valid_key_name(bad), "{bad:?}");
+        let err = SecretKey::generate(bad).unwrap_err().to_string();
+        assert!(err.contains("letters, digits"), "{err}");
+        assert!(!err.chars().any(pubdeck::text::is_unsafe_char), "{err:?}");
+    }
+    let b64 = SecretKey::generate("k").unwrap().public().to_nix_string();
+    let b64 = b64.split_once(':').unwrap().1;
+    assert!(PublicKey::parse(&format!("ev#l-1:{b64}")).is_err());
+    // A signature from a foreign cache may carry a name pubdeck would not give a key.
+    let sig = format!(
+        "{}:{}",
+        "weird#name",
+        base64::engine::general_purpose::STANDARD.encode([0u8; 64])
+    );
+    assert!(Signature::parse(&sig).is_ok());
+    assert!(
+        Signature::parse(&format!(
+            "a\u{1b}b:{}",
+            base64::engine::general_purpose::STANDARD.encode([0u8; 64])
+        ))
+        .is_err()
+    );
 }

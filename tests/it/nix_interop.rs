@@ -84,8 +84,8 @@ mod stores_other_tools_wrote {
 
     use pubdeck::catalog::{AnyCatalog, Catalog, EmbeddedCatalog, NewBuild};
     use pubdeck::install::{self, PackageRef};
-    use pubdeck::narinfo::NarInfo;
-    use pubdeck::sign::SecretKey;
+    use pubdeck::nix::narinfo::NarInfo;
+    use pubdeck::nix::sign::SecretKey;
 
     use super::common;
 
@@ -107,7 +107,8 @@ mod stores_other_tools_wrote {
             let tmp = tempfile::tempdir().unwrap();
             let key = SecretKey::generate("myorg-1").unwrap();
             let key_file = tmp.path().join("myorg-1.key");
-            key.write_new(&key_file).unwrap();
+            key.write_new(&key_file, pubdeck::fsutil::write_new)
+                .unwrap();
             let token = hex::encode(rand::random::<[u8; 8]>());
             let dep = common::nix::add_dependency(tmp.path(), &token);
             let catalog = AnyCatalog::Embedded(
@@ -172,7 +173,7 @@ mod stores_other_tools_wrote {
                 branch: "main".into(),
                 build_name: "dep".into(),
                 installed_packages: vec!["hello".into()],
-                ca: pubdeck::narinfo::ca_recursive_sha256(&info.nar_hash),
+                ca: pubdeck::nix::narinfo::ca_recursive_sha256(&info.nar_hash),
                 closure: vec![],
                 ..Default::default()
             };
@@ -234,8 +235,8 @@ async fn installs_from_stores_nix_copy_wrote_in_every_compression_and_narinfo_va
         w.register(&org, &dir).await.unwrap();
         assert_eq!(w.install(&org).await.unwrap(), want, "{c}");
     }
-    let nar_hash = |t: &str| -> pubdeck::nar::Sha256Hash {
-        pubdeck::narinfo::NarInfo::parse(t).unwrap().nar_hash
+    let nar_hash = |t: &str| -> pubdeck::nix::Sha256Hash {
+        pubdeck::nix::narinfo::NarInfo::parse(t).unwrap().nar_hash
     };
     let drop_lines = |t: &str, prefixes: &[&str]| -> String {
         t.lines()

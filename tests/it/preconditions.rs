@@ -22,8 +22,9 @@ fn publisher(repo: &Repo) -> Vec<(&'static str, String)> {
     let (key_file, catalog) = (tmp.join("myorg-1.key"), tmp.join("catalog.sqlite"));
     if !catalog.exists() {
         use pubdeck::catalog::Catalog as _;
-        let key = pubdeck::sign::SecretKey::generate("myorg-1").unwrap();
-        key.write_new(&key_file).unwrap();
+        let key = pubdeck::nix::sign::SecretKey::generate("myorg-1").unwrap();
+        key.write_new(&key_file, pubdeck::fsutil::write_new)
+            .unwrap();
         let store = format!("file://{}", tmp.join("store").display());
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use common::Repo;
 use pubdeck::catalog::{AnyCatalog, Catalog, EmbeddedCatalog};
-use pubdeck::sign::SecretKey;
+use pubdeck::nix::sign::SecretKey;
 
 const MANIFEST: &str = r#"version = 1
 [install]
@@ -73,7 +73,8 @@ async fn kill_nine_at_five_points_leaves_nothing_visible_and_a_rerun_succeeds() 
     let tmp = tempfile::tempdir().unwrap();
     let repo = Repo::with_manifest(MANIFEST);
     let key = SecretKey::generate("myorg-1").unwrap();
-    key.write_new(&tmp.path().join("k.key")).unwrap();
+    key.write_new(&tmp.path().join("k.key"), pubdeck::fsutil::write_new)
+        .unwrap();
     let catalog = AnyCatalog::Embedded(
         EmbeddedCatalog::open(&tmp.path().join("catalog.sqlite"))
             .await

@@ -15,8 +15,8 @@ use pubdeck::catalog::embedded::CatalogBackend;
 use pubdeck::catalog::{AnyCatalog, Catalog};
 use pubdeck::event::{self, Event, Stage};
 use pubdeck::install::{self, PackageRef};
+use pubdeck::nix::sign::SecretKey;
 use pubdeck::publish::{self, Plan, PublishError};
-use pubdeck::sign::SecretKey;
 use tokio_util::sync::CancellationToken;
 
 struct World {
@@ -46,7 +46,9 @@ impl World {
         let catalog = AnyCatalog::Embedded(backend.as_user("alice"));
         let key = SecretKey::generate("myorg-1").unwrap();
         let key_file = tmp.path().join("myorg-1.key");
-        let pub_file = key.write_new(&key_file).unwrap();
+        let pub_file = key
+            .write_new(&key_file, pubdeck::fsutil::write_new)
+            .unwrap();
         let store_dir = tmp.path().join("store");
         let url = store_url.unwrap_or_else(|| format!("file://{}", store_dir.display()));
         catalog
@@ -414,7 +416,7 @@ async fn reader_may_not_publish_and_untrusted_key_is_refused_before_upload() {
 
     let other = SecretKey::generate("rogue-1").unwrap();
     let rogue = w.tmp.path().join("rogue.key");
-    other.write_new(&rogue).unwrap();
+    other.write_new(&rogue, pubdeck::fsutil::write_new).unwrap();
     let mut plan = w.plan("hello");
     plan.signing_key = Some(rogue);
     let (r, _) = publish_collect(&plan, &w.catalog).await;
@@ -519,7 +521,8 @@ async fn publish_and_install_through_the_catalog_service_on_loopback() {
     let tmp = tempfile::tempdir().unwrap();
     let key = SecretKey::generate("myorg-1").unwrap();
     let key_file = tmp.path().join("k.key");
-    key.write_new(&key_file).unwrap();
+    key.write_new(&key_file, pubdeck::fsutil::write_new)
+        .unwrap();
     let store = tmp.path().join("store");
     alice
         .create_catalog(
@@ -597,7 +600,7 @@ async fn an_extra_bogus_signature_does_not_block_install() {
     let hash = &p.store_path["/nix/store/".len().."/nix/store/".len() + 32];
     let narinfo = w.store_dir.join(format!("{hash}.narinfo"));
     let mut info =
-        pubdeck::narinfo::NarInfo::parse(&std::fs::read_to_string(&narinfo).unwrap()).unwrap();
+        pubdeck::nix::narinfo::NarInfo::parse(&std::fs::read_to_string(&narinfo).unwrap()).unwrap();
     // A well-formed signature by an unknown key and one by the right key name that does not
     // verify, before the good one.
     let stranger = SecretKey::generate("stranger-1").unwrap();

@@ -92,9 +92,9 @@ async fn pack_to_an_untrusted_endpoint_is_refused_with_the_line_and_works_once_t
     std::fs::create_dir_all(tree.join("bin")).unwrap();
     std::fs::write(tree.join("bin/hello"), "#!/bin/sh\necho hello\n").unwrap();
     let key = tmp.path().join("test-1.key");
-    pubdeck::sign::SecretKey::generate("test-1")
+    pubdeck::nix::sign::SecretKey::generate("test-1")
         .unwrap()
-        .write_new(&key)
+        .write_new(&key, pubdeck::fsutil::write_new)
         .unwrap();
     let pack = || {
         pubdeck(
@@ -330,9 +330,9 @@ fn use_checks_nix_for_a_key_prefixed_store_and_notes_daemon_credentials() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("cfg");
-    let pubfile = pubdeck::sign::SecretKey::generate("myorg-1")
+    let pubfile = pubdeck::nix::sign::SecretKey::generate("myorg-1")
         .unwrap()
-        .write_new(&tmp.path().join("myorg-1.key"))
+        .write_new(&tmp.path().join("myorg-1.key"), pubdeck::fsutil::write_new)
         .unwrap();
     let stores = [
         (

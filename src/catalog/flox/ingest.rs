@@ -20,8 +20,8 @@ use crate::catalog::{
     Addressing, CatalogError, ClosurePath, EmbeddedCatalog, NewBuild, Refusal, RegisterOutcome,
     parse_public_key_text,
 };
-use crate::nar::StorePath;
-use crate::narinfo::NarInfo;
+use crate::nix::StorePath;
+use crate::nix::narinfo::NarInfo;
 use crate::store::{OpenOptions, Store, StoreError};
 
 /// Most store paths a closure may have.
@@ -45,7 +45,7 @@ pub async fn closure_in_store(
     keys: &[String],
     org: &str,
 ) -> FloxResult<Vec<Found>> {
-    let trusted: Vec<crate::sign::PublicKey> = keys
+    let trusted: Vec<crate::nix::sign::PublicKey> = keys
         .iter()
         .filter_map(|k| parse_public_key_text(k).ok())
         .collect();
@@ -87,7 +87,7 @@ pub async fn closure_in_store(
 async fn read_one(
     store: &Store,
     path: StorePath,
-    trusted: &[crate::sign::PublicKey],
+    trusted: &[crate::nix::sign::PublicKey],
     org: &str,
 ) -> FloxResult<Found> {
     let key = format!("{}.narinfo", path.hash_part());

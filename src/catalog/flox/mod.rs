@@ -678,7 +678,7 @@ impl FloxCatalog<'_> {
         let mut foreign = Vec::new();
         let mut infos: HashMap<String, CatalogInfo> = HashMap::new();
         for path in &req.outpaths {
-            if crate::nar::StorePath::parse(path).is_err() {
+            if crate::nix::StorePath::parse(path).is_err() {
                 return Err(FloxError::Invalid(format!(
                     "{} is not a store path",
                     super::quote(path)

@@ -159,9 +159,10 @@ fn store_path(path: &str, width: usize) -> String {
     if path.chars().count() <= width {
         return path.to_string();
     }
-    match path.strip_prefix("/nix/store/") {
+    let prefix = crate::nix::STORE_PREFIX;
+    match path.strip_prefix(prefix) {
         Some(rest) if rest.len() > 33 && rest.is_char_boundary(8) && rest.is_char_boundary(32) => {
-            fit(&format!("/nix/store/{}…{}", &rest[..8], &rest[32..]), width)
+            fit(&format!("{prefix}{}…{}", &rest[..8], &rest[32..]), width)
         }
         _ => fit(path, width),
     }

@@ -19,12 +19,12 @@ use pubdeck::catalog::{
 };
 use pubdeck::manifest::edit::NewInstall;
 use pubdeck::manifest::{Manifest, VersionSpec};
-use pubdeck::nar::{
+use pubdeck::nix::nar::{
     HashPart, ListingWriter, NarReadError, RefScanner, Rewriter, dump_path, list_nar, unpack_nar,
     validate_nar,
 };
-use pubdeck::narinfo::NarInfo;
-use pubdeck::sign::PublicKey;
+use pubdeck::nix::narinfo::NarInfo;
+use pubdeck::nix::sign::PublicKey;
 
 /// The fuzz targets, by name (`scripts/fuzz.sh TARGET`).
 pub const TARGETS: [&str; 6] = [
@@ -138,7 +138,7 @@ pub fn store_url(data: &[u8]) {
 /// follows the rule; a signature's name never holds whitespace or a control character; a
 /// name from a NAR listing shows safely once escaped; `use` writes only its template.
 pub fn key_name(data: &[u8]) {
-    use pubdeck::sign::{PublicKey, Signature, is_valid_key_name};
+    use pubdeck::nix::sign::{PublicKey, Signature, is_valid_key_name};
     let text = String::from_utf8_lossy(data);
     let name = text.as_ref();
     let valid = is_valid_key_name(name);

@@ -56,9 +56,9 @@ use tokio::task::JoinHandle;
 
 use pubdeck::catalog::embedded::CatalogBackend;
 use pubdeck::catalog::{AnyCatalog, CatalogClient, NewBuild};
-use pubdeck::nar::{Sha256Hash, StorePath};
+use pubdeck::nix::sign::{self, SecretKey};
+use pubdeck::nix::{Sha256Hash, StorePath};
 use pubdeck::server::Server;
-use pubdeck::sign::{self, SecretKey};
 
 /// An ed25519 key in Nix's format, derived from a seed byte so tests are repeatable.
 pub struct TestKey {

@@ -1,18 +1,16 @@
-//! The Nix archive (NAR) format and the hashing around it: nix32, SHA-256 digests, store paths,
-//! a streaming NAR writer and a strict streaming NAR reader/unpacker.
+//! The Nix archive (NAR) format: a streaming NAR writer (hash and reference scan in the same
+//! pass), a strict streaming NAR reader/unpacker, the NAR listing, and streaming reference
+//! scanning and rewriting.
 
-pub mod hash;
-pub mod nix32;
 pub mod read;
 pub mod rewrite;
-pub mod store_path;
 pub mod write;
 
-pub use hash::{HashParseError, HashingReader, HashingWriter, Sha256Hash};
 pub use read::{ListingWriter, NarProblem, NarReadError, list_nar, unpack_nar, validate_nar};
 pub use rewrite::{HashModulo, HashPart, RefScanner, Rewriter};
-pub use store_path::{StorePath, StorePathError, validate_name};
 pub use write::{NarWriteError, dump_path, dump_path_scanning, dump_path_unhashed};
+
+use super::Sha256Hash;
 
 /// Hash and size of a whole NAR (the narinfo `NarHash` and `NarSize`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,8 +15,8 @@ use std::io::{self, Write};
 
 use sha2::{Digest, Sha256};
 
-use super::hash::Sha256Hash;
-use super::store_path::HASH_PART_LEN;
+use crate::nix::Sha256Hash;
+use crate::nix::store_path::HASH_PART_LEN;
 
 /// A store path hash part: 32 nix32 characters.
 pub type HashPart = [u8; HASH_PART_LEN];
@@ -25,7 +25,7 @@ const fn nix32_table() -> [bool; 256] {
     let mut t = [false; 256];
     let mut i = 0;
     while i < 256 {
-        t[i] = crate::nix::is_nix32(i as u8);
+        t[i] = crate::nix::nix32::is_nix32(i as u8);
         i += 1;
     }
     t

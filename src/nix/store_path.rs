@@ -9,7 +9,7 @@ use super::hash::Sha256Hash;
 use super::nix32;
 
 /// The only store directory pubdeck supports.
-pub use crate::nix::STORE_DIR;
+pub use super::STORE_DIR;
 /// Length of the nix32 hash part of a store path.
 pub const HASH_PART_LEN: usize = 32;
 /// Longest name Nix accepts.

@@ -14,9 +14,9 @@ use std::fmt::{self, Write as _};
 
 use thiserror::Error;
 
-use crate::nar::{Sha256Hash, StorePath, StorePathError};
 use crate::nix::Compression;
-use crate::sign::{self, KeyError, PublicKey, SecretKey, Signature, VerifyError};
+use crate::nix::sign::{self, KeyError, PublicKey, SecretKey, Signature, VerifyError};
+use crate::nix::{Sha256Hash, StorePath, StorePathError};
 
 /// The parsed contents of a `.narinfo` file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use super::hash::HashingReader;
 use super::{NarSummary, pad_len};
+use crate::nix::HashingReader;
 
 /// Longest entry name accepted (Linux `NAME_MAX`).
 pub const MAX_NAME_LEN: u64 = 255;

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use super::hash::Sha256Hash;
 use super::rewrite::RefScanner;
 use super::{NarSummary, pad_len};
+use crate::nix::Sha256Hash;
 
 /// Size of the staging buffer file contents are read into (and hashed from).
 const BUF_SIZE: usize = 256 * 1024;

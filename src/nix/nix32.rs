@@ -5,8 +5,23 @@
 
 use thiserror::Error;
 
-/// The 32 characters Nix uses, in digit order.
-pub const ALPHABET: &[u8; 32] = crate::nix::NIX32_ALPHABET;
+/// The 32 characters Nix uses, in digit order: no `e o u t`.
+pub const ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+
+/// Whether `b` is a character of [`ALPHABET`].
+pub const fn is_nix32(b: u8) -> bool {
+    matches!(b, b'0'..=b'9' | b'a'..=b'd' | b'f'..=b'n' | b'p'..=b's' | b'v'..=b'z')
+}
+
+/// A fresh random store path hash part: 32 nix32 characters (for a temporary location
+/// that must look like, and be as long as, a real store path).
+pub fn random_hash_part() -> [u8; 32] {
+    let mut hash = [0u8; 32];
+    for (h, r) in hash.iter_mut().zip(rand::random::<[u8; 32]>()) {
+        *h = ALPHABET[usize::from(r % 32)];
+    }
+    hash
+}
 
 /// Why a nix32 string could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -110,6 +125,14 @@ pub fn decode_array<const N: usize>(s: &str) -> Result<[u8; N], Nix32Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nix32_membership_is_the_alphabet() {
+        for b in 0..=255u8 {
+            assert_eq!(is_nix32(b), ALPHABET.contains(&b), "{b}");
+        }
+        assert!(random_hash_part().iter().all(|&b| is_nix32(b)));
+    }
 
     const HEX: &str = "c8d329d53f2840f9fc2b6e0952e072b9f6cf82b8a38a015873d2d2e33705e290";
     const NIX: &str = "14720lvy7lnjfdc032m3p21czxmrfbh542bf5gygjh187zajkly8";
