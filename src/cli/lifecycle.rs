@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use super::Failure;
 use super::catalog::{CatalogFlags, CliResult, clean, print_json};
 use super::output::human_bytes;
+use super::printer::{Show, print_events};
 use crate::catalog::db::Db;
 use crate::catalog::{AuditEntry, Catalog, Scope, TokenInfo};
 use crate::config::{Overrides, Settings};
@@ -321,11 +322,7 @@ pub async fn run_gc(
     out: &mut dyn Write,
 ) -> CliResult {
     let (tx, rx) = crate::event::channel();
-    let printer = tokio::spawn(super::pipeline::print_events(
-        rx,
-        json,
-        super::pipeline::AtReview::Nothing,
-    ));
+    let printer = tokio::spawn(print_events(rx, Show::pipeline(json)));
     flush_outbox(catalog, settings).await;
     let opts = GcOptions {
         grace,
@@ -401,11 +398,7 @@ pub async fn run_resign(
         ))
     })?;
     let (tx, rx) = crate::event::channel();
-    let printer = tokio::spawn(super::pipeline::print_events(
-        rx,
-        json,
-        super::pipeline::AtReview::Nothing,
-    ));
+    let printer = tokio::spawn(print_events(rx, Show::pipeline(json)));
     flush_outbox(catalog, settings).await;
     let outbox = outbox(settings);
     let report = crate::lifecycle::resign::resign(
@@ -683,14 +676,8 @@ async fn apply_steps(
     let mut template = crate::install::Request::new(placeholder, dir, &settings.data_dir);
     template.store_open = settings.store_open();
     template.catalog_label = settings.catalog_label();
-    let (tx, mut rx) = crate::event::channel();
-    let printer = tokio::spawn(async move {
-        while let Some(e) = rx.recv().await {
-            if let crate::event::Event::Note { message } = e {
-                crate::cli::output::progress!("{}", crate::text::terminal(&message));
-            }
-        }
-    });
+    let (tx, rx) = crate::event::channel();
+    let printer = tokio::spawn(print_events(rx, Show::Notes));
     crate::install::upgrade::apply(steps, &template, catalog, &tx).await;
     drop(tx);
     let _ = printer.await;

@@ -4,11 +4,14 @@
 //! found, refused), 2 usage error (clap's own). Errors go to stderr as one sentence plus a
 //! hint; `--json` prints exactly one document on stdout.
 
+pub mod args;
 pub mod catalog;
 pub mod lifecycle;
 pub mod local;
 pub mod output;
 pub mod pipeline;
+pub mod printer;
+pub mod review;
 pub mod store;
 
 use crate::event::Hinted;
@@ -21,7 +24,6 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::event::Event;
 use crate::manifest::{Env, VersionSpec};
 use output::Style;
 
@@ -134,11 +136,11 @@ pub enum Command {
     /// paths pubdeck verifies.
     Migrate(lifecycle::MigrateArgs),
     /// Run the whole pipeline: checks, clean build, pack, sign, upload, register.
-    Publish(pipeline::PublishArgs),
+    Publish(args::PublishArgs),
     /// Install-readiness checks for ORG/PKG[@VER]; exit 1 if install would fail.
-    Ready(pipeline::ReadyArgs),
+    Ready(args::ReadyArgs),
     /// Download, verify and unpack ORG/PKG[@VER], then add it to the manifest.
-    Install(pipeline::ReadyArgs),
+    Install(args::ReadyArgs),
     /// Talk to a Catalog Store directly (file:// or s3://).
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -851,42 +853,9 @@ async fn check(
 
 async fn build_cmd(dir: &Path, name: &str, timeout: Option<std::time::Duration>) -> CmdResult {
     let env = Env::find(dir)?;
-    let err_style = Style::stderr();
-    let (tx, mut rx) = crate::event::channel();
+    let (tx, rx) = crate::event::channel();
     let cancel = cancel_on_signals();
-    let printer = tokio::spawn(async move {
-        use std::io::Write;
-        // Buffered, and flushed after each event: a batch of log lines is one write.
-        let mut err = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
-        let quiet = output::quiet();
-        while let Some(ev) = rx.recv().await {
-            if quiet {
-                continue;
-            }
-            match ev {
-                Event::Log { lines, .. } => {
-                    // Both streams at full strength: a build's error output is what the
-                    // reader looks for, not what to fade.
-                    for line in lines.iter() {
-                        let _ = writeln!(err, "{}", crate::text::log_line(line));
-                    }
-                }
-                Event::Check(c) if !c.ok => {
-                    let _ = writeln!(
-                        err,
-                        "{} {}; the clean build uses committed files only",
-                        err_style.warn("note:"),
-                        c.message
-                    );
-                }
-                Event::Cloned { rev, .. } => {
-                    let _ = writeln!(err, "{}", err_style.muted(&format!("cloned {}", &rev[..7])));
-                }
-                _ => {}
-            }
-            let _ = err.flush();
-        }
-    });
+    let printer = tokio::spawn(printer::print_events(rx, printer::Show::BuildLog));
     let result = crate::build::build_and_keep(&env, name, timeout, &tx, &cancel).await;
     drop(tx);
     let _ = printer.await;
@@ -896,7 +865,7 @@ async fn build_cmd(dir: &Path, name: &str, timeout: Option<std::time::Duration>)
         (None, e) => {
             eprintln!(
                 "{} no result-{name} link: {}",
-                err_style.warn("note:"),
+                Style::stderr().warn("note:"),
                 e.as_deref().unwrap_or("unknown reason")
             );
             println!("{}", kept.path.display());
