@@ -1,18 +1,15 @@
 //! Render time per frame at 200×60 with 1M lines pushed through the log (ring buffer keeps
 //! 100k), plus ingest throughput and memory: `cargo bench --bench render`.
 
-#[path = "../tests/it/support/mod.rs"]
-mod support;
-
 use std::time::{Duration, Instant};
 
 use pubdeck::event::{Event, LogLines, Stream};
 use pubdeck::tui::Action;
 use pubdeck::tui::app::PublishPane;
 use pubdeck::tui::keymap::Command;
+use pubdeck::tui::test_support::screenshots;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use support::screenshots;
 
 fn rss_mib() -> f64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();

@@ -7,16 +7,13 @@
 //!
 //! `cargo bench --bench search -- [--write-list FILE] [--queries a,b,c]`
 
-#[path = "../tests/it/support/mod.rs"]
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fuzzy_matcher::FuzzyMatcher;
 use fuzzy_matcher::skim::SkimMatcherV2;
 use pubdeck::catalog::search::{DISPLAY_CAP, Filter, SearchIndex};
-use support::fake::synthetic_packages;
+use pubdeck::tui::test_support::fake::synthetic_packages;
 
 /// The same narrowing + top-K algorithm as `Filter`, scored by skim v2.
 struct Skim {

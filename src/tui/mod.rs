@@ -19,6 +19,8 @@ pub mod list;
 pub mod log;
 pub mod model;
 pub mod runtime;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod theme;
 pub mod view;
 mod watch;

@@ -1,12 +1,13 @@
 //! Every integration test, in one binary: one link of the crate instead of one per suite.
 //! Each module is one suite (`cargo test --test it tui_app::` runs one); `common` (git
 //! fixtures, the Nix oracle, the catalog fixture `common::catalog_support`, the in-process S3
-//! server `common::s3`, process helpers `common::proc`, tmux) and `support` (the workbench's
-//! fake backend and renderings) are their shared fixtures.
+//! server `common::s3`, process helpers `common::proc`, tmux) and `support`
+//! (`pubdeck::tui::test_support`: the workbench's fake backend and renderings, behind the
+//! crate's `test-support` feature) are their shared fixtures.
 
 #[macro_use]
 mod common;
-mod support;
+use pubdeck::tui::test_support as support;
 
 mod artifacts;
 mod catalog_service;

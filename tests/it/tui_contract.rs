@@ -1,4 +1,4 @@
-//! The contract between the workbench and its backends: the fake (tests/it/support) and the
+//! The contract between the workbench and its backends: the fake (`tui::test_support`) and the
 //! real engine (on a fresh `pubdeck demo` workspace) are driven through the same actions and
 //! must give the same typed outcomes. The status line the app words from the real engine's
 //! outcomes is snapshotted after each action.

@@ -3,13 +3,13 @@
 //! with `PUBDECK_UPDATE_SCREENSHOTS=1` (`scripts/screenshots.sh`).
 #![allow(dead_code)]
 
-use pubdeck::event::{Event, Failure};
-use pubdeck::tui::Action;
-use pubdeck::tui::Theme;
-use pubdeck::tui::app::{App, CatalogPane, Popup, PublishPane, Tab};
-use pubdeck::tui::keymap::Command;
-use pubdeck::tui::model::{JobKind, LastResult};
-use pubdeck::tui::view::render_to_buffer;
+use crate::event::{Event, Failure};
+use crate::tui::Action;
+use crate::tui::Theme;
+use crate::tui::app::{App, CatalogPane, Popup, PublishPane, Tab};
+use crate::tui::keymap::Command;
+use crate::tui::model::{JobKind, LastResult};
+use crate::tui::view::render_to_buffer;
 
 use super::fake::{self, demo_builds, demo_checks, demo_details, demo_packages, demo_readiness};
 

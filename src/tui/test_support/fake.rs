@@ -10,15 +10,15 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use pubdeck::build::{BuildError, Kept};
-use pubdeck::demo::{self, ORG};
-use pubdeck::event::{Direction, Event, Failure, Hinted, LogLines, Stage, Stream};
-use pubdeck::git::{Check, Pushed};
-use pubdeck::install::Installed;
-use pubdeck::publish::Published;
-use pubdeck::tui::Action;
-use pubdeck::tui::backend::{ActionTx, Backend};
-use pubdeck::tui::model::{
+use crate::build::{BuildError, Kept};
+use crate::demo::{self, ORG};
+use crate::event::{Direction, Event, Failure, Hinted, LogLines, Stage, Stream};
+use crate::git::{Check, Pushed};
+use crate::install::Installed;
+use crate::publish::Published;
+use crate::tui::Action;
+use crate::tui::backend::{ActionTx, Backend};
+use crate::tui::model::{
     BuildRow, JobKind, JobOutcome, PackageDetails, PackageRow, SystemBuild, build_rows,
 };
 
@@ -134,7 +134,7 @@ pub fn demo_builds() -> Vec<BuildRow> {
 
 /// Publish preconditions with the engine's check ids; `pushed: false` fails `pushed`.
 pub fn demo_checks(build: Option<&str>, pushed: bool) -> Vec<Check> {
-    use pubdeck::git::id;
+    use crate::git::id;
     let build = build.unwrap_or("hello");
     vec![
         Check::pass(id::MANIFEST, "manifest .flox/env/manifest.toml is valid"),
@@ -163,7 +163,7 @@ pub fn demo_checks(build: Option<&str>, pushed: bool) -> Vec<Check> {
 /// without the catalog in its Nix configuration). `*-sync` packages show a package that is
 /// not ready: no build for this system.
 pub fn demo_readiness(package: &str) -> Vec<Check> {
-    use pubdeck::install::id;
+    use crate::install::id;
     let system = if package.ends_with("-sync") {
         Check::fail(
             id::SYSTEM_BUILD,
@@ -203,8 +203,8 @@ pub fn demo_readiness(package: &str) -> Vec<Check> {
 
 /// The review the demo's publish of `build` stops at: its closure and a diff against the
 /// previous version.
-pub fn demo_review(build: &str, version: &str) -> pubdeck::publish::review::Review {
-    use pubdeck::publish::review::{
+pub fn demo_review(build: &str, version: &str) -> crate::publish::review::Review {
+    use crate::publish::review::{
         FileChange, FileDiff, FileEntry, Node, Previous, Review, ReviewPath,
     };
     let path = store_path(build, version);
@@ -560,7 +560,7 @@ struct State {
     /// Versions yanked with `yank`: (package reference, version).
     yanked: Vec<(String, String)>,
     /// Where the answer to the running publish's review goes.
-    review: Option<tokio::sync::oneshot::Sender<pubdeck::publish::ReviewAnswer>>,
+    review: Option<tokio::sync::oneshot::Sender<crate::publish::ReviewAnswer>>,
     job: Option<CancellationToken>,
 }
 
@@ -661,10 +661,10 @@ impl FakeBackend {
                 // Like the engine: nothing is uploaded before the review is answered.
                 if let Some(answer) = answer {
                     let a = tokio::select! {
-                        a = answer => a.unwrap_or(pubdeck::publish::ReviewAnswer::Decline),
-                        _ = token.cancelled() => pubdeck::publish::ReviewAnswer::Decline,
+                        a = answer => a.unwrap_or(crate::publish::ReviewAnswer::Decline),
+                        _ = token.cancelled() => crate::publish::ReviewAnswer::Decline,
                     };
-                    if a == pubdeck::publish::ReviewAnswer::Decline {
+                    if a == crate::publish::ReviewAnswer::Decline {
                         outcome = JobOutcome::Cancelled;
                         break;
                     }
@@ -738,7 +738,7 @@ impl Backend for FakeBackend {
                 tokio::time::sleep(d).await;
             }
             this.state().pushed = true;
-            let result = Ok(pubdeck::git::Committed {
+            let result = Ok(crate::git::Committed {
                 rev: "5e1f0c2d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d".into(),
                 pushed: Pushed {
                     branch: "main".into(),
@@ -758,7 +758,7 @@ impl Backend for FakeBackend {
     }
 
     fn set_version(&self, build: String, version: String, tx: &ActionTx) {
-        let result = pubdeck::manifest::check_version(&version)
+        let result = crate::manifest::check_version(&version)
             .map(|()| {
                 self.state().versions.push((build.clone(), version.clone()));
                 version
@@ -857,7 +857,7 @@ impl Backend for FakeBackend {
         });
     }
 
-    fn answer_review(&self, answer: pubdeck::publish::ReviewAnswer) {
+    fn answer_review(&self, answer: crate::publish::ReviewAnswer) {
         if let Some(tx) = self.state().review.take() {
             let _ = tx.send(answer);
         }
@@ -888,7 +888,7 @@ impl Backend for FakeBackend {
                         .find(|v| !state.yanked.contains(&(package.clone(), (*v).clone())))
                         .cloned()
                         .unwrap_or_default();
-                    Ok(pubdeck::catalog::YankOutcome {
+                    Ok(crate::catalog::YankOutcome {
                         name: package.clone(),
                         version,
                         yanked,
