@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use pubdeck::cli::{self, Cli, Failure, Handoff};
+use pubdeck::cli::{self, Cli, Exit, Handoff};
 
 fn main() -> ExitCode {
     // A shell asking for completions (`COMPLETE=bash pubdeck -- …`, set up by
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            let f = Failure::new(format!("cannot start the async runtime: {e}"), None);
+            let f = Exit::new(format!("cannot start the async runtime: {e}"), None);
             return cli::report(&f);
         }
     };
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
                 let (keymap, theme) = match pubdeck::tui::runtime::configured(&settings) {
                     Ok(c) => c,
                     Err(message) => {
-                        let f = Failure::new(
+                        let f = Exit::new(
                             message,
                             Some("fix or remove the entry; `pubdeck config show` shows which file is read".into()),
                         );
@@ -64,7 +64,7 @@ fn main() -> ExitCode {
                 };
                 pubdeck::tui::run(Arc::new(backend), options)
                     .await
-                    .map_err(|e| Failure::new(format!("the workbench failed: {e}"), None))
+                    .map_err(|e| Exit::new(format!("the workbench failed: {e}"), None))
             }
             Handoff::Serve {
                 listen,
@@ -97,11 +97,11 @@ async fn serve(
     upstream: Option<&str>,
     trusted_endpoints: Vec<String>,
     store_credentials: Option<&std::path::Path>,
-) -> Result<(), Failure> {
+) -> Result<(), Exit> {
     use pubdeck::catalog::flox::credentials::StoreCredentials;
     let store_credentials = match store_credentials {
         Some(path) => StoreCredentials::load(path).map_err(|e| {
-            Failure::new(
+            Exit::new(
                 format!("--store-credentials: {e}"),
                 Some("see docs/flox-catalog.md for the file's form".into()),
             )
@@ -110,7 +110,7 @@ async fn serve(
     };
     let upstream = match upstream {
         Some(u) => Some(pubdeck::catalog::flox::Upstream::new(u).map_err(|e| {
-            Failure::new(
+            Exit::new(
                 format!("--upstream: {e}"),
                 Some("give the catalog's base URL, e.g. https://api.flox.dev".into()),
             )
@@ -127,5 +127,5 @@ async fn serve(
     };
     pubdeck::server::serve(listen, db, flox)
         .await
-        .map_err(|e| Failure::new(format!("{e:#}"), None))
+        .map_err(|e| Exit::new(format!("{e:#}"), None))
 }

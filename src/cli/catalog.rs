@@ -1,7 +1,7 @@
 //! Catalog commands: `serve`, `user add`, `login`, `catalog …`, `search`, `show`.
 //!
 //! Each `run_*` takes its clap args, the caller's [`Overrides`] (global flags) and the stdout
-//! writer; errors come back as [`Failure`] (one sentence, optional hint, exit code).
+//! writer; errors come back as [`Exit`] (one sentence, optional hint, exit code).
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::Failure;
+use super::Exit;
 use crate::catalog::db::Db;
 use crate::catalog::{
     Catalog, CatalogError, CatalogInfo, DEFAULT_SEARCH_LIMIT, PackageDetail, SearchHit,
@@ -18,26 +18,26 @@ use crate::catalog::{
 };
 use crate::config::{ConfigError, Overrides, Settings, save_login};
 
-impl From<CatalogError> for Failure {
+impl From<CatalogError> for Exit {
     fn from(e: CatalogError) -> Self {
-        Failure::hinted(&e)
+        Exit::hinted(&e)
     }
 }
 
-impl From<ConfigError> for Failure {
+impl From<ConfigError> for Exit {
     fn from(e: ConfigError) -> Self {
-        Failure::failed(e.to_string())
+        Exit::failed(e.to_string())
     }
 }
 
-impl From<std::io::Error> for Failure {
+impl From<std::io::Error> for Exit {
     fn from(e: std::io::Error) -> Self {
-        Failure::failed(format!("cannot write the output: {e}"))
+        Exit::failed(format!("cannot write the output: {e}"))
     }
 }
 
 /// Result of a command.
-pub type CliResult = Result<(), Failure>;
+pub type CliResult = Result<(), Exit>;
 
 /// Where the catalog is, for commands that use one.
 #[derive(Args, Debug, Clone, Default)]
@@ -264,7 +264,7 @@ pub struct ShowArgs {
 
 pub(crate) fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> CliResult {
     let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Failure::failed(format!("cannot encode JSON: {e}")))?;
+        .map_err(|e| Exit::failed(format!("cannot encode JSON: {e}")))?;
     writeln!(out, "{text}")?;
     Ok(())
 }
@@ -275,8 +275,8 @@ pub(crate) fn clean(s: &str) -> String {
 }
 
 /// The database `pubdeck serve` uses: `--db`, or the default service database.
-pub fn serve_db(args: &ServeArgs, overrides: &Overrides) -> Result<String, super::Failure> {
-    let settings = Settings::resolve(overrides).map_err(Failure::from)?;
+pub fn serve_db(args: &ServeArgs, overrides: &Overrides) -> Result<String, super::Exit> {
+    let settings = Settings::resolve(overrides).map_err(Exit::from)?;
     Ok(args
         .db
         .clone()
@@ -318,12 +318,12 @@ pub async fn run_login(args: &LoginArgs, overrides: &Overrides, out: &mut dyn Wr
             let mut line = String::new();
             std::io::stdin()
                 .read_line(&mut line)
-                .map_err(|e| Failure::failed(format!("cannot read the token: {e}")))?;
+                .map_err(|e| Exit::failed(format!("cannot read the token: {e}")))?;
             line.trim().to_string()
         }
     };
     if token.is_empty() {
-        return Err(Failure::usage("no token given")
+        return Err(Exit::usage("no token given")
             .with_hint("pipe it on standard input or set PUBDECK_TOKEN"));
     }
     let client = crate::catalog::CatalogClient::new(&args.url, Some(token.clone()))?;
@@ -339,16 +339,16 @@ pub async fn run_login(args: &LoginArgs, overrides: &Overrides, out: &mut dyn Wr
     Ok(())
 }
 
-fn read_key_file(path: &PathBuf) -> Result<String, Failure> {
+fn read_key_file(path: &PathBuf) -> Result<String, Exit> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::failed(format!(
+        Exit::failed(format!(
             "cannot read the public key {}: {e}",
             path.display()
         ))
     })?;
     let key = text.trim().to_string();
     crate::catalog::parse_public_key(&key).map_err(|_| {
-        Failure::failed(format!(
+        Exit::failed(format!(
             "{} is not a public key file (expected NAME:BASE64)",
             path.display()
         ))
@@ -399,7 +399,7 @@ fn offer_trust(settings: &Settings, store_url: &str, may_ask: bool) -> CliResult
         let mut answer = String::new();
         std::io::stdin()
             .read_line(&mut answer)
-            .map_err(|e| Failure::failed(format!("cannot read the answer: {e}")))?;
+            .map_err(|e| Exit::failed(format!("cannot read the answer: {e}")))?;
         if matches!(answer.trim(), "y" | "Y" | "yes") {
             crate::config::add_trusted_endpoint(file, endpoint)?;
             eprintln!("{endpoint} is trusted now (in {})", file.display());
@@ -522,12 +522,12 @@ pub async fn run_catalog(
                 Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))
             } else {
                 let f = std::fs::File::open(file)
-                    .map_err(|e| Failure::failed(format!("cannot open {}: {e}", file.display())))?;
+                    .map_err(|e| Exit::failed(format!("cannot open {}: {e}", file.display())))?;
                 Box::new(std::io::BufReader::with_capacity(1 << 20, f))
             };
             let done = crate::catalog::import::import_ndjson(&catalog, org, input, |_| {})
                 .await
-                .map_err(|e| Failure::hinted(&e))?;
+                .map_err(|e| Exit::hinted(&e))?;
             if *json {
                 print_json(out, &done)?;
             } else {
@@ -702,14 +702,14 @@ pub fn format_show(d: &PackageDetail) -> String {
 /// `pubdeck show ORG/PKG [--json]`.
 pub async fn run_show(args: &ShowArgs, overrides: &Overrides, out: &mut dyn Write) -> CliResult {
     if let Some((name, _)) = args.package.split_once('@') {
-        return Err(Failure::usage(format!(
+        return Err(Exit::usage(format!(
             "show takes no version: it lists every version of {}",
             clean(name)
         ))
         .with_hint(format!("run `pubdeck show {}`", clean(name))));
     }
     let (org, pkg) = parse_package_ref(&args.package).map_err(|e| {
-        Failure::usage(e.to_string()).with_hint("name the package as ORG/PACKAGE, e.g. myorg/hello")
+        Exit::usage(e.to_string()).with_hint("name the package as ORG/PACKAGE, e.g. myorg/hello")
     })?;
     let settings = Settings::resolve(&args.flags.merge(overrides))?;
     let catalog = settings.open_catalog().await?;
@@ -717,7 +717,7 @@ pub async fn run_show(args: &ShowArgs, overrides: &Overrides, out: &mut dyn Writ
         Ok(d) => d,
         Err(e @ crate::catalog::CatalogError::NotFound { .. }) => {
             let near = nearest_names(&catalog, &org, &pkg).await;
-            let err = Failure::failed(format!(
+            let err = Exit::failed(format!(
                 "there is no package {org}/{pkg} in the catalogs you can see"
             ));
             return Err(match near.as_slice() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::Failure;
+use super::Exit;
 use super::catalog::{CatalogFlags, CliResult, clean, print_json};
 use super::output::human_bytes;
 use super::printer::{Show, print_events};
@@ -18,15 +18,15 @@ use crate::install::PackageRef;
 use crate::lifecycle::gc::{GcOptions, Kind};
 use crate::lifecycle::{LifecycleError, nixconf};
 
-impl From<LifecycleError> for Failure {
+impl From<LifecycleError> for Exit {
     fn from(e: LifecycleError) -> Self {
-        Failure::hinted(&e)
+        Exit::hinted(&e)
     }
 }
 
-impl From<nixconf::UseError> for Failure {
+impl From<nixconf::UseError> for Exit {
     fn from(e: nixconf::UseError) -> Self {
-        Failure::hinted(&e)
+        Exit::hinted(&e)
     }
 }
 
@@ -75,9 +75,9 @@ pub struct YankArgs {
 }
 
 pub async fn run_yank(args: &YankArgs, overrides: &Overrides, out: &mut dyn Write) -> CliResult {
-    let pkg = PackageRef::parse(&args.package).map_err(|e| Failure::usage(e.to_string()))?;
+    let pkg = PackageRef::parse(&args.package).map_err(|e| Exit::usage(e.to_string()))?;
     let Some(version) = &pkg.version else {
-        return Err(Failure::usage(format!(
+        return Err(Exit::usage(format!(
             "{} names no version; yank one version at a time",
             args.package
         ))
@@ -104,7 +104,7 @@ pub async fn run_yank(args: &YankArgs, overrides: &Overrides, out: &mut dyn Writ
                 Err(_) => crate::event::Hinted::hint(&e)
                     .unwrap_or_else(|| "check the name with `pubdeck search`".into()),
             };
-            return Err(Failure::failed(e.to_string()).with_hint(hint));
+            return Err(Exit::failed(e.to_string()).with_hint(hint));
         }
         Err(e) => return Err(e.into()),
     };
@@ -240,7 +240,7 @@ pub async fn run_use(args: &UseArgs, overrides: &Overrides, out: &mut dyn Write)
         let mut answer = String::new();
         std::io::stdin()
             .read_line(&mut answer)
-            .map_err(|e| Failure::failed(format!("cannot read the answer: {e}")))?;
+            .map_err(|e| Exit::failed(format!("cannot read the answer: {e}")))?;
         matches!(answer.trim(), "y" | "Y" | "yes")
     } else {
         false
@@ -261,9 +261,9 @@ pub async fn run_use(args: &UseArgs, overrides: &Overrides, out: &mut dyn Write)
         }
         Ok(())
     } else if interactive {
-        Err(Failure::failed("nothing written"))
+        Err(Exit::failed("nothing written"))
     } else {
-        Err(Failure::failed(format!(
+        Err(Exit::failed(format!(
             "not on a terminal, so nothing was written to {}",
             file.display()
         ))
@@ -388,11 +388,11 @@ pub async fn run_resign(
     out: &mut dyn Write,
 ) -> CliResult {
     let Some(path) = key_file.or(settings.signing_key.as_deref()) else {
-        return Err(Failure::usage("no signing key given")
+        return Err(Exit::usage("no signing key given")
             .with_hint("pass --signing-key NEW.sec (the key the catalog should move to)"));
     };
     let key = crate::nix::sign::SecretKey::from_file(path).map_err(|e| {
-        Failure::failed(format!(
+        Exit::failed(format!(
             "cannot use {} as a signing key: {e}",
             path.display()
         ))
@@ -576,7 +576,7 @@ pub async fn run_token(
             let revoked = db.revoke_token(id).await;
             db.close().await;
             let Some(info) = revoked? else {
-                return Err(Failure::failed(format!("there is no token {id}"))
+                return Err(Exit::failed(format!("there is no token {id}"))
                     .with_hint("list them with `pubdeck user token list NAME`"));
             };
             if *json {
@@ -695,7 +695,7 @@ pub async fn run_upgrade(
     })?;
     let catalog = settings.open_catalog().await?;
     let system = crate::nix::current_system();
-    let fail = |e: upgrade::UpgradeError| Failure::hinted(&e);
+    let fail = |e: upgrade::UpgradeError| Exit::hinted(&e);
     let mut steps = upgrade::plan(&args.dir, &args.ids, &catalog, &system)
         .await
         .map_err(fail)?;
@@ -744,7 +744,7 @@ pub async fn run_upgrade(
     }
     if failed {
         return Err(
-            Failure::failed("some upgrades failed; the others were installed")
+            Exit::failed("some upgrades failed; the others were installed")
                 .with_hint("see the lines above; `pubdeck ready ORG/PKG@VERSION` explains one"),
         );
     }
@@ -782,7 +782,7 @@ pub async fn run_migrate(
     })?;
     let catalog = settings.open_catalog().await?;
     let system = crate::nix::current_system();
-    let fail = |e: upgrade::UpgradeError| Failure::hinted(&e);
+    let fail = |e: upgrade::UpgradeError| Exit::hinted(&e);
     let mut steps = upgrade::plan_migration(&args.dir, &catalog, &system)
         .await
         .map_err(fail)?;
@@ -824,7 +824,7 @@ pub async fn run_migrate(
                 let mut answer = String::new();
                 std::io::stdin()
                     .read_line(&mut answer)
-                    .map_err(|e| Failure::failed(format!("cannot read the answer: {e}")))?;
+                    .map_err(|e| Exit::failed(format!("cannot read the answer: {e}")))?;
                 matches!(answer.trim(), "y" | "Y" | "yes")
             } else {
                 false
@@ -832,9 +832,9 @@ pub async fn run_migrate(
         });
     if !todo.is_empty() && !go {
         return Err(if interactive && !args.json {
-            Failure::failed("nothing was rewritten")
+            Exit::failed("nothing was rewritten")
         } else {
-            Failure::failed("not on a terminal, so nothing was rewritten")
+            Exit::failed("not on a terminal, so nothing was rewritten")
                 .with_hint("pass --yes to rewrite these entries")
         });
     }
@@ -869,7 +869,7 @@ pub async fn run_migrate(
         }
     }
     if failed {
-        return Err(Failure::failed("some entries could not be migrated")
+        return Err(Exit::failed("some entries could not be migrated")
             .with_hint("see the lines above; `pubdeck ready ORG/PKG@VERSION` explains one"));
     }
     Ok(())

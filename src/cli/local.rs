@@ -6,10 +6,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{CmdResult, Failure};
+use super::{CmdResult, Exit};
 use crate::cache::{Compression, PackOptions};
 use crate::closure;
-use crate::event::Hinted as _;
 use crate::nix::sign::{KeyError, SecretKey};
 use crate::store::{ProgressSink, PutOptions, Store};
 
@@ -28,7 +27,7 @@ pub enum KeyCommand {
     Public { file: PathBuf },
 }
 
-impl From<KeyError> for Failure {
+impl From<KeyError> for Exit {
     fn from(e: KeyError) -> Self {
         let hint = match &e {
             KeyError::Exists(_) => Some(
@@ -37,7 +36,7 @@ impl From<KeyError> for Failure {
             ),
             _ => None,
         };
-        Failure::new(e.to_string(), hint)
+        Exit::new(e.to_string(), hint)
     }
 }
 
@@ -89,16 +88,15 @@ pub async fn pack(
     };
     // The endpoints the user trusts with AWS credentials, as every command opens stores.
     let settings =
-        crate::config::Settings::resolve(&Default::default()).map_err(super::Failure::from)?;
+        crate::config::Settings::resolve(&Default::default()).map_err(super::Exit::from)?;
     let store = Store::open_str(&url, &settings.store_open())
         .await
-        .map_err(|e| Failure::new(e.to_string(), e.hint()))?;
-    let input =
-        closure::input_for_tree(path, name).map_err(|e| Failure::new(e.to_string(), None))?;
+        .map_err(|e| Exit::hinted(&e))?;
+    let input = closure::input_for_tree(path, name).map_err(|e| Exit::new(e.to_string(), None))?;
     let tmp = tempfile::Builder::new()
         .prefix("pubdeck-pack-")
         .tempdir()
-        .map_err(|e| Failure::new(format!("cannot create a temporary directory: {e}"), None))?;
+        .map_err(|e| Exit::new(format!("cannot create a temporary directory: {e}"), None))?;
     let opts = PackOptions::with(compression);
     let sources = closure::Sources {
         memo: Some(closure::Memo::new(&settings.closure_memo_dir())),
@@ -118,7 +116,7 @@ pub async fn pack(
         &tokio_util::sync::CancellationToken::new(),
     )
     .await
-    .map_err(|e| Failure::new(e.to_string(), None))?;
+    .map_err(|e| Exit::new(e.to_string(), None))?;
     let infos: Vec<_> = closure.packed.iter().map(|p| p.narinfo(&key)).collect();
     // The dependencies went up while packing; the tree itself goes last.
     let skip = closure.uploaded.as_ref().map_or(0, Vec::len);
@@ -130,7 +128,7 @@ pub async fn pack(
         |_| ProgressSink::none(),
     )
     .await
-    .map_err(|e| Failure::new(e.to_string(), None))?;
+    .map_err(|e| Exit::new(e.to_string(), None))?;
     let info = infos.last().expect("the closure holds the tree");
     let all: Vec<String> = closure.paths().map(|(p, _)| p.to_string()).collect();
     if as_json {

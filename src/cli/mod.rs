@@ -14,7 +14,7 @@ pub mod printer;
 pub mod review;
 pub mod store;
 
-use crate::event::Hinted;
+use crate::event::{Failure, Hinted};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -191,11 +191,12 @@ pub enum ConfigCommand {
     },
 }
 
-/// A failed command: one sentence, an optional hint, and the exit status to use.
+/// How a failed command ends: the engine's [`Failure`] (one sentence, an optional hint, the
+/// same value the workbench shows), and what the command line adds to it: the exit status
+/// and, for an error about a line of a file, that line with a caret under its column.
 #[derive(Debug)]
-pub struct Failure {
-    pub message: String,
-    pub hint: Option<String>,
+pub struct Exit {
+    pub failure: Failure,
     /// Exit status: 1 (failed) unless a usage error (2).
     pub code: u8,
     /// Lines shown between the message and the hint: the source line an error is about,
@@ -203,69 +204,66 @@ pub struct Failure {
     pub excerpt: Vec<String>,
 }
 
-impl Failure {
-    pub fn new(message: impl Into<String>, hint: Option<String>) -> Failure {
-        Failure {
-            message: message.into(),
-            hint,
+impl Exit {
+    pub fn new(message: impl Into<String>, hint: Option<String>) -> Exit {
+        Exit::from(Failure::new(message, hint))
+    }
+
+    /// A failure (exit 1).
+    pub fn failed(message: impl Into<String>) -> Self {
+        Exit::new(message, None)
+    }
+
+    /// A usage error (exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Exit {
+            code: 2,
+            ..Exit::new(message, None)
+        }
+    }
+
+    /// Adds a hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.failure.hint = Some(hint.into());
+        self
+    }
+
+    /// An engine error as a failure (exit 1): its sentence and its hint.
+    pub fn hinted(e: &impl crate::event::Hinted) -> Self {
+        Exit::from(e.failure())
+    }
+}
+
+/// The engine's failure as the CLI reports it: the same sentence and hint, exit status 1.
+impl From<Failure> for Exit {
+    fn from(failure: Failure) -> Self {
+        Exit {
+            failure,
             code: 1,
             excerpt: Vec::new(),
         }
     }
 }
 
-impl Failure {
-    /// A failure (exit 1).
-    pub fn failed(message: impl Into<String>) -> Self {
-        Failure::new(message, None)
-    }
-
-    /// A usage error (exit 2).
-    pub fn usage(message: impl Into<String>) -> Self {
-        Failure {
-            code: 2,
-            ..Failure::new(message, None)
-        }
-    }
-
-    /// Adds a hint.
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
-    }
-
-    /// An engine error as a failure (exit 1): its sentence and its hint.
-    pub fn hinted(e: &impl crate::event::Hinted) -> Self {
-        Failure::new(e.to_string(), e.hint())
-    }
-}
-
-/// The engine's failure as the CLI reports it: the same sentence and hint, exit status 1.
-impl From<crate::event::Failure> for Failure {
-    fn from(f: crate::event::Failure) -> Self {
-        Failure::new(f.message, f.hint)
-    }
-}
-
-impl From<crate::manifest::ManifestError> for Failure {
+impl From<crate::manifest::ManifestError> for Exit {
     fn from(e: crate::manifest::ManifestError) -> Self {
-        Failure {
+        Exit {
             excerpt: e.excerpt(),
-            ..Failure::new(e.to_string(), e.hint())
+            ..Exit::hinted(&e)
         }
     }
 }
 
-impl From<crate::build::BuildError> for Failure {
+impl From<crate::build::BuildError> for Exit {
     fn from(e: crate::build::BuildError) -> Self {
-        Failure {
+        Exit {
             excerpt: e.excerpt(),
-            ..Failure::new(e.to_string(), e.hint())
+            ..Exit::hinted(&e)
         }
     }
 }
 
-pub type CmdResult = Result<ExitCode, Failure>;
+pub type CmdResult = Result<ExitCode, Exit>;
 
 /// What the command line hands back to `main`: an exit status, or another face to run.
 /// The faces never start each other; `main.rs` wires them.
@@ -335,7 +333,7 @@ pub struct Workbench {
 }
 
 /// Turns mouse capture off in a workbench hand-off.
-fn without_mouse(handoff: Result<Handoff, Failure>, no_mouse: bool) -> Result<Handoff, Failure> {
+fn without_mouse(handoff: Result<Handoff, Exit>, no_mouse: bool) -> Result<Handoff, Exit> {
     match handoff {
         Ok(Handoff::Workbench(mut w)) if no_mouse => {
             w.mouse = false;
@@ -346,8 +344,8 @@ fn without_mouse(handoff: Result<Handoff, Failure>, no_mouse: bool) -> Result<Ha
 }
 
 /// Prints a failure (one sentence, then `hint:`) and returns its exit status.
-pub fn report(f: &Failure) -> ExitCode {
-    output::error_with(&f.message, &f.excerpt, f.hint.as_deref());
+pub fn report(f: &Exit) -> ExitCode {
+    output::error_with(&f.failure.message, &f.excerpt, f.failure.hint.as_deref());
     ExitCode::from(f.code)
 }
 
@@ -363,7 +361,7 @@ impl Cli {
 }
 
 /// Runs `cli`: a subcommand to completion, or the face it asks for, handed back.
-pub async fn run(cli: Cli) -> Result<Handoff, Failure> {
+pub async fn run(cli: Cli) -> Result<Handoff, Exit> {
     output::set_verbosity(if cli.quiet { 0 } else { 1 + cli.verbose });
     // The service logs at info by default; every other command only warnings, unless -v.
     // The workbench owns the terminal: nothing may be written under it.
@@ -388,9 +386,9 @@ pub async fn run(cli: Cli) -> Result<Handoff, Failure> {
         if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
             return workbench(PathBuf::from("."), None, None).await;
         }
-        return Err(Failure {
+        return Err(Exit {
             code: 2,
-            ..Failure::new(
+            ..Exit::new(
                 "no command given and not on a terminal, so there is no workbench to open",
                 Some("run `pubdeck --help` for the commands".into()),
             )
@@ -465,10 +463,10 @@ async fn subcommand(command: Command) -> CmdResult {
         Command::Install(args) => pipeline::install(args).await,
         Command::Store(cmd) => {
             let settings =
-                crate::config::Settings::resolve(&Default::default()).map_err(Failure::from)?;
+                crate::config::Settings::resolve(&Default::default()).map_err(Exit::from)?;
             match store::run(cmd, &settings).await {
                 Ok(()) => Ok(ExitCode::SUCCESS),
-                Err(e) => Err(Failure::new(e.to_string(), e.hint())),
+                Err(e) => Err(Exit::hinted(&e)),
             }
         }
         Command::Search(args) => {
@@ -569,7 +567,7 @@ async fn subcommand(command: Command) -> CmdResult {
 fn config_show(json: bool) -> CmdResult {
     use crate::catalog::db::redact_url;
     use crate::config::{CatalogLocation, Source};
-    let s = crate::config::Settings::resolve(&Default::default()).map_err(Failure::from)?;
+    let s = crate::config::Settings::resolve(&Default::default()).map_err(Exit::from)?;
     let catalog = match &s.catalog {
         CatalogLocation::Service(url) => redact_url(url),
         CatalogLocation::Embedded(path) => {
@@ -691,14 +689,14 @@ fn completions(shell: clap_complete::Shell) -> CmdResult {
     let shells = clap_complete::env::Shells::builtins();
     let completer = shells
         .completer(&name)
-        .ok_or_else(|| Failure::new(format!("no completion support for {name}"), None))?;
+        .ok_or_else(|| Exit::new(format!("no completion support for {name}"), None))?;
     // The program the shell calls back: this one, by the name it is found by on PATH.
     let mut out = Vec::new();
     completer
         .write_registration("COMPLETE", "pubdeck", "pubdeck", "pubdeck", &mut out)
-        .map_err(|e| Failure::new(format!("cannot write the completion script: {e}"), None))?;
+        .map_err(|e| Exit::new(format!("cannot write the completion script: {e}"), None))?;
     match std::io::Write::write_all(&mut std::io::stdout(), &out) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Exit::new(
             format!("cannot write the completion script: {e}"),
             None,
         )),
@@ -735,17 +733,16 @@ fn man_pages(out: Option<&Path>) -> CmdResult {
     let Some(dir) = out else {
         return match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
             // A reader that stopped early (`| head`) is not an error.
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(
-                format!("cannot write the man page: {e}"),
-                None,
-            )),
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(Exit::new(format!("cannot write the man page: {e}"), None))
+            }
             _ => Ok(ExitCode::SUCCESS),
         };
     };
     std::fs::create_dir_all(dir)
-        .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display()), None))?;
+        .map_err(|e| Exit::new(format!("cannot create {}: {e}", dir.display()), None))?;
     clap_mangen::generate_to(cmd, dir).map_err(|e| {
-        Failure::new(
+        Exit::new(
             format!("cannot write the man pages into {}: {e}", dir.display()),
             None,
         )
@@ -824,7 +821,7 @@ async fn check(
     overrides: &crate::config::Overrides,
 ) -> CmdResult {
     use crate::publish::{Plan, Reach, preconditions};
-    let settings = crate::config::Settings::resolve(overrides).map_err(Failure::from)?;
+    let settings = crate::config::Settings::resolve(overrides).map_err(Exit::from)?;
     let mut plan = Plan::configured(dir, build.unwrap_or(""), &settings);
     plan.fetch = !offline;
     let opened = if offline {
@@ -835,7 +832,7 @@ async fn check(
     let reach = match &opened {
         None => Reach::Offline,
         Some(Ok(c)) => Reach::Online(c),
-        Some(Err(e)) => Reach::Unavailable(crate::event::Failure::new(e.to_string(), e.hint())),
+        Some(Err(e)) => Reach::Unavailable(e.failure()),
     };
     let checks = preconditions(&plan, reach).await.checks;
     let ok = !checks.iter().any(|c| c.blocks());
@@ -874,17 +871,17 @@ async fn build_cmd(dir: &Path, name: &str, timeout: Option<std::time::Duration>)
     Ok(ExitCode::SUCCESS)
 }
 
-async fn demo(path: Option<PathBuf>, no_tui: bool) -> Result<Handoff, Failure> {
+async fn demo(path: Option<PathBuf>, no_tui: bool) -> Result<Handoff, Exit> {
     let path = match path {
         Some(p) => p,
         None => crate::config::Settings::resolve(&Default::default())
-            .map_err(|e| Failure::new(e.to_string(), None))?
+            .map_err(|e| Exit::new(e.to_string(), None))?
             .data_dir
             .join("demo"),
     };
     let ws = crate::demo::ensure_with(&path, &demo_progress(std::io::stderr().is_terminal()))
         .await
-        .map_err(|e| Failure::new(e.to_string(), None))?;
+        .map_err(|e| Exit::new(e.to_string(), None))?;
     if !no_tui {
         return workbench(ws.env_dir(), None, Some(&ws)).await;
     }
@@ -978,9 +975,9 @@ async fn workbench(
     dir: PathBuf,
     catalog: Option<String>,
     demo: Option<&crate::demo::Workspace>,
-) -> Result<Handoff, Failure> {
+) -> Result<Handoff, Exit> {
     if !std::io::stdout().is_terminal() {
-        return Err(Failure::new(
+        return Err(Exit::new(
             "the workbench needs a terminal",
             Some(
                 "use the subcommands (`pubdeck --help`) in scripts, or `pubdeck demo --no-tui`"
@@ -999,12 +996,12 @@ async fn workbench(
         overrides.signing_key = Some(ws.key_file());
         overrides.data_dir = Some(ws.data_dir());
     }
-    let settings = crate::config::Settings::resolve(&overrides)
-        .map_err(|e| Failure::new(e.to_string(), None))?;
+    let settings =
+        crate::config::Settings::resolve(&overrides).map_err(|e| Exit::new(e.to_string(), None))?;
     let catalog = settings
         .open_catalog()
         .await
-        .map_err(|e| Failure::new(e.to_string(), e.hint()))?;
+        .map_err(|e| Exit::hinted(&e))?;
     Ok(Handoff::Workbench(Box::new(Workbench {
         dir: std::path::absolute(&dir).unwrap_or(dir),
         catalog,

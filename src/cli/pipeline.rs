@@ -14,7 +14,7 @@ use super::args::{PublishArgs, ReadyArgs};
 use super::output::{self, Style};
 use super::printer::{Show, print_events};
 use super::review::{AtReview, format_unreproducible};
-use super::{CmdResult, Failure};
+use super::{CmdResult, Exit};
 use crate::catalog::AnyCatalog;
 use crate::config::{Overrides, Settings};
 use crate::install::{self, PackageRef};
@@ -40,12 +40,12 @@ pub async fn build_check(
         }
         Ok(Some(u)) => {
             eprint!("{}", format_unreproducible(&u, Style::stderr()));
-            Err(Failure::new(
+            Err(Exit::new(
                 u.to_string(),
                 Some("make the build deterministic: no timestamps, random names or host paths in the output".into()),
             ))
         }
-        Err(e) => Err(Failure::new(e.to_string(), e.hint())),
+        Err(e) => Err(Exit::hinted(&e)),
     }
 }
 
@@ -55,7 +55,7 @@ fn settings(
     catalog: &Option<String>,
     org: Option<String>,
     key: Option<PathBuf>,
-) -> Result<Settings, Failure> {
+) -> Result<Settings, Exit> {
     Settings::resolve(&Overrides {
         catalog: catalog.clone(),
         org,
@@ -63,14 +63,11 @@ fn settings(
         project_dir: Some(dir.to_path_buf()),
         ..Default::default()
     })
-    .map_err(|e| Failure::new(e.to_string(), None))
+    .map_err(|e| Exit::new(e.to_string(), None))
 }
 
-async fn open(settings: &Settings) -> Result<AnyCatalog, Failure> {
-    settings
-        .open_catalog()
-        .await
-        .map_err(|e| Failure::new(e.to_string(), e.hint()))
+async fn open(settings: &Settings) -> Result<AnyCatalog, Exit> {
+    settings.open_catalog().await.map_err(|e| Exit::hinted(&e))
 }
 
 pub async fn publish(args: PublishArgs) -> CmdResult {
@@ -88,9 +85,9 @@ pub async fn publish(args: PublishArgs) -> CmdResult {
         args.builds.clone()
     };
     if builds.is_empty() {
-        return Err(Failure {
+        return Err(Exit {
             code: 2,
-            ..Failure::new(
+            ..Exit::new(
                 "name a build to publish, or pass --all",
                 Some("`pubdeck builds` lists them".into()),
             )
@@ -180,7 +177,7 @@ pub async fn publish(args: PublishArgs) -> CmdResult {
     }
     match failed {
         None => Ok(ExitCode::SUCCESS),
-        Some((name, e)) => Err(Failure::new(
+        Some((name, e)) => Err(Exit::new(
             if builds.len() > 1 {
                 format!("publishing `{name}` failed: {e}")
             } else {
@@ -212,14 +209,10 @@ fn published_json(p: &publish::Published) -> serde_json::Value {
     })
 }
 
-fn request(
-    package: &str,
-    dir: &std::path::Path,
-    s: &Settings,
-) -> Result<install::Request, Failure> {
-    let pkg = PackageRef::parse(package).map_err(|e| Failure {
+fn request(package: &str, dir: &std::path::Path, s: &Settings) -> Result<install::Request, Exit> {
+    let pkg = PackageRef::parse(package).map_err(|e| Exit {
         code: 2,
-        ..Failure::new(
+        ..Exit::new(
             e.to_string(),
             Some("write it as ORG/PKG or ORG/PKG@VERSION".into()),
         )
@@ -295,19 +288,19 @@ pub async fn install(args: ReadyArgs) -> CmdResult {
             // whole list is `pubdeck ready`'s to show.
             let first = checks.iter().find(|c| c.blocks());
             Err(match first {
-                Some(c) => Failure::new(
+                Some(c) => Exit::new(
                     format!("cannot install {pkg}: {}", c.message),
                     Some(match &c.hint {
                         Some(h) => format!("{h} (`pubdeck ready {pkg}` shows every check)"),
                         None => format!("`pubdeck ready {pkg}` shows every check"),
                     }),
                 ),
-                None => Failure::new(
+                None => Exit::new(
                     format!("{pkg} is not ready to install"),
                     Some(format!("run `pubdeck ready {pkg}`")),
                 ),
             })
         }
-        Err(e) => Err(Failure::new(e.to_string(), e.hint())),
+        Err(e) => Err(Exit::hinted(&e)),
     }
 }
