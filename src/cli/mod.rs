@@ -14,256 +14,22 @@ pub mod printer;
 pub mod review;
 pub mod store;
 
-use crate::event::{Failure, Hinted};
+mod exit;
+
+pub use args::{Cli, Command, ConfigCommand};
+pub use exit::{CmdResult, Exit, report};
+
+use crate::event::Hinted;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use std::io::IsTerminal;
 
-use clap::{Parser, Subcommand};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::manifest::{Env, VersionSpec};
 use output::Style;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "pubdeck",
-    version,
-    about = "Publish Flox environment builds to your organisation's catalog, and install what it published."
-)]
-pub struct Cli {
-    /// Without a command, pubdeck opens the full-screen workbench on the current directory.
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    /// Say nothing on stderr but warnings and errors (no progress, no build log).
-    #[arg(long, short, global = true, conflicts_with = "verbose")]
-    pub quiet: bool,
-    /// Log what pubdeck does on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
-    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// The full-screen workbench (also what `pubdeck` alone opens).
-    Tui {
-        #[arg(long, short, default_value = ".")]
-        dir: PathBuf,
-        #[arg(long, value_name = "URL")]
-        catalog: Option<String>,
-        /// Leave the mouse to the terminal (text selection works as usual; no wheel or clicks).
-        #[arg(long)]
-        no_mouse: bool,
-    },
-    /// Create the demo workspace (git repo + remote, environment, key, catalog, store) and open it.
-    Demo {
-        /// Where the workspace lives (default: <data dir>/demo); reused when complete.
-        #[arg(long)]
-        path: Option<PathBuf>,
-        /// Print where everything is and the commands to try, instead of opening the TUI.
-        #[arg(long)]
-        no_tui: bool,
-        /// Leave the mouse to the terminal (text selection works as usual; no wheel or clicks).
-        #[arg(long)]
-        no_mouse: bool,
-    },
-    /// List the [build.*] entries of the environment's manifest.
-    Builds {
-        /// The environment directory (holding .flox/).
-        #[arg(long, short, default_value = ".")]
-        dir: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Evaluate every publish precondition; exit 1 if any fails.
-    Check {
-        /// The build to be published (also checks that it exists).
-        #[arg(add = clap_complete::ArgValueCandidates::new(build_name_candidates))]
-        build: Option<String>,
-        #[arg(long, short, default_value = ".")]
-        dir: PathBuf,
-        #[arg(long)]
-        json: bool,
-        /// Contact nothing: decide `pushed` from the last fetched state, and skip the
-        /// catalog, permission, key-trust and store checks (said so).
-        #[arg(long)]
-        offline: bool,
-        /// The organisation (catalog) to publish to (default: PUBDECK_ORG).
-        #[arg(long)]
-        org: Option<String>,
-        /// Secret signing key file (default: PUBDECK_SIGNING_KEY).
-        #[arg(long, value_name = "FILE")]
-        signing_key: Option<PathBuf>,
-        /// Catalog URL or file (default: PUBDECK_CATALOG).
-        #[arg(long, value_name = "URL")]
-        catalog: Option<String>,
-    },
-    /// Clean-build one build from a fresh clone of HEAD; prints the output path.
-    Build {
-        #[arg(add = clap_complete::ArgValueCandidates::new(build_name_candidates))]
-        build: String,
-        #[arg(long, short, default_value = ".")]
-        dir: PathBuf,
-        /// Stop the build after this many seconds.
-        #[arg(long, value_name = "SECONDS")]
-        timeout: Option<u64>,
-        /// Build twice, each in a fresh clone, and compare: exit 1 naming the files that
-        /// differ when the build is not reproducible (nothing is kept or published).
-        #[arg(long)]
-        check: bool,
-    },
-    /// Nix-format signing keys.
-    #[command(subcommand)]
-    Key(local::KeyCommand),
-    /// Fuzzy search over the packages of the catalogs you can see.
-    Search(catalog::SearchArgs),
-    /// Description, versions and builds of ORG/PKG.
-    Show(catalog::ShowArgs),
-    /// Manage catalogs: create, set-store, add-key, remove-key, re-sign, allow, revoke,
-    /// allowlist, import, gc, log.
-    Catalog(catalog::CatalogArgs),
-    /// Yank ORG/PKG@VER (or --undo): kept and installable when pinned, skipped for "latest".
-    Yank(lifecycle::YankArgs),
-    /// Who the catalog takes you for: user, token scope and expiry.
-    Whoami(lifecycle::WhoamiArgs),
-    /// Let Nix substitute from a catalog's store: adds its substituter and keys to nix.conf.
-    Use(lifecycle::UseArgs),
-    /// Install the newest version (not yanked) of the org packages that pin no version.
-    Upgrade(lifecycle::UpgradeArgs),
-    /// Rewrite [install] entries only FloxHub resolves (pkg-path = "ORG/PKG") to the store
-    /// paths pubdeck verifies.
-    Migrate(lifecycle::MigrateArgs),
-    /// Run the whole pipeline: checks, clean build, pack, sign, upload, register.
-    Publish(args::PublishArgs),
-    /// Install-readiness checks for ORG/PKG[@VER]; exit 1 if install would fail.
-    Ready(args::ReadyArgs),
-    /// Download, verify and unpack ORG/PKG[@VER], then add it to the manifest.
-    Install(args::ReadyArgs),
-    /// Talk to a Catalog Store directly (file:// or s3://).
-    #[command(subcommand)]
-    Store(store::StoreCommand),
-    /// Run the catalog service.
-    Serve(catalog::ServeArgs),
-    /// Manage the catalog service's users.
-    User(catalog::UserArgs),
-    /// Store a catalog service URL and token in the config file (mode 0600).
-    Login(catalog::LoginArgs),
-    /// Show the effective settings and where each comes from (secrets hidden).
-    #[command(subcommand)]
-    Config(ConfigCommand),
-    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
-    Completions { shell: clap_complete::Shell },
-    /// Write the man pages (pubdeck.1 and one per command) into DIR, or print pubdeck.1.
-    Man {
-        /// Directory to write them into (created if missing).
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-    },
-    /// Pack a directory as a signed content-addressed store path into a file:// cache.
-    Pack {
-        /// The tree to pack (a directory, file or symlink).
-        path: PathBuf,
-        /// Store path name, e.g. hello-1.0.
-        #[arg(long)]
-        name: String,
-        /// The binary cache: a directory (created if missing), file://… or s3://….
-        #[arg(long, value_name = "STORE")]
-        to: String,
-        #[arg(long, value_name = "FILE", env = "PUBDECK_SIGNING_KEY")]
-        signing_key: PathBuf,
-        #[arg(long, default_value = "zstd", value_parser = local::parse_compression)]
-        compression: crate::nix::Compression,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-/// `pubdeck config …`
-#[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
-    /// The effective value of every setting and its source: flag, environment variable,
-    /// config file or default. The token is never printed, URLs lose their passwords.
-    Show {
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-/// How a failed command ends: the engine's [`Failure`] (one sentence, an optional hint, the
-/// same value the workbench shows), and what the command line adds to it: the exit status
-/// and, for an error about a line of a file, that line with a caret under its column.
-#[derive(Debug)]
-pub struct Exit {
-    pub failure: Failure,
-    /// Exit status: 1 (failed) unless a usage error (2).
-    pub code: u8,
-    /// Lines shown between the message and the hint: the source line an error is about,
-    /// with a caret under its column.
-    pub excerpt: Vec<String>,
-}
-
-impl Exit {
-    pub fn new(message: impl Into<String>, hint: Option<String>) -> Exit {
-        Exit::from(Failure::new(message, hint))
-    }
-
-    /// A failure (exit 1).
-    pub fn failed(message: impl Into<String>) -> Self {
-        Exit::new(message, None)
-    }
-
-    /// A usage error (exit 2).
-    pub fn usage(message: impl Into<String>) -> Self {
-        Exit {
-            code: 2,
-            ..Exit::new(message, None)
-        }
-    }
-
-    /// Adds a hint.
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.failure.hint = Some(hint.into());
-        self
-    }
-
-    /// An engine error as a failure (exit 1): its sentence and its hint.
-    pub fn hinted(e: &impl crate::event::Hinted) -> Self {
-        Exit::from(e.failure())
-    }
-}
-
-/// The engine's failure as the CLI reports it: the same sentence and hint, exit status 1.
-impl From<Failure> for Exit {
-    fn from(failure: Failure) -> Self {
-        Exit {
-            failure,
-            code: 1,
-            excerpt: Vec::new(),
-        }
-    }
-}
-
-impl From<crate::manifest::ManifestError> for Exit {
-    fn from(e: crate::manifest::ManifestError) -> Self {
-        Exit {
-            excerpt: e.excerpt(),
-            ..Exit::hinted(&e)
-        }
-    }
-}
-
-impl From<crate::build::BuildError> for Exit {
-    fn from(e: crate::build::BuildError) -> Self {
-        Exit {
-            excerpt: e.excerpt(),
-            ..Exit::hinted(&e)
-        }
-    }
-}
-
-pub type CmdResult = Result<ExitCode, Exit>;
 
 /// What the command line hands back to `main`: an exit status, or another face to run.
 /// The faces never start each other; `main.rs` wires them.
@@ -340,23 +106,6 @@ fn without_mouse(handoff: Result<Handoff, Exit>, no_mouse: bool) -> Result<Hando
             Ok(Handoff::Workbench(w))
         }
         other => other,
-    }
-}
-
-/// Prints a failure (one sentence, then `hint:`) and returns its exit status.
-pub fn report(f: &Exit) -> ExitCode {
-    output::error_with(&f.failure.message, &f.excerpt, f.failure.hint.as_deref());
-    ExitCode::from(f.code)
-}
-
-impl Cli {
-    /// Whether this command's output may simply stop when its reader goes away (every
-    /// command but the service and the workbench).
-    pub fn ends_quietly_on_a_closed_pipe(&self) -> bool {
-        !matches!(
-            self.command,
-            None | Some(Command::Serve(_)) | Some(Command::Tui { .. }) | Some(Command::Demo { .. })
-        )
     }
 }
 

@@ -1,0 +1,421 @@
+//! Dependencies packed in parallel (one thread reading and hashing, one compressing, at most
+//! one of each per core), each uploaded as soon as it is compressed when nothing comes first.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::{self, CacheError, PackOptions};
+use crate::nix::nar::Rewriter;
+use crate::nix::narinfo::NarInfo;
+use crate::nix::sign::SecretKey;
+use crate::nix::{STORE_DIR, Sha256Hash, StorePath};
+use crate::store::Store;
+
+use super::Became;
+use super::prepare::{
+    Closure, Dep, Recipe, ReusedPath, Sources, became, blocking, pack_dependency, refers_to,
+};
+use super::{Added, BuiltAs, ClosureError, Input, PackedPath};
+
+/// See [`EarlyUpload::packed`].
+pub type OnPacked = dyn Fn(&PackedPath, &NarInfo) -> crate::store::ProgressSink + Send + Sync;
+
+/// Uploads of the packed dependencies started by [`prepare`] while the rest is packing: for
+/// each, the NAR and its listing as soon as they are ready, its narinfo once every narinfo it
+/// refers to is in the store. The output is left to the caller, to upload last.
+pub struct EarlyUpload {
+    pub put: crate::store::PutOptions,
+    /// Called as each dependency is packed, before its upload starts: the progress sink of
+    /// that upload.
+    pub packed: Box<OnPacked>,
+}
+
+/// The dependencies done: what each became, and the closure without its output.
+pub(super) struct DepsDone {
+    pub(super) finals: Vec<Option<StorePath>>,
+    pub(super) closure: Closure,
+}
+
+/// How many dependencies are packed at once, and how many compressed at once.
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Chunks of NAR one streamed pack holds between the thread that writes it (and hashes it:
+/// what the paths that refer to it wait for) and the one that compresses it.
+const STREAM_CHUNKS: usize = 16;
+/// Bytes per chunk (a chunk closes at the first write past it: at most 256 KiB more, the
+/// NAR writer's buffer), so at most 16 × 512 KiB per pack in flight.
+const STREAM_CHUNK: usize = 256 * 1024;
+
+/// The rest of a dependency's pack once its path is known: its compression, then its
+/// registered NAR hash (as its bytes were read) and the packed path.
+type Finishing =
+    futures::future::BoxFuture<'static, Result<(Sha256Hash, PackedPath), ClosureError>>;
+
+/// Packs the dependencies that are not reused, in parallel but each after what it refers to
+/// (its references are rewritten to their new paths): at most [`workers`] being read and
+/// hashed, and at most [`workers`] being compressed, into temporary files. With `early`, each
+/// is uploaded as soon as it is compressed; its narinfo waits for the narinfos of what it
+/// refers to, so the store never names a path whose references are missing.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn pack_dependencies(
+    deps: &[Dep],
+    expected: &[Option<Became>],
+    mut confirmed: Vec<Option<NarInfo>>,
+    sources: &Sources,
+    store: &Store,
+    key: &SecretKey,
+    opts: &PackOptions,
+    tmp_dir: &Path,
+    early: Option<&EarlyUpload>,
+    cancel: &CancellationToken,
+) -> Result<DepsDone, ClosureError> {
+    use std::sync::Arc;
+    use tokio::sync::{Semaphore, watch};
+    use tokio::task::JoinSet;
+    let n = deps.len();
+    let mut finals: Vec<Option<StorePath>> = vec![None; n];
+    let mut waiting: Vec<usize> = deps.iter().map(|d| d.refs.len()).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, d) in deps.iter().enumerate() {
+        for &r in &d.refs {
+            dependents[r].push(i);
+        }
+    }
+    // Lowest index first: the order the paths were listed in, dependencies first.
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..n).filter(|&i| waiting[i] == 0).collect();
+    let mut reused: Vec<Option<ReusedPath>> = (0..n).map(|_| None).collect();
+    let mut packed: Vec<Option<(PackedPath, Option<Added>)>> = (0..n).map(|_| None).collect();
+    // Whether each path's narinfo is in the store (a reused path's already is).
+    let in_store: Arc<Vec<watch::Sender<bool>>> =
+        Arc::new((0..n).map(|_| watch::Sender::new(false)).collect());
+    let packing = Arc::new(Semaphore::new(workers()));
+    let compressing = Arc::new(Semaphore::new(workers()));
+    type Hashed = (usize, Result<(StorePath, Finishing), ClosureError>);
+    let mut hashing: JoinSet<Hashed> = JoinSet::new();
+    type Finished = (usize, Result<(Sha256Hash, PackedPath), ClosureError>);
+    let mut finishing: JoinSet<Finished> = JoinSet::new();
+    type Uploaded = (usize, Result<(PackedPath, Added), CacheError>);
+    let mut uploading: JoinSet<Uploaded> = JoinSet::new();
+    let joined = |e: tokio::task::JoinError| ClosureError::Io {
+        path: STORE_DIR.into(),
+        source: io::Error::other(e),
+    };
+    let done =
+        |i: usize, waiting: &mut Vec<usize>, ready: &mut std::collections::BTreeSet<usize>| {
+            for &j in &dependents[i] {
+                waiting[j] -= 1;
+                if waiting[j] == 0 {
+                    ready.insert(j);
+                }
+            }
+        };
+    loop {
+        while let Some(i) = ready.pop_first() {
+            let d = &deps[i];
+            let refs: Vec<(String, StorePath)> = d
+                .refs
+                .iter()
+                .map(|&r| {
+                    let new = finals[r].clone().expect("dependencies come first");
+                    (deps[r].reg.path.to_string(), new)
+                })
+                .collect();
+            let recipe = Recipe {
+                input: Input {
+                    tree: Path::new(STORE_DIR).join(d.reg.path.base_name()),
+                    built_as: BuiltAs::of_store_path(&d.reg.path),
+                },
+                refs,
+                self_reference: d.self_reference,
+            };
+            if let (Some(e), Some(info)) = (&expected[i], confirmed[i].take())
+                && refers_to(e, &recipe)
+            {
+                finals[i] = Some(e.store_path.clone());
+                in_store[i].send_replace(true);
+                reused[i] = Some(ReusedPath {
+                    store_path: e.store_path.clone(),
+                    was: d.reg.path.to_string(),
+                    info,
+                    recipe,
+                });
+                done(i, &mut waiting, &mut ready);
+                continue;
+            }
+            let (o, dir) = (*opts, tmp_dir.to_owned());
+            let (packing, compressing) = (packing.clone(), compressing.clone());
+            hashing.spawn(async move {
+                // Always in this order (compression, then reading), so none waits in a cycle.
+                let compress = compressing.acquire_owned().await.expect("never closed");
+                let _pack = packing.acquire_owned().await.expect("never closed");
+                let r = blocking(move || pack_dependency_streamed(recipe, o, dir, compress)).await;
+                (i, r)
+            });
+        }
+        if hashing.is_empty() && finishing.is_empty() && uploading.is_empty() {
+            break;
+        }
+        tokio::select! {
+            Some(j) = hashing.join_next() => {
+                let (i, r) = j.map_err(joined)?;
+                let (path, finish) = r?;
+                finals[i] = Some(path);
+                done(i, &mut waiting, &mut ready);
+                finishing.spawn(async move { (i, finish.await) });
+            }
+            Some(j) = finishing.join_next() => {
+                let (i, r) = j.map_err(joined)?;
+                let (nar_hash, p) = r?;
+                let reg = &deps[i].reg;
+                if let Some(memo) = &sources.memo
+                    && nar_hash == reg.nar_hash
+                {
+                    // Remembered only when its bytes are what Nix registered.
+                    memo.put(&reg.path, &nar_hash, &became(&p));
+                }
+                match early {
+                    None => packed[i] = Some((p, None)),
+                    Some(up) => {
+                        let info = p.narinfo(key);
+                        let progress = (up.packed)(&p, &info);
+                        let (store, put) = (store.clone(), up.put.clone());
+                        let (in_store, refs) = (in_store.clone(), deps[i].refs.clone());
+                        uploading.spawn(async move {
+                            let r = upload_dependency(&store, p, &info, &put, &progress, &refs, &in_store, i)
+                                .await;
+                            (i, r)
+                        });
+                    }
+                }
+            }
+            Some(j) = uploading.join_next() => {
+                let (i, r) = j.map_err(joined)?;
+                let (p, added) = r.map_err(ClosureError::Upload)?;
+                packed[i] = Some((p, Some(added)));
+            }
+            () = cancel.cancelled() => return Err(ClosureError::Cancelled),
+        }
+    }
+    let mut closure = Closure {
+        reused: Vec::new(),
+        packed: Vec::new(),
+        uploaded: early.map(|_| Vec::new()),
+    };
+    for i in 0..n {
+        if let Some(r) = reused[i].take() {
+            closure.reused.push(r);
+        }
+        if let Some((p, added)) = packed[i].take() {
+            closure.packed.push(p);
+            if let (Some(u), Some(a)) = (&mut closure.uploaded, added) {
+                u.push(a);
+            }
+        }
+    }
+    Ok(DepsDone { finals, closure })
+}
+
+/// Uploads one packed dependency: its NAR and listing now, its narinfo once the narinfos of
+/// the paths it refers to (`refs`) are in the store; then says its own is (`in_store[i]`).
+#[allow(clippy::too_many_arguments)]
+async fn upload_dependency(
+    store: &Store,
+    p: PackedPath,
+    info: &NarInfo,
+    put: &crate::store::PutOptions,
+    progress: &crate::store::ProgressSink,
+    refs: &[usize],
+    in_store: &[tokio::sync::watch::Sender<bool>],
+    i: usize,
+) -> Result<(PackedPath, Added), CacheError> {
+    let listing = p.packed.listing.as_deref();
+    cache::add_path_data(store, p.packed.file.path(), listing, info, put, progress).await?;
+    for &r in refs {
+        // The senders live as long as every upload: this ends when `r`'s narinfo is there.
+        let _ = in_store[r].subscribe().wait_for(|there| *there).await;
+    }
+    let outcome = cache::add_path_narinfo(store, info).await?;
+    crate::failpoint::pause("upload-closure").await;
+    in_store[i].send_replace(true);
+    let added = match outcome {
+        cache::Outcome::Added => Added::Uploaded,
+        cache::Outcome::AlreadyPresent => Added::AlreadyThere,
+    };
+    Ok((p, added))
+}
+
+/// NAR bytes, sent to the compressing thread in chunks of about [`STREAM_CHUNK`].
+struct ChunkSender {
+    buf: Vec<u8>,
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    /// Chunks the compressor is done with, to fill again (fresh memory costs page faults).
+    free: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl ChunkSender {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let mut next = self
+            .free
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(STREAM_CHUNK));
+        next.clear();
+        let chunk = std::mem::replace(&mut self.buf, next);
+        self.tx
+            .send(chunk)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the compressor stopped"))
+    }
+}
+
+impl io::Write for ChunkSender {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= STREAM_CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes everything to both.
+struct Tee<'a, A, B> {
+    pub(super) a: &'a mut A,
+    pub(super) b: &'a mut B,
+}
+
+impl<A: io::Write, B: io::Write> io::Write for Tee<'_, A, B> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.a.write_all(data)?;
+        self.b.write_all(data)?;
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.a.flush()?;
+        self.b.flush()
+    }
+}
+
+/// Packs one dependency in two threads: this one reads it and hashes it with its references
+/// rewritten, which names it (returned as soon as known: what refers to it can start); the
+/// other (holding `compress`) hashes the bytes as read, rewrites and compresses them into a
+/// temporary file. A dependency that refers to itself is packed here whole, as before.
+fn pack_dependency_streamed(
+    recipe: Recipe,
+    opts: PackOptions,
+    tmp_dir: PathBuf,
+    compress: tokio::sync::OwnedSemaphorePermit,
+) -> Result<(StorePath, Finishing), ClosureError> {
+    use std::io::Write;
+    if recipe.self_reference {
+        let r = pack_dependency(&recipe, &opts, &tmp_dir);
+        drop(compress);
+        let (nar_hash, p) = r?;
+        let path = p.store_path.clone();
+        return Ok((path, Box::pin(async move { Ok((nar_hash, p)) })));
+    }
+    let b = recipe.input.built_as.clone();
+    let rewrites: Vec<(Vec<u8>, Vec<u8>)> = recipe
+        .refs
+        .iter()
+        .map(|(old, new)| (old.clone().into_bytes(), new.to_string().into_bytes()))
+        .filter(|(old, new)| old != new)
+        .collect();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(STREAM_CHUNKS);
+    let (done_tx, free) = std::sync::mpsc::sync_channel::<Vec<u8>>(STREAM_CHUNKS);
+    // zstd's output is the same for any number of workers >= 1: one each, a pack per core.
+    let copts = PackOptions {
+        zstd_threads: 1,
+        ..opts
+    };
+    let (crewrites, cdir) = (rewrites.clone(), tmp_dir);
+    let compressed = tokio::task::spawn_blocking(move || {
+        let _compress = compress;
+        let mut original = None;
+        let packed = cache::pack_nar_unhashed(&copts, &cdir, |w| {
+            if crewrites.is_empty() {
+                for chunk in rx {
+                    w.write_all(&chunk)?;
+                    let _ = done_tx.try_send(chunk);
+                }
+                return w.flush();
+            }
+            let mut h = crate::nix::HashingWriter::new(Rewriter::new(w, crewrites, None));
+            for chunk in rx {
+                h.write_all(&chunk)?;
+                let _ = done_tx.try_send(chunk);
+            }
+            h.flush()?;
+            let (rw, hash, _) = h.finish();
+            rw.finish()?;
+            original = Some(hash);
+            Ok(())
+        })?;
+        Ok::<_, CacheError>((original, packed))
+    });
+    let tree = recipe.input.tree.clone();
+    let io_err = |source: io::Error| ClosureError::Io {
+        path: tree.clone(),
+        source,
+    };
+    let mut sender = ChunkSender {
+        buf: Vec::with_capacity(STREAM_CHUNK),
+        tx,
+        free,
+    };
+    let mut hashed = Rewriter::new(crate::nix::HashingWriter::new(io::sink()), rewrites, None);
+    let sent = crate::nix::nar::dump_path_unhashed(
+        &tree,
+        Tee {
+            a: &mut sender,
+            b: &mut hashed,
+        },
+    )
+    .map_err(|e| io::Error::other(e.to_string()))
+    .and_then(|_| sender.send());
+    drop(sender);
+    if let Err(e) = sent {
+        // The compressor's own failure, if it stopped first, says more.
+        if let Ok(Err(theirs)) = tokio::runtime::Handle::current().block_on(compressed) {
+            return Err(theirs.into());
+        }
+        return Err(io_err(e));
+    }
+    let (hw, _) = hashed.finish().map_err(io_err)?;
+    let (_, nar_hash, nar_size) = hw.finish();
+    let references: Vec<StorePath> = recipe.refs.iter().map(|(_, p)| p.clone()).collect();
+    let store_path = StorePath::from_ca(&nar_hash, &b.name, &references, false)?;
+    let path = store_path.clone();
+    let finish = async move {
+        let (original, mut packed) = compressed.await.map_err(|e| ClosureError::Io {
+            path: tree.clone(),
+            source: io::Error::other(e),
+        })??;
+        if packed.summary.nar.nar_size != nar_size {
+            return Err(ClosureError::Io {
+                path: tree,
+                source: io::Error::other("its NAR came out twice with different sizes"),
+            });
+        }
+        packed.summary.nar.nar_hash = nar_hash;
+        let packed = PackedPath {
+            store_path,
+            was: b.path(),
+            packed,
+            ca_hash: nar_hash,
+            references,
+            self_reference: false,
+        };
+        Ok((original.unwrap_or(nar_hash), packed))
+    };
+    Ok((path, Box::pin(finish)))
+}
