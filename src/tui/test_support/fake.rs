@@ -23,7 +23,7 @@ use crate::tui::model::{
 };
 
 const PUBLISHERS: [&str; 5] = ["alice", "bob", "carol", "dmitri", "erin"];
-const NIX32: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
+use crate::nix::nix32::ALPHABET as NIX32;
 /// The system the demo builds are published for.
 pub const SYSTEM: &str = "x86_64-linux";
 
