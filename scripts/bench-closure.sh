@@ -14,6 +14,7 @@
 # into the real /nix/store (that is where pubdeck reads them) and are deleted at exit.
 # usage: scripts/bench-closure.sh [N [KIB]]          (300 2048; small paths: 2000 4)
 # PUBDECK_BIN=/path/to/pubdeck benches that binary (e.g. an older build) instead of building.
+# WRAP="perf record -g -o /dev/shm/a.perf" runs case a's publish under that command.
 set -euo pipefail
 N=${1:-300}
 KIB=${2:-2048}
@@ -140,7 +141,7 @@ NIXTO="file://$W/cache-nix?compression=zstd&secret-key=$W/sk"
 
 echo "a. first publish..."
 TOP1=$(nix_top 1)
-"$BIN" publish app --dir "$W/repo" --json --yes >"$W/a.json"
+${WRAP:-} "$BIN" publish app --dir "$W/repo" --json --yes >"$W/a.json"
 mapfile -t A < <(stages "$W/a.json")
 NA=$(t nix copy --to "$NIXTO" "$TOP1")
 

@@ -11,6 +11,11 @@ pub struct PackOptions {
     pub zstd_level: i32,
     /// zstd worker threads; 0 means one per available CPU. Output does not depend on it.
     pub zstd_threads: u32,
+    /// zstd's multithreaded mode (the default). Off: one plain context, no worker thread, for
+    /// callers that already compress many NARs at once, one per core (closure dependencies):
+    /// a worker pool per NAR costs more than a small NAR's compression. The two modes write
+    /// different (each reproducible) frames of the same NAR.
+    pub zstd_multithread: bool,
     /// xz preset (0–9); 6 by default, as Nix.
     pub xz_level: u32,
 }
@@ -21,6 +26,7 @@ impl Default for PackOptions {
             compression: Compression::Zstd,
             zstd_level: 3,
             zstd_threads: 0,
+            zstd_multithread: true,
             xz_level: 6,
         }
     }
@@ -104,7 +110,9 @@ impl<W: Write> Encoder<W> {
                 // Always at least one worker: zstd's multithreaded output is identical for any
                 // worker count >= 1 (but differs from single-threaded mode), so caches stay
                 // reproducible across machines.
-                e.multithread(threads.max(1))?;
+                if opts.zstd_multithread {
+                    e.multithread(threads.max(1))?;
+                }
                 Self::Zstd(e)
             }
             Compression::Xz => Self::Xz(xz2::write::XzEncoder::new(w, opts.xz_level)),

@@ -332,9 +332,11 @@ fn pack_dependency_streamed(
         .collect();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(STREAM_CHUNKS);
     let (done_tx, free) = std::sync::mpsc::sync_channel::<Vec<u8>>(STREAM_CHUNKS);
-    // zstd's output is the same for any number of workers >= 1: one each, a pack per core.
+    // Dependencies are packed one per core: each compresses in its own plain zstd context
+    // (a worker pool per NAR costs more than a small NAR's compression).
     let copts = PackOptions {
         zstd_threads: 1,
+        zstd_multithread: false,
         ..opts
     };
     let (crewrites, cdir) = (rewrites.clone(), tmp_dir);
