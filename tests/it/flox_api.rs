@@ -130,9 +130,14 @@ struct Seeded {
 }
 
 async fn seeded(flox: FloxOptions) -> Seeded {
-    let fx = Fixture::start_with(Kind::SqliteService, flox)
+    seeded_on(Kind::SqliteService, flox)
         .await
-        .expect("a SQLite service");
+        .expect("a SQLite service")
+}
+
+/// [`seeded`] on `kind`; `None` when PostgreSQL is not available here (said in one line).
+async fn seeded_on(kind: Kind, flox: FloxOptions) -> Option<Seeded> {
+    let fx = Fixture::start_with(kind, flox).await?;
     let key = TestKey::new("myorg-1", 7);
     let alice = fx.user("alice").await;
     let carol = fx.user("carol").await;
@@ -190,14 +195,14 @@ async fn seeded(flox: FloxOptions) -> Seeded {
     let bob_read = flox_token("bob", Scope::Read).await;
     let carol_publish = flox_token("carol", Scope::Publish).await;
     assert!(alice_read.starts_with("flox_"));
-    Seeded {
+    Some(Seeded {
         fx,
         alice,
         alice_read,
         alice_publish,
         bob_read,
         carol_publish,
-    }
+    })
 }
 
 struct Answer {
@@ -1989,4 +1994,79 @@ fn serve_refuses_a_credentials_file_others_may_read() {
     ]);
     assert!(!out.status.success());
     assert!(crate::common::stderr(&out).contains("http:// or https://"));
+}
+
+/// The same routes over PostgreSQL: created packages, the store-path lookup and the
+/// registration checks are SQL of their own.
+#[tokio::test]
+async fn the_flox_routes_run_on_postgresql_too() {
+    let Some(s) = seeded_on(Kind::PostgresService, FloxOptions::default()).await else {
+        return;
+    };
+    let base = s.fx.base_url();
+    let a = call(
+        &base,
+        "POST",
+        "/api/v1/catalog/catalogs/myorg/packages?name=fresh",
+        Some(&s.alice_publish),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    let a = call(
+        &base,
+        "POST",
+        "/api/v1/catalog/catalogs/myorg/packages?name=fresh",
+        Some(&s.alice_publish),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, 201, "created again: the same answer");
+    let a = call(
+        &base,
+        "POST",
+        "/api/v1/catalog/catalogs/myorg/packages/fresh/publish/info",
+        Some(&s.alice_publish),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let a = call(
+        &base,
+        "POST",
+        "/api/v1/catalog/catalogs/myorg/packages/never/publish/info",
+        Some(&s.alice_publish),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(a.status, 404);
+    let detail = s.alice.show("myorg", "curl").await.unwrap();
+    let path = detail.versions[0].builds[0].store_path.clone();
+    let a = call(
+        &base,
+        "POST",
+        "/api/v1/catalog/store",
+        Some(&s.alice_read),
+        Some(json!({"outpaths": [path]})),
+    )
+    .await;
+    assert_eq!(a.body["items"][&path][0]["catalog"], json!("myorg"));
+    let g = resolve_one(
+        &base,
+        &s.alice_read,
+        descriptor("h", "myorg/hello", &["x86_64-linux"], Some("^2")),
+    )
+    .await;
+    assert_eq!(g["page"]["packages"][0]["version"], json!("2.12.3"));
+    let a = call(
+        &base,
+        "GET",
+        "/api/v1/catalog/search?search_term=hello&system=x86_64-linux",
+        Some(&s.alice_read),
+        None,
+    )
+    .await;
+    assert_schema("PackageSearchResult", &a.body, "search on PostgreSQL");
+    assert!(a.body["total_count"].as_i64().unwrap() >= 2);
+    s.fx.finish().await;
 }
