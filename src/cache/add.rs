@@ -52,7 +52,7 @@ pub fn source_narinfo(
 /// different one. A reader never finds a narinfo whose NAR is missing or incomplete.
 pub async fn add_path(
     store: &Store,
-    nar_file: &Path,
+    nar_file: &NarFile,
     info: &NarInfo,
     put: &PutOptions,
     progress: &ProgressSink,
@@ -63,7 +63,7 @@ pub async fn add_path(
 /// [`add_path`] with the NAR listing built while packing (`None`: read from the file).
 pub async fn add_path_listed(
     store: &Store,
-    nar_file: &Path,
+    nar_file: &NarFile,
     listing: Option<&[u8]>,
     info: &NarInfo,
     put: &PutOptions,
@@ -73,19 +73,68 @@ pub async fn add_path_listed(
     add_path_narinfo(store, info).await
 }
 
+/// Puts a small NAR held in memory, never over other bytes; reports progress as one PUT.
+/// `true` when the store had it already.
+async fn put_small(
+    store: &Store,
+    key: &str,
+    bytes: &Bytes,
+    info: &NarInfo,
+    progress: &ProgressSink,
+) -> Result<bool, CacheError> {
+    use crate::store::{Progress, PutIfAbsent};
+    let size = bytes.len() as u64;
+    let started = std::time::Instant::now();
+    match store.put_if_absent(key, bytes.clone()).await? {
+        PutIfAbsent::Created => {
+            progress.send(Progress::Started {
+                key: key.to_string(),
+                total_bytes: size,
+                parts: 1,
+                part_size: size,
+                resumed_bytes: 0,
+            });
+            progress.send(Progress::Bytes {
+                delta: size,
+                done: size,
+                total: size,
+            });
+            progress.send(Progress::Finished {
+                key: key.to_string(),
+                total_bytes: size,
+                sent_bytes: size,
+                resumed_bytes: 0,
+                elapsed: started.elapsed(),
+            });
+            Ok(false)
+        }
+        PutIfAbsent::SameContent => {
+            progress.send(Progress::Skipped {
+                key: key.to_string(),
+                size,
+            });
+            Ok(true)
+        }
+        PutIfAbsent::DifferentContent => Err(CacheError::Mismatch {
+            path: info.store_path.clone(),
+            check: "the store's NAR file",
+            expected: format!("the {size} bytes named {key}"),
+            actual: "other bytes under that name".into(),
+        }),
+    }
+}
+
 /// The first half of [`add_path_listed`]: `nix-cache-info`, the NAR and its listing, all
 /// invisible until [`add_path_narinfo`] names them.
 pub async fn add_path_data(
     store: &Store,
-    nar_file: &Path,
+    nar_file: &NarFile,
     listing: Option<&[u8]>,
     info: &NarInfo,
     put: &PutOptions,
     progress: &ProgressSink,
 ) -> Result<(), CacheError> {
-    let size = std::fs::metadata(nar_file)
-        .map_err(io_err("stat", nar_file))?
-        .len();
+    let size = nar_file.len()?;
     // What pubdeck writes always names its file's hash and size.
     let (Some(file_hash), Some(file_size)) = (info.file_hash, info.file_size) else {
         return Err(CacheError::CaMismatch {
@@ -116,8 +165,14 @@ pub async fn add_path_data(
     // An object already there may be old garbage a `catalog gc` is about to delete: touching
     // it puts it back under GC's grace period, and one deleted meanwhile is put again.
     loop {
-        let put_nar = store.put_file(&nar_key, nar_file, &opts, progress).await?;
-        if !matches!(put_nar, PutOutcome::Skipped { .. }) || touch(store, &nar_key).await {
+        let skipped = match nar_file {
+            NarFile::Temp(f) => matches!(
+                store.put_file(&nar_key, f.path(), &opts, progress).await?,
+                PutOutcome::Skipped { .. }
+            ),
+            NarFile::Memory(b) => put_small(store, &nar_key, b.bytes(), info, progress).await?,
+        };
+        if !skipped || touch(store, &nar_key).await {
             break;
         }
     }
@@ -126,10 +181,11 @@ pub async fn add_path_data(
     let listing = match listing {
         Some(l) => l.to_vec(),
         None => {
-            let (file, compression) = (nar_file.to_path_buf(), info.compression);
-            tokio::task::spawn_blocking(move || nar_listing(&file, compression))
+            let (source, compression) = (nar_file.source(), info.compression);
+            let name = source.name();
+            tokio::task::spawn_blocking(move || nar_listing(&source, compression))
                 .await
-                .map_err(|e| io_err("list", nar_file)(io::Error::other(e)))??
+                .map_err(|e| io_err("list", &name)(io::Error::other(e)))??
         }
     };
     store
@@ -258,7 +314,7 @@ pub async fn add_source(
     let info = source_narinfo(&packed.summary, name, references, key)?;
     let outcome = add_path_listed(
         store,
-        packed.file.path(),
+        &packed.file,
         packed.listing.as_deref(),
         &info,
         &PutOptions::default(),

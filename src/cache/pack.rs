@@ -51,13 +51,190 @@ pub struct PackSummary {
     pub file_size: u64,
 }
 
-/// A compressed NAR in a temporary file, with its figures and its NAR listing (built from
-/// the same bytes in the same pass; `None` only if building it failed).
+/// A compressed NAR, with its figures and its NAR listing (built from the same bytes in the
+/// same pass; `None` only if building it failed).
 #[derive(Debug)]
 pub struct PackedNar {
-    pub file: NamedTempFile,
+    pub file: NarFile,
     pub summary: PackSummary,
     pub listing: Option<Vec<u8>>,
+}
+
+/// The compressed bytes of a packed NAR: in memory when small (a closure's many small
+/// dependencies then cost no temporary file each, whose inode allocation dominated packing
+/// them), else a temporary file.
+#[derive(Debug)]
+pub enum NarFile {
+    Memory(HeldBytes),
+    Temp(NamedTempFile),
+}
+
+/// A compressed NAR kept in memory only up to this size…
+pub const SMALL_NAR: usize = 256 * 1024;
+/// … and only while all NARs held in memory by this process stay under this.
+pub const MEMORY_NAR_BUDGET: u64 = 64 * 1024 * 1024;
+static HELD_IN_MEMORY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Bytes counted against [`MEMORY_NAR_BUDGET`] while they live.
+#[derive(Debug)]
+pub struct HeldBytes(Bytes);
+
+impl HeldBytes {
+    /// `bytes`, if the budget has room for them.
+    fn reserve(bytes: &[u8]) -> Option<HeldBytes> {
+        use std::sync::atomic::Ordering;
+        let n = bytes.len() as u64;
+        HELD_IN_MEMORY
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held + n <= MEMORY_NAR_BUDGET).then_some(held + n)
+            })
+            .ok()
+            .map(|_| HeldBytes(Bytes::copy_from_slice(bytes)))
+    }
+
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+}
+
+impl Drop for HeldBytes {
+    fn drop(&mut self) {
+        HELD_IN_MEMORY.fetch_sub(self.0.len() as u64, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl NarFile {
+    /// The compressed size.
+    pub fn len(&self) -> Result<u64, CacheError> {
+        match self {
+            NarFile::Memory(b) => Ok(b.0.len() as u64),
+            NarFile::Temp(f) => Ok(fs::metadata(f.path())
+                .map_err(io_err("stat", f.path()))?
+                .len()),
+        }
+    }
+
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> Result<bool, CacheError> {
+        self.len().map(|n| n == 0)
+    }
+
+    /// Reads the compressed bytes.
+    pub fn reader(&self) -> Result<Box<dyn Read + Send + '_>, CacheError> {
+        match self {
+            NarFile::Memory(b) => Ok(Box::new(io::Cursor::new(b.0.as_ref()))),
+            NarFile::Temp(f) => Ok(Box::new(io::BufReader::with_capacity(
+                256 * 1024,
+                File::open(f.path()).map_err(io_err("read", f.path()))?,
+            ))),
+        }
+    }
+
+    /// An owned handle on the same bytes, for another thread.
+    pub fn source(&self) -> NarSource {
+        match self {
+            NarFile::Memory(b) => NarSource::Memory(b.0.clone()),
+            NarFile::Temp(f) => NarSource::Path(f.path().to_path_buf()),
+        }
+    }
+
+    /// Where the file is, if it is one (for messages).
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            NarFile::Memory(_) => None,
+            NarFile::Temp(f) => Some(f.path()),
+        }
+    }
+}
+
+/// Compressed NAR bytes as a thread of its own can hold them.
+#[derive(Debug, Clone)]
+pub enum NarSource {
+    Memory(Bytes),
+    Path(PathBuf),
+}
+
+impl NarSource {
+    /// Reads the compressed bytes.
+    pub fn reader(&self) -> Result<Box<dyn Read + Send + '_>, CacheError> {
+        match self {
+            NarSource::Memory(b) => Ok(Box::new(io::Cursor::new(b.as_ref()))),
+            NarSource::Path(p) => Ok(Box::new(io::BufReader::with_capacity(
+                256 * 1024,
+                File::open(p).map_err(io_err("read", p))?,
+            ))),
+        }
+    }
+
+    /// What to call it in a message.
+    pub fn name(&self) -> PathBuf {
+        match self {
+            NarSource::Memory(_) => PathBuf::from("<packed NAR in memory>"),
+            NarSource::Path(p) => p.clone(),
+        }
+    }
+}
+
+/// Compressed output kept in memory up to [`SMALL_NAR`], written on to a temporary file in
+/// `tmp_dir` past it (or when the memory budget is spent).
+struct Spill<'a> {
+    buf: Vec<u8>,
+    file: Option<(NamedTempFile, BufWriter<File>)>,
+    tmp_dir: &'a Path,
+}
+
+impl<'a> Spill<'a> {
+    fn new(tmp_dir: &'a Path) -> Spill<'a> {
+        Spill {
+            buf: Vec::new(),
+            file: None,
+            tmp_dir,
+        }
+    }
+
+    fn spill(&mut self) -> io::Result<()> {
+        let f = nar_temp(self.tmp_dir).map_err(io::Error::other)?;
+        let mut w = BufWriter::with_capacity(256 * 1024, f.reopen()?);
+        w.write_all(&self.buf)?;
+        self.buf = Vec::new();
+        self.file = Some((f, w));
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<NarFile, CacheError> {
+        if self.file.is_none() {
+            if let Some(held) = HeldBytes::reserve(&self.buf) {
+                return Ok(NarFile::Memory(held));
+            }
+            self.spill().map_err(io_err("write", self.tmp_dir))?;
+        }
+        let (f, w) = self.file.take().expect("spilled");
+        w.into_inner()
+            .map_err(|e| e.into_error())
+            .map_err(io_err("write", f.path()))?;
+        Ok(NarFile::Temp(f))
+    }
+}
+
+impl Write for Spill<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.file.is_none() && self.buf.len() + data.len() > SMALL_NAR {
+            self.spill()?;
+        }
+        match &mut self.file {
+            Some((_, w)) => w.write(data),
+            None => {
+                self.buf.extend_from_slice(data);
+                Ok(data.len())
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.file {
+            Some((_, w)) => w.flush(),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Passes NAR bytes on to `inner` and builds their listing as they go ([`nar::ListingWriter`]:
@@ -245,7 +422,7 @@ pub fn pack_path_scanning(
         .map_err(|e| e.into_error())
         .map_err(io_err("write", &path))?;
     Ok(PackedNar {
-        file,
+        file: NarFile::Temp(file),
         summary,
         listing,
     })
@@ -311,9 +488,7 @@ pub(super) fn pack_nar_inner(
         compression,
         source,
     };
-    let mut file = nar_temp(tmp_dir)?;
-    let path = file.path().to_owned();
-    let out = BufWriter::with_capacity(256 * 1024, file.as_file_mut());
+    let out = Spill::new(tmp_dir);
     let enc = Encoder::new(opts, HashingWriter::new(out)).map_err(cerr)?;
     let mut nar_w = MaybeHashing {
         inner: ListingTee::new(enc),
@@ -324,9 +499,7 @@ pub(super) fn pack_nar_inner(
     let (tee, nar_hash, nar_size) = nar_w.finish();
     let (enc, listing) = tee.finish();
     let (out, file_hash, file_size) = enc.finish().map_err(cerr)?.finish();
-    out.into_inner()
-        .map_err(|e| e.into_error())
-        .map_err(io_err("write", &path))?;
+    let file = out.finish()?;
     Ok(PackedNar {
         file,
         summary: PackSummary {
@@ -341,11 +514,10 @@ pub(super) fn pack_nar_inner(
 
 /// The uncompressed NAR of a packed file.
 pub fn unpacked_reader(packed: &PackedNar) -> Result<Box<dyn Read + '_>, CacheError> {
-    let f = File::open(packed.file.path()).map_err(io_err("read", packed.file.path()))?;
     packed
         .summary
         .compression
-        .decoder(io::BufReader::with_capacity(256 * 1024, f))
+        .decoder(packed.file.reader()?)
         .map_err(|source| CacheError::Compress {
             compression: packed.summary.compression,
             source,
@@ -353,10 +525,66 @@ pub fn unpacked_reader(packed: &PackedNar) -> Result<Box<dyn Read + '_>, CacheEr
 }
 
 /// The NAR listing (Nix's `.ls` JSON) of the compressed NAR file at `nar_file`.
-pub fn nar_listing(nar_file: &Path, compression: Compression) -> Result<Vec<u8>, CacheError> {
-    let f = fs::File::open(nar_file).map_err(io_err("open", nar_file))?;
+pub fn nar_listing(nar: &NarSource, compression: Compression) -> Result<Vec<u8>, CacheError> {
+    let name = nar.name();
     let dec = compression
-        .decoder(io::BufReader::new(f))
-        .map_err(io_err("decompress", nar_file))?;
-    nar::list_nar(dec).map_err(|e| io_err("list", nar_file)(io::Error::other(e.to_string())))
+        .decoder(nar.reader()?)
+        .map_err(io_err("decompress", &name))?;
+    nar::list_nar(dec).map_err(|e| io_err("list", &name)(io::Error::other(e.to_string())))
+}
+
+#[cfg(test)]
+mod spill_tests {
+    use super::*;
+
+    fn pack(bytes: &[u8], tmp: &Path) -> PackedNar {
+        let opts = PackOptions::with(Compression::None);
+        pack_nar_with(&opts, tmp, |w| w.write_all(bytes)).unwrap()
+    }
+
+    #[test]
+    fn small_nars_stay_in_memory_and_large_ones_go_to_a_file() {
+        let t = tempfile::tempdir().unwrap();
+        let small = pack(&[7u8; 1000], t.path());
+        assert!(matches!(small.file, NarFile::Memory(_)));
+        assert_eq!(small.file.len().unwrap(), 1000);
+        assert_eq!(
+            std::fs::read_dir(t.path()).unwrap().count(),
+            0,
+            "no file for it"
+        );
+        let large = pack(&vec![7u8; SMALL_NAR + 1], t.path());
+        assert!(matches!(large.file, NarFile::Temp(_)));
+        assert_eq!(large.file.len().unwrap(), SMALL_NAR as u64 + 1);
+        // Both read back as written, from another thread too.
+        for (p, n) in [(&small, 1000), (&large, SMALL_NAR + 1)] {
+            let mut got = Vec::new();
+            p.file.reader().unwrap().read_to_end(&mut got).unwrap();
+            assert_eq!(got, vec![7u8; n]);
+            let src = p.file.source();
+            let again = std::thread::spawn(move || {
+                let mut v = Vec::new();
+                src.reader().unwrap().read_to_end(&mut v).unwrap();
+                v.len()
+            })
+            .join()
+            .unwrap();
+            assert_eq!(again, n);
+        }
+    }
+
+    #[test]
+    fn the_memory_budget_holds() {
+        use std::sync::atomic::Ordering;
+        let t = tempfile::tempdir().unwrap();
+        let n = (MEMORY_NAR_BUDGET / SMALL_NAR as u64) as usize + 2;
+        let held: Vec<PackedNar> = (0..n)
+            .map(|_| pack(&vec![1u8; SMALL_NAR], t.path()))
+            .collect();
+        assert!(HELD_IN_MEMORY.load(Ordering::Acquire) <= MEMORY_NAR_BUDGET);
+        assert!(
+            held.iter().any(|p| matches!(p.file, NarFile::Temp(_))),
+            "past the budget, NARs go to files"
+        );
+    }
 }

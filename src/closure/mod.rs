@@ -218,7 +218,7 @@ pub async fn add_closure(
     for (i, (p, info)) in closure.iter().zip(infos).enumerate() {
         let outcome = cache::add_path_listed(
             store,
-            p.packed.file.path(),
+            &p.packed.file,
             p.packed.listing.as_deref(),
             info,
             put,

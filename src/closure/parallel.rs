@@ -234,7 +234,7 @@ async fn upload_dependency(
     i: usize,
 ) -> Result<(PackedPath, Added), CacheError> {
     let listing = p.packed.listing.as_deref();
-    cache::add_path_data(store, p.packed.file.path(), listing, info, put, progress).await?;
+    cache::add_path_data(store, &p.packed.file, listing, info, put, progress).await?;
     for &r in refs {
         // The senders live as long as every upload: this ends when `r`'s narinfo is there.
         let _ = in_store[r].subscribe().wait_for(|there| *there).await;

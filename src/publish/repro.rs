@@ -20,8 +20,8 @@ pub use crate::event::repro::{DiffKind, Difference, Unreproducible};
 /// Unpacks two compressed NARs and compares them file by file.
 pub fn compare(
     store_path: &crate::nix::StorePath,
-    first: &Path,
-    second: &Path,
+    first: &crate::cache::NarSource,
+    second: &crate::cache::NarSource,
     compression: Compression,
 ) -> Result<(Vec<Difference>, usize), CacheError> {
     let tmp = tempfile::Builder::new()
@@ -34,16 +34,11 @@ pub fn compare(
         })?;
     let (a, b) = (tmp.path().join("first"), tmp.path().join("second"));
     for (nar, dest) in [(first, &a), (second, &b)] {
-        let f = std::fs::File::open(nar).map_err(|e| CacheError::Io {
-            action: "open",
-            path: nar.to_path_buf(),
-            source: e,
-        })?;
         let dec = compression
-            .decoder(std::io::BufReader::new(f))
+            .decoder(nar.reader()?)
             .map_err(|e| CacheError::Io {
                 action: "decompress",
-                path: nar.to_path_buf(),
+                path: nar.name(),
                 source: e,
             })?;
         crate::nix::nar::unpack_nar(dec, dest).map_err(|source| CacheError::Unpack {

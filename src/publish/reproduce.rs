@@ -125,8 +125,8 @@ pub fn check_same(
     }
     let (files, total) = repro::compare(
         &first.store_path,
-        first.packed.file.path(),
-        second.packed.file.path(),
+        &first.packed.file.source(),
+        &second.packed.file.source(),
         first.packed.summary.compression,
     )
     .map_err(|e| PublishError::Pack(e.to_string()))?;

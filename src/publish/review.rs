@@ -212,9 +212,9 @@ async fn previous(
     let new = match &top.packed.listing {
         Some(l) => Ok(Ok(l.clone())),
         None => {
-            let file = top.packed.file.path().to_path_buf();
+            let source = top.packed.file.source();
             let compression = top.packed.summary.compression;
-            tokio::task::spawn_blocking(move || cache::nar_listing(&file, compression)).await
+            tokio::task::spawn_blocking(move || cache::nar_listing(&source, compression)).await
         }
     };
     match new {

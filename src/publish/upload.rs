@@ -190,7 +190,7 @@ pub(super) async fn restore_missing(
         }
         cache::add_path_listed(
             store,
-            p.packed.file.path(),
+            &p.packed.file,
             p.packed.listing.as_deref(),
             info,
             &plan.put,
