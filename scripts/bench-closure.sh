@@ -14,7 +14,8 @@
 # into the real /nix/store (that is where pubdeck reads them) and are deleted at exit.
 # usage: scripts/bench-closure.sh [N [KIB]]          (300 2048; small paths: 2000 4)
 # PUBDECK_BIN=/path/to/pubdeck benches that binary (e.g. an older build) instead of building.
-# WRAP="perf record -g -o /dev/shm/a.perf" runs case a's publish under that command.
+# WRAP="perf record -g -o /dev/shm/a.perf" runs case a's publish under that command, WRAP_B
+# case b's.
 set -euo pipefail
 N=${1:-300}
 KIB=${2:-2048}
@@ -149,7 +150,7 @@ echo "b. next version, dependencies in the store..."
 manifest 2
 g commit -q -am v2 && g push -q
 TOP2=$(nix_top 2)
-"$BIN" publish app --dir "$W/repo" --json --yes >"$W/b.json"
+${WRAP_B:-} "$BIN" publish app --dir "$W/repo" --json --yes >"$W/b.json"
 mapfile -t B < <(stages "$W/b.json")
 NB=$(t nix copy --to "$NIXTO" "$TOP2")
 
