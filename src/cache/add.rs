@@ -243,7 +243,11 @@ pub fn listing_key(path: &StorePath) -> String {
 /// Whether `info`'s narinfo and NAR are both in `store`, marking them as written now (see
 /// [`add_path`]): a dependency found this way is safe from a `catalog gc` running meanwhile.
 pub async fn refresh(store: &Store, info: &NarInfo) -> Result<bool, CacheError> {
-    Ok(touch(store, &info.file_name()).await && touch(store, &info.url).await)
+    match store.touch_all(&[&info.file_name(), &info.url]).await {
+        Ok(present) => Ok(present),
+        // One by one, each failure warned about and each absence still seen.
+        Err(_) => Ok(touch(store, &info.file_name()).await && touch(store, &info.url).await),
+    }
 }
 
 /// Creates `nix-cache-info` unless there is one; an existing one must name `/nix/store`.

@@ -335,15 +335,18 @@ impl FileStore {
 
     pub async fn touch(&self, key: &str) -> Result<bool, StoreError> {
         let path = self.path(key);
+        blocking(move || touch_now(&path)).await
+    }
+
+    /// [`FileStore::touch`] of every key, in one blocking call; `false` when any is absent.
+    pub async fn touch_all(&self, keys: &[&str]) -> Result<bool, StoreError> {
+        let paths: Vec<PathBuf> = keys.iter().map(|k| self.path(k)).collect();
         blocking(move || {
-            let f = match std::fs::OpenOptions::new().write(true).open(&path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-                Err(e) => return Err(StoreError::io("open", &path, e)),
-            };
-            f.set_modified(std::time::SystemTime::now())
-                .map_err(|e| StoreError::io("touch", &path, e))?;
-            Ok(true)
+            let mut all = true;
+            for p in &paths {
+                all &= touch_now(p)?;
+            }
+            Ok(all)
         })
         .await
     }
@@ -521,4 +524,16 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<ObjectInfo>) -> Result<(), StoreErr
         }
     }
     Ok(())
+}
+
+/// Sets `path`'s modification time to now; `false` when it does not exist.
+fn touch_now(path: &Path) -> Result<bool, StoreError> {
+    let f = match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(StoreError::io("open", path, e)),
+    };
+    f.set_modified(std::time::SystemTime::now())
+        .map_err(|e| StoreError::io("touch", path, e))?;
+    Ok(true)
 }

@@ -426,6 +426,26 @@ impl Store {
         .await
     }
 
+    /// [`Store::touch`] of every key (a `file://` store in one blocking call, S3 all at
+    /// once); `false` when any is absent.
+    pub async fn touch_all(&self, keys: &[&str]) -> Result<bool, StoreError> {
+        for k in keys {
+            validate_key(k)?;
+        }
+        let first = keys.first().copied().unwrap_or("");
+        self.bounded("COPY", first, async {
+            match &self.backend {
+                Backend::File(f) => f.touch_all(keys).await,
+                Backend::S3(s) => {
+                    let all =
+                        futures::future::try_join_all(keys.iter().map(|k| s.touch(k))).await?;
+                    Ok(all.into_iter().all(|t| t))
+                }
+            }
+        })
+        .await
+    }
+
     /// Delete `key`; deleting an absent key is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         validate_key(key)?;
