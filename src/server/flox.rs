@@ -7,8 +7,6 @@
 //! `{"detail": "…"}`. What is not about an org the caller may see goes to the upstream
 //! (`pubdeck serve --upstream URL`) without the caller's token, or gets Flox's not-found.
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, Query, Request, State};
@@ -433,9 +431,4 @@ async fn forward(State(state): State<AppState>, req: Request) -> Response {
         .get::<OriginalUri>()
         .map_or(parts.uri.clone(), |o| o.0.clone());
     not_ours(&state, &parts.method, &uri, body, &parts.headers).await
-}
-
-/// Shared by the router: the options in an `Arc`.
-pub fn shared(options: FloxOptions) -> Arc<FloxOptions> {
-    Arc::new(options)
 }

@@ -133,7 +133,7 @@ pub fn router(backend: Arc<CatalogBackend>) -> Router {
 pub fn router_with(backend: Arc<CatalogBackend>, flox_options: flox::FloxOptions) -> Router {
     let state = AppState {
         backend,
-        flox: flox::shared(flox_options),
+        flox: Arc::new(flox_options),
     };
     let authed = Router::new()
         .route("/whoami", get(handlers::whoami))

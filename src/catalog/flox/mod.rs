@@ -26,7 +26,7 @@ use api::*;
 pub use upstream::{Upstream, UpstreamError};
 use version::Constraint;
 
-use super::validate::{compare_versions, validate_system};
+use super::validate::validate_system;
 use super::{
     BuildRecord, Catalog, CatalogError, CatalogInfo, EmbeddedCatalog, Listing, MAX_SEARCH_LIMIT,
     Missing, PackageDetail, validate_org_name, validate_package_name,
@@ -831,9 +831,4 @@ impl FloxCatalog<'_> {
             expires_at: id.expires_at,
         })
     }
-}
-
-/// Sorts versions as pubdeck does (used by tests comparing with `show`).
-pub fn highest_first(a: &str, b: &str) -> std::cmp::Ordering {
-    compare_versions(b, a)
 }
