@@ -209,10 +209,8 @@ async fn packages(
     Query(p): Query<PageParams>,
 ) -> Response {
     let cat = try_resp!(view(&state, &headers).await);
-    match flox(&state, &cat)
-        .packages(&attr_path, &p, uri.query().unwrap_or(""))
-        .await
-    {
+    let requested = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    match flox(&state, &cat).packages(&attr_path, &p, requested).await {
         Ok(Answer::Ours(r)) => json(StatusCode::OK, &r),
         Ok(Answer::Forwarded(f)) => forwarded(f),
         Err(e) => failure(e),
@@ -241,17 +239,6 @@ async fn store_info(State(state): State<AppState>, headers: HeaderMap, body: Byt
 #[derive(Debug, serde::Deserialize)]
 struct NameQuery {
     name: Option<String>,
-}
-
-/// Whether `org` is a catalog the caller may see; if not, the request is not about pubdeck's
-/// orgs and goes upstream (or gets a not-found): a hidden catalog and a missing one alike.
-async fn ours(cat: &EmbeddedCatalog, org: &str) -> Result<bool, Reject> {
-    use crate::catalog::Catalog as _;
-    match cat.catalog(org).await {
-        Ok(_) => Ok(true),
-        Err(CatalogError::NotFound { .. } | CatalogError::BadRequest(_)) => Ok(false),
-        Err(e) => Err(Reject::Flox(e.into())),
-    }
 }
 
 async fn not_ours(
@@ -300,10 +287,12 @@ async fn route_org(
         Ok(c) => c,
         Err(r) => return Routed::Answered(r.into_response()),
     };
-    match ours(&cat, org).await {
-        Ok(true) => Routed::Ours(cat),
-        Ok(false) => Routed::Answered(not_ours(state, method, uri, body.clone(), headers).await),
-        Err(r) => Routed::Answered(r.into_response()),
+    // An org the caller may not see is not about pubdeck's orgs: a hidden catalog and a
+    // missing one alike go upstream (or get a not-found).
+    match flox(state, &cat).visible_org(org).await {
+        Ok(Some(_)) => Routed::Ours(cat),
+        Ok(None) => Routed::Answered(not_ours(state, method, uri, body.clone(), headers).await),
+        Err(e) => Routed::Answered(failure(e)),
     }
 }
 

@@ -9,9 +9,15 @@ use super::{
 /// What the Flox catalog routes (`catalog::flox`) need beyond [`Catalog`]: the same access
 /// rules, from the same lookups.
 impl EmbeddedCatalog {
-    /// The builds whose output is `store_path` in the catalogs this caller may see.
+    /// The builds whose output is `store_path` (a path of `/nix/store`) in the catalogs this
+    /// caller may see.
     pub async fn builds_at_path(&self, store_path: &str) -> CatalogResult<Vec<BuildRecord>> {
-        crate::catalog::validate::validate_store_path(store_path)?;
+        crate::nix::StorePath::parse(store_path).map_err(|e| {
+            CatalogError::BadRequest(format!(
+                "{} is not a store path: {e}",
+                crate::catalog::quote(store_path)
+            ))
+        })?;
         let visible = self.visible_now().await?;
         let builds = self.db().builds_at_path(store_path).await?;
         Ok(builds
@@ -35,12 +41,24 @@ impl EmbeddedCatalog {
         self.db().declare_package(org, package, &self.user).await
     }
 
-    /// Whether `org/package` exists (has builds or was created) in a catalog the caller may
-    /// see; a hidden catalog answers like a missing one.
-    pub async fn package_exists(&self, org: &str, package: &str) -> CatalogResult<bool> {
+    /// `Ok` when `org/package` exists (has builds or was created) in a catalog the caller may
+    /// see; a hidden catalog answers like a missing one, a missing package with Flox's words.
+    pub async fn require_package(&self, org: &str, package: &str) -> CatalogResult<()> {
         validate_package_name(package)?;
         self.visible(org).await?;
-        self.db().package_exists(org, package).await
+        self.package_in(org, package).await
+    }
+
+    /// The package check itself, for a caller that has checked the catalog already.
+    async fn package_in(&self, org: &str, package: &str) -> CatalogResult<()> {
+        if self.db().package_exists(org, package).await? {
+            Ok(())
+        } else {
+            Err(CatalogError::not_found(
+                Missing::Package,
+                format!("The package with name {package} in catalog {org} was not found"),
+            ))
+        }
     }
 
     /// Registers a build the Flox CLI published (input-addressed; owner, publish scope) whose
@@ -55,15 +73,7 @@ impl EmbeddedCatalog {
         crate::catalog::validate::validate_input_addressed(build)?;
         self.owned_for(&build.org, Scope::Publish, "publishing")
             .await?;
-        if !self.db().package_exists(&build.org, &build.package).await? {
-            return Err(CatalogError::not_found(
-                Missing::Package,
-                format!(
-                    "the package with name {} in catalog {} was not found; create it first",
-                    build.package, build.org
-                ),
-            ));
-        }
+        self.package_in(&build.org, &build.package).await?;
         for other in self.db().builds_at_path(&build.store_path).await? {
             if other.nar_hash != build.nar_hash {
                 // Another catalog's name is not said: the caller may not see it.

@@ -149,13 +149,7 @@ pub async fn register(
     open: &OpenOptions,
 ) -> FloxResult<RegisterOutcome> {
     let info = catalog.publishable(org).await?;
-    if !catalog.package_exists(org, package).await? {
-        return Err(CatalogError::not_found(
-            crate::catalog::Missing::Package,
-            format!("The package with name {package} in catalog {org} was not found"),
-        )
-        .into());
-    }
+    catalog.require_package(org, package).await?;
     let d = &body.derivation;
     validate_system(&d.system).map_err(|e| FloxError::Invalid(e.to_string()))?;
     let [output] = d.outputs.as_slice() else {

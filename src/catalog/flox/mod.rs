@@ -29,7 +29,7 @@ use version::Constraint;
 use super::validate::validate_system;
 use super::{
     BuildRecord, Catalog, CatalogError, CatalogInfo, EmbeddedCatalog, Listing, MAX_SEARCH_LIMIT,
-    Missing, PackageDetail, validate_org_name, validate_package_name,
+    PackageDetail, validate_org_name, validate_package_name,
 };
 use crate::store::StoreUrl;
 
@@ -199,22 +199,28 @@ fn message(level: &str, kind: &str, text: String, context: &[(&str, &str)]) -> R
     }
 }
 
+/// Flox's words for a package it does not know (`recorded/resolve/badpkg.yaml`).
+fn not_found_text(attr_path: &str) -> String {
+    format!("The package '{attr_path}' is not found in the catalog.")
+}
+
 /// Flox's answer for a package it does not know (`recorded/resolve/badpkg.yaml`).
 fn not_in_catalog(d: &PackageDescriptor) -> ResolutionMessage {
     message(
         "error",
         "attr_path_not_found.not_in_catalog",
-        format!("The package '{}' is not found in the catalog.", d.attr_path),
+        not_found_text(&d.attr_path),
         &[("attr_path", &d.attr_path), ("install_id", &d.install_id)],
     )
 }
 
 impl FloxCatalog<'_> {
-    /// The catalog `org`, when the caller may see it; `None` for a hidden or missing one.
-    async fn visible_org(&self, org: &str) -> FloxResult<Option<CatalogInfo>> {
+    /// The catalog `org`, when the caller may see it; `None` for a hidden or missing one, or
+    /// a name no catalog can have: then the request is not about pubdeck's orgs.
+    pub async fn visible_org(&self, org: &str) -> FloxResult<Option<CatalogInfo>> {
         match self.catalog.catalog(org).await {
             Ok(info) => Ok(Some(info)),
-            Err(CatalogError::NotFound { .. }) => Ok(None),
+            Err(CatalogError::NotFound { .. } | CatalogError::BadRequest(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -380,20 +386,22 @@ impl FloxCatalog<'_> {
 
     /// `GET /api/v1/catalog/packages/{attr_path}`: every version and system of an org package
     /// (highest version first, then by system), or the upstream's answer for anything else.
+    /// `requested` is the request's path and query, which an upstream gets as they are.
     pub async fn packages(
         &self,
         attr_path: &str,
         p: &PageParams,
-        raw_query: &str,
+        requested: &str,
     ) -> FloxResult<Answer<PackagesResult>> {
         let (page, size) = page_bounds(p.page, p.page_size, 10)?;
         let Some((info, package)) = self.org_package(attr_path).await? else {
-            return self.elsewhere("GET", attr_path, raw_query).await;
+            return match self.upstream {
+                Some(up) => Ok(Answer::Forwarded(up.forward("GET", requested, None).await?)),
+                None => Err(FloxError::NotFound(not_found_text(attr_path))),
+            };
         };
         let Some(detail) = self.detail(&info.name, package).await? else {
-            return Err(FloxError::NotFound(format!(
-                "The package '{attr_path}' is not found in the catalog."
-            )));
+            return Err(FloxError::NotFound(not_found_text(attr_path)));
         };
         let all: Vec<PackageResolutionInfo> = detail
             .versions
@@ -411,29 +419,6 @@ impl FloxCatalog<'_> {
             items,
             total_count: total,
         }))
-    }
-
-    async fn elsewhere<T>(
-        &self,
-        method: &str,
-        attr_path: &str,
-        raw_query: &str,
-    ) -> FloxResult<Answer<T>> {
-        match self.upstream {
-            Some(up) => {
-                let encoded: String =
-                    url::form_urlencoded::byte_serialize(attr_path.as_bytes()).collect();
-                let path = if raw_query.is_empty() {
-                    format!("/api/v1/catalog/packages/{encoded}")
-                } else {
-                    format!("/api/v1/catalog/packages/{encoded}?{raw_query}")
-                };
-                Ok(Answer::Forwarded(up.forward(method, &path, None).await?))
-            }
-            None => Err(FloxError::NotFound(format!(
-                "The package '{attr_path}' is not found in the catalog."
-            ))),
-        }
     }
 
     /// `POST /api/v1/catalog/resolve`: org descriptors resolved here by pubdeck's rules,
@@ -678,12 +663,6 @@ impl FloxCatalog<'_> {
         let mut foreign = Vec::new();
         let mut infos: HashMap<String, CatalogInfo> = HashMap::new();
         for path in &req.outpaths {
-            if crate::nix::StorePath::parse(path).is_err() {
-                return Err(FloxError::Invalid(format!(
-                    "{} is not a store path",
-                    super::quote(path)
-                )));
-            }
             let builds = self.catalog.builds_at_path(path).await?;
             if builds.is_empty() {
                 foreign.push(path.clone());
@@ -756,7 +735,7 @@ impl FloxCatalog<'_> {
     /// `POST …/packages/{package}/publish/info`: the org's store, written with `nix copy`.
     pub async fn publish_info(&self, org: &str, package: &str) -> FloxResult<PublishInfoResponse> {
         let info = self.catalog.publishable(org).await?;
-        self.require_package(org, package).await?;
+        self.catalog.require_package(org, package).await?;
         // Write credentials, for an S3 store, only to its owner with a publish token.
         let auth = info
             .store_url
@@ -774,18 +753,6 @@ impl FloxCatalog<'_> {
                 egress_uri: url,
             },
         })
-    }
-
-    async fn require_package(&self, org: &str, package: &str) -> FloxResult<()> {
-        if self.catalog.package_exists(org, package).await? {
-            Ok(())
-        } else {
-            Err(CatalogError::not_found(
-                Missing::Package,
-                format!("The package with name {package} in catalog {org} was not found"),
-            )
-            .into())
-        }
     }
 
     /// `POST …/packages/{package}/check-build`: whether this source revision is already
