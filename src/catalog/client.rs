@@ -206,22 +206,9 @@ impl CatalogClient {
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> CatalogError {
-        let reason = if e.is_timeout() {
-            "timed out".to_string()
-        } else if e.is_connect() {
-            "connection failed".to_string()
-        } else {
-            let mut source: Option<&dyn std::error::Error> = Some(e);
-            let mut last = String::new();
-            while let Some(s) = source {
-                last = s.to_string();
-                source = s.source();
-            }
-            last
-        };
         CatalogError::Unreachable {
             url: self.base.as_str().trim_end_matches('/').to_string(),
-            reason,
+            reason: failure_reason(e),
         }
     }
 
@@ -539,5 +526,23 @@ impl Catalog for CatalogClient {
             .json(request);
         self.send_raw(req).await?;
         Ok(())
+    }
+}
+
+/// Why an HTTP exchange failed, in a few words: timed out, connection failed, or the innermost
+/// cause.
+pub(crate) fn failure_reason(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else {
+        let mut source: Option<&dyn std::error::Error> = Some(e);
+        let mut last = String::new();
+        while let Some(s) = source {
+            last = s.to_string();
+            source = s.source();
+        }
+        last
     }
 }

@@ -113,7 +113,7 @@ impl Upstream {
             let exchange = async {
                 let resp = req.send().await.map_err(|e| UpstreamError::Unreachable {
                     url: self.base.clone(),
-                    reason: short_reason(&e),
+                    reason: crate::catalog::client::failure_reason(&e),
                 })?;
                 let status = resp.status().as_u16();
                 let content_type = resp
@@ -132,7 +132,7 @@ impl Upstream {
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk.map_err(|e| UpstreamError::Unreachable {
                         url: self.base.clone(),
-                        reason: short_reason(&e),
+                        reason: crate::catalog::client::failure_reason(&e),
                     })?;
                     if body.len() + chunk.len() > MAX_ANSWER_BYTES {
                         return Err(self.too_large());
@@ -208,15 +208,5 @@ impl Upstream {
             url: self.base.clone(),
             limit: MAX_ANSWER_BYTES,
         }
-    }
-}
-
-fn short_reason(e: &reqwest::Error) -> String {
-    if e.is_connect() {
-        "connection refused or failed".into()
-    } else if e.is_timeout() {
-        "timed out".into()
-    } else {
-        "the connection failed".into()
     }
 }
