@@ -73,8 +73,8 @@ pub async fn add_path_listed(
     add_path_narinfo(store, info).await
 }
 
-/// Puts a small NAR held in memory, never over other bytes; reports progress as one PUT.
-/// `true` when the store had it already.
+/// Puts a small NAR held in memory, never over other bytes. `true` when the store had it
+/// already.
 async fn put_small(
     store: &Store,
     key: &str,
@@ -82,43 +82,16 @@ async fn put_small(
     info: &NarInfo,
     progress: &ProgressSink,
 ) -> Result<bool, CacheError> {
-    use crate::store::{Progress, PutIfAbsent};
-    let size = bytes.len() as u64;
-    let started = std::time::Instant::now();
-    match store.put_if_absent(key, bytes.clone()).await? {
-        PutIfAbsent::Created => {
-            progress.send(Progress::Started {
-                key: key.to_string(),
-                total_bytes: size,
-                parts: 1,
-                part_size: size,
-                resumed_bytes: 0,
-            });
-            progress.send(Progress::Bytes {
-                delta: size,
-                done: size,
-                total: size,
-            });
-            progress.send(Progress::Finished {
-                key: key.to_string(),
-                total_bytes: size,
-                sent_bytes: size,
-                resumed_bytes: 0,
-                elapsed: started.elapsed(),
-            });
-            Ok(false)
-        }
-        PutIfAbsent::SameContent => {
-            progress.send(Progress::Skipped {
-                key: key.to_string(),
-                size,
-            });
-            Ok(true)
-        }
+    match store
+        .put_if_absent_reported(key, bytes.clone(), progress)
+        .await?
+    {
+        PutIfAbsent::Created => Ok(false),
+        PutIfAbsent::SameContent => Ok(true),
         PutIfAbsent::DifferentContent => Err(CacheError::Mismatch {
             path: info.store_path.clone(),
             check: "the store's NAR file",
-            expected: format!("the {size} bytes named {key}"),
+            expected: format!("the {} bytes named {key}", bytes.len()),
             actual: "other bytes under that name".into(),
         }),
     }
@@ -183,7 +156,7 @@ pub async fn add_path_data(
         None => {
             let (source, compression) = (nar_file.source(), info.compression);
             let name = source.name();
-            tokio::task::spawn_blocking(move || nar_listing(&source, compression))
+            tokio::task::spawn_blocking(move || nar_listing(source, compression))
                 .await
                 .map_err(|e| io_err("list", &name)(io::Error::other(e)))??
         }

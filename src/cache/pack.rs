@@ -120,14 +120,8 @@ impl NarFile {
     }
 
     /// Reads the compressed bytes.
-    pub fn reader(&self) -> Result<Box<dyn Read + Send + '_>, CacheError> {
-        match self {
-            NarFile::Memory(b) => Ok(Box::new(io::Cursor::new(b.0.as_ref()))),
-            NarFile::Temp(f) => Ok(Box::new(io::BufReader::with_capacity(
-                256 * 1024,
-                File::open(f.path()).map_err(io_err("read", f.path()))?,
-            ))),
-        }
+    pub fn reader(&self) -> Result<Box<dyn Read + Send>, CacheError> {
+        self.source().into_reader()
     }
 
     /// An owned handle on the same bytes, for another thread.
@@ -156,12 +150,12 @@ pub enum NarSource {
 
 impl NarSource {
     /// Reads the compressed bytes.
-    pub fn reader(&self) -> Result<Box<dyn Read + Send + '_>, CacheError> {
+    pub fn into_reader(self) -> Result<Box<dyn Read + Send>, CacheError> {
         match self {
-            NarSource::Memory(b) => Ok(Box::new(io::Cursor::new(b.as_ref()))),
+            NarSource::Memory(b) => Ok(Box::new(io::Cursor::new(b))),
             NarSource::Path(p) => Ok(Box::new(io::BufReader::with_capacity(
                 256 * 1024,
-                File::open(p).map_err(io_err("read", p))?,
+                File::open(&p).map_err(io_err("read", &p))?,
             ))),
         }
     }
@@ -525,10 +519,10 @@ pub fn unpacked_reader(packed: &PackedNar) -> Result<Box<dyn Read + '_>, CacheEr
 }
 
 /// The NAR listing (Nix's `.ls` JSON) of the compressed NAR file at `nar_file`.
-pub fn nar_listing(nar: &NarSource, compression: Compression) -> Result<Vec<u8>, CacheError> {
+pub fn nar_listing(nar: NarSource, compression: Compression) -> Result<Vec<u8>, CacheError> {
     let name = nar.name();
     let dec = compression
-        .decoder(nar.reader()?)
+        .decoder(nar.into_reader()?)
         .map_err(io_err("decompress", &name))?;
     nar::list_nar(dec).map_err(|e| io_err("list", &name)(io::Error::other(e.to_string())))
 }
@@ -564,7 +558,7 @@ mod spill_tests {
             let src = p.file.source();
             let again = std::thread::spawn(move || {
                 let mut v = Vec::new();
-                src.reader().unwrap().read_to_end(&mut v).unwrap();
+                src.into_reader().unwrap().read_to_end(&mut v).unwrap();
                 v.len()
             })
             .join()

@@ -35,7 +35,7 @@ pub fn compare(
     let (a, b) = (tmp.path().join("first"), tmp.path().join("second"));
     for (nar, dest) in [(first, &a), (second, &b)] {
         let dec = compression
-            .decoder(nar.reader()?)
+            .decoder(nar.clone().into_reader()?)
             .map_err(|e| CacheError::Io {
                 action: "decompress",
                 path: nar.name(),

@@ -214,7 +214,7 @@ async fn previous(
         None => {
             let source = top.packed.file.source();
             let compression = top.packed.summary.compression;
-            tokio::task::spawn_blocking(move || cache::nar_listing(&source, compression)).await
+            tokio::task::spawn_blocking(move || cache::nar_listing(source, compression)).await
         }
     };
     match new {

@@ -334,6 +334,48 @@ impl Store {
         .await
     }
 
+    /// [`Store::put_if_absent`] of an object a transfer is reported for (a small packed NAR):
+    /// `progress` sees one finished PUT when it was created, a skip when it was there.
+    pub async fn put_if_absent_reported(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        progress: &ProgressSink,
+    ) -> Result<PutIfAbsent, StoreError> {
+        let size = bytes.len() as u64;
+        let started = std::time::Instant::now();
+        let outcome = self.put_if_absent(key, bytes).await?;
+        match outcome {
+            PutIfAbsent::Created => {
+                progress.send(Progress::Started {
+                    key: key.to_string(),
+                    total_bytes: size,
+                    parts: 1,
+                    part_size: size,
+                    resumed_bytes: 0,
+                });
+                progress.send(Progress::Bytes {
+                    delta: size,
+                    done: size,
+                    total: size,
+                });
+                progress.send(Progress::Finished {
+                    key: key.to_string(),
+                    total_bytes: size,
+                    sent_bytes: size,
+                    resumed_bytes: 0,
+                    elapsed: started.elapsed(),
+                });
+            }
+            PutIfAbsent::SameContent => progress.send(Progress::Skipped {
+                key: key.to_string(),
+                size,
+            }),
+            PutIfAbsent::DifferentContent => {}
+        }
+        Ok(outcome)
+    }
+
     /// Read a small object whole (at most [`MAX_METADATA_BYTES`]); `StoreError::NotFound`
     /// when absent. A file that is not a regular file (a FIFO, a device, a symlink leading
     /// out of the store) is refused without reading.
