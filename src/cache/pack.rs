@@ -81,15 +81,15 @@ pub struct HeldBytes(Bytes);
 
 impl HeldBytes {
     /// `bytes`, if the budget has room for them.
-    fn reserve(bytes: &[u8]) -> Option<HeldBytes> {
+    fn reserve(bytes: Vec<u8>) -> Result<HeldBytes, Vec<u8>> {
         use std::sync::atomic::Ordering;
         let n = bytes.len() as u64;
-        HELD_IN_MEMORY
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
-                (held + n <= MEMORY_NAR_BUDGET).then_some(held + n)
-            })
-            .ok()
-            .map(|_| HeldBytes(Bytes::copy_from_slice(bytes)))
+        match HELD_IN_MEMORY.fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+            (held + n <= MEMORY_NAR_BUDGET).then_some(held + n)
+        }) {
+            Ok(_) => Ok(HeldBytes(Bytes::from(bytes))),
+            Err(_) => Err(bytes),
+        }
     }
 
     pub fn bytes(&self) -> &Bytes {
@@ -197,8 +197,9 @@ impl<'a> Spill<'a> {
 
     fn finish(mut self) -> Result<NarFile, CacheError> {
         if self.file.is_none() {
-            if let Some(held) = HeldBytes::reserve(&self.buf) {
-                return Ok(NarFile::Memory(held));
+            match HeldBytes::reserve(std::mem::take(&mut self.buf)) {
+                Ok(held) => return Ok(NarFile::Memory(held)),
+                Err(buf) => self.buf = buf,
             }
             self.spill().map_err(io_err("write", self.tmp_dir))?;
         }
