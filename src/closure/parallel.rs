@@ -3,11 +3,13 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{self, CacheError, PackOptions};
-use crate::nix::nar::Rewriter;
+use crate::nix::nar::chunked::{ChunkRewriter, NarChunk, PathRewrites};
+use crate::nix::nar::{CHUNK_SIZE, ChunkSink};
 use crate::nix::narinfo::NarInfo;
 use crate::nix::sign::SecretKey;
 use crate::nix::{STORE_DIR, Sha256Hash, StorePath};
@@ -44,11 +46,9 @@ fn workers() -> usize {
 }
 
 /// Chunks of NAR one streamed pack holds between the thread that writes it (and hashes it:
-/// what the paths that refer to it wait for) and the one that compresses it.
+/// what the paths that refer to it wait for) and the one that compresses it: with the one
+/// held back for rewriting and the two being worked on, at most 19 × 256 KiB per pack.
 const STREAM_CHUNKS: usize = 16;
-/// Bytes per chunk (a chunk closes at the first write past it: at most 256 KiB more, the
-/// NAR writer's buffer), so at most 16 × 512 KiB per pack in flight.
-const STREAM_CHUNK: usize = 256 * 1024;
 
 /// The rest of a dependency's pack once its path is known: its compression, then its
 /// registered NAR hash (as its bytes were read) and the packed path.
@@ -73,7 +73,6 @@ pub(super) async fn pack_dependencies(
     early: Option<&EarlyUpload>,
     cancel: &CancellationToken,
 ) -> Result<DepsDone, ClosureError> {
-    use std::sync::Arc;
     use tokio::sync::{Semaphore, watch};
     use tokio::task::JoinSet;
     let n = deps.len();
@@ -95,6 +94,7 @@ pub(super) async fn pack_dependencies(
         Arc::new((0..n).map(|_| watch::Sender::new(false)).collect());
     let packing = Arc::new(Semaphore::new(workers()));
     let compressing = Arc::new(Semaphore::new(workers()));
+    let spare = Arc::new(Spare::new());
     type Hashed = (usize, Result<(StorePath, Finishing), ClosureError>);
     let mut hashing: JoinSet<Hashed> = JoinSet::new();
     type Finished = (usize, Result<(Sha256Hash, PackedPath), ClosureError>);
@@ -147,13 +147,14 @@ pub(super) async fn pack_dependencies(
                 done(i, &mut waiting, &mut ready);
                 continue;
             }
-            let (o, dir) = (*opts, tmp_dir.to_owned());
+            let (o, dir, spare) = (*opts, tmp_dir.to_owned(), spare.clone());
             let (packing, compressing) = (packing.clone(), compressing.clone());
             hashing.spawn(async move {
                 // Always in this order (compression, then reading), so none waits in a cycle.
                 let compress = compressing.acquire_owned().await.expect("never closed");
                 let _pack = packing.acquire_owned().await.expect("never closed");
-                let r = blocking(move || pack_dependency_streamed(recipe, o, dir, compress)).await;
+                let r = blocking(move || pack_dependency_streamed(recipe, o, dir, compress, spare))
+                    .await;
                 (i, r)
             });
         }
@@ -249,89 +250,112 @@ async fn upload_dependency(
     Ok((p, added))
 }
 
-/// NAR bytes, sent to the compressing thread in chunks of about [`STREAM_CHUNK`].
-struct ChunkSender {
-    buf: Vec<u8>,
-    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
-    /// Chunks the compressor is done with, to fill again (fresh memory costs page faults).
-    free: std::sync::mpsc::Receiver<Vec<u8>>,
+/// Hands each NAR chunk to the compressing thread as read (rewritten in place when there is
+/// anything to rewrite), hashing it first: that hash names the path.
+struct Handoff<'r> {
+    rewriter: Option<ChunkRewriter<'r>>,
+    hasher: sha2::Sha256,
+    tx: std::sync::mpsc::SyncSender<NarChunk>,
+    spare: Arc<Spare>,
 }
 
-impl ChunkSender {
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
+/// Buffers the compressors are done with, to fill again: fresh memory costs zeroing and page
+/// faults. Shared by every pack of a closure, kept only while it packs.
+pub(super) struct Spare {
+    bufs: std::sync::Mutex<Vec<Box<[u8]>>>,
+}
+
+impl Spare {
+    /// At most this many buffers are kept (16 MiB).
+    const MAX: usize = 64;
+
+    pub(super) fn new() -> Spare {
+        Spare {
+            bufs: std::sync::Mutex::new(Vec::new()),
         }
-        let mut next = self
-            .free
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(STREAM_CHUNK));
-        next.clear();
-        let chunk = std::mem::replace(&mut self.buf, next);
+    }
+
+    fn get(&self) -> Box<[u8]> {
+        let spare = self.bufs.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        spare.unwrap_or_else(|| vec![0; CHUNK_SIZE].into_boxed_slice())
+    }
+
+    fn give(&self, buf: Box<[u8]>) {
+        let mut bufs = self.bufs.lock().unwrap_or_else(|e| e.into_inner());
+        if bufs.len() < Self::MAX {
+            bufs.push(buf);
+        }
+    }
+}
+
+impl Handoff<'_> {
+    fn send(&mut self, chunk: NarChunk) -> io::Result<()> {
+        sha2::Digest::update(&mut self.hasher, &chunk.buf[..chunk.len]);
         self.tx
             .send(chunk)
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the compressor stopped"))
     }
-}
 
-impl io::Write for ChunkSender {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= STREAM_CHUNK {
-            self.send()?;
+    /// Sends the chunk held back; the hash of the NAR as sent.
+    fn finish(mut self) -> io::Result<Sha256Hash> {
+        if let Some(last) = self.rewriter.as_mut().and_then(ChunkRewriter::finish) {
+            self.send(last)?;
         }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        Ok(Sha256Hash(sha2::Digest::finalize(self.hasher).into()))
     }
 }
 
-/// Writes everything to both.
-struct Tee<'a, A, B> {
-    pub(super) a: &'a mut A,
-    pub(super) b: &'a mut B,
+impl ChunkSink for Handoff<'_> {
+    fn take(&mut self, buf: Box<[u8]>, len: usize) -> io::Result<Box<[u8]>> {
+        let chunk = NarChunk {
+            buf,
+            len,
+            patches: Vec::new(),
+        };
+        let ready = match &mut self.rewriter {
+            Some(r) => r.push(chunk).map_err(io::Error::other)?,
+            None => Some(chunk),
+        };
+        if let Some(chunk) = ready {
+            self.send(chunk)?;
+        }
+        Ok(self.spare.get())
+    }
 }
 
-impl<A: io::Write, B: io::Write> io::Write for Tee<'_, A, B> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.a.write_all(data)?;
-        self.b.write_all(data)?;
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.a.flush()?;
-        self.b.flush()
-    }
-}
-
-/// Packs one dependency in two threads: this one reads it and hashes it with its references
-/// rewritten, which names it (returned as soon as known: what refers to it can start); the
-/// other (holding `compress`) hashes the bytes as read, rewrites and compresses them into a
-/// temporary file. A dependency that refers to itself is packed here whole, as before.
+/// Packs one dependency in two threads: this one reads it, rewrites its references in place
+/// and hashes it, which names it (returned as soon as known: what refers to it can start);
+/// the other (holding `compress`) hashes the bytes as read (the patches undone for a moment)
+/// and compresses the rewritten ones into a temporary file. A dependency that refers to
+/// itself, or whose references [`PathRewrites`] cannot take, is packed here whole.
 fn pack_dependency_streamed(
     recipe: Recipe,
     opts: PackOptions,
     tmp_dir: PathBuf,
     compress: tokio::sync::OwnedSemaphorePermit,
+    spare: Arc<Spare>,
 ) -> Result<(StorePath, Finishing), ClosureError> {
-    use std::io::Write;
-    if recipe.self_reference {
+    use std::sync::Arc;
+    let rewrites = if recipe.self_reference {
+        None
+    } else {
+        let pairs: Option<Vec<(StorePath, StorePath)>> = recipe
+            .refs
+            .iter()
+            .map(|(old, new)| StorePath::parse(old).ok().map(|o| (o, new.clone())))
+            .collect();
+        pairs.and_then(|p| PathRewrites::new(&p))
+    };
+    let Some(rewrites) = rewrites else {
         let r = pack_dependency(&recipe, &opts, &tmp_dir);
         drop(compress);
         let (nar_hash, p) = r?;
         let path = p.store_path.clone();
         return Ok((path, Box::pin(async move { Ok((nar_hash, p)) })));
-    }
+    };
+    let rewrites = Arc::new(rewrites);
     let b = recipe.input.built_as.clone();
-    let rewrites: Vec<(Vec<u8>, Vec<u8>)> = recipe
-        .refs
-        .iter()
-        .map(|(old, new)| (old.clone().into_bytes(), new.to_string().into_bytes()))
-        .filter(|(old, new)| old != new)
-        .collect();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(STREAM_CHUNKS);
-    let (done_tx, free) = std::sync::mpsc::sync_channel::<Vec<u8>>(STREAM_CHUNKS);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<NarChunk>(STREAM_CHUNKS);
     // Dependencies are packed one per core: each compresses in its own plain zstd context
     // (a worker pool per NAR costs more than a small NAR's compression).
     let copts = PackOptions {
@@ -339,27 +363,24 @@ fn pack_dependency_streamed(
         zstd_multithread: false,
         ..opts
     };
-    let (crewrites, cdir) = (rewrites.clone(), tmp_dir);
+    let (crewrites, cdir, cspare) = (rewrites.clone(), tmp_dir, spare.clone());
     let compressed = tokio::task::spawn_blocking(move || {
         let _compress = compress;
         let mut original = None;
         let packed = cache::pack_nar_unhashed(&copts, &cdir, |w| {
-            if crewrites.is_empty() {
-                for chunk in rx {
-                    w.write_all(&chunk)?;
-                    let _ = done_tx.try_send(chunk);
+            // Without rewrites the bytes as read are the bytes sent, hashed already.
+            let mut as_read = (!crewrites.is_empty()).then(<sha2::Sha256 as sha2::Digest>::new);
+            for mut c in rx {
+                if let Some(h) = &mut as_read {
+                    crewrites.undo(&mut c.buf, &c.patches);
+                    sha2::Digest::update(h, &c.buf[..c.len]);
+                    crewrites.redo(&mut c.buf, &c.patches);
                 }
-                return w.flush();
+                w.write_all(&c.buf[..c.len])?;
+                cspare.give(c.buf);
             }
-            let mut h = crate::nix::HashingWriter::new(Rewriter::new(w, crewrites, None));
-            for chunk in rx {
-                h.write_all(&chunk)?;
-                let _ = done_tx.try_send(chunk);
-            }
-            h.flush()?;
-            let (rw, hash, _) = h.finish();
-            rw.finish()?;
-            original = Some(hash);
+            w.flush()?;
+            original = as_read.map(|h| Sha256Hash(sha2::Digest::finalize(h).into()));
             Ok(())
         })?;
         Ok::<_, CacheError>((original, packed))
@@ -369,31 +390,25 @@ fn pack_dependency_streamed(
         path: tree.clone(),
         source,
     };
-    let mut sender = ChunkSender {
-        buf: Vec::with_capacity(STREAM_CHUNK),
+    let mut handoff = Handoff {
+        rewriter: (!rewrites.is_empty()).then(|| ChunkRewriter::new(&rewrites)),
+        hasher: <sha2::Sha256 as sha2::Digest>::new(),
         tx,
-        free,
+        spare,
     };
-    let mut hashed = Rewriter::new(crate::nix::HashingWriter::new(io::sink()), rewrites, None);
-    let sent = crate::nix::nar::dump_path_unhashed(
-        &tree,
-        Tee {
-            a: &mut sender,
-            b: &mut hashed,
-        },
-    )
-    .map_err(|e| io::Error::other(e.to_string()))
-    .and_then(|_| sender.send());
-    drop(sender);
-    if let Err(e) = sent {
-        // The compressor's own failure, if it stopped first, says more.
-        if let Ok(Err(theirs)) = tokio::runtime::Handle::current().block_on(compressed) {
-            return Err(theirs.into());
+    let sent = crate::nix::nar::dump_path_chunks(&tree, &mut handoff)
+        .map_err(|e| io::Error::other(e.to_string()))
+        .and_then(|size| handoff.finish().map(|hash| (hash, size)));
+    let (nar_hash, nar_size) = match sent {
+        Ok(sent) => sent,
+        Err(e) => {
+            // The compressor's own failure, if it stopped first, says more.
+            if let Ok(Err(theirs)) = tokio::runtime::Handle::current().block_on(compressed) {
+                return Err(theirs.into());
+            }
+            return Err(io_err(e));
         }
-        return Err(io_err(e));
-    }
-    let (hw, _) = hashed.finish().map_err(io_err)?;
-    let (_, nar_hash, nar_size) = hw.finish();
+    };
     let references: Vec<StorePath> = recipe.refs.iter().map(|(_, p)| p.clone()).collect();
     let store_path = StorePath::from_ca(&nar_hash, &b.name, &references, false)?;
     let path = store_path.clone();

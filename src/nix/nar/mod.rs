@@ -2,13 +2,17 @@
 //! pass), a strict streaming NAR reader/unpacker, the NAR listing, and streaming reference
 //! scanning and rewriting.
 
+pub mod chunked;
 pub mod read;
 pub mod rewrite;
 pub mod write;
 
 pub use read::{ListingWriter, NarProblem, NarReadError, list_nar, unpack_nar, validate_nar};
 pub use rewrite::{HashModulo, HashPart, RefScanner, Rewriter};
-pub use write::{NarWriteError, dump_path, dump_path_scanning, dump_path_unhashed};
+pub use write::{
+    CHUNK_SIZE, ChunkSink, MIN_CHUNK, NarWriteError, dump_path, dump_path_chunks,
+    dump_path_scanning,
+};
 
 use super::Sha256Hash;
 

@@ -14,10 +14,34 @@ use super::rewrite::RefScanner;
 use super::{NarSummary, pad_len};
 use crate::nix::Sha256Hash;
 
-/// Size of the staging buffer file contents are read into (and hashed from).
-const BUF_SIZE: usize = 256 * 1024;
+/// Size of the staging buffer file contents are read into (and hashed from): the size of the
+/// buffers a [`ChunkSink`] hands back.
+pub const CHUNK_SIZE: usize = 256 * 1024;
 /// Flush before reading file data when less than this much room is left in the buffer.
 const MIN_READ: usize = 64 * 1024;
+/// The fewest bytes in any chunk a [`ChunkSink`] is given but the last: a chunk is handed
+/// over when less than [`MIN_READ`] is left (or when a name or link target, at most 4 KiB,
+/// does not fit).
+pub const MIN_CHUNK: usize = CHUNK_SIZE - MIN_READ;
+
+/// Takes a NAR a buffer at a time: the buffer file contents were read into is handed over
+/// whole, so a consumer on another thread gets the bytes without a copy.
+pub trait ChunkSink {
+    /// `buf[..len]` are the next bytes of the NAR (never empty; at least [`MIN_CHUNK`] of
+    /// them unless it is the last chunk). Returns the buffer to fill next, [`CHUNK_SIZE`]
+    /// bytes long (its contents are overwritten).
+    fn take(&mut self, buf: Box<[u8]>, len: usize) -> io::Result<Box<[u8]>>;
+}
+
+/// A [`ChunkSink`] that writes each chunk out and fills the same buffer again.
+struct WriteChunks<W>(W);
+
+impl<W: Write> ChunkSink for WriteChunks<W> {
+    fn take(&mut self, buf: Box<[u8]>, len: usize) -> io::Result<Box<[u8]>> {
+        self.0.write_all(&buf[..len])?;
+        Ok(buf)
+    }
+}
 
 /// Why a tree could not be written as a NAR.
 #[derive(Debug, Error)]
@@ -60,17 +84,21 @@ pub fn dump_path_scanning<W: Write>(
     out: W,
     scanner: &mut RefScanner,
 ) -> Result<NarSummary, NarWriteError> {
-    dump(path, out, scanner, true)
+    let mut out = WriteChunks(out);
+    let summary = dump(path, &mut out, scanner, true)?;
+    out.0.flush().map_err(NarWriteError::Write)?;
+    Ok(summary)
 }
 
-/// [`dump_path`] without hashing (the caller hashes what it needs elsewhere): the NAR's size.
-pub fn dump_path_unhashed<W: Write>(path: &Path, out: W) -> Result<u64, NarWriteError> {
-    dump(path, out, &mut RefScanner::default(), false).map(|s| s.nar_size)
+/// [`dump_path`] into a [`ChunkSink`], without hashing (the sink hashes what it needs): the
+/// NAR's size.
+pub fn dump_path_chunks<S: ChunkSink>(path: &Path, sink: &mut S) -> Result<u64, NarWriteError> {
+    dump(path, sink, &mut RefScanner::default(), false).map(|s| s.nar_size)
 }
 
-fn dump<W: Write>(
+fn dump<S: ChunkSink>(
     path: &Path,
-    out: W,
+    out: &mut S,
     scanner: &mut RefScanner,
     hash: bool,
 ) -> Result<NarSummary, NarWriteError> {
@@ -82,7 +110,7 @@ fn dump<W: Write>(
         out,
         hasher: hash.then(Sha256::new),
         size: 0,
-        buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
+        buf: vec![0u8; CHUNK_SIZE].into_boxed_slice(),
         len: 0,
         path: path.to_owned(),
         scanner,
@@ -90,15 +118,14 @@ fn dump<W: Write>(
     d.put_str(b"nix-archive-1")?;
     d.node(meta.file_type())?;
     d.flush_buf()?;
-    d.out.flush().map_err(NarWriteError::Write)?;
     Ok(NarSummary {
         nar_hash: Sha256Hash(d.hasher.map(|h| h.finalize().into()).unwrap_or_default()),
         nar_size: d.size,
     })
 }
 
-struct Dumper<'s, W> {
-    out: W,
+struct Dumper<'s, 'o, S> {
+    out: &'o mut S,
     scanner: &'s mut RefScanner,
     hasher: Option<Sha256>,
     /// Bytes flushed to `out` so far.
@@ -110,14 +137,19 @@ struct Dumper<'s, W> {
     path: PathBuf,
 }
 
-impl<W: Write> Dumper<'_, W> {
+impl<S: ChunkSink> Dumper<'_, '_, S> {
     fn flush_buf(&mut self) -> Result<(), NarWriteError> {
+        if self.len == 0 {
+            return Ok(());
+        }
         let data = &self.buf[..self.len];
         if let Some(h) = &mut self.hasher {
             h.update(data);
         }
         self.scanner.scan(data);
-        self.out.write_all(data).map_err(NarWriteError::Write)?;
+        let buf = std::mem::take(&mut self.buf);
+        self.buf = self.out.take(buf, self.len).map_err(NarWriteError::Write)?;
+        debug_assert_eq!(self.buf.len(), CHUNK_SIZE);
         self.size += self.len as u64;
         self.len = 0;
         Ok(())
