@@ -76,27 +76,19 @@ pub(super) async fn pack_dependencies(
     use tokio::sync::{Semaphore, watch};
     use tokio::task::JoinSet;
     let n = deps.len();
-    let mut finals: Vec<Option<StorePath>> = vec![None; n];
-    let mut waiting: Vec<usize> = deps.iter().map(|d| d.refs.len()).collect();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, d) in deps.iter().enumerate() {
-        for &r in &d.refs {
-            dependents[r].push(i);
-        }
-    }
-    // Lowest index first: the order the paths were listed in, dependencies first.
-    let mut ready: std::collections::BTreeSet<usize> =
-        (0..n).filter(|&i| waiting[i] == 0).collect();
+    let chain = Arc::new(Chain::new(deps, expected, &confirmed));
     let mut reused: Vec<Option<ReusedPath>> = (0..n).map(|_| None).collect();
     let mut packed: Vec<Option<(PackedPath, Option<Added>)>> = (0..n).map(|_| None).collect();
     // Whether each path's narinfo is in the store (a reused path's already is).
     let in_store: Arc<Vec<watch::Sender<bool>>> =
         Arc::new((0..n).map(|_| watch::Sender::new(false)).collect());
     let packing = Arc::new(Semaphore::new(workers()));
-    let compressing = Arc::new(Semaphore::new(workers()));
+    // Twice as many compressions as readers: a reader goes on to the next path of a chain
+    // while the last two it read are still compressing.
+    let compressing = Arc::new(Semaphore::new(2 * workers()));
     let spare = Arc::new(Spare::new());
-    type Hashed = (usize, Result<(StorePath, Finishing), ClosureError>);
-    let mut hashing: JoinSet<Hashed> = JoinSet::new();
+    let mut hashing: JoinSet<Result<(), ClosureError>> = JoinSet::new();
+    let (named_tx, mut named_rx) = tokio::sync::mpsc::unbounded_channel::<Named>();
     type Finished = (usize, Result<(Sha256Hash, PackedPath), ClosureError>);
     let mut finishing: JoinSet<Finished> = JoinSet::new();
     type Uploaded = (usize, Result<(PackedPath, Added), CacheError>);
@@ -105,70 +97,53 @@ pub(super) async fn pack_dependencies(
         path: STORE_DIR.into(),
         source: io::Error::other(e),
     };
-    let done =
-        |i: usize, waiting: &mut Vec<usize>, ready: &mut std::collections::BTreeSet<usize>| {
-            for &j in &dependents[i] {
-                waiting[j] -= 1;
-                if waiting[j] == 0 {
-                    ready.insert(j);
-                }
-            }
-        };
     loop {
-        while let Some(i) = ready.pop_first() {
+        while let Some((i, recipe)) = chain.pop_ready() {
             let d = &deps[i];
-            let refs: Vec<(String, StorePath)> = d
-                .refs
-                .iter()
-                .map(|&r| {
-                    let new = finals[r].clone().expect("dependencies come first");
-                    (deps[r].reg.path.to_string(), new)
-                })
-                .collect();
-            let recipe = Recipe {
-                input: Input {
-                    tree: Path::new(STORE_DIR).join(d.reg.path.base_name()),
-                    built_as: BuiltAs::of_store_path(&d.reg.path),
-                },
-                refs,
-                self_reference: d.self_reference,
-            };
             if let (Some(e), Some(info)) = (&expected[i], confirmed[i].take())
                 && refers_to(e, &recipe)
             {
-                finals[i] = Some(e.store_path.clone());
                 in_store[i].send_replace(true);
+                chain.named(i, e.store_path.clone(), None);
                 reused[i] = Some(ReusedPath {
                     store_path: e.store_path.clone(),
                     was: d.reg.path.to_string(),
                     info,
                     recipe,
                 });
-                done(i, &mut waiting, &mut ready);
                 continue;
             }
-            let (o, dir, spare) = (*opts, tmp_dir.to_owned(), spare.clone());
-            let (packing, compressing) = (packing.clone(), compressing.clone());
+            let job = PackJob {
+                chain: chain.clone(),
+                opts: *opts,
+                tmp_dir: tmp_dir.to_owned(),
+                spare: spare.clone(),
+                compressing: compressing.clone(),
+                named: named_tx.clone(),
+                cancel: cancel.clone(),
+            };
+            let packing = packing.clone();
             hashing.spawn(async move {
                 // Always in this order (compression, then reading), so none waits in a cycle.
-                let compress = compressing.acquire_owned().await.expect("never closed");
+                let compress = job
+                    .compressing
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("never closed");
                 let _pack = packing.acquire_owned().await.expect("never closed");
-                let r = blocking(move || pack_dependency_streamed(recipe, o, dir, compress, spare))
-                    .await;
-                (i, r)
+                blocking(move || job.run(i, recipe, compress)).await
             });
         }
-        if hashing.is_empty() && finishing.is_empty() && uploading.is_empty() {
+        if hashing.is_empty() && finishing.is_empty() && uploading.is_empty() && named_rx.is_empty()
+        {
             break;
         }
         tokio::select! {
-            Some(j) = hashing.join_next() => {
-                let (i, r) = j.map_err(joined)?;
-                let (path, finish) = r?;
-                finals[i] = Some(path);
-                done(i, &mut waiting, &mut ready);
+            Some((i, finish)) = named_rx.recv() => {
                 finishing.spawn(async move { (i, finish.await) });
             }
+            Some(j) = hashing.join_next() => j.map_err(joined)??,
             Some(j) = finishing.join_next() => {
                 let (i, r) = j.map_err(joined)?;
                 let (nar_hash, p) = r?;
@@ -218,7 +193,157 @@ pub(super) async fn pack_dependencies(
             }
         }
     }
+    let finals = Arc::into_inner(chain)
+        .expect("every packing thread is done")
+        .state
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .finals;
     Ok(DepsDone { finals, closure })
+}
+
+/// A dependency named (what refers to it can be packed), with the rest of its pack.
+type Named = (usize, Finishing);
+
+/// What the scheduling loop and the packing threads share: what each dependency became so
+/// far, and which are ready to pack (everything they refer to named).
+struct Chain {
+    /// Each dependency's local path, references and whether it refers to itself.
+    deps: Vec<(StorePath, Vec<usize>, bool)>,
+    dependents: Vec<Vec<usize>>,
+    /// Dependencies the store may have already: only the loop decides on those.
+    maybe_reused: Vec<bool>,
+    state: std::sync::Mutex<ChainState>,
+}
+
+struct ChainState {
+    finals: Vec<Option<StorePath>>,
+    waiting: Vec<usize>,
+    /// Lowest index first: the order the paths were listed in, dependencies first.
+    ready: std::collections::BTreeSet<usize>,
+}
+
+impl Chain {
+    fn new(deps: &[Dep], expected: &[Option<Became>], confirmed: &[Option<NarInfo>]) -> Chain {
+        let n = deps.len();
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, d) in deps.iter().enumerate() {
+            for &r in &d.refs {
+                dependents[r].push(i);
+            }
+        }
+        let waiting: Vec<usize> = deps.iter().map(|d| d.refs.len()).collect();
+        Chain {
+            deps: deps
+                .iter()
+                .map(|d| (d.reg.path.clone(), d.refs.clone(), d.self_reference))
+                .collect(),
+            dependents,
+            maybe_reused: (0..n)
+                .map(|i| expected[i].is_some() && confirmed[i].is_some())
+                .collect(),
+            state: std::sync::Mutex::new(ChainState {
+                finals: vec![None; n],
+                ready: (0..n).filter(|&i| waiting[i] == 0).collect(),
+                waiting,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ChainState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How to pack `i`: its references rewritten to what they became.
+    fn recipe(&self, st: &ChainState, i: usize) -> Recipe {
+        let (path, refs, self_reference) = &self.deps[i];
+        let refs = refs
+            .iter()
+            .map(|&r| {
+                let new = st.finals[r].clone().expect("dependencies come first");
+                (self.deps[r].0.to_string(), new)
+            })
+            .collect();
+        Recipe {
+            input: Input {
+                tree: Path::new(STORE_DIR).join(path.base_name()),
+                built_as: BuiltAs::of_store_path(path),
+            },
+            refs,
+            self_reference: *self_reference,
+        }
+    }
+
+    fn pop_ready(&self) -> Option<(usize, Recipe)> {
+        let mut st = self.lock();
+        let i = st.ready.pop_first()?;
+        Some((i, self.recipe(&st, i)))
+    }
+
+    /// Records what `i` became. With `next`, takes a dependent this made ready (and a
+    /// compression permit for it) for the caller to pack next, when one is free: a chain is
+    /// then read by one thread without a round trip through the loop.
+    fn named(
+        &self,
+        i: usize,
+        path: StorePath,
+        next: Option<&Arc<tokio::sync::Semaphore>>,
+    ) -> Option<(usize, Recipe, tokio::sync::OwnedSemaphorePermit)> {
+        let mut st = self.lock();
+        st.finals[i] = Some(path);
+        let mut take = None;
+        for &j in &self.dependents[i] {
+            st.waiting[j] -= 1;
+            if st.waiting[j] == 0 {
+                st.ready.insert(j);
+                if !self.maybe_reused[j] {
+                    take = Some(take.map_or(j, |t: usize| t.min(j)));
+                }
+            }
+        }
+        let j = take?;
+        let permit = next?.clone().try_acquire_owned().ok()?;
+        st.ready.remove(&j);
+        Some((j, self.recipe(&st, j), permit))
+    }
+}
+
+/// A packing thread: packs one dependency, then the next one of its chain while it can.
+struct PackJob {
+    chain: Arc<Chain>,
+    opts: PackOptions,
+    tmp_dir: PathBuf,
+    spare: Arc<Spare>,
+    compressing: Arc<tokio::sync::Semaphore>,
+    named: tokio::sync::mpsc::UnboundedSender<Named>,
+    cancel: CancellationToken,
+}
+
+impl PackJob {
+    fn run(
+        self,
+        mut i: usize,
+        mut recipe: Recipe,
+        mut compress: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<(), ClosureError> {
+        loop {
+            let (path, finish) = pack_dependency_streamed(
+                recipe,
+                self.opts,
+                self.tmp_dir.clone(),
+                compress,
+                self.spare.clone(),
+            )?;
+            let next = (!self.cancel.is_cancelled()).then_some(&self.compressing);
+            let next = self.chain.named(i, path, next);
+            // After the chain knows it, so the loop sees what it made ready.
+            let _ = self.named.send((i, finish));
+            match next {
+                Some((j, r, permit)) => (i, recipe, compress) = (j, r, permit),
+                None => return Ok(()),
+            }
+        }
+    }
 }
 
 /// Uploads one packed dependency: its NAR and listing now, its narinfo once the narinfos of
