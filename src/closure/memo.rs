@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::nix::sign::Signature;
 use crate::nix::{Sha256Hash, StorePath};
 
 /// Most bytes read from one entry (references included).
@@ -39,6 +40,17 @@ pub struct Became {
     pub references: Vec<StorePath>,
     /// Its content address (`CA: fixed:r:sha256:<this>`).
     pub ca_hash: Sha256Hash,
+    /// The narinfo's signature as pubdeck made it, and the public key of the key that made
+    /// it: with that key, the store's narinfo is checked without signing again.
+    pub signed: Option<Signed>,
+}
+
+/// A signature pubdeck made over a narinfo, and who made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// `name:base64`, as `nix.conf` spells a public key.
+    pub public_key: String,
+    pub sig: Signature,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -50,6 +62,9 @@ struct Entry {
     nar_size: u64,
     references: Vec<String>,
     ca: String,
+    /// [`Signed`]: the public key, then the `Sig` value (absent in older entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signed: Option<(String, String)>,
 }
 
 impl Memo {
@@ -94,6 +109,13 @@ impl Memo {
             nar_size: e.nar_size,
             references,
             ca_hash: Sha256Hash::parse_any(e.ca.strip_prefix("fixed:r:")?).ok()?,
+            // A signature that does not parse is not remembered: the store's is signed again.
+            signed: e.signed.and_then(|(public_key, sig)| {
+                Some(Signed {
+                    sig: Signature::parse(&sig).ok()?,
+                    public_key,
+                })
+            }),
         })
     }
 
@@ -108,6 +130,10 @@ impl Memo {
             nar_size: became.nar_size,
             references: became.references.iter().map(|r| r.to_string()).collect(),
             ca: crate::nix::narinfo::ca_recursive_sha256(&became.ca_hash),
+            signed: became
+                .signed
+                .as_ref()
+                .map(|s| (s.public_key.clone(), s.sig.to_string())),
         };
         let bytes = serde_json::to_vec(&e).expect("an entry serialises");
         let file = self.file(local, nar_hash);
@@ -138,6 +164,7 @@ mod tests {
             nar_size: 8,
             references: vec![],
             ca_hash: Sha256Hash::of(b"two"),
+            signed: None,
         };
         assert_eq!(memo.get(&local, &h), None);
         memo.put(&local, &h, &became);

@@ -41,7 +41,7 @@ use crate::nix::narinfo::NarInfo;
 use crate::nix::sign::SecretKey;
 use crate::nix::{STORE_DIR, STORE_PREFIX, Sha256Hash, StorePath, StorePathError};
 
-pub use memo::{Became, Memo};
+pub use memo::{Became, Memo, Signed};
 pub use nixdb::{NixDb, NixDbError, Registered};
 
 /// The store paths present in a local Nix store directory, by hash part.

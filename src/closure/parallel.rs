@@ -19,7 +19,7 @@ use super::Became;
 use super::prepare::{
     Closure, Dep, Recipe, ReusedPath, Sources, became, blocking, pack_dependency, refers_to,
 };
-use super::{Added, BuiltAs, ClosureError, Input, PackedPath};
+use super::{Added, BuiltAs, ClosureError, Input, PackedPath, Signed};
 
 /// See [`EarlyUpload::packed`].
 pub type OnPacked = dyn Fn(&PackedPath, &NarInfo) -> crate::store::ProgressSink + Send + Sync;
@@ -89,7 +89,7 @@ pub(super) async fn pack_dependencies(
     let spare = Arc::new(Spare::new());
     let mut hashing: JoinSet<Result<(), ClosureError>> = JoinSet::new();
     let (named_tx, mut named_rx) = tokio::sync::mpsc::unbounded_channel::<Named>();
-    type Finished = (usize, Result<(Sha256Hash, PackedPath), ClosureError>);
+    type Finished = (usize, Result<(PackedPath, NarInfo), ClosureError>);
     let mut finishing: JoinSet<Finished> = JoinSet::new();
     type Uploaded = (usize, Result<(PackedPath, Added), CacheError>);
     let mut uploading: JoinSet<Uploaded> = JoinSet::new();
@@ -141,23 +141,35 @@ pub(super) async fn pack_dependencies(
         }
         tokio::select! {
             Some((i, finish)) = named_rx.recv() => {
-                finishing.spawn(async move { (i, finish.await) });
+                let (memo, key) = (sources.memo.clone(), key.clone());
+                let (path, registered) = (deps[i].reg.path.clone(), deps[i].reg.nar_hash);
+                finishing.spawn(async move {
+                    let r = finish.await.map(|(nar_hash, p)| {
+                        let info = p.narinfo(&key);
+                        if let Some(memo) = memo
+                            && nar_hash == registered
+                        {
+                            // Remembered only when its bytes are what Nix registered, with the
+                            // signature just made.
+                            let signed = info.sigs.iter().find(|s| s.key_name() == key.name());
+                            let signed = signed.map(|sig| Signed {
+                                public_key: key.public().to_nix_string(),
+                                sig: sig.clone(),
+                            });
+                            memo.put(&path, &nar_hash, &became(&p, signed));
+                        }
+                        (p, info)
+                    });
+                    (i, r)
+                });
             }
             Some(j) = hashing.join_next() => j.map_err(joined)??,
             Some(j) = finishing.join_next() => {
                 let (i, r) = j.map_err(joined)?;
-                let (nar_hash, p) = r?;
-                let reg = &deps[i].reg;
-                if let Some(memo) = &sources.memo
-                    && nar_hash == reg.nar_hash
-                {
-                    // Remembered only when its bytes are what Nix registered.
-                    memo.put(&reg.path, &nar_hash, &became(&p));
-                }
+                let (p, info) = r?;
                 match early {
                     None => packed[i] = Some((p, None)),
                     Some(up) => {
-                        let info = p.narinfo(key);
                         let progress = (up.packed)(&p, &info);
                         let (store, put) = (store.clone(), up.put.clone());
                         let (in_store, refs) = (in_store.clone(), deps[i].refs.clone());

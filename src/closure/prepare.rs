@@ -20,10 +20,12 @@ use super::content_address::{
 };
 use super::parallel::{DepsDone, EarlyUpload, pack_dependencies};
 use super::{Added, ClosureError, Input, KnownPaths, PackedPath};
-use super::{Became, Memo, NixDb, NixDbError, Registered, nixdb};
+use super::{Became, Memo, NixDb, NixDbError, Registered, Signed, nixdb};
 
-/// How many narinfos [`prepare`] asks the store for at once.
-const STORE_QUERIES: usize = 32;
+/// Narinfos read, checked and touched together (an S3 store reads 16 of them at a time).
+const STORE_BATCH: usize = 128;
+/// How many such batches [`prepare`] has in flight.
+const STORE_BATCHES: usize = 4;
 
 /// A dependency the store already holds in its published form: neither packed nor read.
 #[derive(Debug, Clone)]
@@ -107,7 +109,7 @@ pub(super) struct Dep {
 /// references); everything those reach comes from Nix's database. For each dependency, what
 /// it became is known without reading it when the memo remembers it (keyed by its path and
 /// the NarHash Nix registered) or when Nix says it is content-addressed already and nothing
-/// it refers to changes. The store is asked for those narinfos, [`STORE_QUERIES`] at a time;
+/// it refers to changes. The store is asked for those narinfos in batches of [`STORE_BATCH`];
 /// a dependency is reused only when the store's narinfo says exactly what was expected
 /// (path, NarHash, NarSize, references, CA), is signed by `key`, its NAR is there, and what
 /// its own dependencies became in this publish is what it refers to. Every other dependency
@@ -193,15 +195,19 @@ pub async fn prepare(
         .enumerate()
         .filter_map(|(i, e)| e.clone().map(|e| (i, e)))
         .collect();
-    let checks = futures::stream::iter(wanted)
-        .map(|(i, e)| async move { (i, published_as(store, key, &e).await) })
-        .buffer_unordered(STORE_QUERIES);
+    let batches: Vec<Vec<(usize, Became)>> =
+        wanted.chunks(STORE_BATCH).map(<[_]>::to_vec).collect();
+    let checks = futures::stream::iter(batches)
+        .map(|batch| published_batch(store, key, batch))
+        .buffer_unordered(STORE_BATCHES);
     tokio::pin!(checks);
-    while let Some((i, info)) = tokio::select! {
+    while let Some(found) = tokio::select! {
         c = checks.next() => c,
         _ = cancel.cancelled() => return Err(ClosureError::Cancelled),
     } {
-        confirmed[i] = info;
+        for (i, info) in found {
+            confirmed[i] = Some(info);
+        }
     }
 
     // Dependencies first: reuse what is confirmed and consistent, pack the rest, each as
@@ -330,6 +336,7 @@ fn already_content_addressed(d: &Dep, deps: &[Dep], expected: &[Option<Became>])
         nar_size: d.reg.nar_size,
         references: d.reg.references.clone(),
         ca_hash,
+        signed: None,
     })
 }
 
@@ -344,26 +351,70 @@ pub(super) fn refers_to(e: &Became, recipe: &Recipe) -> bool {
     now.len() == e.references.len() && now.iter().zip(&e.references).all(|(a, b)| *a == b)
 }
 
-/// The store's narinfo for `e.store_path`, when it says what `e` says, is signed by `key`,
-/// and its NAR is there (both marked as written now, as `cache::refresh` does).
-async fn published_as(store: &Store, key: &SecretKey, e: &Became) -> Option<NarInfo> {
-    let info = cache::narinfo(store, e.store_path.hash_part())
-        .await
-        .ok()??;
+/// Of a batch of expected paths, those whose narinfo in the store says what was expected, is
+/// signed by `key`, and whose NAR is there (both marked as written now, as `cache::refresh`
+/// does). The narinfos are read together (one blocking call for a `file://` store), checked
+/// together on a blocking thread, and touched together.
+async fn published_batch(
+    store: &Store,
+    key: &SecretKey,
+    batch: Vec<(usize, Became)>,
+) -> Vec<(usize, NarInfo)> {
+    let keys: Vec<String> = batch
+        .iter()
+        .map(|(_, e)| format!("{}.narinfo", e.store_path.hash_part()))
+        .collect();
+    let texts = store.get_many(&keys).await;
+    let key = key.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        batch
+            .into_iter()
+            .zip(texts)
+            .filter_map(|((i, e), text)| {
+                let info = NarInfo::parse(&String::from_utf8_lossy(&text.ok()?)).ok()?;
+                says_what_was_expected(&info, &e, &key).then_some((i, info))
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    let Ok(same) = checked else {
+        return Vec::new();
+    };
+    let touched: Vec<String> = same
+        .iter()
+        .flat_map(|(_, info)| [info.file_name(), info.url.clone()])
+        .collect();
+    let touched: Vec<&str> = touched.iter().map(String::as_str).collect();
+    if store.touch_all(&touched).await.unwrap_or(false) {
+        return same;
+    }
+    // Something is missing: which, path by path.
+    let mut there = Vec::with_capacity(same.len());
+    for (i, info) in same {
+        if cache::refresh(store, &info).await.unwrap_or(false) {
+            there.push((i, info));
+        }
+    }
+    there
+}
+
+/// Whether the store's narinfo says what `e` says and is signed by `key`.
+fn says_what_was_expected(info: &NarInfo, e: &Became, key: &SecretKey) -> bool {
     let mut refs = info.references.clone();
     refs.sort();
-    let same = info.store_path == e.store_path
+    info.store_path == e.store_path
         && info.nar_hash == e.nar_hash
         && info.nar_size == e.nar_size
         && refs == e.references
-        && cache::require_content_address(&info).ok()?.hash == e.ca_hash
-        // ed25519 is deterministic: our key over this fingerprint gives exactly this
-        // signature (cheaper to make than to verify another).
-        && info.sigs.contains(&key.sign(info.fingerprint().as_bytes()));
-    if !same || !cache::refresh(store, &info).await.ok()? {
-        return None;
-    }
-    Some(info)
+        && cache::require_content_address(info).is_ok_and(|ca| ca.hash == e.ca_hash)
+        && info.sigs.contains(&match &e.signed {
+            // What this key signed over what `e` says (the fingerprint is made of the
+            // fields compared above).
+            Some(s) if s.public_key == key.public().to_nix_string() => s.sig.clone(),
+            // ed25519 is deterministic: our key over this fingerprint gives exactly this
+            // signature (cheaper to make than to verify another).
+            _ => key.sign(info.fingerprint().as_bytes()),
+        })
 }
 
 /// Packs one dependency and makes it content-addressed; also returns its first NAR hash
@@ -420,7 +471,7 @@ pub(super) fn pack_dependency(
 }
 
 /// What a packed path is, for the memo.
-pub(super) fn became(p: &PackedPath) -> Became {
+pub(super) fn became(p: &PackedPath, signed: Option<Signed>) -> Became {
     let mut references = p.references.clone();
     references.sort();
     references.dedup();
@@ -430,5 +481,6 @@ pub(super) fn became(p: &PackedPath) -> Became {
         nar_size: p.packed.summary.nar.nar_size,
         references,
         ca_hash: p.ca_hash,
+        signed,
     }
 }

@@ -222,24 +222,35 @@ impl FileStore {
     pub async fn get(&self, key: &str, max: u64) -> Result<Bytes, StoreError> {
         let this = self.clone();
         let key = key.to_owned();
-        blocking(move || {
-            let Some(f) = this.open_regular(&key)? else {
-                return Err(this.not_found(&key));
-            };
-            let mut buf = Vec::new();
-            f.take(max.saturating_add(1))
-                .read_to_end(&mut buf)
-                .map_err(|e| StoreError::io("read", this.path(&key), e))?;
-            if buf.len() as u64 > max {
-                return Err(StoreError::Oversized {
-                    store: this.url.to_string(),
-                    key,
-                    limit: max,
-                });
-            }
-            Ok(Bytes::from(buf))
-        })
-        .await
+        blocking(move || this.get_now(&key, max)).await
+    }
+
+    /// [`Self::get`] of every key in one blocking call, each answer in its place.
+    pub async fn get_many(
+        &self,
+        keys: Vec<String>,
+        max: u64,
+    ) -> Result<Vec<Result<Bytes, StoreError>>, StoreError> {
+        let this = self.clone();
+        blocking(move || Ok(keys.iter().map(|k| this.get_now(k, max)).collect())).await
+    }
+
+    fn get_now(&self, key: &str, max: u64) -> Result<Bytes, StoreError> {
+        let Some(f) = self.open_regular(key)? else {
+            return Err(self.not_found(key));
+        };
+        let mut buf = Vec::new();
+        f.take(max.saturating_add(1))
+            .read_to_end(&mut buf)
+            .map_err(|e| StoreError::io("read", self.path(key), e))?;
+        if buf.len() as u64 > max {
+            return Err(StoreError::Oversized {
+                store: self.url.to_string(),
+                key: key.to_owned(),
+                limit: max,
+            });
+        }
+        Ok(Bytes::from(buf))
     }
 
     pub async fn download(

@@ -390,6 +390,28 @@ impl Store {
         .await
     }
 
+    /// [`Store::get`] of every key, each answer in its place: a `file://` store reads them in
+    /// one blocking call, S3 a few at a time.
+    pub async fn get_many(&self, keys: &[String]) -> Vec<Result<Bytes, StoreError>> {
+        if let Backend::File(f) = &self.backend
+            && keys.iter().all(|k| validate_key(k).is_ok())
+        {
+            let first = keys.first().map_or("", String::as_str);
+            let all = self.bounded("GET", first, f.get_many(keys.to_vec(), MAX_METADATA_BYTES));
+            // A batch that failed as a whole (timed out) is asked for key by key: each gets
+            // its own answer.
+            if let Ok(each) = all.await {
+                return each;
+            }
+        }
+        use futures::StreamExt;
+        futures::stream::iter(keys.to_vec())
+            .map(|k| async move { self.get(&k).await })
+            .buffered(16)
+            .collect()
+            .await
+    }
+
     /// Download `key` to `dest` via `partial_path(dest)`, resuming a partial file;
     /// the file appears under `dest` only complete (and verified if asked). Returns its size.
     pub async fn download(

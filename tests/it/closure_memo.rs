@@ -375,3 +375,42 @@ async fn a_chain_whose_references_are_rewritten_is_imported_by_nix() {
         &[&again.published.unwrap().store_path],
     );
 }
+
+/// The memo keeps the signature each packed narinfo got, to check the store's without
+/// signing again; a new key of the same name must not take that signature for its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_signature_counts_only_for_the_key_that_made_it() {
+    if !nix_store_here("a_remembered_signature_counts_only_for_the_key_that_made_it") {
+        return;
+    }
+    let w = World::new().await;
+    let p1 = w.publish_next(&w.mid).await.published.unwrap();
+    let mid1 = w.mid_of(&p1);
+    let signed_by_old = w.narinfo(&mid1);
+    // The same key name, another secret.
+    let new_key = SecretKey::generate("myorg-1").unwrap();
+    std::fs::write(&w.key_file, new_key.to_nix_string()).unwrap();
+    std::fs::set_permissions(
+        &w.key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    w.catalog.remove_key("myorg", "myorg-1").await.unwrap();
+    w.catalog
+        .add_key("myorg", &new_key.public().to_nix_string())
+        .await
+        .unwrap();
+
+    let run = w.publish_next(&w.mid).await;
+    assert_eq!(
+        run.packed_deps.len(),
+        2,
+        "leaf and mid are packed again: the store's narinfos are not signed by the key in use"
+    );
+    assert!(run.packed_deps.contains(&mid1), "{:?}", run.packed_deps);
+    assert!(
+        run.published.is_err(),
+        "the old key's narinfo is not replaced"
+    );
+    assert_eq!(w.narinfo(&mid1), signed_by_old);
+}
