@@ -19,10 +19,12 @@ use crate::store::{ProgressSink, PutIfAbsent, PutOptions, PutOutcome, Store};
 mod add;
 mod pack;
 mod verify;
+mod zstd_pool;
 
 pub use add::*;
 pub use pack::*;
 pub use verify::*;
+pub use zstd_pool::ZstdPool;
 
 /// Contents of `nix-cache-info` for a cache pubdeck writes.
 /// `WantMassQuery` and `Priority` as attic and cachix write them: Nix may ask this cache about

@@ -266,6 +266,7 @@ impl<W: Write> Write for ListingTee<W> {
 
 pub(super) enum Encoder<W: Write> {
     Zstd(zstd::stream::write::Encoder<'static, W>),
+    Pooled(super::zstd_pool::PooledZstd<W>),
     Xz(xz2::write::XzEncoder<W>),
     None(W),
 }
@@ -297,9 +298,25 @@ impl<W: Write> Encoder<W> {
         })
     }
 
+    /// A plain zstd encoder with a context from `pool` (zstd with `zstd_multithread` off,
+    /// at the pool's level); otherwise [`Self::new`].
+    fn new_pooled(
+        opts: &PackOptions,
+        pool: Option<&std::sync::Arc<super::ZstdPool>>,
+        w: W,
+    ) -> io::Result<Self> {
+        match pool {
+            Some(pool) if opts.compression == Compression::Zstd && !opts.zstd_multithread => {
+                super::zstd_pool::PooledZstd::new(pool, w).map(Self::Pooled)
+            }
+            _ => Self::new(opts, w),
+        }
+    }
+
     fn finish(self) -> io::Result<W> {
         match self {
             Self::Zstd(e) => e.finish(),
+            Self::Pooled(e) => e.finish(),
             Self::Xz(e) => e.finish(),
             Self::None(w) => Ok(w),
         }
@@ -310,6 +327,7 @@ impl<W: Write> Write for Encoder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Self::Zstd(e) => e.write(buf),
+            Self::Pooled(e) => e.write(buf),
             Self::Xz(e) => e.write(buf),
             Self::None(w) => w.write(buf),
         }
@@ -317,6 +335,7 @@ impl<W: Write> Write for Encoder<W> {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Self::Zstd(e) => e.write_all(buf),
+            Self::Pooled(e) => e.write_all(buf),
             Self::Xz(e) => e.write_all(buf),
             Self::None(w) => w.write_all(buf),
         }
@@ -324,6 +343,7 @@ impl<W: Write> Write for Encoder<W> {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Self::Zstd(e) => e.flush(),
+            Self::Pooled(e) => e.flush(),
             Self::Xz(e) => e.flush(),
             Self::None(w) => w.flush(),
         }
@@ -430,7 +450,7 @@ pub fn pack_nar_with(
     tmp_dir: &Path,
     write_nar: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<PackedNar, CacheError> {
-    pack_nar_inner(opts, tmp_dir, true, write_nar)
+    pack_nar_inner(opts, tmp_dir, true, None, write_nar)
 }
 
 /// [`pack_nar_with`] for a NAR hashed elsewhere (the same bytes, on another thread): its
@@ -440,7 +460,18 @@ pub fn pack_nar_unhashed(
     tmp_dir: &Path,
     write_nar: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<PackedNar, CacheError> {
-    pack_nar_inner(opts, tmp_dir, false, write_nar)
+    pack_nar_inner(opts, tmp_dir, false, None, write_nar)
+}
+
+/// [`pack_nar_unhashed`] compressing with a context from `pool` when `opts` ask for plain
+/// zstd (see [`ZstdPool`](super::ZstdPool)).
+pub fn pack_nar_unhashed_pooled(
+    opts: &PackOptions,
+    tmp_dir: &Path,
+    pool: &std::sync::Arc<super::ZstdPool>,
+    write_nar: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<PackedNar, CacheError> {
+    pack_nar_inner(opts, tmp_dir, false, Some(pool), write_nar)
 }
 
 /// Counts what goes through, and hashes it when asked.
@@ -476,6 +507,7 @@ pub(super) fn pack_nar_inner(
     opts: &PackOptions,
     tmp_dir: &Path,
     hash_nar: bool,
+    pool: Option<&std::sync::Arc<super::ZstdPool>>,
     write_nar: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<PackedNar, CacheError> {
     let compression = opts.compression;
@@ -484,7 +516,7 @@ pub(super) fn pack_nar_inner(
         source,
     };
     let out = Spill::new(tmp_dir);
-    let enc = Encoder::new(opts, HashingWriter::new(out)).map_err(cerr)?;
+    let enc = Encoder::new_pooled(opts, pool, HashingWriter::new(out)).map_err(cerr)?;
     let mut nar_w = MaybeHashing {
         inner: ListingTee::new(enc),
         hasher: hash_nar.then(<sha2::Sha256 as sha2::Digest>::new),

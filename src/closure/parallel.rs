@@ -86,7 +86,7 @@ pub(super) async fn pack_dependencies(
     // Twice as many compressions as readers: a reader goes on to the next path of a chain
     // while the last two it read are still compressing.
     let compressing = Arc::new(Semaphore::new(2 * workers()));
-    let spare = Arc::new(Spare::new());
+    let spare = Arc::new(Spare::new(opts.zstd_level));
     let mut hashing: JoinSet<Result<(), ClosureError>> = JoinSet::new();
     let (named_tx, mut named_rx) = tokio::sync::mpsc::unbounded_channel::<Named>();
     type Finished = (usize, Result<(PackedPath, NarInfo), ClosureError>);
@@ -396,19 +396,22 @@ struct Handoff<'r> {
     spare: Arc<Spare>,
 }
 
-/// Buffers the compressors are done with, to fill again: fresh memory costs zeroing and page
-/// faults. Shared by every pack of a closure, kept only while it packs.
+/// Buffers the compressors are done with, to fill again, and their zstd contexts: fresh
+/// memory costs zeroing and page faults. Shared by every pack of a closure, kept only while
+/// it packs.
 pub(super) struct Spare {
     bufs: std::sync::Mutex<Vec<Box<[u8]>>>,
+    zstd: Arc<cache::ZstdPool>,
 }
 
 impl Spare {
     /// At most this many buffers are kept (16 MiB).
     const MAX: usize = 64;
 
-    pub(super) fn new() -> Spare {
+    pub(super) fn new(zstd_level: i32) -> Spare {
         Spare {
             bufs: std::sync::Mutex::new(Vec::new()),
+            zstd: cache::ZstdPool::new(zstd_level),
         }
     }
 
@@ -501,10 +504,11 @@ fn pack_dependency_streamed(
         ..opts
     };
     let (crewrites, cdir, cspare) = (rewrites.clone(), tmp_dir, spare.clone());
+    let czstd = spare.zstd.clone();
     let compressed = tokio::task::spawn_blocking(move || {
         let _compress = compress;
         let mut original = None;
-        let packed = cache::pack_nar_unhashed(&copts, &cdir, |w| {
+        let packed = cache::pack_nar_unhashed_pooled(&copts, &cdir, &czstd, |w| {
             // Without rewrites the bytes as read are the bytes sent, hashed already.
             let mut as_read = (!crewrites.is_empty()).then(<sha2::Sha256 as sha2::Digest>::new);
             for mut c in rx {
