@@ -271,4 +271,13 @@ pub enum ClosureError {
     NixDb(#[from] NixDbError),
     #[error("{path} was deleted from the store while publishing, and packing it again gave {got}")]
     Repacked { path: StorePath, got: StorePath },
+    /// A dependency's bytes are not what Nix registered for it.
+    #[error(
+        "{path} in the Nix store is corrupted: its contents hash to {read}, but Nix registered {registered}; `nix store repair {path}` restores it"
+    )]
+    Corrupted {
+        path: StorePath,
+        registered: Sha256Hash,
+        read: Sha256Hash,
+    },
 }

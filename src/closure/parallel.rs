@@ -144,13 +144,19 @@ pub(super) async fn pack_dependencies(
                 let (memo, key) = (sources.memo.clone(), key.clone());
                 let (path, registered) = (deps[i].reg.path.clone(), deps[i].reg.nar_hash);
                 finishing.spawn(async move {
-                    let r = finish.await.map(|(nar_hash, p)| {
+                    let r = finish.await.and_then(|(nar_hash, p)| {
+                        // What Nix registered, or nothing: a corrupted path is not published
+                        // (nor remembered).
+                        if nar_hash != registered {
+                            return Err(ClosureError::Corrupted {
+                                path,
+                                registered,
+                                read: nar_hash,
+                            });
+                        }
                         let info = p.narinfo(&key);
-                        if let Some(memo) = memo
-                            && nar_hash == registered
-                        {
-                            // Remembered only when its bytes are what Nix registered, with the
-                            // signature just made.
+                        if let Some(memo) = memo {
+                            // Remembered with the signature just made.
                             let signed = info.sigs.iter().find(|s| s.key_name() == key.name());
                             let signed = signed.map(|sig| Signed {
                                 public_key: key.public().to_nix_string(),
@@ -158,7 +164,7 @@ pub(super) async fn pack_dependencies(
                             });
                             memo.put(&path, &nar_hash, &became(&p, signed));
                         }
-                        (p, info)
+                        Ok((p, info))
                     });
                     (i, r)
                 });

@@ -414,3 +414,61 @@ async fn a_remembered_signature_counts_only_for_the_key_that_made_it() {
     );
     assert_eq!(w.narinfo(&mid1), signed_by_old);
 }
+
+/// A dependency whose bytes are not what Nix registered is refused (and so not remembered):
+/// `nix copy` would publish it as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependency_corrupted_in_the_nix_store_is_refused() {
+    if !nix_store_here("a_dependency_corrupted_in_the_nix_store_is_refused") {
+        return;
+    }
+    let w = World::new().await;
+    // Other bytes, of the same length, behind Nix's back.
+    let data = Path::new(&w.mid).join("share/data.txt");
+    let dir = data.parent().unwrap();
+    let mode = |p: &Path, m| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    let good = std::fs::read_to_string(&data).unwrap();
+    mode(dir, 0o755);
+    mode(&data, 0o644);
+    std::fs::write(&data, good.replacen("one", "two", 1)).unwrap();
+    mode(&data, 0o444);
+    mode(dir, 0o555);
+
+    let run = w.publish_next(&w.mid).await;
+    let err = run
+        .published
+        .expect_err("a corrupted dependency is refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("corrupted") && text.contains(&w.mid) && text.contains("nix store repair"),
+        "{text}"
+    );
+    // Nothing names it: no narinfo of a `mid`, no version registered, nothing remembered.
+    let mids: Vec<String> = std::fs::read_dir(&w.store_dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+        .filter(|t| t.starts_with("StorePath: ") && t.lines().next().unwrap().contains("-mid-"))
+        .collect();
+    assert!(mids.is_empty(), "{mids:?}");
+    assert!(w.catalog.show("myorg", "show").await.is_err());
+    let remembered = std::fs::read_dir(&w.memo_dir)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(
+        remembered <= 1,
+        "at most the leaf is remembered: {remembered}"
+    );
+
+    // Repaired, it publishes.
+    mode(dir, 0o755);
+    mode(&data, 0o644);
+    std::fs::write(&data, &good).unwrap();
+    mode(&data, 0o444);
+    mode(dir, 0o555);
+    let run = w.publish_next(&w.mid).await;
+    run.published.expect("the repaired path publishes");
+}
