@@ -162,6 +162,17 @@ pub(super) async fn restore_missing(
                 .await
                 .map_err(|e| failed(e.into()))?)
     };
+    // Everything there (the usual case): one question for the whole closure.
+    let every: Vec<String> = closure
+        .reused
+        .iter()
+        .map(|r| &r.info)
+        .chain(infos)
+        .flat_map(|info| [info.url.clone(), info.file_name()])
+        .collect();
+    if store.exists_all(&every).await.unwrap_or(false) {
+        return Ok(());
+    }
     // Reused dependencies first (they refer to nothing packed), each packed again if lost.
     let mut repacked = Vec::new();
     for r in &closure.reused {

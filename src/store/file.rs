@@ -85,17 +85,32 @@ impl FileStore {
     pub async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
         let this = self.clone();
         let key = key.to_owned();
+        blocking(move || this.head_now(&key)).await
+    }
+
+    /// Whether every key is there, in one blocking call.
+    pub async fn exists_all(&self, keys: Vec<String>) -> Result<bool, StoreError> {
+        let this = self.clone();
         blocking(move || {
-            Ok(match this.open_regular(&key)? {
-                Some(f) => Some(
-                    f.metadata()
-                        .map_err(|e| StoreError::io("inspect", this.path(&key), e))?
-                        .len(),
-                ),
-                None => None,
-            })
+            for k in &keys {
+                if this.head_now(k)?.is_none() {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
         })
         .await
+    }
+
+    fn head_now(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(match self.open_regular(key)? {
+            Some(f) => Some(
+                f.metadata()
+                    .map_err(|e| StoreError::io("inspect", self.path(key), e))?
+                    .len(),
+            ),
+            None => None,
+        })
     }
 
     /// Opens `key` for reading when it is a regular file inside the store (`None` when it

@@ -307,6 +307,33 @@ impl Store {
         Ok(self.head(key).await?.is_some())
     }
 
+    /// Whether every key is there: a `file://` store looks in one blocking call, S3 asks 16 at
+    /// a time.
+    pub async fn exists_all(&self, keys: &[String]) -> Result<bool, StoreError> {
+        for k in keys {
+            validate_key(k)?;
+        }
+        let first = keys.first().map_or("", String::as_str);
+        self.bounded("HEAD", first, async {
+            match &self.backend {
+                Backend::File(f) => f.exists_all(keys.to_vec()).await,
+                Backend::S3(s) => {
+                    use futures::StreamExt;
+                    let mut heads = futures::stream::iter(keys.to_vec())
+                        .map(|k| async move { s.head(&k).await })
+                        .buffer_unordered(16);
+                    while let Some(head) = heads.next().await {
+                        if head?.is_none() {
+                            return Ok(false);
+                        }
+                    }
+                    Ok(true)
+                }
+            }
+        })
+        .await
+    }
+
     /// Upload a local file (a NAR) to `key`; skipped when already present with its size.
     pub async fn put_file(
         &self,

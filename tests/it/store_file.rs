@@ -377,3 +377,10 @@ fn store_objects_follow_the_umask_and_keys_stay_private() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_reads_answer_every_key() {
+    let t = tempfile::tempdir().unwrap();
+    let store = open(t.path()).await;
+    crate::common::batched::every_key_gets_its_own_answer(&store).await;
+}

@@ -626,3 +626,10 @@ async fn missing_bucket_and_unreachable_endpoint() {
     assert!(msg.to_lowercase().contains("refused"), "{msg}");
     assert!(err.is_transient());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_reads_answer_every_key() {
+    let server = TestS3::start().await;
+    let store = open(&server).await;
+    crate::common::batched::every_key_gets_its_own_answer(&store).await;
+}

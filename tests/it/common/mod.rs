@@ -159,6 +159,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+pub mod batched;
 #[macro_use]
 pub mod catalog_support;
 pub mod nix;
