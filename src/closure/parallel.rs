@@ -78,7 +78,9 @@ pub(super) async fn pack_dependencies(
     let n = deps.len();
     let chain = Arc::new(Chain::new(deps, expected, &confirmed));
     let mut reused: Vec<Option<ReusedPath>> = (0..n).map(|_| None).collect();
-    let mut packed: Vec<Option<(PackedPath, Option<Added>)>> = (0..n).map(|_| None).collect();
+    // Each packed dependency, its signed narinfo, and what its early upload did.
+    type Done = (PackedPath, NarInfo, Option<Added>);
+    let mut packed: Vec<Option<Done>> = (0..n).map(|_| None).collect();
     // Whether each path's narinfo is in the store (a reused path's already is).
     let in_store: Arc<Vec<watch::Sender<bool>>> =
         Arc::new((0..n).map(|_| watch::Sender::new(false)).collect());
@@ -91,7 +93,7 @@ pub(super) async fn pack_dependencies(
     let (named_tx, mut named_rx) = tokio::sync::mpsc::unbounded_channel::<Named>();
     type Finished = (usize, Result<(PackedPath, NarInfo), ClosureError>);
     let mut finishing: JoinSet<Finished> = JoinSet::new();
-    type Uploaded = (usize, Result<(PackedPath, Added), CacheError>);
+    type Uploaded = (usize, Result<(PackedPath, NarInfo, Added), CacheError>);
     let mut uploading: JoinSet<Uploaded> = JoinSet::new();
     let joined = |e: tokio::task::JoinError| ClosureError::Io {
         path: STORE_DIR.into(),
@@ -174,7 +176,7 @@ pub(super) async fn pack_dependencies(
                 let (i, r) = j.map_err(joined)?;
                 let (p, info) = r?;
                 match early {
-                    None => packed[i] = Some((p, None)),
+                    None => packed[i] = Some((p, info, None)),
                     Some(up) => {
                         let progress = (up.packed)(&p, &info);
                         let (store, put) = (store.clone(), up.put.clone());
@@ -182,15 +184,15 @@ pub(super) async fn pack_dependencies(
                         uploading.spawn(async move {
                             let r = upload_dependency(&store, p, &info, &put, &progress, &refs, &in_store, i)
                                 .await;
-                            (i, r)
+                            (i, r.map(|(p, added)| (p, info, added)))
                         });
                     }
                 }
             }
             Some(j) = uploading.join_next() => {
                 let (i, r) = j.map_err(joined)?;
-                let (p, added) = r.map_err(ClosureError::Upload)?;
-                packed[i] = Some((p, Some(added)));
+                let (p, info, added) = r.map_err(ClosureError::Upload)?;
+                packed[i] = Some((p, info, Some(added)));
             }
             () = cancel.cancelled() => return Err(ClosureError::Cancelled),
         }
@@ -198,14 +200,16 @@ pub(super) async fn pack_dependencies(
     let mut closure = Closure {
         reused: Vec::new(),
         packed: Vec::new(),
+        signed: Vec::new(),
         uploaded: early.map(|_| Vec::new()),
     };
     for i in 0..n {
         if let Some(r) = reused[i].take() {
             closure.reused.push(r);
         }
-        if let Some((p, added)) = packed[i].take() {
+        if let Some((p, info, added)) = packed[i].take() {
             closure.packed.push(p);
+            closure.signed.push(info);
             if let (Some(u), Some(a)) = (&mut closure.uploaded, added) {
                 u.push(a);
             }

@@ -54,6 +54,9 @@ pub(super) struct Recipe {
 pub struct Closure {
     pub reused: Vec<ReusedPath>,
     pub packed: Vec<PackedPath>,
+    /// The narinfos of the first `packed` paths, signed by the key [`prepare`] was given as
+    /// each was packed (the dependencies it packed; never the output).
+    pub signed: Vec<NarInfo>,
     /// When [`prepare`] uploaded the packed dependencies ([`EarlyUpload`]): what it did with
     /// each (`packed` but its last, in order); the output is left to upload.
     pub uploaded: Option<Vec<Added>>,
@@ -82,6 +85,7 @@ impl Closure {
         Closure {
             reused: Vec::new(),
             packed,
+            signed: Vec::new(),
             uploaded: None,
         }
     }

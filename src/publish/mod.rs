@@ -395,7 +395,7 @@ pub async fn run_reviewed(
         let _ = f.await;
     }
     stages.finish(Stage::Pack, t, packed.is_ok()).await;
-    let (closure, pack_dir) = packed?;
+    let (mut closure, pack_dir) = packed?;
     drop(output); // $out is in the NAR now
     for r in &closure.reused {
         send(
@@ -415,7 +415,13 @@ pub async fn run_reviewed(
 
     // 5. sign every path of the closure
     let t = stages.start(Stage::Sign).await;
-    let infos: Vec<NarInfo> = closure.packed.iter().map(|p| p.narinfo(&c.key)).collect();
+    // The dependencies packed in this publish were signed as they were packed (by this key).
+    let signed = std::mem::take(&mut closure.signed);
+    let n = signed.len();
+    let infos: Vec<NarInfo> = signed
+        .into_iter()
+        .chain(closure.packed[n..].iter().map(|p| p.narinfo(&c.key)))
+        .collect();
     send(
         tx,
         Event::Signed {
