@@ -41,7 +41,7 @@ pub(super) struct DepsDone {
 }
 
 /// How many dependencies are packed at once, and how many compressed at once.
-fn workers() -> usize {
+pub(super) fn workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 

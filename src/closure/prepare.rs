@@ -182,14 +182,15 @@ pub async fn prepare(
     };
     let deps = order_deps(registered)?;
 
-    // What each dependency is expected to have become, without reading it.
+    // What each dependency is expected to have become, without reading it: the memo's
+    // entries (read on every core), else Nix's own content address.
+    let remembered = match &sources.memo {
+        Some(memo) => remembered(memo, &deps).await,
+        None => vec![None; deps.len()],
+    };
     let mut expected: Vec<Option<Became>> = Vec::with_capacity(deps.len());
-    for d in &deps {
-        let e = sources
-            .memo
-            .as_ref()
-            .and_then(|m| m.get(&d.reg.path, &d.reg.nar_hash))
-            .or_else(|| already_content_addressed(d, &deps, &expected));
+    for (d, e) in deps.iter().zip(remembered) {
+        let e = e.or_else(|| already_content_addressed(d, &deps, &expected));
         expected.push(e);
     }
     // Which of those the store holds as expected (concurrently, bounded).
@@ -353,6 +354,33 @@ pub(super) fn refers_to(e: &Became, recipe: &Recipe) -> bool {
     now.sort();
     now.dedup();
     now.len() == e.references.len() && now.iter().zip(&e.references).all(|(a, b)| *a == b)
+}
+
+/// The memo's entry for each dependency, read in one blocking task per core.
+async fn remembered(memo: &Memo, deps: &[Dep]) -> Vec<Option<Became>> {
+    let keys: Vec<(StorePath, Sha256Hash)> = deps
+        .iter()
+        .map(|d| (d.reg.path.clone(), d.reg.nar_hash))
+        .collect();
+    let per_task = keys.len().div_ceil(super::parallel::workers()).max(64);
+    let tasks: Vec<_> = keys
+        .chunks(per_task)
+        .map(|chunk| {
+            let (memo, chunk) = (memo.clone(), chunk.to_vec());
+            tokio::task::spawn_blocking(move || {
+                chunk
+                    .iter()
+                    .map(|(path, hash)| memo.get(path, hash))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(keys.len());
+    for (task, chunk) in tasks.into_iter().zip(keys.chunks(per_task)) {
+        // A task that panicked remembers nothing: its paths are packed.
+        all.extend(task.await.unwrap_or_else(|_| vec![None; chunk.len()]));
+    }
+    all
 }
 
 /// Of a batch of expected paths, those whose narinfo in the store says what was expected, is
