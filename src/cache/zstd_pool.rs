@@ -7,7 +7,7 @@
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
-use zstd::zstd_safe::{CCtx, CParameter, InBuffer, OutBuffer, ResetDirective};
+use zstd::zstd_safe::{CCtx, CParameter, InBuffer, OutBuffer, ResetDirective, SafeResult};
 
 /// Plain (single-threaded) zstd contexts of one level, at most [`ZstdPool::MAX`] kept.
 pub struct ZstdPool {
@@ -73,24 +73,22 @@ impl<W: Write> PooledZstd<W> {
         })
     }
 
-    fn ctx(&mut self) -> &mut CCtx<'static> {
-        self.ctx.as_mut().expect("taken until finish")
+    /// One step of the context (`op`) into the output buffer, whose bytes go on to `out`;
+    /// zstd's hint of what is left to write.
+    fn step(
+        &mut self,
+        op: impl FnOnce(&mut CCtx<'static>, &mut OutBuffer<'_, Vec<u8>>) -> SafeResult,
+    ) -> io::Result<usize> {
+        self.buf.clear();
+        let ctx = self.ctx.as_mut().expect("taken until finish");
+        let left = op(ctx, &mut OutBuffer::around(&mut self.buf)).map_err(zstd_error)?;
+        self.out.write_all(&self.buf)?;
+        Ok(left)
     }
 
     /// Ends the frame; the context goes back to the pool.
     pub fn finish(mut self) -> io::Result<W> {
-        loop {
-            self.buf.clear();
-            let mut ctx = self.ctx.take().expect("taken until finish");
-            let mut output = OutBuffer::around(&mut self.buf);
-            let left = ctx.end_stream(&mut output).map_err(zstd_error);
-            self.ctx = Some(ctx);
-            let left = left?;
-            self.out.write_all(&self.buf)?;
-            if left == 0 {
-                break;
-            }
-        }
+        while self.step(|ctx, out| ctx.end_stream(out))? != 0 {}
         if let Some(ctx) = self.ctx.take() {
             self.pool.give(ctx);
         }
@@ -102,32 +100,15 @@ impl<W: Write> Write for PooledZstd<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let mut input = InBuffer::around(data);
         while input.pos() < data.len() {
-            let mut buf = std::mem::take(&mut self.buf);
-            buf.clear();
-            let mut output = OutBuffer::around(&mut buf);
-            let r = self.ctx().compress_stream(&mut output, &mut input);
-            let written = r.map_err(zstd_error).and_then(|_| self.out.write_all(&buf));
-            self.buf = buf;
-            written?;
+            self.step(|ctx, out| ctx.compress_stream(out, &mut input))?;
         }
         Ok(data.len())
     }
 
     /// Ends the current block and passes everything on, as zstd's own writer does.
     fn flush(&mut self) -> io::Result<()> {
-        loop {
-            let mut buf = std::mem::take(&mut self.buf);
-            buf.clear();
-            let mut output = OutBuffer::around(&mut buf);
-            let r = self.ctx().flush_stream(&mut output);
-            let left = r.map_err(zstd_error);
-            let written = self.out.write_all(&buf);
-            self.buf = buf;
-            written?;
-            if left? == 0 {
-                return self.out.flush();
-            }
-        }
+        while self.step(|ctx, out| ctx.flush_stream(out))? != 0 {}
+        self.out.flush()
     }
 }
 

@@ -24,6 +24,22 @@ pub struct NarChunk {
     pub patches: Vec<Patch>,
 }
 
+impl NarChunk {
+    /// Rewrites the matches that start in `buf[from..until]` and end within `buf[..len]`,
+    /// each recorded as a whole patch; where the last one ended (or `from`).
+    fn rewrite(&mut self, r: &PathRewrites, from: usize, until: usize) -> usize {
+        let patches = &mut self.patches;
+        r.rewrite(&mut self.buf[..self.len], from, until, |at, pair| {
+            patches.push(Patch {
+                at,
+                pair,
+                skip: 0,
+                len: r.pattern_len(pair),
+            });
+        })
+    }
+}
+
 /// Where one rewritten store path lies in a chunk (part of it, when it straddles two).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Patch {
@@ -85,6 +101,11 @@ impl PathRewrites {
             prefix: memchr::memmem::Finder::new(crate::nix::STORE_PREFIX.as_bytes()).into_owned(),
             keep,
         })
+    }
+
+    /// The length of a pair's strings.
+    fn pattern_len(&self, pair: u32) -> usize {
+        self.pairs[pair as usize].0.len()
     }
 
     /// Whether there is nothing to replace.
@@ -197,7 +218,7 @@ impl<'r> ChunkRewriter<'r> {
             seam.extend_from_slice(&cur.buf[..head]);
             let base = self.unsearched;
             let end = r.rewrite(&mut seam, 0, tail, |at, pair| {
-                let len = r.pairs[pair as usize].0.len();
+                let len = r.pattern_len(pair);
                 let here = len.min(tail - at);
                 prev.patches.push(Patch {
                     at: base + at,
@@ -219,16 +240,7 @@ impl<'r> ChunkRewriter<'r> {
             searched = end.saturating_sub(tail);
         }
         let until = cur.len.saturating_sub(r.keep).max(searched);
-        let patches = &mut cur.patches;
-        let end = r.rewrite(&mut cur.buf[..cur.len], searched, until, |at, pair| {
-            let len = r.pairs[pair as usize].0.len();
-            patches.push(Patch {
-                at,
-                pair,
-                skip: 0,
-                len,
-            });
-        });
+        let end = cur.rewrite(r, searched, until);
         self.unsearched = until.max(end);
         self.held = Some(cur);
         Ok(prev)
@@ -238,20 +250,8 @@ impl<'r> ChunkRewriter<'r> {
     pub fn finish(&mut self) -> Option<NarChunk> {
         let r = self.rewrites;
         let mut last = self.held.take()?;
-        let patches = &mut last.patches;
-        r.rewrite(
-            &mut last.buf[..last.len],
-            self.unsearched,
-            last.len,
-            |at, pair| {
-                patches.push(Patch {
-                    at,
-                    pair,
-                    skip: 0,
-                    len: r.pairs[pair as usize].0.len(),
-                });
-            },
-        );
+        let len = last.len;
+        last.rewrite(r, self.unsearched, len);
         Some(last)
     }
 }
