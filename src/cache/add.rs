@@ -301,14 +301,20 @@ pub async fn add_source(
     Ok((info, outcome))
 }
 
+/// The store key of the narinfo of the path whose hash part is `hash_part`.
+pub fn narinfo_key(hash_part: &str) -> String {
+    format!("{hash_part}.narinfo")
+}
+
+/// A narinfo as a store holds it.
+pub fn parse_narinfo(bytes: &[u8]) -> Result<NarInfo, CacheError> {
+    NarInfo::parse(&String::from_utf8_lossy(bytes)).map_err(CacheError::NarInfo)
+}
+
 /// The narinfo of `hash_part` in `store`, if there is one.
 pub async fn narinfo(store: &Store, hash_part: &str) -> Result<Option<NarInfo>, CacheError> {
-    let key = format!("{hash_part}.narinfo");
-    match store.get(&key).await {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            NarInfo::parse(&text).map(Some).map_err(CacheError::NarInfo)
-        }
+    match store.get(&narinfo_key(hash_part)).await {
+        Ok(bytes) => parse_narinfo(&bytes).map(Some),
         Err(crate::store::StoreError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }

@@ -394,7 +394,7 @@ async fn published_batch(
 ) -> Vec<(usize, NarInfo)> {
     let keys: Vec<String> = batch
         .iter()
-        .map(|(_, e)| format!("{}.narinfo", e.store_path.hash_part()))
+        .map(|(_, e)| cache::narinfo_key(e.store_path.hash_part()))
         .collect();
     let texts = store.get_many(&keys).await;
     let key = key.clone();
@@ -403,7 +403,7 @@ async fn published_batch(
             .into_iter()
             .zip(texts)
             .filter_map(|((i, e), text)| {
-                let info = NarInfo::parse(&String::from_utf8_lossy(&text.ok()?)).ok()?;
+                let info = cache::parse_narinfo(&text.ok()?).ok()?;
                 says_what_was_expected(&info, &e, &key).then_some((i, info))
             })
             .collect::<Vec<_>>()

@@ -33,7 +33,7 @@ async fn fetch_checked_narinfo(store: &Store, b: &BuildRecord) -> Result<NarInfo
         .strip_prefix(crate::nix::STORE_PREFIX)
         .and_then(|r| r.split('-').next())
         .ok_or_else(|| format!("the catalog's store path {:?} is malformed", b.store_path))?;
-    let key = format!("{hash_part}.narinfo");
+    let key = cache::narinfo_key(hash_part);
     let bytes = store
         .get(&key)
         .await

@@ -130,7 +130,7 @@ async fn resign_one(
     let Some(hash) = hash_part(path) else {
         return Ok(One::Missing(path.to_string()));
     };
-    let file = format!("{hash}.narinfo");
+    let file = crate::cache::narinfo_key(hash);
     let bad = |reason: String| LifecycleError::BadNarinfo {
         store: store.url().to_string(),
         key: file.clone(),
