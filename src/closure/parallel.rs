@@ -11,6 +11,7 @@ use crate::cache::{self, CacheError, PackOptions};
 use crate::nix::nar::chunked::{ChunkRewriter, NarChunk, PathRewrites};
 use crate::nix::nar::{CHUNK_SIZE, ChunkSink};
 use crate::nix::narinfo::NarInfo;
+use crate::nix::sha256_pair::Sha256Pair;
 use crate::nix::sign::SecretKey;
 use crate::nix::{STORE_DIR, Sha256Hash, StorePath};
 use crate::store::Store;
@@ -398,9 +399,10 @@ async fn upload_dependency(
 }
 
 /// Hands each NAR chunk to the compressing thread as read (rewritten in place when there is
-/// anything to rewrite), hashing it first: that hash names the path.
+/// anything to rewrite), hashing it first: that hash names the path. With rewrites, the bytes
+/// as read are hashed in the same pass (checked against what Nix registered).
 struct Handoff<'r> {
-    rewriter: Option<ChunkRewriter<'r>>,
+    rewriter: Option<(ChunkRewriter<'r>, Sha256Pair)>,
     hasher: sha2::Sha256,
     tx: std::sync::mpsc::SyncSender<NarChunk>,
     spare: Arc<Spare>,
@@ -440,18 +442,27 @@ impl Spare {
 
 impl Handoff<'_> {
     fn send(&mut self, chunk: NarChunk) -> io::Result<()> {
-        sha2::Digest::update(&mut self.hasher, &chunk.buf[..chunk.len]);
+        match &mut self.rewriter {
+            Some((r, pair)) => r.rewrites().hash_chunk(pair, &chunk),
+            None => sha2::Digest::update(&mut self.hasher, &chunk.buf[..chunk.len]),
+        }
         self.tx
             .send(chunk)
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the compressor stopped"))
     }
 
-    /// Sends the chunk held back; the hash of the NAR as sent.
-    fn finish(mut self) -> io::Result<Sha256Hash> {
-        if let Some(last) = self.rewriter.as_mut().and_then(ChunkRewriter::finish) {
+    /// Sends the chunk held back; the hashes of the NAR as sent and as read.
+    fn finish(mut self) -> io::Result<(Sha256Hash, Sha256Hash)> {
+        if let Some(last) = self.rewriter.as_mut().and_then(|(r, _)| r.finish()) {
             self.send(last)?;
         }
-        Ok(Sha256Hash(sha2::Digest::finalize(self.hasher).into()))
+        Ok(match self.rewriter {
+            Some((_, pair)) => pair.finalize(),
+            None => {
+                let h = Sha256Hash(sha2::Digest::finalize(self.hasher).into());
+                (h, h)
+            }
+        })
     }
 }
 
@@ -463,7 +474,7 @@ impl ChunkSink for Handoff<'_> {
             patches: Vec::new(),
         };
         let ready = match &mut self.rewriter {
-            Some(r) => r.push(chunk).map_err(io::Error::other)?,
+            Some((r, _)) => r.push(chunk).map_err(io::Error::other)?,
             None => Some(chunk),
         };
         if let Some(chunk) = ready {
@@ -474,9 +485,9 @@ impl ChunkSink for Handoff<'_> {
 }
 
 /// Packs one dependency in two threads: this one reads it, rewrites its references in place
-/// and hashes it, which names it (returned as soon as known: what refers to it can start);
-/// the other (holding `compress`) hashes the bytes as read (the patches undone for a moment)
-/// and compresses the rewritten ones into a temporary file. A dependency that refers to
+/// and hashes it, as rewritten and as read in one pass ([`Sha256Pair`]), which names it
+/// (returned as soon as known: what refers to it can start); the other (holding `compress`)
+/// compresses the rewritten bytes into a temporary file. A dependency that refers to
 /// itself, or whose references [`PathRewrites`] cannot take, is packed here whole.
 fn pack_dependency_streamed(
     recipe: Recipe,
@@ -513,28 +524,17 @@ fn pack_dependency_streamed(
         zstd_multithread: false,
         ..opts
     };
-    let (crewrites, cdir, cspare) = (rewrites.clone(), tmp_dir, spare.clone());
+    let (cdir, cspare) = (tmp_dir, spare.clone());
     let czstd = spare.zstd.clone();
     let compressed = tokio::task::spawn_blocking(move || {
         let _compress = compress;
-        let mut original = None;
-        let packed = cache::pack_nar_unhashed_pooled(&copts, &cdir, &czstd, |w| {
-            // Without rewrites the bytes as read are the bytes sent, hashed already.
-            let mut as_read = (!crewrites.is_empty()).then(<sha2::Sha256 as sha2::Digest>::new);
-            for mut c in rx {
-                if let Some(h) = &mut as_read {
-                    crewrites.undo(&mut c.buf, &c.patches);
-                    sha2::Digest::update(h, &c.buf[..c.len]);
-                    crewrites.redo(&mut c.buf, &c.patches);
-                }
+        cache::pack_nar_unhashed_pooled(&copts, &cdir, &czstd, |w| {
+            for c in rx {
                 w.write_all(&c.buf[..c.len])?;
                 cspare.give(c.buf);
             }
-            w.flush()?;
-            original = as_read.map(|h| Sha256Hash(sha2::Digest::finalize(h).into()));
-            Ok(())
-        })?;
-        Ok::<_, CacheError>((original, packed))
+            w.flush()
+        })
     });
     let tree = recipe.input.tree.clone();
     let io_err = |source: io::Error| ClosureError::Io {
@@ -542,7 +542,8 @@ fn pack_dependency_streamed(
         source,
     };
     let mut handoff = Handoff {
-        rewriter: (!rewrites.is_empty()).then(|| ChunkRewriter::new(&rewrites)),
+        rewriter: (!rewrites.is_empty())
+            .then(|| (ChunkRewriter::new(&rewrites), Sha256Pair::new())),
         hasher: <sha2::Sha256 as sha2::Digest>::new(),
         tx,
         spare,
@@ -550,7 +551,7 @@ fn pack_dependency_streamed(
     let sent = crate::nix::nar::dump_path_chunks(&tree, &mut handoff)
         .map_err(|e| io::Error::other(e.to_string()))
         .and_then(|size| handoff.finish().map(|hash| (hash, size)));
-    let (nar_hash, nar_size) = match sent {
+    let ((nar_hash, original), nar_size) = match sent {
         Ok(sent) => sent,
         Err(e) => {
             // The compressor's own failure, if it stopped first, says more.
@@ -564,7 +565,7 @@ fn pack_dependency_streamed(
     let store_path = StorePath::from_ca(&nar_hash, &b.name, &references, false)?;
     let path = store_path.clone();
     let finish = async move {
-        let (original, mut packed) = compressed.await.map_err(|e| ClosureError::Io {
+        let mut packed = compressed.await.map_err(|e| ClosureError::Io {
             path: tree.clone(),
             source: io::Error::other(e),
         })??;
@@ -583,7 +584,7 @@ fn pack_dependency_streamed(
             references,
             self_reference: false,
         };
-        Ok((original.unwrap_or(nar_hash), packed))
+        Ok((original, packed))
     };
     Ok((path, Box::pin(finish)))
 }

@@ -8,6 +8,7 @@ pub mod hash;
 pub mod nar;
 pub mod narinfo;
 pub mod nix32;
+pub mod sha256_pair;
 pub mod sign;
 pub mod store_path;
 

@@ -1,6 +1,6 @@
 //! Rewriting store paths in a NAR that arrives as owned chunks, in place: no byte is copied
 //! except the few that straddle two chunks, and each chunk says where it was rewritten, so
-//! the bytes as read can be put back for a moment (to hash them) on another thread.
+//! the bytes as read can be hashed alongside the rewritten ones ([`PathRewrites::hash_chunk`]).
 //!
 //! It gives what [`super::Rewriter`] gives (Nix's `rewriteStrings`, one pass per pattern)
 //! for the patterns it accepts: pairs of store paths with distinct hash parts, no `to`
@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 
 use super::HashPart;
+use crate::nix::sha256_pair::Sha256Pair;
 use crate::nix::store_path::{HASH_PART_LEN, StorePath};
 
 /// A part of a NAR handed from the thread that reads it to the one that compresses it:
@@ -151,20 +152,21 @@ impl PathRewrites {
         end
     }
 
-    /// Puts back the bytes as they were before the `patches` were made.
-    pub fn undo(&self, buf: &mut [u8], patches: &[Patch]) {
-        for p in patches {
+    /// Hashes a chunk twice in one pass: as rewritten into the first stream of `pair`, as
+    /// read (each patch's bytes as they were) into the second.
+    pub fn hash_chunk(&self, pair: &mut Sha256Pair, chunk: &NarChunk) {
+        let mut at = 0;
+        for p in &chunk.patches {
+            debug_assert!(p.at >= at, "patches come in order and do not overlap");
+            pair.update_both(&chunk.buf[at..p.at]);
             let from = &self.pairs[p.pair as usize].0;
-            buf[p.at..p.at + p.len].copy_from_slice(&from[p.skip..p.skip + p.len]);
+            pair.update(
+                &chunk.buf[p.at..p.at + p.len],
+                &from[p.skip..p.skip + p.len],
+            );
+            at = p.at + p.len;
         }
-    }
-
-    /// Makes the `patches` again (after [`Self::undo`]).
-    pub fn redo(&self, buf: &mut [u8], patches: &[Patch]) {
-        for p in patches {
-            let to = &self.pairs[p.pair as usize].1;
-            buf[p.at..p.at + p.len].copy_from_slice(&to[p.skip..p.skip + p.len]);
-        }
+        pair.update_both(&chunk.buf[at..chunk.len]);
     }
 }
 
@@ -195,6 +197,11 @@ impl<'r> ChunkRewriter<'r> {
             unsearched: 0,
             short: false,
         }
+    }
+
+    /// The rewrites it makes.
+    pub fn rewrites(&self) -> &'r PathRewrites {
+        self.rewrites
     }
 
     /// Takes the next chunk (every chunk but the last must hold at least as many bytes as
@@ -259,6 +266,7 @@ impl<'r> ChunkRewriter<'r> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nix::Sha256Hash;
     use crate::nix::nar::Rewriter;
     use std::io::Write;
 
@@ -270,20 +278,20 @@ mod tests {
     }
 
     /// Splits `input` into chunks of the given sizes (the last takes the rest), runs them
-    /// through a [`ChunkRewriter`], and returns the output, the bytes with every patch undone,
-    /// and how many patches were the second part of a straddling match.
-    fn run(r: &PathRewrites, input: &[u8], sizes: &[usize]) -> (Vec<u8>, Vec<u8>, usize) {
+    /// through a [`ChunkRewriter`], and returns the output, the pair of hashes its chunks
+    /// gave (as rewritten, as read), and how many patches were the second part of a
+    /// straddling match.
+    fn run(
+        r: &PathRewrites,
+        input: &[u8],
+        sizes: &[usize],
+    ) -> (Vec<u8>, (Sha256Hash, Sha256Hash), usize) {
         let mut cw = ChunkRewriter::new(r);
-        let (mut out, mut undone, mut straddling) = (Vec::new(), Vec::new(), 0);
+        let (mut out, mut pair, mut straddling) = (Vec::new(), Sha256Pair::new(), 0);
         let mut take = |c: NarChunk| {
             straddling += c.patches.iter().filter(|p| p.skip > 0).count();
             out.extend_from_slice(&c.buf[..c.len]);
-            let mut b = c.buf.clone();
-            r.undo(&mut b, &c.patches);
-            undone.extend_from_slice(&b[..c.len]);
-            let mut again = b.clone();
-            r.redo(&mut again, &c.patches);
-            assert_eq!(again[..c.len], c.buf[..c.len], "redo undoes undo");
+            r.hash_chunk(&mut pair, &c);
         };
         let mut rest = input;
         let mut k = 0;
@@ -305,7 +313,7 @@ mod tests {
         if let Some(done) = cw.finish() {
             take(done);
         }
-        (out, undone, straddling)
+        (out, pair.finalize(), straddling)
     }
 
     fn staged(rw: &[(StorePath, StorePath)], input: &[u8]) -> Vec<u8> {
@@ -367,9 +375,14 @@ mod tests {
                 vec![input.len()],
                 (0..1000).map(|_| keep + next(keep * 2)).collect(),
             ] {
-                let (out, undone, s) = run(&r, &input, &sizes);
+                let (out, (sent, read), s) = run(&r, &input, &sizes);
                 assert_eq!(out, want, "round {round}, sizes {:?}", &sizes[..2]);
-                assert_eq!(undone, input, "round {round}: undo gives the bytes as read");
+                assert_eq!(
+                    sent,
+                    Sha256Hash::of(&out),
+                    "round {round}: hash as rewritten"
+                );
+                assert_eq!(read, Sha256Hash::of(&input), "round {round}: hash as read");
                 straddled += s;
                 rewritten += usize::from(out != input);
             }
