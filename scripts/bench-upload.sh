@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Upload benchmark: `pubdeck store put` vs `aws s3 cp` on the same 1 GiB file (in /dev/shm)
 # to the same local s3s-fs server, in one run. Prints the wall-time ratio pubdeck/aws
-# (target <= 1.0) and pubdeck's peak RSS (target <= 200 MiB).
+# (issue 27's goal: <= 0.5) and pubdeck's peak RSS (<= 150 MiB).
 #
 # Env: SIZE_MIB (1024), S3_PORT (random), PUBDECK (target/release/pubdeck),
-#      S3_SERVER_SH (../shared/tools/s3-server.sh), PART_SIZE / CONCURRENCY (pubdeck
-#      defaults), STRICT=1 to exit non-zero when a target is missed.
+#      S3_SERVER_SH (../shared/tools/s3-server.sh), PART_SIZE / CONCURRENCY /
+#      MULTIPART_THRESHOLD (pubdeck defaults; e.g. MULTIPART_THRESHOLD=2GiB sends one
+#      streamed PUT), STRICT=1 to exit non-zero when a target is missed.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -50,6 +51,7 @@ now() { date +%s.%N; }
 extra=()
 [[ -n ${PART_SIZE:-} ]] && extra+=(--part-size "$PART_SIZE")
 [[ -n ${CONCURRENCY:-} ]] && extra+=(--concurrency "$CONCURRENCY")
+[[ -n ${MULTIPART_THRESHOLD:-} ]] && extra+=(--multipart-threshold "$MULTIPART_THRESHOLD")
 
 echo "bench: pubdeck store put"
 t0=$(now)
@@ -75,9 +77,9 @@ awk -v p0="$t0" -v p1="$t1" -v a0="$t2" -v a1="$t3" -v rss="$rss_kib" -v mib="$S
     -v strict="${STRICT:-0}" 'BEGIN {
     p = p1 - p0; a = a1 - a0; r = p / a; m = rss / 1024
     printf "pubdeck: %.2f s (%.0f MiB/s)   aws s3 cp: %.2f s (%.0f MiB/s)\n", p, mib / p, a, mib / a
-    printf "ratio pubdeck/aws: %.2f (target <= 1.0)\n", r
-    printf "pubdeck peak RSS: %.1f MiB (target <= 200)\n", m
-    ok = (r <= 1.0 && m <= 200)
+    printf "ratio pubdeck/aws: %.2f (target <= 0.5)\n", r
+    printf "pubdeck peak RSS: %.1f MiB (target <= 150)\n", m
+    ok = (r <= 0.5 && m <= 150)
     print (ok ? "bench: targets met" : "bench: target missed")
     exit (strict == 1 && !ok) ? 1 : 0
 }'

@@ -363,6 +363,13 @@ fn config_show(json: bool) -> CmdResult {
                     .join(", ")
             }),
         ),
+        (
+            crate::config::MULTIPART_THRESHOLD,
+            Some(crate::text::human_bytes(
+                s.multipart_threshold
+                    .unwrap_or(crate::store::DEFAULT_MULTIPART_THRESHOLD),
+            )),
+        ),
     ];
     if json {
         let settings: Vec<serde_json::Value> = rows

@@ -12,7 +12,7 @@ use crate::config::Settings;
 
 use crate::store::{
     DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, DownloadOptions, Progress, ProgressSink, PutOptions,
-    PutOutcome, Store, StoreError, StoreUrl,
+    PutOutcome, Store, StoreError, StoreUrl, parse_size,
 };
 
 #[derive(Debug, Clone, Subcommand)]
@@ -30,6 +30,11 @@ pub enum StoreCommand {
         /// Parts uploaded at the same time.
         #[arg(long)]
         concurrency: Option<usize>,
+        /// Files up to this size go in one streamed PUT (not resumable); larger ones
+        /// multipart. Default 16MiB. Raise it for servers whose CompleteMultipartUpload
+        /// copies every part (s3s-fs, some self-hosted stores).
+        #[arg(long, value_parser = parse_size)]
+        multipart_threshold: Option<u64>,
         /// Where resume journals live (default: <data dir>/upload-journals).
         #[arg(long, env = "PUBDECK_JOURNAL_DIR")]
         journal_dir: Option<PathBuf>,
@@ -58,25 +63,6 @@ pub enum StoreCommand {
         #[arg(long, default_value = "")]
         prefix: String,
     },
-}
-
-/// Parse `8MiB`, `16M`, `1G`, `512KiB` or a plain byte count.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 8MiB"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB or GiB)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// Print progress events as stderr lines until the sender side is dropped.
@@ -172,11 +158,16 @@ pub async fn run(cmd: StoreCommand, settings: &Settings) -> Result<(), StoreErro
             store,
             part_size,
             concurrency,
+            multipart_threshold,
             journal_dir,
             hash,
             stall_secs,
         } => {
-            let store = open(&store, settings).await?;
+            let mut open_opts = settings.store_open();
+            if multipart_threshold.is_some() {
+                open_opts.multipart_threshold = multipart_threshold;
+            }
+            let store = Store::open(&StoreUrl::parse(&store)?, &open_opts).await?;
             let opts = PutOptions {
                 part_size: part_size.unwrap_or(DEFAULT_PART_SIZE),
                 concurrency: concurrency.unwrap_or(DEFAULT_CONCURRENCY),

@@ -1,9 +1,10 @@
 //! Settings, highest first: flags ([`Overrides`]); environment (`PUBDECK_CATALOG`,
-//! `PUBDECK_TOKEN`, `PUBDECK_ORG`, `PUBDECK_SIGNING_KEY`, `PUBDECK_DATA_DIR`, `PUBDECK_STORE`);
+//! `PUBDECK_TOKEN`, `PUBDECK_ORG`, `PUBDECK_SIGNING_KEY`, `PUBDECK_DATA_DIR`, `PUBDECK_STORE`,
+//! `PUBDECK_MULTIPART_THRESHOLD`);
 //! the project file (`pubdeck.toml` in the environment's directory or a parent up to the
 //! repository root: keys `catalog`, `org`, `signing-key`, `store`, `data-dir`, relative paths
 //! from its own directory); `$XDG_CONFIG_HOME/pubdeck/config.toml` (the same keys, `token`,
-//! `[tokens]` by catalog URL, `trusted-endpoints`); defaults (embedded catalog
+//! `[tokens]` by catalog URL, `trusted-endpoints`, `multipart-threshold`); defaults (embedded catalog
 //! `<data>/catalog.sqlite`, store `file://<data>/store-cache`, data dir `$XDG_DATA_HOME/pubdeck`).
 //!
 //! A repository is not trusted with secrets: a project file holds no token and trusts no
@@ -33,7 +34,13 @@ pub const CONFIG_KEYS: &[&str] = &[
     "signing-key",
     "store",
     "data-dir",
+    MULTIPART_THRESHOLD,
 ];
+
+/// The config key (and `PUBDECK_MULTIPART_THRESHOLD`): S3 uploads up to this size go in one
+/// streamed PUT, larger ones multipart (resumable, parts in parallel). A property of the
+/// user's stores, so never from a project file.
+pub const MULTIPART_THRESHOLD: &str = "multipart-threshold";
 
 /// The project settings file, in the environment's directory (beside `.flox/`) or a parent
 /// up to the repository root.
@@ -67,6 +74,14 @@ pub enum ConfigError {
     Parse {
         /// File.
         path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An environment variable holds a value its setting cannot take.
+    #[error("{var}: {message}")]
+    Env {
+        /// The variable.
+        var: &'static str,
         /// What is wrong.
         message: String,
     },
@@ -132,6 +147,9 @@ pub struct Settings {
     /// S3 endpoints (besides AWS's) trusted with credentials from the environment or a
     /// profile: `trusted-endpoints = ["http://127.0.0.1:9000"]` in the config file.
     pub trusted_endpoints: Vec<String>,
+    /// S3 uploads up to this size go in one PUT (`None`: the store's default);
+    /// [`MULTIPART_THRESHOLD`].
+    pub multipart_threshold: Option<u64>,
     /// Where each setting came from, by its config-file key.
     pub sources: Vec<(&'static str, Source)>,
     /// `[keys]` of the config file: key bindings of the workbench (checked by the workbench).
@@ -206,6 +224,7 @@ impl std::fmt::Debug for Settings {
             .field("data_dir", &self.data_dir)
             .field("config_file", &self.config_file)
             .field("trusted_endpoints", &self.trusted_endpoints)
+            .field("multipart_threshold", &self.multipart_threshold)
             .finish()
     }
 }
@@ -315,6 +334,23 @@ impl Settings {
         )
         .map(|p| expand_home(&p, home.as_deref()));
         let org = pick(overrides.org.clone(), "PUBDECK_ORG", "org");
+        let threshold_var = "PUBDECK_MULTIPART_THRESHOLD";
+        let multipart_threshold = match pick(None, threshold_var, MULTIPART_THRESHOLD) {
+            None => None,
+            Some(v) => Some(crate::store::parse_size(&v).map_err(|why| {
+                if non_empty(env(threshold_var)).is_some() {
+                    ConfigError::Env {
+                        var: threshold_var,
+                        message: why,
+                    }
+                } else {
+                    ConfigError::Parse {
+                        path: config_file.clone(),
+                        message: format!("`{MULTIPART_THRESHOLD}`: {why}"),
+                    }
+                }
+            })?),
+        };
         let catalog_source = sources
             .borrow()
             .iter()
@@ -371,6 +407,7 @@ impl Settings {
             theme: file.entries("theme"),
             config_file,
             trusted_endpoints,
+            multipart_threshold,
             sources,
             project_file,
             withheld_token,
@@ -384,6 +421,7 @@ impl Settings {
         crate::store::OpenOptions {
             trusted_endpoints: self.trusted_endpoints.clone(),
             config_file: Some(self.config_file.clone()),
+            multipart_threshold: self.multipart_threshold,
             ..Default::default()
         }
     }

@@ -307,6 +307,10 @@ fn project_file_refuses_secrets_trust_and_unknown_keys() {
             "line 1: unknown key `colour`; a project file holds catalog, org",
         ),
         ("org = 5\n", "line 1: `org` must be a string"),
+        (
+            "multipart-threshold = \"2GiB\"\n",
+            "line 1: unknown key `multipart-threshold`",
+        ),
     ] {
         let w = workspace(text, "");
         let e = w
@@ -407,4 +411,57 @@ fn login_keys_tokens_by_catalog() {
         )
         .unwrap();
     assert_eq!(s.token.as_deref(), Some("pdk_old"));
+}
+
+/// `multipart-threshold` from the config file or `PUBDECK_MULTIPART_THRESHOLD` (the variable
+/// wins) reaches every store opened with the settings; a value that is not a size is one
+/// sentence naming where it came from; unset, stores keep their default.
+#[test]
+fn multipart_threshold_from_file_or_environment_reaches_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    let resolve = |vars: &[(&str, &str)]| {
+        let o = Overrides {
+            config_file: Some(cfg.clone()),
+            ..Overrides::default()
+        };
+        let mut all = vec![("HOME", dir.path().to_str().unwrap())];
+        all.extend_from_slice(vars);
+        Settings::resolve_with(&o, &env_of(&all))
+    };
+    let s = resolve(&[]).unwrap();
+    assert_eq!(s.multipart_threshold, None);
+    assert_eq!(s.store_open().multipart_threshold, None);
+    assert!(s.sources.contains(&(MULTIPART_THRESHOLD, Source::Default)));
+
+    std::fs::write(&cfg, "multipart-threshold = \"2GiB\"\n").unwrap();
+    let s = resolve(&[]).unwrap();
+    assert_eq!(s.multipart_threshold, Some(2 << 30));
+    assert_eq!(s.store_open().multipart_threshold, Some(2 << 30));
+    assert!(s.sources.contains(&(MULTIPART_THRESHOLD, Source::File)));
+    let s = resolve(&[("PUBDECK_MULTIPART_THRESHOLD", "64M")]).unwrap();
+    assert_eq!(s.store_open().multipart_threshold, Some(64 << 20));
+
+    let e = resolve(&[("PUBDECK_MULTIPART_THRESHOLD", "lots")])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "PUBDECK_MULTIPART_THRESHOLD: \"lots\" is not a size like 8MiB"
+    );
+    std::fs::write(&cfg, "multipart-threshold = \"2 parsecs\"\n").unwrap();
+    let e = resolve(&[]).unwrap_err().to_string();
+    assert!(
+        e.contains("config.toml is not a valid pubdeck config"),
+        "{e}"
+    );
+    assert!(
+        e.contains(
+            "`multipart-threshold`: \"2 parsecs\" has an unknown size unit (use KiB, MiB or GiB)"
+        ),
+        "{e}"
+    );
+    std::fs::write(&cfg, "multipart-threshold = 1073741824\n").unwrap();
+    let e = resolve(&[]).unwrap_err().to_string();
+    assert!(e.contains("`multipart-threshold` must be a string"), "{e}");
 }

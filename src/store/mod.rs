@@ -124,6 +124,10 @@ pub struct OpenOptions {
     /// When a `file://` store's writes are fsynced: each one (the default), or only at
     /// [`Store::sync`].
     pub file_durability: crate::fsutil::Durability,
+    /// S3: files up to this size are sent in one streamed PUT (not resumable, one
+    /// connection), larger ones multipart (`None`: [`DEFAULT_MULTIPART_THRESHOLD`];
+    /// `multipart-threshold` in the config file).
+    pub multipart_threshold: Option<u64>,
 }
 
 /// Default bound on one metadata request.
@@ -131,8 +135,33 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest object [`Store::get`] reads (narinfos, `nix-cache-info`, listings are far smaller).
 pub const MAX_METADATA_BYTES: u64 = 4 * MIB;
 
-/// Default single-PUT limit: larger files go multipart.
+/// Default single-PUT limit: larger files go multipart (resumable, parts in parallel).
 pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 * MIB;
+
+/// A size as a user writes it: `5242880`, `8M`, `16MiB`, `2GiB` (units are powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let shown = || crate::text::terminal(s);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{:?} is not a size like 8MiB", shown()))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{:?} has an unknown size unit (use KiB, MiB or GiB)",
+                shown()
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{:?} is too large", shown()))
+}
 /// Default multipart part size.
 pub const DEFAULT_PART_SIZE: u64 = 8 * MIB;
 /// Default number of parts in flight.
@@ -144,8 +173,6 @@ const MIB: u64 = 1024 * 1024;
 /// Knobs of `put_file`.
 #[derive(Debug, Clone)]
 pub struct PutOptions {
-    /// Files up to this size are sent with one PUT.
-    pub multipart_threshold: u64,
     /// Requested part size (raised so no upload needs more than 10,000 parts; min 5 MiB).
     pub part_size: u64,
     /// Parts in flight; memory use is about `concurrency * part_size`.
@@ -163,7 +190,6 @@ pub struct PutOptions {
 impl Default for PutOptions {
     fn default() -> Self {
         PutOptions {
-            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             part_size: DEFAULT_PART_SIZE,
             concurrency: DEFAULT_CONCURRENCY,
             journal_dir: None,

@@ -40,6 +40,7 @@ pub struct S3Store {
     loc: S3Location,
     url: StoreUrl,
     retry: RetryPolicy,
+    multipart_threshold: u64,
 }
 
 impl S3Store {
@@ -103,6 +104,9 @@ impl S3Store {
             loc: loc.clone(),
             url,
             retry: opts.retry,
+            multipart_threshold: opts
+                .multipart_threshold
+                .unwrap_or(super::DEFAULT_MULTIPART_THRESHOLD),
         })
     }
 
@@ -120,6 +124,11 @@ impl S3Store {
 
     pub(crate) fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
+    }
+
+    /// Files up to this size go in one PUT.
+    pub(crate) fn multipart_threshold(&self) -> u64 {
+        self.multipart_threshold
     }
 
     /// The object key in the bucket for a cache key.

@@ -1,8 +1,10 @@
 //! The S3 upload engine for NARs.
 //!
 //! - Present with the same size → `Skipped`, nothing sent (keys contain the file hash).
-//! - Up to the threshold: one PUT. Above: multipart, `concurrency` parts in flight, each
-//!   read with a positioned read into its own buffer (memory ≈ concurrency × part size).
+//! - Up to the store's multipart threshold: one PUT, the file streamed from disk as the
+//!   client pulls it (a few buffers of memory at any size; not resumable). Above: multipart,
+//!   `concurrency` parts in flight, each read with a positioned read into its own buffer
+//!   (memory ≈ concurrency × part size).
 //! - Bytes are counted as the HTTP client pulls them from the body, so progress is
 //!   byte-accurate; a failed attempt's bytes are taken back (see `Meter`).
 //! - Each part is retried on transient failures; completed parts go to the journal, so
@@ -21,6 +23,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::byte_stream::Length;
 use bytes::Bytes;
 use futures::StreamExt;
 use http_body::{Body, Frame, SizeHint};
@@ -93,6 +96,41 @@ impl Body for CountingBody {
     }
 }
 
+/// A body counted as the HTTP client pulls it (a file streamed from disk).
+struct Counted<B> {
+    inner: B,
+    meter: Arc<Meter>,
+    counted: Arc<AtomicU64>,
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Counted<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(f))) = &frame
+            && let Some(data) = f.data_ref()
+        {
+            let n = data.len() as u64;
+            self.counted.fetch_add(n, Ordering::SeqCst);
+            self.meter.add(n);
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Run one upload attempt with a fresh counting body; failed attempts give their bytes back.
 fn counting_stream(data: &Bytes, meter: &Arc<Meter>) -> (ByteStream, Arc<AtomicU64>) {
     let counted = Arc::new(AtomicU64::new(0));
@@ -145,8 +183,8 @@ pub(crate) async fn put_file(
             size,
         });
     }
-    if size <= opts.multipart_threshold {
-        single_put(s3, key, path, size, opts, progress).await
+    if size <= s3.multipart_threshold() {
+        single_put(s3, key, path, &identity, opts, progress).await
     } else {
         Multipart {
             s3,
@@ -163,30 +201,35 @@ pub(crate) async fn put_file(
     }
 }
 
+/// One PUT with the file streamed from disk as the HTTP client pulls it (memory stays at a
+/// few buffers whatever the size); each attempt reads the file again from its start. A file
+/// that changed while it was sent is taken back out of the store.
 async fn single_put(
     s3: &S3Store,
     key: &str,
     path: &Path,
-    size: u64,
+    identity: &FileIdentity,
     opts: &PutOptions,
     progress: &ProgressSink,
 ) -> Result<PutOutcome, StoreError> {
-    let data = Bytes::from(
-        tokio::fs::read(path)
-            .await
-            .map_err(|e| StoreError::io("read", path, e))?,
-    );
-    if data.len() as u64 != size {
-        return Err(StoreError::SourceChanged {
-            path: path.to_owned(),
-            what: format!("{size} bytes became {}", data.len()),
-        });
-    }
+    let size = identity.size;
     let (meter, _ticker, started) = begin_single(progress, key, size, 0, true, opts.timing);
     let full = s3.full_key(key);
-    let (full, data, meter_ref) = (&full, &data, &meter);
+    let (full, meter_ref) = (&full, &meter);
     with_retry(s3.retry_policy(), progress, Some(1), |_| async move {
-        let (body, counted) = counting_stream(data, meter_ref);
+        let file = ByteStream::read_from()
+            .path(path)
+            .length(Length::Exact(size))
+            .buffer_size(BODY_CHUNK)
+            .build()
+            .await
+            .map_err(|e| PartFail::Local(StoreError::io("read", path, std::io::Error::other(e))))?;
+        let counted = Arc::new(AtomicU64::new(0));
+        let body = Counted {
+            inner: file.into_inner(),
+            meter: Arc::clone(meter_ref),
+            counted: Arc::clone(&counted),
+        };
         let res = s3
             .client()
             .put_object()
@@ -194,16 +237,26 @@ async fn single_put(
             .key(full)
             .set_content_type(opts.content_type.clone())
             .content_length(size as i64)
-            .body(body)
+            .body(ByteStream::new(SdkBody::from_body_1_x(body)))
             .send()
             .await;
         res.map_err(|e| {
             meter_ref.take_back(counted.load(Ordering::SeqCst));
-            S3Fail::from(e)
+            PartFail::Remote(S3Fail::from(e))
         })
     })
     .await
-    .map_err(|f| s3.err("PUT", key, f))?;
+    .map_err(|f| match f {
+        PartFail::Local(e) => e,
+        PartFail::Remote(f) => s3.err("PUT", key, f),
+    })?;
+    if FileIdentity::of(path, identity.content_hash.as_deref())? != *identity {
+        let _ = s3.delete(key).await;
+        return Err(StoreError::SourceChanged {
+            path: path.to_owned(),
+            what: "its size or modification time changed while it was sent".into(),
+        });
+    }
     progress.send(Progress::PartFinished {
         part: 1,
         bytes: size,
@@ -223,10 +276,19 @@ async fn single_put(
     })
 }
 
-/// Why a part failed: locally (file) or at the store.
+/// Why a part (or a single PUT) failed: locally (file) or at the store.
 enum PartFail {
     Local(StoreError),
     Remote(S3Fail),
+}
+
+impl Transient for PartFail {
+    fn retry_hint(&self) -> Option<super::retry::RetryHint> {
+        match self {
+            PartFail::Local(_) => None,
+            PartFail::Remote(f) => f.retry_hint(),
+        }
+    }
 }
 
 /// What every part of one multipart run shares.

@@ -114,7 +114,7 @@ fn config_show_names_each_source_and_hides_secrets() {
     std::fs::create_dir_all(cfg.join("pubdeck")).unwrap();
     std::fs::write(
         cfg.join("pubdeck/config.toml"),
-        "org = \"fromfile\"\nstore = \"s3://bucket?endpoint=http%3A%2F%2FAKIAXX%3As3kr1t%40127.0.0.1%3A9000\"\ntrusted-endpoints = [\"HTTP://127.0.0.1:9000/\"]\n",
+        "org = \"fromfile\"\nmultipart-threshold = \"1GiB\"\nstore = \"s3://bucket?endpoint=http%3A%2F%2FAKIAXX%3As3kr1t%40127.0.0.1%3A9000\"\ntrusted-endpoints = [\"HTTP://127.0.0.1:9000/\"]\n",
     )
     .unwrap();
     let run = |json: bool| {
@@ -157,6 +157,11 @@ fn config_show_names_each_source_and_hides_secrets() {
     assert!(line("org").contains("fromfile") && line("org").ends_with("(config file)"));
     assert!(line("data-dir").ends_with("($PUBDECK_DATA_DIR)"));
     assert!(line("signing-key").ends_with("(not set)"));
+    assert!(
+        line("multipart-threshold").contains("1.0 GiB")
+            && line("multipart-threshold").ends_with("(config file)"),
+        "{text}"
+    );
     assert!(text.contains("(exists)"));
 
     let doc: serde_json::Value = serde_json::from_str(&run(true)).unwrap();

@@ -181,6 +181,150 @@ async fn small_file_single_put_with_progress() {
     assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
 }
 
+/// A store opened with a raised `multipart_threshold` sends a file above the default in one
+/// PUT, streamed from disk; with the default the same file goes multipart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_up_to_the_stores_threshold_goes_in_one_streamed_put() {
+    let server = TestS3::start().await;
+    let raised = Store::open_str(
+        &server.url(),
+        &OpenOptions {
+            multipart_threshold: Some(64 * MIB),
+            ..TestS3::open_options()
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let size = pubdeck::store::DEFAULT_MULTIPART_THRESHOLD + 5 * MIB + 3;
+    let (path, data) = random_file(dir.path(), "big.nar", size, 21);
+    let (sink, mut rx) = ProgressSink::channel();
+    let out = raised
+        .put_file("nar/one.nar", &path, &PutOptions::default(), &sink)
+        .await
+        .unwrap();
+    assert!(matches!(out, PutOutcome::Uploaded { sent_bytes, .. } if sent_bytes == size));
+    let events = drain(&mut rx);
+    assert!(
+        matches!(events.first(), Some(Progress::Started { parts: 1, .. })),
+        "{:?}",
+        events.first()
+    );
+    let (_, last) = check_bytes(&events);
+    assert_eq!(last, size);
+    assert_eq!(
+        std::fs::read(server.object_path("nar/one.nar")).unwrap(),
+        data
+    );
+
+    let (sink, mut rx) = ProgressSink::channel();
+    open(&server)
+        .await
+        .put_file("nar/parts.nar", &path, &PutOptions::default(), &sink)
+        .await
+        .unwrap();
+    let parts = drain(&mut rx).into_iter().find_map(|e| match e {
+        Progress::Started { parts, .. } => Some(parts),
+        _ => None,
+    });
+    assert!(parts.is_some_and(|p| p > 1), "{parts:?}");
+    assert_eq!(
+        std::fs::read(server.object_path("nar/parts.nar")).unwrap(),
+        data
+    );
+}
+
+/// A file that changes while its single PUT is on the wire is not left in the store: the
+/// object it made is deleted and the error says what happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_during_its_single_put_is_taken_back() {
+    let server = TestS3::start().await;
+    server.set_put_delay(Duration::from_millis(300));
+    let store = open(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = random_file(dir.path(), "c.nar", 3 * MIB, 22);
+    let (sink, mut rx) = ProgressSink::channel();
+    let (s2, p2) = (store.clone(), path.clone());
+    let key = "nar/changed.nar";
+    let upload =
+        tokio::spawn(async move { s2.put_file(key, &p2, &PutOptions::default(), &sink).await });
+    while let Some(ev) = rx.recv().await {
+        if matches!(ev, Progress::Bytes { .. }) {
+            break;
+        }
+    }
+    // The server has not answered yet (it sleeps before reading the body).
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(b"more").unwrap();
+    drop(f);
+    let err = upload.await.unwrap().unwrap_err();
+    assert!(matches!(err, StoreError::SourceChanged { .. }), "{err}");
+    assert!(
+        err.to_string().contains("changed while it was sent"),
+        "{err}"
+    );
+    assert!(
+        !server.object_path(key).exists(),
+        "the object was taken back"
+    );
+}
+
+/// A streamed single PUT cut off by a server restart is sent again from the file's start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_single_put_survives_a_restart() {
+    let mut server = TestS3::start().await;
+    server.set_put_delay(Duration::from_millis(200));
+    let store = Store::open_str(
+        &server.url(),
+        &OpenOptions {
+            retry: RetryPolicy {
+                max_attempts: 20,
+                base_delay: Duration::from_millis(100),
+                max_delay: Duration::from_millis(800),
+            },
+            multipart_threshold: Some(64 * MIB),
+            ..TestS3::open_options()
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let size = 20 * MIB;
+    let (path, data) = random_file(dir.path(), "r.nar", size, 23);
+    let key = "nar/restart-single.nar";
+    let (sink, mut rx) = ProgressSink::channel();
+    let (s2, p2) = (store.clone(), path.clone());
+    let upload =
+        tokio::spawn(async move { s2.put_file(key, &p2, &PutOptions::default(), &sink).await });
+    let mut events = Vec::new();
+    while let Some(ev) = rx.recv().await {
+        let moved = matches!(ev, Progress::Bytes { .. });
+        events.push(ev);
+        if moved {
+            break;
+        }
+    }
+    server.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.set_put_delay(Duration::ZERO);
+    server.restart().await;
+    let out = upload.await.unwrap().expect("the PUT is sent again");
+    assert!(matches!(out, PutOutcome::Uploaded { .. }));
+    while let Some(ev) = rx.recv().await {
+        events.push(ev);
+    }
+    assert!(
+        events.iter().any(|e| matches!(e, Progress::Retry { .. })),
+        "no retry seen"
+    );
+    assert_eq!(check_bytes(&events).1, size);
+    assert_eq!(std::fs::read(server.object_path(key)).unwrap(), data);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_if_absent_never_overwrites() {
     let server = TestS3::start().await;

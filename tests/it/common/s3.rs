@@ -3,7 +3,7 @@
 //! `TestS3::start().await` serves a fresh temp directory with bucket `cache` on a random
 //! port. `stop()` drops the listener and every open connection; `restart()` serves the
 //! same directory on the same port again. `set_part_delay` slows down UploadPart
-//! requests so a test can interrupt an upload midway.
+//! requests, `set_put_delay` PutObject ones, so a test can interrupt an upload midway.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -32,12 +32,14 @@ pub struct TestS3 {
     stop: Option<CancellationToken>,
     task: Option<tokio::task::JoinHandle<()>>,
     part_delay_ms: Arc<AtomicU64>,
+    put_delay_ms: Arc<AtomicU64>,
 }
 
 #[derive(Clone)]
 struct Delayed {
     inner: S3Service,
     part_delay_ms: Arc<AtomicU64>,
+    put_delay_ms: Arc<AtomicU64>,
     root: PathBuf,
 }
 
@@ -62,9 +64,20 @@ impl Service<hyper::Request<Incoming>> for Delayed {
     type Future = std::pin::Pin<Box<dyn Future<Output = Result<Resp, Err>> + Send>>;
 
     fn call(&self, req: hyper::Request<Incoming>) -> Self::Future {
-        let delay = self.part_delay_ms.load(Ordering::SeqCst);
         let is_part = req.method() == hyper::Method::PUT
             && req.uri().query().is_some_and(|q| q.contains("partNumber="));
+        let is_put_object = req.method() == hyper::Method::PUT
+            && req
+                .uri()
+                .query()
+                .is_none_or(|q| q.is_empty() || q.starts_with("x-id=PutObject"));
+        let delay = if is_part {
+            self.part_delay_ms.load(Ordering::SeqCst)
+        } else if is_put_object {
+            self.put_delay_ms.load(Ordering::SeqCst)
+        } else {
+            0
+        };
         let inner = self.inner.clone();
         // s3s-fs lists no parts for an upload id it does not know; AWS answers NoSuchUpload,
         // which is what the client's resume logic relies on. Answer as AWS does.
@@ -82,7 +95,7 @@ impl Service<hyper::Request<Incoming>> for Delayed {
                     .expect("a static response");
                 return Ok(resp);
             }
-            if is_part && delay > 0 {
+            if delay > 0 {
                 tokio::time::sleep(Duration::from_millis(delay)).await;
             }
             Service::call(&inner, req).await
@@ -112,6 +125,7 @@ impl TestS3 {
             stop: None,
             task: None,
             part_delay_ms: Arc::new(AtomicU64::new(0)),
+            put_delay_ms: Arc::new(AtomicU64::new(0)),
         };
         s.serve(listener);
         s
@@ -124,6 +138,7 @@ impl TestS3 {
         let svc = Delayed {
             inner: b.build(),
             part_delay_ms: Arc::clone(&self.part_delay_ms),
+            put_delay_ms: Arc::clone(&self.put_delay_ms),
             root: self.root.clone(),
         };
         let token = CancellationToken::new();
@@ -205,6 +220,14 @@ impl TestS3 {
     /// Sleep this long before handling each UploadPart request.
     pub fn set_part_delay(&self, d: Duration) {
         self.part_delay_ms.store(
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Sleep this long before handling each PutObject request (the body waits unread).
+    pub fn set_put_delay(&self, d: Duration) {
+        self.put_delay_ms.store(
             u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
             Ordering::SeqCst,
         );
