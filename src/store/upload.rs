@@ -59,15 +59,13 @@ fn part_range(part: u32, part_size: u64, size: u64) -> (u64, u64) {
     (start, part_size.min(size - start))
 }
 
-/// A request body over an in-memory part that counts bytes as they are pulled.
-struct CountingBody {
+/// A body of bytes in memory (a part), in frames of [`BODY_CHUNK`] so it is counted finely.
+struct Chunks {
     data: Bytes,
     pos: usize,
-    meter: Arc<Meter>,
-    counted: Arc<AtomicU64>,
 }
 
-impl Body for CountingBody {
+impl Body for Chunks {
     type Data = Bytes;
     type Error = Infallible;
 
@@ -81,9 +79,6 @@ impl Body for CountingBody {
         let end = (self.pos + BODY_CHUNK).min(self.data.len());
         let chunk = self.data.slice(self.pos..end);
         self.pos = end;
-        let n = chunk.len() as u64;
-        self.counted.fetch_add(n, Ordering::SeqCst);
-        self.meter.add(n);
         Poll::Ready(Some(Ok(Frame::data(chunk))))
     }
 
@@ -96,7 +91,7 @@ impl Body for CountingBody {
     }
 }
 
-/// A body counted as the HTTP client pulls it (a file streamed from disk).
+/// A body counted as the HTTP client pulls it (a part in memory, a file streamed from disk).
 struct Counted<B> {
     inner: B,
     meter: Arc<Meter>,
@@ -134,9 +129,11 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Counted<B> {
 /// Run one upload attempt with a fresh counting body; failed attempts give their bytes back.
 fn counting_stream(data: &Bytes, meter: &Arc<Meter>) -> (ByteStream, Arc<AtomicU64>) {
     let counted = Arc::new(AtomicU64::new(0));
-    let body = CountingBody {
-        data: data.clone(),
-        pos: 0,
+    let body = Counted {
+        inner: Chunks {
+            data: data.clone(),
+            pos: 0,
+        },
         meter: Arc::clone(meter),
         counted: Arc::clone(&counted),
     };
