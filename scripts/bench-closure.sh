@@ -13,6 +13,8 @@
 # wall time; for c wall time over wall time. Workloads live on /dev/shm; the dependencies go
 # into the real /nix/store (that is where pubdeck reads them) and are deleted at exit.
 # usage: scripts/bench-closure.sh [N [KIB]]          (300 2048; small paths: 2000 4)
+# SELF=1: every dependency also names itself (as libraries do in their RPATH), so it is made
+# content-addressed modulo its own hash part, as `nix store make-content-addressed` does.
 # PUBDECK_BIN=/path/to/pubdeck benches that binary (e.g. an older build) instead of building.
 # WRAP="perf record -g -o /dev/shm/a.perf" runs case a's publish under that command, WRAP_B
 # case b's.
@@ -64,27 +66,41 @@ def ca_path(nar_bytes, name):
     for i, x in enumerate(d): c[i % 20] ^= x
     return f"/nix/store/{nix32(bytes(c))}-{name}"
 line = b"the quick brown fox jumps over the lazy dog 0123456789\n"
+selfref = os.environ.get("SELF") == "1"
 paths, trees, nxt = [], [], None
 for i in reversed(range(n)):
     name = f"dep-{run}-{i}"
     body = (line * (kib * 1024 // len(line) + 1))[: kib * 1024]
+    if selfref:
+        # Written straight into the store under a made-up hash part, so it can name itself
+        # (as a library names its own directory in an RPATH); registered below.
+        own = f"/nix/store/{nix32(os.urandom(20))}-{name}"
+        body = f"self: {own}/lib\n".encode() + body + f"self again: {own}\n".encode()
     data = body + (f"next: {nxt}\n".encode() if nxt else b"last\n") + f"{i}\n".encode()
-    tree = os.path.join(w, "deps", name)
+    tree = own if selfref else os.path.join(w, "deps", name)
     os.makedirs(os.path.join(tree, "share"))
     with open(os.path.join(tree, "share", "data.txt"), "wb") as f: f.write(data)
-    nxt = ca_path(nar(data), name)
+    nxt = own if selfref else ca_path(nar(data), name)
     paths.append(nxt); trees.append(tree)
 paths.reverse(); trees.reverse()
-added = []
-for k in range(0, n, 200):
-    out = subprocess.run(["nix-store", "--add", *trees[k:k + 200]], check=True, capture_output=True, text=True).stdout.split()
-    added += out
-assert added == paths, "computed store paths differ from Nix's"
 info = {}
-for k in range(0, n, 500):
-    for p in json.loads(subprocess.run(["nix", "path-info", "--json", *paths[k:k + 500]], check=True, capture_output=True, text=True).stdout):
-        info[p["path"]] = p
-reg = "".join(f"{p}\n{info[p]['narHash']}\n{info[p]['narSize']}\n\n{1 if i + 1 < n else 0}\n" + (f"{paths[i + 1]}\n" if i + 1 < n else "") for i, p in enumerate(paths))
+if selfref:
+    for p, t in zip(paths, trees):
+        b = nar(open(os.path.join(t, "share", "data.txt"), "rb").read())
+        info[p] = {"narHash": "sha256:" + nix32(hashlib.sha256(b).digest()), "narSize": len(b)}
+else:
+    added = []
+    for k in range(0, n, 200):
+        out = subprocess.run(["nix-store", "--add", *trees[k:k + 200]], check=True, capture_output=True, text=True).stdout.split()
+        added += out
+    assert added == paths, "computed store paths differ from Nix's"
+    for k in range(0, n, 500):
+        for p in json.loads(subprocess.run(["nix", "path-info", "--json", *paths[k:k + 500]], check=True, capture_output=True, text=True).stdout):
+            info[p["path"]] = p
+def refs(i):
+    r = ([paths[i]] if selfref else []) + ([paths[i + 1]] if i + 1 < n else [])
+    return f"{len(r)}\n" + "".join(f"{x}\n" for x in r)
+reg = "".join(f"{p}\n{info[p]['narHash']}\n{info[p]['narSize']}\n\n{refs(i)}" for i, p in enumerate(paths))
 subprocess.run(["nix-store", "--register-validity", "--reregister", "--hash-given"], input=reg, check=True, text=True)
 open(os.path.join(w, "paths"), "w").write("\n".join(paths) + "\n")
 PY

@@ -26,6 +26,7 @@ pub mod nixdb;
 mod content_address;
 mod parallel;
 mod prepare;
+mod self_reference;
 
 pub use content_address::pack_closure;
 pub use parallel::{EarlyUpload, OnPacked};

@@ -20,6 +20,7 @@ use super::Became;
 use super::prepare::{
     Closure, Dep, Recipe, ReusedPath, Sources, became, blocking, pack_dependency, refers_to,
 };
+use super::self_reference;
 use super::{Added, BuiltAs, ClosureError, Input, PackedPath, Signed};
 
 /// See [`EarlyUpload::packed`].
@@ -232,7 +233,7 @@ type Named = (usize, Finishing);
 /// far, and which are ready to pack (everything they refer to named).
 struct Chain {
     /// Each dependency's local path, references and whether it refers to itself.
-    deps: Vec<(StorePath, Vec<usize>, bool)>,
+    deps: Vec<(StorePath, Vec<usize>, bool, u64)>,
     dependents: Vec<Vec<usize>>,
     /// Dependencies the store may have already: only the loop decides on those.
     maybe_reused: Vec<bool>,
@@ -259,7 +260,10 @@ impl Chain {
         Chain {
             deps: deps
                 .iter()
-                .map(|d| (d.reg.path.clone(), d.refs.clone(), d.self_reference))
+                .map(|d| {
+                    let (r, refs) = (&d.reg, d.refs.clone());
+                    (r.path.clone(), refs, d.self_reference, r.nar_size)
+                })
                 .collect(),
             dependents,
             maybe_reused: (0..n)
@@ -279,7 +283,7 @@ impl Chain {
 
     /// How to pack `i`: its references rewritten to what they became.
     fn recipe(&self, st: &ChainState, i: usize) -> Recipe {
-        let (path, refs, self_reference) = &self.deps[i];
+        let (path, refs, self_reference, nar_size) = &self.deps[i];
         let refs = refs
             .iter()
             .map(|&r| {
@@ -294,6 +298,7 @@ impl Chain {
             },
             refs,
             self_reference: *self_reference,
+            nar_size: *nar_size,
         }
     }
 
@@ -433,6 +438,10 @@ impl Spare {
     }
 
     fn give(&self, buf: Box<[u8]>) {
+        if buf.len() != CHUNK_SIZE {
+            // A whole NAR read into memory: not a chunk buffer.
+            return;
+        }
         let mut bufs = self.bufs.lock().unwrap_or_else(|e| e.into_inner());
         if bufs.len() < Self::MAX {
             bufs.push(buf);
@@ -487,8 +496,10 @@ impl ChunkSink for Handoff<'_> {
 /// Packs one dependency in two threads: this one reads it, rewrites its references in place
 /// and hashes it, as rewritten and as read in one pass ([`Sha256Pair`]), which names it
 /// (returned as soon as known: what refers to it can start); the other (holding `compress`)
-/// compresses the rewritten bytes into a temporary file. A dependency that refers to
-/// itself, or whose references [`PathRewrites`] cannot take, is packed here whole.
+/// compresses the rewritten bytes into a temporary file. A dependency that refers to itself
+/// is read whole into memory first ([`self_reference`]: its address needs all of it); one
+/// larger than [`self_reference::MAX_IN_MEMORY`], or whose references [`PathRewrites`]
+/// cannot take, is packed here the staged way.
 fn pack_dependency_streamed(
     recipe: Recipe,
     opts: PackOptions,
@@ -496,26 +507,49 @@ fn pack_dependency_streamed(
     compress: tokio::sync::OwnedSemaphorePermit,
     spare: Arc<Spare>,
 ) -> Result<(StorePath, Finishing), ClosureError> {
-    use std::sync::Arc;
-    let rewrites = if recipe.self_reference {
-        None
-    } else {
-        let pairs: Option<Vec<(StorePath, StorePath)>> = recipe
-            .refs
-            .iter()
-            .map(|(old, new)| StorePath::parse(old).ok().map(|o| (o, new.clone())))
-            .collect();
-        pairs.and_then(|p| PathRewrites::new(&p))
-    };
-    let Some(rewrites) = rewrites else {
-        let r = pack_dependency(&recipe, &opts, &tmp_dir);
-        drop(compress);
-        let (nar_hash, p) = r?;
-        let path = p.store_path.clone();
-        return Ok((path, Box::pin(async move { Ok((nar_hash, p)) })));
-    };
-    let rewrites = Arc::new(rewrites);
     let b = recipe.input.built_as.clone();
+    let tree = recipe.input.tree.clone();
+    let io_err = |source: io::Error| ClosureError::Io {
+        path: tree.clone(),
+        source,
+    };
+    let pairs: Option<Vec<(StorePath, StorePath)>> = recipe
+        .refs
+        .iter()
+        .map(|(old, new)| StorePath::parse(old).ok().map(|o| (o, new.clone())))
+        .collect();
+    let rewrites = pairs.and_then(|p| PathRewrites::new(&p));
+    let mut references: Vec<StorePath> = recipe.refs.iter().map(|(_, p)| p.clone()).collect();
+    let in_memory = match &rewrites {
+        Some(r)
+            if recipe.self_reference
+                && b.prefix == crate::nix::STORE_PREFIX
+                && recipe.nar_size <= self_reference::MAX_IN_MEMORY as u64 =>
+        {
+            read_whole(
+                &tree,
+                recipe.nar_size as usize,
+                self_reference::MAX_IN_MEMORY,
+            )
+            .map_err(io_err)?
+            .map(|nar| {
+                self_reference::make_content_addressed(nar, r, &b.hash, &b.name, &references)
+            })
+            .transpose()?
+            .flatten()
+        }
+        _ => None,
+    };
+    let rewrites = match rewrites {
+        Some(r) if in_memory.is_some() || !recipe.self_reference => r,
+        _ => {
+            let r = pack_dependency(&recipe, &opts, &tmp_dir);
+            drop(compress);
+            let (nar_hash, p) = r?;
+            let path = p.store_path.clone();
+            return Ok((path, Box::pin(async move { Ok((nar_hash, p)) })));
+        }
+    };
     let (tx, rx) = std::sync::mpsc::sync_channel::<NarChunk>(STREAM_CHUNKS);
     // Dependencies are packed one per core: each compresses in its own plain zstd context
     // (a worker pool per NAR costs more than a small NAR's compression).
@@ -526,32 +560,53 @@ fn pack_dependency_streamed(
     };
     let (cdir, cspare) = (tmp_dir, spare.clone());
     let czstd = spare.zstd.clone();
+    // A NAR made in memory is hashed here, as it is compressed: its path is known already.
+    let mut final_hash = in_memory
+        .is_some()
+        .then(<sha2::Sha256 as sha2::Digest>::new);
     let compressed = tokio::task::spawn_blocking(move || {
         let _compress = compress;
-        cache::pack_nar_unhashed_pooled(&copts, &cdir, &czstd, |w| {
+        let packed = cache::pack_nar_unhashed_pooled(&copts, &cdir, &czstd, |w| {
             for c in rx {
+                if let Some(h) = &mut final_hash {
+                    sha2::Digest::update(h, &c.buf[..c.len]);
+                }
                 w.write_all(&c.buf[..c.len])?;
                 cspare.give(c.buf);
             }
             w.flush()
-        })
+        })?;
+        let hashed = final_hash.map(|h| Sha256Hash(sha2::Digest::finalize(h).into()));
+        Ok::<_, CacheError>((packed, hashed))
     });
-    let tree = recipe.input.tree.clone();
-    let io_err = |source: io::Error| ClosureError::Io {
-        path: tree.clone(),
-        source,
+    let sent = match in_memory {
+        Some(m) => {
+            // The NarHash comes from the compressor.
+            let sent = (None, m.as_read, m.nar.len as u64);
+            references.push(m.store_path.clone());
+            references.sort();
+            // The compressor only stops early by failing, which the finish reports.
+            let _ = tx.send(m.nar);
+            Ok((sent, Some((m.store_path, m.ca_hash))))
+        }
+        None => {
+            let mut handoff = Handoff {
+                rewriter: (!rewrites.is_empty())
+                    .then(|| (ChunkRewriter::new(&rewrites), Sha256Pair::new())),
+                hasher: <sha2::Sha256 as sha2::Digest>::new(),
+                tx,
+                spare,
+            };
+            crate::nix::nar::dump_path_chunks(&tree, &mut handoff)
+                .map_err(|e| io::Error::other(e.to_string()))
+                .and_then(|size| {
+                    handoff
+                        .finish()
+                        .map(|(sent, read)| ((Some(sent), read, size), None))
+                })
+        }
     };
-    let mut handoff = Handoff {
-        rewriter: (!rewrites.is_empty())
-            .then(|| (ChunkRewriter::new(&rewrites), Sha256Pair::new())),
-        hasher: <sha2::Sha256 as sha2::Digest>::new(),
-        tx,
-        spare,
-    };
-    let sent = crate::nix::nar::dump_path_chunks(&tree, &mut handoff)
-        .map_err(|e| io::Error::other(e.to_string()))
-        .and_then(|size| handoff.finish().map(|hash| (hash, size)));
-    let ((nar_hash, original), nar_size) = match sent {
+    let ((nar_hash, original, nar_size), named) = match sent {
         Ok(sent) => sent,
         Err(e) => {
             // The compressor's own failure, if it stopped first, says more.
@@ -561,11 +616,15 @@ fn pack_dependency_streamed(
             return Err(io_err(e));
         }
     };
-    let references: Vec<StorePath> = recipe.refs.iter().map(|(_, p)| p.clone()).collect();
-    let store_path = StorePath::from_ca(&nar_hash, &b.name, &references, false)?;
+    let (store_path, ca_hash) = match (named, nar_hash) {
+        (Some(named), _) => named,
+        (None, Some(h)) => (StorePath::from_ca(&h, &b.name, &references, false)?, h),
+        (None, None) => unreachable!("a streamed NAR is hashed as it is sent"),
+    };
     let path = store_path.clone();
+    let self_reference = recipe.self_reference;
     let finish = async move {
-        let mut packed = compressed.await.map_err(|e| ClosureError::Io {
+        let (mut packed, hashed) = compressed.await.map_err(|e| ClosureError::Io {
             path: tree.clone(),
             source: io::Error::other(e),
         })??;
@@ -575,16 +634,56 @@ fn pack_dependency_streamed(
                 source: io::Error::other("its NAR came out twice with different sizes"),
             });
         }
-        packed.summary.nar.nar_hash = nar_hash;
+        packed.summary.nar.nar_hash = match hashed.or(nar_hash) {
+            Some(h) => h,
+            None => unreachable!("a NAR made in memory is hashed as it is compressed"),
+        };
         let packed = PackedPath {
             store_path,
             was: b.path(),
             packed,
-            ca_hash: nar_hash,
+            ca_hash,
             references,
-            self_reference: false,
+            self_reference,
         };
         Ok((original, packed))
     };
     Ok((path, Box::pin(finish)))
+}
+
+/// The NAR of `tree` in one chunk (`size` bytes expected), or `None` when it is larger than
+/// `max`.
+fn read_whole(tree: &Path, size: usize, max: usize) -> io::Result<Option<NarChunk>> {
+    struct Collect {
+        nar: Vec<u8>,
+        max: usize,
+        over: bool,
+    }
+    impl ChunkSink for Collect {
+        fn take(&mut self, buf: Box<[u8]>, len: usize) -> io::Result<Box<[u8]>> {
+            if self.nar.len() + len > self.max {
+                self.over = true;
+                return Err(io::Error::other("larger than the in-memory limit"));
+            }
+            self.nar.extend_from_slice(&buf[..len]);
+            Ok(buf)
+        }
+    }
+    let mut sink = Collect {
+        nar: Vec::with_capacity(size.min(max)),
+        max,
+        over: false,
+    };
+    match crate::nix::nar::dump_path_chunks(tree, &mut sink) {
+        Ok(_) => {
+            let len = sink.nar.len();
+            Ok(Some(NarChunk {
+                buf: sink.nar.into_boxed_slice(),
+                len,
+                patches: Vec::new(),
+            }))
+        }
+        Err(_) if sink.over => Ok(None),
+        Err(e) => Err(io::Error::other(e.to_string())),
+    }
 }

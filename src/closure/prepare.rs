@@ -46,6 +46,8 @@ pub(super) struct Recipe {
     /// Its references other than itself: (local path, what that became).
     pub(super) refs: Vec<(String, StorePath)>,
     pub(super) self_reference: bool,
+    /// The NAR size Nix registered (a hint for memory: the bytes read are what count).
+    pub(super) nar_size: u64,
 }
 
 /// A closure ready to upload: dependencies the store already has, and the packed rest

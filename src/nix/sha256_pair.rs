@@ -98,26 +98,30 @@ impl Sha256Pair {
     }
 
     /// The two digests, in the order of `update`'s arguments.
-    pub fn finalize(mut self) -> (Sha256Hash, Sha256Hash) {
-        let bits = self.total.wrapping_mul(8).to_be_bytes();
-        let mut tail = [[0u8; 2 * BLOCK]; 2];
+    pub fn finalize(self) -> (Sha256Hash, Sha256Hash) {
+        self.finalize_with([&[], &[]])
+    }
+
+    /// The two digests after `tails[0]` is added to the first stream only and `tails[1]` to
+    /// the second (the streams may end at different lengths).
+    pub fn finalize_with(self, tails: [&[u8]; 2]) -> (Sha256Hash, Sha256Hash) {
         let n = self.pending_len;
-        let len = if n < BLOCK - 8 { BLOCK } else { 2 * BLOCK };
-        for (t, p) in tail.iter_mut().zip(&self.pending) {
-            t[..n].copy_from_slice(&p[..n]);
-            t[n] = 0x80;
-            t[len - 8..len].copy_from_slice(&bits);
-        }
-        let [t0, t1] = tail;
-        self.compress(&t0[..len], &t1[..len]);
-        let digest = |s: &[u32; 8]| {
-            let mut out = [0u8; 32];
-            for (o, w) in out.chunks_exact_mut(4).zip(s) {
+        let mut out = [Sha256Hash([0; 32]); 2];
+        for (i, tail) in tails.iter().enumerate() {
+            let total = self.total + tail.len() as u64;
+            let mut last = Vec::with_capacity(n + tail.len() + 2 * BLOCK);
+            last.extend_from_slice(&self.pending[i][..n]);
+            last.extend_from_slice(tail);
+            last.push(0x80);
+            last.resize((last.len() + 8).next_multiple_of(BLOCK) - 8, 0);
+            last.extend_from_slice(&total.wrapping_mul(8).to_be_bytes());
+            let mut state = self.states[i];
+            sha2::compress256(&mut state, as_blocks(&last));
+            for (o, w) in out[i].0.chunks_exact_mut(4).zip(&state) {
                 o.copy_from_slice(&w.to_be_bytes());
             }
-            Sha256Hash(out)
-        };
-        (digest(&self.states[0]), digest(&self.states[1]))
+        }
+        (out[0], out[1])
     }
 
     /// Runs whole blocks of both streams (`a` and `b` of one length, a multiple of 64).
@@ -327,6 +331,31 @@ mod tests {
                 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
             );
             assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn tails_of_different_lengths_end_each_stream() {
+        let mut seed = 7u64;
+        for n in [0usize, 1, 55, 56, 63, 64, 65, 119, 200] {
+            for tail in [0usize, 1, 8, 55, 56, 64, 130] {
+                let a: Vec<u8> = (0..n).map(|i| (i * 31 + 7) as u8).collect();
+                let b: Vec<u8> = (0..n).map(|i| (i * 17 + 3) as u8).collect();
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let t: Vec<u8> = (0..tail).map(|i| (seed >> (i % 56)) as u8).collect();
+                for backend in backends() {
+                    let mut p = Sha256Pair::with_backend(backend);
+                    p.update(&a, &b);
+                    let got = p.finalize_with([&[], &t]);
+                    assert_eq!(got.0, sha(&a), "{n} {tail}");
+                    assert_eq!(got.1, sha(&[b.as_slice(), &t].concat()), "{n} {tail}");
+                    let mut p = Sha256Pair::with_backend(backend);
+                    p.update(&a, &b);
+                    let got = p.finalize_with([&t, &[]]);
+                    assert_eq!(got.0, sha(&[a.as_slice(), &t].concat()), "{n} {tail}");
+                    assert_eq!(got.1, sha(&b), "{n} {tail}");
+                }
+            }
         }
     }
 

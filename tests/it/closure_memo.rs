@@ -15,7 +15,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use common::Repo;
-use common::nix::{add_path, register};
+use common::nix::{add_path, add_self_referencing, nix_make_content_addressed, register};
 use pubdeck::catalog::{AnyCatalog, Catalog, EmbeddedCatalog};
 use pubdeck::event::{self, Event};
 use pubdeck::nix::narinfo::NarInfo;
@@ -374,6 +374,53 @@ async fn a_chain_whose_references_are_rewritten_is_imported_by_nix() {
         &w.pub_file,
         &[&again.published.unwrap().store_path],
     );
+}
+
+/// A dependency that names itself (made content-addressed in memory, modulo its own hash
+/// part) gets the path `nix store make-content-addressed` gives it, its bytes name that new
+/// path, real Nix imports the closure, and the next version reads it no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependency_that_names_itself_gets_the_path_nix_gives_it() {
+    if !nix_store_here("a_dependency_that_names_itself_gets_the_path_nix_gives_it") {
+        return;
+    }
+    let w = World::new().await;
+    let lib = add_self_referencing(
+        &format!("lib-{}", w.token),
+        "rpath {self}/lib\nuses {leaf}\nand again {self}\n"
+            .replace("{leaf}", &w.leaf)
+            .as_str(),
+        &[&w.leaf],
+    );
+    let first = w.publish_next(&lib).await;
+    let p1 = first.published.unwrap();
+    let lib1 = w.mid_of(&p1);
+    assert_ne!(lib1, lib);
+    assert_eq!(
+        lib1,
+        nix_make_content_addressed(&lib),
+        "the path Nix gives it"
+    );
+    let info = w.narinfo(&lib1);
+    let mut refs: Vec<String> = info.references.iter().map(|r| r.to_string()).collect();
+    refs.sort();
+    let mut want = vec![lib1.clone(), w.leaf.clone()];
+    want.sort();
+    assert_eq!(refs, want, "itself and the leaf");
+    assert!(
+        info.ca
+            .as_deref()
+            .is_some_and(|ca| ca.starts_with("fixed:r:sha256:"))
+    );
+    let oracle = common::run_oracle(&w.store_dir, &w.pub_file, &[&p1.store_path]);
+    assert_eq!(
+        std::fs::read_to_string(oracle.restored(&lib1).join("share/data.txt")).unwrap(),
+        format!("rpath {lib1}/lib\nuses {}\nand again {lib1}\n", w.leaf),
+        "its bytes name its new path"
+    );
+    let again = w.publish_next(&lib).await;
+    assert!(again.packed_deps.is_empty(), "{:?}", again.packed_deps);
+    again.published.unwrap();
 }
 
 /// The memo keeps the signature each packed narinfo got, to check the store's without

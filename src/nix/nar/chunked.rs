@@ -152,6 +152,17 @@ impl PathRewrites {
         end
     }
 
+    /// Rewrites every match in the chunk (a whole NAR in one chunk), recording each patch.
+    pub fn rewrite_all(&self, chunk: &mut NarChunk) {
+        let len = chunk.len;
+        chunk.rewrite(self, 0, len);
+    }
+
+    /// The bytes a patch replaced.
+    pub fn original(&self, p: &Patch) -> &[u8] {
+        &self.pairs[p.pair as usize].0[p.skip..p.skip + p.len]
+    }
+
     /// Hashes a chunk twice in one pass: as rewritten into the first stream of `pair`, as
     /// read (each patch's bytes as they were) into the second.
     pub fn hash_chunk(&self, pair: &mut Sha256Pair, chunk: &NarChunk) {
@@ -159,11 +170,7 @@ impl PathRewrites {
         for p in &chunk.patches {
             debug_assert!(p.at >= at, "patches come in order and do not overlap");
             pair.update_both(&chunk.buf[at..p.at]);
-            let from = &self.pairs[p.pair as usize].0;
-            pair.update(
-                &chunk.buf[p.at..p.at + p.len],
-                &from[p.skip..p.skip + p.len],
-            );
+            pair.update(&chunk.buf[p.at..p.at + p.len], self.original(p));
             at = p.at + p.len;
         }
         pair.update_both(&chunk.buf[at..chunk.len]);

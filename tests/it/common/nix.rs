@@ -323,6 +323,36 @@ pub fn add_path(dir: &Path, name: &str, text: &str) -> String {
     String::from_utf8(run_ok(c)).unwrap().trim().to_string()
 }
 
+/// A path written straight into the local Nix store under a made-up hash part, so that its
+/// `share/data.txt` can name the path itself (as a library names its own directory in its
+/// RPATH): `text` with every `{self}` replaced by the path. Registered as referring to itself
+/// and to `refs`.
+pub fn add_self_referencing(name: &str, text: &str, refs: &[&str]) -> String {
+    let hash = pubdeck::nix::random_hash_part();
+    let path = format!("/nix/store/{}-{name}", std::str::from_utf8(&hash).unwrap());
+    std::fs::create_dir_all(Path::new(&path).join("share")).unwrap();
+    std::fs::write(
+        Path::new(&path).join("share/data.txt"),
+        text.replace("{self}", &path),
+    )
+    .unwrap();
+    let mut all = vec![path.as_str()];
+    all.extend_from_slice(refs);
+    register(&path, &all);
+    path
+}
+
+/// What `nix store make-content-addressed` makes of `path` (and writes into the local store).
+pub fn nix_make_content_addressed(path: &str) -> String {
+    let mut c = nix_cmd("nix");
+    c.args(["store", "make-content-addressed", "--json", path]);
+    let out: serde_json::Value = serde_json::from_slice(&run_ok(c)).unwrap();
+    out["rewrites"][path]
+        .as_str()
+        .unwrap_or_else(|| panic!("no rewrite of {path} in {out}"))
+        .to_string()
+}
+
 /// Registers `path` again with its current NarHash and NarSize and `refs` as references.
 pub fn register(path: &str, refs: &[&str]) {
     let mut c = nix_cmd("nix");
