@@ -65,20 +65,6 @@ pub fn require_content_address(info: &NarInfo) -> Result<ContentAddress, CacheEr
     })
 }
 
-/// A `Read` that copies what it reads into `W`.
-pub(super) struct Tee<R, W> {
-    inner: R,
-    copy: W,
-}
-
-impl<R: Read, W: Write> Read for Tee<R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.copy.write_all(&buf[..n])?;
-        Ok(n)
-    }
-}
-
 /// Verifies and unpacks a downloaded NAR: checks `info`'s signature against `trusted`, its CA
 /// (when present), then streams `compressed` through FileSize/FileHash checks, the decompressor
 /// and NarSize/NarHash (and for a self-referencing path, CA) checks while unpacking into a
@@ -137,27 +123,26 @@ pub(super) fn verify_stream<R: Read>(
     // Read at most one byte more than declared, so a lying server cannot stream forever.
     let mut file_reader = HashingReader::new(compressed.take(info.compressed_limit()));
     let mut nar_left = 0;
-    // A path that refers to itself is named by its NAR hashed modulo its own hash part.
-    let mut modulo = ca
+    // A path that refers to itself is named by its NAR hashed modulo its own hash part,
+    // hashed in the same pass as its NarHash.
+    let own = ca
         .filter(|c| c.self_reference)
-        .map(|_| nar::HashModulo::new(&info.store_path.hash_bytes(), Vec::new()));
+        .map(|_| info.store_path.hash_bytes());
+    let mut modulo = None;
     let unpacked = match info.compression.decoder(&mut file_reader) {
         Ok(dec) => {
-            let limited = dec.take(info.nar_size.saturating_add(1));
-            let mut sink = io::sink();
-            let copy: &mut dyn Write = match modulo.as_mut() {
-                Some(m) => m,
-                None => &mut sink,
+            let mut limited = dec.take(info.nar_size.saturating_add(1));
+            let r = match (&own, unpack) {
+                (Some(own), dest) => {
+                    nar::check_nar_modulo(&mut limited, dest, own).map(|(summary, m)| {
+                        modulo = Some(m);
+                        summary
+                    })
+                }
+                (None, Some(dest)) => nar::unpack_nar(&mut limited, dest),
+                (None, None) => nar::validate_nar(&mut limited),
             };
-            let mut tee = Tee {
-                inner: limited,
-                copy,
-            };
-            let r = match unpack {
-                Some(dest) => nar::unpack_nar(&mut tee, dest),
-                None => nar::validate_nar(&mut tee),
-            };
-            nar_left = tee.inner.limit();
+            nar_left = limited.limit();
             r
         }
         Err(source) => Err(NarReadError::Input { offset: 0, source }),
@@ -221,18 +206,14 @@ pub(super) fn verify_stream<R: Read>(
             summary.nar_hash.to_string(),
         ));
     }
-    if let (Some(m), Some(ca)) = (modulo, ca) {
-        let (got, _) = m.finish().map_err(|source| CacheError::Unpack {
-            path: info.store_path.clone(),
-            source: NarReadError::Input { offset: 0, source },
-        })?;
-        if got != ca.hash {
-            return Err(mismatch(
-                "CA (hash modulo self-references)",
-                ca.hash.to_string(),
-                got.to_string(),
-            ));
-        }
+    if let (Some(got), Some(ca)) = (modulo, ca)
+        && got != ca.hash
+    {
+        return Err(mismatch(
+            "CA (hash modulo self-references)",
+            ca.hash.to_string(),
+            got.to_string(),
+        ));
     }
     Ok(summary)
 }

@@ -152,3 +152,56 @@ fn a_signed_selfref_narinfo_verifies_and_fetches() {
     lying.sign(&key);
     assert!(cache::require_content_address(&lying).is_err());
 }
+
+/// A NAR whose NarHash the narinfo states but whose bytes, hashed modulo its own hash part,
+/// do not give the path's name is refused (the NarHash and the hash modulo are taken in one
+/// pass); the same narinfo over the right bytes fetches.
+#[test]
+fn a_selfref_nar_whose_bytes_do_not_give_its_name_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let tree = unpack(&vector("input-addressed.nar"), "", "", t.path());
+    let p = make_ca(&tree, "/nix/store/", t.path());
+    let key = SecretKey::generate("test-1").unwrap();
+    let info = p.narinfo(&key);
+    let fetched = t.path().join("fetched");
+    cache::fetch_nar(
+        &info,
+        &[key.public()],
+        p.packed.file.reader().unwrap(),
+        &fetched,
+    )
+    .unwrap();
+    let mut good = Vec::new();
+    nar::dump_path(&fetched, &mut good).unwrap();
+    assert_eq!(Sha256Hash::of(&good), info.nar_hash);
+    // The narinfo as a server could state it for any bytes: uncompressed, NarHash theirs.
+    let stated = |bytes: &[u8]| {
+        let mut i = info.clone();
+        i.compression = Compression::None;
+        i.file_hash = None;
+        i.file_size = None;
+        i.nar_hash = Sha256Hash::of(bytes);
+        i.nar_size = bytes.len() as u64;
+        i.sign(&key);
+        i
+    };
+    cache::fetch_nar(
+        &stated(&good),
+        &[key.public()],
+        &good[..],
+        &t.path().join("ok"),
+    )
+    .unwrap();
+    let bad = replace(&good, b"#!", b"#?");
+    assert_ne!(bad, good);
+    let err = cache::fetch_nar(
+        &stated(&bad),
+        &[key.public()],
+        &bad[..],
+        &t.path().join("bad"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("CA (hash modulo self-references)"), "{err}");
+    assert!(!t.path().join("bad").exists(), "nothing is left behind");
+}

@@ -7,8 +7,10 @@ pub mod read;
 pub mod rewrite;
 pub mod write;
 
-pub use read::{ListingWriter, NarProblem, NarReadError, list_nar, unpack_nar, validate_nar};
-pub use rewrite::{HashModulo, HashPart, RefScanner, Rewriter};
+pub use read::{
+    ListingWriter, NarProblem, NarReadError, check_nar_modulo, list_nar, unpack_nar, validate_nar,
+};
+pub use rewrite::{HashAndModulo, HashModulo, HashPart, RefScanner, Rewriter};
 pub use write::{
     CHUNK_SIZE, ChunkSink, MIN_CHUNK, NarWriteError, dump_path, dump_path_chunks,
     dump_path_scanning,

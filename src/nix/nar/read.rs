@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use super::rewrite::{HashAndModulo, HashPart};
 use super::{NarSummary, pad_len};
-use crate::nix::HashingReader;
+use crate::nix::Sha256Hash;
 
 /// Longest entry name accepted (Linux `NAME_MAX`).
 pub const MAX_NAME_LEN: u64 = 255;
@@ -90,7 +91,22 @@ impl NarReadError {
 
 /// Checks that `input` is exactly one canonical NAR, returning its hash and size.
 pub fn validate_nar<R: Read>(input: R) -> Result<NarSummary, NarReadError> {
-    parse(input, &mut NullSink)
+    parse(input, &mut NullSink, Digest::Plain(Default::default())).map(|(s, _)| s)
+}
+
+/// [`validate_nar`], or with `unpack` [`unpack_nar`], of the NAR of a path that refers to
+/// itself: also its hash modulo its own hash part `own` (what names it), in the same pass.
+pub fn check_nar_modulo<R: Read>(
+    input: R,
+    unpack: Option<&Path>,
+    own: &HashPart,
+) -> Result<(NarSummary, Sha256Hash), NarReadError> {
+    let digest = Digest::Modulo(Box::new(HashAndModulo::new(own)));
+    let (summary, modulo) = match unpack {
+        Some(dest) => parse(input, &mut UnpackSink::new(dest), digest)?,
+        None => parse(input, &mut NullSink, digest)?,
+    };
+    Ok((summary, modulo.expect("hashed modulo")))
 }
 
 /// Unpacks the NAR in `input` to `dest`, which must not exist (its parent must). The root may
@@ -98,12 +114,51 @@ pub fn validate_nar<R: Read>(input: R) -> Result<NarSummary, NarReadError> {
 /// 0644, regardless of umask. On error, whatever was created so far is left for the caller to
 /// remove (see [`crate::cache`] for an all-or-nothing variant).
 pub fn unpack_nar<R: Read>(input: R, dest: &Path) -> Result<NarSummary, NarReadError> {
-    let mut sink = UnpackSink {
-        dest: dest.to_owned(),
-        file: None,
-        path: PathBuf::new(),
-    };
-    parse(input, &mut sink)
+    parse(
+        input,
+        &mut UnpackSink::new(dest),
+        Digest::Plain(Default::default()),
+    )
+    .map(|(s, _)| s)
+}
+
+/// How the parser hashes what it reads.
+enum Digest {
+    Plain(sha2::Sha256),
+    /// Also modulo a path's own hash part.
+    Modulo(Box<HashAndModulo>),
+}
+
+/// A reader that hashes and counts what passes through it.
+struct DigestReader<R> {
+    inner: R,
+    digest: Digest,
+    len: u64,
+}
+
+impl<R: Read> Read for DigestReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match &mut self.digest {
+            Digest::Plain(h) => sha2::Digest::update(h, &buf[..n]),
+            Digest::Modulo(h) => h.write_all(&buf[..n])?,
+        }
+        self.len += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R> DigestReader<R> {
+    /// The NAR hash, the hash modulo (when asked for) and the byte count.
+    fn finish(self) -> (Sha256Hash, Option<Sha256Hash>, u64) {
+        match self.digest {
+            Digest::Plain(h) => (Sha256Hash(sha2::Digest::finalize(h).into()), None, self.len),
+            Digest::Modulo(h) => {
+                let (plain, modulo, _) = h.finish();
+                (plain, Some(modulo), self.len)
+            }
+        }
+    }
 }
 
 /// Receives the nodes of a NAR in order. Paths are relative, `/`-joined, empty for the root.
@@ -140,6 +195,16 @@ struct UnpackSink {
     file: Option<File>,
     /// Path of the node being created.
     path: PathBuf,
+}
+
+impl UnpackSink {
+    fn new(dest: &Path) -> UnpackSink {
+        UnpackSink {
+            dest: dest.to_owned(),
+            file: None,
+            path: PathBuf::new(),
+        }
+    }
 }
 
 impl UnpackSink {
@@ -206,12 +271,13 @@ impl Sink for UnpackSink {
 pub fn list_nar<R: Read>(input: R) -> Result<Vec<u8>, NarReadError> {
     // The strict parser validates; the listing is built from the bytes it reads.
     let mut listing = ListingWriter::default();
-    let summary = parse(
+    let (summary, _) = parse(
         TeeRead {
             inner: input,
             to: &mut listing,
         },
         &mut NullSink,
+        Digest::Plain(Default::default()),
     )?;
     listing.finish().ok_or(NarReadError::Input {
         offset: summary.nar_size,
@@ -581,7 +647,7 @@ fn lossy(b: &[u8]) -> String {
 }
 
 struct Parser<R> {
-    r: BufReader<HashingReader<R>>,
+    r: BufReader<DigestReader<R>>,
     pos: u64,
     tok: Vec<u8>,
 }
@@ -599,9 +665,18 @@ enum NodeType {
     Directory,
 }
 
-fn parse<R: Read, S: Sink>(input: R, sink: &mut S) -> Result<NarSummary, NarReadError> {
+fn parse<R: Read, S: Sink>(
+    input: R,
+    sink: &mut S,
+    digest: Digest,
+) -> Result<(NarSummary, Option<Sha256Hash>), NarReadError> {
+    let reader = DigestReader {
+        inner: input,
+        digest,
+        len: 0,
+    };
     let mut p = Parser {
-        r: BufReader::with_capacity(READ_BUF, HashingReader::new(input)),
+        r: BufReader::with_capacity(READ_BUF, reader),
         pos: 0,
         tok: Vec::with_capacity(MAX_NAME_LEN as usize),
     };
@@ -700,8 +775,8 @@ fn parse<R: Read, S: Sink>(input: R, sink: &mut S) -> Result<NarSummary, NarRead
     if !more.is_empty() {
         return Err(p.invalid_at(at, NarProblem::TrailingBytes));
     }
-    let (_, nar_hash, nar_size) = p.r.into_inner().finish();
-    Ok(NarSummary { nar_hash, nar_size })
+    let (nar_hash, modulo, nar_size) = p.r.into_inner().finish();
+    Ok((NarSummary { nar_hash, nar_size }, modulo))
 }
 
 impl<R: Read> Parser<R> {

@@ -9,6 +9,9 @@
 //! - [`HashModulo`] is Nix's `HashModuloSink`: SHA-256 of the stream with every occurrence of
 //!   a path's own hash part replaced by NUL bytes, followed by `|<offset>` for each occurrence.
 //!   It is the hash a content-addressed path that refers to itself is named by.
+//! - [`HashAndModulo`] gives the plain SHA-256 of the stream and [`HashModulo`]'s hash (no
+//!   other rewrites) in one pass ([`crate::nix::sha256_pair`]): what checking a downloaded
+//!   path that refers to itself needs.
 
 use std::collections::HashSet;
 use std::io::{self, Write};
@@ -309,6 +312,74 @@ impl Write for HashModulo {
     }
 }
 
+/// The SHA-256 of a stream and its hash modulo `own` (as [`HashModulo`] with no other
+/// rewrites gives it), in one pass: the two streams differ only where `own` occurs.
+pub struct HashAndModulo {
+    own: HashPart,
+    finder: memchr::memmem::Finder<'static>,
+    pair: crate::nix::sha256_pair::Sha256Pair,
+    /// Bytes not hashed yet (fewer than a hash part between writes).
+    held: Vec<u8>,
+    /// Stream offset of `held[0]`.
+    pos: u64,
+    matches: Vec<u64>,
+}
+
+impl HashAndModulo {
+    pub fn new(own: &HashPart) -> HashAndModulo {
+        HashAndModulo {
+            own: *own,
+            finder: memchr::memmem::Finder::new(own).into_owned(),
+            pair: crate::nix::sha256_pair::Sha256Pair::new(),
+            held: Vec::new(),
+            pos: 0,
+            matches: Vec::new(),
+        }
+    }
+
+    /// Hashes what is held, each match zeroed in the second stream, keeping back the bytes
+    /// a match could still start in (none with `all`).
+    fn pass(&mut self, all: bool) {
+        let zeros = [0u8; HASH_PART_LEN];
+        let mut at = 0;
+        while let Some(i) = self.finder.find(&self.held[at..]) {
+            let m = at + i;
+            self.pair.update_both(&self.held[at..m]);
+            self.pair.update(&self.own, &zeros);
+            self.matches.push(self.pos + m as u64);
+            at = m + HASH_PART_LEN;
+        }
+        let len = self.held.len();
+        let until = if all {
+            len
+        } else {
+            at.max(len.saturating_sub(HASH_PART_LEN - 1))
+        };
+        self.pair.update_both(&self.held[at..until]);
+        self.held.drain(..until);
+        self.pos += until as u64;
+    }
+
+    /// (the stream's SHA-256, its hash modulo `own`, the offsets of `own`).
+    pub fn finish(mut self) -> (Sha256Hash, Sha256Hash, Vec<u64>) {
+        self.pass(true);
+        let offsets: String = self.matches.iter().map(|m| format!("|{m}")).collect();
+        let (plain, modulo) = self.pair.finalize_with([&[], offsets.as_bytes()]);
+        (plain, modulo, self.matches)
+    }
+}
+
+impl Write for HashAndModulo {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.held.extend_from_slice(data);
+        self.pass(false);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,5 +523,47 @@ mod tests {
         let mut h = HashModulo::new(&hp(A), Vec::new());
         h.write_all(b"nothing here").unwrap();
         assert_eq!(h.finish().unwrap().0, Sha256Hash::of(b"nothing here"));
+    }
+
+    /// Streams of the own hash part, its prefixes, repeats of it back to back and noise, in
+    /// writes of every size: the same hashes and offsets as [`HashModulo`] and a plain hash.
+    #[test]
+    fn hash_and_modulo_equals_the_two_hashes_in_any_writes() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n.max(1) as u64) as usize
+        };
+        let own = hp(A);
+        let mut with_matches = 0;
+        for round in 0..300 {
+            let mut input = Vec::new();
+            for _ in 0..next(30) {
+                match next(5) {
+                    0 => input.extend_from_slice(A.as_bytes()),
+                    1 => input.extend_from_slice(&A.as_bytes()[..next(32)]),
+                    2 => input.extend_from_slice(B.as_bytes()),
+                    _ => input.extend((0..next(90)).map(|_| b"a0z/"[next(4)])),
+                }
+            }
+            let mut m = HashModulo::new(&own, Vec::new());
+            m.write_all(&input).unwrap();
+            let (want, want_offsets) = m.finish().unwrap();
+            let mut h = HashAndModulo::new(&own);
+            let mut rest = input.as_slice();
+            while !rest.is_empty() {
+                let n = (1 + next(70)).min(rest.len());
+                h.write_all(&rest[..n]).unwrap();
+                rest = &rest[n..];
+            }
+            let (plain, modulo, offsets) = h.finish();
+            assert_eq!(plain, Sha256Hash::of(&input), "round {round}");
+            assert_eq!(modulo, want, "round {round}");
+            assert_eq!(offsets, want_offsets, "round {round}");
+            with_matches += usize::from(!offsets.is_empty());
+        }
+        assert!(with_matches > 200, "{with_matches}");
     }
 }
