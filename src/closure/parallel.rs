@@ -520,24 +520,19 @@ fn pack_dependency_streamed(
         .collect();
     let rewrites = pairs.and_then(|p| PathRewrites::new(&p));
     let mut references: Vec<StorePath> = recipe.refs.iter().map(|(_, p)| p.clone()).collect();
-    let in_memory = match &rewrites {
-        Some(r)
-            if recipe.self_reference
-                && b.prefix == crate::nix::STORE_PREFIX
-                && recipe.nar_size <= self_reference::MAX_IN_MEMORY as u64 =>
-        {
-            read_whole(
-                &tree,
-                recipe.nar_size as usize,
-                self_reference::MAX_IN_MEMORY,
-            )
+    let held = (recipe.self_reference && b.prefix == crate::nix::STORE_PREFIX)
+        .then(|| self_reference::Reservation::take(recipe.nar_size))
+        .flatten();
+    let in_memory = match (&rewrites, &held) {
+        // A NAR larger than Nix registered is not what Nix registered: the staged way
+        // reports it.
+        (Some(r), Some(held)) => read_whole(&tree, held.bytes() as usize)
             .map_err(io_err)?
             .map(|nar| {
                 self_reference::make_content_addressed(nar, r, &b.hash, &b.name, &references)
             })
             .transpose()?
-            .flatten()
-        }
+            .flatten(),
         _ => None,
     };
     let rewrites = match rewrites {
@@ -566,6 +561,8 @@ fn pack_dependency_streamed(
         .then(<sha2::Sha256 as sha2::Digest>::new);
     let compressed = tokio::task::spawn_blocking(move || {
         let _compress = compress;
+        // Room for the NAR held in memory, given back once it is compressed.
+        let _held = held;
         let packed = cache::pack_nar_unhashed_pooled(&copts, &cdir, &czstd, |w| {
             for c in rx {
                 if let Some(h) = &mut final_hash {
@@ -651,9 +648,8 @@ fn pack_dependency_streamed(
     Ok((path, Box::pin(finish)))
 }
 
-/// The NAR of `tree` in one chunk (`size` bytes expected), or `None` when it is larger than
-/// `max`.
-fn read_whole(tree: &Path, size: usize, max: usize) -> io::Result<Option<NarChunk>> {
+/// The NAR of `tree` in one chunk, or `None` when it is larger than `max` bytes.
+fn read_whole(tree: &Path, max: usize) -> io::Result<Option<NarChunk>> {
     struct Collect {
         nar: Vec<u8>,
         max: usize,
@@ -670,7 +666,7 @@ fn read_whole(tree: &Path, size: usize, max: usize) -> io::Result<Option<NarChun
         }
     }
     let mut sink = Collect {
-        nar: Vec::with_capacity(size.min(max)),
+        nar: Vec::with_capacity(max),
         max,
         over: false,
     };

@@ -12,6 +12,8 @@
 //! hashed (its NarHash) by the thread that compresses it, off the path that names what
 //! refers to it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::nix::nar::HashPart;
 use crate::nix::nar::chunked::{NarChunk, PathRewrites};
 use crate::nix::sha256_pair::Sha256Pair;
@@ -20,6 +22,40 @@ use crate::nix::{Sha256Hash, StorePath};
 
 /// The largest NAR made content-addressed in memory; larger ones take the staged way.
 pub(super) const MAX_IN_MEMORY: usize = 32 * 1024 * 1024;
+
+/// All the NARs held in memory at once, by every reader and compressor of the process (on
+/// many cores, one per thread could be far more); beyond it, the staged way.
+pub(super) const IN_MEMORY_BUDGET: u64 = 256 * 1024 * 1024;
+static HELD: AtomicU64 = AtomicU64::new(0);
+
+/// Room for one NAR in [`IN_MEMORY_BUDGET`], given back when dropped.
+pub(super) struct Reservation(u64);
+
+impl Reservation {
+    /// `bytes` of the budget, when it has room for them (and they are at most
+    /// [`MAX_IN_MEMORY`]).
+    pub(super) fn take(bytes: u64) -> Option<Reservation> {
+        if bytes > MAX_IN_MEMORY as u64 {
+            return None;
+        }
+        HELD.fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+            (held + bytes <= IN_MEMORY_BUDGET).then_some(held + bytes)
+        })
+        .ok()
+        .map(|_| Reservation(bytes))
+    }
+
+    /// How many bytes it holds room for.
+    pub(super) fn bytes(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        HELD.fetch_sub(self.0, Ordering::AcqRel);
+    }
+}
 
 /// A self-referencing path, content-addressed.
 pub(super) struct InMemory {
@@ -109,6 +145,20 @@ pub(super) fn make_content_addressed(
 mod tests {
     use super::*;
     use crate::nix::nar::{HashModulo, Rewriter};
+
+    #[test]
+    fn the_budget_is_shared_and_given_back() {
+        assert!(Reservation::take(MAX_IN_MEMORY as u64 + 1).is_none());
+        let held: Vec<Reservation> = std::iter::from_fn(|| Reservation::take(MAX_IN_MEMORY as u64))
+            .take(100)
+            .collect();
+        // Other tests may hold some of it meanwhile: at most the budget, never more.
+        assert!(held.len() as u64 <= IN_MEMORY_BUDGET / MAX_IN_MEMORY as u64);
+        assert!(!held.is_empty());
+        assert!(Reservation::take(MAX_IN_MEMORY as u64).is_none());
+        drop(held);
+        assert!(Reservation::take(MAX_IN_MEMORY as u64).is_some());
+    }
     use std::io::Write;
 
     fn path(i: u64, name: &str) -> StorePath {
