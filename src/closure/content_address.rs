@@ -170,6 +170,32 @@ pub(super) fn make_content_addressed(
             self_reference: false,
         });
     }
+    if !node.self_reference {
+        // Its address is the hash of the NAR with its references rewritten: one pass. The
+        // own hash part is watched for (as itself): should a rewrite have made it appear,
+        // Nix would hash modulo it, so the staged way below decides.
+        let mut own_appeared = false;
+        let packed = cache::pack_nar_with(opts, tmp_dir, |w| {
+            let mut nar = cache::unpacked_reader(&node.pass1).map_err(io::Error::other)?;
+            let own = Some((b.hash.to_vec(), b.hash.to_vec()));
+            let mut rw = Rewriter::new(w, rewrites.clone(), own);
+            io::copy(&mut nar, &mut rw)?;
+            own_appeared = !rw.finish()?.1.is_empty();
+            Ok(())
+        })?;
+        if !own_appeared {
+            let ca_hash = packed.summary.nar.nar_hash;
+            let store_path = StorePath::from_ca(&ca_hash, &b.name, &new_refs, false)?;
+            return Ok(PackedPath {
+                store_path,
+                was,
+                packed,
+                ca_hash,
+                references: new_refs,
+                self_reference: false,
+            });
+        }
+    }
     if node.self_reference && b.prefix != STORE_PREFIX {
         // Where the output was built becomes /nix/store/ (same length).
         let own = String::from_utf8_lossy(&b.hash).into_owned();
