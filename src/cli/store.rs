@@ -164,9 +164,7 @@ pub async fn run(cmd: StoreCommand, settings: &Settings) -> Result<(), StoreErro
             stall_secs,
         } => {
             let mut open_opts = settings.store_open();
-            if multipart_threshold.is_some() {
-                open_opts.multipart_threshold = multipart_threshold;
-            }
+            open_opts.multipart_threshold = multipart_threshold.or(open_opts.multipart_threshold);
             let store = Store::open(&StoreUrl::parse(&store)?, &open_opts).await?;
             let opts = PutOptions {
                 part_size: part_size.unwrap_or(DEFAULT_PART_SIZE),

@@ -137,6 +137,13 @@ pub const MAX_METADATA_BYTES: u64 = 4 * MIB;
 
 /// Default single-PUT limit: larger files go multipart (resumable, parts in parallel).
 pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 * MIB;
+/// Default multipart part size.
+pub const DEFAULT_PART_SIZE: u64 = 8 * MIB;
+/// Default number of parts in flight.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+/// Journals older than this are aborted and removed by the stale-journal cleanup.
+pub const DEFAULT_JOURNAL_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+const MIB: u64 = 1024 * 1024;
 
 /// A size as a user writes it: `5242880`, `8M`, `16MiB`, `2GiB` (units are powers of 1024).
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -162,13 +169,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(mult)
         .ok_or_else(|| format!("{:?} is too large", shown()))
 }
-/// Default multipart part size.
-pub const DEFAULT_PART_SIZE: u64 = 8 * MIB;
-/// Default number of parts in flight.
-pub const DEFAULT_CONCURRENCY: usize = 8;
-/// Journals older than this are aborted and removed by the stale-journal cleanup.
-pub const DEFAULT_JOURNAL_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
-const MIB: u64 = 1024 * 1024;
 
 /// Knobs of `put_file`.
 #[derive(Debug, Clone)]

@@ -65,6 +65,15 @@ struct Chunks {
     pos: usize,
 }
 
+impl Chunks {
+    fn of(data: &Bytes) -> Chunks {
+        Chunks {
+            data: data.clone(),
+            pos: 0,
+        }
+    }
+}
+
 impl Body for Chunks {
     type Data = Bytes;
     type Error = Infallible;
@@ -127,13 +136,14 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Counted<B> {
 }
 
 /// Run one upload attempt with a fresh counting body; failed attempts give their bytes back.
-fn counting_stream(data: &Bytes, meter: &Arc<Meter>) -> (ByteStream, Arc<AtomicU64>) {
+fn counting_stream<B>(inner: B, meter: &Arc<Meter>) -> (ByteStream, Arc<AtomicU64>)
+where
+    B: Body<Data = Bytes> + Unpin + Send + Sync + 'static,
+    B::Error: Into<aws_smithy_types::body::Error>,
+{
     let counted = Arc::new(AtomicU64::new(0));
     let body = Counted {
-        inner: Chunks {
-            data: data.clone(),
-            pos: 0,
-        },
+        inner,
         meter: Arc::clone(meter),
         counted: Arc::clone(&counted),
     };
@@ -221,12 +231,7 @@ async fn single_put(
             .build()
             .await
             .map_err(|e| PartFail::Local(StoreError::io("read", path, std::io::Error::other(e))))?;
-        let counted = Arc::new(AtomicU64::new(0));
-        let body = Counted {
-            inner: file.into_inner(),
-            meter: Arc::clone(meter_ref),
-            counted: Arc::clone(&counted),
-        };
+        let (body, counted) = counting_stream(file.into_inner(), meter_ref);
         let res = s3
             .client()
             .put_object()
@@ -234,7 +239,7 @@ async fn single_put(
             .key(full)
             .set_content_type(opts.content_type.clone())
             .content_length(size as i64)
-            .body(ByteStream::new(SdkBody::from_body_1_x(body)))
+            .body(body)
             .send()
             .await;
         res.map_err(|e| {
@@ -544,7 +549,7 @@ impl Multipart<'_> {
             self.progress,
             Some(part),
             |_| async move {
-                let (body, counted) = counting_stream(data, meter);
+                let (body, counted) = counting_stream(Chunks::of(data), meter);
                 let res = self
                     .s3
                     .client()
