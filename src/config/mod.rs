@@ -334,28 +334,27 @@ impl Settings {
         )
         .map(|p| expand_home(&p, home.as_deref()));
         let org = pick(overrides.org.clone(), "PUBDECK_ORG", "org");
-        let threshold_var = "PUBDECK_MULTIPART_THRESHOLD";
-        let multipart_threshold = match pick(None, threshold_var, MULTIPART_THRESHOLD) {
-            None => None,
-            Some(v) => Some(crate::store::parse_size(&v).map_err(|why| {
-                if non_empty(env(threshold_var)).is_some() {
-                    ConfigError::Env {
-                        var: threshold_var,
-                        message: why,
-                    }
-                } else {
-                    ConfigError::Parse {
-                        path: config_file.clone(),
-                        message: format!("`{MULTIPART_THRESHOLD}`: {why}"),
-                    }
-                }
-            })?),
+        let source_of = |key: &str| {
+            sources
+                .borrow()
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or(Source::Default, |(_, s)| *s)
         };
-        let catalog_source = sources
-            .borrow()
-            .iter()
-            .find(|(k, _)| *k == "catalog")
-            .map_or(Source::Default, |(_, s)| *s);
+        let multipart_threshold =
+            match pick(None, "PUBDECK_MULTIPART_THRESHOLD", MULTIPART_THRESHOLD) {
+                None => None,
+                Some(v) => Some(crate::store::parse_size(&v).map_err(|why| {
+                    match source_of(MULTIPART_THRESHOLD) {
+                        Source::Env(var) => ConfigError::Env { var, message: why },
+                        _ => ConfigError::Parse {
+                            path: config_file.clone(),
+                            message: format!("`{MULTIPART_THRESHOLD}`: {why}"),
+                        },
+                    }
+                })?),
+            };
+        let catalog_source = source_of("catalog");
         let (token, token_source, withheld_token) = pick_token(TokenInputs {
             flag: non_empty(overrides.token.clone()),
             env: non_empty(env("PUBDECK_TOKEN")),
