@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::nix::nar::HashPart;
 use crate::nix::nar::chunked::{NarChunk, PathRewrites};
+use crate::nix::nar::rewrite::modulo_suffix;
 use crate::nix::sha256_pair::Sha256Pair;
 use crate::nix::store_path::{HASH_PART_LEN, StorePathError};
 use crate::nix::{Sha256Hash, StorePath};
@@ -118,7 +119,7 @@ pub(super) fn make_content_addressed(
         }
     }
     pair.update_both(&nar.buf[at..len]);
-    let offsets: String = selfs.iter().map(|s| format!("|{s}")).collect();
+    let offsets = modulo_suffix(selfs.iter().map(|&s| s as u64));
     let (as_read, ca_hash) = pair.finalize_with([&[], offsets.as_bytes()]);
     let store_path = StorePath::from_ca(&ca_hash, name, references, true)?;
 

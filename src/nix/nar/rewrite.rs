@@ -263,6 +263,13 @@ impl<W: Write> Write for Rewriter<W> {
     }
 }
 
+/// What Nix's `HashModuloSink` hashes after the stream: `|<offset>` for each occurrence of
+/// the own hash part, so that a NAR with self-references and one with those bytes already
+/// zeroed do not collide.
+pub fn modulo_suffix(offsets: impl IntoIterator<Item = u64>) -> String {
+    offsets.into_iter().map(|m| format!("|{m}")).collect()
+}
+
 /// SHA-256 of a stream modulo a path's own hash part (Nix's `HashModuloSink`).
 pub struct HashModulo {
     inner: Rewriter<HashingSink>,
@@ -296,9 +303,7 @@ impl HashModulo {
     /// The hash and the offsets of the self-references.
     pub fn finish(self) -> io::Result<(Sha256Hash, Vec<u64>)> {
         let (HashingSink(mut h), matches) = self.inner.finish()?;
-        for m in &matches {
-            h.update(format!("|{m}").as_bytes());
-        }
+        h.update(modulo_suffix(matches.iter().copied()).as_bytes());
         Ok((Sha256Hash(h.finalize().into()), matches))
     }
 }
@@ -363,7 +368,7 @@ impl HashAndModulo {
     /// (the stream's SHA-256, its hash modulo `own`, the offsets of `own`).
     pub fn finish(mut self) -> (Sha256Hash, Sha256Hash, Vec<u64>) {
         self.pass(true);
-        let offsets: String = self.matches.iter().map(|m| format!("|{m}")).collect();
+        let offsets = modulo_suffix(self.matches.iter().copied());
         let (plain, modulo) = self.pair.finalize_with([&[], offsets.as_bytes()]);
         (plain, modulo, self.matches)
     }
