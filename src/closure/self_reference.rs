@@ -146,6 +146,8 @@ pub(super) fn make_content_addressed(
 mod tests {
     use super::*;
     use crate::nix::nar::{HashModulo, Rewriter};
+    use crate::nix::testing::{path, xorshift};
+    use std::io::Write;
 
     #[test]
     fn the_budget_is_shared_and_given_back() {
@@ -159,14 +161,6 @@ mod tests {
         assert!(Reservation::take(MAX_IN_MEMORY as u64).is_none());
         drop(held);
         assert!(Reservation::take(MAX_IN_MEMORY as u64).is_some());
-    }
-    use std::io::Write;
-
-    fn path(i: u64, name: &str) -> StorePath {
-        let mut h = [0u8; 20];
-        h[..8].copy_from_slice(&i.to_le_bytes());
-        h[8..16].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
-        StorePath::from_parts(&h, name).unwrap()
     }
 
     /// What the staged way gives: (as read, modulo, path, final NAR).
@@ -198,13 +192,7 @@ mod tests {
     /// and noise: in memory equals the staged way, or declines (overlaps only).
     #[test]
     fn equals_the_staged_way() {
-        let mut seed = 0x1234_5678_9abc_def1_u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n.max(1) as u64) as usize
-        };
+        let mut next = xorshift(0x1234_5678_9abc_def1_u64);
         let (mut compared, mut with_self) = (0, 0);
         for round in 0..300u64 {
             let name = "lib-1.0";

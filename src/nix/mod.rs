@@ -11,6 +11,8 @@ pub mod nix32;
 pub mod sha256_pair;
 pub mod sign;
 pub mod store_path;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use compression::Compression;
 pub use hash::{HashParseError, HashingReader, HashingWriter, Sha256Hash};

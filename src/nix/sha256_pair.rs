@@ -289,6 +289,7 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nix::testing::xorshift;
     use sha2::{Digest, Sha256};
 
     fn backends() -> Vec<Backend> {
@@ -370,13 +371,7 @@ mod tests {
     /// straddle and skip the pending block.
     #[test]
     fn equals_two_separate_digests_in_any_pieces() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n.max(1) as u64) as usize
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15_u64);
         let backends = backends();
         let lengths: Vec<usize> = (0..=200).chain([447, 448, 1000, 4096, 65_537]).collect();
         for len in lengths {

@@ -275,14 +275,8 @@ mod tests {
     use super::*;
     use crate::nix::Sha256Hash;
     use crate::nix::nar::Rewriter;
+    use crate::nix::testing::{path, xorshift};
     use std::io::Write;
-
-    fn path(i: u64, name: &str) -> StorePath {
-        let mut h = [0u8; 20];
-        h[..8].copy_from_slice(&i.to_le_bytes());
-        h[8..16].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
-        StorePath::from_parts(&h, name).unwrap()
-    }
 
     /// Splits `input` into chunks of the given sizes (the last takes the rest), runs them
     /// through a [`ChunkRewriter`], and returns the output, the pair of hashes its chunks
@@ -335,13 +329,7 @@ mod tests {
 
     #[test]
     fn equals_the_staged_rewriter_in_any_chunking() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d_u64);
         let names = ["a", "lib", "python3.12-requests-2.31.0", "x"];
         let (mut straddled, mut rewritten) = (0, 0);
         for round in 0..400 {

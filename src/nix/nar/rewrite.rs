@@ -388,6 +388,7 @@ impl Write for HashAndModulo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nix::testing::xorshift;
 
     fn hp(s: &str) -> HashPart {
         s.as_bytes().try_into().unwrap()
@@ -488,13 +489,7 @@ mod tests {
     fn rewriter_equals_nix_on_overlapping_patterns_in_any_chunking() {
         // Tiny alphabets make patterns overlap themselves and each other, and make
         // replacements create new matches across chunk boundaries.
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15_u64);
         for round in 0..3000 {
             let len = 1 + next(5);
             let (n_rw, n_in) = (next(3), next(40));
@@ -534,13 +529,7 @@ mod tests {
     /// writes of every size: the same hashes and offsets as [`HashModulo`] and a plain hash.
     #[test]
     fn hash_and_modulo_equals_the_two_hashes_in_any_writes() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n.max(1) as u64) as usize
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d_u64);
         let own = hp(A);
         let mut with_matches = 0;
         for round in 0..300 {
