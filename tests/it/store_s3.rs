@@ -46,6 +46,31 @@ fn drain(rx: &mut UnboundedReceiver<Progress>) -> Vec<Progress> {
     v
 }
 
+/// The events up to and including the first that `stop` picks (all of them if none does).
+async fn events_until(
+    rx: &mut UnboundedReceiver<Progress>,
+    stop: impl Fn(&Progress) -> bool,
+) -> Vec<Progress> {
+    let mut events = Vec::new();
+    while let Some(ev) = rx.recv().await {
+        let done = stop(&ev);
+        events.push(ev);
+        if done {
+            break;
+        }
+    }
+    events
+}
+
+/// Retries enough to outlast a server restart of a second or so.
+fn patient() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 20,
+        base_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(800),
+    }
+}
+
 /// Sum of `Bytes` deltas, asserting `done` is strictly increasing; returns (sum, last done).
 fn check_bytes(events: &[Progress]) -> (u64, u64) {
     let mut sum = 0;
@@ -248,11 +273,7 @@ async fn a_file_changed_during_its_single_put_is_taken_back() {
     let key = "nar/changed.nar";
     let upload =
         tokio::spawn(async move { s2.put_file(key, &p2, &PutOptions::default(), &sink).await });
-    while let Some(ev) = rx.recv().await {
-        if matches!(ev, Progress::Bytes { .. }) {
-            break;
-        }
-    }
+    events_until(&mut rx, |e| matches!(e, Progress::Bytes { .. })).await;
     // The server has not answered yet (it sleeps before reading the body).
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
@@ -281,11 +302,7 @@ async fn a_streamed_single_put_survives_a_restart() {
     let store = Store::open_str(
         &server.url(),
         &OpenOptions {
-            retry: RetryPolicy {
-                max_attempts: 20,
-                base_delay: Duration::from_millis(100),
-                max_delay: Duration::from_millis(800),
-            },
+            retry: patient(),
             multipart_threshold: Some(64 * MIB),
             ..TestS3::open_options()
         },
@@ -300,14 +317,7 @@ async fn a_streamed_single_put_survives_a_restart() {
     let (s2, p2) = (store.clone(), path.clone());
     let upload =
         tokio::spawn(async move { s2.put_file(key, &p2, &PutOptions::default(), &sink).await });
-    let mut events = Vec::new();
-    while let Some(ev) = rx.recv().await {
-        let moved = matches!(ev, Progress::Bytes { .. });
-        events.push(ev);
-        if moved {
-            break;
-        }
-    }
+    let mut events = events_until(&mut rx, |e| matches!(e, Progress::Bytes { .. })).await;
     server.stop().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     server.set_put_delay(Duration::ZERO);
@@ -361,11 +371,7 @@ async fn server_restart_mid_upload_is_retried() {
     let store = Store::open_str(
         &server.url(),
         &OpenOptions {
-            retry: RetryPolicy {
-                max_attempts: 20,
-                base_delay: Duration::from_millis(100),
-                max_delay: Duration::from_millis(800),
-            },
+            retry: patient(),
             ..TestS3::open_options()
         },
     )
@@ -386,14 +392,7 @@ async fn server_restart_mid_upload_is_retried() {
     let (s2, p2, o2) = (store.clone(), path.clone(), opts.clone());
     let upload = tokio::spawn(async move { s2.put_file(key, &p2, &o2, &sink).await });
 
-    let mut events = Vec::new();
-    while let Some(ev) = rx.recv().await {
-        let first_part_done = matches!(ev, Progress::PartFinished { .. });
-        events.push(ev);
-        if first_part_done {
-            break;
-        }
-    }
+    let mut events = events_until(&mut rx, |e| matches!(e, Progress::PartFinished { .. })).await;
     server.stop().await;
     assert!(
         !server.object_path(key).exists(),
@@ -453,11 +452,7 @@ async fn server_gone_fails_clearly_without_a_half_object() {
     let (sink, mut rx) = ProgressSink::channel();
     let (s2, p2, o2) = (store.clone(), path.clone(), opts.clone());
     let upload = tokio::spawn(async move { s2.put_file(key, &p2, &o2, &sink).await });
-    while let Some(ev) = rx.recv().await {
-        if matches!(ev, Progress::PartFinished { .. }) {
-            break;
-        }
-    }
+    events_until(&mut rx, |e| matches!(e, Progress::PartFinished { .. })).await;
     server.stop().await;
     let err = upload.await.unwrap().unwrap_err();
     let msg = err.to_string();
@@ -552,11 +547,7 @@ async fn vanished_upload_id_starts_over_and_stale_journals_are_cleaned() {
     let (sink, mut rx) = ProgressSink::channel();
     let (s2, p2, o2) = (store.clone(), path.clone(), opts.clone());
     let upload = tokio::spawn(async move { s2.put_file(key, &p2, &o2, &sink).await });
-    while let Some(ev) = rx.recv().await {
-        if matches!(ev, Progress::PartFinished { .. }) {
-            break;
-        }
-    }
+    events_until(&mut rx, |e| matches!(e, Progress::PartFinished { .. })).await;
     upload.abort();
     let _ = upload.await;
     let (jpath, j) = Journal::list(&jdir).unwrap().remove(0);
