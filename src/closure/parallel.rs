@@ -232,8 +232,7 @@ type Named = (usize, Finishing);
 /// What the scheduling loop and the packing threads share: what each dependency became so
 /// far, and which are ready to pack (everything they refer to named).
 struct Chain {
-    /// Each dependency's local path, references and whether it refers to itself.
-    deps: Vec<(StorePath, Vec<usize>, bool, u64)>,
+    deps: Vec<Dep>,
     dependents: Vec<Vec<usize>>,
     /// Dependencies the store may have already: only the loop decides on those.
     maybe_reused: Vec<bool>,
@@ -258,13 +257,7 @@ impl Chain {
         }
         let waiting: Vec<usize> = deps.iter().map(|d| d.refs.len()).collect();
         Chain {
-            deps: deps
-                .iter()
-                .map(|d| {
-                    let (r, refs) = (&d.reg, d.refs.clone());
-                    (r.path.clone(), refs, d.self_reference, r.nar_size)
-                })
-                .collect(),
+            deps: deps.to_vec(),
             dependents,
             maybe_reused: (0..n)
                 .map(|i| expected[i].is_some() && confirmed[i].is_some())
@@ -283,22 +276,23 @@ impl Chain {
 
     /// How to pack `i`: its references rewritten to what they became.
     fn recipe(&self, st: &ChainState, i: usize) -> Recipe {
-        let (path, refs, self_reference, nar_size) = &self.deps[i];
-        let refs = refs
+        let d = &self.deps[i];
+        let refs = d
+            .refs
             .iter()
             .map(|&r| {
                 let new = st.finals[r].clone().expect("dependencies come first");
-                (self.deps[r].0.to_string(), new)
+                (self.deps[r].reg.path.to_string(), new)
             })
             .collect();
         Recipe {
             input: Input {
-                tree: Path::new(STORE_DIR).join(path.base_name()),
-                built_as: BuiltAs::of_store_path(path),
+                tree: Path::new(STORE_DIR).join(d.reg.path.base_name()),
+                built_as: BuiltAs::of_store_path(&d.reg.path),
             },
             refs,
-            self_reference: *self_reference,
-            nar_size: *nar_size,
+            self_reference: d.self_reference,
+            nar_size: d.reg.nar_size,
         }
     }
 

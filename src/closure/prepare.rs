@@ -102,6 +102,7 @@ pub struct Sources {
 }
 
 /// One dependency, as Nix registered it.
+#[derive(Clone)]
 pub(super) struct Dep {
     pub(super) reg: Registered,
     /// Indices of its references (itself excluded).
