@@ -401,10 +401,17 @@ async fn upload_dependency(
 /// anything to rewrite), hashing it first: that hash names the path. With rewrites, the bytes
 /// as read are hashed in the same pass (checked against what Nix registered).
 struct Handoff<'r> {
-    rewriter: Option<(ChunkRewriter<'r>, Sha256Pair)>,
-    hasher: sha2::Sha256,
+    hashing: Hashing<'r>,
     tx: std::sync::mpsc::SyncSender<NarChunk>,
     spare: Arc<Spare>,
+}
+
+/// How a handed-off NAR is hashed.
+enum Hashing<'r> {
+    /// Nothing to rewrite: the bytes sent are the bytes read.
+    Plain(sha2::Sha256),
+    /// Rewritten as it goes: as sent and as read, in one pass.
+    Rewriting(ChunkRewriter<'r>, Sha256Pair),
 }
 
 /// Buffers the compressors are done with, to fill again, and their zstd contexts: fresh
@@ -445,9 +452,9 @@ impl Spare {
 
 impl Handoff<'_> {
     fn send(&mut self, chunk: NarChunk) -> io::Result<()> {
-        match &mut self.rewriter {
-            Some((r, pair)) => r.rewrites().hash_chunk(pair, &chunk),
-            None => sha2::Digest::update(&mut self.hasher, &chunk.buf[..chunk.len]),
+        match &mut self.hashing {
+            Hashing::Rewriting(r, pair) => r.rewrites().hash_chunk(pair, &chunk),
+            Hashing::Plain(h) => sha2::Digest::update(h, &chunk.buf[..chunk.len]),
         }
         self.tx
             .send(chunk)
@@ -456,13 +463,15 @@ impl Handoff<'_> {
 
     /// Sends the chunk held back; the hashes of the NAR as sent and as read.
     fn finish(mut self) -> io::Result<(Sha256Hash, Sha256Hash)> {
-        if let Some(last) = self.rewriter.as_mut().and_then(|(r, _)| r.finish()) {
+        if let Hashing::Rewriting(r, _) = &mut self.hashing
+            && let Some(last) = r.finish()
+        {
             self.send(last)?;
         }
-        Ok(match self.rewriter {
-            Some((_, pair)) => pair.finalize(),
-            None => {
-                let h = Sha256Hash(sha2::Digest::finalize(self.hasher).into());
+        Ok(match self.hashing {
+            Hashing::Rewriting(_, pair) => pair.finalize(),
+            Hashing::Plain(h) => {
+                let h = Sha256Hash(sha2::Digest::finalize(h).into());
                 (h, h)
             }
         })
@@ -476,9 +485,9 @@ impl ChunkSink for Handoff<'_> {
             len,
             patches: Vec::new(),
         };
-        let ready = match &mut self.rewriter {
-            Some((r, _)) => r.push(chunk).map_err(io::Error::other)?,
-            None => Some(chunk),
+        let ready = match &mut self.hashing {
+            Hashing::Rewriting(r, _) => r.push(chunk).map_err(io::Error::other)?,
+            Hashing::Plain(_) => Some(chunk),
         };
         if let Some(chunk) = ready {
             self.send(chunk)?;
@@ -581,13 +590,12 @@ fn pack_dependency_streamed(
             Ok((sent, Some((m.store_path, m.ca_hash))))
         }
         None => {
-            let mut handoff = Handoff {
-                rewriter: (!rewrites.is_empty())
-                    .then(|| (ChunkRewriter::new(&rewrites), Sha256Pair::new())),
-                hasher: <sha2::Sha256 as sha2::Digest>::new(),
-                tx,
-                spare,
+            let hashing = if rewrites.is_empty() {
+                Hashing::Plain(<sha2::Sha256 as sha2::Digest>::new())
+            } else {
+                Hashing::Rewriting(ChunkRewriter::new(&rewrites), Sha256Pair::new())
             };
+            let mut handoff = Handoff { hashing, tx, spare };
             crate::nix::nar::dump_path_chunks(&tree, &mut handoff)
                 .map_err(|e| io::Error::other(e.to_string()))
                 .and_then(|size| {
